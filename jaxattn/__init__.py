@@ -1,9 +1,40 @@
 """jaxattn: self-attention dynamics as interacting particle systems.
 
 Tokens are particles, layers are time. See README.md for a tour; the public API is
-re-exported here and nothing else lives in this file.
+re-exported here and nothing else lives in this file. Importing jaxattn turns on JAX's
+float64 mode (see :mod:`jaxattn._config`).
 """
 
-from . import _config  # noqa: F401  (float64 by default; see jaxattn._config)
+from . import _config  # noqa: F401  (float64 by default)
+from . import analysis, fields, initial
+from .fields import (
+    AbstractField,
+    CircleSelfAttention,
+    EuclideanSelfAttention,
+    FeedForward,
+    Kuramoto,
+    RescaledSelfAttention,
+    SelfAttention,
+    UnnormalisedSelfAttention,
+)
+from .solve import RetractingSolver, SolverStepLimitError, Trajectory, simulate
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AbstractField",
+    "CircleSelfAttention",
+    "EuclideanSelfAttention",
+    "FeedForward",
+    "Kuramoto",
+    "RescaledSelfAttention",
+    "RetractingSolver",
+    "SelfAttention",
+    "SolverStepLimitError",
+    "Trajectory",
+    "UnnormalisedSelfAttention",
+    "analysis",
+    "fields",
+    "initial",
+    "simulate",
+]

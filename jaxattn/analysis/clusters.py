@@ -1,0 +1,155 @@
+"""Cluster assignment and pairwise statistics.
+
+Tolerances (documented defaults, all overridable):
+
+* sphere: tokens i, j are *linked* when <x_i, x_j> >= 1 - delta, delta = 1e-3 by default
+  (the phase-diagram threshold of paper 002's code; the paper's figures use 1e-2);
+* R^d: linked when |x_i - x_j| <= tol, tol = 1e-3 by default (paper 001's clusters
+  shrink like e^{-lambda_1 t} in the rescaled frame, so choose tol by the time scale);
+* circle: clusters are the arcs between sorted gaps larger than ``gap`` (0.1 rad, digest
+  002 T21; meaningful once clusters have formed, t >~ 10).
+
+Clusters are the connected components of the link graph (single linkage), found by
+min-label propagation inside ``jax.lax.while_loop`` so everything jit-compiles and vmaps
+over ensembles and time.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+DEFAULT_DELTA = 1e-3
+DEFAULT_TOL = 1e-3
+DEFAULT_GAP = 0.1
+
+
+def pairwise_inner_products(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
+    """Gram matrix <x_i, x_j>."""
+    return jnp.einsum("...id,...jd->...ij", x, x)
+
+
+def _off_diagonal(g):
+    n = g.shape[-1]
+    return jnp.where(jnp.eye(n, dtype=bool), jnp.nan, g)
+
+
+def min_inner_product(x: Float[Array, "... n d"]) -> Float[Array, "..."]:
+    """min_{i != j} <x_i, x_j> (1 for a single token)."""
+    g = _off_diagonal(pairwise_inner_products(x))
+    out = jnp.nanmin(g, axis=(-2, -1)) if x.shape[-2] > 1 else jnp.ones(x.shape[:-2], x.dtype)
+    return out
+
+
+def inner_product_statistics(x: Float[Array, "... n d"]) -> dict[str, Array]:
+    """Mean, min, max and std of the off-diagonal <x_i, x_j>."""
+    g = _off_diagonal(pairwise_inner_products(x))
+    return {
+        "mean": jnp.nanmean(g, axis=(-2, -1)),
+        "min": jnp.nanmin(g, axis=(-2, -1)),
+        "max": jnp.nanmax(g, axis=(-2, -1)),
+        "std": jnp.nanstd(g, axis=(-2, -1)),
+    }
+
+
+def clustered_pair_fraction(x: Float[Array, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
+    """Fraction of pairs i != j with <x_i, x_j> >= 1 - delta (paper 002 Figs 2-4)."""
+    n = x.shape[-2]
+    g = pairwise_inner_products(x)
+    close = (g >= 1 - delta) & ~jnp.eye(n, dtype=bool)
+    return jnp.sum(close, axis=(-2, -1)) / max(n * (n - 1), 1)
+
+
+def is_clustered(x: Float[Array, "... n d"], delta: float = DEFAULT_DELTA) -> Bool[Array, "..."]:
+    """True when all pairs satisfy <x_i, x_j> >= 1 - delta (one cluster)."""
+    return min_inner_product(x) >= 1 - delta
+
+
+def _components(adjacency: Bool[Array, "n n"]) -> Int[Array, " n"]:
+    """Connected-component labels: each token gets the smallest index in its component."""
+    n = adjacency.shape[-1]
+    big = jnp.int32(n)
+
+    def step(labels):
+        return jnp.min(jnp.where(adjacency, labels[None, :], big), axis=1)
+
+    def cond(state):
+        labels, previous = state
+        return jnp.any(labels != previous)
+
+    def body(state):
+        labels, _ = state
+        return step(labels), labels
+
+    labels0 = jnp.arange(n, dtype=jnp.int32)
+    labels, _ = jax.lax.while_loop(cond, body, (step(labels0), labels0))
+    return labels
+
+
+def _relabel(roots: Int[Array, " n"]) -> Int[Array, " n"]:
+    """Map component roots to 0..k-1 in order of first appearance."""
+    n = roots.shape[-1]
+    is_root = roots == jnp.arange(n)
+    rank = jnp.cumsum(is_root) - 1
+    return rank[roots]
+
+
+def cluster_labels(x: Array, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+                   tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "... n"]:
+    """Cluster index 0..k-1 of each token (see the module docstring for the tolerances).
+
+    ``x`` is (..., n, d) on the sphere or in R^d (``manifold="euclidean"``), or (..., n)
+    angles with ``manifold="circle"``.
+    """
+    if manifold == "circle":
+        return _circle_labels(x, gap)
+    if manifold == "sphere":
+        adjacency = pairwise_inner_products(x) >= 1 - delta
+    elif manifold == "euclidean":
+        diff = x[..., :, None, :] - x[..., None, :, :]
+        adjacency = jnp.sum(diff * diff, axis=-1) <= tol**2
+    else:
+        raise ValueError(f"manifold must be 'sphere', 'euclidean' or 'circle', got {manifold!r}")
+    fn = lambda a: _relabel(_components(a))  # noqa: E731
+    for _ in range(adjacency.ndim - 2):
+        fn = jax.vmap(fn)
+    return fn(adjacency)
+
+
+def _circle_labels(theta: Float[Array, "... n"], gap: float) -> Int[Array, "... n"]:
+    def one(th):
+        th = jnp.mod(th, 2 * jnp.pi)
+        order = jnp.argsort(th)
+        s = th[order]
+        gaps = jnp.diff(s, append=s[:1] + 2 * jnp.pi)  # gaps[k]: from s[k] to the next
+        breaks = gaps > gap
+        # start a new cluster after every break; the arc after the last break wraps around
+        starts = jnp.concatenate([jnp.zeros(1, bool), breaks[:-1]])
+        ids = jnp.cumsum(starts)
+        any_break = jnp.any(breaks)
+        # tokens before the first break join the cluster that wraps past 2 pi
+        last_id = ids[-1]
+        wrap = ~breaks[-1] & any_break
+        ids = jnp.where(wrap & (ids == 0), last_id, ids)
+        ids = _relabel_values(ids)
+        return jnp.zeros_like(ids).at[order].set(ids)
+
+    fn = one
+    for _ in range(theta.ndim - 1):
+        fn = jax.vmap(fn)
+    return fn(theta)
+
+
+def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
+    n = ids.shape[0]
+    present = jnp.zeros(n + 1, bool).at[ids].set(True)
+    rank = jnp.cumsum(present) - 1
+    return rank[ids]
+
+
+def count_clusters(x: Array, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+                   tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
+    """Number of clusters (see :func:`cluster_labels`)."""
+    labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)
+    return jnp.max(labels, axis=-1) + 1

@@ -1,0 +1,23 @@
+"""Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle."""
+
+from ._attention import attend, attention_weights
+from ._base import AbstractField, tangent_projection
+from .circle import CircleSelfAttention, Kuramoto, angles_of, embed_angles
+from .euclidean import EuclideanSelfAttention, RescaledSelfAttention
+from .sphere import FeedForward, SelfAttention, UnnormalisedSelfAttention
+
+__all__ = [
+    "AbstractField",
+    "CircleSelfAttention",
+    "EuclideanSelfAttention",
+    "FeedForward",
+    "Kuramoto",
+    "RescaledSelfAttention",
+    "SelfAttention",
+    "UnnormalisedSelfAttention",
+    "angles_of",
+    "attend",
+    "attention_weights",
+    "embed_angles",
+    "tangent_projection",
+]

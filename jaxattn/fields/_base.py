@@ -1,0 +1,127 @@
+"""Base class of particle vector fields, the manifolds they live on, and input checks.
+
+A field is a frozen :class:`equinox.Module` whose array leaves (beta, Q, K, V, ...) are
+JAX arrays, so ``jax.jit``, ``jax.vmap`` and ``jax.grad`` pass straight through it, and
+changing beta does not recompile a solve. Its call signature ``field(t, x, args)`` is
+the one diffrax's ``ODETerm`` expects; ``x`` is one configuration:
+
+* ``manifold == "sphere"``: (n, d) tokens on S^{d-1};
+* ``manifold == "euclidean"``: (n, d) tokens in R^d;
+* ``manifold == "circle"``: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i)).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+Manifold = Literal["sphere", "euclidean", "circle"]
+
+#: how far |x_i| may be from 1 before a sphere initial condition is rejected
+SPHERE_TOLERANCE = 1e-6
+
+
+class AbstractField(eqx.Module):
+    """A particle vector field dx/dt = F(t, x) for one configuration x.
+
+    Subclasses define :attr:`manifold` and :meth:`velocity`, and may override
+    :attr:`dim` (the token dimension the parameters fix, or ``None``).
+    """
+
+    manifold: eqx.AbstractClassVar[Manifold]
+
+    @abc.abstractmethod
+    def velocity(self, t: Float[ArrayLike, ""], x: Array) -> Array:
+        """dx/dt at time t for one configuration x (see the module docstring)."""
+
+    def __call__(self, t, x, args=None):
+        return self.velocity(t, x)
+
+    @property
+    def dim(self) -> int | None:
+        """Token dimension d required by the parameters, or None if any d works."""
+        return None
+
+    @property
+    def event_ndim(self) -> int:
+        """Number of trailing axes of one configuration: 1 on the circle, else 2."""
+        return 1 if self.manifold == "circle" else 2
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError unless ``shape`` is one configuration this field accepts."""
+        if self.manifold == "circle":
+            if len(shape) != 1:
+                raise ValueError(f"a circle configuration is an (n,) array of angles; got shape {shape}")
+        else:
+            if len(shape) != 2:
+                raise ValueError(f"a configuration is an (n, d) array of n tokens in R^d; got shape {shape}")
+            d = self.dim
+            if d is not None and shape[1] != d:
+                raise ValueError(
+                    f"tokens have dimension d = {shape[1]} but the field's Q/K/V act on d = {d}; "
+                    "pass tokens of shape (n, d) matching the matrices"
+                )
+            if self.manifold == "sphere" and shape[1] < 2:
+                raise ValueError(f"the sphere S^(d-1) needs d >= 2, got d = {shape[1]}")
+        if shape[0] < 1:
+            raise ValueError("need at least one token (n >= 1)")
+
+
+def tangent_projection(x: Float[Array, "n d"], y: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    """P_x y = y - <x, y> x / |x|^2, row by row (paper 003 §1.1).
+
+    The division by |x|^2 (rather than the unit-sphere shortcut y - <x, y> x) makes
+    d|x|^2/dt = 0 exactly off the sphere too; the shortcut makes the sphere transversally
+    unstable when <x, y> < 0, e.g. for V = -I (digest 002 pitfall P1).
+    """
+    coef = jnp.sum(x * y, axis=-1, keepdims=True) / jnp.sum(x * x, axis=-1, keepdims=True)
+    return y - coef * x
+
+
+def is_concrete(*trees) -> bool:
+    """True when no leaf is a tracer (so values can be checked on the host)."""
+    leaves = jax.tree_util.tree_leaves(trees)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def as_float_array(value, name: str) -> Array:
+    """Convert to a floating JAX array, keeping float32 inputs float32."""
+    if isinstance(value, jax.core.Tracer):
+        return value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(float)
+    try:
+        arr = jnp.asarray(value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be array-like of numbers, got {type(value).__name__}") from exc
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+            or arr.dtype == bool):
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    return arr
+
+
+def check_beta(beta) -> Array:
+    """Validate an inverse temperature: a finite scalar > 0."""
+    arr = as_float_array(beta, "beta")
+    if arr.ndim != 0:
+        raise ValueError(f"beta must be a scalar, got shape {arr.shape}")
+    if is_concrete(arr):
+        value = float(arr)
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(
+                f"beta must be finite and > 0, got {value}. For the beta = 0 model use "
+                "jaxattn.Kuramoto on the circle or a small beta (the field is smooth in beta)."
+            )
+    return arr
+
+
+def check_finite(x: Array, name: str) -> None:
+    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        bad = int(jnp.size(x) - jnp.sum(jnp.isfinite(x)))
+        raise ValueError(f"{name} contains {bad} NaN/inf entries; pass finite values")

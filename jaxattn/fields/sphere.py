@@ -1,0 +1,209 @@
+"""Self-attention dynamics on the sphere S^{d-1} (papers 002 and 003).
+
+(SA), paper 002 eqs. (2.3)-(2.5), and its causal form (CSA) of paper 003 §1.2:
+
+    dx_i/dt = P_{x_i}( sum_h sum_j A^h_ij V_h x_j ),
+    A^h_ij  = exp(beta <Q_h x_i, K_h x_j>) / Z^h_i,   Z^h_i = sum_j exp(beta <Q_h x_i, K_h x_j>)
+
+with j ranging over j <= i when ``causal`` (token i attends to itself and earlier tokens),
+P_x y = y - <x, y> x / |x|^2, and H >= 1 heads (eq. (2.7)); with H = 1 and
+Q = K = V = I this is (SA) eq. (2.6). (USA), paper 002 §3.3, replaces Z_i by n (by i
+under a causal mask). An optional :class:`FeedForward` sublayer gives the fuller block of
+eq. (2.8): dx_i/dt = P_{x_i}( w sigma(attention_i + b) ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._attention import Normalisation, attend, attention_weights
+from ._base import AbstractField, as_float_array, check_beta, check_finite, tangent_projection
+
+
+def _stack_heads(Q, K, V):
+    """Validate Q, K, V and return them as (H, m, d), (H, m, d), (H, d, d) stacks.
+
+    ``None`` means the identity. Q and K may be rectangular (m x d, paper 002 footnote 4);
+    a leading axis of length H gives H heads.
+    """
+    given = {name: as_float_array(M, name) for name, M in (("Q", Q), ("K", K), ("V", V)) if M is not None}
+    for name, M in given.items():
+        if M.ndim not in (2, 3):
+            raise ValueError(
+                f"{name} must be a matrix (m, d) or a stack of heads (H, m, d); got shape {M.shape}"
+            )
+        check_finite(M, name)
+    dims = {name: M.shape[-1] for name, M in given.items()}
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"Q, K, V must all act on the same token dimension d; got last axes {dims}")
+    if "V" in given and given["V"].shape[-2] != given["V"].shape[-1]:
+        raise ValueError(f"V must be square (d, d) (or (H, d, d)); got shape {given['V'].shape}")
+    if "Q" in given and "K" in given and given["Q"].shape[-2] != given["K"].shape[-2]:
+        raise ValueError(
+            f"Q and K must have the same number of rows m; got Q {given['Q'].shape}, K {given['K'].shape}"
+        )
+    heads = {M.shape[0] for M in given.values() if M.ndim == 3}
+    if len(heads) > 1:
+        raise ValueError(f"all multi-head stacks must have the same number of heads; got {sorted(heads)}")
+    if not given:
+        return None, None, None, None, 1
+    d = next(iter(dims.values()))
+    num_heads = heads.pop() if heads else 1
+    dtype = jnp.result_type(*given.values())
+
+    def stacked(name, rows):
+        M = given.get(name)
+        if M is None:
+            M = jnp.eye(rows, d, dtype=dtype)
+        if M.ndim == 2:
+            M = jnp.broadcast_to(M, (num_heads, *M.shape))
+        return M
+
+    m = given["Q"].shape[-2] if "Q" in given else (given["K"].shape[-2] if "K" in given else d)
+    return stacked("Q", m), stacked("K", m), stacked("V", d), d, num_heads
+
+
+class FeedForward(eqx.Module):
+    """Feed-forward sublayer y -> w sigma(y + b) of paper 002 eq. (2.8).
+
+    The OCR of (2.8) puts b inside sigma (digest 002 §1.7); that reading is used.
+    """
+
+    w: Float[Array, "d d"]
+    b: Float[Array, " d"]
+    activation: Callable[[Array], Array] = eqx.field(static=True, default=jax.nn.relu)
+
+    def __init__(self, w: ArrayLike, b: ArrayLike, activation: Callable[[Array], Array] = jax.nn.relu):
+        w = as_float_array(w, "w")
+        b = as_float_array(b, "b")
+        if w.ndim != 2 or w.shape[0] != w.shape[1] or b.shape != (w.shape[0],):
+            raise ValueError(f"FeedForward needs w of shape (d, d) and b of shape (d,); got {w.shape}, {b.shape}")
+        self.w, self.b, self.activation = w, b, activation
+
+    def __call__(self, y: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        return self.activation(y + self.b) @ self.w.T
+
+
+class _SphereAttention(AbstractField):
+    """Shared implementation of (SA) and (USA); use the concrete classes below."""
+
+    beta: Float[Array, ""]
+    Q: Float[Array, "H m d"] | None
+    K: Float[Array, "H m d"] | None
+    V: Float[Array, "H d d"] | None
+    feedforward: FeedForward | None
+    causal: bool = eqx.field(static=True)
+    block_size: int | None = eqx.field(static=True)
+
+    manifold = "sphere"
+    normalisation: eqx.AbstractClassVar[Normalisation]
+
+    def __init__(
+        self,
+        beta: float | ArrayLike,
+        Q: ArrayLike | None = None,
+        K: ArrayLike | None = None,
+        V: ArrayLike | None = None,
+        *,
+        causal: bool = False,
+        feedforward: FeedForward | None = None,
+        block_size: int | None = None,
+    ):
+        self.beta = check_beta(beta)
+        self.Q, self.K, self.V, d, _ = _stack_heads(Q, K, V)
+        if feedforward is not None and d is not None and feedforward.w.shape[0] != d:
+            raise ValueError(f"feedforward acts on dimension {feedforward.w.shape[0]} but Q/K/V on {d}")
+        self.feedforward = feedforward
+        self.causal = bool(causal)
+        self.block_size = block_size
+
+    @property
+    def dim(self) -> int | None:
+        if self.V is not None:
+            return self.V.shape[-1]
+        if self.feedforward is not None:
+            return self.feedforward.w.shape[0]
+        return None
+
+    @property
+    def num_heads(self) -> int:
+        return 1 if self.V is None else self.V.shape[0]
+
+    def _log_shift(self):
+        return 0.0
+
+    def attention_output(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """sum_h sum_j w^h_ij V_h x_j, before the tangent projection."""
+        kwargs = dict(
+            normalisation=self.normalisation,
+            causal=self.causal,
+            log_shift=self._log_shift(),
+            block_size=self.block_size,
+        )
+        if self.V is None:
+            return attend(self.beta * x, x, x, **kwargs)
+
+        def head(Q, K, V):
+            return attend(self.beta * (x @ Q.T), x @ K.T, x @ V.T, **kwargs)
+
+        return jnp.sum(jax.vmap(head)(self.Q, self.K, self.V), axis=0)
+
+    def attention_matrix(self, t, x: Float[Array, "n d"]) -> Float[Array, "H n n"]:
+        """Attention weights w^h_ij (eq. (2.5)), one (n, n) matrix per head."""
+        Q = jnp.eye(x.shape[-1], dtype=x.dtype)[None] if self.Q is None else self.Q
+        K = Q if self.K is None else self.K
+
+        def head(Q, K):
+            return attention_weights(self.beta * (x @ Q.T) @ (x @ K.T).T,
+                                     normalisation=self.normalisation, causal=self.causal,
+                                     log_shift=self._log_shift())
+
+        return jax.vmap(head)(Q, K)
+
+    def velocity(self, t, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        y = self.attention_output(x)
+        if self.feedforward is not None:
+            y = self.feedforward(y)
+        return tangent_projection(x, y)
+
+
+class SelfAttention(_SphereAttention):
+    """(SA) on S^{d-1}: softmax self-attention with inverse temperature beta.
+
+    ``SelfAttention(beta)`` is paper 002 eq. (2.6) (Q = K = V = I). Optional ``Q``, ``K``
+    (shape (m, d), rectangular allowed) and ``V`` (d, d) give eq. (2.3); stacks of shape
+    (H, m, d) / (H, d, d) give H heads, eq. (2.7); ``causal=True`` gives (CSA) of paper
+    003; ``feedforward`` gives eq. (2.8). ``block_size`` controls the row-blocked kernel
+    (see :mod:`jaxattn.fields._attention`).
+    """
+
+    normalisation = "softmax"
+
+
+class UnnormalisedSelfAttention(_SphereAttention):
+    """(USA) on S^{d-1}: paper 002 §3.3, the partition function Z_i replaced by n.
+
+        dx_i/dt = P_{x_i}( (1/n) sum_j exp(beta <Q x_i, K x_j>) V x_j ).
+
+    USA is n times the Riemannian gradient of E_beta (eq. (3.11)) and its velocities
+    scale like e^beta (stiff, digest 002 P3). With ``time_rescaled=True`` the field is
+    multiplied by e^{-beta} (weights exp(beta(<Qx_i, Kx_j> - 1))/n, digest 002 T1): the
+    same trajectories on the time scale t' = e^beta t. Under a causal mask Z_i is
+    replaced by i, the number of tokens token i sees.
+    """
+
+    normalisation = "mean"
+    time_rescaled: bool = eqx.field(static=True, default=False)
+
+    def __init__(self, beta, Q=None, K=None, V=None, *, causal=False, feedforward=None,
+                 block_size=None, time_rescaled: bool = False):
+        super().__init__(beta, Q, K, V, causal=causal, feedforward=feedforward, block_size=block_size)
+        self.time_rescaled = bool(time_rescaled)
+
+    def _log_shift(self):
+        return self.beta if self.time_rescaled else 0.0
