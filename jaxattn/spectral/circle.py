@@ -1,0 +1,465 @@
+r"""Pseudo-spectral solver of the mean-field attention PDE on the circle S^1 (paper 004 eq. (11)/(15)).
+
+Equation and conventions (digest 004 §4.1; stated again in every test)
+----------------------------------------------------------------------
+* theta in [0, 2pi); mu_t is a probability measure with density rho(t, theta) with respect to
+  d theta, so the uniform density is 1/(2pi). Fourier moments mu_k(t) = \int e^{-ik theta} d mu_t,
+  mu_0 = 1, |mu_k| <= 1, rho = (1/2pi) sum_k mu_k e^{ik theta}; for particles mu_k = (1/N) sum_i e^{-ik theta_i}.
+* Kernel W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}, W_k = I_|k|(beta)/beta.
+* USA velocity  v[mu](theta) = sign * d/dtheta (W * mu)(theta) = -sign \int sin(theta-w) e^{beta cos(theta-w)} d mu(w),
+  SA velocity   v[mu](theta) = sign * d_theta(W * mu) / (beta (W * mu))   (normalisation Z[mu] = beta W*mu),
+  sign = +1 for V = I, -1 for V = -I. Time is the particle time of eq. (10):
+      d theta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j)   (USA).
+* PDE:  d_t rho + d_theta( rho v[rho] ) = nu d_theta^2 rho   (nu = 0 unless the optional viscosity is on).
+  In moments (exact, also for empirical measures): d mu_k/dt = -i k \int e^{-ik theta} rho v d theta,
+  = k sum_l l W_l mu_l mu_{k-l} for USA; the linear part is gamma_k mu_k, gamma_k = k^2 I_k(beta)/beta.
+
+Algorithm (digest §4.3)
+-----------------------
+The state is the half spectrum mu_0..mu_K stored *real* (real parts then imaginary parts; diffrax's
+complex support is poor). Each right-hand side: rho and v on an M-point grid by ``jnp.fft.irfft``,
+flux rho v pointwise, ``rfft`` back, multiply by -ik. The kernel is truncated at K and M >= 3K+1,
+so the product of two band-K functions is de-aliased exactly on modes <= K (the 2/3 rule). SA is a
+quotient, not a polynomial: it is padded to M >= 4K (not exact; monitor the tail). W_k are exact
+(log-space Bessel series, :mod:`jaxattn.spectral._bessel`) and differentiable in beta.
+
+Resolution honesty
+------------------
+The exact solution stays positive and smooth, but concentrates into clusters whose width shrinks
+like e^{-m e^beta t}; a K-mode solver can only follow that for a while. Two monitors run inside the
+solve (a :class:`diffrax.Event`): the minimum of rho on the grid (Gibbs undershoots: negative density)
+and the spectral tail max_{k > 7K/8} |mu_k|. When either crosses its threshold the solve stops
+(``on_unresolved="stop"``, default) and a warning gives the time; ``"raise"`` raises instead;
+``"warn"`` integrates to the end and warns with the first saved time that was unresolved. The
+returned trajectory records ``t_lost`` and the diagnostics at every saved time.
+
+Optional regularisations (both change the dynamics; off by default and off in the tests):
+* viscosity nu d_theta^2 rho, treated implicitly with diffrax's IMEX KenCarp4 (``MultiTerm``);
+* an exponential spectral filter sigma_k = exp(-a (k/K)^p) applied to the transport term.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Literal
+
+import numpy as np
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Complex, Float
+
+from ._common import check_beta, check_model, check_nonneg_int, check_sign, is_concrete
+from .linear import kernel_coefficients
+
+__all__ = [
+    "CircleModel",
+    "DensityTrajectory",
+    "solve_circle",
+    "integrate_circle",
+    "coefficients_from_density",
+    "mode_coefficients",
+    "noise_coefficients",
+    "density_on_grid",
+    "energy",
+]
+
+TWO_PI = 2 * math.pi
+
+
+# ----------------------------------------------------------------------------------------------
+# state packing
+
+
+def to_state(c: Complex[Array, "... K+1"]) -> Float[Array, "... 2K+2"]:
+    """Complex half spectrum -> real state (real parts, then imaginary parts)."""
+    return jnp.concatenate([jnp.real(c), jnp.imag(c)], axis=-1)
+
+
+def from_state(y: Float[Array, "... 2K+2"]) -> Complex[Array, "... K+1"]:
+    n = y.shape[-1] // 2
+    return y[..., :n] + 1j * y[..., n:]
+
+
+# ----------------------------------------------------------------------------------------------
+# the model
+
+
+class CircleModel(eqx.Module):
+    r"""Right-hand side of d_t rho + d_theta(rho v[rho]) = nu rho'' in Fourier moments mu_0..mu_K.
+
+    Fields: ``beta`` (may be a tracer: the model is differentiable in beta), ``W`` = W_0..W_K,
+    static ``K``, ``M`` (grid size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and
+    the spectral filter ``sigma`` (ones when off).
+    """
+
+    beta: Float[Array, ""]
+    W: Float[Array, " K+1"]
+    sigma: Float[Array, " K+1"]
+    nu: float = eqx.field(static=True)
+    K: int = eqx.field(static=True)
+    M: int = eqx.field(static=True)
+    model: str = eqx.field(static=True)
+    sign: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        beta,
+        K: int,
+        model: str = "usa",
+        sign: int = 1,
+        nu: float = 0.0,
+        spectral_filter: tuple[float, float] | None = None,
+        M: int | None = None,
+    ):
+        check_beta(beta)
+        self.K = check_nonneg_int("K", K)
+        if self.K < 2:
+            raise ValueError(f"K must be >= 2 Fourier modes, got {K}")
+        self.model = check_model(model)
+        self.sign = check_sign(sign)
+        if not (isinstance(nu, (int, float)) and np.isfinite(nu) and nu >= 0):
+            raise ValueError(f"viscosity nu must be a finite float >= 0, got {nu!r}")
+        self.nu = float(nu)
+        if M is None:
+            M = 3 * self.K + 2 if self.model == "usa" else 4 * self.K + 2
+        if M < 2 * self.K + 2:
+            raise ValueError(f"grid size M={M} must be >= 2K+2 = {2 * self.K + 2}")
+        self.M = int(M)
+        self.beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+        self.W = kernel_coefficients(self.beta, self.K)
+        k = np.arange(self.K + 1)
+        if spectral_filter is None:
+            self.sigma = jnp.ones(self.K + 1)
+        else:
+            a, p = spectral_filter
+            self.sigma = jnp.asarray(np.exp(-a * (k / self.K) ** p))
+
+    # grid ------------------------------------------------------------------------------------
+    def density(self, c: Complex[Array, " K+1"]) -> Float[Array, " M"]:
+        """rho on the M-point grid theta_j = 2 pi j / M."""
+        return jnp.fft.irfft(c, n=self.M) * (self.M / TWO_PI)
+
+    def velocity(self, c: Complex[Array, " K+1"]) -> Float[Array, " M"]:
+        """v[rho] on the grid (USA: sign d_theta Phi; SA: sign d_theta Phi / (beta Phi)), Phi = W * mu."""
+        k = jnp.arange(self.K + 1)
+        dphi = jnp.fft.irfft(1j * k * self.W * c, n=self.M) * self.M
+        if self.model == "usa":
+            return self.sign * dphi
+        phi = jnp.fft.irfft(self.W * c, n=self.M) * self.M
+        return self.sign * dphi / (self.beta * phi)
+
+    # right-hand sides ------------------------------------------------------------------------
+    def transport(self, t, y, args=None):
+        """-d_theta(rho v) in moments: d mu_k/dt = -i k (2pi/M) rfft(rho v)_k, k = 0..K."""
+        c = from_state(y)
+        flux = self.density(c) * self.velocity(c)
+        fh = jnp.fft.rfft(flux)[: self.K + 1] * (TWO_PI / self.M)
+        k = jnp.arange(self.K + 1)
+        return to_state(-1j * k * fh * self.sigma)
+
+    def diffusion(self, t, y, args=None):
+        """nu d_theta^2 rho in moments: -nu k^2 mu_k."""
+        k = jnp.arange(self.K + 1)
+        return -self.nu * jnp.concatenate([k * k, k * k]) * y
+
+    def __call__(self, t, y, args=None):
+        out = self.transport(t, y, args)
+        if self.nu > 0:
+            out = out + self.diffusion(t, y, args)
+        return out
+
+    # diagnostics -----------------------------------------------------------------------------
+    def tail(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+        """max_{k > 7K/8} |mu_k|: spectral tail (mu_0 = 1, so it is relative to the mass)."""
+        return jnp.max(jnp.abs(c[..., self.K - self.K // 8 :]), axis=-1)
+
+    def min_density(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+        return jnp.min(jnp.fft.irfft(c, n=self.M, axis=-1), axis=-1) * (self.M / TWO_PI)
+
+    def energy(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+        """E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (digest §1.5)."""
+        a2 = jnp.abs(c) ** 2
+        return 0.5 * (self.W[0] * a2[..., 0] + 2 * jnp.sum(self.W[1:] * a2[..., 1:], axis=-1))
+
+
+def energy(c: Complex[Array, "... K+1"], beta: float) -> Float[Array, "..."]:
+    """USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
+    K = c.shape[-1] - 1
+    W = kernel_coefficients(beta, K)
+    a2 = jnp.abs(c) ** 2
+    return 0.5 * (W[0] * a2[..., 0] + 2 * jnp.sum(W[1:] * a2[..., 1:], axis=-1))
+
+
+# ----------------------------------------------------------------------------------------------
+# initial data
+
+
+def _check_coeffs(c0) -> Complex[Array, " K+1"]:
+    c0 = jnp.asarray(c0)
+    if c0.ndim != 1 or c0.shape[0] < 3:
+        raise ValueError(f"coefficients must be a 1-D array mu_0..mu_K with K >= 2, got shape {c0.shape}")
+    if is_concrete(c0):
+        a = np.asarray(c0)
+        if not np.all(np.isfinite(a)):
+            raise ValueError("initial Fourier moments contain NaN or inf")
+        if abs(a[0] - 1) > 1e-10:
+            raise ValueError(
+                f"mu_0 = {a[0]} but a probability density needs mu_0 = 1: normalise the initial density"
+            )
+    return c0.astype(jnp.result_type(complex))
+
+
+def coefficients_from_density(
+    rho: Callable[[Array], Array] | ArrayLike, K: int, *, normalise: bool = False
+) -> Complex[Array, " K+1"]:
+    r"""Moments mu_k = \int e^{-ik theta} rho(theta) d theta, k = 0..K, of a density w.r.t. d theta.
+
+    ``rho`` is a callable of theta or its values on the uniform grid theta_j = 2 pi j / M (M >= 2K+1;
+    by the trapezoid rule, spectrally accurate). Raises ValueError for negative or non-finite values,
+    and for mass != 1 unless ``normalise=True``.
+    """
+    K = check_nonneg_int("K", K)
+    if callable(rho):
+        M = max(8 * (K + 1), 256)
+        vals = jnp.asarray(rho(jnp.arange(M) * (TWO_PI / M)), dtype=jnp.result_type(float))
+    else:
+        vals = jnp.asarray(rho, dtype=jnp.result_type(float))
+        if vals.ndim != 1:
+            raise ValueError(f"density values must be 1-D (grid on [0, 2pi)), got shape {vals.shape}")
+        M = vals.shape[0]
+        if M < 2 * K + 1:
+            raise ValueError(f"{M} grid values cannot resolve K={K} modes (need M >= 2K+1)")
+    v = np.asarray(vals)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("density contains NaN or inf")
+    if v.min() < 0:
+        raise ValueError(f"density must be non-negative, min is {v.min():.3g}")
+    c = jnp.fft.rfft(vals)[: K + 1] * (TWO_PI / M)
+    mass = float(np.real(c[0]))
+    if normalise:
+        c = c / mass
+    elif abs(mass - 1) > 1e-8:
+        raise ValueError(f"density has mass {mass:.12g}, not 1: normalise it (or pass normalise=True)")
+    return c.at[0].set(1.0)
+
+
+def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int, float] | None = None):
+    r"""Moments of rho = 1/(2pi) + sum_k a_k cos(k theta) + b_k sin(k theta): mu_k = pi (a_k - i b_k)."""
+    K = check_nonneg_int("K", K)
+    c = np.zeros(K + 1, dtype=complex)
+    c[0] = 1.0
+    for k, a in (cos or {}).items():
+        c[k] += np.pi * a
+    for k, b in (sin or {}).items():
+        c[k] += -1j * np.pi * b
+    return jnp.asarray(c)
+
+
+def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) -> Complex[Array, " K+1"]:
+    r"""Uniform density + white noise specified in Fourier space (digest §6.8): mu_k(0), 1 <= k <= k_noise,
+    iid complex Gaussian with E|mu_k|^2 = 1/n_eff, the statistics of n_eff iid uniform particles.
+    Additive grid noise of std sigma on M cells corresponds to n_eff = M / (4 pi^2 sigma^2).
+    """
+    K = check_nonneg_int("K", K)
+    k_noise = K // 2 if k_noise is None else check_nonneg_int("k_noise", k_noise)
+    if not n_eff > 0:
+        raise ValueError(f"n_eff must be > 0, got {n_eff}")
+    z = jax.random.normal(key, (2, k_noise)) / np.sqrt(2 * n_eff)
+    c = jnp.zeros(K + 1, dtype=complex).at[0].set(1.0)
+    return c.at[1 : k_noise + 1].set(z[0] + 1j * z[1])
+
+
+def density_on_grid(c: Complex[Array, "... K+1"], theta: ArrayLike) -> Float[Array, "... n"]:
+    """rho(theta) = (1/2pi)(1 + 2 sum_{k>=1} Re(mu_k e^{ik theta})) at arbitrary angles."""
+    theta = jnp.asarray(theta)
+    k = jnp.arange(1, c.shape[-1])
+    e = jnp.exp(1j * k[:, None] * theta[None, :])
+    return (jnp.real(c[..., :1]) + 2 * jnp.real(c[..., 1:] @ e)) / TWO_PI
+
+
+# ----------------------------------------------------------------------------------------------
+# trajectory
+
+
+class DensityTrajectory(eqx.Module):
+    r"""A solution of the circle PDE at saved times.
+
+    ``ts`` (T,), ``coeffs`` (T, K+1) complex moments mu_k(t) (convention in the module docstring),
+    ``min_density``, ``tail``, ``energy`` (T,) diagnostics, ``t_lost`` (time resolution was lost,
+    inf if never), ``resolved`` (T,) bool. After a stop the unresolved saved times are dropped, so
+    every returned value is trustworthy to the stated thresholds.
+    """
+
+    ts: Float[Array, " T"]
+    coeffs: Complex[Array, "T K+1"]
+    min_density: Float[Array, " T"]
+    tail: Float[Array, " T"]
+    energy: Float[Array, " T"]
+    resolved: Array
+    t_lost: float = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+    model: str = eqx.field(static=True)
+    sign: int = eqx.field(static=True)
+
+    def density(self, n: int = 256) -> tuple[Float[Array, " n"], Float[Array, "T n"]]:
+        """(theta, rho(t, theta)) on n uniform grid points."""
+        theta = jnp.arange(n) * (TWO_PI / n)
+        return theta, density_on_grid(self.coeffs, theta)
+
+    def moments(self, kmax: int) -> Complex[Array, "T kmax+1"]:
+        return self.coeffs[:, : kmax + 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# integration
+
+
+def integrate_circle(
+    model: CircleModel,
+    coeffs0: Complex[Array, " K+1"],
+    ts: Float[Array, " T"],
+    *,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 100_000,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    event: diffrax.Event | None = None,
+    save_t1: bool = False,  # if True: saveat subs [ts, t1] (event time recoverable)
+) -> diffrax.Solution:
+    """Pure (jit/grad-able) integration from ts[0] to ts[-1], saving at ``ts``; returns the diffrax Solution
+    whose ``ys`` are real states (use :func:`from_state`). No resolution checks: see :func:`solve_circle`."""
+    y0 = to_state(coeffs0)
+    if model.nu > 0:
+        terms = diffrax.MultiTerm(diffrax.ODETerm(model.transport), diffrax.ODETerm(model.diffusion))
+        solver = diffrax.KenCarp4() if solver is None else solver
+    else:
+        terms = diffrax.ODETerm(model)
+        solver = diffrax.Tsit5() if solver is None else solver
+    return diffrax.diffeqsolve(
+        terms,
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        saveat=(
+            diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)])
+            if save_t1
+            else diffrax.SaveAt(ts=ts)
+        ),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+        event=event,
+        throw=True,
+    )
+
+
+@eqx.filter_jit
+def _solve_jit(model, coeffs0, ts, solver, rtol, atol, max_steps, tail_tol, neg_tol, stop):
+    def unresolved(t, y, args, **kwargs):
+        c = from_state(y)
+        return (model.tail(c) > tail_tol) | (model.min_density(c) < -neg_tol / TWO_PI)
+
+    event = diffrax.Event(unresolved) if stop else None
+    sol = integrate_circle(
+        model, coeffs0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps, event=event,
+        save_t1=True,
+    )
+    return sol.ys[0], sol.event_mask, sol.ts[1]
+
+
+def solve_circle(
+    coeffs0: Complex[Array, " K+1"],
+    beta: float,
+    t1: float | None = None,
+    *,
+    ts: ArrayLike | None = None,
+    n_save: int = 101,
+    model: str = "usa",
+    sign: int = 1,
+    nu: float = 0.0,
+    spectral_filter: tuple[float, float] | None = None,
+    M: int | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 200_000,
+    tail_tol: float = 1e-8,
+    neg_tol: float = 1e-8,
+    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+) -> DensityTrajectory:
+    r"""Solve d_t rho + d_theta(rho v[rho]) = nu rho'' on S^1 from moments ``coeffs0`` = mu_0..mu_K (mu_0 = 1).
+
+    Conventions: module docstring (density w.r.t. d theta, particle time of eq. (10), V = sign I).
+    Saves at ``ts`` (or ``n_save`` uniform times in [0, t1]). Tsit5 with a PID controller by default,
+    KenCarp4 (IMEX) when ``nu > 0``. Resolution is lost when max_{k>7K/8}|mu_k| > ``tail_tol`` or
+    min rho < -``neg_tol``/(2 pi); then ``on_unresolved`` decides: "stop" (default: terminate, warn,
+    return only the resolved saved times), "warn" (integrate to the end, warn) or "raise" (RuntimeError).
+    """
+    c0 = _check_coeffs(coeffs0)
+    if on_unresolved not in ("stop", "warn", "raise"):
+        raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
+    if ts is None:
+        if t1 is None or not np.isfinite(t1) or t1 <= 0:
+            raise ValueError(f"t1 must be a finite time > 0, got {t1!r}")
+        ts = np.linspace(0.0, float(t1), n_save)
+    ts = np.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.size < 2 or not np.all(np.diff(ts) > 0) or not np.all(np.isfinite(ts)):
+        raise ValueError("ts must be a strictly increasing 1-D array of finite times with >= 2 entries")
+    K = c0.shape[0] - 1
+    m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M)
+    if float(m.W[K] * K) > 1e-13 * float(jnp.max(jnp.arange(K + 1) * m.W)):
+        warnings.warn(
+            f"K={K} modes do not resolve the kernel at beta={beta} (|K W_K| / max|k W_k| > 1e-13): increase K",
+            stacklevel=2,
+        )
+    ys, event_mask, sol_ts = _solve_jit(
+        m, c0, jnp.asarray(ts), solver, rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
+    )
+    t_event = float(sol_ts[-1]) if bool(event_mask) else None
+    c = from_state(ys)
+    finite = np.all(np.isfinite(np.asarray(ys)), axis=-1)
+    tail = np.asarray(m.tail(jnp.where(finite[:, None], c, 0)))
+    mind = np.asarray(m.min_density(jnp.where(finite[:, None], c, 0)))
+    resolved = finite & (tail <= tail_tol) & (mind >= -neg_tol / TWO_PI)
+    t_lost = float("inf")
+    if not np.all(resolved):
+        i = int(np.argmin(resolved))
+        t_lost = t_event if t_event is not None else float(ts[i])
+        msg = (
+            f"circle PDE (beta={beta}, K={K}, {model}) lost resolution at t ~ {t_lost:.6g} "
+            f"(between saved times {ts[max(i - 1, 0)]:.6g} and {ts[i]:.6g}): spectral tail > {tail_tol:g} "
+            f"or density < -{neg_tol:g}/(2pi). Increase K, add viscosity/filter, or switch to particles."
+        )
+        if on_unresolved == "raise":
+            raise RuntimeError(msg)
+        if on_unresolved == "stop":
+            msg += f" Returned only the {int(resolved.sum())} resolved saved times."
+            keep = resolved
+        else:
+            keep = np.ones_like(resolved)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    else:
+        keep = resolved
+    keep = np.asarray(keep, dtype=bool)
+    if on_unresolved == "stop":
+        # everything up to the first unresolved time
+        keep = np.cumprod(keep).astype(bool)
+    c = c[keep]
+    return DensityTrajectory(
+        ts=jnp.asarray(ts[keep]),
+        coeffs=c,
+        min_density=jnp.asarray(mind[keep]),
+        tail=jnp.asarray(tail[keep]),
+        energy=m.energy(c),
+        resolved=jnp.asarray(resolved[keep]),
+        t_lost=t_lost,
+        beta=float(beta),
+        model=m.model,
+        sign=m.sign,
+    )

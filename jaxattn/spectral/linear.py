@@ -1,0 +1,215 @@
+r"""Linear theory of the mean-field attention PDE at the uniform state (paper 004, Remark 4.1, App. C-D).
+
+Conventions (digest 004 §1.7-1.8, §4.1)
+---------------------------------------
+* mu_t is a probability measure on S^{d-1}; densities are taken with respect to the *normalised*
+  surface measure sigma-bar (uniform density 1) on S^{d-1}, d >= 3, and with respect to d theta on
+  S^1 (uniform density 1/(2 pi)). Rates do not depend on this choice.
+* Time is the time of the particle ODE
+      USA: dx_i/dt = P_{x_i}( (1/N) sum_j e^{beta <x_i,x_j>} x_j )                (paper 004 eq. (USA))
+      SA : dx_i/dt = P_{x_i}( sum_j e^{beta <x_i,x_j>} x_j / sum_k e^{beta <x_i,x_k>} )
+  i.e. on S^1: dtheta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j)   (eq. (10)).
+  With V = -I (``sign=-1``) every velocity flips sign.
+* The kernel W(q) = beta^{-1} e^{beta q} has Funk-Hecke (Gegenbauer) coefficients, on the probability
+  measure,
+      W_k(beta, d) = Gamma(d/2) (2/beta)^{(d-2)/2} I_{k+(d-2)/2}(beta) / beta        (d = 2: I_k(beta)/beta),
+  and mode k of a perturbation of the uniform state grows at
+      gamma_k = sign * k (k+d-2) W_k          (USA; paper eq. (20)/(22), d = 2: k^2 I_k(beta)/beta)
+      gamma_k^SA = gamma_k / (beta W_0) = sign * k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)),  a = (d-2)/2.
+
+Errata of the paper handled here (digest §0): Fig. 2 and the authors' code plot gamma_k / pi, not
+gamma_k; the large-beta asymptotics is k_max ~ sqrt(2 beta) (not sqrt(beta)), in general
+k_max ~ sqrt(2 beta + a^2) - a.
+
+Everything returning rates is written in JAX and differentiable in beta (the Bessel functions come
+from :mod:`jaxattn.spectral._bessel`, a log-space power series); :func:`dominant_mode` and
+:func:`crossover_betas` are piecewise constant / root-found and return NumPy values.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import jax.numpy as jnp
+from jax.scipy.special import gammaln
+from jaxtyping import Array, ArrayLike, Float
+
+from . import _bessel
+from ._common import (
+    check_beta,
+    check_dim,
+    check_model,
+    check_nonneg_int,
+    check_sign,
+    gegenbauer_table,
+    harmonic_dimension,
+    sphere_weight_nodes,
+)
+
+__all__ = [
+    "kernel_coefficients",
+    "growth_rates",
+    "growth_rate",
+    "dominant_mode",
+    "kmax_asymptotic",
+    "crossover_betas",
+    "funk_hecke_coefficients",
+    "harmonic_dimension",
+    "exit_time_slope",
+    "grenier_coefficient",
+]
+
+
+def _log_kernel_prefactor(beta, d):
+    a = (d - 2) / 2
+    return gammaln(d / 2) + a * jnp.log(2.0 / beta) - jnp.log(beta)
+
+
+def kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2, scaled: bool = False) -> Float[Array, "... kmax+1"]:
+    r"""W_k(beta, d), k = 0..kmax: Funk-Hecke coefficients of W(q) = beta^{-1} e^{beta q} (paper eq. (4), Rem. 4.1).
+
+    W_k = Gamma(d/2) (2/beta)^{(d-2)/2} I_{k+(d-2)/2}(beta) / beta, for the probability measure on S^{d-1};
+    on S^1 this is the Fourier coefficient of W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}.
+    ``scaled=True`` returns e^{-beta} W_k (finite for every beta). ``beta`` may be an array (leading axes).
+    """
+    check_beta(beta)
+    d = check_dim(d)
+    kmax = check_nonneg_int("kmax", kmax)
+    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    k = jnp.arange(kmax + 1, dtype=beta.dtype)
+    b = beta[..., None]
+    log_w = _log_kernel_prefactor(b, d) + _bessel.log_ive(k + (d - 2) / 2, b)
+    return jnp.exp(log_w) if scaled else jnp.exp(log_w + b)
+
+
+def growth_rates(
+    beta: ArrayLike, kmax: int, d: int = 2, model: str = "usa", sign: int = 1
+) -> Float[Array, "... kmax+1"]:
+    r"""Growth rates gamma_k, k = 0..kmax, of mode k (degree-k harmonics) at the uniform state.
+
+    USA: gamma_k = sign k(k+d-2) W_k(beta,d)   (paper 004 eq. (20)-(22); d = 2: k^2 I_k(beta)/beta);
+    SA : gamma_k = sign k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)), a = (d-2)/2 (digest §1.8).
+    Time is the particle-ODE time (module docstring). Differentiable in beta.
+
+    >>> float(growth_rates(5.0, 3)[3])   # doctest: +ELLIPSIS
+    18.59607...
+    """
+    check_beta(beta)
+    d = check_dim(d)
+    model = check_model(model)
+    sign = check_sign(sign)
+    kmax = check_nonneg_int("kmax", kmax)
+    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    k = jnp.arange(kmax + 1, dtype=beta.dtype)
+    lam = k * (k + d - 2)
+    b = beta[..., None]
+    a = (d - 2) / 2
+    if model == "usa":
+        rates = lam * kernel_coefficients(beta, kmax, d)
+    else:
+        log_ratio = _bessel.log_ive(k + a, b) - _bessel.log_ive(jnp.asarray(a), b)
+        rates = lam * jnp.exp(log_ratio) / b
+    return sign * rates
+
+
+def growth_rate(beta: ArrayLike, k: int, d: int = 2, model: str = "usa", sign: int = 1) -> Float[Array, "..."]:
+    """gamma_k for a single mode k (see :func:`growth_rates`)."""
+    return growth_rates(beta, k, d, model, sign)[..., k]
+
+
+def _search_kmax(beta: float, d: int) -> int:
+    a = (d - 2) / 2
+    return int(2 * (np.sqrt(2 * beta + a * a) - a) + 12)
+
+
+def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray | int:
+    r"""k_max(beta, d) = argmax_{k>=1} gamma_k = argmax_k k(k+d-2) I_{k+(d-2)/2}(beta) (paper Assumption 2).
+
+    Same for SA and USA (their rates differ by the k-independent factor beta W_0). Returns an int for
+    scalar beta and an int array for array beta. Piecewise constant in beta, hence not differentiable;
+    at a crossover beta*_k (:func:`crossover_betas`) the maximiser is not unique and the smaller k is
+    returned. For V = -I every gamma_k < 0 and no mode is unstable, so there is no ``sign`` argument.
+    """
+    check_beta(beta)
+    d = check_dim(d)
+    check_model(model)
+    from scipy.special import ive
+
+    b = np.asarray(beta, dtype=float)
+    out = np.empty(b.shape, dtype=int)
+    a = (d - 2) / 2
+    for idx, bi in np.ndenumerate(b):
+        k = np.arange(1, _search_kmax(bi, d) + 1)
+        g = k * (k + d - 2) * ive(k + a, bi)  # k-dependent factor only: same argmax for SA and USA
+        out[idx] = int(np.argmax(g) + 1)
+    return int(out) if out.ndim == 0 else out
+
+
+def kmax_asymptotic(beta: ArrayLike, d: int = 2) -> Float[Array, "..."]:
+    """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (digest §0.2; the paper's sqrt(beta) is wrong)."""
+    check_beta(beta)
+    d = check_dim(d)
+    a = (d - 2) / 2
+    return jnp.sqrt(2 * jnp.asarray(beta, dtype=jnp.result_type(float)) + a * a) - a
+
+
+def crossover_betas(n: int, d: int = 2, xtol: float = 1e-13) -> np.ndarray:
+    r"""beta*_k for k = 1..n: the beta at which k(k+d-2) I_{k+a}(beta) = (k+1)(k+d-1) I_{k+1+a}(beta).
+
+    At beta*_k the dominant mode jumps from k to k+1 (Assumption 2 fails exactly there).
+    d = 2: 1.04446, 3.16543, 6.21130, 10.22848, ... ~ k(k+1)/2 + 1/4. Root-found with scipy ``brentq``.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import ive
+
+    d = check_dim(d)
+    n = check_nonneg_int("n", n)
+    a = (d - 2) / 2
+
+    def f(b, k):
+        return k * (k + d - 2) * ive(k + a, b) - (k + 1) * (k + d - 1) * ive(k + 1 + a, b)
+
+    out = []
+    for k in range(1, n + 1):
+        guess = ((k + 0.5 + a) ** 2 - a * a) / 2
+        lo, hi = max(guess / 4, 1e-6), 4 * guess + 4
+        out.append(brentq(f, lo, hi, args=(k,), xtol=xtol, rtol=1e-15))
+    return np.asarray(out)
+
+
+def funk_hecke_coefficients(
+    f: Callable[[Array], Array], kmax: int, d: int, n_quad: int = 256
+) -> Float[Array, "kmax+1"]:
+    r"""Funk-Hecke coefficients of an arbitrary kernel f : [-1,1] -> R on the probability measure of S^{d-1}:
+
+        f_k = c_d \int_{-1}^{1} f(t) P_k(t) (1-t^2)^{(d-3)/2} dt,    c_d = Gamma(d/2)/(sqrt(pi) Gamma((d-1)/2)),
+
+    (paper Thm C.2 divided by |S^{d-1}|), by Gauss-Jacobi quadrature with ``n_quad`` nodes and the
+    normalised Gegenbauer recurrence. Independent of the closed form in :func:`kernel_coefficients`;
+    for d = 2 it gives the Fourier cosine coefficient, f_k = (1/2pi) int f(cos theta) e^{-ik theta}.
+    """
+    d = check_dim(d)
+    kmax = check_nonneg_int("kmax", kmax)
+    u, w = sphere_weight_nodes(d, n_quad)
+    P, _ = gegenbauer_table(kmax, d, u)
+    return P @ (jnp.asarray(w) * f(jnp.asarray(u)))
+
+
+def exit_time_slope(beta: float, d: int = 2, model: str = "usa") -> float:
+    """Predicted slope 1/(2 gamma_max) of the mean exit time from the uniform state against ln N (digest §2.3)."""
+    k = dominant_mode(beta, d, model)
+    return float(1.0 / (2.0 * growth_rate(beta, k, d, model)))
+
+
+def grenier_coefficient(beta: float, k: int) -> float:
+    r"""Second-order Grenier coefficient on S^1 (digest §2.5, USA): for rho_0 = 1/(2pi) + alpha cos(k theta),
+
+        rho = 1/(2pi) + alpha e^{gamma_k t} cos(k theta) + alpha^2 A(t) cos(2k theta) + O(alpha^3),
+        A(t) = c (e^{2 gamma_k t} - e^{gamma_{2k} t}),  c = 2 pi k^2 W_k / (2 gamma_k - gamma_{2k}).
+
+    Returns c (3.710738 for beta = 5, k = 3; 3.410527 for beta = 7, k = 4).
+    """
+    g = growth_rates(beta, 2 * k)
+    W = kernel_coefficients(beta, k)
+    return float(2 * np.pi * k * k * W[k] / (2 * g[k] - g[2 * k]))
