@@ -180,13 +180,13 @@ class CircleModel(eqx.Module):
         return jnp.min(jnp.fft.irfft(c, n=self.M, axis=-1), axis=-1) * (self.M / TWO_PI)
 
     def energy(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
-        """E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (digest §1.5)."""
+        r"""E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (digest §1.5)."""
         a2 = jnp.abs(c) ** 2
         return 0.5 * (self.W[0] * a2[..., 0] + 2 * jnp.sum(self.W[1:] * a2[..., 1:], axis=-1))
 
 
 def energy(c: Complex[Array, "... K+1"], beta: float) -> Float[Array, "..."]:
-    """USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
+    r"""USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
     K = c.shape[-1] - 1
     W = kernel_coefficients(beta, K)
     a2 = jnp.abs(c) ** 2
