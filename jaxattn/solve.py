@@ -32,7 +32,8 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 * **Stop on an event.** ``stop_when(x) -> bool`` (one configuration) ends the solve when
   it becomes true (for an ensemble in batched mode: when it is true for every member).
   Saved times after the event hold the state at the event; ``Trajectory.t_final`` is the
-  time reached.
+  time reached. The condition is checked at the end of each step, so ``t_final`` is the
+  end of the first step where it holds (accurate to one step size).
 """
 
 from __future__ import annotations
@@ -317,11 +318,12 @@ def simulate(
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
     concrete = is_concrete(field, x0, t0, t1, ts)
-    if is_concrete(x0):
-        if not bool(jnp.all(jnp.isfinite(x0))):
+    if is_concrete(x0):  # host-side numpy checks (also valid while tracing a user's jit)
+        x0_host = np.asarray(x0)
+        if not np.all(np.isfinite(x0_host)):
             raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
         if field.manifold == "sphere":
-            drift = float(jnp.max(jnp.abs(jnp.linalg.norm(x0, axis=-1) - 1.0)))
+            drift = float(np.max(np.abs(np.linalg.norm(x0_host, axis=-1) - 1.0)))
             if drift > SPHERE_TOLERANCE:
                 raise ValueError(
                     f"x0 is off the unit sphere: max | |x_i| - 1 | = {drift:.3g} > {SPHERE_TOLERANCE}. "

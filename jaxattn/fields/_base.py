@@ -122,6 +122,8 @@ def check_beta(beta) -> Array:
 
 
 def check_finite(x: Array, name: str) -> None:
-    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
-        bad = int(jnp.size(x) - jnp.sum(jnp.isfinite(x)))
-        raise ValueError(f"{name} contains {bad} NaN/inf entries; pass finite values")
+    """Raise ValueError if a concrete array has NaN/inf (host-side numpy: works inside jit)."""
+    if is_concrete(x):
+        finite = np.isfinite(np.asarray(x))
+        if not finite.all():
+            raise ValueError(f"{name} contains {int(finite.size - finite.sum())} NaN/inf entries; pass finite values")

@@ -1,0 +1,71 @@
+"""The shared attention kernel: softmax algebra, stability, causal mask, blocking (001 T01)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxattn.fields import attend, attention_weights
+
+
+def naive_softmax(logits):
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_rows_are_probabilities_and_match_naive_formula(key):
+    logits = 10 * jax.random.normal(key, (7, 7))
+    w = attention_weights(logits)
+    assert np.allclose(w.sum(axis=1), 1.0, atol=1e-14)
+    assert np.all((w >= 0) & (w <= 1))
+    np.testing.assert_allclose(w, naive_softmax(np.asarray(logits)), rtol=1e-13, atol=1e-15)
+
+
+def test_invariant_to_row_constants(key):
+    logits = jax.random.normal(key, (6, 6))
+    shifted = logits + jnp.arange(6.0)[:, None] * 100
+    np.testing.assert_allclose(attention_weights(logits), attention_weights(shifted), atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e300])
+def test_huge_logits_stay_finite_and_become_one_hot(key, scale):
+    logits = scale * jax.random.normal(key, (5, 5))
+    w = attention_weights(logits)
+    assert np.all(np.isfinite(w))
+    np.testing.assert_array_equal(np.max(w, axis=1), 1.0)
+
+
+def test_beta_1e3_sphere_field_finite(key):
+    import jaxattn
+
+    x = jaxattn.initial.uniform_sphere(key, 20, 3)
+    for field in (jaxattn.SelfAttention(1e3), jaxattn.SelfAttention(1e3, causal=True),
+                  jaxattn.UnnormalisedSelfAttention(1e3, time_rescaled=True)):
+        assert np.all(np.isfinite(field(0.0, x)))
+
+
+def test_causal_mask_is_lower_triangular_with_diagonal(key):
+    logits = jax.random.normal(key, (6, 6))
+    w = np.asarray(attention_weights(logits, causal=True))
+    assert np.all(np.triu(w, 1) == 0)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-14)
+    for k in range(6):  # row k is the softmax over the first k + 1 logits
+        np.testing.assert_allclose(w[k, : k + 1], naive_softmax(np.asarray(logits)[k : k + 1, : k + 1])[0], rtol=1e-13)
+
+
+def test_mean_normalisation_is_exp_over_n(key):
+    logits = 3 * jax.random.normal(key, (5, 5))
+    np.testing.assert_allclose(attention_weights(logits, normalisation="mean"), np.exp(logits) / 5, rtol=1e-13)
+    causal = np.asarray(attention_weights(logits, normalisation="mean", causal=True))
+    expected = np.tril(np.exp(np.asarray(logits))) / np.arange(1, 6)[:, None]
+    np.testing.assert_allclose(causal, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("normalisation", ["softmax", "mean"])
+def test_blocked_equals_dense(key, causal, normalisation):
+    k1, k2, k3 = jax.random.split(key, 3)
+    q, k, v = (jax.random.normal(kk, (103, 4)) for kk in (k1, k2, k3))
+    dense = attend(q, k, v, causal=causal, normalisation=normalisation, block_size=0)
+    blocked = attend(q, k, v, causal=causal, normalisation=normalisation, block_size=16)
+    np.testing.assert_allclose(blocked, dense, rtol=1e-13, atol=1e-14)

@@ -1,0 +1,204 @@
+"""simulate() against theory: invariants, exact solutions, theorems (digest 002 T1, T6-T7,
+T11, T14; 003 §1.3 and A2; ensembles; precision; failures)."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.linalg import expm
+
+import jaxattn
+from jaxattn.analysis import interaction_energy
+
+
+def norm_drift(xs):
+    return float(np.max(np.abs(np.linalg.norm(np.asarray(xs), axis=-1) - 1.0)))
+
+
+@pytest.mark.parametrize("unnormalised", [False, True])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_tokens_stay_on_sphere(key, unnormalised, sign):  # 002 T1
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    for beta in (0.5, 2.0, 9.0):
+        if unnormalised:
+            field = jaxattn.UnnormalisedSelfAttention(beta, V=sign * jnp.eye(3), time_rescaled=beta > 5)
+        else:
+            field = jaxattn.SelfAttention(beta, V=sign * jnp.eye(3))
+        traj = jaxattn.simulate(field, x0, 30.0, ts=61)
+        assert norm_drift(traj.xs) <= 1e-9
+
+
+def test_sphere_drift_issue_setting(key):
+    """Issue 2's setting: V = -I, beta = 4, T = 50, default settings, SA and USA."""
+    x0 = jaxattn.initial.uniform_sphere(key, 32, 3)
+    for cls in (jaxattn.SelfAttention, jaxattn.UnnormalisedSelfAttention):
+        traj = jaxattn.simulate(cls(4.0, V=-jnp.eye(3)), x0, 50.0)
+        assert norm_drift(traj.xs) <= 1e-9
+
+
+def test_plain_solver_without_retraction_drifts(key):
+    """Why the retraction exists: the same solve without it drifts far above 1e-9."""
+    x0 = jaxattn.initial.uniform_sphere(key, 32, 3)
+    field = jaxattn.UnnormalisedSelfAttention(4.0, V=-jnp.eye(3))
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, a: field(t, y)), diffrax.Tsit5(), 0.0, 50.0, None, x0,
+                              stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6),
+                              saveat=diffrax.SaveAt(ts=jnp.linspace(0, 50, 51)), max_steps=100000)
+    assert norm_drift(sol.ys) > 1e-8
+
+
+@pytest.mark.parametrize("unnormalised", [False, True])
+def test_energy_monotone_and_dissipation_identity(key, unnormalised):  # 002 T6-T7
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    beta = 2.0
+    cls = jaxattn.UnnormalisedSelfAttention if unnormalised else jaxattn.SelfAttention
+    for sign in (1.0, -1.0):
+        field = cls(beta, V=sign * jnp.eye(3))
+        traj = jaxattn.simulate(field, x0, 10.0, ts=101, rtol=1e-10, atol=1e-10)
+        E = np.asarray(interaction_energy(traj.xs, beta))
+        assert np.all(sign * np.diff(E) >= -1e-10)
+        # dE/dt at t = 1 by a centred difference of the trajectory vs the identity
+        h = 1e-4
+        fine = jaxattn.simulate(field, x0, 1.0 + h, ts=jnp.array([1.0 - h, 1.0, 1.0 + h]), rtol=1e-12, atol=1e-12)
+        dE = (interaction_energy(fine.xs[2], beta) - interaction_energy(fine.xs[0], beta)) / (2 * h)
+        predicted = jaxattn.analysis.energy_rate(field, fine.xs[1])
+        assert abs(float(dE - predicted)) <= 1e-6 * abs(float(predicted))
+        assert np.sign(float(predicted)) == sign
+    if unnormalised:  # V = I, USA: consensus and E -> e^beta/(2 beta)  (002 T7)
+        traj = jaxattn.simulate(cls(beta), x0, 30.0, ts=2)
+        assert abs(float(interaction_energy(traj.final, beta)) - np.exp(beta) / (2 * beta)) < 1e-6
+
+
+def gamma_reference(beta, n, t, unnormalised):
+    """Paper 002 eqs. (4.8)-(4.9), integrated independently with scipy."""
+    def rhs(_, g):
+        g = g[0]
+        if unnormalised:
+            return [2 / n * np.exp(beta * g) * (1 - g) * ((n - 1) * g + 1)]
+        return [2 * np.exp(beta * g) * (1 - g) * ((n - 1) * g + 1) / (np.exp(beta) + (n - 1) * np.exp(beta * g))]
+
+    sol = solve_ivp(rhs, (0, max(t)), [0.0], t_eval=t, method="DOP853", rtol=1e-13, atol=1e-14)
+    return sol.y[0]
+
+
+@pytest.mark.parametrize("unnormalised,beta", [(False, 1.0), (False, 4.0), (True, 1.0)])
+def test_orthogonal_initialisation_follows_gamma_ode(unnormalised, beta):  # 002 T11 (Thm 4.6)
+    n = d = 8
+    ts = np.array([0.5, 1.0, 2.0, 4.0])
+    cls = jaxattn.UnnormalisedSelfAttention if unnormalised else jaxattn.SelfAttention
+    traj = jaxattn.simulate(cls(beta), jaxattn.initial.orthogonal_frame(n, d), 4.0, ts=ts, rtol=1e-12, atol=1e-12)
+    G = np.asarray(jnp.einsum("tid,tjd->tij", traj.xs, traj.xs))
+    off = G[:, ~np.eye(n, dtype=bool)]
+    assert np.max(off.max(axis=1) - off.min(axis=1)) <= 1e-10
+    np.testing.assert_allclose(off.mean(axis=1), gamma_reference(beta, n, ts, unnormalised), atol=1e-8)
+    if not unnormalised and beta == 4.0:  # digest table: gamma(2) = 0.09365213, gamma(4) = 0.33168384
+        np.testing.assert_allclose(off.mean(axis=1)[2:], [0.09365213, 0.33168384], atol=1e-8)
+
+
+def test_d_at_least_n_gives_one_cluster(key):  # 002 T14 (Thm 4.1)
+    x0 = jaxattn.initial.uniform_sphere(key, 8, 8, batch=16)
+    traj = jaxattn.simulate(jaxattn.SelfAttention(1.0), x0, 40.0, ts=2)
+    assert np.all(np.asarray(jaxattn.analysis.min_inner_product(traj.final)) >= 1 - 1e-6)
+    traj = jaxattn.simulate(jaxattn.UnnormalisedSelfAttention(1.0), x0, 10.0, ts=2)
+    assert np.all(np.asarray(jaxattn.analysis.is_clustered(traj.final, 1e-6)))
+
+
+def test_single_token_exact_solution(key):  # 003 Lemma 3.1 / (B.1)
+    k1, k2 = jax.random.split(key)
+    V = np.asarray(jax.random.normal(k1, (3, 3)))
+    x0 = jaxattn.initial.uniform_sphere(k2, 1, 3)
+    ts = np.array([1.0, 5.0, 10.0])
+    traj = jaxattn.simulate(jaxattn.SelfAttention(2.0, V=V), x0, 10.0, ts=ts, rtol=1e-10, atol=1e-10)
+    for t, x in zip(ts, np.asarray(traj.xs)):
+        y = expm(t * V) @ np.asarray(x0[0])
+        np.testing.assert_allclose(x[0], y / np.linalg.norm(y), atol=1e-7)
+
+
+def test_causal_first_token_never_moves_and_prefix_closure(key):  # 003 Thm 4.1 setting, A2
+    k1, k2 = jax.random.split(key)
+    x0 = jaxattn.initial.uniform_sphere(k1, 10, 3)
+    Q = jax.random.normal(k2, (3, 3))
+    field = jaxattn.SelfAttention(9.0, Q, Q, causal=True)
+    traj = jaxattn.simulate(field, x0, 20.0, ts=11)
+    np.testing.assert_allclose(traj.xs[:, 0], jnp.broadcast_to(x0[0], (11, 3)), atol=1e-15)
+    # the first 4 tokens alone evolve as in the full run (to solver tolerance)
+    head = jaxattn.simulate(field, x0[:4], 20.0, ts=11, rtol=1e-10, atol=1e-10)
+    full = jaxattn.simulate(field, x0, 20.0, ts=11, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(head.xs, full.xs[:, :4], atol=1e-7)
+
+
+def test_vmap_equals_loop_and_batched_within_tolerance(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3, batch=4)
+    field = jaxattn.SelfAttention(9.0)
+    vm = jaxattn.simulate(field, x0, 10.0, ts=11, ensemble="vmap")
+    loop = np.stack([np.asarray(jaxattn.simulate(field, x0[b], 10.0, ts=11).xs) for b in range(4)])
+    np.testing.assert_allclose(vm.xs, loop, atol=1e-12)
+    batched = jaxattn.simulate(field, x0, 10.0, ts=11)
+    assert batched.xs.shape == vm.xs.shape == (4, 11, 16, 3)
+    assert np.max(np.abs(batched.xs - loop)) < 1e-4  # both at rtol = atol = 1e-6
+    # the batched error norm is the max over members: tightening the tolerance converges to the loop
+    tight = jaxattn.simulate(field, x0, 10.0, ts=11, rtol=1e-10, atol=1e-10)
+    ref = jaxattn.simulate(field, x0, 10.0, ts=11, rtol=1e-12, atol=1e-12, ensemble="vmap")
+    assert np.max(np.abs(tight.xs - ref.xs)) < 1e-8
+
+
+def test_float32_and_float64_both_run(key):
+    x64 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    x32 = x64.astype(jnp.float32)
+    a = jaxattn.simulate(jaxattn.SelfAttention(4.0), x64, 5.0, ts=3)
+    b = jaxattn.simulate(jaxattn.SelfAttention(4.0), x32, 5.0, ts=3)
+    assert a.xs.dtype == jnp.float64 and b.xs.dtype == jnp.float32
+    assert np.max(np.abs(np.asarray(a.xs) - np.asarray(b.xs))) < 1e-4
+    assert norm_drift(b.xs) < 1e-6
+
+
+def test_stop_when_clustered(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    traj = jaxattn.simulate(jaxattn.SelfAttention(1.0), x0, 1000.0,
+                            stop_when=lambda x: jaxattn.analysis.is_clustered(x, 1e-4))
+    assert bool(traj.event_occurred)
+    t_stop = float(traj.t_final)
+    assert 0 < t_stop < 1000
+    assert float(jaxattn.analysis.min_inner_product(traj.final)) >= 1 - 1e-4
+    assert np.all(np.isfinite(traj.xs))
+    # the event is detected at the end of the first step where it holds, so t_final is
+    # accurate to one step: well before it the configuration was not yet clustered
+    before = jaxattn.simulate(jaxattn.SelfAttention(1.0), x0, 0.7 * t_stop, ts=2)
+    assert float(jaxattn.analysis.min_inner_product(before.final)) < 1 - 1e-4
+
+
+def test_max_steps_raises_with_time_reached(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    with pytest.raises(jaxattn.SolverStepLimitError, match=r"max_steps = 3 .*stopped after t = "):
+        jaxattn.simulate(jaxattn.SelfAttention(9.0), x0, 50.0, max_steps=3)
+
+
+def test_max_steps_inside_jit_raises(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 8, 3)
+
+    @jax.jit
+    def run(beta):
+        return jaxattn.simulate(jaxattn.SelfAttention(beta), x0, 50.0, max_steps=3).final
+
+    with pytest.raises(Exception, match="max_steps"):
+        run(9.0).block_until_ready()
+
+
+def test_gradient_in_beta_matches_finite_differences(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 8, 3)
+
+    def loss(beta):
+        xT = jaxattn.simulate(jaxattn.SelfAttention(beta), x0, 3.0, ts=2, rtol=1e-10, atol=1e-10).final
+        return jnp.mean(xT @ xT.T)
+
+    g = jax.grad(loss)(2.0)
+    h = 1e-4
+    fd = (loss(2.0 + h) - loss(2.0 - h)) / (2 * h)
+    assert abs(float(g - fd)) <= 1e-6 * max(1.0, abs(float(fd)))
+
+
+def test_backsolve_adjoint_warns(key):
+    x0 = jaxattn.initial.uniform_sphere(key, 4, 3)
+    with pytest.warns(UserWarning, match="BacksolveAdjoint"):
+        jaxattn.simulate(jaxattn.SelfAttention(1.0), x0, 0.1, ts=2, adjoint=diffrax.BacksolveAdjoint())
