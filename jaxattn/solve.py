@@ -154,8 +154,12 @@ def _default_controller(rtol, atol):
 
 
 def _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps, stop_when,
-               progress_meter, batched):
-    """One diffeqsolve: x0 is a single configuration, or an ensemble when ``batched``."""
+               progress_meter, batched, saveat):
+    """One diffeqsolve: x0 is a single configuration, or an ensemble when ``batched``.
+
+    With ``saveat=None`` the states at ``ts`` are saved (plus the final state, used to hold
+    the state after an event); a user's ``diffrax.SaveAt`` passes straight through.
+    """
     if batched:
         rhs = jax.vmap(field.velocity, in_axes=(None, 0))
     else:
@@ -179,7 +183,7 @@ def _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_step
         t1,
         dt0,
         x0,
-        saveat=diffrax.SaveAt(ts=ts, t1=True),
+        saveat=diffrax.SaveAt(ts=ts, t1=True) if saveat is None else saveat,
         stepsize_controller=controller,
         adjoint=adjoint,
         event=event,
@@ -187,6 +191,14 @@ def _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_step
         throw=False,
         progress_meter=progress_meter,
     )
+    failed = sol.result == diffrax.RESULTS.max_steps_reached
+    other_failure = (sol.result != diffrax.RESULTS.successful) & (
+        sol.result != diffrax.RESULTS.event_occurred
+    ) & ~failed
+    event_occurred = sol.result == diffrax.RESULTS.event_occurred
+    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+    if saveat is not None:
+        return _custom_save_output(field, sol, batched), stats, failed, other_failure, event_occurred
     # SaveAt(ts=ts, t1=True) gives the ts entries then the final state; after an event
     # diffrax writes the final state into the first unreached slot and fills the rest
     # with inf, and after a failure there is no final state. So: the last finite save is
@@ -196,7 +208,7 @@ def _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_step
     xs, x_last, t_last = sol.ys[:-1], sol.ys[last], sol.ts[last]
     if batched:  # diffrax saves (T, B, ...); put the batch first
         xs = jnp.moveaxis(xs, 0, 1)
-    # after an event diffrax fills unreached save times with inf: hold the event state
+    # save times after the event hold the state at the event
     reached = ts <= t_last
     if batched:
         mask = reached.reshape((1, -1) + (1,) * field.event_ndim)
@@ -206,28 +218,33 @@ def _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_step
         xs = jnp.where(mask, xs, x_last[None])
     if field.manifold == "sphere":
         xs = retract_to_sphere(xs)
-    failed = sol.result == diffrax.RESULTS.max_steps_reached
-    other_failure = (sol.result != diffrax.RESULTS.successful) & (
-        sol.result != diffrax.RESULTS.event_occurred
-    ) & ~failed
-    event_occurred = sol.result == diffrax.RESULTS.event_occurred
-    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-    return xs, t_last, stats, failed, other_failure, event_occurred
+    return (ts, xs, t_last), stats, failed, other_failure, event_occurred
+
+
+def _custom_save_output(field, sol, batched):
+    """ts, ys and the time reached for a user's SaveAt (states retracted when saved as is)."""
+    ts, ys = sol.ts, sol.ys
+    t_last = jnp.max(jnp.where(jnp.isfinite(ts), ts, -jnp.inf))
+    if batched:
+        ys = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, 1) if a.ndim > 1 else a, ys)
+    if field.manifold == "sphere" and eqx.is_array(ys) and ys.ndim >= 3:  # states saved as is
+        ys = jnp.where(jnp.isfinite(ys), retract_to_sphere(ys), ys)
+    return ts, ys, t_last
 
 
 @eqx.filter_jit
 def _simulate_jit(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps, stop_when,
-                  progress_meter, ensemble, traced):
+                  progress_meter, ensemble, traced, saveat):
     if ensemble == "vmap":
         def one(x):
             return _solve_one(field, x, t0, t1, ts, solver, controller, adjoint, dt0, max_steps,
-                              stop_when, progress_meter, False)
+                              stop_when, progress_meter, False, saveat)
 
         out = jax.vmap(one)(x0)
     else:
         out = _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps,
-                         stop_when, progress_meter, ensemble == "batched")
-    xs, t_last, stats, failed, other_failure, event_occurred = out
+                         stop_when, progress_meter, ensemble == "batched", saveat)
+    (ts_out, xs, t_last), stats, failed, other_failure, event_occurred = out
     if traced:
         xs = eqx.error_if(
             xs, jnp.any(failed),
@@ -236,7 +253,7 @@ def _simulate_jit(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_s
         )
         xs = eqx.error_if(xs, jnp.any(other_failure),
                           "jaxattn.simulate: the diffrax solve failed (non-finite values or step size collapse)")
-    return xs, t_last, stats, failed, other_failure, event_occurred
+    return ts_out, xs, t_last, stats, failed, other_failure, event_occurred
 
 
 def _as_ensemble_info(field: AbstractField, x0: Array) -> tuple[bool, tuple[int, ...]]:
@@ -274,6 +291,7 @@ def simulate(
     dt0: float | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    saveat: diffrax.SaveAt | None = None,
     ensemble: Ensemble = "batched",
     stop_when: Callable[[Array], Array] | None = None,
     progress_bar: bool = False,
@@ -298,6 +316,10 @@ def simulate(
         adjoint: diffrax adjoint for ``jax.grad`` (default recursive checkpointing;
             ``BacksolveAdjoint`` warns: it is unstable for clustering dynamics).
         max_steps: step budget; exceeding it raises :class:`SolverStepLimitError`.
+        saveat: a ``diffrax.SaveAt`` passed straight through instead of ``ts`` (then
+            ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
+            with unreached slots inf as diffrax leaves them; states saved as is are retracted
+            to the sphere).
         ensemble: "batched" (one state, shared step; default) or "vmap".
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
             becomes true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``).
@@ -338,7 +360,13 @@ def simulate(
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     dtype = x0.dtype
-    if ts is None or isinstance(ts, (int, np.integer)):
+    if saveat is not None:
+        if ts is not None:
+            raise ValueError("pass either ts or saveat, not both")
+        if stop_when is not None:
+            raise ValueError("stop_when needs the default saving (ts); it cannot be combined with saveat")
+        ts = jnp.zeros(1, dtype=dtype)  # unused placeholder
+    elif ts is None or isinstance(ts, (int, np.integer)):
         num = DEFAULT_NUM_SAVES if ts is None else int(ts)
         if num < 2:
             raise ValueError(f"ts as a count must be >= 2, got {num}")
@@ -369,9 +397,9 @@ def simulate(
     t0a = jnp.asarray(t0, dtype=dtype)
     t1a = jnp.asarray(t1, dtype=dtype)
     mode = ensemble if is_ensemble else "single"
-    xs, t_last, stats, failed, other_failure, event_occurred = _simulate_jit(
+    ts, xs, t_last, stats, failed, other_failure, event_occurred = _simulate_jit(
         field, x0, t0a, t1a, ts, solver, controller, adjoint, dt0, max_steps, stop_when,
-        progress_meter, mode, not concrete,
+        progress_meter, mode, not concrete, saveat,
     )
     if concrete:
         if bool(jnp.any(failed)):
