@@ -1,0 +1,131 @@
+"""Interpretation of a trained classifier through its hardmax leaders (paper 000 §6.3).
+
+* :func:`explain`: the leaders of one review (word, position, layer determined, H value).
+* :func:`leader_statistics`: Table 1 (number of leaders per review m, its spread, and
+  the mean fraction m_0/m determined at layer 0).
+* :func:`far_leader_counts`: Figure 10's counts: leader words with |H(z)| >= 2 at layer K
+  in correctly classified test reviews (each distinct leader word once per review).
+
+Leaders follow :mod:`jaxattn.layers.hardmax`: a word leads if its token's attention set
+contains only copies of itself at some layer k <= K; repeated words count once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .data import PAD_ID, UNK_ID, Vocabulary, tokenize
+from .model import SentimentClassifier
+
+
+@dataclasses.dataclass
+class Leader:
+    word: str
+    position: int  # first position of the word in the (truncated, padded) review
+    layer: int  # layer at which it became a leader
+    decision: float  # H(z) = w . z + v at its final position (>0: positive side)
+    point: tuple[float, ...]  # final position z^K
+
+
+@dataclasses.dataclass
+class Explanation:
+    words: list[str]
+    prob_hardmax: float
+    prob_softmax: float
+    leaders: list[Leader]
+    mean_token: tuple[float, ...]
+
+    def format(self) -> str:
+        label = "positive" if self.prob_hardmax > 0.5 else "negative"
+        lines = [f"prediction: {label} (hardmax p = {self.prob_hardmax:.4f}, softmax p = {self.prob_softmax:.4f})",
+                 f"{len(self.leaders)} leaders (sorted by |H|; H > 0 pushes towards positive):"]
+        for ld in sorted(self.leaders, key=lambda l: -abs(l.decision)):
+            lines.append(f"  {ld.word:<20s} H = {ld.decision:+8.3f}   position {ld.position:3d}   leader from layer "
+                         f"{ld.layer}")
+        return "\n".join(lines)
+
+
+def encode_text(text: str, vocab: Vocabulary, seq_len: int = 128) -> np.ndarray:
+    return vocab.encode([tokenize(text)], seq_len)[0]
+
+
+def review_leaders(model: SentimentClassifier, ids: np.ndarray, vocab: Vocabulary) -> Explanation:
+    """Leaders and predictions of one encoded review."""
+    ids = jnp.asarray(ids)
+    traj = model.hardmax_trajectory(ids, store_attention=False)
+    final = np.asarray(traj.final)
+    H = np.asarray(model.decision(traj.final))
+    leaders = [Leader(vocab.words[int(ids[i])], int(i), int(traj.leader_layer[i]), float(H[i]),
+                      tuple(float(v) for v in final[i])) for i in traj.leader_indices()]
+    return Explanation(vocab.decode(np.asarray(ids)), float(model(ids, "hardmax")), float(model(ids, "softmax")),
+                       leaders, tuple(float(v) for v in final.mean(0)))
+
+
+def explain(model: SentimentClassifier, vocab: Vocabulary, text: str, seq_len: int = 128) -> Explanation:
+    """Tokenise ``text`` like the training data (n = ``seq_len`` words, padded) and return its leaders."""
+    return review_leaders(model, encode_text(text, vocab, seq_len), vocab)
+
+
+@eqx.filter_jit
+def _batch_leaders(model, ids):
+    def one(x):
+        t = model.hardmax_trajectory(x, store_attention=False)
+        own = t.first_copy == jnp.arange(x.shape[0])
+        lead = t.is_leader & own
+        H = model.decision(t.final)
+        logit = model.decision(jnp.mean(t.final, axis=0))
+        return lead, t.leader_layer, H, logit
+
+    return jax.vmap(one)(ids)
+
+
+def batch_leaders(model: SentimentClassifier, ids: np.ndarray, chunk: int = 256):
+    """For each review: distinct-leader mask (N, n), leader layers (N, n), H at layer K (N, n), hardmax logit (N,)."""
+    outs = [tuple(np.asarray(o) for o in _batch_leaders(model, jnp.asarray(ids[s:s + chunk])))
+            for s in range(0, len(ids), chunk)]
+    return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
+def leader_statistics(model: SentimentClassifier, ids: np.ndarray, chunk: int = 256) -> dict[str, float]:
+    """Table 1 row: mean, std, min, max of the number of leaders m, and mean(m_0 / m)."""
+    lead, layer, _, _ = batch_leaders(model, ids, chunk)
+    m = lead.sum(1)
+    m0 = (lead & (layer == 0)).sum(1)
+    return {"d": model.dim, "m_mean": float(m.mean()), "m_std": float(m.std()), "m_min": int(m.min()),
+            "m_max": int(m.max()), "m0_over_m": float(np.mean(m0 / np.maximum(m, 1))), "reviews": int(len(ids))}
+
+
+def far_leader_counts(model: SentimentClassifier, ids: np.ndarray, labels: np.ndarray, vocab: Vocabulary, *,
+                      far: float = 2.0, include_special: bool = False, chunk: int = 256) -> Counter:
+    """Figure 10's counts: leader words with |H(z^K)| >= ``far`` in correctly classified (hardmax) reviews.
+
+    ``<pad>`` and ``<unk>`` are left out unless ``include_special``.
+    """
+    lead, _, H, logit = batch_leaders(model, ids, chunk)
+    correct = (logit > 0) == (np.asarray(labels) == 1)
+    sel = lead & (np.abs(H) >= far) & correct[:, None]
+    if not include_special:
+        sel &= (ids != PAD_ID) & (ids != UNK_ID)
+    return Counter(vocab.words[int(w)] for w in np.asarray(ids)[sel])
+
+
+def format_table1(rows: list[dict]) -> str:
+    lines = ["| d | mean m | std m | min m | max m | mean(m_0/m) | reviews |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['d']} | {r['m_mean']:.3f} | {r['m_std']:.3f} | {r['m_min']} | {r['m_max']} | "
+                     f"{r['m0_over_m']:.3f} | {r['reviews']} |")
+    return "\n".join(lines)
+
+
+def format_histogram(counts: Counter, top: int = 15, width: int = 40) -> str:
+    items = counts.most_common(top)
+    if not items:
+        return "(no leaders far from the decision line)"
+    big = items[0][1]
+    return "\n".join(f"{w:<18s} {c:6d} {'#' * max(1, round(width * c / big))}" for w, c in items)
