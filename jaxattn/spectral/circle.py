@@ -47,6 +47,7 @@ from typing import Callable, Literal
 import numpy as np
 import diffrax
 import equinox as eqx
+import optimistix as optx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
@@ -335,7 +336,10 @@ def integrate_circle(
     y0 = to_state(coeffs0)
     if model.nu > 0:
         terms = diffrax.MultiTerm(diffrax.ODETerm(model.transport), diffrax.ODETerm(model.diffusion))
-        solver = diffrax.KenCarp4() if solver is None else solver
+        if solver is None:
+            # diffrax's default VeryChord root finder stalls at tight tolerances here (every step rejected,
+            # measured); Newton on the (linear, diagonal) implicit term converges in one or two iterations
+            solver = diffrax.KenCarp4(root_finder=optx.Newton(rtol=rtol / 10, atol=atol / 10))
     else:
         terms = diffrax.ODETerm(model)
         solver = diffrax.Tsit5() if solver is None else solver
