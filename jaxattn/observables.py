@@ -1,0 +1,317 @@
+r"""Smooth (differentiable) surrogate observables of particle configurations and trajectories.
+
+Cluster statistics such as :func:`jaxattn.analysis.clustered_pair_fraction` are step functions of
+the inner products <x_i, x_j>, so their gradients are zero or undefined (digest 002, pitfall P11).
+This module gives smooth surrogates that converge to them as a width ``tau`` -> 0, plus the scalar
+reduction of paper 002 Theorem 4.6 solved with diffrax, so that everything here can go through
+``jax.grad`` (with respect to beta, Q, K, V, x0 and t1 when composed with :func:`jaxattn.simulate`).
+
+Configurations are (..., n, d) arrays of tokens (sphere or R^d); for circle angles use
+``jaxattn.fields.embed_angles`` first. Pair averages run over the n(n - 1) ordered pairs i != j.
+
+Surrogates (s(z) = 1 / (1 + e^{-z}) is the logistic sigmoid)
+
+* mean inner product   m(X) = (1/(n(n-1))) sum_{i != j} <x_i, x_j>;
+* soft clustered fraction
+      p_tau(X) = (1/(n(n-1))) sum_{i != j} s((<x_i, x_j> - (1 - delta)) / tau)
+  -> fraction of delta-close pairs (paper 002 Figs 2-4) as tau -> 0;
+* soft minimum inner product  m_tau(X) = -tau log( (1/(n(n-1))) sum_{i != j} e^{-<x_i, x_j>/tau} ),
+  with min <= m_tau <= min + tau log(n(n-1));
+* smooth maximum pair distance  D_p(X) = (mean_{i != j} (1 - <x_i, x_j>)^p)^{1/p} (in log form);
+* soft time to cluster  T_soft = \int_{t_0}^{t_end} s((log D_p(X(t)) - log delta) / w) dt (trapezoid
+  rule on the saved times): the time spent before all pairs are delta-close, which tends to the
+  clustering time t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta} (capped at t_end) as w -> 0,
+  p -> infinity;
+* the interaction energy E_beta (eq. (3.5)) is :func:`jaxattn.analysis.interaction_energy`
+  (re-exported here; already smooth).
+
+Scalar ODE of Theorem 4.6 (orthogonal initialisation x_i(0) = e_i, digest 002 §2.4): every pairwise
+inner product equals gamma_beta(t), gamma(0) = 0, with
+
+* (SA),  eq. (4.8):  gamma' = 2 e^{beta gamma}(1 - gamma)((n-1) gamma + 1) / (e^beta + (n-1) e^{beta gamma})
+                            = 2 (1 - gamma)((n-1) gamma + 1) / (e^{beta (1 - gamma)} + n - 1);
+* (USA), eq. (4.9):  gamma' = (2/n) e^{beta gamma}(1 - gamma)((n-1) gamma + 1)   (the 2/n factor: digest).
+
+The phase boundary (4.11) is the curve gamma_beta(t) = 1 - delta in the (beta, t) plane. Its time
+t*(beta) is computed without root finding as a smooth integral: with gamma = 1 - e^{-u},
+gamma' = (1 - gamma) h(gamma) gives dt/du = 1 / h(gamma(u)), so
+
+      t*(beta) = \int_0^{log(1/delta)} du / h(1 - e^{-u}),
+
+an integrand bounded on the whole range, integrated with diffrax and differentiable in beta.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from .analysis.clusters import DEFAULT_DELTA, pairwise_inner_products
+from .analysis.energy import interaction_energy
+
+__all__ = [
+    "gamma_crossing_time",
+    "gamma_rhs",
+    "gamma_trajectory",
+    "interaction_energy",
+    "log_soft_max_pair_distance",
+    "mean_inner_product",
+    "soft_clustered_fraction",
+    "soft_min_inner_product",
+    "soft_time_to_cluster",
+]
+
+GammaModel = Literal["sa", "usa"]
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_config(x) -> Array:
+    x = jnp.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"a configuration is an (..., n, d) array of tokens (embed circle angles with "
+            f"jaxattn.fields.embed_angles); got shape {x.shape}"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"tokens must be real floating point, got dtype {x.dtype}")
+    if x.shape[-2] < 2:
+        raise ValueError(f"pair statistics need n >= 2 tokens, got n = {x.shape[-2]}")
+    return x
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    v = np.asarray(value, dtype=float)
+    if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+def _check_delta(delta) -> None:
+    if isinstance(delta, jax.core.Tracer):
+        return
+    if not (np.isfinite(delta) and 0 < float(delta) < 2):
+        raise ValueError(f"delta must be in (0, 2) (pairs are delta-close when <x_i, x_j> >= 1 - delta), got {delta!r}")
+
+
+def _pair_values(x: Array) -> Array:
+    """Off-diagonal Gram entries as a (..., n(n-1)) array."""
+    n = x.shape[-2]
+    g = pairwise_inner_products(x)
+    iu, ju = np.nonzero(~np.eye(n, dtype=bool))
+    return g[..., iu, ju]
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration observables
+
+
+def mean_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
+    r"""m(X) = (1/(n(n-1))) sum_{i != j} <x_i, x_j>  (= (n |xbar|^2 - 1)/(n - 1) on the sphere)."""
+    x = _check_config(x)
+    n = x.shape[-2]
+    s = jnp.sum(x, axis=-2)
+    total = jnp.sum(s * s, axis=-1) - jnp.sum(x * x, axis=(-2, -1))
+    return total / (n * (n - 1))
+
+
+def soft_clustered_fraction(
+    x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA, tau: float | None = None
+) -> Float[Array, "..."]:
+    r"""p_tau(X) = mean_{i != j} s((<x_i, x_j> - (1 - delta)) / tau), the smooth delta-close pair fraction.
+
+    ``tau`` defaults to delta / 4. As tau -> 0 this is :func:`jaxattn.analysis.clustered_pair_fraction`
+    (paper 002 Figs 2-4), pointwise except at pairs exactly at the threshold.
+    """
+    x = _check_config(x)
+    _check_delta(delta)
+    tau = delta / 4 if tau is None else tau
+    _check_positive("tau", tau)
+    g = _pair_values(x)
+    return jnp.mean(jax.nn.sigmoid((g - (1 - delta)) / tau), axis=-1)
+
+
+def soft_min_inner_product(x: Float[ArrayLike, "... n d"], tau: float = 1e-3) -> Float[Array, "..."]:
+    r"""m_tau(X) = -tau log mean_{i != j} exp(-<x_i, x_j>/tau) in [min, min + tau log(n(n-1))]."""
+    x = _check_config(x)
+    _check_positive("tau", tau)
+    g = _pair_values(x)
+    N = g.shape[-1]
+    return -tau * (jax.nn.logsumexp(-g / tau, axis=-1) - math.log(N))
+
+
+def log_soft_max_pair_distance(x: Float[ArrayLike, "... n d"], power: float = 32.0) -> Float[Array, "..."]:
+    r"""log D_p(X), D_p = (mean_{i != j} (1 - <x_i, x_j>)^p)^{1/p}: a smooth max of 1 - <x_i, x_j>.
+
+    N^{-1/p} max <= D_p <= max over the N = n(n-1) pairs, a bound on the *ratio*, so the error in
+    log D_p is at most log(N)/p at every scale (0.2 for n = 8, p = 32) - unlike a soft minimum of
+    <x_i, x_j>, whose additive error swamps 1 - <x_i, x_j> once tokens are close. 1 - <x_i, x_j> is
+    floored at 1e-30 (round-off at consensus).
+    """
+    x = _check_config(x)
+    _check_positive("power", power)
+    g = _pair_values(x)
+    log_dist = jnp.log(jnp.maximum(1.0 - g, 1e-30))
+    N = g.shape[-1]
+    return (jax.nn.logsumexp(power * log_dist, axis=-1) - math.log(N)) / power
+
+
+def soft_time_to_cluster(
+    xs: Float[ArrayLike, "... T n d"],
+    ts: Float[ArrayLike, " T"],
+    delta: float = DEFAULT_DELTA,
+    width: float = 0.1,
+    power: float = 32.0,
+) -> Float[Array, "..."]:
+    r"""T_soft = \int s((log D_p(X(t)) - log delta) / width) dt over the saved times (trapezoid rule).
+
+    D_p is the smooth maximum of 1 - <x_i, x_j> (:func:`log_soft_max_pair_distance`), so the integrand
+    is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: T_soft ~ t*, the
+    first time min_{i != j} <x_i, x_j> >= 1 - delta (capped at the last saved time). Working with
+    log(1 - <x_i, x_j>) makes the smoothing scale-free: near consensus 1 - <x_i, x_j> decays like
+    e^{-lambda t}, so the sigmoid has width ``width``/lambda in time and is symmetric about t*, and the
+    integrand really goes to 0 after clustering (a sigmoid in <x_i, x_j> itself would not: it saturates
+    at <x_i, x_j> = 1). Errors: O(log(N)/(p lambda)) from the soft max (D_p underestimates the max
+    distance by at most a factor N^{1/p}), O(dt) from the trapezoid rule at the crossing.
+    Its gradient is -(d log D / d theta)(t*) / (d log D / dt)(t*): the sensitivity of the clustering
+    time. A trajectory that never clusters gives t_end - t_0 and a zero gradient: choose the horizon
+    so that the crossing is inside it.
+    """
+    xs = _check_config(xs)
+    ts = jnp.asarray(ts, dtype=xs.dtype)
+    if xs.ndim < 3 or ts.ndim != 1 or xs.shape[-3] != ts.shape[0] or ts.shape[0] < 2:
+        raise ValueError(f"need xs of shape (..., T, n, d) with T = len(ts) >= 2; got xs {xs.shape}, ts {ts.shape}")
+    _check_delta(delta)
+    _check_positive("width", width)
+    u = log_soft_max_pair_distance(xs, power)
+    f = jax.nn.sigmoid((u - jnp.log(delta)) / width)
+    dt = jnp.diff(ts)
+    return jnp.sum(0.5 * (f[..., 1:] + f[..., :-1]) * dt, axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Theorem 4.6: the scalar gamma ODE
+
+
+def _check_gamma_args(beta, n, model) -> str:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an int >= 2 (number of tokens), got {n!r}")
+    if not isinstance(model, str) or model.lower() not in ("sa", "usa"):
+        raise ValueError(f"model must be 'sa' (eq. (4.8)) or 'usa' (eq. (4.9)), got {model!r}")
+    if not isinstance(beta, jax.core.Tracer):
+        b = np.asarray(beta, dtype=float)
+        if b.ndim != 0 or not np.isfinite(b) or b < 0:
+            raise ValueError(f"beta must be a finite scalar >= 0, got {beta!r}")
+    return model.lower()
+
+
+def _h(gamma, beta, n: int, model: str):
+    """gamma' = (1 - gamma) h(gamma): the factor of (4.8)/(4.9) without (1 - gamma)."""
+    lin = (n - 1) * gamma + 1
+    if model == "sa":
+        return 2 * lin / (jnp.exp(beta * (1 - gamma)) + (n - 1))
+    return (2.0 / n) * jnp.exp(beta * gamma) * lin
+
+
+def gamma_rhs(gamma: ArrayLike, beta: ArrayLike, n: int, model: GammaModel = "sa") -> Array:
+    r"""Right-hand side of eq. (4.8) (SA) or (4.9) (USA) of paper 002, Theorem 4.6 (module docstring)."""
+    model = _check_gamma_args(beta, n, model)
+    gamma = jnp.asarray(gamma)
+    return (1 - gamma) * _h(gamma, beta, n, model)
+
+
+# Module-level jitted solves: n, model, tolerances and solver are static, beta/ts/delta traced, so
+# a new beta does not recompile (a lambda built per call would).
+@eqx.filter_jit
+def _gamma_solve(beta, ts, n, model, rtol, atol, solver, max_steps):
+    t_end = jnp.maximum(ts[-1], 1e-12)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, g, b: (1 - g) * _h(g, b, n, model)),
+        diffrax.Tsit5() if solver is None else solver,
+        0.0,
+        t_end,
+        None,
+        jnp.zeros((), ts.dtype),
+        args=beta,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+    )
+    return sol.ys
+
+
+@eqx.filter_jit
+def _crossing_solve(beta, delta, n, model, rtol, atol):
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda u, t, b: 1.0 / _h(1 - jnp.exp(-u), b, n, model)),
+        diffrax.Tsit5(),
+        0.0,
+        -jnp.log(delta),
+        None,
+        jnp.zeros((), beta.dtype),
+        args=beta,
+        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=100_000,
+    )
+    return sol.ys[-1]
+
+
+def gamma_trajectory(
+    beta: ArrayLike,
+    n: int,
+    ts: Float[ArrayLike, " T"],
+    model: GammaModel = "sa",
+    *,
+    rtol: float = 1e-11,
+    atol: float = 1e-13,
+    solver: diffrax.AbstractSolver | None = None,
+    max_steps: int = 100_000,
+) -> Float[Array, " T"]:
+    r"""gamma_beta(t) at the times ``ts`` (ts[0] >= 0), from gamma(0) = 0 by eq. (4.8)/(4.9).
+
+    Differentiable in ``beta`` (diffrax recursive-checkpoint adjoint). Solver: Tsit5 by default;
+    USA at beta >~ 6 is stiff (digest 002 T12): pass ``solver=diffrax.Kvaerno5()``.
+    """
+    model = _check_gamma_args(beta, n, model)
+    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"ts must be a 1-D array of times, got shape {ts.shape}")
+    if not isinstance(ts, jax.core.Tracer):
+        tsn = np.asarray(ts)
+        if not np.all(np.isfinite(tsn)) or tsn[0] < 0 or np.any(np.diff(tsn) < 0):
+            raise ValueError("ts must be finite, non-decreasing and >= 0")
+    return _gamma_solve(jnp.asarray(beta, dtype=ts.dtype), ts, n, model, rtol, atol, solver, max_steps)
+
+
+def gamma_crossing_time(
+    beta: ArrayLike,
+    n: int,
+    delta: float = 1e-2,
+    model: GammaModel = "sa",
+    *,
+    rtol: float = 1e-11,
+    atol: float = 1e-13,
+) -> Float[Array, ""]:
+    r"""Phase-boundary time t*(beta) with gamma_beta(t*) = 1 - delta (paper 002 eq. (4.11)).
+
+    t* = \int_0^{log(1/delta)} du / h(1 - e^{-u}) (module docstring), a smooth function of beta, so
+    ``jax.grad`` gives dt*/dbeta. By the implicit function theorem, along the boundary
+    d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta (a test).
+    """
+    model = _check_gamma_args(beta, n, model)
+    _check_delta(delta)
+    if not isinstance(delta, jax.core.Tracer) and not float(delta) < 1:
+        raise ValueError(f"delta must be < 1 for a crossing from gamma(0) = 0, got {delta}")
+    dtype = jnp.result_type(float)
+    return _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
