@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from . import _harmonics
 from ._attention import Normalisation, attend, attention_weights
 from ._base import AbstractField, as_float_array, check_beta, check_finite, tangent_projection
 
@@ -99,6 +100,10 @@ class _SphereAttention(AbstractField):
     feedforward: FeedForward | None
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
+    evaluator: str = eqx.field(static=True)
+    harmonics_tol: float = eqx.field(static=True)
+    harmonics_beta: float | None = eqx.field(static=True)
+    harmonics_degree: int | None = eqx.field(static=True)
 
     manifold = "sphere"
     normalisation: eqx.AbstractClassVar[Normalisation]
@@ -113,6 +118,9 @@ class _SphereAttention(AbstractField):
         causal: bool = False,
         feedforward: FeedForward | None = None,
         block_size: int | None = None,
+        evaluator: str = "dense",
+        harmonics_tol: float = _harmonics.DEFAULT_TOLERANCE,
+        harmonics_degree: int | None = None,
     ):
         self.beta = check_beta(beta)
         self.Q, self.K, self.V, d, _ = _stack_heads(Q, K, V)
@@ -121,6 +129,32 @@ class _SphereAttention(AbstractField):
         self.feedforward = feedforward
         self.causal = bool(causal)
         self.block_size = block_size
+        self.evaluator, self.harmonics_tol, self.harmonics_degree = evaluator, float(harmonics_tol), harmonics_degree
+        self.harmonics_beta = None
+        if evaluator == "harmonics":
+            if Q is not None or K is not None or V is not None:
+                raise ValueError("evaluator='harmonics' needs Q = K = V = I (leave Q, K, V as None); "
+                                 "use evaluator='dense' for general matrices")
+            if self.causal:
+                raise ValueError("evaluator='harmonics' does not support causal masks; use evaluator='dense'")
+            if feedforward is not None and feedforward.w.shape[0] != 3:
+                raise ValueError("evaluator='harmonics' works on S^2 only (d = 3), but feedforward acts on "
+                                 f"d = {feedforward.w.shape[0]}")
+            if not self.harmonics_tol > 0:
+                raise ValueError(f"harmonics_tol must be > 0, got {harmonics_tol}")
+            if harmonics_degree is None:
+                try:
+                    self.harmonics_beta = float(self.beta)
+                except (jax.errors.ConcretizationTypeError, TypeError) as exc:
+                    raise ValueError(
+                        "evaluator='harmonics' chooses its truncation degree from a concrete beta; beta is "
+                        "traced here, so pass harmonics_degree=L (see jaxattn.fields._harmonics."
+                        "truncation_degree) or build the field outside jit/grad"
+                    ) from exc
+            elif not (isinstance(harmonics_degree, int) and harmonics_degree >= 0):
+                raise ValueError(f"harmonics_degree must be an int >= 0, got {harmonics_degree!r}")
+        elif evaluator != "dense":
+            raise ValueError(f"evaluator must be 'dense' or 'harmonics', got {evaluator!r}")
 
     @property
     def dim(self) -> int | None:
@@ -139,6 +173,15 @@ class _SphereAttention(AbstractField):
 
     def attention_output(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
         """sum_h sum_j w^h_ij V_h x_j, before the tangent projection."""
+        if self.evaluator == "harmonics":
+            if x.shape[-1] != 3:
+                raise ValueError(f"evaluator='harmonics' works on S^2 only (d = 3); tokens have d = {x.shape[-1]}")
+            degree = self.harmonics_degree
+            if degree is None:
+                degree = _harmonics.truncation_degree(self.harmonics_beta, x.shape[0], self.harmonics_tol,
+                                                      self.normalisation)
+            return _harmonics.sphere_attention_harmonics(
+                x, self.beta, degree, normalisation=self.normalisation, log_shift=self._log_shift())
         kwargs = dict(
             normalisation=self.normalisation,
             causal=self.causal,
@@ -179,7 +222,10 @@ class SelfAttention(_SphereAttention):
     (shape (m, d), rectangular allowed) and ``V`` (d, d) give eq. (2.3); stacks of shape
     (H, m, d) / (H, d, d) give H heads, eq. (2.7); ``causal=True`` gives (CSA) of paper
     003; ``feedforward`` gives eq. (2.8). ``block_size`` controls the row-blocked kernel
-    (see :mod:`jaxattn.fields._attention`).
+    (see :mod:`jaxattn.fields._attention`). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
+    non-causal) evaluates the field in O(n L^2) with the spherical-harmonic addition theorem
+    to within ``harmonics_tol`` (see :mod:`jaxattn.fields._harmonics`); it is faster than
+    the dense O(n^2) kernel above n ~ 2000.
     """
 
     normalisation = "softmax"
@@ -201,8 +247,9 @@ class UnnormalisedSelfAttention(_SphereAttention):
     time_rescaled: bool = eqx.field(static=True, default=False)
 
     def __init__(self, beta, Q=None, K=None, V=None, *, causal=False, feedforward=None,
-                 block_size=None, time_rescaled: bool = False):
-        super().__init__(beta, Q, K, V, causal=causal, feedforward=feedforward, block_size=block_size)
+                 block_size=None, time_rescaled: bool = False, **evaluator_options):
+        super().__init__(beta, Q, K, V, causal=causal, feedforward=feedforward, block_size=block_size,
+                         **evaluator_options)
         self.time_rescaled = bool(time_rescaled)
 
     def _log_shift(self):
