@@ -10,8 +10,12 @@ import pytest
 from jaxattn.studies import paper_001 as p1
 
 
+#: shared save grid: tests with the same shapes reuse one compiled solve
+TS15 = np.linspace(0.0, 15.0, 31)
+
+
 def test_polytope_vertices_and_leaders():  # T16, T18 (Thm 3.1 / 8.1, V = I)
-    ds = p1.rescaled_trajectories(np.eye(3), n=40, t1=15.0, ts=[0.0, 8.0, 10.0, 15.0], seeds=(0, 1, 2))
+    ds = p1.rescaled_trajectories(np.eye(3), n=40, t1=15.0, ts=TS15, seeds=(0, 1, 2))
     for s in range(3):
         summary = p1.polytope_summary(ds.z.isel(seed=s, t=-1).values, ds.P.isel(seed=s, t=-1).values)
         assert 4 <= summary["clusters"] <= 20
@@ -89,7 +93,7 @@ def test_boolean_low_rank_attention_d1():  # T11-T13 (Thm 2.1, Fig 3) and Fig 11
 
 
 def test_polytope_times_subspace():  # T24 (Thm 5.2, V = diag(1, 1, -1/2), Fig 8)
-    ds = p1.rescaled_trajectories(p1.FIG8_V, n=40, t1=15.0, ts=np.linspace(0, 15, 31), seeds=(0,))
+    ds = p1.rescaled_trajectories(p1.FIG8_V, n=40, t1=15.0, ts=TS15, seeds=(0, 1, 2))
     z = ds.z.isel(seed=0).values
     proj = z[..., :2]
     centres, _ = p1.cluster_centres(proj[-1], 1e-3)

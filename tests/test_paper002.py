@@ -117,18 +117,19 @@ def test_repulsive_dynamics_reach_sharp_configurations():  # T26-T27
     np.testing.assert_allclose(tetra.energy.isel(t=-1), e_sharp, rtol=1e-9)
     assert np.all(np.diff(tetra.energy.values, axis=1) <= 1e-12)  # E decreases (V = -I)
 
+    # the sharp energies are below random configurations' (Cohn-Kumar, erratum of Thm 7.2)
+    assert e_sharp < tetra.energy.isel(t=0).min()
+
+
+@pytest.mark.slow
+def test_repulsive_octagon_icosahedron_octahedron_and_d4():  # T26-T27 (T = 2e4 for the icosahedron)
+    beta = 1.0
     octagon = p2.repulsive_configuration(8, 2, beta=beta, t1=2000.0, seeds=(0,))
     g = octagon.gram.isel(t=-1, seed=0).values
     distinct = np.unique(np.round(g[~np.eye(8, dtype=bool)], 4))
     np.testing.assert_allclose(distinct, [-1, -1 / math.sqrt(2), 0, 1 / math.sqrt(2)], atol=1e-4)
     assert float(octagon.energy.isel(t=-1, seed=0)) == pytest.approx(
         p2.sharp_energy(p2.sharp_configuration("polygon", n=8), beta), rel=1e-8)
-    # the sharp energies are below random configurations' (Cohn-Kumar, erratum of Thm 7.2)
-    assert e_sharp < tetra.energy.isel(t=0).min()
-
-
-@pytest.mark.slow
-def test_repulsive_icosahedron_octahedron_and_d4():  # T27 (T = 2e4 for the icosahedron)
     ico = p2.repulsive_configuration(12, 3, beta=1.0, t1=2e4, seeds=(0,))
     assert float(ico.energy.isel(t=-1, seed=0)) == pytest.approx(0.587622476879868, rel=1e-8)
     g = np.abs(ico.gram.isel(t=-1, seed=0).values[~np.eye(12, dtype=bool)])
@@ -192,7 +193,7 @@ def test_small_beta_consensus():  # T23-T24
     ds = p2.small_beta_consensus([0.0, 0.1, 0.5], n=32, d=2, batch=200, t1=200.0)
     assert np.all(ds.fraction.values >= 0.99)
     ds3 = p2.small_beta_consensus([0.0], n=10, d=3, batch=100, t1=200.0)
-    assert float(ds3.fraction) == 1.0
+    assert ds3.fraction.item() == 1.0
 
 
 # --------------------------------------------------------------------------- T17 phase diagram

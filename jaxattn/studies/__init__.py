@@ -1,6 +1,20 @@
-"""Parameter sweeps and paper reproductions (issue 3)."""
+"""Parameter sweeps and paper reproductions (issue 3).
 
-from . import sweep
-from .sweep import run_sweep, shard_ensemble, solve_ensemble
+* :mod:`.sweep`: grids x seeds of jit-compiled, device-sharded ensemble solves written to
+  netCDF point by point, resumable after any interruption (:func:`run_sweep`).
+* :mod:`.paper_001`, :mod:`.paper_002`: reproductions of the figures and theorems of
+  papers 001 and 002 (datasets + plot helpers).
+"""
 
-__all__ = ["run_sweep", "shard_ensemble", "solve_ensemble", "sweep"]
+from . import paper_001, paper_002, sweep
+from .sweep import SweepMismatchError, run_sweep, shard_ensemble, solve_ensemble
+
+__all__ = [
+    "SweepMismatchError",
+    "paper_001",
+    "paper_002",
+    "run_sweep",
+    "shard_ensemble",
+    "solve_ensemble",
+    "sweep",
+]
