@@ -24,6 +24,7 @@ Distances
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -204,8 +205,13 @@ def w1_circle(mu, nu) -> Float[Array, "..."]:
     batch = jnp.broadcast_shapes(xp.shape[:-1], yp.shape[:-1])
     xp, xw = jnp.broadcast_to(xp, batch + xp.shape[-1:]), jnp.broadcast_to(xw, batch + xw.shape[-1:])
     yp, yw = jnp.broadcast_to(yp, batch + yp.shape[-1:]), jnp.broadcast_to(yw, batch + yw.shape[-1:])
+    return _w1_batched(xp, xw, yp, yw, len(batch))
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _w1_batched(xp, xw, yp, yw, n_batch):
     f = _w1_circle_1d
-    for _ in batch:
+    for _ in range(n_batch):
         f = jax.vmap(f)
     return f(xp, xw, yp, yw)
 
@@ -247,5 +253,9 @@ def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | None = None, b
         raise ValueError("points must lie on the unit sphere")
     a = np.full(len(x), 1.0 / len(x)) if a is None else np.asarray(a, dtype=float)
     b = np.full(len(y), 1.0 / len(y)) if b is None else np.asarray(b, dtype=float)
-    cost = np.arccos(np.clip(x @ y.T, -1.0, 1.0)) ** p
+    # atan2(|x cross y|, x.y) is accurate at small angles, unlike arccos(x.y) (error ~1e-8 near 0)
+    cross = np.linalg.norm(np.cross(x[:, None, :], y[None, :, :]), axis=-1) if x.shape[1] == 3 else None
+    if cross is None:
+        cross = np.sqrt(np.clip(1 - (x @ y.T) ** 2, 0, None))
+    cost = np.arctan2(cross, x @ y.T) ** p
     return float(ot.emd2(a, b, cost, numItermax=1_000_000)) ** (1.0 / p)
