@@ -10,16 +10,26 @@ beta = 0 gives the Kuramoto model eq. (6.2) with K = 1 and omega = 0.
 Both are evaluated with the shared attention kernel on the embedded points: the kernel
 returns y_i = sum_j w_ij x_j and dtheta_i/dt = <y_i, x_i^perp> with
 x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - theta_i).
+``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
+O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
 """
 
 from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._attention import attend, attention_weights
-from ._base import AbstractField, as_float_array, check_beta, check_finite
+from ._base import AbstractField, as_float_array, check_beta, check_finite, is_concrete
+from ._fourier import (
+    DEFAULT_FOURIER_TOL,
+    DEFAULT_NEAR_BLOCK,
+    fourier_circle_velocity,
+    fourier_modes,
+    scaled_bessel_weights,
+)
 
 
 def embed_angles(theta: Float[Array, "... n"]) -> Float[Array, "... n 2"]:
@@ -39,23 +49,67 @@ def _angular_velocity(theta, y):
 class CircleSelfAttention(AbstractField):
     """Angle ODE on S^1: paper 002 eq. (6.1) (``unnormalised=True``, USA) or its SA form.
 
-    ``causal=True`` gives the circle form of paper 003's causal dynamics (token i attends
-    to j <= i), whose interaction is h(x) = e^{beta(cos x - 1)} sin x after normalisation.
+    ``causal=True`` gives the circle form of paper 003's causal dynamics (CSA-2d): token k
+    attends to j <= k, and with h(x) = e^{beta(cos x - 1)} sin x,
+
+        dtheta_k/dt = (1/Z_k) sum_{j<k} h(theta_j - theta_k),   Z_k = sum_{j<=k} e^{beta(cos(theta_k - theta_j) - 1)} >= 1
+
+    (SA; the self term adds 1 to Z_k and nothing to the numerator). USA divides by the number
+    of visible tokens (n, or k when causal) instead of Z_k and keeps the factor e^{beta}.
+
+    Evaluators (same field, same trajectories):
+
+    * ``evaluator="dense"`` (default): the shared O(n^2) attention kernel (row-blocked above
+      ``block_size``);
+    * ``evaluator="fourier"``: O(n M) Bessel-Fourier sums (:mod:`jaxattn.fields._fourier`),
+      M = ``modes`` or, by default, the smallest M with truncation bound
+      eps_M(beta) = 2 sum_{k>M} (1 + k/beta) e^{-beta} I_k(beta) <= ``tol``; then
+      |error of dtheta_i/dt| <= (|S_i|/Z_i) eps_M <= n eps_M for SA and <= e^beta eps_M for USA,
+      plus round-off (~1e-13 against the dense sum at n ~ 10^3). M ~ sqrt(2 beta ln(1/tol)):
+      68 modes at beta = 64. Faster than dense once n >> M (measured in docs/paper_003.md).
+      ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``).
+      The Bessel weights are computed here from beta, so build a new field to change beta
+      (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
     """
 
     beta: Float[Array, ""]
+    fourier_weights: Float[Array, " M+1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
+    evaluator: str = eqx.field(static=True)
+    modes: int | None = eqx.field(static=True)
 
     manifold = "circle"
 
     def __init__(self, beta: float | ArrayLike, *, unnormalised: bool = False, causal: bool = False,
-                 block_size: int | None = None):
+                 block_size: int | None = None, evaluator: str = "dense", modes: int | None = None,
+                 tol: float = DEFAULT_FOURIER_TOL):
         self.beta = check_beta(beta)
         self.unnormalised = bool(unnormalised)
         self.causal = bool(causal)
         self.block_size = block_size
+        if evaluator not in ("dense", "fourier"):
+            raise ValueError(f"evaluator must be 'dense' or 'fourier', got {evaluator!r}")
+        self.evaluator = evaluator
+        if evaluator == "dense":
+            if modes is not None:
+                raise ValueError("modes is an option of evaluator='fourier'")
+            self.modes, self.fourier_weights = None, None
+            return
+        if modes is None:
+            if not is_concrete(self.beta):
+                raise ValueError(
+                    "evaluator='fourier' with a traced beta (inside jit/grad/vmap) needs a static "
+                    "number of modes: pass modes=jaxattn.fields.fourier_modes(beta_max, tol)"
+                )
+            modes = fourier_modes(float(self.beta), tol)
+        if not isinstance(modes, (int, np.integer)) or isinstance(modes, bool) or modes < 1:
+            raise ValueError(f"modes must be a positive int, got {modes!r}")
+        if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
+            raise ValueError(f"block_size must be a positive int for evaluator='fourier', got {block_size!r}")
+        self.modes = int(modes)
+        self.fourier_weights = scaled_bessel_weights(self.beta, self.modes)
 
     def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n n"]:
         """Weights exp(beta cos(theta_i - theta_j)) / Z_i (or / n for USA)."""
@@ -64,6 +118,11 @@ class CircleSelfAttention(AbstractField):
                                  normalisation="mean" if self.unnormalised else "softmax")[None]
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        if self.evaluator == "fourier":
+            return fourier_circle_velocity(
+                theta, self.beta, self.fourier_weights, unnormalised=self.unnormalised,
+                causal=self.causal, block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
+            )
         x = embed_angles(theta)
         y = attend(self.beta * x, x, x, normalisation="mean" if self.unnormalised else "softmax",
                    causal=self.causal, block_size=self.block_size)
