@@ -70,7 +70,8 @@ def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..kmax, as float64 NumPy (host)."""
     from ..spectral._bessel import ive  # shared differentiable Bessel series (spectral module)
 
-    return np.asarray(ive(np.arange(kmax + 1, dtype=float), float(beta)), dtype=float)
+    with jax.ensure_compile_time_eval():  # host values even while a jit trace is open
+        return np.asarray(ive(np.arange(kmax + 1, dtype=float), float(beta)), dtype=float)
 
 
 def truncation_error(beta: float, M: int) -> float:
