@@ -1,0 +1,166 @@
+"""The runner's own workloads: one RHS, one solve, ensembles, the S^2 fast path.
+
+Each function returns a list of :class:`benchmarks._measure.Record`; both sides of every
+comparison run in this process, interleaved (``_measure.compare``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxattn
+
+
+def _rhs(field):
+    """A jitted x -> field(0, x) (fields are pytrees: close over them, don't hash them)."""
+    return jax.jit(lambda x: field(0.0, x))
+from benchmarks._measure import Record, compare, peak_rss_mb
+from benchmarks.rhs_and_solve import numpy_rk4, numpy_sa_rhs
+from benchmarks.roofline import attention_bound_s
+
+
+def rhs(quick: bool) -> list[Record]:
+    """One SA right-hand side: jaxattn dense (row-blocked above n = 1024) vs NumPy dense."""
+    beta = 9.0
+    records = []
+    for n in ([256, 1024] if quick else [256, 1024, 2048, 4096]):
+        for d in (3, 64):
+            x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, d)
+            xn = np.asarray(x)
+            dense = _rhs(jaxattn.SelfAttention(beta))
+            sides = {"jaxattn dense": lambda: dense(x), "numpy dense": lambda: numpy_sa_rhs(xn, beta)}
+            if d == 3:
+                fast = _rhs(jaxattn.SelfAttention(beta, evaluator="harmonics"))
+                sides["jaxattn harmonics"] = lambda: fast(x)
+            recs = compare("rhs", f"SA n={n} d={d} beta={beta:g}", sides, "numpy dense",
+                           repeats=3 if quick else 5, bound_s=attention_bound_s(n, d))
+            if d == 3:
+                err = float(jnp.max(jnp.abs(fast(x) - dense(x))))
+                for r in recs:
+                    if r.impl == "jaxattn harmonics":
+                        r.roofline_fraction = None  # O(n L^2): the dense roofline does not apply
+                        r.note = f"max|diff| vs dense {err:.1e}"
+            records += recs
+    return records
+
+
+def solve(quick: bool) -> list[Record]:
+    """One solve to T = 10: simulate (Tsit5 + PID 1e-6) vs NumPy RK4 h = 0.1 (+ DOP853 at n = 32)."""
+    from scipy.integrate import solve_ivp
+
+    grid = [(32, 3, 1.0), (32, 3, 9.0)] if quick else [
+        (n, d, b) for n in (32, 256, 1024) for d in (3, 64) for b in (1.0, 9.0)]
+    records = []
+    for n, d, beta in grid:
+        t1 = 10.0
+        x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, d)
+        xn = np.asarray(x)
+        field = jaxattn.SelfAttention(beta)
+        sides = {"jaxattn Tsit5 1e-6": lambda: jaxattn.simulate(field, x, t1, ts=2).xs,
+                 "numpy RK4 h=0.1": lambda: numpy_rk4(xn, beta, t1)}
+        if n <= 32:
+            def dop853():
+                f = lambda t, y: numpy_sa_rhs(y.reshape(n, d), beta).ravel()  # noqa: E731
+                return solve_ivp(f, (0.0, t1), xn.ravel(), method="DOP853", rtol=1e-6, atol=1e-6).y
+            sides["scipy DOP853 1e-6"] = dop853
+        traj = jaxattn.simulate(field, x, t1, ts=2)
+        evals = 6 * int(traj.stats["num_steps"]) + 2
+        big = n >= 1024
+        recs = compare("solve", f"SA n={n} d={d} beta={beta:g} T={t1:g}", sides, "numpy RK4 h=0.1",
+                       repeats=1 if big else 3, min_time=0.0, bound_s=attention_bound_s(n, d, evals))
+        for r in recs:
+            if r.impl.startswith("numpy"):
+                r.roofline_fraction = attention_bound_s(n, d, 400) / r.cpu_s
+            elif r.impl.startswith("scipy"):
+                r.roofline_fraction = None
+            else:
+                r.note = f"{int(traj.stats['num_steps'])} steps"
+        records += recs
+    return records
+
+
+def ensembles(quick: bool) -> list[Record]:
+    """Shared-step batched state vs vmap of the adaptive solve (SA S^2, beta = 9, T = 10)."""
+    cases = [(32, 1), (32, 64)] if quick else (
+        [(32, b) for b in (1, 16, 128, 512, 2048)] + [(256, b) for b in (1, 16, 64, 256)])
+    records = []
+    field = jaxattn.SelfAttention(9.0)
+    for n, batch in cases:
+        x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, 3, batch=batch)
+        sides = {mode: (lambda mode=mode: jaxattn.simulate(field, x, 10.0, ts=2, ensemble=mode).xs)
+                 for mode in ("batched", "vmap")}
+        recs = compare("ensembles", f"n={n} d=3 batch={batch}", sides, "vmap", repeats=1 if batch >= 512 else 3,
+                       min_time=0.0)
+        for r in recs:
+            r.extra["per_member_cpu_s"] = r.cpu_s / batch
+        records += recs
+    return records
+
+
+def fast_sphere(quick: bool) -> list[Record]:
+    """The S^2 harmonics RHS at large n (goal: n = 10^5 under 1 s); dense only where affordable."""
+    beta = 9.0
+    records = []
+    for n in ([4096] if quick else [10_000, 100_000]):
+        x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, 3)
+        fast = _rhs(jaxattn.SelfAttention(beta, evaluator="harmonics"))
+        sides = {"jaxattn harmonics": lambda: fast(x)}
+        if n <= 10_000:
+            dense = _rhs(jaxattn.SelfAttention(beta))
+            sides = {"jaxattn dense": lambda: dense(x), **sides}
+        recs = compare("fast S^2 rhs", f"SA n={n} d=3 beta={beta:g}", sides,
+                       "jaxattn dense" if "jaxattn dense" in sides else "jaxattn harmonics",
+                       repeats=3, min_time=0.0)
+        from jaxattn.fields._harmonics import truncation_degree
+        for r in recs:
+            if r.impl == "jaxattn harmonics":
+                r.note = f"L = {truncation_degree(beta, n)}"
+        records += recs
+    return records
+
+
+def external(name: str, quick: bool, argv_quick: list[str] | None = None) -> list[Record]:
+    """Run another developer's ``benchmarks.<name>.main`` in-process; record its time and output."""
+    import contextlib
+    import importlib
+    import io
+
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ImportError as exc:
+        return [Record(name, "-", "(skipped)", float("nan"), float("nan"), peak_rss_mb(),
+                       note=f"module benchmarks.{name} not present ({exc.__class__.__name__})")]
+    argv = (argv_quick if argv_quick is not None else ["--quick"]) if quick else []
+    buf = io.StringIO()
+    c0, w0 = time.process_time(), time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(buf):
+            module.main(argv)
+        note = "own table below"
+    except Exception as exc:  # report, keep the runner going
+        note = f"failed: {exc.__class__.__name__}: {exc}"[:200]
+    rec = Record(name, " ".join(argv) or "(full)", f"benchmarks.{name}", time.process_time() - c0,
+                 time.perf_counter() - w0, peak_rss_mb(), note=note)
+    rec.extra["output"] = buf.getvalue()
+    return [rec]
+
+
+def circle_pde(quick: bool) -> list[Record]:
+    """Pseudo-spectral USA continuity equation on S^1 (jaxattn.spectral.circle.solve_circle)."""
+    try:
+        from jaxattn.spectral.circle import mode_coefficients, solve_circle
+    except ImportError as exc:
+        return [Record("circle pde", "-", "(skipped)", float("nan"), float("nan"), peak_rss_mb(),
+                       note=f"solve_circle not available ({exc})")]
+    records = []
+    for K, beta in ([(64, 5.0)] if quick else [(64, 5.0), (256, 5.0), (256, 9.0)]):
+        c0 = mode_coefficients(K, cos={3: 1e-3})
+        run = lambda: solve_circle(c0, beta, 1.0, n_save=11).ts  # noqa: E731
+        records += compare("circle pde", f"K={K} beta={beta:g} T=1", {"jaxattn solve_circle": run},
+                           "jaxattn solve_circle", repeats=3, min_time=0.0)
+    records[-1].note = "no baseline (the authors' Lax-Friedrichs code costs ~0.65 s/step at M=1e4)"
+    return records
