@@ -1,0 +1,248 @@
+r"""Rényi centres, the interaction function h and meta-stable statistics of causal attention (paper 003).
+
+Definitions (paper 003 §5.1; digest 003 §2.5). For a sequence x_1, x_2, ... on S^{d-1} (or angles on
+S^1) with **geodesic** distance and a separation delta (figures: delta = 4 beta^{-1/2}):
+
+* **Rényi centres**: greedy in token order, token k is a centre when it is more than delta from
+  every *earlier centre*; token 1 always is.
+* **Strong Rényi centres**: token k is more than delta from *every earlier token*; token 1 always is.
+  Strong centres are Rényi centres.
+
+Both are computed from positions at t = 0 and then followed as tokens (Fig. 2 caption). "dist > delta"
+is tested as <x, y> < cos(delta), exact for delta in (0, pi); the author's notebook uses the chord
+2 sin(delta/2), which is equivalent.
+
+Expected counts for i.i.d. uniform tokens (Lemma C.1 and Dvoretzky-Robbins):
+
+* strong: E = (1 - (1 - p)^n) / p -> 1/p with p = sigma(B_delta), the normalised cap area:
+  p = delta/pi on S^1 and p = sin^2(delta/2) on S^2. **Erratum (paper Lemma C.1, d = 3):** the paper
+  writes (3 sin^2(delta/2))^{-1}; the normalised cap area is sin^2(delta/2), so the count is
+  1/sin^2(delta/2) (Monte Carlo in the tests: 6.6 at delta = 0.8, not 2.2).
+* Rényi on S^1: the jammed count is c_R 2 pi / delta, c_R = 0.7475979... (the paper's "c ~ 0.75";
+  exactly c_R 2pi/delta asymptotically: 1 + M((2 pi - delta)/delta) with M(x) = c_R x + c_R - 1).
+
+"Consumed" and "cluster" are not defined in the paper (digest §8.10). Exposed here, with the
+defaults of the author's notebook: ``definition="ball"`` (digest definition B: within
+``radius`` = beta^{-1/2} of a centre's current position) and ``definition="cluster"`` (definition A:
+in the same gap-``gap`` cluster as a centre, gap = 0.07 rad).
+
+Interaction function (CSA-2d, Lemma A.1): h(x) = e^{beta(cos x - 1)} sin x, g = h', maximiser
+tau*_beta with cos tau* = (-1 + sqrt(4 beta^2 + 1)) / (2 beta), evaluated in the cancellation-free
+form tau* = 2 arcsin( (2 beta + 1 + sqrt(4 beta^2 + 1))^{-1/2} ).
+
+Everything here is jit/vmap friendly (leading batch/time axes broadcast) except the host-side
+expected-count formulas.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float
+
+from .clusters import cluster_labels
+
+#: Rényi's parking constant (Rényi 1958), the paper's "c ~ 0.75"
+RENYI_CONSTANT = 0.7475979202534114
+#: default angular gap (rad) of the cluster counts of paper 003's notebook
+DEFAULT_CAUSAL_GAP = 0.07
+
+
+def default_delta(beta: float | ArrayLike) -> Array:
+    """delta = 4 beta^{-1/2}, the separation of paper 003's figures."""
+    return 4.0 / jnp.sqrt(jnp.asarray(beta, dtype=jnp.result_type(float)))
+
+
+# ----------------------------------------------------------------------------------------------
+# interaction function (Lemma A.1)
+
+
+def interaction_h(x: ArrayLike, beta: float | ArrayLike) -> Array:
+    """h(x) = e^{beta(cos x - 1)} sin x, paper 003 eq. (IntPot)."""
+    x = jnp.asarray(x, dtype=jnp.result_type(float))
+    return jnp.exp(beta * (jnp.cos(x) - 1)) * jnp.sin(x)
+
+
+def interaction_g(x: ArrayLike, beta: float | ArrayLike) -> Array:
+    """g = h' = e^{beta(cos x - 1)} (cos x - beta sin^2 x) (Lemma A.1)."""
+    x = jnp.asarray(x, dtype=jnp.result_type(float))
+    return jnp.exp(beta * (jnp.cos(x) - 1)) * (jnp.cos(x) - beta * jnp.sin(x) ** 2)
+
+
+def tau_star(beta: float | ArrayLike) -> Array:
+    """argmax of h on [0, pi]: cos tau* = (-1 + sqrt(4 beta^2 + 1)) / (2 beta) (Lemma A.1 (3))."""
+    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    return 2 * jnp.arcsin(1 / jnp.sqrt(2 * beta + 1 + jnp.sqrt(4 * beta**2 + 1)))
+
+
+def tau_star_table(betas=(1, 4, 9, 10, 14, 16, 64, 256)) -> dict[str, np.ndarray]:
+    """tau*_beta with the bounds (beta + 1/2)^{-1/2} < tau* < beta^{-1/2} (beta >= 1) and h(tau*)."""
+    b = np.asarray(betas, dtype=float)
+    tau = np.asarray(tau_star(b))
+    return {
+        "beta": b,
+        "tau_star": tau,
+        "beta^-1/2": b**-0.5,
+        "(beta+1/2)^-1/2": (b + 0.5) ** -0.5,
+        "h(tau_star)": np.asarray(interaction_h(tau, b)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# centres
+
+
+def _as_points(x: Array, manifold: str) -> Array:
+    if manifold == "circle":
+        return jnp.stack([jnp.cos(x), jnp.sin(x)], axis=-1)
+    if manifold == "sphere":
+        return x
+    raise ValueError(f"manifold must be 'circle' (angles) or 'sphere' (unit vectors), got {manifold!r}")
+
+
+def _check_delta(delta) -> None:
+    if not isinstance(delta, jax.core.Tracer):
+        d = float(delta)
+        if not (0 < d < math.pi):
+            raise ValueError(f"delta must be in (0, pi) (geodesic), got {d}")
+
+
+def strong_renyi_centres(x: Array, delta: float, *, manifold: str = "circle") -> Bool[Array, "... n"]:
+    """Mask of strong Rényi centres: dist(x_k, x_i) > delta for every i < k (token 1 included).
+
+    ``x``: (..., n) angles (``manifold="circle"``) or (..., n, d) unit vectors (``"sphere"``).
+    """
+    _check_delta(delta)
+    p = _as_points(jnp.asarray(x), manifold)
+    n = p.shape[-2]
+    gram = jnp.einsum("...id,...jd->...ij", p, p)
+    earlier = jnp.tril(jnp.ones((n, n), bool), -1)
+    close = (gram >= jnp.cos(delta)) & earlier
+    return ~jnp.any(close, axis=-1)
+
+
+def packing_bound(delta: float, d: int) -> int:
+    """Most points on S^{d-1} with pairwise geodesic distance > delta: 1 / sigma(B_{delta/2}) (caps are disjoint)."""
+    return int(math.floor(1.0 / cap_fraction(delta / 2, d) + 1e-9))
+
+
+def renyi_centres(x: Array, delta: float, *, manifold: str = "circle",
+                  max_centres: int | None = None) -> Bool[Array, "... n"]:
+    """Mask of Rényi centres: greedy, token k is a centre if it is > delta from every earlier centre.
+
+    A ``lax.scan`` over tokens carries a buffer of at most ``max_centres`` centres (default: the
+    rigorous packing bound :func:`packing_bound`), so the cost is O(n * max_centres).
+    """
+    _check_delta(delta)
+    p = _as_points(jnp.asarray(x), manifold)
+    n, d = p.shape[-2], p.shape[-1]
+    if max_centres is None:
+        max_centres = packing_bound(float(delta), d)
+    cap = max(1, min(int(max_centres), n))
+    cos_delta = jnp.cos(delta)
+
+    def one(points):
+        def step(carry, xk):
+            buf, count = carry
+            used = jnp.arange(cap) < count
+            close = used & (buf @ xk >= cos_delta)
+            is_centre = ~jnp.any(close)
+            slot = jnp.minimum(count, cap - 1)
+            buf = jnp.where(is_centre, buf.at[slot].set(xk), buf)
+            return (buf, count + is_centre.astype(count.dtype)), is_centre
+
+        init = (jnp.zeros((cap, d), points.dtype), jnp.int32(0))
+        _, mask = jax.lax.scan(step, init, points)
+        return mask
+
+    fn = one
+    for _ in range(p.ndim - 2):
+        fn = jax.vmap(fn)
+    return fn(p)
+
+
+def cap_fraction(delta: float, d: int) -> float:
+    """Normalised area sigma^{d-1}(B_delta) of a geodesic cap of radius delta on S^{d-1}.
+
+    sigma = (1/2) I_{sin^2 delta}((d-1)/2, 1/2) for delta <= pi/2 (regularised incomplete beta);
+    delta/pi on S^1, sin^2(delta/2) on S^2.
+    """
+    from scipy.special import betainc
+
+    delta = float(delta)
+    if not (0 <= delta <= math.pi):
+        raise ValueError(f"delta must be in [0, pi], got {delta}")
+    if not (isinstance(d, int) and d >= 2):
+        raise ValueError(f"d must be an int >= 2, got {d!r}")
+    if delta <= math.pi / 2:
+        return 0.5 * float(betainc((d - 1) / 2, 0.5, math.sin(delta) ** 2))
+    return 1.0 - cap_fraction(math.pi - delta, d)
+
+
+def expected_strong_centres(delta: float, d: int = 2, n: int | None = None) -> float:
+    """E #strong Rényi centres for i.i.d. uniform tokens: (1 - (1 - p)^n)/p, p = sigma(B_delta); 1/p for n = None.
+
+    Lemma C.1 (corrected on S^2: 1/sin^2(delta/2), not the paper's (3 sin^2(delta/2))^{-1}).
+    """
+    p = cap_fraction(delta, d)
+    if n is None:
+        return 1.0 / p
+    return (1.0 - (1.0 - p) ** int(n)) / p
+
+
+def expected_renyi_centres_circle(delta: float) -> float:
+    """Jammed (n -> infinity) mean number of Rényi centres on S^1: c_R 2 pi / delta (Dvoretzky-Robbins)."""
+    return RENYI_CONSTANT * 2 * math.pi / float(delta)
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics over time
+
+
+def consumed_fraction(xs: Array, centres: Bool[Array, "... n"], *, radius: float | None = None,
+                      beta: float | None = None, definition: str = "ball", gap: float = DEFAULT_CAUSAL_GAP,
+                      manifold: str = "circle") -> Float[Array, "..."]:
+    """Fraction of tokens "consumed" by the given centres (a mask fixed at t = 0).
+
+    ``xs``: (..., T, n) angles or (..., T, n, d) points over time (or without the T axis);
+    ``centres``: (..., n) mask matching the leading axes. Definitions (digest 003 Fig. 3):
+
+    * ``"ball"`` (B): token within geodesic ``radius`` (default beta^{-1/2}) of some centre's
+      *current* position (centres count themselves);
+    * ``"cluster"`` (A, circle only): token in the same gap-``gap`` cluster as some centre.
+    """
+    xs = jnp.asarray(xs)
+    event = 1 if manifold == "circle" else 2
+    centres = jnp.asarray(centres, bool)
+    extra = xs.ndim - event - (centres.ndim - 1)  # 1 when a time axis is present
+    if extra not in (0, 1):
+        raise ValueError(f"xs of shape {xs.shape} does not match centres of shape {centres.shape}")
+    c = centres[..., None, :] if extra == 1 else centres
+    if definition == "ball":
+        if radius is None:
+            if beta is None:
+                raise ValueError("pass radius= or beta= (radius = beta^{-1/2})")
+            radius = 1.0 / math.sqrt(float(beta))
+        p = _as_points(xs, manifold)
+        gram = jnp.einsum("...id,...jd->...ij", p, p)
+        near = (gram >= jnp.cos(radius)) & c[..., None, :]
+        consumed = jnp.any(near, axis=-1)
+    elif definition == "cluster":
+        if manifold != "circle":
+            raise ValueError("definition='cluster' uses angular gaps: circle only")
+        labels = cluster_labels(xs, manifold="circle", gap=gap)
+        same = labels[..., :, None] == labels[..., None, :]
+        consumed = jnp.any(same & c[..., None, :], axis=-1)
+    else:
+        raise ValueError(f"definition must be 'ball' or 'cluster', got {definition!r}")
+    return jnp.mean(consumed.astype(xs.dtype), axis=-1)
+
+
+def cluster_count_series(xs: Array, *, gap: float = DEFAULT_CAUSAL_GAP) -> Array:
+    """Number of gap-``gap`` clusters of circle configurations xs (..., n), any leading axes."""
+    from .clusters import count_clusters
+
+    return count_clusters(jnp.asarray(xs), manifold="circle", gap=gap)

@@ -1,0 +1,171 @@
+r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Conjecture 1.
+
+* :func:`fig1_runs` — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
+  adaptive steps (sphere retraction keeps max | |x| - 1 | at round-off).
+* :func:`causal_statistics` — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
+  Q = K = V = I) integrated as batched ensembles in chunks of ``chunk`` runs, sparse save times,
+  Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
+  definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
+* :func:`numpy_euler_causal_circle` — a faithful NumPy re-implementation of the first author's
+  scheme (explicit Euler on the unprojected attention output, then renormalisation, step 0.05;
+  digest 003 §5), the baseline of ``benchmarks/causal_statistics.py``.
+* :func:`conjecture1_runs` — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
+
+Why float64: inter-cluster drift speeds are 1e-4..1e-8, so in float32 the increment h v of a
+step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes (digest §6.5).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import initial
+from ..analysis import renyi
+from ..fields import CircleSelfAttention, SelfAttention
+from ..solve import simulate
+
+#: the five value matrices of Fig. 1 (a)-(e)
+FIG1_VALUES = {
+    "a": (1.0, 1.0, 1.0),
+    "b": (1.0, 1.0, 0.0),
+    "c": (1.0, 0.0, 0.0),
+    "d": (-1.0, -1.0, -3.0),
+    "e": (-1.0, -3.0, -3.0),
+}
+#: Fig. 2 snapshot times
+FIG2_TIMES = (0.0, 5.0, 10.0, 75.0, 150.0, 500.0)
+
+
+def norm_drift(xs) -> float:
+    """max_k | |x_k| - 1 | over everything in xs (..., d)."""
+    return float(jnp.max(jnp.abs(jnp.linalg.norm(xs, axis=-1) - 1.0)))
+
+
+def fig1_runs(key, *, n: int = 32, beta: float = 9.0, t1: float = 5000.0, num_saves: int = 501,
+              rtol: float = 1e-8, atol: float = 1e-10, panels=tuple(FIG1_VALUES)) -> dict:
+    """Fig. 1: one CSA run per panel from the same uniform initial tokens; returns {panel: Trajectory}."""
+    x0 = initial.uniform_sphere(key, n, 3)
+    ts = jnp.linspace(0.0, t1, num_saves)
+    out = {}
+    for p in panels:
+        field = SelfAttention(beta, V=jnp.diag(jnp.asarray(FIG1_VALUES[p])), causal=True)
+        out[p] = simulate(field, x0, t1, ts=ts, rtol=rtol, atol=atol, max_steps=10**6)
+    return out
+
+
+def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500),
+                      chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-6, atol: float = 1e-6,
+                      delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
+                      return_angles: bool = False) -> dict:
+    """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
+
+    Returns a dict of NumPy arrays: ``ts``; per run and time (runs, T): ``renyi_ball``,
+    ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed fractions) and ``clusters``;
+    per run: ``num_renyi``, ``num_strong``; ``steps`` (solver steps per chunk) and optionally
+    ``angles`` (runs, T, n). Summaries: :func:`summarise`.
+    """
+    if runs < 1 or chunk < 1:
+        raise ValueError("runs and chunk must be positive")
+    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
+    t1 = float(ts[-1])
+    delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
+    radius = 1.0 / math.sqrt(beta)
+    field = CircleSelfAttention(beta, causal=True, evaluator=evaluator)
+
+    @jax.jit
+    def stats(thetas):  # thetas (B, T, n)
+        r = renyi.renyi_centres(thetas[:, 0], delta)
+        s = renyi.strong_renyi_centres(thetas[:, 0], delta)
+        return dict(
+            renyi_ball=renyi.consumed_fraction(thetas, r, radius=radius),
+            strong_ball=renyi.consumed_fraction(thetas, s, radius=radius),
+            renyi_cluster=renyi.consumed_fraction(thetas, r, definition="cluster", gap=gap),
+            strong_cluster=renyi.consumed_fraction(thetas, s, definition="cluster", gap=gap),
+            clusters=renyi.cluster_count_series(thetas, gap=gap),
+            num_renyi=jnp.sum(r, axis=-1),
+            num_strong=jnp.sum(s, axis=-1),
+        )
+
+    keys = jax.random.split(key, -(-runs // chunk))
+    parts, steps, angles = [], [], []
+    done = 0
+    for k in keys:
+        b = min(chunk, runs - done)
+        theta0 = initial.uniform_circle(k, n, batch=b)
+        traj = simulate(field, theta0, t1, ts=ts, rtol=rtol, atol=atol, max_steps=10**6)
+        parts.append(jax.tree_util.tree_map(np.asarray, stats(traj.xs)))
+        steps.append(int(traj.stats["num_steps"]))
+        if return_angles:
+            angles.append(np.asarray(traj.xs))
+        done += b
+    out = {key_: np.concatenate([p[key_] for p in parts]) for key_ in parts[0]}
+    out["ts"] = np.asarray(ts)
+    out["steps"] = np.asarray(steps)
+    if return_angles:
+        out["angles"] = np.concatenate(angles)
+    return out
+
+
+def summarise(values: np.ndarray, quantiles=(0.1, 0.9)) -> dict:
+    """Mean and quantiles over runs (axis 0) of a (runs, T) statistic."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": values.mean(axis=0), **{f"q{int(100 * q)}": np.quantile(values, q, axis=0) for q in quantiles}}
+
+
+def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float = 0.05) -> np.ndarray:
+    """The author's scheme in NumPy: X <- normalize(X + h W X), W = rownorm(tril(exp(beta(X X^T - 1)))).
+
+    ``theta0``: (runs, n) angles. Returns angles at the save times ``ts`` (multiples of h), shape
+    (runs, T, n). Explicit Euler on the unprojected attention output then renormalisation agrees
+    with projected Euler to first order (digest 003 §5); the e^{-beta} shift is valid for Q = K = I.
+    """
+    theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
+    ts = np.asarray(ts, dtype=float)
+    save_steps = np.rint(ts / h).astype(int)
+    if np.any(np.abs(save_steps * h - ts) > 1e-9) or np.any(np.diff(save_steps) < 0):
+        raise ValueError("save times must be non-decreasing multiples of h")
+    X = np.stack([np.cos(theta0), np.sin(theta0)], axis=-1)  # (runs, n, 2)
+    n = X.shape[1]
+    mask = np.tril(np.ones((n, n), dtype=bool))
+    out = np.empty((X.shape[0], len(ts), n))
+    step = 0
+    for i, target in enumerate(save_steps):
+        while step < target:
+            W = np.exp(beta * (X @ X.transpose(0, 2, 1) - 1.0))
+            W *= mask
+            W /= W.sum(axis=-1, keepdims=True)
+            X = X + h * (W @ X)
+            X /= np.linalg.norm(X, axis=-1, keepdims=True)
+            step += 1
+        out[:, i] = np.arctan2(X[..., 1], X[..., 0])
+    return out
+
+
+def conjecture1_runs(key, runs: int, *, beta: float = 1.0, n: int = 32, t1: float = 1000.0,
+                     random_qk: bool = True, rtol: float = 1e-8, atol: float = 1e-10) -> dict:
+    """Conjecture 1 exploration: V = diag(3, 2, 1); Q = K = I or Q, K with i.i.d. N(0, 1) entries.
+
+    Returns per run the largest distance of a token to {+e1, -e1} at t1 (``off_axis``), and
+    the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K the
+    digest found stable equilibria off +-e1 in 4 of 10 runs.
+    """
+    V = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
+    off, qs, ks = [], [], []
+    for k in jax.random.split(key, runs):
+        k1, k2, k3 = jax.random.split(k, 3)
+        x0 = initial.uniform_sphere(k1, n, 3)
+        if random_qk:
+            Q, K = jax.random.normal(k2, (3, 3)), jax.random.normal(k3, (3, 3))
+        else:
+            Q = K = jnp.eye(3)
+        traj = simulate(SelfAttention(beta, Q, K, V, causal=True), x0, t1, ts=2, rtol=rtol, atol=atol,
+                        max_steps=10**6)
+        xT = traj.final
+        off.append(float(jnp.max(1.0 - jnp.abs(xT[:, 0]))))
+        qs.append(np.asarray(Q))
+        ks.append(np.asarray(K))
+    return {"off_axis": np.asarray(off), "Q": np.stack(qs), "K": np.stack(ks)}
