@@ -1,0 +1,159 @@
+r"""Experiments of paper 004 (Bruno, Pasqualotto, Agazzi, ICLR 2025) as data functions (no plotting).
+
+Used by ``notebooks/paper_004_*.ipynb``; every function takes sizes as arguments so the notebooks can run a
+fast mode (``JAXATTN_FAST=1``) and the full sizes of the paper. Conventions: USA on S^1, time of eq. (10),
+rates gamma_k = k^2 I_k(beta)/beta (the paper's Fig. 2 plots gamma_k/pi: digest 004 §0.1).
+Particles use the exact O(N L) moment velocity (:mod:`jaxattn.spectral._particles`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from . import bridge as B
+from . import circle as C
+from .linear import dominant_mode, growth_rate, growth_rates
+from ._particles import MomentVelocity, default_band, simulate_angles
+
+TWO_PI = 2 * math.pi
+
+
+def cluster_count(theta, min_mass: float = 0.05, gap: float = 0.3) -> int:
+    """Number of groups of mass >= min_mass, groups being maximal arcs without a gap > ``gap`` rad (digest §6.3)."""
+    t = np.sort(np.mod(np.asarray(theta), TWO_PI))
+    n = t.size
+    gaps = np.diff(np.concatenate([t, [t[0] + TWO_PI]]))
+    cuts = np.flatnonzero(gaps > gap)
+    if cuts.size == 0:
+        return 1 if n else 0
+    # groups between consecutive cuts (circularly)
+    sizes = np.diff(np.concatenate([cuts, [cuts[0] + n]]))
+    return int(np.sum(sizes / n >= min_mass))
+
+
+def predicted_positions(theta0, k: int) -> np.ndarray:
+    """Linear-theory cluster positions theta_j = (2 pi j - arg mu_k(0))/k mod 2pi (digest §3.1)."""
+    mu = complex(B.fourier_moments(jnp.asarray(theta0), k)[k])
+    return np.mod((TWO_PI * np.arange(k) - np.angle(mu)) / k, TWO_PI)
+
+
+def figure2_run(beta: float, N: int, T: float, seed: int, n_save: int = 121):
+    """One particle run from N iid uniform angles: (ts, thetas (T, N), k_max, predicted positions)."""
+    th0 = jax.random.uniform(jax.random.PRNGKey(seed), (N,)) * TWO_PI
+    ts = jnp.linspace(0.0, T, n_save)
+    xs = simulate_angles(th0, beta, ts, rtol=1e-7, atol=1e-7)
+    k = dominant_mode(beta)
+    return np.asarray(ts), np.asarray(xs), k, predicted_positions(th0, k)
+
+
+def clusters_vs_beta(betas, N: int, seeds: int, exit_factor: float = 2.5):
+    """Final cluster counts against beta (Fig. 2 summary): iid uniform starts, run to exit_factor x the
+    predicted exit time ln(0.5 sqrt N)/gamma_max. Returns counts (len(betas), seeds) and k_max(beta)."""
+    counts = np.zeros((len(betas), seeds), int)
+    L = default_band(max(betas))  # one band for all beta: one compiled solver
+    for i, beta in enumerate(betas):
+        k = dominant_mode(beta)
+        T = exit_factor * math.log(0.5 * math.sqrt(N)) / float(growth_rate(beta, k))
+        th0 = jax.random.uniform(jax.random.PRNGKey(1000 + i), (seeds, N)) * TWO_PI
+        xs = simulate_angles(th0, beta, jnp.array([0.0, T]), L=L, rtol=1e-7, atol=1e-7)[-1]
+        counts[i] = [cluster_count(x) for x in np.asarray(xs)]
+    return counts, np.asarray(dominant_mode(np.asarray(betas, float)))
+
+
+def total_variation(theta, bins: int = 100):
+    """1/2 sum_b |n_b/N - 1/bins| (the paper's Fig. 3 statistic)."""
+    return 0.5 * jnp.sum(jnp.abs(B.histogram(theta, bins) - 1.0 / bins), axis=-1)
+
+
+@eqx.filter_jit
+def _tv_path(field, th0, ts):
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None, y0=th0,
+        saveat=diffrax.SaveAt(ts=ts, fn=lambda t, y, args: total_variation(y)),
+        stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6), max_steps=100_000,
+    )
+    return sol.ys
+
+
+def exit_times(beta: float, Ns, runs: int, threshold: float = 0.3, T: float = 6.0, n_save: int = 301, seed: int = 0):
+    """Fig. 3: first time the 100-bin TV distance to uniform exceeds ``threshold``, for ``runs`` iid starts per N.
+    Returns an array (len(Ns), runs) (NaN if not exited by T)."""
+    field = MomentVelocity(beta)
+    ts = jnp.linspace(0.0, T, n_save)
+    out = np.full((len(Ns), runs), np.nan)
+    for i, N in enumerate(Ns):
+        th0 = jax.random.uniform(jax.random.PRNGKey(seed + 7919 * i), (runs, N)) * TWO_PI
+        tv = np.asarray(_tv_path(field, th0, ts))  # (T, runs)
+        for r in range(runs):
+            j = np.flatnonzero(tv[:, r] > threshold)
+            if j.size and j[0] > 0:
+                a, b = j[0] - 1, j[0]
+                out[i, r] = float(np.interp(threshold, tv[[a, b], r], np.asarray(ts)[[a, b]]))
+    return out
+
+
+def figure4_run(beta: float = 5.0, T: float = 0.5, K: int = 128, sigma: float = 0.01, M: int = 9999, seed: int = 0,
+                n_save: int = 51, k_noise: int = 32):
+    """Fig. 4: PDE from the uniform density + white noise of std sigma on M cells, specified in Fourier space with
+    the same statistics, E|mu_k(0)|^2 = 4 pi^2 sigma^2/M = 1/N_eff (digest §3.2, §6.8), for k <= k_noise.
+    Modes above ~3 sqrt(2 beta) have gamma_k ~ 0 and never matter; noise up to K/2 would put second-order
+    products into the monitored tail at once, so the default is k_noise = 32."""
+    n_eff = M / (4 * math.pi**2 * sigma**2)
+    c0 = C.noise_coefficients(jax.random.PRNGKey(seed), K, n_eff, k_noise=k_noise)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        tr = C.solve_circle(c0, beta, T, n_save=n_save)
+    return tr, n_eff, [str(x.message) for x in w]
+
+
+def figure5_particles(alpha: float, beta: float = 5.0, N: int = 3000, T: float = 1.0, n_save: int = 101, n_uniform: int = 1 << 14):
+    """Fig. 5 (particles): quantile samples of f^alpha = 1/(2pi) + alpha cos 3 theta, W1 to delta_3 (clusters at
+    0, 2pi/3, 4pi/3) and to the uniform measure over time. N divisible by 3 keeps the C_3 symmetry exact."""
+    if N % 3:
+        raise ValueError("N must be divisible by 3 (exact C_3 symmetry of the quantile sample)")
+    c0 = C.mode_coefficients(16, cos={3: alpha})
+    th0 = B.quantile_sample(c0, N)
+    ts = jnp.linspace(0.0, T, n_save)
+    xs = simulate_angles(th0, beta, ts, rtol=1e-9, atol=1e-9)
+    uni = (jnp.arange(n_uniform) + 0.5) * (TWO_PI / n_uniform)
+    w_clu = np.asarray(B.w1_circle(xs, B.cluster_measure(3)))
+    w_uni = np.asarray(B.w1_circle(xs, uni))
+    return np.asarray(ts), w_clu, w_uni
+
+
+def figure5_pde(alpha: float, beta: float = 5.0, K: int = 96, T: float = 0.3, n_save: int = 61, tail_tol: float = 1e-6):
+    """Fig. 5 (spectral, valid only while resolved): W1(rho_t, delta_3) from the PDE density."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tr = C.solve_circle(C.mode_coefficients(K, cos={3: alpha}), beta, T, n_save=n_save, tail_tol=tail_tol)
+    w = np.array([float(B.w1_circle(B.discretize_density(c, 8192), B.cluster_measure(3))) for c in tr.coeffs])
+    return np.asarray(tr.ts), w, tr.t_lost
+
+
+def shift_time(alpha_ratio: float = 10.0, beta: float = 5.0) -> float:
+    """ln(alpha_ratio)/gamma_3: the predicted time shift between f^alpha curves (0.12382 for beta = 5)."""
+    return math.log(alpha_ratio) / float(growth_rate(beta, 3))
+
+
+def exit_times_fourier(beta: float, Ns, delta: float = 0.05, K: int = 24, T: float = 8.0):
+    """Deterministic Fig. 3 (digest test 19): PDE runs with |mu_kmax(0)| = N^{-1/2}; time at which
+    |mu_kmax| = delta. Predicted: ln(delta sqrt N)/gamma_max + O(delta)."""
+    k = dominant_mode(beta)
+    out = []
+    for N in Ns:
+        c0 = C.mode_coefficients(K, cos={k: 1 / (math.sqrt(N) * math.pi)})
+        tr = C.solve_circle(c0, beta, ts=jnp.linspace(0.0, T, 801))
+        amp = np.abs(np.asarray(tr.coeffs[:, k]))
+        i = int(np.argmax(amp >= delta))
+        out.append(float(np.interp(delta, amp[i - 1 : i + 1], np.asarray(tr.ts[i - 1 : i + 1]))) if i > 0 else np.nan)
+    return np.asarray(out)
