@@ -61,6 +61,37 @@ DEFAULT_MAX_STEPS = 65536
 DEFAULT_NUM_SAVES = 101
 
 
+DEFAULT_MAX_MEMORY = 2 * 1024**3
+
+
+def ensemble_bytes_per_member(n: int, d: int, num_saves: int, itemsize: int = 8) -> int:
+    """Estimated peak bytes of one ensemble member: the saved states (T n d), ~10
+    Runge-Kutta stage buffers (n d) and the attention working set (n * min(n, 1024))."""
+    return itemsize * (num_saves * n * d + 10 * n * d + 4 * n * min(n, 1024))
+
+
+def _simulate_in_chunks(chunk: int, field, x0, t1, **kwargs) -> Trajectory:
+    batch = x0.shape[0]
+    num_chunks = -(-batch // chunk)
+    pad = num_chunks * chunk - batch
+    padded = jnp.concatenate([x0, jnp.broadcast_to(x0[:1], (pad, *x0.shape[1:]))]) if pad else x0
+    parts = [simulate(field, padded[i * chunk:(i + 1) * chunk], t1, max_memory=None, **kwargs)
+             for i in range(num_chunks)]
+
+    def join(leaves):  # per-member values: scalars in batched mode, (chunk,) in vmap mode
+        return jnp.concatenate([jnp.broadcast_to(a, (chunk,)) for a in leaves])[:batch]
+
+    first = parts[0]
+    return Trajectory(
+        ts=first.ts,
+        xs=jnp.concatenate([p.xs for p in parts])[:batch],
+        t_final=join([p.t_final for p in parts]),
+        stats={k: join([p.stats[k] for p in parts]) for k in first.stats},
+        field=first.field,
+        event_occurred=join([p.event_occurred for p in parts]),
+    )
+
+
 class SolverStepLimitError(RuntimeError):
     """The solver used up ``max_steps`` before reaching ``t1``."""
 
@@ -295,6 +326,7 @@ def simulate(
     ensemble: Ensemble = "batched",
     stop_when: Callable[[Array], Array] | None = None,
     progress_bar: bool = False,
+    max_memory: int | None = DEFAULT_MAX_MEMORY,
 ) -> Trajectory:
     """Integrate ``field`` from ``x0`` at ``t0`` to ``t1``.
 
@@ -324,6 +356,11 @@ def simulate(
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
             becomes true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``).
         progress_bar: show a tqdm progress bar (adds a host callback per step).
+        max_memory: byte budget for an ensemble: when the estimate
+            :func:`ensemble_bytes_per_member` x batch exceeds it, the ensemble is solved in
+            equal chunks (padded with copies of member 0, so one compilation serves all) and
+            the trajectories are concatenated. Chunks have their own shared steps, so results
+            differ from one unchunked solve at the solver tolerance. None disables chunking.
     """
     if not isinstance(field, AbstractField):
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
@@ -393,6 +430,15 @@ def simulate(
             stacklevel=2,
         )
     progress_meter = diffrax.TqdmProgressMeter() if progress_bar else diffrax.NoProgressMeter()
+    if is_ensemble and max_memory is not None and saveat is None:
+        per_member = ensemble_bytes_per_member(shape[0], 1 if len(shape) == 1 else shape[1], ts.shape[0],
+                                               jnp.dtype(dtype).itemsize)
+        chunk = max(1, int(max_memory // per_member))
+        if chunk < x0.shape[0]:
+            return _simulate_in_chunks(
+                chunk, field, x0, t1, t0=t0, ts=ts, solver=solver, stepsize_controller=stepsize_controller,
+                rtol=rtol, atol=atol, dt0=dt0, adjoint=adjoint, max_steps=max_steps, ensemble=ensemble,
+                stop_when=stop_when, progress_bar=progress_bar)
     field = _cast_floats(field, dtype)
     t0a = jnp.asarray(t0, dtype=dtype)
     t1a = jnp.asarray(t1, dtype=dtype)
