@@ -27,3 +27,19 @@ from .circle import (
     noise_coefficients,
     solve_circle,
 )
+from .zonal import ZonalModel, ZonalTrajectory, solve_zonal, zonal_coefficients, zonal_density, zonal_mode
+from .sphere import SphereModel, SphereTrajectory, solve_sphere, sphere_coefficients, sphere_zonal_mode
+from .bridge import (
+    angles_of,
+    bin_masses,
+    cluster_measure,
+    discretize_density,
+    fourier_moments,
+    harmonic_power,
+    histogram,
+    iid_sample,
+    quantile_sample,
+    w1_circle,
+    wasserstein_sphere,
+)
+from . import bridge, circle, linear, sphere, zonal  # noqa: E402
