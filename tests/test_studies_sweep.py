@@ -143,10 +143,10 @@ DEVICE_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     import jaxattn
     from jaxattn.studies.sweep import shard_ensemble, solve_ensemble
-    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 8, 4, batch=6)
+    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
     xs, batch = shard_ensemble(x0)
-    assert batch == 6 and xs.shape[0] % len(jax.devices()) == 0
-    obs = solve_ensemble(jaxattn.SelfAttention(3.0), x0, 6.0, ts=jnp.linspace(0, 6, 4),
+    assert batch == 5 and xs.shape[0] % len(jax.devices()) == 0
+    obs = solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
                          observe=lambda ts, xs: {"x": xs})
     np.savez(sys.argv[1], x=obs["x"], steps=obs["num_steps"], devices=len(jax.devices()),
              shards=len(xs.sharding.device_set))
@@ -163,13 +163,16 @@ def test_four_devices_equal_one_device(tmp_path):
                    timeout=180)
     four = np.load(out4)
     assert int(four["devices"]) == 4 and int(four["shards"]) == 4  # really sharded over 4
-    # the one-device run, in this process
-    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 8, 4, batch=6)
-    one = sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 6.0, ts=jnp.linspace(0, 6, 4),
+    # the one-device run, in this process (same shapes as the sweep worker: one compilation)
+    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
+    one = sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
                             observe=lambda ts, xs: {"x": xs})
-    assert four["x"].shape == one["x"].shape == (6, 4, 8, 4)
+    assert four["x"].shape == one["x"].shape == (5, 5, 6, 3)
     assert int(four["steps"]) == int(one["num_steps"])
     np.testing.assert_allclose(four["x"], one["x"], rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="member axis"):  # observables must keep the member axis
+        sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
+                          observe=lambda ts, xs: jnp.mean(xs))
 
 
 def test_grid_and_point_errors(tmp_path):
@@ -193,10 +196,6 @@ def test_grid_and_point_errors(tmp_path):
     ds = sw.run_sweep(point, {"beta": [2.0, 1.0]}, seeds=2, directory=tmp_path / "f", progress=False)
     assert list(ds.beta.values) == [2.0, 1.0]  # grid order is kept, not sorted
     np.testing.assert_array_equal(ds.v.sel(beta=1.0, seed=1).values, [1.0, 1.0])
-    with pytest.raises(ValueError, match="member axis"):
-        sw.solve_ensemble(jaxattn.SelfAttention(1.0), jaxattn.initial.uniform_sphere(
-            jax.random.PRNGKey(0), 4, 3, batch=2), 1.0, ts=jnp.linspace(0, 1, 2),
-            observe=lambda ts, xs: jnp.mean(xs))
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
