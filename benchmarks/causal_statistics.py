@@ -36,7 +36,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--beta", type=float, default=64.0)
     parser.add_argument("--t1", type=float, default=500.0)
-    parser.add_argument("--evaluator", choices=("dense", "fourier"), default="dense")
+    parser.add_argument("--evaluator", choices=("dense", "fourier"), default="fourier")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t <= args.t1] or [0.0])
