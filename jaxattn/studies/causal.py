@@ -149,8 +149,8 @@ def conjecture1_runs(key, runs: int, *, beta: float = 1.0, n: int = 32, t1: floa
                      random_qk: bool = True, rtol: float = 1e-8, atol: float = 1e-10) -> dict:
     """Conjecture 1 exploration: V = diag(3, 2, 1); Q = K = I or Q, K with i.i.d. N(0, 1) entries.
 
-    Returns per run the largest distance of a token to {+e1, -e1} at t1 (``off_axis``), and
-    the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K the
+    Returns per run ``off_axis`` = max_k (1 - |<x_k(t1), e1>|) (0 when every token is at +-e1),
+    and the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K the
     digest found stable equilibria off +-e1 in 4 of 10 runs.
     """
     V = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
