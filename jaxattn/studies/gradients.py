@@ -15,12 +15,16 @@ function and ``jax.grad`` reaches beta, Q, K, V, x0 and t1. The helpers here onl
 Adjoint and the memory/time knob
 --------------------------------
 Reverse mode uses diffrax's ``RecursiveCheckpointAdjoint`` (discretise-then-optimise: the exact
-derivative of the computed solution). ``checkpoints=c`` stores c copies of the solver state and
-recomputes the steps in between (online binomial checkpointing, Stumm & Walther 2010): memory is
-O(c * state) *independent of the number of steps*; with S steps the backward pass recomputes each
-step O(log S / log c)-ish times, so more checkpoints = faster gradients, more memory. ``None`` (the
-default) lets diffrax choose c = log(max_steps) (17 for simulate's max_steps = 65536), which gives
-O(S log S) time. Measured in ``benchmarks/gradients.py`` (table in ``docs/gradients.md``).
+derivative of the computed solution). ``checkpoints=c`` stores c copies of the solver's loop state
+and recomputes the steps in between (online binomial checkpointing, Stumm & Walther 2010): memory is
+O(c x state) *independent of the number of steps S*, and the backward pass recomputes each step about
+once while S <= (c+1)(c+2)/2, more (logarithmically) beyond. ``None`` (the default) takes equinox's
+choice for the step budget, the smallest c with (c+1)(c+2)/2 > max_steps: c = 361 for simulate's
+max_steps = 65536 (diffrax's docstring says log(max_steps); the installed equinox uses this square
+root). Memory-bound runs (large n) should pass e.g. ``checkpoints=16``. Measured by
+``benchmarks/gradients.py`` (``docs/gradients.md``): value+grad over forward ~4-5x at n = 32 and
+~4x at n = 256 (beta = 9, T = 10), and the compiled memory of the gradient is the same for T = 10,
+40, 160 (19 to 112 steps) at fixed c, and shrinks with c.
 
 **BacksolveAdjoint is refused** (``ValueError``) unless ``allow_backsolve=True``: it integrates the
 state backwards in time, and clustering dynamics contract forwards, so the backward problem is
@@ -59,7 +63,7 @@ from ..fields._base import SPHERE_TOLERANCE, AbstractField, tangent_projection
 from ..fields.sphere import SelfAttention, UnnormalisedSelfAttention
 from ..observables import (
     gamma_crossing_time,
-    gamma_trajectory,
+    gamma_rhs,
     soft_clustered_fraction,
     soft_time_to_cluster,
 )
@@ -90,7 +94,8 @@ def checkpointed_adjoint(checkpoints: int | None = None) -> diffrax.RecursiveChe
     """``diffrax.RecursiveCheckpointAdjoint(checkpoints)``, validated (module docstring: the knob).
 
     ``checkpoints``: number of stored solver states (memory ~ checkpoints x state size, independent
-    of the number of steps); None lets diffrax use log(max_steps).
+    of the number of steps); None: equinox's default, the smallest c with (c+1)(c+2)/2 > max_steps
+    (361 for max_steps = 65536), for which no step is recomputed more than about once.
     """
     if checkpoints is not None and (
         isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, np.integer)) or checkpoints < 1
@@ -521,7 +526,7 @@ class BoundarySensitivity(eqx.Module):
     dt_star: Array       #: dt*/dbeta
     p_particles: Array   #: ensemble mean soft clustered fraction at (beta, t*)
     dp_particles: Array  #: its d/dbeta at fixed t = t* (autodiff through simulate)
-    dgamma: Array        #: d gamma_beta(t)/dbeta at t = t* (autodiff through the gamma ODE)
+    dgamma: Array        #: d gamma_beta(t)/dbeta at t = t*, = -gamma'(t*) dt*/dbeta (implicit function thm)
     dp_gamma: Array      #: the gamma-model prediction s'(0) dgamma/tau = dgamma / (4 tau)
 
 
@@ -573,7 +578,9 @@ def clustering_sensitivity_along_boundary(
     for b in np.asarray(betas):
         ts, dts = jax.value_and_grad(gamma_crossing_time)(b, n, delta, model)
         p, dp = p_and_grad(jnp.asarray(b), ts)
-        dg = jax.grad(lambda bb: gamma_trajectory(bb, n, jnp.stack([ts]), model)[-1])(jnp.asarray(b))
+        # implicit function theorem on gamma_beta(t*(beta)) = 1 - delta (checked against autodiff
+        # through the gamma ODE in tests/test_gradients.py): no extra ODE gradient to compile
+        dg = -gamma_rhs(1 - delta, b, n, model) * dts
         rows.append((ts, dts, p, dp, dg))
     t_star, dt_star, p, dp, dg = (jnp.stack(c) for c in zip(*rows))
     return BoundarySensitivity(betas=betas, t_star=t_star, dt_star=dt_star, p_particles=p, dp_particles=dp,
