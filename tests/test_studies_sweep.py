@@ -198,6 +198,19 @@ def test_grid_and_point_errors(tmp_path):
     np.testing.assert_array_equal(ds.v.sel(beta=1.0, seed=1).values, [1.0, 1.0])
 
 
+def test_concurrent_run_of_one_directory_is_refused(tmp_path):
+    held = sw._lock_directory(tmp_path)  # as if another process were running this sweep
+    try:
+        with pytest.raises(RuntimeError, match="another process"):
+            sw.run_sweep(lambda seed, beta: xr.Dataset({"v": beta}), {"beta": [1.0]}, directory=tmp_path,
+                         progress=False)
+    finally:
+        held.close()
+    ds = sw.run_sweep(lambda seed, beta: xr.Dataset({"v": beta}), {"beta": [1.0]}, directory=tmp_path,
+                      progress=False)
+    assert float(ds.v.item()) == 1.0
+
+
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "x.nc"
     sw.atomic_write_netcdf(xr.Dataset({"a": ("i", [1.0, 2.0])}), path)

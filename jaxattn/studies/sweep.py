@@ -28,6 +28,9 @@ Storage and resumption (the design is "one file per finished point plus a final 
   functions are deterministic given the seed). Stale temporary files are removed.
 * When all points exist they are merged into ``directory/<name>.nc`` (atomically too),
   which is loaded and returned.
+* One process per directory: an advisory ``fcntl`` lock on ``directory/.lock`` (released by
+  the kernel when the process dies, so a killed sweep never blocks its restart) makes a
+  second concurrent run of the same directory fail with ``RuntimeError``.
 
 Devices: :func:`solve_ensemble` places the ensemble axis of x0 on a one-axis
 :class:`jax.sharding.Mesh` over all visible devices with a
@@ -269,6 +272,15 @@ def run_sweep(
         "attrs": json.loads(json.dumps(attrs, sort_keys=True, default=str)),
         "function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}",
     }
+    lock = _lock_directory(directory)
+    try:
+        _check_manifest(directory, manifest)
+        return _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, allow_nan)
+    finally:
+        lock.close()
+
+
+def _check_manifest(directory: Path, manifest: dict) -> None:
     manifest_path = directory / MANIFEST
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
@@ -280,6 +292,23 @@ def run_sweep(
             )
     else:
         _atomic_write_text(json.dumps(manifest, indent=1, sort_keys=True), manifest_path)
+
+
+def _lock_directory(directory: Path):
+    handle = open(directory / ".lock", "a")
+    try:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # pragma: no cover - non-POSIX: no cross-process guard
+        pass
+    except OSError:
+        handle.close()
+        raise RuntimeError(f"another process is running the sweep in {directory}") from None
+    return handle
+
+
+def _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, allow_nan):
     for stale in points_dir.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
 
