@@ -11,7 +11,6 @@ Sub-commands:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
