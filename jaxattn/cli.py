@@ -15,6 +15,7 @@ import sys
 #: modules providing sub-commands, in the order they are listed by ``--help``
 SUBCOMMAND_MODULES = (
     "jaxattn._demo",
+    "jaxattn.studies._cli",
     "jaxattn.sentiment.cli",
 )
 
