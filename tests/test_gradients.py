@@ -130,24 +130,37 @@ def test_backsolve_is_refused_with_an_explanation(key):
                             adjoint=diffrax.RecursiveCheckpointAdjoint(), checkpoints=4)
 
 
+def _first_token_drift(tr):  # <x_1(0), x_1(T)>: where the consensus point ends up, seen from token 1
+    return jnp.dot(tr.xs[0, 0], tr.final[0])
+
+
 @pytest.mark.slow
 def test_backsolve_really_is_wrong_on_clustering_dynamics(key):
-    """Why it is refused (ecosystem §3.5): n = 32, beta = 9, T = 10, the backsolve gradient of
-    L = mean <x_i(T), x_j(T)> is off by >10x, while recursive checkpointing matches FD."""
+    """Why it is refused (ecosystem §3.5): SA, n = 32, d = 3, beta = 1, T = 30 (collapse to one cluster,
+    exponential contraction), L = <x_1(0), x_1(T)>. A plain diffrax solve with beta in ``args``:
+    BacksolveAdjoint's dL/dbeta is off by > 100x, recursive checkpointing (value_and_grad_of's default)
+    matches central FD of rtol = 1e-11 solves. (At T = 10 backsolve is still fine here: the error grows
+    with the contraction, which is why a horizon-independent refusal is the safe default.)"""
     x0 = jaxattn.initial.uniform_sphere(key, 32, 3)
-    field = jaxattn.SelfAttention(9.0)
-    kw = dict(ts=2, rtol=1e-6, atol=1e-6, max_steps=4096)
-    _, good = G.value_and_grad_of(_mean_ip_final, field, x0, 10.0, **kw)
-    with pytest.warns(UserWarning, match="BacksolveAdjoint"):
-        _, bad = G.value_and_grad_of(_mean_ip_final, field, x0, 10.0, adjoint=diffrax.BacksolveAdjoint(),
-                                     allow_backsolve=True, **kw)
+    beta, T = 1.0, 30.0
+
+    def loss(b):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, y, b: jaxattn.SelfAttention(b).velocity(t, y)), diffrax.Tsit5(), 0.0, T,
+            None, x0, args=b, stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6),
+            adjoint=diffrax.BacksolveAdjoint(), max_steps=4096)
+        return jnp.dot(x0[0], sol.ys[-1][0])
+
+    bad = jax.grad(loss)(beta)
+    _, good = G.value_and_grad_of(_first_token_drift, jaxattn.SelfAttention(beta), x0, T, ts=2, rtol=1e-6, atol=1e-6)
 
     def f(b):
-        return float(_mean_ip_final(jaxattn.simulate(jaxattn.SelfAttention(b), x0, 10.0, ts=2, **TIGHT)))
+        return float(_first_token_drift(jaxattn.simulate(jaxattn.SelfAttention(b), x0, T, ts=2, **TIGHT)))
 
-    fd = (f(9.0 + 1e-4) - f(9.0 - 1e-4)) / 2e-4
+    fd = (f(beta + 1e-4) - f(beta - 1e-4)) / 2e-4
+    assert abs(fd) > 1e-5
     assert _rel(good.field.beta, fd) < 1e-3
-    assert _rel(bad.field.beta, fd) > 10
+    assert _rel(bad, fd) > 100, (float(bad), fd)
 
 
 def test_input_errors(key):

@@ -26,10 +26,11 @@ root). Memory-bound runs (large n) should pass e.g. ``checkpoints=16``. Measured
 ~4x at n = 256 (beta = 9, T = 10), and the compiled memory of the gradient is the same for T = 10,
 40, 160 (19 to 112 steps) at fixed c, and shrinks with c.
 
-**BacksolveAdjoint is refused** (``ValueError``) unless ``allow_backsolve=True``: it integrates the
-state backwards in time, and clustering dynamics contract forwards, so the backward problem is
-exponentially unstable (ecosystem report §3.5: 158x wrong at n = 32, beta = 9, T = 10; a slow test
-reproduces a wrong gradient). Recursive checkpointing costs 3-8x a forward solve and is accurate to
+**BacksolveAdjoint is refused** (``ValueError``): it integrates the state backwards in time, and
+clustering dynamics contract forwards, so the backward problem is exponentially unstable (ecosystem
+report §3.5: 158x wrong at n = 32, beta = 9, T = 10; a slow test reproduces a wrong gradient with
+diffrax directly). Through ``simulate`` it could not differentiate the field parameters anyway
+(they are closed over, not passed as diffrax ``args``). Recursive checkpointing costs 3-8x a forward solve and is accurate to
 the forward solve's own tolerance.
 
 Studies with optax
@@ -108,19 +109,19 @@ _BACKSOLVE_MESSAGE = (
     "BacksolveAdjoint refused: it solves the state backwards in time, and self-attention dynamics "
     "contract forwards (tokens cluster), so the backward solve is exponentially unstable and the "
     "gradient is wrong beyond the initial transient (measured: 158x off at n = 32, beta = 9, T = 10). "
-    "Use the default recursive checkpointing (checkpoints=... trades memory for time), or pass "
-    "allow_backsolve=True for a short, non-contracting horizon where you have checked it."
+    "(It also cannot differentiate the field parameters that simulate closes over.) Use the default "
+    "recursive checkpointing: checkpoints=... trades memory for time."
 )
 
 
-def _resolve_adjoint(adjoint, checkpoints, allow_backsolve):
+def _resolve_adjoint(adjoint, checkpoints):
     if adjoint is None:
         return checkpointed_adjoint(checkpoints)
     if checkpoints is not None:
         raise ValueError("pass either adjoint=... or checkpoints=..., not both")
     if not isinstance(adjoint, diffrax.AbstractAdjoint):
         raise TypeError(f"adjoint must be a diffrax adjoint, got {type(adjoint).__name__}")
-    if isinstance(adjoint, diffrax.BacksolveAdjoint) and not allow_backsolve:
+    if isinstance(adjoint, diffrax.BacksolveAdjoint):
         raise ValueError(_BACKSOLVE_MESSAGE)
     return adjoint
 
@@ -172,7 +173,6 @@ def value_and_grad_of(
     *,
     checkpoints: int | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
-    allow_backsolve: bool = False,
     **simulate_kwargs,
 ) -> tuple[Float[Array, ""], Gradients]:
     r"""(observable(simulate(field, x0, t1, ...)), gradients w.r.t. the field's arrays, x0 and t1).
@@ -186,7 +186,7 @@ def value_and_grad_of(
         field, x0, t1: as for :func:`jaxattn.simulate` (x0 a single configuration or an ensemble).
         checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
         adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
-            ``BacksolveAdjoint`` raises ValueError unless ``allow_backsolve=True``.
+            ``BacksolveAdjoint`` raises ValueError (module docstring).
         **simulate_kwargs: passed to :func:`jaxattn.simulate` (``ts``, ``rtol``, ``atol``, ...).
 
     Example::
@@ -201,7 +201,7 @@ def value_and_grad_of(
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
     if "adjoint" in simulate_kwargs:
         raise TypeError("pass the adjoint as value_and_grad_of(..., adjoint=...)")
-    adjoint = _resolve_adjoint(adjoint, checkpoints, allow_backsolve)
+    adjoint = _resolve_adjoint(adjoint, checkpoints)
     x0 = jnp.asarray(x0)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
