@@ -47,7 +47,8 @@ def figure2(runs: dict):
         ax = axes[r, 2]
         i = int(np.argmin(np.abs(ts - t_hist)))
         ax.hist(np.mod(xs[i], 2 * np.pi), bins=100, density=True)
-        ax.set_title(rf"t = {ts[i]:.3g}: {P.cluster_count(xs[i])} clusters (mass $\geq$ 5%)")
+        ax.set_title(rf"t = {ts[i]:.3g}; clusters (mass $\geq$ 5%, gaps > 0.3): "
+                     rf"{P.cluster_count(xs[i])} here, {P.cluster_count(xs[-1])} at t = {ts[-1]:.3g}", fontsize=9)
         ax.set_xlabel(r"$\theta$ mod $2\pi$")
     fig.tight_layout()
     return fig
