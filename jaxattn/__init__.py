@@ -6,7 +6,7 @@ float64 mode (see :mod:`jaxattn._config`).
 """
 
 from . import _config  # noqa: F401  (float64 by default)
-from . import analysis, fields, initial
+from . import analysis, fields, initial, io, layers, sentiment, spectral, studies
 from .fields import (
     AbstractField,
     CircleSelfAttention,
@@ -17,6 +17,7 @@ from .fields import (
     SelfAttention,
     UnnormalisedSelfAttention,
 )
+from .layers import HardmaxTransformer, SoftmaxTransformer
 from .solve import RetractingSolver, SolverStepLimitError, Trajectory, simulate
 
 __version__ = "0.1.0"
@@ -26,15 +27,22 @@ __all__ = [
     "CircleSelfAttention",
     "EuclideanSelfAttention",
     "FeedForward",
+    "HardmaxTransformer",
     "Kuramoto",
     "RescaledSelfAttention",
     "RetractingSolver",
     "SelfAttention",
+    "SoftmaxTransformer",
     "SolverStepLimitError",
     "Trajectory",
     "UnnormalisedSelfAttention",
     "analysis",
     "fields",
     "initial",
+    "io",
+    "layers",
+    "sentiment",
     "simulate",
+    "spectral",
+    "studies",
 ]

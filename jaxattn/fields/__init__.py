@@ -2,6 +2,7 @@
 
 from ._attention import attend, attention_weights
 from ._base import AbstractField, tangent_projection
+from ._fourier import fourier_circle_velocity, fourier_modes, truncation_error
 from .circle import CircleSelfAttention, Kuramoto, angles_of, embed_angles
 from .euclidean import EuclideanSelfAttention, RescaledSelfAttention
 from .sphere import FeedForward, SelfAttention, UnnormalisedSelfAttention
@@ -19,5 +20,8 @@ __all__ = [
     "attend",
     "attention_weights",
     "embed_angles",
+    "fourier_circle_velocity",
+    "fourier_modes",
     "tangent_projection",
+    "truncation_error",
 ]

@@ -6,11 +6,12 @@
   papers 001 and 002 (datasets + plot helpers).
 """
 
-from . import paper_001, paper_002, sweep
+from . import causal, paper_001, paper_002, sweep
 from .sweep import SweepMismatchError, run_sweep, shard_ensemble, solve_ensemble
 
 __all__ = [
     "SweepMismatchError",
+    "causal",
     "paper_001",
     "paper_002",
     "run_sweep",
