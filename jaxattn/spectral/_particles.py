@@ -16,11 +16,12 @@ import math
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..fields._fourier import fourier_circle_velocity, scaled_bessel_weights
 from ._common import check_beta, check_model, check_sign
-from .linear import kernel_coefficients
 
 
 def default_band(beta: float) -> int:
@@ -29,10 +30,15 @@ def default_band(beta: float) -> int:
 
 
 class MomentVelocity(eqx.Module):
-    """Angular velocity field theta (..., N) -> dtheta/dt (..., N) of USA/SA on S^1 via L Fourier moments."""
+    """Angular velocity field theta (..., N) -> dtheta/dt (..., N) of USA/SA on S^1 via L Fourier moments.
+
+    A thin adapter over the library's one Fourier-mode evaluator,
+    :func:`jaxattn.fields.fourier_circle_velocity` (the fast path of
+    ``jaxattn.CircleSelfAttention(evaluator="fourier")``), adding batch axes and the sign of V = +-I.
+    """
 
     beta: Float[Array, ""]
-    W: Float[Array, " L+1"]
+    weights: Float[Array, " L+1"]
     L: int = eqx.field(static=True)
     model: str = eqx.field(static=True)
     sign: int = eqx.field(static=True)
@@ -43,18 +49,15 @@ class MomentVelocity(eqx.Module):
         self.sign = check_sign(sign)
         self.L = default_band(beta) if L is None else int(L)
         self.beta = jnp.asarray(beta, dtype=jnp.result_type(float))
-        self.W = kernel_coefficients(self.beta, self.L)
+        self.weights = scaled_bessel_weights(self.beta, self.L)
 
     def __call__(self, t, theta, args=None):
-        l = jnp.arange(1, self.L + 1)
-        e = jnp.exp(1j * theta[..., :, None] * l)  # (..., N, L)
-        mu = jnp.mean(jnp.conj(e), axis=-2)  # (..., L)
-        z = e * (self.W[1:] * mu)[..., None, :]
-        dphi = -2 * jnp.sum(l * jnp.imag(z), axis=-1)
-        if self.model == "usa":
-            return self.sign * dphi
-        phi = self.W[0] + 2 * jnp.sum(jnp.real(z), axis=-1)
-        return self.sign * dphi / (self.beta * phi)
+        def one(th):
+            return fourier_circle_velocity(th, self.beta, self.weights, unnormalised=self.model == "usa")
+
+        for _ in range(theta.ndim - 1):
+            one = jax.vmap(one)
+        return self.sign * one(theta)
 
 
 def dense_velocity(theta, beta, model: str = "usa", sign: int = 1):
