@@ -102,7 +102,7 @@ class ZonalModel(eqx.Module):
         return jnp.minimum(jnp.min(self.density(r)), jnp.sum(self.Z * r * (-1.0) ** jnp.arange(self.N + 1)))
 
     def energy(self, r):
-        """E = (1/2) \iint W(<x,y>) d mu d mu = (1/2) sum_n W_n Z_n r_n^2 (zonal measure)."""
+        r"""E = (1/2) \iint W(<x,y>) d mu d mu = (1/2) sum_n W_n Z_n r_n^2 (zonal measure)."""
         return 0.5 * jnp.sum(self.W * self.Z * r**2, axis=-1)
 
 
@@ -116,7 +116,7 @@ def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " N
 
 
 def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int | None = None) -> Float[Array, " N+1"]:
-    """r_n = \int f(u) P_n(u) w(u) du (Gauss-Jacobi); f must be a non-negative density with mass 1."""
+    r"""r_n = \int f(u) P_n(u) w(u) du (Gauss-Jacobi); f must be a non-negative density with mass 1."""
     d = check_dim(d)
     u, w = sphere_weight_nodes(d, n_quad or 4 * N + 8)
     vals = np.asarray(f(jnp.asarray(u)))

@@ -6,12 +6,29 @@
   papers 001 and 002 (datasets + plot helpers).
 """
 
-from . import causal, paper_001, paper_002, sweep
+from . import causal, gradients, paper_001, paper_002, sweep
+from .gradients import (
+    checkpointed_adjoint,
+    circle_pde_value_and_grad,
+    clustering_sensitivity_along_boundary,
+    fit,
+    fit_beta_to_clustering_time,
+    maximise_metastable_lifetime,
+    value_and_grad_of,
+)
 from .sweep import SweepMismatchError, run_sweep, shard_ensemble, solve_ensemble
 
 __all__ = [
     "SweepMismatchError",
     "causal",
+    "checkpointed_adjoint",
+    "circle_pde_value_and_grad",
+    "clustering_sensitivity_along_boundary",
+    "fit",
+    "fit_beta_to_clustering_time",
+    "gradients",
+    "maximise_metastable_lifetime",
+    "value_and_grad_of",
     "paper_001",
     "paper_002",
     "run_sweep",
