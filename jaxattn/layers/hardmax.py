@@ -73,6 +73,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from ..fields._base import is_concrete
+
 __all__ = [
     "DEFAULT_TIE_RTOL",
     "HardmaxTransformer",
@@ -96,10 +98,6 @@ DEFAULT_TIE_RTOL = 1e-14
 # ----------------------------------------------------------------------------- checks
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_alpha(alpha) -> Array:
     if isinstance(alpha, (bool, np.bool_)):
         raise TypeError("alpha must be a positive real number, got a bool")
@@ -108,7 +106,7 @@ def _check_alpha(alpha) -> Array:
         a = a.astype(jnp.result_type(float))
     if a.shape != ():
         raise ValueError(f"alpha must be a scalar (V = alpha I, Assumption 2.1(ii)); got shape {a.shape}")
-    if _is_concrete(a):
+    if is_concrete(a):
         v = float(a)
         if not np.isfinite(v) or v <= 0:
             raise ValueError(
@@ -129,7 +127,7 @@ def _check_A(A, d: int | None = None) -> Array | None:
         raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
     if d is not None and A.shape[0] != d:
         raise ValueError(f"A is {A.shape[0]} x {A.shape[0]} but the tokens live in R^{d}; pass a {d} x {d} matrix")
-    if _is_concrete(A):
+    if is_concrete(A):
         An = np.asarray(A, dtype=np.float64)
         if not np.all(np.isfinite(An)):
             raise ValueError("A contains NaN or inf; pass a finite symmetric positive definite matrix")
@@ -165,7 +163,7 @@ def _check_tokens(Z, d: int | None = None, name: str = "Z") -> Array:
         raise ValueError(f"{name} must have at least one token and d >= 1, got shape {Z.shape}")
     if d is not None and Z.shape[1] != d:
         raise ValueError(f"{name} has tokens in R^{Z.shape[1]} but A is {d} x {d}")
-    if _is_concrete(Z):
+    if is_concrete(Z):
         if not bool(jnp.all(jnp.isfinite(Z))):
             raise ValueError(f"{name} contains NaN or inf; the hardmax dynamics need finite tokens")
     else:
@@ -413,7 +411,7 @@ class SoftmaxTransformer(eqx.Module):
         self.alpha = _check_alpha(alpha)
         self.A = _check_A(A)
         t = jnp.asarray(tau, dtype=jnp.result_type(float))
-        if _is_concrete(t) and (t.shape != () or not np.isfinite(float(t)) or float(t) <= 0):
+        if is_concrete(t) and (t.shape != () or not np.isfinite(float(t)) or float(t) <= 0):
             raise ValueError(f"tau must be a finite scalar > 0 (tau -> 0 is the hardmax limit), got {tau!r}")
         self.tau = t
         self.num_layers = _check_layers(num_layers)

@@ -9,16 +9,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ..fields._base import is_concrete  # noqa: F401  (re-exported for the spectral modules)
+
 MODELS = ("usa", "sa")
-
-
-def is_concrete(x) -> bool:
-    """True when ``x`` holds a value we can read (not a jit/grad tracer)."""
-    try:
-        np.asarray(x)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
-        return False
-    return True
 
 
 def check_beta(beta) -> None:
