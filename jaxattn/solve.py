@@ -287,6 +287,20 @@ def _simulate_jit(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_s
     return ts_out, xs, t_last, stats, failed, other_failure, event_occurred
 
 
+def check_initial_tokens(field: AbstractField, x0: Array) -> None:
+    """Host-side checks of concrete initial tokens: finite, and on the sphere for sphere fields."""
+    x0_host = np.asarray(x0)
+    if not np.all(np.isfinite(x0_host)):
+        raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
+    if field.manifold == "sphere":
+        drift = float(np.max(np.abs(np.linalg.norm(x0_host, axis=-1) - 1.0)))
+        if drift > SPHERE_TOLERANCE:
+            raise ValueError(
+                f"x0 is off the unit sphere: max | |x_i| - 1 | = {drift:.3g} > {SPHERE_TOLERANCE}. "
+                "Normalise it first with jaxattn.initial.project_to_sphere(x0)."
+            )
+
+
 def _as_ensemble_info(field: AbstractField, x0: Array) -> tuple[bool, tuple[int, ...]]:
     k = field.event_ndim
     if x0.ndim == k:
@@ -379,16 +393,7 @@ def simulate(
     field.check_shape(shape)
     concrete = is_concrete(field, x0, t0, t1, ts)
     if is_concrete(x0):  # host-side numpy checks (also valid while tracing a user's jit)
-        x0_host = np.asarray(x0)
-        if not np.all(np.isfinite(x0_host)):
-            raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
-        if field.manifold == "sphere":
-            drift = float(np.max(np.abs(np.linalg.norm(x0_host, axis=-1) - 1.0)))
-            if drift > SPHERE_TOLERANCE:
-                raise ValueError(
-                    f"x0 is off the unit sphere: max | |x_i| - 1 | = {drift:.3g} > {SPHERE_TOLERANCE}. "
-                    "Normalise it first with jaxattn.initial.project_to_sphere(x0)."
-                )
+        check_initial_tokens(field, x0)
     for name, value in (("t0", t0), ("t1", t1)):
         if is_concrete(value) and not np.isfinite(float(value)):
             raise ValueError(f"{name} must be finite, got {value}")

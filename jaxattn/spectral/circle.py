@@ -53,6 +53,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
 from ._common import check_beta, check_model, check_nonneg_int, check_sign, is_concrete
+from ._monitor import check_times
 from .linear import kernel_coefficients
 
 __all__ = [
@@ -408,13 +409,7 @@ def solve_circle(
     c0 = _check_coeffs(coeffs0)
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
-    if ts is None:
-        if t1 is None or not np.isfinite(t1) or t1 <= 0:
-            raise ValueError(f"t1 must be a finite time > 0, got {t1!r}")
-        ts = np.linspace(0.0, float(t1), n_save)
-    ts = np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size < 2 or not np.all(np.diff(ts) > 0) or not np.all(np.isfinite(ts)):
-        raise ValueError("ts must be a strictly increasing 1-D array of finite times with >= 2 entries")
+    ts = check_times(t1, ts, n_save)
     K = c0.shape[0] - 1
     m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M)
     if float(m.W[K] * K) > 1e-13 * float(jnp.max(jnp.arange(K + 1) * m.W)):

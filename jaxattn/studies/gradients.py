@@ -60,7 +60,7 @@ import optax
 from jaxtyping import Array, ArrayLike, Complex, Float, PRNGKeyArray
 
 from .. import initial as _initial
-from ..fields._base import SPHERE_TOLERANCE, AbstractField, tangent_projection
+from ..fields._base import AbstractField, tangent_projection
 from ..fields.sphere import SelfAttention, UnnormalisedSelfAttention
 from ..observables import (
     gamma_crossing_time,
@@ -68,7 +68,7 @@ from ..observables import (
     soft_clustered_fraction,
     soft_time_to_cluster,
 )
-from ..solve import Trajectory, simulate
+from ..solve import Trajectory, check_initial_tokens, simulate
 
 __all__ = [
     "FitResult",
@@ -205,16 +205,7 @@ def value_and_grad_of(
     x0 = jnp.asarray(x0)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
-    x0n = np.asarray(x0)
-    if not np.all(np.isfinite(x0n)):
-        raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
-    if field.manifold == "sphere":
-        drift = float(np.max(np.abs(np.linalg.norm(x0n, axis=-1) - 1.0)))
-        if drift > SPHERE_TOLERANCE:
-            raise ValueError(
-                f"x0 is off the unit sphere (max | |x_i| - 1 | = {drift:.3g}); normalise it with "
-                "jaxattn.initial.project_to_sphere"
-            )
+    check_initial_tokens(field, x0)
     t0 = float(simulate_kwargs.get("t0", 0.0))
     t1n = np.asarray(t1, dtype=float)
     if t1n.ndim != 0 or not np.isfinite(t1n) or not float(t1n) > t0:
