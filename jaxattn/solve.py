@@ -24,9 +24,15 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
   shared step whose error norm is the **max over members** of each member's RMS error, so
   no member is less accurate than it would be alone. ``ensemble="vmap"`` vmaps the whole
   adaptive solve, each member with its own steps (a vmapped while-loop runs until its
-  slowest member is done). Measured by ``benchmarks/ensembles.py`` (n = 32, d = 3,
-  beta = 9, T = 10, 64 members, one core): batched was faster than vmap (table in
-  README), so batched is the default; vmap agrees with a loop over members to 1e-12.
+  slowest member is done). ``ensemble="map"`` solves the members one after another inside
+  one compiled program (``jax.lax.map``), each with its own steps and no padding to the
+  slowest member. Measured by ``benchmarks/ensembles.py`` (n = 32, d = 3, beta = 9,
+  T = 10, one core): batched was faster than vmap (table in README), so batched is the
+  default; vmap and map agree with a loop over members to 1e-12. Use ``"map"`` on a CPU
+  when members need very different steps: paper 003's Fig. 3 runs (n = 200, beta = 64,
+  T = 500) take 216 steps alone but 468 shared steps in a batch of 32, and the per-step
+  cost of a large batch grows faster than the batch (cache), so "map" was 3x cheaper per
+  run there (``benchmarks/causal_statistics.py``). On a GPU prefer "batched"/"vmap".
 * **Clear failures.** Hitting ``max_steps`` raises :class:`SolverStepLimitError` naming
   the time reached; inside ``jax.jit``/``jax.grad`` (where the host cannot see values) it
   raises through ``equinox.error_if`` instead. Bad inputs raise ``ValueError``/``TypeError``.
@@ -53,7 +59,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .fields._base import SPHERE_TOLERANCE, AbstractField, is_concrete
 
-Ensemble = Literal["batched", "vmap"]
+Ensemble = Literal["batched", "vmap", "map"]
 
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-6
@@ -266,12 +272,12 @@ def _custom_save_output(field, sol, batched):
 @eqx.filter_jit
 def _simulate_jit(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps, stop_when,
                   progress_meter, ensemble, traced, saveat):
-    if ensemble == "vmap":
+    if ensemble in ("vmap", "map"):
         def one(x):
             return _solve_one(field, x, t0, t1, ts, solver, controller, adjoint, dt0, max_steps,
                               stop_when, progress_meter, False, saveat)
 
-        out = jax.vmap(one)(x0)
+        out = jax.vmap(one)(x0) if ensemble == "vmap" else jax.lax.map(one, x0)
     else:
         out = _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps,
                          stop_when, progress_meter, ensemble == "batched", saveat)
@@ -366,7 +372,8 @@ def simulate(
             ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
             with unreached slots inf as diffrax leaves them; states saved as is are retracted
             to the sphere).
-        ensemble: "batched" (one state, shared step; default) or "vmap".
+        ensemble: "batched" (one state, shared step; default), "vmap" (own steps, run in
+            lockstep) or "map" (own steps, members one after another; see module docs).
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
             becomes true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``).
         progress_bar: show a tqdm progress bar (adds a host callback per step).
@@ -378,8 +385,8 @@ def simulate(
     """
     if not isinstance(field, AbstractField):
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
-    if ensemble not in ("batched", "vmap"):
-        raise ValueError(f"ensemble must be 'batched' or 'vmap', got {ensemble!r}")
+    if ensemble not in ("batched", "vmap", "map"):
+        raise ValueError(f"ensemble must be 'batched', 'vmap' or 'map', got {ensemble!r}")
     try:
         x0 = jnp.asarray(x0)
     except TypeError as exc:

@@ -134,6 +134,10 @@ def test_vmap_equals_loop_and_batched_within_tolerance(key):
     vm = jaxattn.simulate(field, x0, 10.0, ts=11, ensemble="vmap")
     loop = np.stack([np.asarray(jaxattn.simulate(field, x0[b], 10.0, ts=11).xs) for b in range(4)])
     np.testing.assert_allclose(vm.xs, loop, atol=1e-12)
+    mapped = jaxattn.simulate(field, x0, 10.0, ts=11, ensemble="map")
+    np.testing.assert_allclose(mapped.xs, loop, atol=1e-12)
+    # each member took its own steps (map) rather than the slowest member's count
+    np.testing.assert_array_equal(mapped.stats["num_steps"], vm.stats["num_steps"])
     batched = jaxattn.simulate(field, x0, 10.0, ts=11)
     assert batched.xs.shape == vm.xs.shape == (4, 11, 16, 3)
     assert np.max(np.abs(batched.xs - loop)) < 1e-4  # both at rtol = atol = 1e-6
