@@ -49,8 +49,16 @@ def rhs(quick: bool) -> list[Record]:
 
 
 def solve(quick: bool) -> list[Record]:
-    """One solve to T = 10: simulate (Tsit5 + PID 1e-6) vs NumPy RK4 h = 0.1 (+ DOP853 at n = 32)."""
+    """One solve to T = 10: simulate (Tsit5 + PID 1e-6) vs NumPy RK4 h = 0.1 (+ DOP853 at n = 32).
+
+    With the ``torch`` extra installed, torchdiffeq dopri5 (rtol = atol = 1e-6, same T and
+    save times, one thread; :mod:`benchmarks.torch_baseline`) is a further side at every n;
+    its note gives its CPU time as a multiple of jaxattn's and max |x(T) diff| vs jaxattn.
+    """
     from scipy.integrate import solve_ivp
+
+    from benchmarks import torch_baseline
+    have_torch = torch_baseline.available()
 
     grid = [(32, 3, 1.0), (32, 3, 9.0)] if quick else [
         (n, d, b) for n in (32, 256, 1024) for d in (3, 64) for b in (1.0, 9.0)]
@@ -67,18 +75,32 @@ def solve(quick: bool) -> list[Record]:
                 f = lambda t, y: numpy_sa_rhs(y.reshape(n, d), beta).ravel()  # noqa: E731
                 return solve_ivp(f, (0.0, t1), xn.ravel(), method="DOP853", rtol=1e-6, atol=1e-6).y
             sides["scipy DOP853 1e-6"] = dop853
+        if have_torch:
+            torch_solve = torch_baseline.make_solver(xn, beta, t1, num_saves=2)
+            sides[torch_baseline.IMPL] = torch_solve
         traj = jaxattn.simulate(field, x, t1, ts=2)
         evals = 6 * int(traj.stats["num_steps"]) + 2
         big = n >= 1024
-        recs = compare("solve", f"SA n={n} d={d} beta={beta:g} T={t1:g}", sides, "numpy RK4 h=0.1",
+        case = f"SA n={n} d={d} beta={beta:g} T={t1:g}"
+        recs = compare("solve", case, sides, "numpy RK4 h=0.1",
                        repeats=1 if big else 3, min_time=0.0, bound_s=attention_bound_s(n, d, evals))
+        jax_cpu = next(r.cpu_s for r in recs if r.impl == "jaxattn Tsit5 1e-6")
         for r in recs:
             if r.impl.startswith("numpy"):
                 r.roofline_fraction = attention_bound_s(n, d, 400) / r.cpu_s
             elif r.impl.startswith("scipy"):
                 r.roofline_fraction = None
+            elif r.impl == torch_baseline.IMPL:
+                diff = float(np.max(np.abs(torch_solve()[-1] - np.asarray(traj.final))))
+                r.roofline_fraction = attention_bound_s(n, d, torch_solve.nfe) / r.cpu_s
+                r.extra.update(ratio_vs_jaxattn=r.cpu_s / jax_cpu, max_diff_vs_jaxattn=diff, nfe=torch_solve.nfe)
+                r.note = (f"{r.cpu_s / jax_cpu:.2g}x jaxattn's CPU time; {torch_solve.nfe} RHS evals; "
+                          f"max|x(T) diff| vs jaxattn {diff:.1e}" + ("" if diff <= 1e-4 else " (> 1e-4!)"))
             else:
                 r.note = f"{int(traj.stats['num_steps'])} steps"
+        if not have_torch:
+            recs.append(Record("solve", case, torch_baseline.IMPL, float("nan"), float("nan"), peak_rss_mb(),
+                               note=torch_baseline.NOT_INSTALLED))
         records += recs
     return records
 

@@ -9,7 +9,12 @@ Workload: (SA) on S^{d-1}, Q = K = V = I, beta = 9, tokens uniform on the sphere
   scripts (anchors report), to time T (T = 10 for n <= 1024; T = 1 at n = 4096 to keep
   the baseline affordable; both sides use the same T).
 
-Both sides run in the same process; times are CPU seconds (median of repeats). Pin to one
+With the ``torch`` extra installed (``pip install -e '.[torch]'``), torchdiffeq dopri5 with
+rtol = atol = 1e-6 on the same equation, T and save times (one thread;
+:mod:`benchmarks.torch_baseline`) adds three columns: its solve time, jaxattn's speed-up
+over it and max |x(T) diff| vs jaxattn.
+
+All sides run in the same process; times are CPU seconds (median of repeats). Pin to one
 core for single-core figures: ``taskset -c 0 python -m benchmarks.rhs_and_solve``.
 ``--quick`` runs n in {32, 256} only.
 """
@@ -23,6 +28,7 @@ import jax
 import numpy as np
 
 import jaxattn
+from benchmarks import torch_baseline
 from benchmarks._timing import cpu_time, print_table
 
 
@@ -57,6 +63,7 @@ def main(argv=None):
     beta = args.beta
     field = jaxattn.SelfAttention(beta)
     rhs = jax.jit(lambda x: field(0.0, x))
+    have_torch = torch_baseline.available()
     rows = []
     for n in ns:
         for d in args.ds:
@@ -76,12 +83,23 @@ def main(argv=None):
             solve_repeats = 3 if n <= 256 else 1
             t_np = cpu_time(lambda: numpy_rk4(xn, beta, t1), repeats=solve_repeats, min_time=0.0)
             diff = float(np.max(np.abs(np.asarray(traj.final) - numpy_rk4(xn, beta, t1)))) if n <= 256 else float("nan")
-            rows.append([n, d, 1e3 * t_rhs, 1e3 * t_rhs_np, t_rhs_np / t_rhs, err, t1,
-                         int(traj.stats["num_steps"]), t_solve, t_np, t_np / t_solve, diff,
-                         max(compile_and_run - t_solve, 0.0)])
+            row = [n, d, 1e3 * t_rhs, 1e3 * t_rhs_np, t_rhs_np / t_rhs, err, t1,
+                   int(traj.stats["num_steps"]), t_solve, t_np, t_np / t_solve, diff,
+                   max(compile_and_run - t_solve, 0.0)]
+            if have_torch:
+                torch_solve = torch_baseline.make_solver(xn, beta, t1, num_saves=2)
+                torch_final = torch_solve()[-1]
+                t_torch = cpu_time(torch_solve, repeats=solve_repeats, min_time=0.0)
+                row += [t_torch, t_torch / t_solve, float(np.max(np.abs(np.asarray(traj.final) - torch_final)))]
+            rows.append(row)
     print(f"SA on S^(d-1), beta = {beta:g}; CPU time, median of repeats; NumPy RK4 h = 0.1 + renormalisation")
-    print_table(["n", "d", "RHS ms", "NumPy RHS ms", "RHS speed-up", "max |RHS diff|", "T", "steps",
-                 "solve s", "NumPy RK4 s", "solve speed-up", "max |x(T) diff|", "compile s"], rows)
+    headers = ["n", "d", "RHS ms", "NumPy RHS ms", "RHS speed-up", "max |RHS diff|", "T", "steps",
+               "solve s", "NumPy RK4 s", "solve speed-up", "max |x(T) diff|", "compile s"]
+    if have_torch:
+        headers += ["torchdiffeq dopri5 s", "speed-up vs torch", "max |x(T) diff| torch"]
+    else:
+        print(f"(no torchdiffeq columns: {torch_baseline.NOT_INSTALLED})")
+    print_table(headers, rows)
 
 
 if __name__ == "__main__":
