@@ -14,7 +14,14 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import renyi
+from . import metastable, renyi
+from .metastable import (
+    lemma_5_1_bounds,
+    lemma_a2_bounds,
+    lemma_a2_conditions,
+    theorem_5_2_conditions,
+    theorem_5_2_ratios,
+)
 from .renyi import (
     RENYI_CONSTANT,
     cap_fraction,
@@ -41,11 +48,17 @@ __all__ = [
     "expected_strong_centres",
     "interaction_g",
     "interaction_h",
+    "lemma_5_1_bounds",
+    "lemma_a2_bounds",
+    "lemma_a2_conditions",
+    "metastable",
     "renyi",
     "renyi_centres",
     "strong_renyi_centres",
     "tau_star",
     "tau_star_table",
+    "theorem_5_2_conditions",
+    "theorem_5_2_ratios",
     "DEFAULT_DELTA",
     "DEFAULT_GAP",
     "DEFAULT_TOL",

@@ -3,7 +3,7 @@
 from ._attention import attend, attention_weights
 from ._base import AbstractField, tangent_projection
 from ._fourier import fourier_circle_velocity, fourier_modes, truncation_error
-from .circle import CircleSelfAttention, Kuramoto, angles_of, embed_angles
+from .circle import CircleSelfAttention, FrozenCentresCircleAttention, Kuramoto, angles_of, embed_angles
 from .euclidean import EuclideanSelfAttention, RescaledSelfAttention
 from .sphere import FeedForward, SelfAttention, UnnormalisedSelfAttention
 
@@ -12,6 +12,7 @@ __all__ = [
     "CircleSelfAttention",
     "EuclideanSelfAttention",
     "FeedForward",
+    "FrozenCentresCircleAttention",
     "Kuramoto",
     "RescaledSelfAttention",
     "SelfAttention",

@@ -12,6 +12,8 @@ returns y_i = sum_j w_ij x_j and dtheta_i/dt = <y_i, x_i^perp> with
 x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - theta_i).
 ``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
 O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
+:class:`FrozenCentresCircleAttention` adds m frozen, weighted keys to the causal circle field
+(paper 003 Theorem 5.2).
 """
 
 from __future__ import annotations
@@ -162,3 +164,122 @@ class Kuramoto(AbstractField):
         # zero logits: every weight is 1/n, so y_i is the mean of the x_j
         y = attend(jnp.zeros_like(x), x, x, normalisation="mean")
         return self.omega + self.coupling * _angular_velocity(theta, y)
+
+
+class FrozenCentresCircleAttention(AbstractField):
+    """Causal circle dynamics with frozen (cross-attention) tokens: paper 003 Theorem 5.2, eq. (C.3).
+
+    Particles phi_1..phi_n attend causally to each other (j <= k, self included) and every
+    particle also attends to m frozen angles theta_1..theta_m with weights a_j >= 1
+    (digest 003 §1.5):
+
+        dphi_k/dt = (1/Z_k) ( sum_{j<=k} e^{beta(cos(phi_k - phi_j) - 1)} sin(phi_j - phi_k)
+                              + sum_{j=1}^m a_j e^{beta(cos(phi_k - theta_j) - 1)} sin(theta_j - phi_k) ),
+        Z_k = sum_{j<=k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_{j=1}^m a_j e^{beta(cos(phi_k - theta_j) - 1)},
+
+    i.e. dphi_k/dt = -(1/Z_k) (sum_{j<k} h(phi_k - phi_j) + sum_j a_j h(phi_k - theta_j)) with
+    h(x) = e^{beta(cos x - 1)} sin x (eq. C.3). The frozen tokens never move. ``causal=False``
+    lets every particle see every other particle (not covered by the theorem).
+
+    **Sequential gradient flow (Lemma 5.3).** With the energies (:meth:`sequential_energies`)
+
+        E_k = -( sum_{j<k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_j a_j e^{beta(cos(phi_k - theta_j) - 1)} ),
+
+    dphi_k/dt = -(1/(beta Z_k)) dE_k/dphi_k. **Erratum (digest 003 §8.4):** the paper writes
+    -(1/Z_k) dE_k/dphi_k, omitting the factor 1/beta. Since a_j >= 1, 1 <= Z_k <= N with
+    N = n + sum_j a_j (the "0 < c < Z_k < C" of Lemma 5.3). Theorem 5.2: if the frozen angles
+    are more than c beta^{-1/2} apart and (N, beta, eps, c) satisfy
+    :func:`jaxattn.analysis.metastable.theorem_5_2_conditions`, almost every initial state
+    converges to a strongly stable critical point with every particle within eps beta^{-1/2}
+    of some theta_j.
+
+    Evaluated with the shared attention kernel: the frozen tokens are extra keys/values placed
+    before the particles, log a_j enters the logits through an extra key coordinate
+    (a_j e^{s} = e^{s + log a_j}), and for the causal mask the query block is padded with m dummy
+    rows so that particle k (row m + k) sees all frozen keys and the particles j <= k. Cost
+    O(n (n + m)) per evaluation (row-blocked above ``block_size`` as in ``attend``).
+
+    Args:
+        beta: inverse temperature > 0.
+        centres: (m,) finite frozen angles theta_j.
+        weights: a_j >= 1 (Theorem 5.2 assumes a_j >= 1), a scalar or an (m,) array.
+        causal: mask j <= k among the particles (default, the setting of the paper).
+        block_size: row-block size passed to ``attend`` (None: its default).
+    """
+
+    beta: Float[Array, ""]
+    centres: Float[Array, " m"]
+    weights: Float[Array, " m"]
+    causal: bool = eqx.field(static=True)
+    block_size: int | None = eqx.field(static=True)
+
+    manifold = "circle"
+
+    def __init__(self, beta: float | ArrayLike, centres: ArrayLike, weights: float | ArrayLike = 1.0, *,
+                 causal: bool = True, block_size: int | None = None):
+        self.beta = check_beta(beta)
+        centres = as_float_array(centres, "centres")
+        if centres.ndim != 1 or centres.shape[0] < 1:
+            raise ValueError(f"centres must be a 1-d array of m >= 1 frozen angles, got shape {centres.shape}")
+        check_finite(centres, "centres")
+        m = centres.shape[0]
+        weights = as_float_array(weights, "weights")
+        if weights.ndim == 0:
+            weights = jnp.broadcast_to(weights, (m,))
+        elif weights.shape != (m,):
+            raise ValueError(f"weights must be a scalar or an (m,) = ({m},) array matching centres, "
+                             f"got shape {weights.shape}")
+        check_finite(weights, "weights")
+        if is_concrete(weights):
+            low = np.asarray(weights)
+            if np.any(low < 1):
+                raise ValueError(f"weights a_j must be >= 1 (paper 003 Theorem 5.2), got min {float(low.min())}")
+        if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 0):
+            raise ValueError(f"block_size must be None or an int >= 0, got {block_size!r}")
+        self.centres = centres
+        self.weights = weights
+        self.causal = bool(causal)
+        self.block_size = block_size
+
+    @property
+    def num_centres(self) -> int:
+        return self.centres.shape[0]
+
+    def _logits_inputs(self, theta):
+        """Queries (rows, 3), keys (m + n, 3), values (m + n, 2) of the augmented attention."""
+        m, n = self.num_centres, theta.shape[0]
+        dtype = jnp.result_type(theta.dtype, self.beta.dtype)
+        x = embed_angles(theta).astype(dtype)
+        c = embed_angles(self.centres).astype(dtype)
+        log_a = jnp.log(self.weights).astype(dtype)[:, None]
+        keys = jnp.concatenate([jnp.concatenate([c, log_a], axis=1),
+                                jnp.concatenate([x, jnp.zeros((n, 1), dtype)], axis=1)], axis=0)
+        queries = jnp.concatenate([self.beta * x, jnp.ones((n, 1), dtype)], axis=1)
+        if self.causal:  # dummy rows 0..m-1: row m + k then sees the frozen keys and particles j <= k
+            queries = jnp.concatenate([jnp.zeros((m, 3), dtype), queries], axis=0)
+        return queries, keys, jnp.concatenate([c, x], axis=0)
+
+    def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        queries, keys, values = self._logits_inputs(theta)
+        y = attend(queries, keys, values, causal=self.causal, block_size=self.block_size)
+        if self.causal:
+            y = y[self.num_centres:]
+        return _angular_velocity(theta, y)
+
+    def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n m+n"]:
+        """Weights (1, n, m + n): columns 0..m-1 are the frozen tokens, then the particles."""
+        queries, keys, _ = self._logits_inputs(theta)
+        w = attention_weights(queries @ keys.T, causal=self.causal)
+        return (w[self.num_centres:] if self.causal else w)[None]
+
+    def sequential_energies(self, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        """E_k(phi_1..phi_k) of Lemma 5.3 / eq. (C.3); dphi_k/dt = -(1/(beta Z_k)) dE_k/dphi_k.
+
+        With ``causal=False`` the particle sum runs over all j != k (then each phi_k still follows
+        -(1/(beta Z_k)) dE_k/dphi_k, but the E_k are no longer sequential).
+        """
+        n = theta.shape[0]
+        pair = jnp.exp(self.beta * (jnp.cos(theta[:, None] - theta[None, :]) - 1))
+        seen = jnp.tril(jnp.ones((n, n), bool), -1) if self.causal else ~jnp.eye(n, dtype=bool)
+        frozen = self.weights * jnp.exp(self.beta * (jnp.cos(theta[:, None] - self.centres[None, :]) - 1))
+        return -(jnp.sum(jnp.where(seen, pair, 0.0), axis=1) + jnp.sum(frozen, axis=1))
