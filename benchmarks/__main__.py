@@ -8,9 +8,10 @@ s (first call minus a warm call) and a note. Every comparison runs both sides in
 process, interleaved repeat by repeat. Results go to ``--out`` as ``results.json`` and
 ``results.csv`` (and ``scaling.png`` when the scaling workload runs).
 
-Workloads (``--only`` picks a subset): rhs, solve, ensembles, fast_sphere, compile,
-scaling, and the other benchmark modules when present: phase_diagram,
-causal_statistics, gradients, circle_pde (``jaxattn.spectral.circle.solve_circle``).
+Workloads (``--only`` picks a subset): rhs, solve, ensembles, fast_sphere, fast_circle,
+compile, scaling, and the other benchmark modules: phase_diagram, causal_statistics,
+gradients (run at the reduced sizes of ``RUNNER_ARGV``; the modules' own defaults are the
+papers' full sizes) and circle_pde (``jaxattn.spectral.circle.solve_circle``).
 
     taskset -c 0 python -m benchmarks --quick            # ~minutes, small sizes
     taskset -c 0 python -m benchmarks                    # full sizes (< 20 min idle core)
@@ -29,8 +30,15 @@ import time
 
 import jax
 
-WORKLOADS = ["rhs", "solve", "ensembles", "fast_sphere", "compile", "scaling",
+WORKLOADS = ["rhs", "solve", "ensembles", "fast_sphere", "fast_circle", "compile", "scaling",
              "phase_diagram", "causal_statistics", "gradients", "circle_pde"]
+
+#: sizes the runner uses for the standalone benchmark modules (their own defaults are the
+#: papers' full sizes, which take 6-20 CPU-minutes each: run those modules directly)
+RUNNER_ARGV = {
+    "phase_diagram": ["--betas", "30", "--batch", "64"],
+    "causal_statistics": ["--runs", "500", "--baseline-runs", "4"],
+}
 
 HEADERS = ["workload", "case", "impl", "CPU s", "wall s", "peak RSS MB", "vs baseline", "roofline",
            "compile s", "note"]
@@ -67,7 +75,9 @@ def _run_workload(name: str, quick: bool, out_dir: str):
         return records
     if name == "circle_pde":
         return w.circle_pde(quick)
-    return w.external(name, quick)
+    if name == "fast_circle":
+        return w.fast_circle(quick)
+    return w.external(name, quick, argv_full=RUNNER_ARGV.get(name))
 
 
 def _fmt(v):

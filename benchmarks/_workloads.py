@@ -13,18 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxattn
-
-
-def _rhs(field):
-    """A jitted x -> field(0, x) (fields are pytrees: close over them, don't hash them)."""
-    return jax.jit(lambda x: field(0.0, x))
 from benchmarks._measure import Record, compare, peak_rss_mb
 from benchmarks.rhs_and_solve import numpy_rk4, numpy_sa_rhs
 from benchmarks.roofline import attention_bound_s
 
 
+def _rhs(field):
+    """A jitted x -> field(0, x) (fields are pytrees: close over them, don't hash them)."""
+    return jax.jit(lambda x: field(0.0, x))
+
+
 def rhs(quick: bool) -> list[Record]:
-    """One SA right-hand side: jaxattn dense (row-blocked above n = 1024) vs NumPy dense."""
+    """One SA right-hand side: jaxattn dense (row-blocked above n = 256) vs NumPy dense."""
     beta = 9.0
     records = []
     for n in ([256, 1024] if quick else [256, 1024, 2048, 4096]):
@@ -106,19 +106,28 @@ def solve(quick: bool) -> list[Record]:
 
 
 def ensembles(quick: bool) -> list[Record]:
-    """Shared-step batched state vs vmap of the adaptive solve (SA S^2, beta = 9, T = 10)."""
+    """Shared-step batched state vs vmap vs lax.map of the adaptive solve (SA S^2, beta = 9, T = 10)."""
     cases = [(32, 1), (32, 64)] if quick else (
-        [(32, b) for b in (1, 16, 128, 512, 2048)] + [(256, b) for b in (1, 16, 64, 256)])
+        [(32, b) for b in (1, 16, 128, 512, 2048)] + [(256, b) for b in (1, 16, 128, 512, 2048)])
     records = []
     field = jaxattn.SelfAttention(9.0)
     for n, batch in cases:
         x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, 3, batch=batch)
         sides = {mode: (lambda mode=mode: jaxattn.simulate(field, x, 10.0, ts=2, ensemble=mode).xs)
-                 for mode in ("batched", "vmap")}
-        recs = compare("ensembles", f"n={n} d=3 batch={batch}", sides, "vmap", repeats=1 if batch >= 512 else 3,
+                 for mode in ("batched", "vmap", "map")}
+        big = n * batch >= 256 * 128
+        recs = compare("ensembles", f"n={n} d=3 batch={batch}", sides, "vmap", repeats=1 if big else 3,
                        min_time=0.0)
+        steps = {mode: np.asarray(jaxattn.simulate(field, x[:min(batch, 64)], 10.0, ts=2,
+                                                   ensemble=mode).stats["num_steps"])
+                 for mode in ("batched", "map")}
         for r in recs:
             r.extra["per_member_cpu_s"] = r.cpu_s / batch
+            r.note = f"{1e3 * r.cpu_s / batch:.3g} ms/member"
+            if r.impl == "batched":
+                r.note += f"; {int(steps['batched'])} shared steps (first {min(batch, 64)} members)"
+            elif r.impl == "map":
+                r.note += f"; {steps['map'].mean():.1f} steps/member on average"
         records += recs
     return records
 
@@ -145,8 +154,34 @@ def fast_sphere(quick: bool) -> list[Record]:
     return records
 
 
-def external(name: str, quick: bool, argv_quick: list[str] | None = None) -> list[Record]:
-    """Run another developer's ``benchmarks.<name>.main`` in-process; record its time and output."""
+def fast_circle(quick: bool) -> list[Record]:
+    """The circle Bessel-Fourier RHS at large n (goal: n = 10^6 under 1 s), causal and not."""
+    records = []
+    for n in ([20_000] if quick else [16_384, 1_000_000]):
+        theta = jax.random.uniform(jax.random.PRNGKey(0), (n,), minval=-np.pi, maxval=np.pi)
+        for beta in (9.0, 64.0):
+            for causal in (False, True):
+                fast = _rhs(jaxattn.CircleSelfAttention(beta, causal=causal, evaluator="fourier"))
+                sides = {"jaxattn fourier": lambda: fast(theta)}
+                if n <= 20_000:
+                    dense = _rhs(jaxattn.CircleSelfAttention(beta, causal=causal))
+                    sides = {"jaxattn dense": lambda: dense(theta), **sides}
+                recs = compare("fast circle rhs", f"{'causal ' if causal else ''}SA n={n} beta={beta:g}", sides,
+                               "jaxattn dense" if "jaxattn dense" in sides else "jaxattn fourier",
+                               repeats=3, min_time=0.0)
+                for r in recs:
+                    if r.impl == "jaxattn fourier":
+                        r.note = f"M = {jaxattn.fields.fourier_modes(beta)} modes"
+                        if "jaxattn dense" in sides:
+                            err = float(jnp.max(jnp.abs(fast(theta) - dense(theta))))
+                            r.note += f"; max|diff| vs dense {err:.1e}"
+                records += recs
+    return records
+
+
+def external(name: str, quick: bool, argv_quick: list[str] | None = None,
+             argv_full: list[str] | None = None) -> list[Record]:
+    """Run ``benchmarks.<name>.main`` in-process (``--quick`` or ``argv_full``); record its time and output."""
     import contextlib
     import importlib
     import io
@@ -156,7 +191,7 @@ def external(name: str, quick: bool, argv_quick: list[str] | None = None) -> lis
     except ImportError as exc:
         return [Record(name, "-", "(skipped)", float("nan"), float("nan"), peak_rss_mb(),
                        note=f"module benchmarks.{name} not present ({exc.__class__.__name__})")]
-    argv = (argv_quick if argv_quick is not None else ["--quick"]) if quick else []
+    argv = (argv_quick if argv_quick is not None else ["--quick"]) if quick else list(argv_full or [])
     buf = io.StringIO()
     c0, w0 = time.process_time(), time.perf_counter()
     try:

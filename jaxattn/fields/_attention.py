@@ -21,9 +21,10 @@ max back in log space, so it overflows only when the true velocity does.
 
 Blocking. A dense evaluation materialises several n x n temporaries; on this CPU fresh
 n x n buffers pay page faults and ran the exponentials 4x slower at n = 4096 (ecosystem
-report §3.2). For n > ``block_size`` the rows are processed ``block_size`` at a time with
-``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical results
-and was measured 1.6-4x faster at n = 4096.
+report §3.2). For n > ``block_size`` (256) the rows are processed ``block_size`` at a time
+with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
+results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
+earlier threshold of 4 blocks still ran dense).
 
 Normalising after the product. ``attend`` multiplies the unnormalised exponentials by
 the values first and divides the (rows, dv) result by the row sums, instead of dividing
@@ -102,12 +103,12 @@ def attend(
 ) -> Float[Array, "n dv"]:
     """Apply attention: out_i = sum_j w_ij v_j with w from :func:`attention_weights`.
 
-    ``block_size=None`` picks dense evaluation for n <= DEFAULT_BLOCK_SIZE * 4 and
-    row blocks of DEFAULT_BLOCK_SIZE above; ``block_size=0`` forces dense.
+    ``block_size=None`` picks dense evaluation for n <= DEFAULT_BLOCK_SIZE and row blocks
+    of DEFAULT_BLOCK_SIZE above; ``block_size=0`` forces dense.
     """
     n = queries.shape[0]
     if block_size is None:
-        block_size = DEFAULT_BLOCK_SIZE if n > 4 * DEFAULT_BLOCK_SIZE else 0
+        block_size = DEFAULT_BLOCK_SIZE if n > DEFAULT_BLOCK_SIZE else 0
 
     def rows(q_block, offset):
         unnormalised, row_max = _exponentials(q_block @ keys.T, causal, offset)
