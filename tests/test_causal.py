@@ -252,7 +252,7 @@ def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
     from jaxattn.studies.causal import causal_statistics, numpy_euler_causal_circle
 
     ts = (0.0, 10.0, 150.0)
-    out = causal_statistics(key, 40, ts=ts, chunk=40, evaluator="fourier", return_angles=True)
+    out = causal_statistics(key, 40, ts=ts, chunk=40, return_angles=True)
     mean = {k: out[k].mean(axis=0) for k in ("renyi_ball", "strong_ball", "clusters")}
     # t = 10: 0.92 / 0.89 / 0.90 / 0.90 over four 40-run samples here (converged in rtol and h: Euler 0.01
     # and Tsit5 1e-6..1e-10 agree on the same runs); the digest's 0.862 is one 40-run Euler sample
