@@ -71,6 +71,10 @@ def _run_workload(name: str, quick: bool, out_dir: str):
             for p in result[kind]:
                 records.append(Record("scaling", f"SA n={p['n']} d=3 beta={result['beta']:g}", kind, p["cpu_s"],
                                       p["wall_s"], peak_rss_mb()))
+        for kind in ("dense", "fourier"):
+            for p in result["circle_" + kind]:
+                records.append(Record("scaling", f"causal SA S^1 n={p['n']} beta={result['circle_beta']:g}", kind,
+                                      p["cpu_s"], p["wall_s"], peak_rss_mb()))
         records[-1].note = f"plot: {os.path.join(out_dir, 'scaling.png')} (total {time.process_time() - c0:.0f} CPU s)"
         return records
     if name == "circle_pde":
