@@ -69,14 +69,19 @@ def first_call(fn: Callable[[], object]) -> float:
 
 def compare(workload: str, case: str, sides: dict[str, Callable[[], object]], baseline: str,
             repeats: int = 3, min_time: float = 0.02, bound_s: float | None = None,
-            notes: dict[str, str] | None = None) -> list[Record]:
+            notes: dict[str, str] | None = None, warmup: bool = True) -> list[Record]:
     """Time every side in this process, interleaved repeat by repeat, and build records.
 
     The first call of each side is timed separately as its compile (+ first run) time.
+    ``warmup=False`` (long workloads, where compilation is a few percent) times one call per
+    side, compilation included, and reports no compile time.
     ``bound_s`` is the roofline time of the workload (see :mod:`benchmarks.roofline`).
     """
-    compile_s = {name: first_call(fn) for name, fn in sides.items()}
     samples = {name: ([], []) for name in sides}
+    if warmup:
+        compile_s = {name: first_call(fn) for name, fn in sides.items()}
+    else:
+        compile_s, repeats = {}, 1
     for _ in range(repeats):  # interleave, so load changes hit every side alike
         for name, fn in sides.items():
             c, w = time_call(fn, repeats=1, min_time=min_time)
@@ -91,5 +96,6 @@ def compare(workload: str, case: str, sides: dict[str, Callable[[], object]], ba
             workload=workload, case=case, impl=name, cpu_s=cpu, wall_s=wall, peak_rss_mb=peak_rss_mb(),
             baseline=baseline if name != baseline else "(baseline)", ratio_vs_baseline=ratio,
             roofline_fraction=(bound_s / cpu) if bound_s else None,
-            compile_s=max(compile_s[name] - cpu, 0.0), note=(notes or {}).get(name, "")))
+            compile_s=max(compile_s[name] - cpu, 0.0) if name in compile_s else None,
+            note=(notes or {}).get(name, "")))
     return records
