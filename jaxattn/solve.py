@@ -20,24 +20,42 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
   solve drifts 2e-6 at rtol 1e-6 and needs rtol ~1e-10 to stay near 1e-10, i.e. 129 vs
   27 steps (SA) and 325 vs 84 steps (USA): the retraction is 3-5x cheaper.
 * **Ensembles.** ``x0`` of shape (batch, n, d) (or (batch, n) on the circle) is an
-  ensemble. ``ensemble="batched"`` (default) integrates the whole batch as one state with a
-  shared step whose error norm is the **max over members** of each member's RMS error, so
-  no member is less accurate than it would be alone. ``ensemble="vmap"`` vmaps the whole
+  ensemble. ``ensemble="batched"`` integrates the whole batch as one state with a shared
+  step whose error norm is the **max over members** of each member's RMS error, so no
+  member is less accurate than it would be alone. ``ensemble="vmap"`` vmaps the whole
   adaptive solve, each member with its own steps (a vmapped while-loop runs until its
   slowest member is done). ``ensemble="map"`` solves the members one after another inside
   one compiled program (``jax.lax.map``), each with its own steps and no padding to the
-  slowest member. Measured by ``benchmarks/ensembles.py`` (n = 32, d = 3, beta = 9,
-  T = 10, one core): batched was faster than vmap (table in README), so batched is the
-  default; vmap and map agree with a loop over members to 1e-12. Use ``"map"`` on a CPU
-  when members need very different steps: paper 003's Fig. 3 runs (n = 200, beta = 64,
-  T = 500) take 216 steps alone but 468 shared steps in a batch of 32, and the per-step
-  cost of a large batch grows faster than the batch (cache), so "map" was 3x cheaper per
-  run there (``benchmarks/causal_statistics.py``). On a GPU prefer "batched"/"vmap".
+  slowest member. All three agree with a loop over members (vmap and map to 1e-12, batched
+  to the solver tolerance). ``ensemble="auto"`` (default) follows the measurement below:
+  "map" on a CPU when n >= ``AUTO_MAP_MIN_TOKENS`` (128), otherwise "batched" (and always
+  "batched" on GPU/TPU, where one wide vectorised step is what the hardware wants).
+
+  Measured (``python -m benchmarks --only ensembles``; SA on S^2, beta = 9, T = 10, CPU ms
+  per member on one core, batched / vmap / map):
+
+  ====  ========  ===================  ===================
+  n     batch     ms per member        fastest
+  ====  ========  ===================  ===================
+  32    16        0.91 / 1.14 / 1.24   batched
+  32    128-512   0.75-0.92 / 0.88-1.1 / 1.06-1.1   batched
+  32    2048      2.29 / 2.92 / 2.11   map
+  256   16        39 / 32 / 22         map
+  256   128       63 / 74 / 43         map
+  256   512       72 / 65 / 34         map
+  ====  ========  ===================  ===================
+
+  At n = 256 a shared step costs more than the members' own steps (34 vs 26 steps) and a
+  wide batch falls out of cache, so map is 1.4-1.9x faster; paper 003's Fig. 3 runs
+  (n = 200, beta = 64, T = 500) take 216 steps alone but 468 shared in a batch of 32 (3x).
+  At n = 32 the per-step work is too small for that to matter and batching amortises the
+  loop overhead. The threshold 128 lies between the measured sizes.
 * **Clear failures.** Hitting ``max_steps`` raises :class:`SolverStepLimitError` naming
   the time reached; inside ``jax.jit``/``jax.grad`` (where the host cannot see values) it
   raises through ``equinox.error_if`` instead. Bad inputs raise ``ValueError``/``TypeError``.
 * **Stop on an event.** ``stop_when(x) -> bool`` (one configuration) ends the solve when
-  it becomes true (for an ensemble in batched mode: when it is true for every member).
+  it becomes true (for an ensemble in batched mode: when it is true for every member;
+  with vmap/map each member stops on its own).
   Saved times after the event hold the state at the event; ``Trajectory.t_final`` is the
   time reached. The condition is checked at the end of each step, so ``t_final`` is the
   end of the first step where it holds (accurate to one step size).
@@ -59,7 +77,17 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .fields._base import SPHERE_TOLERANCE, AbstractField, is_concrete
 
-Ensemble = Literal["batched", "vmap", "map"]
+Ensemble = Literal["auto", "batched", "vmap", "map"]
+
+#: ``ensemble="auto"`` uses "map" on a CPU from this many tokens on (see the module docs)
+AUTO_MAP_MIN_TOKENS = 128
+
+
+def resolve_ensemble(ensemble: str, n: int) -> str:
+    """The strategy ``ensemble="auto"`` stands for at n tokens on the default backend."""
+    if ensemble != "auto":
+        return ensemble
+    return "map" if jax.default_backend() == "cpu" and n >= AUTO_MAP_MIN_TOKENS else "batched"
 
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-6
@@ -343,7 +371,7 @@ def simulate(
     adjoint: diffrax.AbstractAdjoint | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     saveat: diffrax.SaveAt | None = None,
-    ensemble: Ensemble = "batched",
+    ensemble: Ensemble = "auto",
     stop_when: Callable[[Array], Array] | None = None,
     progress_bar: bool = False,
     max_memory: int | None = DEFAULT_MAX_MEMORY,
@@ -372,8 +400,9 @@ def simulate(
             ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
             with unreached slots inf as diffrax leaves them; states saved as is are retracted
             to the sphere).
-        ensemble: "batched" (one state, shared step; default), "vmap" (own steps, run in
-            lockstep) or "map" (own steps, members one after another; see module docs).
+        ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched"), "batched"
+            (one state, shared step), "vmap" (own steps, run in lockstep) or "map" (own
+            steps, members one after another); see the module docs for the measurement.
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
             becomes true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``).
         progress_bar: show a tqdm progress bar (adds a host callback per step).
@@ -385,8 +414,8 @@ def simulate(
     """
     if not isinstance(field, AbstractField):
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
-    if ensemble not in ("batched", "vmap", "map"):
-        raise ValueError(f"ensemble must be 'batched', 'vmap' or 'map', got {ensemble!r}")
+    if ensemble not in ("auto", "batched", "vmap", "map"):
+        raise ValueError(f"ensemble must be 'auto', 'batched', 'vmap' or 'map', got {ensemble!r}")
     try:
         x0 = jnp.asarray(x0)
     except TypeError as exc:
@@ -398,6 +427,7 @@ def simulate(
             raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
+    ensemble = resolve_ensemble(ensemble, shape[0])
     concrete = is_concrete(field, x0, t0, t1, ts)
     if is_concrete(x0):  # host-side numpy checks (also valid while tracing a user's jit)
         check_initial_tokens(field, x0)

@@ -147,6 +147,24 @@ def test_vmap_equals_loop_and_batched_within_tolerance(key):
     assert np.max(np.abs(tight.xs - ref.xs)) < 1e-8
 
 
+def test_auto_ensemble_follows_the_measured_rule(key):
+    """auto = per-member steps (map) on a CPU from n = 128 tokens on, one shared step below."""
+    from jaxattn.solve import AUTO_MAP_MIN_TOKENS, resolve_ensemble
+
+    assert jax.default_backend() == "cpu"
+    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS) == "map"
+    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS - 1) == "batched"
+    assert resolve_ensemble("vmap", 4096) == "vmap"
+    field = jaxattn.CircleSelfAttention(9.0)
+    theta0 = jaxattn.initial.uniform_circle(key, AUTO_MAP_MIN_TOKENS, batch=3)
+    auto = jaxattn.simulate(field, theta0, 2.0, ts=3)
+    mapped = jaxattn.simulate(field, theta0, 2.0, ts=3, ensemble="map")
+    np.testing.assert_array_equal(auto.xs, mapped.xs)
+    assert np.asarray(auto.stats["num_steps"]).shape == (3,)  # one step count per member
+    small = jaxattn.simulate(field, theta0[:, :16], 2.0, ts=3)
+    assert np.asarray(small.stats["num_steps"]).shape == ()  # one shared step count
+
+
 def test_float32_and_float64_both_run(key):
     x64 = jaxattn.initial.uniform_sphere(key, 16, 3)
     x32 = x64.astype(jnp.float32)
