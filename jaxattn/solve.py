@@ -310,6 +310,8 @@ def _simulate_jit(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_s
         out = _solve_one(field, x0, t0, t1, ts, solver, controller, adjoint, dt0, max_steps,
                          stop_when, progress_meter, ensemble == "batched", saveat)
     (ts_out, xs, t_last), stats, failed, other_failure, event_occurred = out
+    if saveat is None:  # the requested save times, shared by every member in every mode
+        ts_out = ts
     if traced:
         xs = eqx.error_if(
             xs, jnp.any(failed),

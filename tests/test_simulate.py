@@ -161,6 +161,7 @@ def test_auto_ensemble_follows_the_measured_rule(key):
     mapped = jaxattn.simulate(field, theta0, 2.0, ts=3, ensemble="map")
     np.testing.assert_array_equal(auto.xs, mapped.xs)
     assert np.asarray(auto.stats["num_steps"]).shape == (3,)  # one step count per member
+    assert auto.ts.shape == (3,) and auto.xs.shape == (3, 3, AUTO_MAP_MIN_TOKENS)  # save times shared
     small = jaxattn.simulate(field, theta0[:, :16], 2.0, ts=3)
     assert np.asarray(small.stats["num_steps"]).shape == ()  # one shared step count
 
