@@ -133,25 +133,35 @@ def ensembles(quick: bool) -> list[Record]:
     return records
 
 
+def _fast_path(workload: str, case: str, x, fast_field, dense_field, fast_name: str, note: str) -> list[Record]:
+    """One RHS of a fast evaluator, against the dense kernel when ``dense_field`` is given."""
+    fast = _rhs(fast_field)
+    sides = {fast_name: lambda: fast(x)}
+    if dense_field is not None:
+        dense = _rhs(dense_field)
+        sides = {"jaxattn dense": lambda: dense(x), **sides}
+    recs = compare(workload, case, sides, "jaxattn dense" if dense_field is not None else fast_name,
+                   repeats=3, min_time=0.0)
+    for r in recs:
+        if r.impl == fast_name:
+            r.note = note
+            if dense_field is not None:
+                r.note += f"; max|diff| vs dense {float(jnp.max(jnp.abs(fast(x) - dense(x)))):.1e}"
+    return recs
+
+
 def fast_sphere(quick: bool) -> list[Record]:
     """The S^2 harmonics RHS at large n (goal: n = 10^5 under 1 s); dense only where affordable."""
+    from jaxattn.fields._harmonics import truncation_degree
+
     beta = 9.0
     records = []
     for n in ([4096] if quick else [10_000, 100_000]):
         x = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), n, 3)
-        fast = _rhs(jaxattn.SelfAttention(beta, evaluator="harmonics"))
-        sides = {"jaxattn harmonics": lambda: fast(x)}
-        if n <= 10_000:
-            dense = _rhs(jaxattn.SelfAttention(beta))
-            sides = {"jaxattn dense": lambda: dense(x), **sides}
-        recs = compare("fast S^2 rhs", f"SA n={n} d=3 beta={beta:g}", sides,
-                       "jaxattn dense" if "jaxattn dense" in sides else "jaxattn harmonics",
-                       repeats=3, min_time=0.0)
-        from jaxattn.fields._harmonics import truncation_degree
-        for r in recs:
-            if r.impl == "jaxattn harmonics":
-                r.note = f"L = {truncation_degree(beta, n)}"
-        records += recs
+        records += _fast_path("fast S^2 rhs", f"SA n={n} d=3 beta={beta:g}", x,
+                              jaxattn.SelfAttention(beta, evaluator="harmonics"),
+                              jaxattn.SelfAttention(beta) if n <= 10_000 else None,
+                              "jaxattn harmonics", f"L = {truncation_degree(beta, n)}")
     return records
 
 
@@ -162,21 +172,11 @@ def fast_circle(quick: bool) -> list[Record]:
         theta = jax.random.uniform(jax.random.PRNGKey(0), (n,), minval=-np.pi, maxval=np.pi)
         for beta in (9.0, 64.0):
             for causal in (False, True):
-                fast = _rhs(jaxattn.CircleSelfAttention(beta, causal=causal, evaluator="fourier"))
-                sides = {"jaxattn fourier": lambda: fast(theta)}
-                if n <= 20_000:
-                    dense = _rhs(jaxattn.CircleSelfAttention(beta, causal=causal))
-                    sides = {"jaxattn dense": lambda: dense(theta), **sides}
-                recs = compare("fast circle rhs", f"{'causal ' if causal else ''}SA n={n} beta={beta:g}", sides,
-                               "jaxattn dense" if "jaxattn dense" in sides else "jaxattn fourier",
-                               repeats=3, min_time=0.0)
-                for r in recs:
-                    if r.impl == "jaxattn fourier":
-                        r.note = f"M = {jaxattn.fields.fourier_modes(beta)} modes"
-                        if "jaxattn dense" in sides:
-                            err = float(jnp.max(jnp.abs(fast(theta) - dense(theta))))
-                            r.note += f"; max|diff| vs dense {err:.1e}"
-                records += recs
+                records += _fast_path(
+                    "fast circle rhs", f"{'causal ' if causal else ''}SA n={n} beta={beta:g}", theta,
+                    jaxattn.CircleSelfAttention(beta, causal=causal, evaluator="fourier"),
+                    jaxattn.CircleSelfAttention(beta, causal=causal) if n <= 20_000 else None,
+                    "jaxattn fourier", f"M = {jaxattn.fields.fourier_modes(beta)} modes")
     return records
 
 

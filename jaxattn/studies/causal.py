@@ -3,7 +3,8 @@ r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Co
 * :func:`fig1_runs` — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
   adaptive steps (sphere retraction keeps max | |x| - 1 | at round-off).
 * :func:`causal_statistics` — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
-  Q = K = V = I) integrated as batched ensembles in chunks of ``chunk`` runs, sparse save times,
+  Q = K = V = I) integrated ``chunk`` runs per compiled call, each with its own adaptive steps
+  (``ensemble="map"``), sparse save times,
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
   definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
 * :func:`numpy_euler_causal_circle` — a faithful NumPy re-implementation of the first author's
