@@ -75,7 +75,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from .fields._base import SPHERE_TOLERANCE, AbstractField, is_concrete
+from ._validate import is_concrete
+from .fields._base import SPHERE_TOLERANCE, AbstractField
 
 Ensemble = Literal["auto", "batched", "vmap", "map"]
 

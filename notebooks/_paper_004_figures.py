@@ -11,7 +11,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxattn.spectral import _bessel, linear as L
+from jaxattn import _special as _bessel
+from jaxattn.spectral import linear as L
 from jaxattn.spectral import _paper004 as P
 
 

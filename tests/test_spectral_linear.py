@@ -15,7 +15,8 @@ import jaxattn  # noqa: F401  (float64)
 import jax
 import jax.numpy as jnp
 
-from jaxattn.spectral import _bessel, linear as L
+from jaxattn import _special as _bessel
+from jaxattn.spectral import linear as L
 
 
 @pytest.mark.parametrize("beta", [0.01, 0.5, 2.0, 5.0, 7.0, 20.0, 100.0, 500.0])

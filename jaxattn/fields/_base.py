@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._validate import as_float_array, check_beta, check_finite, is_concrete  # noqa: F401
+
 Manifold = Literal["sphere", "euclidean", "circle"]
 
 #: how far |x_i| may be from 1 before a sphere initial condition is rejected
@@ -82,48 +84,3 @@ def tangent_projection(x: Float[Array, "n d"], y: Float[Array, "n d"]) -> Float[
     """
     coef = jnp.sum(x * y, axis=-1, keepdims=True) / jnp.sum(x * x, axis=-1, keepdims=True)
     return y - coef * x
-
-
-def is_concrete(*trees) -> bool:
-    """True when no leaf is a tracer (so values can be checked on the host)."""
-    leaves = jax.tree_util.tree_leaves(trees)
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
-
-
-def as_float_array(value, name: str) -> Array:
-    """Convert to a floating JAX array, keeping float32 inputs float32."""
-    if isinstance(value, jax.core.Tracer):
-        return value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(float)
-    try:
-        arr = jnp.asarray(value)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be array-like of numbers, got {type(value).__name__}") from exc
-    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
-            or arr.dtype == bool):
-        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        arr = arr.astype(jnp.result_type(float))
-    return arr
-
-
-def check_beta(beta) -> Array:
-    """Validate an inverse temperature: a finite scalar > 0."""
-    arr = as_float_array(beta, "beta")
-    if arr.ndim != 0:
-        raise ValueError(f"beta must be a scalar, got shape {arr.shape}")
-    if is_concrete(arr):
-        value = float(arr)
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(
-                f"beta must be finite and > 0, got {value}. For the beta = 0 model use "
-                "jaxattn.Kuramoto on the circle or a small beta (the field is smooth in beta)."
-            )
-    return arr
-
-
-def check_finite(x: Array, name: str) -> None:
-    """Raise ValueError if a concrete array has NaN/inf (host-side numpy: works inside jit)."""
-    if is_concrete(x):
-        finite = np.isfinite(np.asarray(x))
-        if not finite.all():
-            raise ValueError(f"{name} contains {int(finite.size - finite.sum())} NaN/inf entries; pass finite values")

@@ -70,7 +70,7 @@ DEFAULT_CHUNK = 4096
 
 def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..kmax, as float64 NumPy (host)."""
-    from ..spectral._bessel import ive  # shared differentiable Bessel series (spectral module)
+    from .._special import ive
 
     with jax.ensure_compile_time_eval():  # host values even while a jit trace is open
         return np.asarray(ive(np.arange(kmax + 1, dtype=float), float(beta)), dtype=float)
@@ -120,7 +120,7 @@ def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
 
 def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " M+1"]:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..M, differentiable in beta (traced beta allowed)."""
-    from ..spectral._bessel import ive
+    from .._special import ive
 
     beta = jnp.asarray(beta)
     return ive(jnp.arange(M + 1, dtype=beta.dtype), beta).astype(beta.dtype)

@@ -48,7 +48,7 @@ beta = 9, n = 10^5, tol = 1e-13). On top comes float64 round-off in the sums, re
 ~ eps * L (coefficients are sums of n terms bounded by 1); measured agreement with the
 dense kernel is ~1e-14 at n = 500 (tests/test_fast_sphere.py).
 
-Differentiability. lambda_l is computed in JAX from :mod:`jaxattn.spectral._bessel`, so
+Differentiability. lambda_l is computed in JAX from :mod:`jaxattn._special`, so
 ``jax.grad`` flows through beta and the tokens; the degree L is static (chosen from a
 concrete beta), so a beta changed later under ``jit`` keeps the old L (re-check the bound).
 """

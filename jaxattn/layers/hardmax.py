@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ..fields._base import is_concrete
+from .._validate import is_concrete
 
 __all__ = [
     "DEFAULT_TIE_RTOL",

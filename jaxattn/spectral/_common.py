@@ -9,45 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ..fields._base import is_concrete  # noqa: F401  (re-exported for the spectral modules)
-
-MODELS = ("usa", "sa")
-
-
-def check_beta(beta) -> None:
-    """ValueError for beta <= 0, NaN or inf (skipped for tracers, which cannot be read)."""
-    if not is_concrete(beta):
-        return
-    b = np.asarray(beta, dtype=float)
-    if not np.all(np.isfinite(b)):
-        raise ValueError(f"beta must be finite, got {beta!r}")
-    if np.any(b <= 0):
-        raise ValueError(f"beta must be > 0 (inverse temperature), got {beta!r}")
-
-
-def check_model(model: str) -> str:
-    if not isinstance(model, str) or model.lower() not in MODELS:
-        raise ValueError(f"model must be one of {MODELS} (normalised SA or unnormalised USA), got {model!r}")
-    return model.lower()
-
-
-def check_sign(sign) -> int:
-    if sign not in (1, -1):
-        raise ValueError(f"sign must be +1 (V = +I, attractive) or -1 (V = -I, repulsive), got {sign!r}")
-    return int(sign)
-
-
-def check_dim(d) -> int:
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
-        raise ValueError(f"d must be an integer >= 2 (sphere S^(d-1)), got {d!r}")
-    return int(d)
-
-
-def check_nonneg_int(name: str, k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise TypeError(f"{name} must be a non-negative int, got {k!r}")
-    return int(k)
-
+from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign, is_concrete  # noqa: F401
 
 def harmonic_dimension(n: int, d: int) -> int:
     """Z_n^d = (2n+d-2)(n+d-3)! / (n!(d-2)!), the number of degree-n spherical harmonics on S^{d-1}."""

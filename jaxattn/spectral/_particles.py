@@ -44,7 +44,7 @@ class MomentVelocity(eqx.Module):
     sign: int = eqx.field(static=True)
 
     def __init__(self, beta, model: str = "usa", sign: int = 1, L: int | None = None):
-        check_beta(beta)
+        check_beta(beta, scalar=False)
         self.model = check_model(model)
         self.sign = check_sign(sign)
         self.L = default_band(beta) if L is None else int(L)

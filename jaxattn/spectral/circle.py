@@ -21,7 +21,7 @@ complex support is poor). Each right-hand side: rho and v on an M-point grid by 
 flux rho v pointwise, ``rfft`` back, multiply by -ik. The kernel is truncated at K and M >= 3K+1,
 so the product of two band-K functions is de-aliased exactly on modes <= K (the 2/3 rule). SA is a
 quotient, not a polynomial: it is padded to M >= 4K (not exact; monitor the tail). W_k are exact
-(log-space Bessel series, :mod:`jaxattn.spectral._bessel`) and differentiable in beta.
+(log-space Bessel series, :mod:`jaxattn._special`) and differentiable in beta.
 
 Resolution honesty
 ------------------
@@ -116,7 +116,7 @@ class CircleModel(eqx.Module):
         spectral_filter: tuple[float, float] | None = None,
         M: int | None = None,
     ):
-        check_beta(beta)
+        check_beta(beta, scalar=False)
         self.K = check_nonneg_int("K", K)
         if self.K < 2:
             raise ValueError(f"K must be >= 2 Fourier modes, got {K}")

@@ -22,7 +22,7 @@ gamma_k; the large-beta asymptotics is k_max ~ sqrt(2 beta) (not sqrt(beta)), in
 k_max ~ sqrt(2 beta + a^2) - a.
 
 Everything returning rates is written in JAX and differentiable in beta (the Bessel functions come
-from :mod:`jaxattn.spectral._bessel`, a log-space power series); :func:`dominant_mode` and
+from :mod:`jaxattn._special`, a log-space power series); :func:`dominant_mode` and
 :func:`crossover_betas` are piecewise constant / root-found and return NumPy values.
 """
 
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
-from . import _bessel
+from .. import _special as _bessel
 from ._common import (
     check_beta,
     check_dim,
@@ -73,7 +73,7 @@ def kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2, scaled: bool = F
     on S^1 this is the Fourier coefficient of W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}.
     ``scaled=True`` returns e^{-beta} W_k (finite for every beta). ``beta`` may be an array (leading axes).
     """
-    check_beta(beta)
+    check_beta(beta, scalar=False)
     d = check_dim(d)
     kmax = check_nonneg_int("kmax", kmax)
     beta = jnp.asarray(beta, dtype=jnp.result_type(float))
@@ -95,7 +95,7 @@ def growth_rates(
     >>> float(growth_rates(5.0, 3)[3])   # doctest: +ELLIPSIS
     18.59607...
     """
-    check_beta(beta)
+    check_beta(beta, scalar=False)
     d = check_dim(d)
     model = check_model(model)
     sign = check_sign(sign)
@@ -131,7 +131,7 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
     at a crossover beta*_k (:func:`crossover_betas`) the maximiser is not unique and the smaller k is
     returned. For V = -I every gamma_k < 0 and no mode is unstable, so there is no ``sign`` argument.
     """
-    check_beta(beta)
+    check_beta(beta, scalar=False)
     d = check_dim(d)
     check_model(model)
     from scipy.special import ive
@@ -148,7 +148,7 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
 
 def kmax_asymptotic(beta: ArrayLike, d: int = 2) -> Float[Array, "..."]:
     """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (digest §0.2; the paper's sqrt(beta) is wrong)."""
-    check_beta(beta)
+    check_beta(beta, scalar=False)
     d = check_dim(d)
     a = (d - 2) / 2
     return jnp.sqrt(2 * jnp.asarray(beta, dtype=jnp.result_type(float)) + a * a) - a

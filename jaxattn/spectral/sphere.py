@@ -85,7 +85,7 @@ class SphereModel(eqx.Module):
 
     def __init__(self, beta, L: int, model: str = "usa", sign: int = 1, L_pad: int | None = None):
         _require_x64()
-        check_beta(beta)
+        check_beta(beta, scalar=False)
         self.L = check_nonneg_int("L", L)
         if self.L < 3:
             raise ValueError(f"band limit L must be >= 3, got {L}")

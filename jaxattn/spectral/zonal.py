@@ -64,7 +64,7 @@ class ZonalModel(eqx.Module):
     sign: int = eqx.field(static=True)
 
     def __init__(self, beta, N: int, d: int, model: str = "usa", sign: int = 1, n_quad: int | None = None):
-        check_beta(beta)
+        check_beta(beta, scalar=False)
         self.N = check_nonneg_int("N", N)
         if self.N < 2:
             raise ValueError(f"N must be >= 2, got {N}")

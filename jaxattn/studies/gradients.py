@@ -298,11 +298,11 @@ def circle_pde_value_and_grad(
     gamma_k = k^2 I_k(beta)/beta (a test).
     """
     from ..spectral.circle import _check_coeffs, to_state
-    from ..spectral._common import check_beta, check_model, check_sign
+    from .._validate import check_beta, check_model, check_sign
 
     if not callable(observable):
         raise TypeError("observable must be a callable (moments (n_save, K+1) complex) -> real scalar")
-    check_beta(beta)
+    check_beta(beta, scalar=False)
     model = check_model(model)
     sign = check_sign(sign)
     c0 = _check_coeffs(coeffs0)

@@ -1,0 +1,106 @@
+"""Argument checks shared by every package: one place for each rule and its message.
+
+Each ``check_*`` returns the validated value (converted where useful) and raises
+``ValueError``/``TypeError`` with a message that says what is wrong and how to fix it.
+Checks of *values* run on the host and are skipped for tracers (see :func:`is_concrete`);
+code that must also check traced values does so with ``equinox.error_if``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+#: the attention models of the mean-field papers: normalised SA and unnormalised USA
+MODELS = ("usa", "sa")
+
+
+def is_concrete(*trees) -> bool:
+    """True when no leaf is a tracer (so values can be checked on the host)."""
+    leaves = jax.tree_util.tree_leaves(trees)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def as_float_array(value, name: str) -> Array:
+    """Convert to a floating JAX array, keeping float32 inputs float32."""
+    if isinstance(value, jax.core.Tracer):
+        return value if jnp.issubdtype(value.dtype, jnp.floating) else value.astype(float)
+    try:
+        arr = jnp.asarray(value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be array-like of numbers, got {type(value).__name__}") from exc
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+            or arr.dtype == bool):
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    return arr
+
+
+def check_beta(beta, *, scalar: bool = True) -> Array:
+    """Validate an inverse temperature: finite and > 0; a scalar unless ``scalar=False``.
+
+    Returns ``beta`` as a floating array. Values of tracers cannot be read and are not checked.
+    """
+    arr = as_float_array(beta, "beta")
+    if scalar and arr.ndim != 0:
+        raise ValueError(f"beta must be a scalar, got shape {arr.shape}")
+    if is_concrete(arr):
+        b = np.asarray(arr, dtype=float)
+        if not np.all(np.isfinite(b)) or np.any(b <= 0):
+            shown = float(b) if b.ndim == 0 else b
+            raise ValueError(
+                f"beta must be finite and > 0 (an inverse temperature), got {shown}. For the beta = 0 "
+                "model use jaxattn.Kuramoto on the circle or a small beta (the field is smooth in beta)."
+            )
+    return arr
+
+
+def check_finite(x: Array, name: str) -> None:
+    """Raise ValueError if a concrete array has NaN/inf (host-side numpy: works inside jit)."""
+    if is_concrete(x):
+        finite = np.isfinite(np.asarray(x))
+        if not finite.all():
+            raise ValueError(f"{name} contains {int(finite.size - finite.sum())} NaN/inf entries; pass finite values")
+
+
+def check_model(model: str) -> str:
+    """'sa' or 'usa' (case-insensitive), lower-cased."""
+    if not isinstance(model, str) or model.lower() not in MODELS:
+        raise ValueError(f"model must be one of {MODELS} (normalised SA or unnormalised USA), got {model!r}")
+    return model.lower()
+
+
+def check_sign(sign) -> int:
+    """+1 (V = +I, attractive) or -1 (V = -I, repulsive)."""
+    if sign not in (1, -1):
+        raise ValueError(f"sign must be +1 (V = +I, attractive) or -1 (V = -I, repulsive), got {sign!r}")
+    return int(sign)
+
+
+def check_dim(d) -> int:
+    """An ambient dimension d >= 2 (the sphere S^(d-1))."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+        raise ValueError(f"d must be an integer >= 2 (sphere S^(d-1)), got {d!r}")
+    return int(d)
+
+
+def check_nonneg_int(name: str, k) -> int:
+    """A non-negative Python or NumPy integer (not a bool)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise TypeError(f"{name} must be a non-negative int, got {k!r}")
+    return int(k)
+
+
+def check_positive(name: str, value) -> None:
+    """Every entry of a concrete ``value`` is finite and > 0 (tracers are not checked)."""
+    if not is_concrete(value):
+        return
+    try:
+        v = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be real-valued, got {value!r}") from exc
+    if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
