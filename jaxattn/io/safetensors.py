@@ -173,7 +173,7 @@ def dominant_eigenvalue_is_real_positive(eigenvalues, tol: float = 1e-9) -> np.n
 
 def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
     """Scatter of each head's eigenvalues in the complex plane (authors' Fig 10 style)."""
-    from .plot import _pyplot
+    from ..plot import _pyplot
 
     plt = _pyplot()
     lam = np.atleast_2d(eigenvalues)
