@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 import jaxattn
-from jaxattn.observables import mean_inner_product
+from jaxattn.analysis import mean_inner_product
 from jaxattn.studies.gradients import checkpointed_adjoint
 
 from ._timing import cpu_time, print_table

@@ -6,7 +6,7 @@ float64 mode (see :mod:`jaxattn._config`).
 """
 
 from . import _config  # noqa: F401  (float64 by default)
-from . import analysis, fields, initial, io, layers, observables, sentiment, spectral, studies
+from . import analysis, fields, initial, io, layers, sentiment, spectral, studies
 from .fields import (
     AbstractField,
     CircleSelfAttention,
@@ -43,7 +43,6 @@ __all__ = [
     "initial",
     "io",
     "layers",
-    "observables",
     "sentiment",
     "simulate",
     "spectral",

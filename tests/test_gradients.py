@@ -21,7 +21,7 @@ import pytest
 import scipy.special as sp
 
 import jaxattn
-from jaxattn import observables as O
+from jaxattn import analysis as O
 from jaxattn.spectral import circle as C
 from jaxattn.studies import gradients as G
 

@@ -1,4 +1,5 @@
-"""Analysis of particle configurations: clusters, attention matrices, energies, statistics."""
+"""Analysis of particle configurations: clusters, attention matrices, energies, statistics, smooth
+(differentiable) observables and the scalar gamma ODE of Theorem 4.6 (Geshkovski et al. 2023)."""
 
 from .attention import attention_matrix, trajectory_attention
 from .clusters import (
@@ -14,13 +15,21 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import metastable, renyi
+from . import gamma, metastable, observables, renyi
+from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
     lemma_a2_bounds,
     lemma_a2_conditions,
     theorem_5_2_conditions,
     theorem_5_2_ratios,
+)
+from .observables import (
+    log_soft_max_pair_distance,
+    mean_inner_product,
+    soft_clustered_fraction,
+    soft_min_inner_product,
+    soft_time_to_cluster,
 )
 from .renyi import (
     RENYI_CONSTANT,
@@ -46,14 +55,24 @@ __all__ = [
     "default_delta",
     "expected_renyi_centres_circle",
     "expected_strong_centres",
+    "gamma",
+    "gamma_crossing_time",
+    "gamma_rhs",
+    "gamma_trajectory",
     "interaction_g",
     "interaction_h",
     "lemma_5_1_bounds",
     "lemma_a2_bounds",
     "lemma_a2_conditions",
+    "log_soft_max_pair_distance",
+    "mean_inner_product",
     "metastable",
+    "observables",
     "renyi",
     "renyi_centres",
+    "soft_clustered_fraction",
+    "soft_min_inner_product",
+    "soft_time_to_cluster",
     "strong_renyi_centres",
     "tau_star",
     "tau_star_table",

@@ -42,7 +42,7 @@ Studies with optax
   maximises a smooth surrogate of the time to a single cluster;
 * :func:`clustering_sensitivity_along_boundary` - d(soft clustering probability at time t)/d beta
   along the phase boundary t = t*(beta) of paper 002 eq. (4.11).
-Smooth observables are in :mod:`jaxattn.observables`. See ``notebooks/gradients_studies.ipynb``.
+Smooth observables are in :mod:`jaxattn.analysis.observables`. See ``notebooks/gradients_studies.ipynb``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float, PRNGKeyArray
 from .. import initial as _initial
 from ..fields._base import AbstractField, tangent_projection
 from ..fields.sphere import SelfAttention, UnnormalisedSelfAttention
-from ..observables import (
+from ..analysis import (
     gamma_crossing_time,
     gamma_rhs,
     soft_clustered_fraction,
@@ -182,7 +182,7 @@ def value_and_grad_of(
 
     Args:
         observable: ``Trajectory -> real scalar``, e.g.
-            ``lambda tr: jaxattn.observables.mean_inner_product(tr.final)``.
+            ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
         field, x0, t1: as for :func:`jaxattn.simulate` (x0 a single configuration or an ensemble).
         checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
         adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
@@ -402,7 +402,7 @@ def clustering_time_surrogate(
     atol: float = 1e-8,
     **simulate_kwargs,
 ) -> Float[Array, "..."]:
-    r"""Soft time to a single cluster T_soft (:func:`jaxattn.observables.soft_time_to_cluster`) of
+    r"""Soft time to a single cluster T_soft (:func:`jaxattn.analysis.soft_time_to_cluster`) of
     ``simulate(field, x0, t_max)`` on n_save saved times; one value per ensemble member."""
     tr = simulate(field, x0, t_max, ts=n_save, rtol=rtol, atol=atol, **simulate_kwargs)
     return soft_time_to_cluster(tr.xs, tr.ts, delta, width)
@@ -485,7 +485,7 @@ def maximise_metastable_lifetime(
 
     Field: (SA) with Q = V = I and K = :func:`normalised_key_matrix` (M), logits beta <x_i, K x_j>
     (paper 002 eq. (2.3)); only Q^T K enters the dynamics, so fixing Q = I loses nothing. Objective:
-    the ensemble mean of T_soft (:func:`jaxattn.observables.soft_time_to_cluster`, capped at t_max),
+    the ensemble mean of T_soft (:func:`jaxattn.analysis.soft_time_to_cluster`, capped at t_max),
     maximised over M by Adam. ``result.params`` is the optimised K, ``result.losses`` the *negative*
     mean lifetime per step. Use an ensemble ``x0`` (batch, n, d) so the answer is not tuned to one
     initial condition. Documented result: ``docs/gradients.md``.
@@ -538,7 +538,7 @@ def clustering_sensitivity_along_boundary(
     r"""Sensitivity map d P(beta, t)/d beta along the phase boundary t = t*(beta) of paper 002.
 
     P is the smooth clustering probability: the ensemble mean of
-    :func:`jaxattn.observables.soft_clustered_fraction` (delta, tau) for ``batch`` i.i.d. uniform
+    :func:`jaxattn.analysis.soft_clustered_fraction` (delta, tau) for ``batch`` i.i.d. uniform
     initial conditions on S^{d-1} drawn with ``key`` (or the given ``x0``, one configuration or an
     ensemble, e.g. ``jaxattn.initial.orthogonal_frame(n, d)``); the boundary is gamma_beta(t*) = 1 - delta with gamma from
     Theorem 4.6 (eqs. (4.8)/(4.9), (4.11)). Theorem 4.7 says random tokens in large d track gamma, so

@@ -1,9 +1,9 @@
 r"""Smooth (differentiable) surrogate observables of particle configurations and trajectories.
 
 Cluster statistics such as :func:`jaxattn.analysis.clustered_pair_fraction` are step functions of
-the inner products <x_i, x_j>, so their gradients are zero or undefined (digest 002, pitfall P11).
+the inner products <x_i, x_j>, so their gradients are zero or undefined (see ``docs/gradients.md``).
 This module gives smooth surrogates that converge to them as a width ``tau`` -> 0, plus the scalar
-reduction of paper 002 Theorem 4.6 solved with diffrax, so that everything here can go through
+reduction of Theorem 4.6 in :mod:`jaxattn.analysis.gamma`, so that everything here can go through
 ``jax.grad`` (with respect to beta, Q, K, V, x0 and t1 when composed with :func:`jaxattn.simulate`).
 
 Configurations are (..., n, d) arrays of tokens (sphere or R^d); for circle angles use
@@ -23,52 +23,28 @@ Surrogates (s(z) = 1 / (1 + e^{-z}) is the logistic sigmoid)
   clustering time t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta} (capped at t_end) as w -> 0,
   p -> infinity;
 * the interaction energy E_beta (eq. (3.5)) is :func:`jaxattn.analysis.interaction_energy`
-  (re-exported here; already smooth).
-
-Scalar ODE of Theorem 4.6 (orthogonal initialisation x_i(0) = e_i, digest 002 §2.4): every pairwise
-inner product equals gamma_beta(t), gamma(0) = 0, with
-
-* (SA),  eq. (4.8):  gamma' = 2 e^{beta gamma}(1 - gamma)((n-1) gamma + 1) / (e^beta + (n-1) e^{beta gamma})
-                            = 2 (1 - gamma)((n-1) gamma + 1) / (e^{beta (1 - gamma)} + n - 1);
-* (USA), eq. (4.9):  gamma' = (2/n) e^{beta gamma}(1 - gamma)((n-1) gamma + 1)   (the 2/n factor: digest).
-
-The phase boundary (4.11) is the curve gamma_beta(t) = 1 - delta in the (beta, t) plane. Its time
-t*(beta) is computed without root finding as a smooth integral: with gamma = 1 - e^{-u},
-gamma' = (1 - gamma) h(gamma) gives dt/du = 1 / h(gamma(u)), so
-
-      t*(beta) = \int_0^{log(1/delta)} du / h(1 - e^{-u}),
-
-an integrand bounded on the whole range, integrated with diffrax and differentiable in beta.
+  (already smooth).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .analysis.clusters import DEFAULT_DELTA, pairwise_inner_products
-from .analysis.energy import interaction_energy
+from .._validate import check_positive, is_concrete
+from .clusters import DEFAULT_DELTA, pairwise_inner_products
 
 __all__ = [
-    "gamma_crossing_time",
-    "gamma_rhs",
-    "gamma_trajectory",
-    "interaction_energy",
     "log_soft_max_pair_distance",
     "mean_inner_product",
     "soft_clustered_fraction",
     "soft_min_inner_product",
     "soft_time_to_cluster",
 ]
-
-GammaModel = Literal["sa", "usa"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,16 +65,8 @@ def _check_config(x) -> Array:
     return x
 
 
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, jax.core.Tracer):
-        return
-    v = np.asarray(value, dtype=float)
-    if not (np.all(np.isfinite(v)) and np.all(v > 0)):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-
-
 def _check_delta(delta) -> None:
-    if isinstance(delta, jax.core.Tracer):
+    if not is_concrete(delta):
         return
     if not (np.isfinite(delta) and 0 < float(delta) < 2):
         raise ValueError(f"delta must be in (0, 2) (pairs are delta-close when <x_i, x_j> >= 1 - delta), got {delta!r}")
@@ -136,7 +104,7 @@ def soft_clustered_fraction(
     x = _check_config(x)
     _check_delta(delta)
     tau = delta / 4 if tau is None else tau
-    _check_positive("tau", tau)
+    check_positive("tau", tau)
     g = _pair_values(x)
     return jnp.mean(jax.nn.sigmoid((g - (1 - delta)) / tau), axis=-1)
 
@@ -144,7 +112,7 @@ def soft_clustered_fraction(
 def soft_min_inner_product(x: Float[ArrayLike, "... n d"], tau: float = 1e-3) -> Float[Array, "..."]:
     r"""m_tau(X) = -tau log mean_{i != j} exp(-<x_i, x_j>/tau) in [min, min + tau log(n(n-1))]."""
     x = _check_config(x)
-    _check_positive("tau", tau)
+    check_positive("tau", tau)
     g = _pair_values(x)
     N = g.shape[-1]
     return -tau * (jax.nn.logsumexp(-g / tau, axis=-1) - math.log(N))
@@ -159,7 +127,7 @@ def log_soft_max_pair_distance(x: Float[ArrayLike, "... n d"], power: float = 32
     floored at 1e-30 (round-off at consensus).
     """
     x = _check_config(x)
-    _check_positive("power", power)
+    check_positive("power", power)
     g = _pair_values(x)
     log_dist = jnp.log(jnp.maximum(1.0 - g, 1e-30))
     N = g.shape[-1]
@@ -192,126 +160,8 @@ def soft_time_to_cluster(
     if xs.ndim < 3 or ts.ndim != 1 or xs.shape[-3] != ts.shape[0] or ts.shape[0] < 2:
         raise ValueError(f"need xs of shape (..., T, n, d) with T = len(ts) >= 2; got xs {xs.shape}, ts {ts.shape}")
     _check_delta(delta)
-    _check_positive("width", width)
+    check_positive("width", width)
     u = log_soft_max_pair_distance(xs, power)
     f = jax.nn.sigmoid((u - jnp.log(delta)) / width)
     dt = jnp.diff(ts)
     return jnp.sum(0.5 * (f[..., 1:] + f[..., :-1]) * dt, axis=-1)
-
-
-# ----------------------------------------------------------------------------------------------
-# Theorem 4.6: the scalar gamma ODE
-
-
-def _check_gamma_args(beta, n, model) -> str:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an int >= 2 (number of tokens), got {n!r}")
-    if not isinstance(model, str) or model.lower() not in ("sa", "usa"):
-        raise ValueError(f"model must be 'sa' (eq. (4.8)) or 'usa' (eq. (4.9)), got {model!r}")
-    if not isinstance(beta, jax.core.Tracer):
-        b = np.asarray(beta, dtype=float)
-        if b.ndim != 0 or not np.isfinite(b) or b < 0:
-            raise ValueError(f"beta must be a finite scalar >= 0, got {beta!r}")
-    return model.lower()
-
-
-def _h(gamma, beta, n: int, model: str):
-    """gamma' = (1 - gamma) h(gamma): the factor of (4.8)/(4.9) without (1 - gamma)."""
-    lin = (n - 1) * gamma + 1
-    if model == "sa":
-        return 2 * lin / (jnp.exp(beta * (1 - gamma)) + (n - 1))
-    return (2.0 / n) * jnp.exp(beta * gamma) * lin
-
-
-def gamma_rhs(gamma: ArrayLike, beta: ArrayLike, n: int, model: GammaModel = "sa") -> Array:
-    r"""Right-hand side of eq. (4.8) (SA) or (4.9) (USA) of paper 002, Theorem 4.6 (module docstring)."""
-    model = _check_gamma_args(beta, n, model)
-    gamma = jnp.asarray(gamma)
-    return (1 - gamma) * _h(gamma, beta, n, model)
-
-
-# Module-level jitted solves: n, model, tolerances and solver are static, beta/ts/delta traced, so
-# a new beta does not recompile (a lambda built per call would).
-@eqx.filter_jit
-def _gamma_solve(beta, ts, n, model, rtol, atol, solver, max_steps):
-    t_end = jnp.maximum(ts[-1], 1e-12)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, g, b: (1 - g) * _h(g, b, n, model)),
-        diffrax.Tsit5() if solver is None else solver,
-        0.0,
-        t_end,
-        None,
-        jnp.zeros((), ts.dtype),
-        args=beta,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
-    )
-    return sol.ys
-
-
-@eqx.filter_jit
-def _crossing_solve(beta, delta, n, model, rtol, atol):
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda u, t, b: 1.0 / _h(1 - jnp.exp(-u), b, n, model)),
-        diffrax.Tsit5(),
-        0.0,
-        -jnp.log(delta),
-        None,
-        jnp.zeros((), beta.dtype),
-        args=beta,
-        saveat=diffrax.SaveAt(t1=True),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=100_000,
-    )
-    return sol.ys[-1]
-
-
-def gamma_trajectory(
-    beta: ArrayLike,
-    n: int,
-    ts: Float[ArrayLike, " T"],
-    model: GammaModel = "sa",
-    *,
-    rtol: float = 1e-11,
-    atol: float = 1e-13,
-    solver: diffrax.AbstractSolver | None = None,
-    max_steps: int = 100_000,
-) -> Float[Array, " T"]:
-    r"""gamma_beta(t) at the times ``ts`` (ts[0] >= 0), from gamma(0) = 0 by eq. (4.8)/(4.9).
-
-    Differentiable in ``beta`` (diffrax recursive-checkpoint adjoint). Solver: Tsit5 by default;
-    USA at beta >~ 6 is stiff (digest 002 T12): pass ``solver=diffrax.Kvaerno5()``.
-    """
-    model = _check_gamma_args(beta, n, model)
-    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    if ts.ndim != 1 or ts.shape[0] < 1:
-        raise ValueError(f"ts must be a 1-D array of times, got shape {ts.shape}")
-    if not isinstance(ts, jax.core.Tracer):
-        tsn = np.asarray(ts)
-        if not np.all(np.isfinite(tsn)) or tsn[0] < 0 or np.any(np.diff(tsn) < 0):
-            raise ValueError("ts must be finite, non-decreasing and >= 0")
-    return _gamma_solve(jnp.asarray(beta, dtype=ts.dtype), ts, n, model, rtol, atol, solver, max_steps)
-
-
-def gamma_crossing_time(
-    beta: ArrayLike,
-    n: int,
-    delta: float = 1e-2,
-    model: GammaModel = "sa",
-    *,
-    rtol: float = 1e-11,
-    atol: float = 1e-13,
-) -> Float[Array, ""]:
-    r"""Phase-boundary time t*(beta) with gamma_beta(t*) = 1 - delta (paper 002 eq. (4.11)).
-
-    t* = \int_0^{log(1/delta)} du / h(1 - e^{-u}) (module docstring), a smooth function of beta, so
-    ``jax.grad`` gives dt*/dbeta. By the implicit function theorem, along the boundary
-    d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta (a test).
-    """
-    model = _check_gamma_args(beta, n, model)
-    _check_delta(delta)
-    if not isinstance(delta, jax.core.Tracer) and not float(delta) < 1:
-        raise ValueError(f"delta must be < 1 for a crossing from gamma(0) = 0, got {delta}")
-    dtype = jnp.result_type(float)
-    return _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
