@@ -1,46 +1,49 @@
-"""Paper 002 reproductions against theorem predictions, closed forms and the digest's
-[check] values (digest 002 §8: T12, T16, T17, T19, T21-T27). Tests already covered
-elsewhere (T1-T11, T14) are not repeated."""
+"""Paper 002 (Geshkovski, Letrouit, Polyanskiy, Rigollet 2023) reproductions against theorem
+predictions, closed forms and reference values (Thm 4.6 tables, Thm 4.5, Prop 6.1, §7.1, Fig 3,
+Thms 5.1-5.2, the authors' scheme). Checks covered elsewhere are not repeated."""
 
 import math
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxattn
+from jaxattn.analysis import gamma_crossing_time, gamma_rhs, gamma_trajectory, interaction_energy, tau_star
 from jaxattn.studies import paper_002 as p2
 
 # --------------------------------------------------------------------------- T12 gamma ODE
 
 
 def test_crossing_times_and_gamma_table():  # T12
-    # digest table, n = 32, delta = 1e-2, SA (Radau rtol 1e-10): 1e-3 relative
+    # reference table, n = 32, delta = 1e-2, SA (Radau rtol 1e-10): 1e-3 relative
     for beta, t_star in ((0.1, 4.0364), (1.0, 4.1145), (5.0, 8.3879), (7.0, 31.076), (9.0, 177.57)):
-        assert p2.crossing_time(beta, 32, 1e-2) == pytest.approx(t_star, rel=1e-3)
+        assert float(gamma_crossing_time(beta, 32, 1e-2)) == pytest.approx(t_star, rel=1e-3)
     for beta, t_star in ((1.0, 2.4702), (9.0, 0.68584)):  # USA row
-        assert p2.crossing_time(beta, 32, 1e-2, model="USA") == pytest.approx(t_star, rel=1e-3)
-    assert p2.crossing_time(5.0, 128, 1e-3) == pytest.approx(7.6342, rel=1e-3)
-    # gamma_beta(t), n = 32, SA: digest table to 1e-5
+        assert float(gamma_crossing_time(beta, 32, 1e-2, model="USA")) == pytest.approx(t_star, rel=1e-3)
+    assert float(gamma_crossing_time(5.0, 128, 1e-3)) == pytest.approx(7.6342, rel=1e-3)
+    # gamma_beta(t), n = 32, SA: reference table to 1e-5
     ts = [0.5, 1.0, 2.0, 5.0, 10.0]
-    np.testing.assert_allclose(p2.gamma_curve(4.0, 32, ts),
+    np.testing.assert_allclose(gamma_trajectory(4.0, 32, ts),
                                [0.0142509, 0.0354414, 0.118066, 0.952775, 0.999998], atol=1e-5)
-    np.testing.assert_allclose(p2.gamma_curve(9.0, 32, [1.0, 10.0, 30.0]),
+    np.testing.assert_allclose(gamma_trajectory(9.0, 32, [1.0, 10.0, 30.0]),
                                [0.000247062, 0.00258196, 0.00859708], atol=1e-7)
     # the time-stepped curve and the quadrature agree: gamma(t*) = 1 - delta
-    t5 = p2.crossing_time(5.0, 32, 1e-2)
-    assert p2.gamma_curve(5.0, 32, [t5])[0] == pytest.approx(0.99, abs=1e-8)
+    t5 = gamma_crossing_time(5.0, 32, 1e-2)
+    assert float(gamma_trajectory(5.0, 32, [t5])[0]) == pytest.approx(0.99, abs=1e-8)
     with pytest.raises(ValueError):
-        p2.crossing_time(1.0, 32, 1.5)
+        gamma_crossing_time(1.0, 32, 1.5)
     with pytest.raises(ValueError):
-        p2.gamma_rhs(0.1, 1.0, 32, model="XSA")
+        gamma_rhs(0.1, 1.0, 32, model="XSA")
 
 
 @pytest.mark.slow
 def test_usa_gamma_curve_stiff_solver():  # T12, USA (4.9) with its 2/n factor (implicit solver)
-    np.testing.assert_allclose(p2.gamma_curve(4.0, 32, [0.5, 1.0], model="USA"), [0.0590874, 0.43736], atol=1e-5)
-    np.testing.assert_allclose(p2.gamma_curve(1.0, 8, [1.0, 2.0], model="USA"), [0.60058507, 0.99540929], atol=1e-7)
+    kv = dict(rtol=1e-10, atol=1e-12, solver=diffrax.Kvaerno5())
+    np.testing.assert_allclose(gamma_trajectory(4.0, 32, [0.5, 1.0], "USA", **kv), [0.0590874, 0.43736], atol=1e-5)
+    np.testing.assert_allclose(gamma_trajectory(1.0, 8, [1.0, 2.0], "USA", **kv), [0.60058507, 0.99540929], atol=1e-7)
 
 
 # --------------------------------------------------------------------------- T19 authors' scheme
@@ -60,7 +63,7 @@ def test_authors_euler_scheme_is_late_by_the_predicted_factor():  # T19 / P3b
 
 @pytest.mark.slow
 def test_adaptive_solve_has_no_euler_bias():  # T19: the library's projected solve on the same start
-    t_exact = p2.crossing_time(5.0, 32, 1e-2)
+    t_exact = float(gamma_crossing_time(5.0, 32, 1e-2))
     traj = jaxattn.simulate(jaxattn.SelfAttention(5.0), jnp.eye(32), 9.0, ts=jnp.array([t_exact]),
                             rtol=1e-8, atol=1e-8)
     assert float(traj.xs[0, 0] @ traj.xs[0, 1]) == pytest.approx(0.99, abs=1e-5)
@@ -99,13 +102,13 @@ def test_circle_hessian_pentagon_octagon_and_tau():  # T25
     eig = np.sort(np.linalg.eigvalsh(64 * p2.circle_hessian(octagon, 2.0)))
     np.testing.assert_allclose(eig[1:], [6.3934, 6.3934, 6.4791, 8.627, 8.627, 11.2395, 11.2395], rtol=2e-4)
     for beta in (0.3, 2.0, 40.0):
-        tau = p2.tau_beta(beta)
+        tau = float(tau_star(beta))
         assert beta * math.sin(tau) ** 2 == pytest.approx(math.cos(tau), rel=1e-12)
     assert [round(p2.beta_one(n), 4) for n in (4, 5)] == [0.6667, 1.4142]
     assert p2.beta_one(8) == pytest.approx(4.786, abs=1e-3)
     assert p2.beta_one(32) == pytest.approx(97.20, abs=1e-2)
     # above beta_1 the "all points in a half circle" criterion holds: (n - 1) tau < pi
-    assert (32 - 1) * p2.tau_beta(97.3) < math.pi < (32 - 1) * p2.tau_beta(97.1)
+    assert (32 - 1) * tau_star(97.3) < math.pi < (32 - 1) * tau_star(97.1)
 
 
 # --------------------------------------------------------------------------- T16 Wendel
@@ -133,7 +136,7 @@ def test_repulsive_dynamics_reach_sharp_configurations():  # T26-T27
     gram = tetra.gram.isel(t=-1).values
     off = gram[:, ~np.eye(4, dtype=bool)]
     np.testing.assert_allclose(off, -1 / 3, atol=1e-6)
-    e_sharp = p2.sharp_energy(p2.sharp_configuration("simplex", d=3), beta)
+    e_sharp = float(interaction_energy(p2.sharp_configuration("simplex", d=3), beta))
     np.testing.assert_allclose(tetra.energy.isel(t=-1), e_sharp, rtol=1e-9)
     assert np.all(np.diff(tetra.energy.values, axis=1) <= 1e-12)  # E decreases (V = -I)
 
@@ -149,14 +152,14 @@ def test_repulsive_octagon_icosahedron_octahedron_and_d4():  # T26-T27 (T = 2e4 
     distinct = np.unique(np.round(g[~np.eye(8, dtype=bool)], 4))
     np.testing.assert_allclose(distinct, [-1, -1 / math.sqrt(2), 0, 1 / math.sqrt(2)], atol=1e-4)
     assert float(octagon.energy.isel(t=-1, seed=0)) == pytest.approx(
-        p2.sharp_energy(p2.sharp_configuration("polygon", n=8), beta), rel=1e-8)
+        float(interaction_energy(p2.sharp_configuration("polygon", n=8), beta)), rel=1e-8)
     ico = p2.repulsive_configuration(12, 3, beta=1.0, t1=2e4, seeds=(0,))
     assert float(ico.energy.isel(t=-1, seed=0)) == pytest.approx(0.587622476879868, rel=1e-8)
     g = np.abs(ico.gram.isel(t=-1, seed=0).values[~np.eye(12, dtype=bool)])
     np.testing.assert_allclose(np.unique(np.round(g, 6)), [1 / math.sqrt(5), 1.0], atol=1e-6)
     octa = p2.repulsive_configuration(6, 3, beta=1.0, t1=2000.0, seeds=(0, 1))
     np.testing.assert_allclose(octa.energy.isel(t=-1),
-                               p2.sharp_energy(p2.sharp_configuration("cross", d=3), 1.0), rtol=1e-8)
+                               float(interaction_energy(p2.sharp_configuration("cross", d=3), 1.0)), rtol=1e-8)
     simplex4 = p2.repulsive_configuration(5, 4, beta=1.0, t1=2000.0, seeds=(0,))
     off = simplex4.gram.isel(t=-1, seed=0).values[~np.eye(5, dtype=bool)]
     np.testing.assert_allclose(off, -0.25, atol=1e-6)
@@ -168,7 +171,7 @@ def test_repulsive_octagon_icosahedron_octahedron_and_d4():  # T26-T27 (T = 2e4 
 def test_circle_metastability_short():  # T21 (reduced: 64 runs, t <= 30)
     ds = p2.circle_metastability([4.0], [10.0, 30.0], batch=64, seed=0)
     counts = np.bincount(ds.clusters.sel(beta=4.0, t=30.0).values.astype(int), minlength=5)
-    assert counts.argmax() == 2 and counts[2] >= 0.7 * 64  # digest: 174/200 = 0.87
+    assert counts.argmax() == 2 and counts[2] >= 0.7 * 64  # reference run: 174/200 = 0.87
     # pair fraction in the metastable band, near the 2-equal-clusters value 0.484 (T22: 0.53 +- 0.05)
     assert 0.45 <= float(ds.pair_fraction.sel(t=30.0).mean()) <= 0.6
     assert float(ds.clusters.sel(t=30.0).mean()) <= float(ds.clusters.sel(t=10.0).mean())
@@ -183,10 +186,10 @@ def test_circle_metastability_full():  # T21-T22 (200 runs, t up to 3000)
     b9 = np.bincount(c.sel(beta=9.0, t=30.0).values.astype(int), minlength=6)
     assert b4.argmax() == 2 and b4[2] >= 0.7 * 200
     assert b9.argmax() == 3 and b9[3] >= 0.55 * 200
-    for beta, digest in ((4.0, [2.08, 1.91, 1.72, 1.38, 1.07]), (9.0, [3.17, 2.92, 2.69, 2.44, 2.26])):
+    for beta, expected in ((4.0, [2.08, 1.91, 1.72, 1.38, 1.07]), (9.0, [3.17, 2.92, 2.69, 2.44, 2.26])):
         mean = c.sel(beta=beta).mean("member").values
         assert np.all(np.diff(mean) <= 1e-12)
-        np.testing.assert_allclose(mean, digest, atol=0.25)
+        np.testing.assert_allclose(mean, expected, atol=0.25)
     t22 = p2.circle_metastability([2.0, 4.0, 9.0], [30.0], batch=400, seed=1).pair_fraction.mean("member")
     np.testing.assert_allclose(t22.sel(t=30.0).values, [0.855, 0.53, 0.35], atol=0.05)
 

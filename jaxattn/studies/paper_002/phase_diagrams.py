@@ -1,0 +1,177 @@
+"""Phase diagrams of Geshkovski, Letrouit, Polyanskiy, Rigollet (2023), Figs 2-4: the probability
+P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t), with the random (Q, K, V) ensembles of Fig 4 and the
+overlay curve gamma_beta(t) = 1 - delta of eq. (4.11).
+
+Figs 2-4 plot the fraction of ordered pairs i != j with <x_i, x_j> >= 1 - delta, delta = 1e-2 (the
+caption's value; the authors' code used 0.999), averaged over realisations; the overlay curve is
+rebuilt for the figure's n and delta (``docs/errata.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ... import initial
+from ...analysis import clustered_pair_fraction, gamma_crossing_time
+from ...fields import SelfAttention
+from ..sweep import run_sweep, solve_ensemble
+
+__all__ = ["KQ_ENSEMBLES", "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices"]
+
+KQ_ENSEMBLES = ("identity", "ginibre", "goe")
+VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre")
+
+
+def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
+    """(Q, K, V) for the random ensembles of paper 002 Fig. 4 (as in the authors' code).
+
+    The logits are beta <Q x_i, K x_j> = beta x_i^T B x_j with B = Q^T K:
+
+    * ``kq="identity"``: B = I;
+    * ``kq="ginibre"``: B = G_1 G_2 / sqrt(d) (code ``randomKQ=1``; Q = G_1^T d^{-1/4},
+      K = G_2 d^{-1/4}), entries of variance ~1 so ||B||_op ~ 2 sqrt(d);
+    * ``kq="goe"``: B = (G + G^T)/sqrt(2) (code ``randomKQ=3``; Q = I, K = B).
+
+    and the value matrix
+
+    * ``"identity"``: V = I; ``"wishart"``: V = G G^T / sqrt(d) (code ``randomV=1``,
+      positive semidefinite: the "V > 0" panel);
+    * ``"qk"`` / ``"minus_qk"``: V = +-B / normV with normV = sqrt(d) (ginibre) or
+      sqrt(d + 1) (goe) (code ``randomV=2/3``; V = Q^T K is the "gradient flow" case);
+    * ``"ginibre"``: V = G / sqrt(d) (spectral radius ~1).
+
+    Matrices act on column vectors as in eq. (2.3); the authors' row-vector code applies
+    V^T, which differs only for non-symmetric V. One draw per call: sweeps draw one set
+    per (beta, seed) point (the code's ``noanneal=1``) and average over seeds.
+    """
+    if kq not in KQ_ENSEMBLES:
+        raise ValueError(f"kq must be one of {KQ_ENSEMBLES}, got {kq!r}")
+    if value not in VALUE_ENSEMBLES:
+        raise ValueError(f"value must be one of {VALUE_ENSEMBLES}, got {value!r}")
+    k1, k2, k3 = jax.random.split(key, 3)
+    eye = jnp.eye(d)
+    if kq == "identity":
+        Q, K, B, norm = eye, eye, eye, 1.0
+    elif kq == "ginibre":
+        G1 = jax.random.normal(k1, (d, d))
+        G2 = jax.random.normal(k2, (d, d))
+        Q, K = G1.T / d**0.25, G2 / d**0.25
+        B, norm = G1 @ G2 / math.sqrt(d), math.sqrt(d)
+    else:
+        G = jax.random.normal(k1, (d, d))
+        B = (G + G.T) / math.sqrt(2.0)
+        Q, K, norm = eye, B, math.sqrt(d + 1.0)
+    G3 = jax.random.normal(k3, (d, d))
+    V = {
+        "identity": eye,
+        "wishart": G3 @ G3.T / math.sqrt(d),
+        "qk": B / norm,
+        "minus_qk": -B / norm,
+        "ginibre": G3 / math.sqrt(d),
+    }[value]
+    return Q, K, V
+
+
+def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int, batch: int,
+                 delta: float, ts: np.ndarray, rtol: float, atol: float) -> xr.Dataset:
+    key = jax.random.PRNGKey(seed)
+    kx, km = jax.random.split(key)
+    x0 = initial.uniform_sphere(kx, n, d, batch=batch)
+    if kq == "identity" and value == "identity":
+        field = SelfAttention(beta)
+    else:
+        Q, K, V = random_matrices(km, d, kq, value)
+        field = SelfAttention(beta, Q, K, V)
+
+    def observe(ts, xs):
+        return {"pair_fraction": clustered_pair_fraction(xs, delta)}
+
+    obs = solve_ensemble(field, x0, float(ts[-1]), ts=jnp.asarray(ts), observe=observe,
+                         rtol=rtol, atol=atol)
+    return xr.Dataset(
+        {"pair_fraction": (("member", "t"), obs["pair_fraction"]),
+         "num_steps": ((), int(obs["num_steps"]))},
+        coords={"t": ts},
+    )
+
+
+def phase_diagram(
+    betas: Sequence[float],
+    ts: Sequence[float] | np.ndarray,
+    *,
+    directory,
+    n: int = 32,
+    d: int | Sequence[int] = 128,
+    kq: str | Sequence[str] = "identity",
+    value: str | Sequence[str] = "identity",
+    delta: float = 1e-2,
+    batch: int = 128,
+    seeds: int | Sequence[int] = 1,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Paper 002 Figs 2-4: P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t).
+
+    Each (beta, d, kq, value, seed) point integrates ``batch`` i.i.d. uniform initial
+    sequences on S^{d-1} as one batched (SA) solve (Tsit5, max-over-members error
+    control, sharded over devices) and stores the per-member fraction of clustered
+    ordered pairs on the time grid ``ts``. The returned dataset adds
+
+    * ``probability`` (beta, d, kq, value, t): the mean over seeds and members (the
+      plotted quantity);
+    * ``t_star`` (beta): the crossing time of the gamma curve (4.11) for this n, delta.
+
+    Figures: Fig 2 is d in {128, 512, 1024}; Fig 3 is d = 2; Fig 4 is d = 128 with
+    (kq, value) in {(ginibre, ginibre), (goe, wishart), (ginibre, qk), (goe, qk)}. The
+    paper used n = 32, delta = 1e-2, t in [0, 30], beta in [0.1, 9] and 2^10 realisations.
+    """
+    ts = np.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.size < 2 or np.any(np.diff(ts) <= 0) or ts[0] < 0:
+        raise ValueError("ts must be an increasing 1-d grid of times >= 0 with at least 2 entries")
+    if not 0 < delta < 2:
+        raise ValueError(f"delta must be in (0, 2), got {delta}")
+    as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
+    grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
+            "kq": as_list(kq), "value": as_list(value)}
+    fn = partial(_phase_point, n=n, batch=batch, delta=delta, ts=ts, rtol=rtol, atol=atol)
+    fn.__qualname__ = "phase_diagram_point"  # type: ignore[attr-defined]
+    fn.__module__ = __package__  # type: ignore[attr-defined]  (the public name: sweeps stay resumable)
+    attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol, model="SA",
+                 ts=ts.tolist(), init="uniform on S^{d-1}", solver="Tsit5 + sphere retraction",
+                 paper="002 Figs 2-4")
+    ds = run_sweep(fn, grid, directory=directory, seeds=seeds, name="phase_diagram", attrs=attrs,
+                   progress=progress)
+    ds["probability"] = ds.pair_fraction.mean(("seed", "member"))
+    ds["t_star"] = ("beta", [float(gamma_crossing_time(b, n, delta)) for b in ds.beta.values])
+    return ds
+
+
+def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, **select):
+    """pcolormesh of ``probability`` over (t, beta) (colormap RdBu_r as the paper) with t*(beta)."""
+    from ...plot import pyplot
+
+    plt = pyplot()
+    prob = ds.probability
+    for dim in ("d", "kq", "value"):
+        if dim in prob.dims:
+            prob = prob.sel({dim: select[dim]}) if dim in select else prob.isel({dim: 0})
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    mesh = ax.pcolormesh(prob.t, prob.beta, prob.transpose("beta", "t"), cmap="RdBu_r", vmin=0, vmax=1,
+                         shading="nearest")
+    plt.colorbar(mesh, ax=ax, label=r"$P(\langle x_i, x_j\rangle \geq 1-\delta)$")
+    if curve and "t_star" in ds:
+        ax.plot(ds.t_star, ds.beta, "k--", lw=1.2, label=r"$\gamma_\beta(t) = 1-\delta$")
+        ax.set_xlim(float(prob.t[0]), float(prob.t[-1]))
+        ax.legend(loc="lower right")
+    ax.set_xlabel("t")
+    ax.set_ylabel(r"$\beta$")
+    return ax
