@@ -93,7 +93,7 @@ def _fmt(v):
 
 
 def print_table(records) -> None:
-    from benchmarks._timing import print_table as _print
+    from benchmarks._measure import print_table as _print
 
     rows = [[r.workload, r.case, r.impl, r.cpu_s, r.wall_s, r.peak_rss_mb,
              _fmt(r.ratio_vs_baseline) + ("x" if r.ratio_vs_baseline else ""),

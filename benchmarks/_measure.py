@@ -1,9 +1,11 @@
-"""One measurement record per (workload, case, implementation), shared by the runner.
+"""Timing and one measurement record per (workload, case, implementation), shared by every benchmark.
 
 Every number is a median over repeats of **process CPU time** (``time.process_time``,
 comparable to idle-core wall time when pinned with ``taskset -c 0``) and of wall time.
 ``peak_rss_mb`` is the process's resident-set high-water mark after the case
 (``getrusage``): it only grows, so it bounds the memory of everything run so far.
+The machine these run on is shared and noisy, so every comparison runs both sides in the
+same process. Pin to one core for single-core numbers: ``taskset -c 0 python -m benchmarks``.
 """
 
 from __future__ import annotations
@@ -99,3 +101,18 @@ def compare(workload: str, case: str, sides: dict[str, Callable[[], object]], ba
             compile_s=max(compile_s[name] - cpu, 0.0) if name in compile_s else None,
             note=(notes or {}).get(name, "")))
     return records
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """Print a Markdown table."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        return str(v)
+
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")

@@ -60,7 +60,7 @@ def run(quick: bool = False) -> list[Record]:
 
 
 def main(argv=None):
-    from benchmarks._timing import print_table
+    from benchmarks._measure import print_table
 
     rows = [[r.case, r.extra["rhs_compile_s"], r.extra["simulate_compile_s"], r.extra.get("grad_compile_s", "")]
             for r in run(quick=bool(argv and "--quick" in argv))]

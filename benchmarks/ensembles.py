@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 import jaxattn
-from benchmarks._timing import cpu_time, print_table
+from benchmarks._measure import print_table, time_call
 
 MODES = ("batched", "vmap", "map")
 
@@ -30,7 +30,7 @@ def measure(n: int, batch: int, beta: float = 9.0, t1: float = 10.0, repeats: in
     for mode in MODES:
         run = lambda mode=mode: jaxattn.simulate(field, x0, t1, ts=2, ensemble=mode)  # noqa: E731
         traj = run()  # compile
-        out[mode] = cpu_time(lambda: run().xs, repeats=repeats) / batch
+        out[mode] = time_call(lambda: run().xs, repeats=repeats, min_time=0.05)[0] / batch
         out[mode + "_steps"] = int(np.max(np.asarray(traj.stats["num_steps"])))
         out[mode + "_mean_steps"] = float(np.mean(np.asarray(traj.stats["num_steps"])))
     return out

@@ -6,7 +6,7 @@
 Setting (ecosystem report §3.5): SA, d = 3, beta = 9, T = 10, Tsit5 + PID rtol = atol = 1e-6,
 L = mean_{i != j} <x_i(T), x_j(T)>; dL/dbeta by the recursive-checkpoint adjoint (the default).
 
-* Time: ``time.process_time`` medians (benchmarks/_timing.py) of the jitted forward L(beta) and the
+* Time: ``time.process_time`` medians (benchmarks/_measure.py) of the jitted forward L(beta) and the
   jitted value_and_grad, both in this process, after compilation.
 * Memory: XLA's compiled memory analysis (``jax.jit(f).lower(...).compile().memory_analysis()``):
   temp + output + argument bytes of each compiled program, i.e. the peak working set the compiler
@@ -27,7 +27,7 @@ import jaxattn
 from jaxattn.analysis import mean_inner_product
 from jaxattn.studies.gradients import checkpointed_adjoint
 
-from ._timing import cpu_time, print_table
+from ._measure import print_table, time_call
 
 
 def _programs(x0, T, checkpoints=None, rtol=1e-6):
@@ -79,8 +79,8 @@ def main(argv=None) -> None:
         fwd, grad, steps = _programs(x0, 10.0)
         fwd(beta).block_until_ready()
         jax.block_until_ready(grad(beta))
-        t_f = cpu_time(lambda: fwd(beta), repeats=repeats)
-        t_g = cpu_time(lambda: grad(beta)[1], repeats=repeats)
+        t_f = time_call(lambda: fwd(beta), repeats=repeats, min_time=0.05)[0]
+        t_g = time_call(lambda: grad(beta)[1], repeats=repeats, min_time=0.05)[0]
         rows.append([n, int(steps(beta)), t_f * 1e3, t_g * 1e3, t_g / t_f,
                      _mib(_peak_bytes(fwd, beta)), _mib(_peak_bytes(grad, beta))])
     print("\nReverse mode vs forward: SA, d = 3, beta = 9, T = 10, rtol = atol = 1e-6, default checkpoints")
@@ -94,8 +94,8 @@ def main(argv=None) -> None:
         fwd, grad, steps = _programs(x0, T, cp)
         fwd(beta).block_until_ready()
         jax.block_until_ready(grad(beta))
-        t_f = cpu_time(lambda: fwd(beta), repeats=repeats)
-        t_g = cpu_time(lambda: grad(beta)[1], repeats=repeats)
+        t_f = time_call(lambda: fwd(beta), repeats=repeats, min_time=0.05)[0]
+        t_g = time_call(lambda: grad(beta)[1], repeats=repeats, min_time=0.05)[0]
         rows.append([T, f"default ({_default_checkpoints()})" if cp is None else cp, int(steps(beta)), t_g / t_f,
                      _mib(_peak_bytes(grad, beta))])
     print(f"\nMemory of the adjoint against steps and checkpoints (n = {n}, state {n * 3 * 8} bytes)")

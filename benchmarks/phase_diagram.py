@@ -1,4 +1,4 @@
-"""Phase diagram of paper 002 (Fig 2): jaxattn sweep vs the authors' Euler scheme in NumPy.
+"""Phase diagram of paper 002 (Fig 2): jaxattn sweep vs the authors' Euler scheme.
 
 Workload (issue 3 "done when"): SA, Q = K = V = I, n = 32, d = 128, delta = 1e-2,
 beta on the paper's grid linspace(0.1, 9, 90), t in [0, 30], 128 realisations per beta,
@@ -10,13 +10,13 @@ Compared, on the **same** initial conditions and in the same process (CPU second
 * ``jaxattn``: :func:`jaxattn.studies.paper_002.phase_diagram`, i.e. the resumable sweep
   engine, one jit-compiled batched Tsit5 solve per beta (max-over-members error control,
   sphere retraction, rtol = atol = 1e-6 by default), results written to netCDF;
-* ``numpy-euler``: a faithful NumPy re-implementation of the authors' ``phase-diagrams.py``
-  scheme: x <- normalise(x + h softmax(beta X X^T) X), h = 0.1, batched over realisations
-  with matmuls (their code is the same loop in torch);
+* ``euler``: the authors' ``phase-diagrams.py`` scheme, x <- normalise(x + h softmax(beta X X^T) X),
+  h = 0.1, as the library implements it (:func:`jaxattn.studies.paper_002.euler_renormalise`,
+  jit-compiled and batched over realisations; their code is the same loop in torch);
 
 and both are scored against a tight-tolerance reference (jaxattn, rtol = atol = 1e-10) on
 the same draws: the max and mean absolute error of P over the (beta, t) grid. The Euler
-scheme's O(h) time stretch (~1 + h e^beta/(e^beta + n - 1), digest 002 P3b) shows up as
+scheme's O(h) time stretch (~1 + h e^beta/(e^beta + n - 1), ``docs/errata.md``) shows up as
 its error near the phase boundary; ``--euler-h`` adds finer steps to show what equal
 accuracy costs it.
 
@@ -31,10 +31,12 @@ import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxattn  # noqa: F401  (float64)
-from benchmarks._timing import print_table
+from benchmarks._measure import print_table
+from jaxattn.analysis import clustered_pair_fraction
 from jaxattn.studies import paper_002 as p2
 
 
@@ -44,27 +46,18 @@ def draws(seed: int, batch: int, n: int, d: int) -> np.ndarray:
     return np.asarray(jaxattn.initial.uniform_sphere(kx, n, d, batch=batch))
 
 
-def numpy_euler(x0: np.ndarray, beta: float, h: float, ts: np.ndarray, delta: float) -> np.ndarray:
-    """The authors' scheme in NumPy; returns the mean clustered-pair fraction at ``ts``."""
-    x = x0.copy()
-    n = x.shape[1]
-    off = ~np.eye(n, dtype=bool)
+def euler_fraction(x0: np.ndarray, beta: float, h: float, ts: np.ndarray, delta: float) -> np.ndarray:
+    """The authors' scheme (:func:`jaxattn.studies.paper_002.euler_renormalise`, jit-compiled) from
+    ``x0``; returns the mean clustered-pair fraction at ``ts`` (multiples of ``h``)."""
     steps = np.rint(ts / h).astype(int)
     if not np.allclose(steps * h, ts, atol=1e-9):
         raise ValueError("time grid must be multiples of h")
-    out = np.empty(len(ts))
-    k = 0
+    x, k, out = jnp.asarray(x0), 0, np.empty(len(ts))
     for j, target in enumerate(steps):
-        while k < target:
-            logits = beta * (x @ x.transpose(0, 2, 1))
-            logits -= logits.max(-1, keepdims=True)
-            a = np.exp(logits)
-            a /= a.sum(-1, keepdims=True)
-            x = x + h * (a @ x)
-            x /= np.linalg.norm(x, axis=-1, keepdims=True)
-            k += 1
-        g = x @ x.transpose(0, 2, 1)
-        out[j] = np.mean((g >= 1 - delta)[:, off])
+        if target > k:  # equal segments on a uniform grid: one compilation per h
+            x = p2.euler_renormalise(jnp.asarray(beta), x, h, int(target - k))[-1]
+            k = target
+        out[j] = float(jnp.mean(clustered_pair_fraction(x, delta)))
     return out
 
 
@@ -123,16 +116,17 @@ def main(argv=None):
                  f"{int(steps.min())}-{int(steps.max())} steps/beta"])
     euler = {}
     for h in args.euler_h:
+        euler_fraction(x0, betas[0], h, ts[:2], args.delta)  # compile outside the timing
         cpu, wall = time.process_time(), time.perf_counter()
-        p_e = np.stack([numpy_euler(x0, b, h, ts, args.delta) for b in betas])
+        p_e = np.stack([euler_fraction(x0, b, h, ts, args.delta) for b in betas])
         euler[h] = (time.process_time() - cpu, time.perf_counter() - wall, p_e)
-        rows.append(["numpy Euler+renormalise", f"h {h:g}", euler[h][0], euler[h][1], *score(p_e),
+        rows.append(["Euler+renormalise (authors)", f"h {h:g}", euler[h][0], euler[h][1], *score(p_e),
                      f"{int(round(args.t1 / h))} steps/beta"])
     if p_ref is not None:
         rows.append(["reference (jaxattn)", "rtol 1e-10", ref_cpu, float("nan"), 0.0, 0.0, ""])
     print_table(["method", "setting", "CPU s", "wall s", "max |P - P_ref|", "mean |P - P_ref|", "work"], rows)
     h0 = args.euler_h[0]
-    print(f"\nCPU-time ratio numpy-euler(h={h0:g}) / jaxattn = {euler[h0][0] / jax_cpu:.2f}")
+    print(f"\nCPU-time ratio euler(h={h0:g}) / jaxattn = {euler[h0][0] / jax_cpu:.2f}")
     if p_ref is not None:
         # where the Euler bias is largest
         b, t = np.unravel_index(np.argmax(np.abs(euler[h0][2] - p_ref)), p_ref.shape)

@@ -29,7 +29,7 @@ import numpy as np
 
 import jaxattn
 from benchmarks import torch_baseline
-from benchmarks._timing import cpu_time, print_table
+from benchmarks._measure import print_table, time_call
 
 
 def numpy_sa_rhs(x: np.ndarray, beta: float) -> np.ndarray:
@@ -71,17 +71,17 @@ def main(argv=None):
             xn = np.asarray(x0)
             t1 = 10.0 if n <= 1024 else 1.0
             rhs(x0).block_until_ready()
-            t_rhs = cpu_time(lambda: rhs(x0))
-            t_rhs_np = cpu_time(lambda: numpy_sa_rhs(xn, beta), repeats=3)
+            t_rhs = time_call(lambda: rhs(x0), min_time=0.05)[0]
+            t_rhs_np = time_call(lambda: numpy_sa_rhs(xn, beta), repeats=3, min_time=0.05)[0]
             err = float(np.max(np.abs(np.asarray(rhs(x0)) - numpy_sa_rhs(xn, beta))))
             c0 = time.process_time()
             traj = jaxattn.simulate(field, x0, t1, ts=2)
             traj.xs.block_until_ready()
             compile_and_run = time.process_time() - c0
-            t_solve = cpu_time(lambda: jaxattn.simulate(field, x0, t1, ts=2).xs, repeats=3 if n <= 1024 else 1,
-                               min_time=0.0)
+            t_solve = time_call(lambda: jaxattn.simulate(field, x0, t1, ts=2).xs, repeats=3 if n <= 1024 else 1,
+                                min_time=0.0)[0]
             solve_repeats = 3 if n <= 256 else 1
-            t_np = cpu_time(lambda: numpy_rk4(xn, beta, t1), repeats=solve_repeats, min_time=0.0)
+            t_np = time_call(lambda: numpy_rk4(xn, beta, t1), repeats=solve_repeats, min_time=0.0)[0]
             diff = float(np.max(np.abs(np.asarray(traj.final) - numpy_rk4(xn, beta, t1)))) if n <= 256 else float("nan")
             row = [n, d, 1e3 * t_rhs, 1e3 * t_rhs_np, t_rhs_np / t_rhs, err, t1,
                    int(traj.stats["num_steps"]), t_solve, t_np, t_np / t_solve, diff,
@@ -89,7 +89,7 @@ def main(argv=None):
             if have_torch:
                 torch_solve = torch_baseline.make_solver(xn, beta, t1, num_saves=2)
                 torch_final = torch_solve()[-1]
-                t_torch = cpu_time(torch_solve, repeats=solve_repeats, min_time=0.0)
+                t_torch = time_call(torch_solve, repeats=solve_repeats, min_time=0.0)[0]
                 row += [t_torch, t_torch / t_solve, float(np.max(np.abs(np.asarray(traj.final) - torch_final)))]
             rows.append(row)
     print(f"SA on S^(d-1), beta = {beta:g}; CPU time, median of repeats; NumPy RK4 h = 0.1 + renormalisation")

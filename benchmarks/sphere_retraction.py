@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxattn
-from benchmarks._timing import cpu_time, print_table
+from benchmarks._measure import print_table, time_call
 
 
 def plain_solve(field, x0, t1, rtol):
@@ -30,13 +30,13 @@ def main():
     for cls in (jaxattn.SelfAttention, jaxattn.UnnormalisedSelfAttention):
         field = cls(4.0, V=-jnp.eye(3))
         traj = jaxattn.simulate(field, x0, 50.0)
-        t = cpu_time(lambda: jaxattn.simulate(field, x0, 50.0).xs)
+        t = time_call(lambda: jaxattn.simulate(field, x0, 50.0).xs, min_time=0.05)[0]
         drift = float(np.max(np.abs(np.linalg.norm(traj.xs, axis=-1) - 1)))
         rows.append([cls.__name__, "retraction, rtol 1e-6", int(traj.stats["num_steps"]), drift, 1e3 * t])
         jitted = jax.jit(plain_solve, static_argnums=(2, 3))
         for rtol in (1e-6, 1e-8, 1e-10, 1e-12):
             sol = jitted(field, x0, 50.0, rtol)
-            t = cpu_time(lambda: jitted(field, x0, 50.0, rtol).ys)
+            t = time_call(lambda: jitted(field, x0, 50.0, rtol).ys, min_time=0.05)[0]
             drift = float(np.max(np.abs(np.linalg.norm(sol.ys, axis=-1) - 1)))
             rows.append([cls.__name__, f"plain, rtol {rtol:g}", int(sol.stats["num_steps"]), drift, 1e3 * t])
     print("V = -I, beta = 4, T = 50, n = 32, d = 3, Tsit5 + PID (atol = rtol)")
