@@ -1,6 +1,6 @@
 """Fig. 3 statistic of paper 003 at full size: jaxattn vs a faithful NumPy forward-Euler baseline.
 
-Workload (digest 003 §3, Fig. 3): ``--runs`` runs (5000 at full size) of causal self-attention on
+Workload (paper 003 Fig. 3; ``docs/paper_003.md``): ``--runs`` runs (5000 at full size) of causal self-attention on
 the circle, n = 200, beta = 64, Q = K = V = I, t in [0, 500]; Rényi / strong Rényi centres at t = 0
 (delta = 4 beta^{-1/2}), consumed fractions and cluster counts at sparse save times.
 

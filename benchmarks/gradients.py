@@ -3,7 +3,7 @@
     python -m benchmarks.gradients            # n in {32, 256, 1024} (the lead runs this alone)
     python -m benchmarks.gradients --quick    # n in {16, 32}, to check it runs
 
-Setting (ecosystem report §3.5): SA, d = 3, beta = 9, T = 10, Tsit5 + PID rtol = atol = 1e-6,
+Setting (``docs/gradients.md``): SA, d = 3, beta = 9, T = 10, Tsit5 + PID rtol = atol = 1e-6,
 L = mean_{i != j} <x_i(T), x_j(T)>; dL/dbeta by the recursive-checkpoint adjoint (the default).
 
 * Time: ``time.process_time`` medians (benchmarks/_measure.py) of the jitted forward L(beta) and the

@@ -9,7 +9,7 @@ Two peaks on one core, float64 (or the requested dtype), each the median of repe
   whose page faults made the bound 1.5-2x too lenient on this machine).
 
 A self-attention right-hand side (SA/USA, Q = K = V = I) needs 4 n^2 d matmul flops
-(Gram matrix x x^T and the product w x) and n^2 exponentials (ecosystem report §1), so
+(Gram matrix x x^T and the product w x) and n^2 exponentials, so
 its roofline time is
 
     t_bound = max( 4 n^2 d / P_mm , n^2 / P_exp ),

@@ -6,8 +6,8 @@ Tolerances (documented defaults, all overridable):
   (the phase-diagram threshold of paper 002's code; the paper's figures use 1e-2);
 * R^d: linked when |x_i - x_j| <= tol, tol = 1e-3 by default (paper 001's clusters
   shrink like e^{-lambda_1 t} in the rescaled frame, so choose tol by the time scale);
-* circle: clusters are the arcs between sorted gaps larger than ``gap`` (0.1 rad, digest
-  002 T21; meaningful once clusters have formed, t >~ 10).
+* circle: clusters are the arcs between sorted gaps larger than ``gap`` (0.1 rad, the count used
+  for paper 002 Fig 3; meaningful once clusters have formed, t >~ 10).
 
 Clusters are the connected components of the link graph (single linkage), found by
 min-label propagation inside ``jax.lax.while_loop`` so everything jit-compiles and vmaps

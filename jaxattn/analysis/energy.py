@@ -2,7 +2,7 @@
 
 E_beta(X) = (1/(2 beta n^2)) sum_{i,j} exp(beta <x_i, x_j>)      (eq. (3.5) at the empirical
 measure; Remark 3.7). (USA) is exactly dX/dt = n grad E_beta (eq. (3.11)) and (SA) is
-dx_i/dt = (n^2 / Z_i) grad_i E_beta, so along the flows (digest 002 §1.15)
+dx_i/dt = (n^2 / Z_i) grad_i E_beta, so along the flows (Remark 3.7)
 
     USA: dE/dt = (1/n)   sum_i |dx_i/dt|^2,
     SA : dE/dt = (1/n^2) sum_i Z_i |dx_i/dt|^2,     Z_i = sum_k exp(beta <x_i, x_k>),

@@ -9,7 +9,7 @@ host-side (NumPy/float64) checks of scalar conditions or of one initial configur
   c_j = Delta_j beta^{1/2} / (1 + 2 eps); if c_j beta^{-1/2} > tau*_beta (hypothesis (2)) then for
   T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})) (hypothesis (3) with equality; any smaller
   T_j works) the centre moves by less than eps c_j beta^{-1/2} on [0, T_j]
-  (:func:`lemma_5_1_bounds`). **Erratum (digest §8.5):** the paper's (1) uses the chord
+  (:func:`lemma_5_1_bounds`). **Erratum (``docs/paper_003.md``, 5):** the paper's (1) uses the chord
   |x_{s_j} - x_i| while the Rényi definitions and the proof use the angle; ``metric="chord"``
   gives the (smaller, hence also valid) chord-based c_j.
 * **Theorem 5.2 (frozen centres).** For the cross-attention dynamics
@@ -20,15 +20,15 @@ host-side (NumPy/float64) checks of scalar conditions or of one initial configur
       -N g((c - 2 eps) beta^{-1/2})    < g(eps beta^{-1/2}),
 
   almost every initial state converges to a strongly stable critical point with every particle
-  within eps beta^{-1/2} of some theta_j (:func:`theorem_5_2_conditions`). **Erratum (digest
-  §8.2):** the theorem prints the second condition without the minus sign; since
+  within eps beta^{-1/2} of some theta_j (:func:`theorem_5_2_conditions`). **Erratum
+  (``docs/paper_003.md``, 2):** the theorem prints the second condition without the minus sign; since
   g((c - 2 eps) beta^{-1/2}) < 0 there, the printed form is vacuous (``paper_sign=True``
   evaluates it). Lemma A.2 and the end of the proof use the form above.
 * **Lemma A.2 / Remark (explicit sufficient conditions).** eps <= 0.1, c >= 5.5 + 2 eps,
   beta >= (c - 1 - 2 eps)^2 / 2 and N <= (eps/(c - 1)) exp(3 (c - 1 - 2 eps)^2 / 8)
-  (:func:`lemma_a2_conditions`). The digest writes eps < 0.1, but the paper's own example uses
+  (:func:`lemma_a2_conditions`). One reading is eps < 0.1, but the paper's own example uses
   eps = 0.1 and the proof's constant 1/200 is eps^2/2 at eps = 0.1, so eps <= 0.1 is meant.
-  **Erratum (digest §8.3):** the Remark uses eps/(c - 1) while the proof uses eps/r with
+  **Erratum (``docs/paper_003.md``, 3):** the Remark uses eps/(c - 1) while the proof uses eps/r with
   r = c - 1 - 2 eps. At eps = 0.1, c = 6.5: beta_min = 14.045 (the paper's "beta >= 14"),
   N bound 682.95 with eps/(c - 1) and 708.72 with eps/r (the paper's "N <= 700" is neither);
   ``n_bound="remark"`` (default, the smaller) or ``"proof"`` selects one
@@ -104,7 +104,7 @@ def theorem_5_2_conditions(N: float, beta: float, eps: float, c: float, *, paper
     conditions, with the corrected sign -N g((c - 2 eps) b^{-1/2}) < g(eps b^{-1/2}) of the second).
 
     ``paper_sign=True`` evaluates the second condition as printed, N g(.) < g(.), which is vacuous
-    (erratum, digest §8.2); it exists to document that.
+    (``docs/paper_003.md``, erratum 2); it exists to document that.
     """
     N = _positive("N", N)
     beta, eps, c = _positive("beta", beta), _positive("eps", eps), _positive("c", c)
@@ -183,7 +183,7 @@ def lemma_5_1_bounds(theta0: ArrayLike, beta: float, eps: float, centres: ArrayL
     ``centres``: (n,) boolean mask of the strong Rényi centres; default
     ``strong_renyi_centres(theta0, delta)`` with delta = 4 beta^{-1/2}. For each centre s_j the
     nearest earlier token is at Delta_j (angle, or chord 2 sin(Delta_j/2) with ``metric="chord"``);
-    then c_j, T_j and the bound eps c_j beta^{-1/2} follow digest 003 §2.6. The lemma asserts
+    then c_j, T_j and the bound eps c_j beta^{-1/2} follow the proof of Lemma 5.1. The lemma asserts
     max_{t in [0, T_j]} |x_{s_j}(t) - x_{s_j}(0)| < bound for every ``valid`` centre. Token 1 never
     moves under V = I; it is reported with Delta = c = T = bound = inf and valid = False.
     """

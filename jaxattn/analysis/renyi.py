@@ -1,6 +1,6 @@
 r"""Rényi centres, the interaction function h and meta-stable statistics of causal attention (paper 003).
 
-Definitions (paper 003 §5.1; digest 003 §2.5). For a sequence x_1, x_2, ... on S^{d-1} (or angles on
+Definitions (paper 003 §5.1). For a sequence x_1, x_2, ... on S^{d-1} (or angles on
 S^1) with **geodesic** distance and a separation delta (figures: delta = 4 beta^{-1/2}):
 
 * **Rényi centres**: greedy in token order, token k is a centre when it is more than delta from
@@ -21,8 +21,8 @@ Expected counts for i.i.d. uniform tokens (Lemma C.1 and Dvoretzky-Robbins):
 * Rényi on S^1: the jammed count is c_R 2 pi / delta, c_R = 0.7475979... (the paper's "c ~ 0.75";
   exactly c_R 2pi/delta asymptotically: 1 + M((2 pi - delta)/delta) with M(x) = c_R x + c_R - 1).
 
-"Consumed" and "cluster" are not defined in the paper (digest §8.10). Exposed here, with the
-defaults of the author's notebook: ``definition="ball"`` (digest definition B: within
+"Consumed" and "cluster" are not defined in the paper (``docs/paper_003.md``, erratum 8). Exposed
+here, with the defaults of the author's notebook: ``definition="ball"`` (definition B: within
 ``radius`` = beta^{-1/2} of a centre's current position) and ``definition="cluster"`` (definition A:
 in the same gap-``gap`` cluster as a centre, gap = 0.07 rad).
 
@@ -208,7 +208,7 @@ def consumed_fraction(xs: Array, centres: Bool[Array, "... n"], *, radius: float
     """Fraction of tokens "consumed" by the given centres (a mask fixed at t = 0).
 
     ``xs``: (..., T, n) angles or (..., T, n, d) points over time (or without the T axis);
-    ``centres``: (..., n) mask matching the leading axes. Definitions (digest 003 Fig. 3):
+    ``centres``: (..., n) mask matching the leading axes. Definitions (paper 003 Fig. 3; ``docs/paper_003.md``):
 
     * ``"ball"`` (B): token within geodesic ``radius`` (default beta^{-1/2}) of some centre's
       *current* position (centres count themselves);

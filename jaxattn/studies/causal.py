@@ -8,12 +8,12 @@ r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Co
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
   definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
 * :func:`numpy_euler_causal_circle` — a faithful NumPy re-implementation of the first author's
-  scheme (explicit Euler on the unprojected attention output, then renormalisation, step 0.05;
-  digest 003 §5), the baseline of ``benchmarks/causal_statistics.py``.
+  scheme (explicit Euler on the unprojected attention output, then renormalisation, step 0.05,
+  as in the authors' notebook), the baseline of ``benchmarks/causal_statistics.py``.
 * :func:`conjecture1_runs` — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
 
 Why float64: inter-cluster drift speeds are 1e-4..1e-8, so in float32 the increment h v of a
-step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes (digest §6.5).
+step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float =
 
     ``theta0``: (runs, n) angles. Returns angles at the save times ``ts`` (multiples of h), shape
     (runs, T, n). Explicit Euler on the unprojected attention output then renormalisation agrees
-    with projected Euler to first order (digest 003 §5); the e^{-beta} shift is valid for Q = K = I.
+    with projected Euler to first order; the e^{-beta} shift is valid for Q = K = I.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     ts = np.asarray(ts, dtype=float)
@@ -158,8 +158,8 @@ def conjecture1_runs(key, runs: int, *, beta: float = 1.0, n: int = 32, t1: floa
     """Conjecture 1 exploration: V = diag(3, 2, 1); Q = K = I or Q, K with i.i.d. N(0, 1) entries.
 
     Returns per run ``off_axis`` = max_k (1 - |<x_k(t1), e1>|) (0 when every token is at +-e1),
-    and the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K the
-    digest found stable equilibria off +-e1 in 4 of 10 runs.
+    and the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K a
+    reference exploration found stable equilibria off +-e1 in 4 of 10 runs (``docs/paper_003.md``, erratum 7).
     """
     V = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
     off, qs, ks = [], [], []
