@@ -17,6 +17,11 @@ The number of series terms must be static under ``jit``. The terms peak at m ~ x
 ~ sqrt(x)/2, so ``x/2 + 12 sqrt(x) + 40`` terms reach the float64 floor. When x is a tracer we
 cannot read it, and fall back to ``_TRACED_TERMS`` terms, enough for x <= 1000 (float64 e^x
 overflows at x = 709 anyway; use the scaled functions there).
+
+:func:`kernel_coefficients` gives the Funk-Hecke coefficients of the attention kernel
+W(q) = beta^{-1} e^{beta q} on S^{d-1} (Bruno, Pasqualotto, Agazzi 2025, eq. (4) and Remark 4.1)
+from these series; it is the one implementation behind the linear theory and the spectral
+solvers (:mod:`jaxattn.spectral`) and the S^2 harmonics evaluator (:mod:`jaxattn.fields`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln, logsumexp
 from jaxtyping import Array, ArrayLike, Float
+
+from ._validate import check_beta, check_dim, check_nonneg_int
 
 _TRACED_TERMS = 1024
 
@@ -73,3 +80,29 @@ def iv(nu: ArrayLike, x: ArrayLike, n_terms: int | None = None) -> Float[Array, 
     """Modified Bessel function of the first kind I_nu(x) (nu >= 0, x > 0; overflows for x > ~700)."""
     x = jnp.asarray(x, dtype=jnp.result_type(float))
     return jnp.exp(log_ive(nu, x, n_terms) + x)
+
+
+def kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2, scaled: bool = False) -> Float[Array, "... kmax+1"]:
+    r"""W_k(beta, d), k = 0..kmax: Funk-Hecke coefficients of W(q) = beta^{-1} e^{beta q}.
+
+    Bruno, Pasqualotto, Agazzi (2025), eq. (4) and Remark 4.1, on the probability measure of S^{d-1}:
+
+        W_k = Gamma(d/2) (2/beta)^{(d-2)/2} I_{k+(d-2)/2}(beta) / beta,
+
+    i.e. the eigenvalue of f -> int W(<., y>) f(y) dsigma-bar(y) on the degree-k harmonics, so that
+    e^{beta q} = beta sum_k N(k, d) W_k P_k(q) with P_k the Gegenbauer polynomial normalised to
+    P_k(1) = 1 and N(k, d) the dimension of the degree-k harmonics. On S^1 (d = 2) this is the
+    Fourier coefficient of W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}, W_k = I_k(beta)/beta;
+    on S^2 (d = 3) it is W_k = i_k(beta)/beta with the modified spherical Bessel function i_k.
+    ``scaled=True`` returns e^{-beta} W_k (finite for every beta). ``beta`` may be an array (leading
+    axes); differentiable in beta, relative accuracy that of :func:`log_ive`.
+    """
+    check_beta(beta, scalar=False)
+    d = check_dim(d)
+    kmax = check_nonneg_int("kmax", kmax)
+    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    k = jnp.arange(kmax + 1, dtype=beta.dtype)
+    b = beta[..., None]
+    a = (d - 2) / 2
+    log_w = gammaln(d / 2) + a * jnp.log(2.0 / b) - jnp.log(b) + log_ive(k + a, b)
+    return jnp.exp(log_w) if scaled else jnp.exp(log_w + b)

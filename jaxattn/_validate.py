@@ -58,6 +58,19 @@ def check_beta(beta, *, scalar: bool = True) -> Array:
     return arr
 
 
+def as_finite_array(value, name: str, ndim: int | tuple[int, ...] | None = None, expected: str = "") -> Array:
+    """:func:`as_float_array`, then the rank ``ndim`` (one or several allowed) and :func:`check_finite`.
+
+    ``expected`` names the accepted shape in the error, e.g. ``"a matrix (m, d)"``.
+    """
+    arr = as_float_array(value, name)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and arr.ndim not in allowed:
+        raise ValueError(f"{name} must be {expected or f'an array with {ndim} axes'}, got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr
+
+
 def check_finite(x: Array, name: str) -> None:
     """Raise ValueError if a concrete array has NaN/inf (host-side numpy: works inside jit)."""
     if is_concrete(x):

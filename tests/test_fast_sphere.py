@@ -38,15 +38,15 @@ def test_clustered_and_tiny_configurations():
         assert float(jnp.max(jnp.abs(f - g))) <= 1e-13
 
 
-def test_kernel_coefficients_match_scipy_and_sum_to_one():
+def test_legendre_coefficients_match_scipy_and_sum_to_one():
     for beta in (1e-3, 1.0, 9.0, 60.0):
-        lam = np.asarray(H.kernel_coefficients(beta, 80))
+        lam = np.asarray(H.legendre_coefficients(beta, 80))
         ls = np.arange(81)
         ref = (2 * ls + 1) * spherical_in(ls, beta) * np.exp(-beta)
         big = ref > 1e-200
         np.testing.assert_allclose(lam[big], ref[big], rtol=1e-12)
         assert abs(lam.sum() + H.tail_bound(beta, 80) - 1.0) < 1e-14
-    np.testing.assert_allclose(H.kernel_coefficients(0.0, 3), [1.0, 0, 0, 0])
+    np.testing.assert_allclose(H.legendre_coefficients(1e-12, 3), [1.0, 0, 0, 0], atol=1e-12)
 
 
 def test_truncation_bound_holds():

@@ -6,7 +6,8 @@ For tokens x_i on S^2 and Q = K = V = I, (SA) and (USA) need the kernel sums
 
 (the factor e^{-beta} keeps every number <= n). The dense kernel costs O(n^2).
 
-Expansion. The Funk-Hecke / Gegenbauer expansion of the kernel on S^2 (digest 002 §1.12) is
+Expansion. The Funk-Hecke / Gegenbauer expansion of the kernel on S^2 (Funk-Hecke formula; see
+:func:`jaxattn._special.kernel_coefficients`) is
 
     exp(beta (t - 1)) = sum_{l >= 0} lambda_l P_l(t),   lambda_l = (2l + 1) e^{-beta} i_l(beta) > 0,
 
@@ -60,7 +61,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
+
+from .._special import kernel_coefficients
 
 #: points per block in the two passes (each block's working set stays in L2 cache)
 DEFAULT_BLOCK = 128
@@ -69,12 +72,13 @@ DEFAULT_TOLERANCE = 1e-13
 
 
 def _lambdas_numpy(beta: float, lmax: int) -> np.ndarray:
-    """lambda_l = (2l + 1) e^{-beta} i_l(beta) for l = 0..lmax, in float64 (SciPy)."""
-    from scipy.special import ive
+    """:func:`legendre_coefficients` as float64 NumPy on the host (also while a jit trace is open).
 
-    ls = np.arange(lmax + 1)
-    beta = max(float(beta), 1e-300)
-    return (2 * ls + 1) * np.sqrt(np.pi / (2 * beta)) * ive(ls + 0.5, beta)
+    Computed to a multiple of 64 degrees, so that nearby betas share one compiled kernel.
+    """
+    with jax.ensure_compile_time_eval():
+        lam = legendre_coefficients(float(beta), -(-(lmax + 1) // 64) * 64 - 1)
+    return np.asarray(lam, dtype=float)[: lmax + 1]
 
 
 def tail_bound(beta: float, degree: int) -> float:
@@ -109,29 +113,16 @@ def truncation_degree(beta: float, n: int, tol: float = DEFAULT_TOLERANCE,
     return int(np.argmax(ok)) if ok.any() else lmax
 
 
-def kernel_coefficients(beta: Float[Array, ""], degree: int) -> Float[Array, " L1"]:
-    """lambda_l = (2l+1) e^{-beta} i_l(beta), l = 0..degree, differentiable in beta.
+def legendre_coefficients(beta: Float[ArrayLike, ""], degree: int) -> Float[Array, " L1"]:
+    """lambda_l = (2l + 1) e^{-beta} i_l(beta), l = 0..degree, differentiable in beta (beta > 0).
 
-    Miller's algorithm: the ratios r_l = i_l / i_{l-1} satisfy the continued fraction
-    r_l = beta / (2l + 1 + beta r_{l+1}) (from i_{l-1} - i_{l+1} = (2l+1) i_l / beta),
-    run downwards from l = 2 degree + 64 with r = 0; then lambda_l is proportional to
-    (2l+1) r_1 ... r_l and normalised by sum_l lambda_l = 1 (the expansion at t = 1).
-    No overflow for any beta >= 0 (beta = 0 gives lambda = (1, 0, ...)), and relative
-    accuracy ~1e-16 (SciPy's ``spherical_in`` agrees to 2e-16 for beta <= 100).
+    The coefficients of exp(beta (t - 1)) = sum_l lambda_l P_l(t) (module docstring). They are
+    the Funk-Hecke coefficients W_l(beta, 3) = i_l(beta) / beta of :func:`jaxattn._special.kernel_coefficients`
+    times beta e^{-beta} and the multiplicity 2l + 1 of the degree-l harmonics on S^2.
     """
     beta = jnp.asarray(beta, dtype=jnp.result_type(float))
-    top = 2 * degree + 64
-    ls = jnp.arange(1, top + 1, dtype=beta.dtype)
-
-    def down(r_next, l):
-        r = beta / (2 * l + 1 + beta * r_next)
-        return r, r
-
-    _, ratios = jax.lax.scan(down, jnp.zeros_like(beta), ls, reverse=True)
-    log_p = jnp.concatenate([jnp.zeros((1,), beta.dtype), jnp.cumsum(jnp.log(ratios))])
-    log_w = jnp.log(2 * jnp.arange(top + 1, dtype=beta.dtype) + 1) + log_p
-    lam = jnp.exp(log_w - jax.scipy.special.logsumexp(log_w))
-    return lam[: degree + 1]
+    ls = jnp.arange(degree + 1, dtype=beta.dtype)
+    return (2 * ls + 1) * beta * kernel_coefficients(beta, degree, d=3, scaled=True)
 
 
 def _packed_tables(degree: int):
@@ -286,7 +277,7 @@ def sphere_attention_harmonics(
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"the harmonics evaluator works on S^2 only: tokens must be (n, 3), got {x.shape}")
     n = x.shape[0]
-    lambdas = kernel_coefficients(beta, degree).astype(x.dtype)
+    lambdas = legendre_coefficients(beta, degree).astype(x.dtype)
     x = x / jnp.linalg.norm(x, axis=1, keepdims=True)  # the addition theorem needs |x| = 1
     w = jnp.concatenate([jnp.ones((n, 1), x.dtype), x], axis=1)
     s = harmonic_sums(x, w, lambdas, block=block)
