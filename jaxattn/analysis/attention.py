@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ..fields._base import AbstractField
+from ..fields import AbstractField
 
 
 def attention_matrix(field: AbstractField, x: Array, t=0.0) -> Array:

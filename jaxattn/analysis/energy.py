@@ -17,8 +17,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
-from ..fields._base import AbstractField
-from ..fields.circle import embed_angles
+from ..fields import AbstractField, SelfAttention, UnnormalisedSelfAttention, embed_angles
 from .clusters import pairwise_inner_products
 
 
@@ -37,8 +36,6 @@ def circle_energy(theta: Float[Array, "... n"], beta) -> Float[Array, "..."]:
 
 def energy_rate(field: AbstractField, x: Float[Array, "n d"], t=0.0) -> Float[Array, ""]:
     """dE_beta/dt predicted by the gradient-flow identities (module docstring) for Q = K = I, V = +-I."""
-    from ..fields.sphere import SelfAttention, UnnormalisedSelfAttention
-
     v = field.velocity(t, x)
     speed2 = jnp.sum(v * v, axis=-1)
     n = x.shape[0]
