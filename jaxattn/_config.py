@@ -8,8 +8,8 @@ creating arrays you want in float64).
 
 float32 is an explicit opt-in: pass float32 initial conditions (for example
 ``jaxattn.initial.uniform_sphere(key, n, d, dtype=jnp.float32)``) and the whole solve,
-including diffrax's internal state, stays in float32. It is 2-4.5x faster on CPU
-(ecosystem report §3.4) but unsafe for
+including diffrax's internal state, stays in float32. It is 2-4.5x faster on CPU for
+n >= 256 (measurement: ``docs/solving.md``) but unsafe for
 
 * long metastable runs (papers 002/003): 1 - <x_i, x_j> cannot be resolved below ~1e-7,
   so the slow drift between clusters freezes;

@@ -1,0 +1,147 @@
+"""Ensembles: how a batch of initial conditions is integrated, chunked and sharded.
+
+``x0`` of shape (batch, n, d) (or (batch, n) on the circle) is an ensemble. Strategies:
+
+* ``"batched"``: the whole batch is one state with a shared step whose error norm is the **max
+  over members** of each member's RMS error (:func:`ensemble_max_norm`), so no member is less
+  accurate than it would be alone;
+* ``"vmap"``: ``jax.vmap`` of the whole adaptive solve, each member with its own steps (a vmapped
+  while-loop runs until its slowest member is done);
+* ``"map"``: the members one after another inside one compiled program (``jax.lax.map``), each
+  with its own steps and no padding to the slowest member;
+* ``"auto"`` (default): "map" on a CPU when n >= :data:`AUTO_MAP_MIN_TOKENS`, otherwise
+  "batched" (and always "batched" on GPU/TPU, where one wide vectorised step is what the
+  hardware wants).
+
+All three agree with a loop over members (vmap and map to 1e-12, batched to the solver
+tolerance). The measurement behind "auto" is in ``docs/ensembles.md``.
+
+An ensemble larger than a memory budget is solved in equal chunks (:func:`solve_chunked`), and
+:func:`shard_ensemble` places the member axis on the devices of a mesh. Both pad the batch with
+copies of member 0 (:func:`pad_members`): the max-over-members error norm of a batched solve is
+unchanged by duplicates, and one compilation serves every chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Float
+
+from ..fields import AbstractField
+from ._core import SolveConfig, SolveOutput, solve_one
+
+Ensemble = Literal["auto", "batched", "vmap", "map"]
+
+#: ``ensemble="auto"`` uses "map" on a CPU from this many tokens on (``docs/ensembles.md``)
+AUTO_MAP_MIN_TOKENS = 128
+
+#: default byte budget of one ensemble solve before it is chunked
+DEFAULT_MAX_MEMORY = 2 * 1024**3
+
+
+def resolve_ensemble(ensemble: str, n: int) -> str:
+    """The strategy ``ensemble="auto"`` stands for at n tokens on the default backend."""
+    if ensemble != "auto":
+        return ensemble
+    return "map" if jax.default_backend() == "cpu" and n >= AUTO_MAP_MIN_TOKENS else "batched"
+
+
+def ensemble_max_norm(y: Array) -> Array:
+    """max over ensemble members (leading axis) of each member's RMS norm."""
+    return jnp.max(jax.vmap(optx.rms_norm)(y))
+
+
+def ensemble_bytes_per_member(n: int, d: int, num_saves: int, itemsize: int = 8) -> int:
+    """Estimated peak bytes of one ensemble member: the saved states (T n d), ~10
+    Runge-Kutta stage buffers (n d) and the attention working set (n * min(n, 1024))."""
+    return itemsize * (num_saves * n * d + 10 * n * d + 4 * n * min(n, 1024))
+
+
+def pad_members(x0: Array, multiple: int) -> Array:
+    """Pad the leading (member) axis of x0 to a multiple of ``multiple`` with copies of member 0."""
+    pad = (-x0.shape[0]) % multiple
+    if not pad:
+        return x0
+    return jnp.concatenate([x0, jnp.broadcast_to(x0[:1], (pad, *x0.shape[1:]))], axis=0)
+
+
+@eqx.filter_jit
+def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
+              ts: Array) -> SolveOutput:
+    """The compiled solve of one configuration (``config.mode == "single"``) or an ensemble."""
+    if config.mode in ("vmap", "map"):
+        def one(x):
+            return solve_one(config, field, x, t0, t1, ts, batched=False)
+
+        out = jax.vmap(one)(x0) if config.mode == "vmap" else jax.lax.map(one, x0)
+        if config.saveat is None:  # the requested save times, shared by every member
+            out = dataclasses.replace(out, ts=ts)
+    else:
+        out = solve_one(config, field, x0, t0, t1, ts, batched=config.mode == "batched")
+    if config.traced:
+        xs = eqx.error_if(
+            out.xs, jnp.any(out.failed),
+            "jaxattn.simulate: the solver reached max_steps before t1. Increase max_steps, "
+            "loosen rtol/atol, or shorten t1 (outside jit the error names the time reached).",
+        )
+        xs = eqx.error_if(xs, jnp.any(out.other_failure),
+                          "jaxattn.simulate: the diffrax solve failed (non-finite values or step size collapse)")
+        out = dataclasses.replace(out, xs=xs)
+    return out
+
+
+def solve_chunked(chunk: int, config: SolveConfig, field: AbstractField, x0: Array, t0: Array,
+                  t1: Array, ts: Array) -> SolveOutput:
+    """An ensemble solved in equal chunks of ``chunk`` members (the last padded with copies of
+    member 0, so one compilation serves all), the outputs concatenated. Chunks take their own
+    shared steps (batched mode), so the results differ from one solve at the solver tolerance."""
+    batch = x0.shape[0]
+    padded = pad_members(x0, chunk)
+    parts = [solve_jit(config, field, padded[i:i + chunk], t0, t1, ts)
+             for i in range(0, padded.shape[0], chunk)]
+
+    def join(*leaves):  # per-member values: scalars in batched mode, (chunk,) in vmap/map mode
+        return jnp.concatenate([jnp.broadcast_to(a, (chunk, *a.shape[1:]) if a.ndim else (chunk,))
+                                for a in leaves])[:batch]
+
+    joined = jax.tree_util.tree_map(join, *[dataclasses.replace(p, ts=None) for p in parts])
+    return dataclasses.replace(joined, ts=parts[0].ts)  # the save times are shared
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def ensemble_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A one-axis mesh named ``"batch"`` over ``devices`` (default: all visible devices)."""
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.sharding.Mesh(np.array(devices), ("batch",))
+
+
+def shard_ensemble(x0: Float[Array, "batch ..."],
+                   mesh: jax.sharding.Mesh | None = None) -> tuple[Float[Array, "padded ..."], int]:
+    """Place the leading (ensemble) axis of ``x0`` on the devices of ``mesh``.
+
+    Returns ``(x0_sharded, batch)``: when the batch size is not a multiple of the device
+    count, x0 is padded with copies of its first member (:func:`pad_members`; the
+    max-over-members error norm of the batched solve is unchanged by duplicates) and
+    ``batch`` is the original size to slice the results back to.
+    """
+    x0 = jnp.asarray(x0)
+    if x0.ndim < 2:
+        raise ValueError(f"an ensemble needs a leading batch axis, got shape {x0.shape}")
+    mesh = ensemble_mesh() if mesh is None else mesh
+    count = mesh.devices.size
+    batch = x0.shape[0]
+    x0 = pad_members(x0, count)
+    if count == 1:
+        return x0, batch
+    spec = jax.sharding.PartitionSpec("batch", *([None] * (x0.ndim - 1)))
+    return jax.device_put(x0, jax.sharding.NamedSharding(mesh, spec)), batch
