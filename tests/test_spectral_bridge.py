@@ -1,4 +1,4 @@
-"""Particles <-> PDE bridge (digest 004 tests 10, 14-21 and 002 T31; W1 identities of digest §2.6, §6.9).
+"""Particles <-> PDE bridge (papers 004 and 002 T31; W1 on the circle: Rabin, Delon, Gousseau 2011).
 
 Convention in every test: theta in [0, 2pi), rho w.r.t. d theta (uniform 1/(2pi)), mu_k = int e^{-ik theta} d mu;
 time = particle time of eq. (10) (USA) or its SA form; W1 on S^1 with geodesic (arc-length) cost.
@@ -15,11 +15,26 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.spectral import bridge as B, circle as C, linear as L
-from jaxattn.spectral._particles import MomentVelocity, dense_velocity, simulate_angles
+from jaxattn.studies import paper_004 as P
+
+
+def dense_velocity(theta, beta, model: str = "usa"):
+    """The independent O(N^2) oracle: -(1/N or 1/Z_i) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j)."""
+    diff = theta[..., :, None] - theta[..., None, :]
+    w = jnp.exp(beta * (jnp.cos(diff) - 1))  # scaled by e^{-beta}
+    num = -jnp.sum(w * jnp.sin(diff), axis=-1)
+    if model == "usa":
+        return num * jnp.exp(beta) / theta.shape[-1]
+    return num / jnp.sum(w, axis=-1)
+
+
+def particle_angles(theta0, beta, ts, model: str = "usa", tol: float = 1e-10):
+    """Angles at ts of the paper-004 particle field (jaxattn.simulate, Fourier evaluator): (T, N) or (B, T, N)."""
+    return jaxattn.simulate(P.circle_field(beta, model), theta0, float(ts[-1]), ts=ts, rtol=tol, atol=tol).xs
 
 
 def test_w1_circle_identities():
-    """Digest test 16: W1(uniform, delta^k) = pi/(2k) with a fine quantile discretisation; W1(delta_a, delta_b)
+    """W1(uniform, delta^k) = pi/(2k) with a fine quantile discretisation; W1(delta_a, delta_b)
     is the geodesic distance; symmetry, rotation invariance, triangle inequality on random measures."""
     n = 20_000
     u = (jnp.arange(n) + 0.5) / n * 2 * np.pi
@@ -81,12 +96,12 @@ def test_particle_observables_accept_simulate_shapes():
 
 @pytest.mark.parametrize("beta", [2.0, 5.0, 7.0])
 def test_moment_velocity_equals_dense_sum(beta):
-    """Digest test 10: the O(NL) moment velocity with L = 15 sqrt(beta) + 10 equals the O(N^2) sum to 1e-13
+    """The O(NL) Fourier velocity with L = 15 sqrt(beta) + 10 modes equals the O(N^2) sum to 1e-13
     (USA; scaled by max|v|) and to 1e-14 for SA, N = 2000; also equals jaxattn's dense CircleSelfAttention."""
     th = jax.random.uniform(jax.random.PRNGKey(2), (2000,)) * 2 * np.pi
     th = th + 0.4 * jnp.sin(3 * th)
     for model in ("usa", "sa"):
-        v1, v2 = MomentVelocity(beta, model)(0.0, th), dense_velocity(th, beta, model)
+        v1, v2 = P.circle_field(beta, model).velocity(0.0, th), dense_velocity(th, beta, model)
         assert float(jnp.max(jnp.abs(v1 - v2))) < 1e-14 * max(1.0, float(jnp.max(jnp.abs(v2)))) * 10
     if hasattr(jaxattn, "CircleSelfAttention"):
         f = jaxattn.CircleSelfAttention(beta, unnormalised=True)
@@ -95,9 +110,9 @@ def test_moment_velocity_equals_dense_sum(beta):
 
 
 def test_equilibria_particles():
-    """Digest test 17: k equally spaced equal-mass clusters have zero velocity (k = 2..6)."""
+    """k equally spaced equal-mass clusters have zero velocity (k = 2..6)."""
     dense = jax.jit(dense_velocity, static_argnames="model")
-    fields = {m: eqx.filter_jit(MomentVelocity(5.0, m)) for m in ("usa", "sa")}
+    fields = {m: eqx.filter_jit(P.circle_field(5.0, m)) for m in ("usa", "sa")}
     for k in range(2, 7):
         th = jnp.repeat(2 * np.pi * jnp.arange(k) / k, 60 // k) + 0.3  # 60 particles for every k
         for model in ("usa", "sa"):
@@ -117,16 +132,16 @@ def test_particles_follow_pde_moments_T31():
     tr = C.solve_circle(c0, beta, ts=ts, model="sa")
     th_iid = B.iid_sample(jax.random.PRNGKey(3), c0, n)
     th_q = B.quantile_sample(c0, n)
-    xs = simulate_angles(jnp.stack([th_iid, th_q]), beta, ts, model="sa", rtol=1e-9, atol=1e-9)
-    mu = B.fourier_moments(xs, 5)  # (T, 2, 6)
-    err = np.abs(np.asarray(mu) - np.asarray(tr.coeffs[:, None, :6]))
-    assert err[:, 0].max() < 3 / math.sqrt(n)
-    assert err[:, 1].max() < 2e-3
+    xs = particle_angles(jnp.stack([th_iid, th_q]), beta, ts, model="sa", tol=1e-9)
+    mu = B.fourier_moments(xs, 5)  # (2, T, 6)
+    err = np.abs(np.asarray(mu) - np.asarray(tr.coeffs[None, :, :6]))
+    assert err[0].max() < 3 / math.sqrt(n)
+    assert err[1].max() < 2e-3
     assert np.abs(np.asarray(tr.coeffs[-1, 1:6])).max() > 0.2  # the dynamics did something
 
 
 def test_exit_time_fourier_deterministic():
-    """Digest test 19 (deterministic version): PDE runs with |mu_kmax(0)| = N^{-1/2} exit (|mu_kmax| = delta')
+    """Deterministic version of Fig. 3: PDE runs with |mu_kmax(0)| = N^{-1/2} exit (|mu_kmax| = delta')
     at ln(delta' sqrt(N))/gamma_max + O(delta'): the exit time is linear in ln N with slope 1/(2 gamma_max)."""
     beta, kmax = 2.0, 2
     g = float(L.growth_rate(beta, kmax))
@@ -145,7 +160,7 @@ def test_exit_time_fourier_deterministic():
 
 
 def test_noise_to_particle_number_mapping():
-    """Digest test 20: additive grid white noise sigma on M cells gives E|mu_k(0)|^2 = 4 pi^2 sigma^2 / M (5%),
+    """additive grid white noise sigma on M cells gives E|mu_k(0)|^2 = 4 pi^2 sigma^2 / M (5%),
     and noise_coefficients(n_eff) has E|mu_k|^2 = 1/n_eff."""
     M, sigma, draws = 512, 0.01, 200
     noise = sigma * jax.random.normal(jax.random.PRNGKey(4), (draws, M))
@@ -159,7 +174,7 @@ def test_noise_to_particle_number_mapping():
 
 
 def test_h_minus_one_norm_of_iid_points():
-    """Digest test 21: for N iid uniform points N E ||rho_0||^2_{H^-1} = (pi coth pi - 1)/(2 pi) = 0.342716 (3%)."""
+    """for N iid uniform points N E ||rho_0||^2_{H^-1} = (pi coth pi - 1)/(2 pi) = 0.342716 (3%)."""
     # N E||.||^2 is exactly N-independent (E|mu_k|^2 = 1/N), so N = 200 suffices. All modes are summed in
     # closed form: (1/2pi) sum_{k != 0} e^{ikx}/(1+k^2) = (pi cosh(pi - x)/sinh(pi) - 1)/(2pi), x in [0, 2pi];
     # the Fourier series itself (4000 modes) is checked against it on one draw.
@@ -198,7 +213,7 @@ def test_sphere_wasserstein_with_pot():
 
 @pytest.mark.slow
 def test_mean_field_convergence_rates():
-    """Digest test 18: rho_0 = (1 + 0.5 cos 3 theta + 0.3 sin 2 theta)/(2pi), beta = 5, t = 0.02: W1(particles, PDE)
+    """rho_0 = (1 + 0.5 cos 3 theta + 0.3 sin 2 theta)/(2pi), beta = 5, t = 0.02: W1(particles, PDE)
     decays like N^{-1/2} for iid samples (slope -0.5 +- 0.1) and about N^{-1} for quantile samples."""
     beta, t = 5.0, 0.02
     c0 = C.mode_coefficients(256, cos={3: 0.5 / (2 * np.pi)}, sin={2: 0.3 / (2 * np.pi)})
@@ -209,10 +224,10 @@ def test_mean_field_convergence_rates():
     for N in Ns:
         d = []
         for s in range(8):
-            th = simulate_angles(B.iid_sample(jax.random.PRNGKey(100 + s), c0, N), beta, jnp.array([0.0, t]), rtol=1e-10, atol=1e-10)[-1]
+            th = particle_angles(B.iid_sample(jax.random.PRNGKey(100 + s), c0, N), beta, jnp.array([0.0, t]))[-1]
             d.append(float(B.w1_circle(th, ref)))
         iid.append(np.mean(d))
-        thq = simulate_angles(B.quantile_sample(c0, N), beta, jnp.array([0.0, t]), rtol=1e-10, atol=1e-10)[-1]
+        thq = particle_angles(B.quantile_sample(c0, N), beta, jnp.array([0.0, t]))[-1]
         qnt.append(float(B.w1_circle(thq, ref)))
     s_iid = np.polyfit(np.log(Ns), np.log(iid), 1)[0]
     s_q = np.polyfit(np.log(Ns), np.log(qnt), 1)[0]

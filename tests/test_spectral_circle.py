@@ -1,6 +1,6 @@
-"""Pseudo-spectral circle PDE (paper 004 eq. (11)/(15); digest 004 §4, tests 5-13, 17, 25; paper 002 T28, T30).
+"""Pseudo-spectral circle PDE (paper 004 eq. (11)/(15); paper 002 T28, T30).
 
-Convention in every test (digest §4.1): theta in [0, 2pi); density rho w.r.t. d theta (uniform 1/(2pi));
+Convention in every test (docs/spectral.md): theta in [0, 2pi); density rho w.r.t. d theta (uniform 1/(2pi));
 moments mu_k = int e^{-ik theta} d mu (mu_0 = 1); W_k = I_k(beta)/beta; time = particle time of eq. (10),
 dtheta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j) (USA), V = +I unless stated.
 A cos(k theta) perturbation of amplitude eps has mu_k = pi eps; sin(k theta) has mu_k = -i pi eps.
@@ -20,9 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxattn.spectral import circle as C, linear as L
-from jaxattn.spectral._particles import dense_velocity
 
-K = 32  # resolves the beta <= 7 kernel to 1e-16 (digest §6.5 table); one compiled shape for most tests
+K = 32  # resolves the beta <= 7 kernel to 1e-16 (docs/spectral.md); one compiled shape for most tests
 
 
 @eqx.filter_jit
@@ -44,11 +43,11 @@ def _unit(k, K=K, phase=1.0):
     [("usa", 1, 5.0), ("usa", 1, 0.3), ("sa", 1, 5.0), ("usa", -1, 5.0), ("sa", -1, 2.0)],
 )
 def test_linear_operator_is_diagonal_with_rates(model, sign, beta):
-    """Digest test 5 / 002-T28: the Jacobian at the uniform state (jax.jvp) is diag(gamma_k) in Fourier space."""
+    """002-T28: the Jacobian at the uniform state (jax.jvp) is diag(gamma_k) in Fourier space."""
     m = C.CircleModel(beta, K, model=model, sign=sign)
     y0 = C.to_state(C.mode_coefficients(K))
     gam = np.asarray(L.growth_rates(beta, K, model=model, sign=sign))
-    # uniform state is an equilibrium (digest test 17)
+    # uniform state is an equilibrium (docs/spectral.md)
     assert float(jnp.max(jnp.abs(m(0.0, y0)))) < 1e-15 * max(1.0, abs(gam).max())
     for k in [1, 2, 3, 4, 6, 9]:
         for phase in [1.0, 1j, (1 - 2j) / 3]:
@@ -60,9 +59,9 @@ def test_linear_operator_is_diagonal_with_rates(model, sign, beta):
 
 
 def test_linear_growth_in_time_cos_and_sin():
-    """Digest test 6: rho_0 = 1/(2pi) + eps cos k theta and + eps sin k theta, eps = 1e-10, beta = 5, k = 1..6,
+    """rho_0 = 1/(2pi) + eps cos k theta and + eps sin k theta, eps = 1e-10, beta = 5, k = 1..6,
     integrated to t = ln(10)/gamma_k: the fitted rate equals gamma_k to 1e-6 and the phase is kept.
-    The sin case catches the authors' cross-correlation bug (there sin modes *decay*, digest §0.3)."""
+    The sin case catches the authors' cross-correlation bug (there sin modes *decay*, docs/spectral.md erratum 3)."""
     beta, eps = 5.0, 1e-10
     m = C.CircleModel(beta, K)
     gam = np.asarray(L.growth_rates(beta, 6))
@@ -78,7 +77,7 @@ def test_linear_growth_in_time_cos_and_sin():
 
 
 def test_mass_energy_and_energy_identity():
-    """Digest tests 7-8 / 002-T30: mass to 1e-13, E non-decreasing (V = I), dE/dt = int rho v^2 to 1e-8,
+    """002-T30: mass to 1e-13, E non-decreasing (V = I), dE/dt = int rho v^2 to 1e-8,
     E(uniform) = I_0(beta)/(2 beta)."""
     beta = 5.0
     c0 = C.mode_coefficients(48, cos={3: 0.01}, sin={2: 0.004})
@@ -116,12 +115,12 @@ def test_repulsive_and_sa_energy_monotone():
 
 @pytest.mark.parametrize("beta", [3.0, 5.0])
 def test_fourier_ode_equals_particles(beta):
-    """Digest test 9: for an empirical measure, the exact d mu_k/dt from the (dense) particle velocities equals
+    """for an empirical measure, the exact d mu_k/dt from the (dense) particle velocities equals
     the spectral right-hand side applied to the particle moments, k in {1,2,3,5,8}, to 1e-13 (USA)."""
     n = 300
     rng = np.random.default_rng(0)
     th = jnp.asarray(rng.uniform(0, 2 * np.pi, n) ** 1.3 % (2 * np.pi))  # non-uniform
-    vel = dense_velocity(th, beta)
+    vel = jaxattn.CircleSelfAttention(beta, unnormalised=True).velocity(0.0, th)  # dense O(n^2) field
     Kp = 96  # K - L >= 8 with L = 15 sqrt(beta) + 10
     k = jnp.arange(Kp + 1)
     mu = jnp.mean(jnp.exp(-1j * k[:, None] * th[None, :]), axis=1)
@@ -134,7 +133,7 @@ def test_fourier_ode_equals_particles(beta):
 
 
 def test_symmetries():
-    """Digest test 11: rotation and reflection equivariance (1e-12), H_3 invariance on S^1 (1e-14)."""
+    """rotation and reflection equivariance (1e-12), H_3 invariance on S^1 (1e-14)."""
     beta, phi = 5.0, 0.7
     m = C.CircleModel(beta, K)
     c0 = C.mode_coefficients(K, cos={1: 0.02, 3: 0.03}, sin={2: 0.01, 4: 0.02})
@@ -151,7 +150,7 @@ def test_symmetries():
 
 
 def test_second_order_grenier_term():
-    """Digest test 12: beta = 5, rho_0 = 1/(2pi) + a cos 3 theta, a = 1e-6, at t* = ln(1e-3/a)/gamma_3:
+    """beta = 5, rho_0 = 1/(2pi) + a cos 3 theta, a = 1e-6, at t* = ln(1e-3/a)/gamma_3:
     cos 6 theta coefficient = a^2 3.710738 (e^{2 gamma_3 t} - e^{gamma_6 t}), cos 3 theta = a e^{gamma_3 t} (1e-4)."""
     beta, a = 5.0, 1e-6
     g = np.asarray(L.growth_rates(beta, 6))
@@ -167,7 +166,7 @@ def test_second_order_grenier_term():
 
 @pytest.mark.parametrize("beta,kmax", [(2.0, 2), (5.0, 3), (7.0, 4)])
 def test_dominant_mode_selection(beta, kmax):
-    """Digest test 13: mu_k(0) = 1e-12 e^{i phi_k}, 1 <= k <= 24: at amplitude 1e-2 the largest mode is k_max,
+    """mu_k(0) = 1e-12 e^{i phi_k}, 1 <= k <= 24: at amplitude 1e-2 the largest mode is k_max,
     and at amplitude ~1e-6 the ratios |mu_k|/|mu_kmax| = e^{-(gamma_max-gamma_k) t} (1e-3) for gamma_k >= gamma_max/2."""
     Kd = 48
     rng = np.random.default_rng(1)
@@ -240,7 +239,7 @@ def test_viscosity_imex_and_filter_change_rates_as_documented():
 
 
 def test_gradient_through_solver_matches_finite_differences():
-    """Digest test 25: d/dbeta |mu_3(T)|^2, T = 0.2, beta = 5, via diffrax's recursive-checkpoint adjoint."""
+    """d/dbeta |mu_3(T)|^2, T = 0.2, beta = 5, via diffrax's recursive-checkpoint adjoint."""
     c0 = C.mode_coefficients(K, cos={3: 1e-4, 2: 1e-4})
     ts = jnp.array([0.0, 0.2])
 

@@ -1,9 +1,9 @@
-"""Linear theory at the uniform state (paper 004 Rem. 4.1, App. C-D; digest 004 §1.8-1.9, tests 1-4, 24, 25).
+"""Linear theory at the uniform state (paper 004 Rem. 4.1, App. C-D).
 
 Convention in every test: W(q) = beta^{-1} e^{beta q}; rates in the particle time of eq. (10)
 (dtheta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j) for USA); coefficients on the
 probability measure (d theta / 2pi on S^1, normalised surface measure on S^{d-1}).
-Oracles: scipy.special.iv / ive, scipy quadrature, the digest's independently computed tables.
+Oracles: scipy.special.iv / ive, scipy quadrature, independently computed tables (scipy, quoted in the tests).
 """
 
 import numpy as np
@@ -30,7 +30,7 @@ def test_bessel_series_matches_scipy(beta):
 
 @pytest.mark.parametrize("beta", [0.5, 2.0, 5.0, 7.0, 20.0])
 def test_kernel_coefficients_fft_and_closed_form(beta):
-    """Digest test 1: W_k from the FFT of beta^{-1} e^{beta cos theta} (M = 256) equals iv(k, beta)/beta."""
+    """W_k from the FFT of beta^{-1} e^{beta cos theta} (M = 256) equals iv(k, beta)/beta."""
     M = 256
     theta = 2 * np.pi * np.arange(M) / M
     W_fft = np.real(np.fft.fft(np.exp(beta * np.cos(theta)) / beta)[:31]) / M
@@ -43,7 +43,7 @@ def test_kernel_coefficients_fft_and_closed_form(beta):
 
 
 def test_growth_rate_table_d2():
-    """Digest §1.9 table: gamma_k = k^2 I_k(beta)/beta (the paper's Fig. 2 plots gamma_k / pi)."""
+    """Reference table: gamma_k = k^2 I_k(beta)/beta (the paper's Fig. 2 plots gamma_k / pi)."""
     g5 = [4.867128, 14.004492, 18.596070, 16.346351, 10.789873, 5.704457, 2.513592, 0.948693, 0.312915, 0.091601]
     g7 = [22.291299, 70.863606, 109.511340, 116.580001, 96.019594, 64.778980, 37.047452, 18.385612, 8.054758, 3.156858]
     np.testing.assert_allclose(np.asarray(L.growth_rates(5.0, 10))[1:], g5, rtol=0, atol=6e-7)  # table has 6 decimals
@@ -58,7 +58,7 @@ def test_growth_rate_table_d2():
 
 
 def test_sa_rates_and_T28_values():
-    """Digest test 24 and 002-T28: SA rates k^2 I_k/(beta I_0); USA/SA values for several (beta, k)."""
+    """002-T28: SA rates k^2 I_k/(beta I_0); USA/SA values for several (beta, k)."""
     sa5 = [0.178677, 0.514117, 0.682678, 0.600089, 0.396106, 0.209416, 0.092276, 0.034827]
     np.testing.assert_allclose(np.asarray(L.growth_rates(5.0, 8, model="sa"))[1:], sa5, rtol=0, atol=6e-7)
     for beta, k, sa, usa in [(1, 1, 0.44639, 0.56516), (4, 2, 0.56824, 6.42219), (4, 3, 0.66439, 7.50887)]:
@@ -71,7 +71,7 @@ def test_sa_rates_and_T28_values():
 
 
 def test_kmax_table_d2_and_sa():
-    """Digest test 3: k_max(beta) for d = 2 (and the same for SA); asymptotics sqrt(2 beta), not sqrt(beta)."""
+    """k_max(beta) for d = 2 (and the same for SA); asymptotics sqrt(2 beta), not sqrt(beta)."""
     betas = [0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 30, 50, 100, 200]
     expected = [1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 6, 8, 10, 14, 20]
     assert list(L.dominant_mode(np.array(betas, float))) == expected
@@ -93,9 +93,9 @@ def test_crossover_betas():
 
 
 def test_kmax_table_general_d():
-    """Digest §1.9 matrix k_max(beta, d); agrees with max(1, round(sqrt(2 beta + a^2) - a)).
+    """Matrix k_max(beta, d); agrees with max(1, round(sqrt(2 beta + a^2) - a)).
 
-    (The digest states round(...) alone; at beta = 1, d >= 8 that rounds to 0, so the floor at 1 is needed.)"""
+    (round(...) alone is not enough: at beta = 1, d >= 8 that rounds to 0, so the floor at 1 is needed.)"""
     betas = np.array([1, 2, 4, 5, 7, 10, 20, 50, 100, 400.0])
     table = {
         2: [1, 2, 3, 3, 4, 4, 6, 10, 14, 28],
@@ -127,7 +127,7 @@ def test_rates_d3_d4_tables():
 
 @pytest.mark.parametrize("d", [3, 4, 5, 8])
 def test_closed_form_matches_funk_hecke_quadrature(d):
-    """Digest test 4: the Gegenbauer closed form equals Funk-Hecke quadrature (scipy quad, Rodrigues-free P_k)."""
+    """the Gegenbauer closed form equals Funk-Hecke quadrature (scipy quad, Rodrigues-free P_k)."""
     from scipy.special import eval_gegenbauer, gamma
 
     beta = 5.0
@@ -150,7 +150,7 @@ def test_harmonic_dimension():
 
 @pytest.mark.parametrize("k", [1, 2, 3, 6])
 def test_grad_growth_rate_matches_closed_form(k):
-    """Digest test 25: d gamma_k / d beta = k^2 [(I_{k-1}+I_{k+1})/(2 beta) - I_k/beta^2]."""
+    """d gamma_k / d beta = k^2 [(I_{k-1}+I_{k+1})/(2 beta) - I_k/beta^2]."""
     for beta in [0.7, 5.0, 12.0]:
         g = float(jax.grad(lambda b: L.growth_rate(b, k))(beta))
         ref = k**2 * ((sp.iv(k - 1, beta) + sp.iv(k + 1, beta)) / (2 * beta) - sp.iv(k, beta) / beta**2)

@@ -1,4 +1,4 @@
-"""Paper 004 experiments as tests (digest 004 tests 14, 15, 17, 19, 26).
+"""Paper 004 experiments as tests (Figs. 2, 3, 5 and App. B of Bruno, Pasqualotto, Agazzi 2025).
 
 Convention in every test: USA/SA on S^1 in the time of eq. (10), dtheta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)}
 sin(theta_i-theta_j); f^alpha = 1/(2pi) + alpha cos 3 theta as a density w.r.t. d theta; W1 with arc-length cost.
@@ -13,8 +13,13 @@ import jaxattn  # noqa: F401  (float64)
 import jax
 import jax.numpy as jnp
 
-from jaxattn.spectral import _paper004 as P, linear as L
-from jaxattn.spectral._particles import simulate_angles
+from jaxattn.spectral import linear as L
+from jaxattn.studies import paper_004 as P
+
+
+def _sa_angles(theta0, ts):
+    """SA particles at beta = 1 with 30 Fourier modes, tight tolerances: angles at ts."""
+    return jaxattn.simulate(P.circle_field(1.0, "sa", 30), theta0, float(ts[-1]), ts=ts, rtol=1e-12, atol=1e-16).xs
 
 
 def test_cluster_count():
@@ -25,7 +30,7 @@ def test_cluster_count():
 
 
 def test_figure5_time_shift_particles():
-    """Digest test 15: quantile samples of f^alpha (N = 300, divisible by 3), beta = 5: W1(mu_0, delta_3) ~ pi/6,
+    """Fig. 5: quantile samples of f^alpha (N = 300, divisible by 3), beta = 5: W1(mu_0, delta_3) ~ pi/6,
     W1(mu_t, delta_3) < 1e-3 at large t, and the alpha = 0.001 curve is the alpha = 0.01 curve shifted by
     ln(10)/gamma_3 = 0.12382 to 1e-2 (sup over t > 0.05)."""
     shift = P.shift_time(10.0)
@@ -39,14 +44,14 @@ def test_figure5_time_shift_particles():
 
 
 def test_sa_antipodal_pair_rate():
-    """Digest test 17 / §0.8: the antipodal 2-particle SA state (beta = 1) is stationary and a perturbation grows
-    at 2/(e^2+1) = 0.238406 (the paper's App. B bound uses 2/e^2 = 0.270671)."""
+    """App. B (docs/spectral.md erratum 5): the antipodal 2-particle SA state (beta = 1) is stationary and a
+    perturbation grows at 2/(e^2+1) = 0.238406 (the paper's App. B bound uses 2/e^2 = 0.270671)."""
     th0 = jnp.array([0.0, math.pi])
-    v = simulate_angles(th0, 1.0, jnp.array([0.0, 1.0]), model="sa", L=30, rtol=1e-12, atol=1e-16)
+    v = _sa_angles(th0, jnp.array([0.0, 1.0]))
     assert float(jnp.max(jnp.abs(v[-1] - th0))) < 1e-12
     eps = 1e-9
     ts = jnp.array([0.0, 20.0])
-    th = simulate_angles(jnp.array([eps, math.pi - eps]), 1.0, ts, model="sa", L=30, rtol=1e-12, atol=1e-16)
+    th = _sa_angles(jnp.array([eps, math.pi - eps]), ts)
     sep = math.pi - float(th[-1, 1] - th[-1, 0])
     rate = math.log(sep / (2 * eps)) / 20.0
     assert abs(rate - 2 / (math.e**2 + 1)) < 1e-6
@@ -54,9 +59,9 @@ def test_sa_antipodal_pair_rate():
 
 @pytest.mark.slow
 def test_figure2_statistics():
-    """Digest test 26 (statistical): beta = 5, N = 10^4, T = 0.6: >= 70% of 10 seeds end with 3 mass->=5%
+    """Fig. 2 (statistical): beta = 5, N = 10^4, T = 0.6: >= 70% of 10 seeds end with 3 mass->=5%
     clusters; the linear-theory positions (2 pi j - arg mu_3(0))/3 are within 0.35 rad for >= 80% of those
-    (digest test 14)."""
+    (paper 004 Thm 4.2)."""
     n_three, n_close = 0, 0
     for seed in range(10):
         ts, xs, k, pos = P.figure2_run(5.0, 10_000, 0.6, seed, n_save=7)
@@ -74,7 +79,7 @@ def test_figure2_statistics():
 
 @pytest.mark.slow
 def test_exit_time_slope_particles():
-    """Digest test 19: beta = 2, 100-bin TV > 0.3, N = 1000..16000, 20 runs: slope within 30% of 1/(2 gamma_max)."""
+    """Fig. 3: beta = 2, 100-bin TV > 0.3, N = 1000..16000, 20 runs: slope within 30% of 1/(2 gamma_max)."""
     Ns = [1000, 2000, 4000, 8000, 16000]
     t = P.exit_times(2.0, Ns, 20, T=8.0, n_save=401)
     slope = np.polyfit(np.log(Ns), np.nanmean(t, axis=1), 1)[0]

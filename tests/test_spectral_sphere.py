@@ -1,4 +1,4 @@
-"""Zonal S^{d-1} and full S^2 solvers (digest 004 §4.4, tests 22-23; paper 002 T29-T30).
+"""Zonal S^{d-1} and full S^2 solvers (paper 002 T29-T30).
 
 Convention in every test: rho is a density w.r.t. the normalised surface measure (uniform = 1); W(q) =
 beta^{-1} e^{beta q}, W_l its Funk-Hecke coefficients on the probability measure; time = particle time of
@@ -43,7 +43,7 @@ def _jvp_rates(m, y0, basis):
     (4, [4.20135, 6.61194, 6.12988, 4.14331]),
 ])
 def test_zonal_linear_rates_tables(d, expected):
-    """Digest test 22: zonal P_k growth rates at beta = 5 (S^2 and S^3) to 1e-6 (table has 5-6 digits)."""
+    """zonal P_k growth rates at beta = 5 (S^2 and S^3) to 1e-6 (table has 5-6 digits)."""
     N = 24
     m = Z.ZonalModel(5.0, N, d)
     y0 = Z.zonal_mode(N, d, {})
@@ -75,7 +75,7 @@ def test_zonal_d2_equals_circle_cosine_dynamics():
 
 
 def test_H3_invariance_claim_is_false_on_S2():
-    """Digest test 23 (documented deviation from paper 004 §4.4/App. D): from rho = 1 + eps P_3 on S^2 the
+    """(Documented deviation from paper 004 §4.4/App. D): from rho = 1 + eps P_3 on S^2 the
     degree-2 moment is created at rate d/dt int P_2 rho = (eps^2 W_3/2)(8/35) != 0; both solvers agree.
     H_2 (antipodally even measures) is invariant: odd degrees stay 0."""
     eps = 0.05  # the right-hand side at 1 + eps P_3 is exactly quadratic in eps: no higher-order terms
@@ -112,7 +112,7 @@ def test_zonal_mass_energy_and_resolution():
 
 
 def test_sphere_linear_operator_all_m():
-    """002-T29 / digest §1.8: every degree-l harmonic (any m) is an eigenfunction of the linearised S^2 PDE
+    """002-T29: every degree-l harmonic (any m) is an eigenfunction of the linearised S^2 PDE
     with rate l(l+1) i_l(beta)/beta (scipy's spherical_in as oracle); SA: divided by i_0(beta)."""
     Lb = LB
     for model, beta in [("usa", 5.0), ("sa", 4.0)]:

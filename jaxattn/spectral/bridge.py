@@ -15,7 +15,7 @@ Sampling from a density: :func:`quantile_sample` (deterministic, theta_i = F^{-1
 
 Distances
 * :func:`w1_circle`: exact W1 with geodesic cost on S^1 between discrete measures,
-  W1 = min_c \int_0^{2pi} |F_mu - F_nu - c| d theta (c = median of F_mu - F_nu; digest §6.9). A density
+  W1 = min_c \int_0^{2pi} |F_mu - F_nu - c| d theta (c = median of F_mu - F_nu; Rabin, Delon, Gousseau 2011). A density
   enters through :func:`discretize_density` (cell masses, exact from the CDF, at cell centres: the
   added error is at most half a cell width h/2 and O(h^2) for smooth densities against a fixed measure).
 * :func:`wasserstein_sphere`: W_p on S^{d-1} with geodesic cost, by exact optimal transport from the POT
@@ -32,7 +32,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._common import check_dim, check_nonneg_int, gegenbauer_table, harmonic_dimension
+from .._validate import check_dim, check_nonneg_int
+from ..fields import angles_of as _signed_angles
+from ._gegenbauer import gegenbauer_table, harmonic_dimension
 
 TWO_PI = 2 * math.pi
 
@@ -62,11 +64,12 @@ def _finite(name, x):
 
 
 def angles_of(points: Float[Array, "... n 2"]) -> Float[Array, "... n"]:
-    """Angles theta = atan2(y, x) in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n)."""
+    """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
+    :func:`jaxattn.fields.angles_of` (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
     points = jnp.asarray(points)
     if points.ndim < 2 or points.shape[-1] != 2:
         raise ValueError(f"points on S^1 must have shape (..., n, 2), got {points.shape}")
-    return jnp.mod(jnp.arctan2(points[..., 1], points[..., 0]), TWO_PI)
+    return jnp.mod(_signed_angles(points), TWO_PI)
 
 
 def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, "... kmax+1"]:
@@ -220,7 +223,7 @@ def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "
     r"""S_k = sum_m |(1/n) sum_i Y_km(x_i)|^2 = (Z_k^d / n^2) sum_{i,j} P_k(<x_i, x_j>), k = 0..kmax.
 
     Y_km orthonormal in L^2 of the normalised surface measure of S^{d-1}, P_k the normalised Gegenbauer
-    polynomial (addition theorem; digest §2.7). S_0 = 1; for n iid uniform points E S_k = Z_k^d / n; in
+    polynomial (addition theorem for spherical harmonics). S_0 = 1; for n iid uniform points E S_k = Z_k^d / n; in
     the linear phase S_k(t) ~ S_k(0) e^{2 gamma_k t}. On S^1 (d = 2) S_k = 2 |mu_k|^2.
     """
     kmax = check_nonneg_int("kmax", kmax)

@@ -1,7 +1,7 @@
 r"""Pseudo-spectral solver of the mean-field attention PDE on the circle S^1 (paper 004 eq. (11)/(15)).
 
-Equation and conventions (digest 004 §4.1; stated again in every test)
-----------------------------------------------------------------------
+Equation and conventions (Bruno, Pasqualotto, Agazzi 2025, §4.1; stated again in every test)
+-----------------------------------------------------------------------------------------
 * theta in [0, 2pi); mu_t is a probability measure with density rho(t, theta) with respect to
   d theta, so the uniform density is 1/(2pi). Fourier moments mu_k(t) = \int e^{-ik theta} d mu_t,
   mu_0 = 1, |mu_k| <= 1, rho = (1/2pi) sum_k mu_k e^{ik theta}; for particles mu_k = (1/N) sum_i e^{-ik theta_i}.
@@ -14,8 +14,8 @@ Equation and conventions (digest 004 §4.1; stated again in every test)
   In moments (exact, also for empirical measures): d mu_k/dt = -i k \int e^{-ik theta} rho v d theta,
   = k sum_l l W_l mu_l mu_{k-l} for USA; the linear part is gamma_k mu_k, gamma_k = k^2 I_k(beta)/beta.
 
-Algorithm (digest §4.3)
------------------------
+Algorithm (``docs/spectral.md``, "Algorithms")
+----------------------------------------------
 The state is the half spectrum mu_0..mu_K stored *real* (real parts then imaginary parts; diffrax's
 complex support is poor). Each right-hand side: rho and v on an M-point grid by ``jnp.fft.irfft``,
 flux rho v pointwise, ``rfft`` back, multiply by -ik. The kernel is truncated at K and M >= 3K+1,
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Literal
+from typing import Callable, ClassVar
 
 import numpy as np
 import diffrax
@@ -52,13 +52,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from ._common import check_beta, check_model, check_nonneg_int, check_sign, is_concrete
-from ._monitor import check_times
-from .linear import kernel_coefficients
+from .._special import kernel_coefficients
+from .._validate import check_nonneg_int, is_concrete
+from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
 
 __all__ = [
     "CircleModel",
     "DensityTrajectory",
+    "check_coefficients",
     "solve_circle",
     "integrate_circle",
     "coefficients_from_density",
@@ -89,13 +90,17 @@ def from_state(y: Float[Array, "... 2K+2"]) -> Complex[Array, "... K+1"]:
 # the model
 
 
-class CircleModel(eqx.Module):
+class CircleModel(AbstractSpectralModel):
     r"""Right-hand side of d_t rho + d_theta(rho v[rho]) = nu rho'' in Fourier moments mu_0..mu_K.
 
     Fields: ``beta`` (may be a tracer: the model is differentiable in beta), ``W`` = W_0..W_K,
     static ``K``, ``M`` (grid size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and
-    the spectral filter ``sigma`` (ones when off).
+    the spectral filter ``sigma`` (ones when off). The state is :func:`to_state` of the moments;
+    densities are w.r.t. d theta (uniform 1/(2 pi)).
     """
+
+    d: ClassVar[int] = 2
+    uniform_density: ClassVar[float] = 1 / TWO_PI
 
     beta: Float[Array, ""]
     W: Float[Array, " K+1"]
@@ -116,12 +121,7 @@ class CircleModel(eqx.Module):
         spectral_filter: tuple[float, float] | None = None,
         M: int | None = None,
     ):
-        check_beta(beta, scalar=False)
-        self.K = check_nonneg_int("K", K)
-        if self.K < 2:
-            raise ValueError(f"K must be >= 2 Fourier modes, got {K}")
-        self.model = check_model(model)
-        self.sign = check_sign(sign)
+        self.beta, self.K, self.model, self.sign = model_parameters(beta, "K", K, 2, model, sign)
         if not (isinstance(nu, (int, float)) and np.isfinite(nu) and nu >= 0):
             raise ValueError(f"viscosity nu must be a finite float >= 0, got {nu!r}")
         self.nu = float(nu)
@@ -130,7 +130,6 @@ class CircleModel(eqx.Module):
         if M < 2 * self.K + 2:
             raise ValueError(f"grid size M={M} must be >= 2K+2 = {2 * self.K + 2}")
         self.M = int(M)
-        self.beta = jnp.asarray(beta, dtype=jnp.result_type(float))
         self.W = kernel_coefficients(self.beta, self.K)
         k = np.arange(self.K + 1)
         if spectral_filter is None:
@@ -174,43 +173,45 @@ class CircleModel(eqx.Module):
         return out
 
     # diagnostics -----------------------------------------------------------------------------
+    def coefficients(self, y: Float[Array, "... 2K+2"]) -> Complex[Array, "... K+1"]:
+        return from_state(y)
+
     def tail(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
         """max_{k > 7K/8} |mu_k|: spectral tail (mu_0 = 1, so it is relative to the mass)."""
         return jnp.max(jnp.abs(c[..., self.K - self.K // 8 :]), axis=-1)
 
     def min_density(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+        """min_j rho(theta_j) on the M-point grid (w.r.t. d theta)."""
         return jnp.min(jnp.fft.irfft(c, n=self.M, axis=-1), axis=-1) * (self.M / TWO_PI)
 
     def energy(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
-        r"""E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (digest §1.5)."""
-        a2 = jnp.abs(c) ** 2
-        return 0.5 * (self.W[0] * a2[..., 0] + 2 * jnp.sum(self.W[1:] * a2[..., 1:], axis=-1))
+        r"""E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (Parseval)."""
+        return _energy(self.W, c)
+
+
+def _energy(W, c):
+    a2 = jnp.abs(c) ** 2
+    return 0.5 * (W[0] * a2[..., 0] + 2 * jnp.sum(W[1:] * a2[..., 1:], axis=-1))
 
 
 def energy(c: Complex[Array, "... K+1"], beta: float) -> Float[Array, "..."]:
     r"""USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
-    K = c.shape[-1] - 1
-    W = kernel_coefficients(beta, K)
-    a2 = jnp.abs(c) ** 2
-    return 0.5 * (W[0] * a2[..., 0] + 2 * jnp.sum(W[1:] * a2[..., 1:], axis=-1))
+    return _energy(kernel_coefficients(beta, c.shape[-1] - 1), c)
 
 
 # ----------------------------------------------------------------------------------------------
 # initial data
 
 
-def _check_coeffs(c0) -> Complex[Array, " K+1"]:
+def check_coefficients(c0: Complex[ArrayLike, " K+1"]) -> Complex[Array, " K+1"]:
+    """Initial moments mu_0..mu_K of a probability density on S^1 (1-D, K >= 2, finite, mu_0 = 1), as complex.
+
+    Raises ValueError otherwise (the value checks are skipped for traced input)."""
     c0 = jnp.asarray(c0)
     if c0.ndim != 1 or c0.shape[0] < 3:
         raise ValueError(f"coefficients must be a 1-D array mu_0..mu_K with K >= 2, got shape {c0.shape}")
     if is_concrete(c0):
-        a = np.asarray(c0)
-        if not np.all(np.isfinite(a)):
-            raise ValueError("initial Fourier moments contain NaN or inf")
-        if abs(a[0] - 1) > 1e-10:
-            raise ValueError(
-                f"mu_0 = {a[0]} but a probability density needs mu_0 = 1: normalise the initial density"
-            )
+        check_mass(c0, np.asarray(c0)[0], 1.0, "mu_0")
     return c0.astype(jnp.result_type(complex))
 
 
@@ -261,7 +262,7 @@ def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int
 
 
 def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) -> Complex[Array, " K+1"]:
-    r"""Uniform density + white noise specified in Fourier space (digest §6.8): mu_k(0), 1 <= k <= k_noise,
+    r"""Uniform density + white noise specified in Fourier space (``docs/spectral.md``): mu_k(0), 1 <= k <= k_noise,
     iid complex Gaussian with E|mu_k|^2 = 1/n_eff, the statistics of n_eff iid uniform particles.
     Additive grid noise of std sigma on M cells corresponds to n_eff = M / (4 pi^2 sigma^2).
     """
@@ -286,25 +287,10 @@ def density_on_grid(c: Complex[Array, "... K+1"], theta: ArrayLike) -> Float[Arr
 # trajectory
 
 
-class DensityTrajectory(eqx.Module):
-    r"""A solution of the circle PDE at saved times.
-
-    ``ts`` (T,), ``coeffs`` (T, K+1) complex moments mu_k(t) (convention in the module docstring),
-    ``min_density``, ``tail``, ``energy`` (T,) diagnostics, ``t_lost`` (time resolution was lost,
-    inf if never), ``resolved`` (T,) bool. After a stop the unresolved saved times are dropped, so
-    every returned value is trustworthy to the stated thresholds.
-    """
-
-    ts: Float[Array, " T"]
-    coeffs: Complex[Array, "T K+1"]
-    min_density: Float[Array, " T"]
-    tail: Float[Array, " T"]
-    energy: Float[Array, " T"]
-    resolved: Array
-    t_lost: float = eqx.field(static=True)
-    beta: float = eqx.field(static=True)
-    model: str = eqx.field(static=True)
-    sign: int = eqx.field(static=True)
+class DensityTrajectory(SpectralTrajectory):
+    r"""A solution of the circle PDE at its resolved saved times (:class:`SpectralTrajectory`):
+    ``coeffs`` (T, K+1) are the complex moments mu_k(t) (convention in the module docstring), and
+    ``min_density`` is w.r.t. d theta (uniform 1/(2 pi))."""
 
     def density(self, n: int = 256) -> tuple[Float[Array, " n"], Float[Array, "T n"]]:
         """(theta, rho(t, theta)) on n uniform grid points."""
@@ -317,6 +303,18 @@ class DensityTrajectory(eqx.Module):
 
 # ----------------------------------------------------------------------------------------------
 # integration
+
+
+def _terms_and_solver(model: CircleModel, solver, rtol: float, atol: float):
+    """ODETerm(model) and Tsit5 by default; with viscosity the IMEX pair (transport explicit, diffusion implicit)."""
+    if model.nu > 0:
+        terms = diffrax.MultiTerm(diffrax.ODETerm(model.transport), diffrax.ODETerm(model.diffusion))
+        if solver is None:
+            # diffrax's default VeryChord root finder stalls at tight tolerances here (every step rejected,
+            # measured); Newton on the (linear, diagonal) implicit term converges in one or two iterations
+            solver = diffrax.KenCarp4(root_finder=optx.Newton(rtol=rtol / 10, atol=atol / 10))
+        return terms, solver
+    return diffrax.ODETerm(model), diffrax.Tsit5() if solver is None else solver
 
 
 def integrate_circle(
@@ -335,15 +333,7 @@ def integrate_circle(
     """Pure (jit/grad-able) integration from ts[0] to ts[-1], saving at ``ts``; returns the diffrax Solution
     whose ``ys`` are real states (use :func:`from_state`). No resolution checks: see :func:`solve_circle`."""
     y0 = to_state(coeffs0)
-    if model.nu > 0:
-        terms = diffrax.MultiTerm(diffrax.ODETerm(model.transport), diffrax.ODETerm(model.diffusion))
-        if solver is None:
-            # diffrax's default VeryChord root finder stalls at tight tolerances here (every step rejected,
-            # measured); Newton on the (linear, diagonal) implicit term converges in one or two iterations
-            solver = diffrax.KenCarp4(root_finder=optx.Newton(rtol=rtol / 10, atol=atol / 10))
-    else:
-        terms = diffrax.ODETerm(model)
-        solver = diffrax.Tsit5() if solver is None else solver
+    terms, solver = _terms_and_solver(model, solver, rtol, atol)
     return diffrax.diffeqsolve(
         terms,
         solver,
@@ -364,20 +354,6 @@ def integrate_circle(
     )
 
 
-@eqx.filter_jit
-def _solve_jit(model, coeffs0, ts, solver, rtol, atol, max_steps, tail_tol, neg_tol, stop):
-    def unresolved(t, y, args, **kwargs):
-        c = from_state(y)
-        return (model.tail(c) > tail_tol) | (model.min_density(c) < -neg_tol / TWO_PI)
-
-    event = diffrax.Event(unresolved) if stop else None
-    sol = integrate_circle(
-        model, coeffs0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps, event=event,
-        save_t1=True,
-    )
-    return sol.ys[0], sol.event_mask, sol.ts[1]
-
-
 def solve_circle(
     coeffs0: Complex[Array, " K+1"],
     beta: float,
@@ -391,24 +367,19 @@ def solve_circle(
     spectral_filter: tuple[float, float] | None = None,
     M: int | None = None,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
-    max_steps: int = 200_000,
-    tail_tol: float = 1e-8,
-    neg_tol: float = 1e-8,
-    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+    **options,
 ) -> DensityTrajectory:
     r"""Solve d_t rho + d_theta(rho v[rho]) = nu rho'' on S^1 from moments ``coeffs0`` = mu_0..mu_K (mu_0 = 1).
 
     Conventions: module docstring (density w.r.t. d theta, particle time of eq. (10), V = sign I).
     Saves at ``ts`` (or ``n_save`` uniform times in [0, t1]). Tsit5 with a PID controller by default,
-    KenCarp4 (IMEX) when ``nu > 0``. Resolution is lost when max_{k>7K/8}|mu_k| > ``tail_tol`` or
+    KenCarp4 (IMEX) when ``nu > 0``. ``options`` are those of :func:`jaxattn.spectral.solve_monitored`
+    (``rtol`` = 1e-10, ``atol`` = 1e-12, ``max_steps`` = 200 000, ``tail_tol`` = ``neg_tol`` = 1e-8,
+    ``on_unresolved`` = "stop"): resolution is lost when max_{k>7K/8}|mu_k| > ``tail_tol`` or
     min rho < -``neg_tol``/(2 pi); then ``on_unresolved`` decides: "stop" (default: terminate, warn,
     return only the resolved saved times), "warn" (integrate to the end, warn) or "raise" (RuntimeError).
     """
-    c0 = _check_coeffs(coeffs0)
-    if on_unresolved not in ("stop", "warn", "raise"):
-        raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
+    c0 = check_coefficients(coeffs0)
     ts = check_times(t1, ts, n_save)
     K = c0.shape[0] - 1
     m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M)
@@ -417,48 +388,9 @@ def solve_circle(
             f"K={K} modes do not resolve the kernel at beta={beta} (|K W_K| / max|k W_k| > 1e-13): increase K",
             stacklevel=2,
         )
-    ys, event_mask, sol_ts = _solve_jit(
-        m, c0, jnp.asarray(ts), solver, rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
-    )
-    t_event = float(sol_ts[-1]) if bool(event_mask) else None
-    c = from_state(ys)
-    finite = np.all(np.isfinite(np.asarray(ys)), axis=-1)
-    tail = np.asarray(m.tail(jnp.where(finite[:, None], c, 0)))
-    mind = np.asarray(m.min_density(jnp.where(finite[:, None], c, 0)))
-    resolved = finite & (tail <= tail_tol) & (mind >= -neg_tol / TWO_PI)
-    t_lost = float("inf")
-    if not np.all(resolved):
-        i = int(np.argmin(resolved))
-        t_lost = t_event if t_event is not None else float(ts[i])
-        msg = (
-            f"circle PDE (beta={beta}, K={K}, {model}) lost resolution at t ~ {t_lost:.6g} "
-            f"(between saved times {ts[max(i - 1, 0)]:.6g} and {ts[i]:.6g}): spectral tail > {tail_tol:g} "
-            f"or density < -{neg_tol:g}/(2pi). Increase K, add viscosity/filter, or switch to particles."
-        )
-        if on_unresolved == "raise":
-            raise RuntimeError(msg)
-        if on_unresolved == "stop":
-            msg += f" Returned only the {int(resolved.sum())} resolved saved times."
-            keep = resolved
-        else:
-            keep = np.ones_like(resolved)
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
-    else:
-        keep = resolved
-    keep = np.asarray(keep, dtype=bool)
-    if on_unresolved == "stop":
-        # everything up to the first unresolved time
-        keep = np.cumprod(keep).astype(bool)
-    c = c[keep]
-    return DensityTrajectory(
-        ts=jnp.asarray(ts[keep]),
-        coeffs=c,
-        min_density=jnp.asarray(mind[keep]),
-        tail=jnp.asarray(tail[keep]),
-        energy=m.energy(c),
-        resolved=jnp.asarray(resolved[keep]),
-        t_lost=t_lost,
-        beta=float(beta),
-        model=m.model,
-        sign=m.sign,
+    options = {"rtol": 1e-10, "atol": 1e-12} | options
+    terms, solver = _terms_and_solver(m, solver, options["rtol"], options["atol"])
+    return solve_monitored(
+        m, to_state(c0), ts, trajectory=DensityTrajectory, terms=terms, solver=solver,
+        label=f"circle PDE (beta={beta}, K={K}, {m.model})", **options,
     )

@@ -1,7 +1,7 @@
 r"""Linear theory of the mean-field attention PDE at the uniform state (paper 004, Remark 4.1, App. C-D).
 
-Conventions (digest 004 §1.7-1.8, §4.1)
----------------------------------------
+Conventions (paper 004 §4.1, App. C-D; ``docs/spectral.md``)
+------------------------------------------------------------
 * mu_t is a probability measure on S^{d-1}; densities are taken with respect to the *normalised*
   surface measure sigma-bar (uniform density 1) on S^{d-1}, d >= 3, and with respect to d theta on
   S^1 (uniform density 1/(2 pi)). Rates do not depend on this choice.
@@ -17,7 +17,7 @@ Conventions (digest 004 §1.7-1.8, §4.1)
       gamma_k = sign * k (k+d-2) W_k          (USA; paper eq. (20)/(22), d = 2: k^2 I_k(beta)/beta)
       gamma_k^SA = gamma_k / (beta W_0) = sign * k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)),  a = (d-2)/2.
 
-Errata of the paper handled here (digest §0): Fig. 2 and the authors' code plot gamma_k / pi, not
+Errata of the paper handled here (``docs/spectral.md``, errata 1-2): Fig. 2 and the authors' code plot gamma_k / pi, not
 gamma_k; the large-beta asymptotics is k_max ~ sqrt(2 beta) (not sqrt(beta)), in general
 k_max ~ sqrt(2 beta + a^2) - a.
 
@@ -32,20 +32,12 @@ from typing import Callable
 
 import numpy as np
 import jax.numpy as jnp
-from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
 from .. import _special as _bessel
-from ._common import (
-    check_beta,
-    check_dim,
-    check_model,
-    check_nonneg_int,
-    check_sign,
-    gegenbauer_table,
-    harmonic_dimension,
-    sphere_weight_nodes,
-)
+from .._special import kernel_coefficients
+from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign
+from ._gegenbauer import gegenbauer_table, harmonic_dimension, sphere_weight_nodes
 
 __all__ = [
     "kernel_coefficients",
@@ -61,35 +53,13 @@ __all__ = [
 ]
 
 
-def _log_kernel_prefactor(beta, d):
-    a = (d - 2) / 2
-    return gammaln(d / 2) + a * jnp.log(2.0 / beta) - jnp.log(beta)
-
-
-def kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2, scaled: bool = False) -> Float[Array, "... kmax+1"]:
-    r"""W_k(beta, d), k = 0..kmax: Funk-Hecke coefficients of W(q) = beta^{-1} e^{beta q} (paper eq. (4), Rem. 4.1).
-
-    W_k = Gamma(d/2) (2/beta)^{(d-2)/2} I_{k+(d-2)/2}(beta) / beta, for the probability measure on S^{d-1};
-    on S^1 this is the Fourier coefficient of W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}.
-    ``scaled=True`` returns e^{-beta} W_k (finite for every beta). ``beta`` may be an array (leading axes).
-    """
-    check_beta(beta, scalar=False)
-    d = check_dim(d)
-    kmax = check_nonneg_int("kmax", kmax)
-    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
-    k = jnp.arange(kmax + 1, dtype=beta.dtype)
-    b = beta[..., None]
-    log_w = _log_kernel_prefactor(b, d) + _bessel.log_ive(k + (d - 2) / 2, b)
-    return jnp.exp(log_w) if scaled else jnp.exp(log_w + b)
-
-
 def growth_rates(
     beta: ArrayLike, kmax: int, d: int = 2, model: str = "usa", sign: int = 1
 ) -> Float[Array, "... kmax+1"]:
     r"""Growth rates gamma_k, k = 0..kmax, of mode k (degree-k harmonics) at the uniform state.
 
     USA: gamma_k = sign k(k+d-2) W_k(beta,d)   (paper 004 eq. (20)-(22); d = 2: k^2 I_k(beta)/beta);
-    SA : gamma_k = sign k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)), a = (d-2)/2 (digest §1.8).
+    SA : gamma_k = sign k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)), a = (d-2)/2 (the USA rate over beta W_0).
     Time is the particle-ODE time (module docstring). Differentiable in beta.
 
     >>> float(growth_rates(5.0, 3)[3])   # doctest: +ELLIPSIS
@@ -147,7 +117,7 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
 
 
 def kmax_asymptotic(beta: ArrayLike, d: int = 2) -> Float[Array, "..."]:
-    """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (digest §0.2; the paper's sqrt(beta) is wrong)."""
+    """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (``docs/spectral.md`` erratum 2: the paper's sqrt(beta) is wrong)."""
     check_beta(beta, scalar=False)
     d = check_dim(d)
     a = (d - 2) / 2
@@ -197,13 +167,13 @@ def funk_hecke_coefficients(
 
 
 def exit_time_slope(beta: float, d: int = 2, model: str = "usa") -> float:
-    """Predicted slope 1/(2 gamma_max) of the mean exit time from the uniform state against ln N (digest §2.3)."""
+    """Predicted slope 1/(2 gamma_max) of the mean exit time from the uniform state against ln N (paper 004 §4.2, Fig. 3)."""
     k = dominant_mode(beta, d, model)
     return float(1.0 / (2.0 * growth_rate(beta, k, d, model)))
 
 
 def grenier_coefficient(beta: float, k: int) -> float:
-    r"""Second-order Grenier coefficient on S^1 (digest §2.5, USA): for rho_0 = 1/(2pi) + alpha cos(k theta),
+    r"""Second-order Grenier coefficient on S^1 (paper 004 Thm 4.3 and App. C, USA): for rho_0 = 1/(2pi) + alpha cos(k theta),
 
         rho = 1/(2pi) + alpha e^{gamma_k t} cos(k theta) + alpha^2 A(t) cos(2k theta) + O(alpha^3),
         A(t) = c (e^{2 gamma_k t} - e^{gamma_{2k} t}),  c = 2 pi k^2 W_k / (2 gamma_k - gamma_{2k}).

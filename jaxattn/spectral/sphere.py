@@ -8,7 +8,7 @@ rho_lm = \int rho conj(Y_lm) d sigma with Y_lm orthonormal on the *unnormalised*
 so a probability density w.r.t. the normalised measure sigma-bar has rho_00 = sqrt(4 pi), and
 Phi_lm = W_l rho_lm with W_l the Funk-Hecke coefficients on sigma-bar (d = 3: W_l = i_l(beta)/beta).
 
-Algorithm (digest 004 §4.4). Only scalar transforms are needed: from the weak form and
+Algorithm (``docs/spectral.md``, "Algorithms"). Only scalar transforms are needed: from the weak form and
 grad f . grad g = (Delta(fg) - f Delta g - g Delta f)/2,
 
     d rho_lm / dt = (sign/2) [ F(Phi Delta rho - rho Delta Phi)_lm + l(l+1) F(rho Phi)_lm ]      (USA)
@@ -16,20 +16,20 @@ grad f . grad g = (Delta(fg) - f Delta g - g Delta f)/2,
 where F is the forward transform. Products of band-L fields have band 2L-1; the transforms run at
 band L_pad = ceil(3L/2) on Gauss-Legendre sampling, where the projection onto l < L is exact
 (de-aliased) for USA. SA replaces rho by rho/(beta Phi) in the flux (not band-limited: padded, not exact).
-s2fft needs float64 (float32 round-trips to 0.38 error, ecosystem report §5), and its precomputed
+s2fft needs float64 (a float32 round trip is 0.38 off, ``docs/spectral.md``), and its precomputed
 Wigner recursions are stored as *fields* of :class:`SphereModel`, so they are passed to the jitted
 right-hand side as arguments rather than folded in as constants.
 
 Resolution is monitored as on the circle (spectral tail of rho_lm / rho_00 over the top eighth of
-degrees, minimum of rho on the grid). Errata: H_k invariance for k >= 3 is false on S^2 (digest §0.5):
-see :mod:`jaxattn.spectral.zonal` and the tests.
+degrees, minimum of rho on the grid). Errata: H_k invariance for k >= 3 is false on S^2 (``docs/spectral.md``,
+errata 4): see :mod:`jaxattn.spectral.zonal` and the tests.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Literal
+from typing import Callable, ClassVar
 
 import numpy as np
 import equinox as eqx
@@ -37,9 +37,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Complex, Float
 
-from ._common import check_beta, check_model, check_nonneg_int, check_sign
-from ._monitor import check_times, solve_monitored
-from .linear import kernel_coefficients
+from .._special import kernel_coefficients
+from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
 
 __all__ = ["SphereModel", "SphereTrajectory", "solve_sphere", "sphere_coefficients", "sphere_zonal_mode", "sphere_grid"]
 
@@ -70,8 +69,11 @@ def _precomputes(L_pad: int):
     )
 
 
-class SphereModel(eqx.Module):
+class SphereModel(AbstractSpectralModel):
     """Right-hand side of the S^2 PDE on the real state (Re, Im) of rho_lm, l < L (module docstring)."""
+
+    d: ClassVar[int] = 3
+    uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
     W: Float[Array, " L"]
@@ -85,14 +87,8 @@ class SphereModel(eqx.Module):
 
     def __init__(self, beta, L: int, model: str = "usa", sign: int = 1, L_pad: int | None = None):
         _require_x64()
-        check_beta(beta, scalar=False)
-        self.L = check_nonneg_int("L", L)
-        if self.L < 3:
-            raise ValueError(f"band limit L must be >= 3, got {L}")
-        self.model = check_model(model)
-        self.sign = check_sign(sign)
+        self.beta, self.L, self.model, self.sign = model_parameters(beta, "L", L, 3, model, sign)
         self.L_pad = int(L_pad or (math.ceil(1.5 * self.L) if self.model == "usa" else 2 * self.L))
-        self.beta = jnp.asarray(beta, dtype=jnp.result_type(float))
         self.W = kernel_coefficients(self.beta, self.L - 1, 3)
         l = np.arange(self.L_pad)
         self.lam = jnp.asarray(l * (l + 1.0))
@@ -148,14 +144,19 @@ class SphereModel(eqx.Module):
         return self.pack(self._crop(d))
 
     # diagnostics -------------------------------------------------------------------------------
-    def tail(self, y):
-        flm = self.unpack(y)
+    def coefficients(self, y):
+        return self.unpack(y)
+
+    def tail(self, flm):
+        """max |rho_lm| / sqrt(4 pi) over the top eighth of the degrees."""
         return jnp.max(jnp.abs(flm[self.L - max(self.L // 8, 1) :])) / SQRT4PI
 
-    def min_density(self, y):
-        return jnp.min(self.density(self.unpack(y)))
+    def min_density(self, flm):
+        """min of rho on the Gauss-Legendre grid at band L_pad (uniform = 1)."""
+        return jnp.min(self.density(flm))
 
-    def power(self, flm):
+    @staticmethod
+    def power(flm):
         """S_l = sum_m |c_lm|^2 with c_lm = rho_lm / sqrt(4 pi) (Y orthonormal on sigma-bar): same as
         :func:`jaxattn.spectral.bridge.harmonic_power` of particles."""
         return jnp.sum(jnp.abs(flm) ** 2, axis=-1) / (4 * math.pi)
@@ -196,15 +197,13 @@ def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L
     return jnp.asarray(flm)
 
 
-class SphereTrajectory(eqx.Module):
-    ts: Float[Array, " T"]
-    coeffs: Complex[Array, "T L 2L-1"]
-    power: Float[Array, "T L"]
-    tail: Float[Array, " T"]
-    min_density: Float[Array, " T"]
-    energy: Float[Array, " T"]
-    resolved: Array
-    t_lost: float = eqx.field(static=True)
+class SphereTrajectory(SpectralTrajectory):
+    """An S^2 solution (:class:`SpectralTrajectory`): ``coeffs`` (T, L, 2L-1) are s2fft's rho_lm(t)."""
+
+    @property
+    def power(self) -> Float[Array, "T L"]:
+        """Harmonic power S_l(t) (:meth:`SphereModel.power`)."""
+        return SphereModel.power(self.coeffs)
 
 
 def solve_sphere(
@@ -216,34 +215,22 @@ def solve_sphere(
     n_save: int = 51,
     model: str = "usa",
     sign: int = 1,
-    rtol: float = 1e-9,
-    atol: float = 1e-11,
-    max_steps: int = 100_000,
-    tail_tol: float = 1e-8,
-    neg_tol: float = 1e-8,
-    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+    **options,
 ) -> SphereTrajectory:
-    """Solve the S^2 PDE from s2fft coefficients ``flm0`` (shape (L, 2L-1), rho_00 = sqrt(4 pi)), Tsit5 + PID,
-    with the resolution policy of :func:`jaxattn.spectral.solve_circle`."""
+    """Solve the S^2 PDE from s2fft coefficients ``flm0`` (shape (L, 2L-1), rho_00 = sqrt(4 pi)), Tsit5 + PID;
+    ``options`` (here ``rtol`` = 1e-9, ``atol`` = 1e-11, ``max_steps`` = 100 000 by default) and the
+    resolution policy as in :func:`jaxattn.spectral.solve_circle`."""
     flm0 = jnp.asarray(flm0)
     if flm0.ndim != 2 or flm0.shape[1] != 2 * flm0.shape[0] - 1:
         raise ValueError(f"flm0 must have shape (L, 2L-1), got {flm0.shape}")
-    if not np.all(np.isfinite(np.asarray(flm0))):
-        raise ValueError("flm0 contains NaN or inf")
     L = flm0.shape[0]
-    if abs(complex(flm0[0, L - 1]) / SQRT4PI - 1) > 1e-10:
-        raise ValueError("rho_00 must be sqrt(4 pi) (a probability density w.r.t. the normalised measure)")
+    check_mass(flm0, flm0[0, L - 1], SQRT4PI, "rho_00", "sqrt(4 pi)")
     ts = check_times(t1, ts, n_save)
     m = SphereModel(beta, L, model=model, sign=sign)
-    if float(eqx.filter_jit(lambda mm, y: mm.min_density(y))(m, m.pack(flm0.astype(complex)))) < 0:
+    flm0 = flm0.astype(complex)
+    if float(eqx.filter_jit(lambda mm, c: mm.min_density(c))(m, flm0)) < 0:
         raise ValueError("initial density is negative somewhere on the grid")
-    ts, ys, tail, mind, resolved, t_lost = solve_monitored(
-        m, m.pack(flm0.astype(complex)), ts, solver=None, rtol=rtol, atol=atol, max_steps=max_steps,
-        tail_tol=tail_tol, neg_tol=neg_tol, on_unresolved=on_unresolved,
-        label=f"S^2 PDE (beta={beta}, L={L}, {m.model})",
-    )
-    flm = m.unpack(jnp.asarray(ys))
-    return SphereTrajectory(
-        ts=jnp.asarray(ts), coeffs=flm, power=m.power(flm), tail=jnp.asarray(tail), min_density=jnp.asarray(mind),
-        energy=m.energy(flm), resolved=jnp.asarray(resolved), t_lost=t_lost,
+    options = {"rtol": 1e-9, "atol": 1e-11, "max_steps": 100_000} | options
+    return solve_monitored(
+        m, m.pack(flm0), ts, trajectory=SphereTrajectory, label=f"S^2 PDE (beta={beta}, L={L}, {m.model})", **options
     )

@@ -2,7 +2,7 @@ r"""Axisymmetric (zonal) mean-field attention PDE on S^{d-1}, any d >= 2, in a G
 
 A density that depends only on u = <x, e> stays zonal (O(d-1) symmetry). With the probability weight
 w(u) = c_d (1-u^2)^{(d-3)/2} (the law of <x,e> for x uniform on S^{d-1}) and rho w.r.t. the normalised
-surface measure (uniform = 1), the continuity equation d_t rho + div(rho v[rho]) = 0 becomes (digest 004 §4.4)
+surface measure (uniform = 1), the continuity equation d_t rho + div(rho v[rho]) = 0 becomes (``docs/spectral.md``, "Algorithms")
 
     d_t rho = -(1/w) d_u( w (1-u^2) rho v_u ),
     USA: v_u = sign Phi'(u),  SA: v_u = sign Phi'(u) / (beta Phi(u)),
@@ -18,38 +18,32 @@ evaluated by Gauss-Jacobi quadrature with Q >= (3N+1)/2 nodes, exact (de-aliased
 rho = 1 gives d r_l/dt = l(l+d-2) W_l r_l = gamma_l r_l (paper App. D). Zonal solutions collapse onto
 latitude rings and poles, not points (paper Lemma E.5), so resolution is monitored as on the circle.
 
-Errata (digest §0.5): the paper's claim that H_k = {measures with <mu, Y_l> = 0 unless k | l} is invariant
+Erratum (``docs/spectral.md``, errata 4): the paper's claim that H_k = {measures with <mu, Y_l> = 0 unless k | l} is invariant
 is false for k >= 3, d >= 3: from rho = 1 + eps P_3 on S^2, d/dt \int P_2 rho = (eps^2 W_3 / 2)(8/35) != 0.
 This solver (correctly) does not preserve it; H_2 (antipodal symmetry) is preserved.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable, ClassVar
 
 import numpy as np
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._common import (
-    check_beta,
-    check_dim,
-    check_model,
-    check_nonneg_int,
-    check_sign,
-    gegenbauer_table,
-    harmonic_dimension,
-    sphere_weight_nodes,
-)
-from ._monitor import check_times, solve_monitored
-from .linear import kernel_coefficients
+from .._special import kernel_coefficients
+from .._validate import check_dim
+from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
+from ._gegenbauer import gegenbauer_table, harmonic_dimension, sphere_weight_nodes
 
 __all__ = ["ZonalModel", "ZonalTrajectory", "solve_zonal", "zonal_coefficients", "zonal_mode", "zonal_density"]
 
 
-class ZonalModel(eqx.Module):
-    r"""Right-hand side d r_l/dt of the zonal PDE on S^{d-1} for r_0..r_N (module docstring)."""
+class ZonalModel(AbstractSpectralModel):
+    r"""Right-hand side d r_l/dt of the zonal PDE on S^{d-1} for r_0..r_N (module docstring); the state is r."""
+
+    uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
     W: Float[Array, " N+1"]
@@ -64,20 +58,14 @@ class ZonalModel(eqx.Module):
     sign: int = eqx.field(static=True)
 
     def __init__(self, beta, N: int, d: int, model: str = "usa", sign: int = 1, n_quad: int | None = None):
-        check_beta(beta, scalar=False)
-        self.N = check_nonneg_int("N", N)
-        if self.N < 2:
-            raise ValueError(f"N must be >= 2, got {N}")
+        self.beta, self.N, self.model, self.sign = model_parameters(beta, "N", N, 2, model, sign)
         self.d = check_dim(d)
-        self.model = check_model(model)
-        self.sign = check_sign(sign)
         if n_quad is None:
             n_quad = (3 * self.N + 1) // 2 + 1 if self.model == "usa" else 2 * self.N + 2
         u, w = sphere_weight_nodes(self.d, n_quad)
         self.u, self.w = jnp.asarray(u), jnp.asarray(w)
         self.P, self.dP = gegenbauer_table(self.N, self.d, self.u)
         self.Z = jnp.asarray([float(harmonic_dimension(n, self.d)) for n in range(self.N + 1)])
-        self.beta = jnp.asarray(beta, dtype=jnp.result_type(float))
         self.W = kernel_coefficients(self.beta, self.N, self.d)
 
     def density(self, r: Float[Array, " N+1"]) -> Float[Array, " Q"]:
@@ -95,10 +83,15 @@ class ZonalModel(eqx.Module):
         flux = self.w * (1 - self.u**2) * self.density(r) * self.velocity(r)
         return self.dP @ flux
 
+    def coefficients(self, y: Float[Array, "... N+1"]) -> Float[Array, "... N+1"]:
+        return y
+
     def tail(self, r):
+        """max |Z_n r_n| over the top eighth n > 7N/8 (relative to the mass Z_0 r_0 = 1)."""
         return jnp.max(jnp.abs(self.Z * r)[self.N - self.N // 8 :])
 
     def min_density(self, r):
+        """min of rho over the quadrature nodes and the pole u = -1 (uniform = 1)."""
         return jnp.minimum(jnp.min(self.density(r)), jnp.sum(self.Z * r * (-1.0) ** jnp.arange(self.N + 1)))
 
     def energy(self, r):
@@ -139,17 +132,11 @@ def zonal_density(r: Float[Array, "... N+1"], d: int, u: ArrayLike) -> Float[Arr
     return (Z * r) @ P
 
 
-class ZonalTrajectory(eqx.Module):
-    ts: Float[Array, " T"]
-    coeffs: Float[Array, "T N+1"]
-    tail: Float[Array, " T"]
-    min_density: Float[Array, " T"]
-    energy: Float[Array, " T"]
-    resolved: Array
-    t_lost: float = eqx.field(static=True)
-    d: int = eqx.field(static=True)
+class ZonalTrajectory(SpectralTrajectory):
+    """A zonal solution (:class:`SpectralTrajectory`): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
 
     def density(self, u: ArrayLike) -> Float[Array, "T m"]:
+        """rho(t, u) at the points u = <x, e> in [-1, 1]."""
         return zonal_density(self.coeffs, self.d, u)
 
 
@@ -163,32 +150,19 @@ def solve_zonal(
     n_save: int = 101,
     model: str = "usa",
     sign: int = 1,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
-    max_steps: int = 200_000,
-    tail_tol: float = 1e-8,
-    neg_tol: float = 1e-8,
-    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+    **options,
 ) -> ZonalTrajectory:
-    """Solve the zonal PDE on S^{d-1} from Gegenbauer coefficients r0 (r0[0] = 1); see :func:`solve_circle`
-    for the resolution policy (here densities are relative to the uniform density 1)."""
+    """Solve the zonal PDE on S^{d-1} from Gegenbauer coefficients r0 (r0[0] = 1), Tsit5 + PID; ``options`` and
+    the resolution policy as in :func:`jaxattn.spectral.solve_circle` (densities relative to uniform 1)."""
     r0 = jnp.asarray(r0, dtype=jnp.result_type(float))
     if r0.ndim != 1 or r0.shape[0] < 3:
         raise ValueError(f"r0 must be 1-D coefficients r_0..r_N, N >= 2, got shape {r0.shape}")
-    if not np.all(np.isfinite(np.asarray(r0))):
-        raise ValueError("r0 contains NaN or inf")
-    if abs(float(r0[0]) - 1) > 1e-10:
-        raise ValueError(f"r_0 = {float(r0[0])}: a probability density needs r_0 = 1")
+    check_mass(r0, r0[0], 1.0, "r_0")
     ts = check_times(t1, ts, n_save)
     m = ZonalModel(beta, r0.shape[0] - 1, d, model=model, sign=sign)
     if float(jnp.min(m.density(r0))) < 0:
         raise ValueError("initial density is negative at some quadrature node")
-    ts, ys, tail, mind, resolved, t_lost = solve_monitored(
-        m, r0, ts, solver=None, rtol=rtol, atol=atol, max_steps=max_steps, tail_tol=tail_tol, neg_tol=neg_tol,
-        on_unresolved=on_unresolved, label=f"zonal PDE on S^{d - 1} (beta={beta}, N={m.N}, {m.model})",
-    )
-    ys = jnp.asarray(ys)
-    return ZonalTrajectory(
-        ts=jnp.asarray(ts), coeffs=ys, tail=jnp.asarray(tail), min_density=jnp.asarray(mind),
-        energy=m.energy(ys), resolved=jnp.asarray(resolved), t_lost=t_lost, d=m.d,
+    return solve_monitored(
+        m, r0, ts, trajectory=ZonalTrajectory, label=f"zonal PDE on S^{d - 1} (beta={beta}, N={m.N}, {m.model})",
+        **options,
     )

@@ -1,15 +1,15 @@
-"""Shared validation and orthogonal-polynomial helpers for :mod:`jaxattn.spectral`."""
+"""Orthogonal-polynomial helpers of :mod:`jaxattn.spectral`: harmonic dimensions, Gauss-Jacobi rules, Gegenbauer tables."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign, is_concrete  # noqa: F401
+from .._validate import check_dim
+
 
 def harmonic_dimension(n: int, d: int) -> int:
     """Z_n^d = (2n+d-2)(n+d-3)! / (n!(d-2)!), the number of degree-n spherical harmonics on S^{d-1}."""

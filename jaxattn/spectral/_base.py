@@ -1,0 +1,216 @@
+r"""What the circle, zonal and S^2 solvers share: the model interface, one monitored solve, one trajectory.
+
+Every solver discretises the mean-field continuity equation of self-attention (Bruno, Pasqualotto,
+Agazzi 2025, eq. (2)),
+
+    d_t rho + div( rho v[rho] ) = 0,   USA: v = sign grad(W * mu),   SA: v = sign grad(W * mu) / (beta W * mu),
+
+in a spectral basis, as an ODE dy/dt = F(y) on a *real* state y (diffrax's complex support is poor).
+An :class:`AbstractSpectralModel` is that right-hand side plus the two diagnostics that decide
+whether K modes still resolve the solution: the spectral tail (largest relative coefficient over the
+top eighth of the spectrum) and the minimum of the density on the model's grid (Gibbs undershoots).
+:func:`solve_monitored` integrates with both monitors inside the solve (a :class:`diffrax.Event`)
+and returns a :class:`SpectralTrajectory` holding only trustworthy saved times; see
+``docs/spectral.md`` ("Resolution honesty").
+"""
+
+from __future__ import annotations
+
+import abc
+import warnings
+from typing import Literal
+
+import numpy as np
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._validate import check_beta, check_model, check_nonneg_int, check_sign
+
+__all__ = ["AbstractSpectralModel", "SpectralTrajectory", "solve_monitored", "check_times", "check_mass"]
+
+
+class AbstractSpectralModel(eqx.Module):
+    """Right-hand side ``model(t, y)`` of a spectral discretisation of the mean-field PDE on a real state y.
+
+    Concrete models (:class:`~jaxattn.spectral.CircleModel`, :class:`~jaxattn.spectral.ZonalModel`,
+    :class:`~jaxattn.spectral.SphereModel`) carry ``beta``, ``model`` ("usa"/"sa"), ``sign`` (V = sign I),
+    the dimension ``d`` of the ambient space (S^{d-1}) and the class constant ``uniform_density``
+    (the uniform density in the model's units: 1/(2 pi) on S^1 w.r.t. d theta, 1 on S^{d-1} w.r.t. the
+    normalised surface measure). They implement the right-hand side, the map from the real state to
+    the model's coefficients, and three functions of the coefficients: tail, minimum density, energy.
+    """
+
+    beta: eqx.AbstractVar[Float[Array, ""]]
+    model: eqx.AbstractVar[str]
+    sign: eqx.AbstractVar[int]
+    d: eqx.AbstractVar[int]
+    uniform_density: eqx.AbstractClassVar[float]
+
+    @abc.abstractmethod
+    def __call__(self, t, y: Float[Array, " n"], args=None) -> Float[Array, " n"]:
+        """dy/dt of the real state y."""
+
+    @abc.abstractmethod
+    def coefficients(self, y: Float[Array, "... n"]) -> Array:
+        """The model's (possibly complex) coefficients of the real state y."""
+
+    @abc.abstractmethod
+    def tail(self, c: Array) -> Float[Array, "..."]:
+        """Largest coefficient over the top eighth of the spectrum, relative to the mass."""
+
+    @abc.abstractmethod
+    def min_density(self, c: Array) -> Float[Array, "..."]:
+        """Minimum of the density on the model's grid (in the model's density unit)."""
+
+    @abc.abstractmethod
+    def energy(self, c: Array) -> Float[Array, "..."]:
+        r"""Interaction energy E[mu] = (1/2) \iint W(<x, y>) d mu d mu (paper 004 §2)."""
+
+    def unresolved(self, y: Float[Array, " n"], tail_tol: float, neg_tol: float) -> Array:
+        """True when the spectral tail exceeds ``tail_tol`` or the density drops below -``neg_tol`` x uniform."""
+        c = self.coefficients(y)
+        return (self.tail(c) > tail_tol) | (self.min_density(c) < -neg_tol * self.uniform_density)
+
+
+class SpectralTrajectory(eqx.Module):
+    r"""A spectral PDE solution at its resolved saved times.
+
+    ``ts`` (T,), ``coeffs`` (T, ...) the model's coefficients (circle: complex moments mu_0..mu_K;
+    zonal: Gegenbauer coefficients r_0..r_N; S^2: s2fft rho_lm), diagnostics ``tail``,
+    ``min_density`` (model's density unit), ``energy`` and ``resolved`` (T,), ``t_lost`` (the time
+    resolution was lost, inf if never), and the parameters ``beta``, ``model``, ``sign``, ``d``.
+    After a stop the unresolved saved times are dropped, so every returned value is trustworthy to
+    the thresholds. :class:`~jaxattn.spectral.DensityTrajectory`, ``ZonalTrajectory`` and
+    ``SphereTrajectory`` are this class with the density evaluation of their basis added.
+    """
+
+    ts: Float[Array, " T"]
+    coeffs: Array
+    tail: Float[Array, " T"]
+    min_density: Float[Array, " T"]
+    energy: Float[Array, " T"]
+    resolved: Array
+    t_lost: float = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+    model: str = eqx.field(static=True)
+    sign: int = eqx.field(static=True)
+    d: int = eqx.field(static=True)
+
+
+def model_parameters(beta, name: str, size: int, minimum: int, model: str, sign: int):
+    """Checked (beta as a float array, size, model, sign) of a spectral model; ``size`` (K, N or L) >= ``minimum``."""
+    check_beta(beta, scalar=False)
+    size = check_nonneg_int(name, size)
+    if size < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {size}")
+    return jnp.asarray(beta, dtype=jnp.result_type(float)), size, check_model(model), check_sign(sign)
+
+
+def check_times(t1, ts, n_save: int) -> np.ndarray:
+    """Save times: ``ts`` as given (strictly increasing, finite, >= 2 entries) or ``n_save`` uniform times in [0, t1]."""
+    if ts is None:
+        if t1 is None or not np.isfinite(t1) or t1 <= 0:
+            raise ValueError(f"t1 must be a finite time > 0, got {t1!r}")
+        ts = np.linspace(0.0, float(t1), n_save)
+    ts = np.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.size < 2 or not np.all(np.diff(ts) > 0) or not np.all(np.isfinite(ts)):
+        raise ValueError("ts must be a strictly increasing 1-D array of finite times with >= 2 entries")
+    return ts
+
+
+def check_mass(c0: Array, mass: complex, expected: float, what: str, shown: str = "1") -> None:
+    """Raise ValueError for non-finite coefficients, or a mass coefficient ``what`` = ``mass`` != ``expected``
+    (relative 1e-10; ``shown`` is how the message writes ``expected``)."""
+    if not np.all(np.isfinite(np.asarray(c0))):
+        raise ValueError("initial coefficients contain NaN or inf")
+    if abs(complex(mass) / expected - 1) > 1e-10:
+        raise ValueError(f"{what} = {complex(mass)} but a probability density needs {what} = {shown}: normalise it")
+
+
+@eqx.filter_jit
+def _run(model, terms, solver, y0, ts, rtol, atol, max_steps, tail_tol, neg_tol, stop):
+    def unresolved(t, y, args, **kwargs):
+        return model.unresolved(y, tail_tol, neg_tol)
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(model) if terms is None else terms,
+        diffrax.Tsit5() if solver is None else solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        event=diffrax.Event(unresolved) if stop else None,
+    )
+    return sol.ys[0], sol.event_mask, sol.ts[1]
+
+
+def solve_monitored(
+    model: AbstractSpectralModel,
+    y0: Float[Array, " n"],
+    ts: np.ndarray,
+    *,
+    trajectory: type[SpectralTrajectory] = SpectralTrajectory,
+    label: str = "spectral PDE",
+    terms: diffrax.AbstractTerm | None = None,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 200_000,
+    tail_tol: float = 1e-8,
+    neg_tol: float = 1e-8,
+    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+) -> SpectralTrajectory:
+    """Integrate ``model`` from the real state ``y0`` over the save times ``ts`` with the resolution monitors.
+
+    ``terms``/``solver``: diffrax term and solver (default ``ODETerm(model)`` and Tsit5), PID controller
+    with ``rtol``/``atol``. Resolution is lost when the spectral tail exceeds ``tail_tol`` or the density
+    drops below -``neg_tol`` x uniform; then ``on_unresolved`` decides: "stop" (default: terminate at the
+    event, warn with the time, keep only the resolved saved times), "warn" (integrate to the end, warn,
+    flag ``resolved``) or "raise" (RuntimeError). Returns a ``trajectory`` (class) instance.
+    """
+    if on_unresolved not in ("stop", "warn", "raise"):
+        raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
+    ys, event_mask, t_end = _run(
+        model, terms, solver, y0, jnp.asarray(ts), rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
+    )
+    ys = np.asarray(ys)
+    finite = np.all(np.isfinite(ys), axis=-1)
+    c = eqx.filter_vmap(model.coefficients)(jnp.asarray(np.where(finite[:, None], ys, 0.0)))
+    tail = np.asarray(eqx.filter_vmap(model.tail)(c))
+    mind = np.asarray(eqx.filter_vmap(model.min_density)(c))
+    resolved = finite & (tail <= tail_tol) & (mind >= -neg_tol * model.uniform_density)
+    t_lost = float("inf")
+    keep = np.ones_like(resolved)
+    if not np.all(resolved):
+        i = int(np.argmin(resolved))
+        t_lost = float(t_end[0]) if bool(event_mask) else float(ts[i])
+        msg = (
+            f"{label} lost resolution at t ~ {t_lost:.6g} (between saved times {ts[max(i - 1, 0)]:.6g} and "
+            f"{ts[i]:.6g}): spectral tail > {tail_tol:g} or density < -{neg_tol:g} x uniform. "
+            "Increase the number of modes or switch to particles."
+        )
+        if on_unresolved == "raise":
+            raise RuntimeError(msg)
+        if on_unresolved == "stop":
+            keep = np.cumprod(resolved).astype(bool)
+            msg += f" Returned only the {int(keep.sum())} resolved saved times."
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    coeffs = model.coefficients(jnp.asarray(ys[keep]))
+    return trajectory(
+        ts=jnp.asarray(ts[keep]),
+        coeffs=coeffs,
+        tail=jnp.asarray(tail[keep]),
+        min_density=jnp.asarray(mind[keep]),
+        energy=model.energy(coeffs),
+        resolved=jnp.asarray(resolved[keep]),
+        t_lost=t_lost,
+        beta=float(model.beta),
+        model=model.model,
+        sign=model.sign,
+        d=model.d,
+    )
