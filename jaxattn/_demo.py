@@ -19,7 +19,7 @@ def run(args) -> int:
     import jax
 
     import jaxattn
-    from jaxattn.plot import _pyplot, plot_sphere_trajectories
+    from jaxattn.plot import plot_sphere_trajectories, pyplot
 
     x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(args.seed), args.n, 3)
     field = jaxattn.SelfAttention(args.beta)
@@ -30,7 +30,7 @@ def run(args) -> int:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     clusters = int(jaxattn.analysis.count_clusters(traj.final, delta=1e-3))
     drift = float(abs(jax.numpy.linalg.norm(traj.xs, axis=-1) - 1).max())
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(6, 6))
     ax = fig.add_subplot(projection="3d")
     plot_sphere_trajectories(traj, ax, title=f"SA on $S^2$: n = {args.n}, beta = {args.beta:g}, seed {args.seed}")

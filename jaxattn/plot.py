@@ -1,11 +1,19 @@
-"""Matplotlib helpers used by the CLI, the notebooks and the README gallery."""
+"""Matplotlib helpers used by the CLI, the notebooks and the README gallery.
+
+:func:`pyplot` is the one way the library gets ``matplotlib.pyplot`` (imported lazily, so
+matplotlib stays optional until something is plotted).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["plot_circle_trajectories", "plot_sphere_trajectories", "plot_value_spectra", "pyplot"]
 
-def _pyplot():
+
+def pyplot():
+    """``matplotlib.pyplot``, switched to the non-interactive Agg backend unless a notebook
+    (inline) backend is active."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -20,7 +28,7 @@ def _pyplot():
 
 def plot_sphere_trajectories(trajectory, ax=None, *, member: int = 0, title: str | None = None):
     """Draw token paths on S^2 (start: small dots, end: large dots) on a wireframe sphere."""
-    plt = _pyplot()
+    plt = pyplot()
     xs = np.asarray(trajectory.xs)
     if trajectory.is_ensemble:
         xs = xs[member]
@@ -46,7 +54,7 @@ def plot_sphere_trajectories(trajectory, ax=None, *, member: int = 0, title: str
 
 def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0):
     """Angles theta_i(t) against t (paper 002 Fig 3 style)."""
-    plt = _pyplot()
+    plt = pyplot()
     xs = np.asarray(trajectory.xs)
     if trajectory.is_ensemble:
         xs = xs[member]
@@ -56,3 +64,24 @@ def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0):
     ax.set_xlabel("t")
     ax.set_ylabel(r"$\theta_i(t)$")
     return ax
+
+
+def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
+    """Scatter of each head's value-matrix eigenvalues in the complex plane.
+
+    Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, Fig. 10 style; ``eigenvalues`` is the
+    (num_heads, dk) output of :func:`jaxattn.io.value_spectra`.
+    """
+    plt = pyplot()
+    lam = np.atleast_2d(eigenvalues)
+    heads = list(range(lam.shape[0]) if heads is None else heads)
+    if axes is None:
+        _, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.2), squeeze=False)
+        axes = axes[0]
+    for ax, h in zip(np.atleast_1d(axes), heads):
+        ax.scatter(lam[h].real, lam[h].imag, color="crimson", edgecolor="k", s=18)
+        ax.axhline(0, color="0.7", lw=0.5)
+        ax.axvline(0, color="0.7", lw=0.5)
+        ax.set_aspect("equal")
+        ax.set_title(f"Eigenvalues of value matrix for head {h + 1}")
+    return axes

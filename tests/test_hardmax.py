@@ -1,4 +1,4 @@
-"""Tests of the pure-attention hardmax transformer (paper 000; digest §7 tests 1-9, 11, 12).
+"""Tests of the pure-attention hardmax transformer (Alcalde, Fantuzzi, Zuazua 2024; paper 000).
 
 Oracles are independent of the implementation: exact rational arithmetic
 (``fractions``), closed forms from the paper (Example 5.2, Remark 1.3, Fig. 2), scipy's
@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 
 import jaxattn  # noqa: F401  (float64)
-from jaxattn.layers.hardmax import (
+from jaxattn.layers import (
     HardmaxTransformer,
     SoftmaxTransformer,
     attracting_set,
     cluster_points,
     convex_hull_vertices,
-    figure2_tokens,
     hardmax_attention,
     in_convex_hull,
 )
+from jaxattn.studies.paper_000 import figure2_tokens
 
 
 def _run(Z, alpha, K, A=None, **kw):
@@ -59,7 +59,7 @@ def test_matches_exact_rational_oracle():
         Zq = _exact_step(Zq, alpha)
 
 
-# ---------------------------------------------------------------------- test 1: Ex. 5.2
+# ---------------------------------------------------------------------- Ex. 5.2
 
 
 def test_example_5_2_late_leader():
@@ -82,7 +82,7 @@ def test_example_5_2_late_leader():
     assert np.min(np.linalg.norm(V - [-2 / 3, 5 / 3], axis=1)) < 1e-15
 
 
-# ------------------------------------------------------------------- test 2: Remark 1.3
+# ------------------------------------------------------------------- Remark 1.3
 
 
 @pytest.mark.parametrize("tie_rtol", [0.0, 1e-14])
@@ -104,7 +104,7 @@ def test_remark_1_3_zero_token(tie_rtol):
     assert sorted(attracting_set(np.array([[-1.0], [1.0]]))[:, 0].tolist()) == [-1.0, 1.0]
 
 
-# ------------------------------------------------------------------- tests 3-4: Fig. 2
+# ------------------------------------------------------------------- Fig. 2
 
 
 def test_figure_2_row_B_emerging_leader():
@@ -147,10 +147,10 @@ def test_figure_2_row_D_non_vertex_clusters():
     assert len(S0) == 9 and np.min(np.linalg.norm(S0, axis=1)) < 1e-12
 
 
-# ---------------------------------------------------- tests 5-6: invariants, general A
+# ---------------------------------------------------- invariants, general A
 
 
-N_SEEDS = 25  # per ensemble (A = I and random SPD A); the digest's 100 run with -m slow
+N_SEEDS = 25  # per ensemble (A = I and random SPD A); 100 per ensemble run with -m slow
 
 
 def _random_case(seed, spd):
@@ -251,7 +251,7 @@ def test_invariant_battery_100(spd):
 
 
 def test_general_A_equals_change_of_variables():
-    """§3: with A = B^T B, z~ = B z evolves by the A = I model (digest test 6a)."""
+    """§3: with A = B^T B, z~ = B z evolves by the A = I model."""
     rng = np.random.default_rng(7)
     for d in (2, 3, 4):
         Q = rng.standard_normal((d, d))
@@ -264,7 +264,7 @@ def test_general_A_equals_change_of_variables():
         np.testing.assert_allclose(direct, back, rtol=0, atol=1e-12 * np.abs(direct).max())
 
 
-# ------------------------------------------------------------------ test 7: unit circle
+# ------------------------------------------------------------------ unit circle
 
 
 def test_unit_circle_all_leaders():
@@ -278,7 +278,7 @@ def test_unit_circle_all_leaders():
     assert np.all(np.asarray(traj.leader_layer) == 0)
 
 
-# ---------------------------------------------------------------- test 8: softmax limit
+# ---------------------------------------------------------------- softmax limit
 
 
 def _top2_gap(traj):
@@ -308,11 +308,11 @@ def test_softmax_converges_to_hardmax():
     assert medians[0] > 1e-3  # the limit is not trivial: tau = 0.1 is visibly different
 
 
-# -------------------------------------------------- test 9: synthetic leader statistics
+# -------------------------------------------------- synthetic leader statistics
 
 
 def test_synthetic_leader_statistics():
-    expected = {2: 6.6, 4: 23.6, 8: 72.4, 16: 121.7}
+    expected = {2: 6.6, 4: 23.6, 8: 72.4, 16: 121.7}  # independent reference, docs/paper_000.md
     model = HardmaxTransformer(1.0, num_layers=60)
     count = jax.jit(jax.vmap(lambda Z: (lambda t: (t.num_leaders, t.num_initial_leaders))(
         model.trajectory(Z, store_attention=False))))
@@ -323,7 +323,7 @@ def test_synthetic_leader_statistics():
         assert (m0 / m).mean() >= 0.99
 
 
-# ------------------------------------------------------------------ test 11: tie rules
+# ------------------------------------------------------------------ tie rules
 
 
 def test_two_way_tie_averages():
@@ -367,7 +367,7 @@ def test_duplicate_tokens_move_together_and_count_once():
     np.testing.assert_array_equal(traj.first_copy, [0, 1, 2, 3, 4, 5, 0, 0, 3])
 
 
-# ---------------------------------------------------------------- test 12: gradients
+# ---------------------------------------------------------------- gradients
 
 
 def _gap_separated_config():

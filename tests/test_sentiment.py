@@ -1,4 +1,4 @@
-"""Tests of the hardmax sentiment classifier (paper 000 §6; digest §7 test 10).
+"""Tests of the hardmax sentiment classifier (Alcalde, Fantuzzi, Zuazua 2024, §6).
 
 The training test uses the synthetic corpus, whose sentiment words are known, so "the
 leaders far from the decision line are sentiment words" has an independent oracle.

@@ -1,4 +1,4 @@
-"""Value-matrix spectra reader on synthetic safetensors checkpoints (digest 001 T31)."""
+"""Value-matrix spectra reader on synthetic safetensors checkpoints (paper 001 Fig. 10)."""
 
 import json
 import struct

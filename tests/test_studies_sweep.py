@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 
 import jaxattn
+from jaxattn import io
 from jaxattn.studies import sweep as sw
 
 # A real sweep: each point is a batched SA ensemble solve reduced to clustered-pair
@@ -199,7 +200,7 @@ def test_grid_and_point_errors(tmp_path):
 
 
 def test_concurrent_run_of_one_directory_is_refused(tmp_path):
-    held = sw._lock_directory(tmp_path)  # as if another process were running this sweep
+    held = io.lock_directory(tmp_path)  # as if another process were running this sweep
     try:
         with pytest.raises(RuntimeError, match="another process"):
             sw.run_sweep(lambda seed, beta: xr.Dataset({"v": beta}), {"beta": [1.0]}, directory=tmp_path,
@@ -213,7 +214,7 @@ def test_concurrent_run_of_one_directory_is_refused(tmp_path):
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "x.nc"
-    sw.atomic_write_netcdf(xr.Dataset({"a": ("i", [1.0, 2.0])}), path)
+    io.atomic_write_netcdf(xr.Dataset({"a": ("i", [1.0, 2.0])}), path)
 
     def boom(self, *args, **kwargs):
         Path(args[0]).write_bytes(b"partial")
@@ -221,7 +222,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
     with pytest.raises(OSError):
-        sw.atomic_write_netcdf(xr.Dataset({"a": ("i", [3.0])}), path)
+        io.atomic_write_netcdf(xr.Dataset({"a": ("i", [3.0])}), path)
     monkeypatch.undo()
     assert xr.load_dataset(path).a.values.tolist() == [1.0, 2.0]  # old file intact
     assert [p.name for p in tmp_path.iterdir()] == ["x.nc"]  # no temp file left

@@ -1,9 +1,17 @@
 """Reading and writing files: safetensors checkpoints (value spectra) and netCDF sweep storage."""
 
+from .netcdf import (
+    atomic_write_netcdf as atomic_write_netcdf,
+    atomic_write_text as atomic_write_text,
+    check_manifest as check_manifest,
+    lock_directory as lock_directory,
+    merge_points as merge_points,
+    netcdf_attr as netcdf_attr,
+    netcdf_engine as netcdf_engine,
+)
 from .safetensors import (
     ALBERT_ATTENTION_PREFIX as ALBERT_ATTENTION_PREFIX,
     dominant_eigenvalue_is_real_positive as dominant_eigenvalue_is_real_positive,
-    plot_value_spectra as plot_value_spectra,
     read_safetensors as read_safetensors,
     value_matrix as value_matrix,
     value_spectra as value_spectra,

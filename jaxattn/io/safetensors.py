@@ -1,13 +1,17 @@
-"""Value-matrix spectra of pretrained attention layers (paper 001 Fig 10; paper 003 Figs 5-6).
+"""Value-matrix spectra of pretrained attention layers.
+
+Geshkovski, Letrouit, Polyanskiy, Rigollet 2023 (paper 001), Fig. 10; Karagodin,
+Polyanskiy, Rigollet 2024 (paper 003), Figs. 5-6. :func:`jaxattn.plot.plot_value_spectra`
+draws them.
 
 Reads a **user-supplied local** safetensors checkpoint (nothing is downloaded) with a small
 pure-NumPy reader of the safetensors format (8-byte little-endian header length, a JSON
 header ``{name: {dtype, shape, data_offsets}}``, then the raw little-endian buffers), so no
 extra dependency is needed.
 
-Per-head value matrices follow the authors' ``albert_eigvals.ipynb`` (digest 001 §4): with
-PyTorch ``nn.Linear`` weights (shape (out, in), y = x W^T + b) and head h occupying the
-rows ``hs = h*dk : (h+1)*dk`` of the value projection,
+Per-head value matrices follow the authors' notebook ``albert_eigvals.ipynb`` (code of
+paper 001): with PyTorch ``nn.Linear`` weights (shape (out, in), y = x W^T + b) and head h
+occupying the rows ``hs = h*dk : (h+1)*dk`` of the value projection,
 
     V_h = W_O[:, hs] @ W_V[hs, :]        (hidden x hidden, rank <= dk),
 
@@ -31,7 +35,6 @@ import numpy as np
 __all__ = [
     "ALBERT_ATTENTION_PREFIX",
     "dominant_eigenvalue_is_real_positive",
-    "plot_value_spectra",
     "read_safetensors",
     "value_matrix",
     "value_spectra",
@@ -169,23 +172,3 @@ def dominant_eigenvalue_is_real_positive(eigenvalues, tol: float = 1e-9) -> np.n
     lam = np.atleast_2d(eigenvalues)
     top, second = lam[:, 0], lam[:, 1] if lam.shape[1] > 1 else np.zeros(lam.shape[0])
     return (np.abs(top.imag) <= tol) & (top.real > tol) & (np.abs(top) > np.abs(second) + tol)
-
-
-def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
-    """Scatter of each head's eigenvalues in the complex plane (authors' Fig 10 style)."""
-    from ..plot import _pyplot
-
-    plt = _pyplot()
-    lam = np.atleast_2d(eigenvalues)
-    heads = range(lam.shape[0]) if heads is None else list(heads)
-    heads = list(heads)
-    if axes is None:
-        _, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.2), squeeze=False)
-        axes = axes[0]
-    for ax, h in zip(np.atleast_1d(axes), heads):
-        ax.scatter(lam[h].real, lam[h].imag, color="crimson", edgecolor="k", s=18)
-        ax.axhline(0, color="0.7", lw=0.5)
-        ax.axvline(0, color="0.7", lw=0.5)
-        ax.set_aspect("equal")
-        ax.set_title(f"Eigenvalues of value matrix for head {h + 1}")
-    return axes

@@ -1,8 +1,8 @@
 """Pure-attention hardmax transformer as a discrete dynamical system (paper 000).
 
 Alcalde, Fantuzzi, Zuazua, *Clustering in pure-attention hardmax transformers and its
-role in sentiment analysis* (arXiv 2407.01602; SIAM J. Math. Data Sci. 2025). Equation
-numbers below are the paper's.
+role in sentiment analysis* (arXiv 2407.01602, 2024; SIAM J. Math. Data Sci. 2025).
+Equation numbers below are the paper's.
 
 The model
 ---------
@@ -22,7 +22,10 @@ form (1.1a), Z + h (Lambda Z - Z) with h = alpha/(1+alpha): a leader (Lambda row
 then stays *bit-exactly* in place, as Lemma 5.1(ii) says it should.
 
 The layers are a ``jax.lax.scan``: this is a map, not an ODE (the hardmax ODE is not
-well-posed, paper §1.3), so it does not go through diffrax.
+well-posed, paper §1.3), so it does not go through diffrax. The modules check their
+arguments; the functions :func:`hardmax_layers`, :func:`hardmax_trajectory` and
+:func:`softmax_layers` are the unchecked scans behind them, for models that build their own
+tokens (e.g. :class:`jaxattn.sentiment.SentimentClassifier`).
 
 Ties
 ----
@@ -50,13 +53,7 @@ initial tokens, i.e. each repeated word once.
 Limit polytope and attracting set
 ---------------------------------
 Theorem 1.1: every token converges to a point of a finite set S on the boundary of the
-polytope K = conv(leader limits); leaders reach the vertices of K in finitely many
-layers and the other points of S are A-projections of the origin onto faces of K.
-:func:`convex_hull_vertices` finds vertices by a linear-programming extreme-point test
-(not qhull: K is often lower-dimensional) and :func:`attracting_set` enumerates S from
-the KKT system (4.24) of Lemma 4.4. The origin satisfies (4.1) whenever 0 is in K but is
-never the limit of a nonzero token (norms do not decrease, Lemma 3.2), so it is excluded
-unless asked for (Remark 1.3: it belongs to S only when a token starts at 0).
+polytope conv(leader limits); :mod:`jaxattn.layers.polytope` computes its vertices and S.
 
 The softmax variant, eq. (2.6), replaces Lambda by softmax(<A z_i, z_j>/tau) and tends
 to the hardmax layer as tau -> 0 away from near-ties.
@@ -64,31 +61,26 @@ to the hardmax layer as tau -> 0 away from near-ties.
 
 from __future__ import annotations
 
-import itertools
-from typing import Literal
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._validate import is_concrete
+from .._validate import as_float_array, check_finite, check_positive, is_concrete
 
 __all__ = [
     "DEFAULT_TIE_RTOL",
     "HardmaxTransformer",
     "SoftmaxTransformer",
     "HardmaxTrajectory",
+    "attention_sets",
     "gram_matrix",
     "hardmax_attention",
+    "hardmax_layers",
+    "hardmax_trajectory",
     "softmax_attention",
-    "attention_sets",
-    "cluster_points",
-    "in_convex_hull",
-    "convex_hull_vertices",
-    "attracting_set",
-    "figure2_tokens",
+    "softmax_layers",
 ]
 
 #: default relative tie tolerance (times max_i <A z_i, z_i>) for float64
@@ -98,21 +90,14 @@ DEFAULT_TIE_RTOL = 1e-14
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_alpha(alpha) -> Array:
-    if isinstance(alpha, (bool, np.bool_)):
-        raise TypeError("alpha must be a positive real number, got a bool")
-    a = jnp.asarray(alpha)
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-        a = a.astype(jnp.result_type(float))
+def _check_scalar(name: str, value, dtype=None) -> Array:
+    """A finite scalar > 0 (alpha of Assumption 2.1(ii), the temperature tau of (2.6))."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a positive real number, got a bool")
+    a = as_float_array(value, name) if dtype is None else jnp.asarray(value, dtype=dtype)
     if a.shape != ():
-        raise ValueError(f"alpha must be a scalar (V = alpha I, Assumption 2.1(ii)); got shape {a.shape}")
-    if is_concrete(a):
-        v = float(a)
-        if not np.isfinite(v) or v <= 0:
-            raise ValueError(
-                f"alpha must be finite and > 0 (it is the step size h = alpha/(1+alpha) in (0, 1)); got {v}. "
-                "Pass a positive alpha, e.g. 0.5; to train it use a positive parametrisation such as softplus."
-            )
+        raise ValueError(f"{name} must be a scalar, got shape {a.shape}")
+    check_positive(name, a)
     return a
 
 
@@ -120,17 +105,14 @@ def _check_A(A, d: int | None = None) -> Array | None:
     """Validate A as symmetric positive definite (Assumption 2.1(i))."""
     if A is None:
         return None
-    A = jnp.asarray(A)
-    if not jnp.issubdtype(A.dtype, jnp.floating):
-        A = A.astype(jnp.result_type(float))
+    A = as_float_array(A, "A")
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A must be a square (d, d) matrix, got shape {A.shape}")
     if d is not None and A.shape[0] != d:
         raise ValueError(f"A is {A.shape[0]} x {A.shape[0]} but the tokens live in R^{d}; pass a {d} x {d} matrix")
+    check_finite(A, "A")
     if is_concrete(A):
         An = np.asarray(A, dtype=np.float64)
-        if not np.all(np.isfinite(An)):
-            raise ValueError("A contains NaN or inf; pass a finite symmetric positive definite matrix")
         scale = max(np.max(np.abs(An)), 1e-300)
         asym = np.max(np.abs(An - An.T))
         if asym > 1e-12 * scale:
@@ -149,11 +131,7 @@ def _check_A(A, d: int | None = None) -> Array | None:
 
 
 def _check_tokens(Z, d: int | None = None, name: str = "Z") -> Array:
-    if isinstance(Z, (list, tuple)):
-        Z = np.asarray(Z, dtype=float)
-    Z = jnp.asarray(Z)
-    if not jnp.issubdtype(Z.dtype, jnp.floating):
-        Z = Z.astype(jnp.result_type(float))
+    Z = as_float_array(Z, name)
     if Z.ndim != 2:
         raise ValueError(
             f"{name} must be an (n, d) array of n tokens in R^d, got shape {Z.shape}; "
@@ -164,8 +142,7 @@ def _check_tokens(Z, d: int | None = None, name: str = "Z") -> Array:
     if d is not None and Z.shape[1] != d:
         raise ValueError(f"{name} has tokens in R^{Z.shape[1]} but A is {d} x {d}")
     if is_concrete(Z):
-        if not bool(jnp.all(jnp.isfinite(Z))):
-            raise ValueError(f"{name} contains NaN or inf; the hardmax dynamics need finite tokens")
+        check_finite(Z, name)
     else:
         Z = eqx.error_if(Z, ~jnp.all(jnp.isfinite(Z)), f"{name} contains NaN or inf")
     return Z
@@ -305,7 +282,7 @@ class HardmaxTransformer(eqx.Module):
 
     def __init__(self, alpha: float | ArrayLike = 0.5, A: ArrayLike | None = None, *,
                  num_layers: int = 8, tie_rtol: float = DEFAULT_TIE_RTOL):
-        self.alpha = _check_alpha(alpha)
+        self.alpha = _check_scalar("alpha", alpha)
         self.A = _check_A(A)
         self.num_layers = _check_layers(num_layers)
         self.tie_rtol = _check_tie_rtol(tie_rtol)
@@ -330,7 +307,7 @@ class HardmaxTransformer(eqx.Module):
 
     def __call__(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n d"]:
         """Z^K from Z^0 (K = ``num_layers`` layers of eq. (1.1a), a ``lax.scan``)."""
-        return _hardmax_final(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol)
+        return hardmax_layers(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol)
 
     def trajectory(self, Z: Float[ArrayLike, "n d"], *, store_attention: bool = True) -> HardmaxTrajectory:
         """All layers Z^0..Z^K, the attention sets C_i(Z^k) and the leaders (Definition 1.1).
@@ -338,8 +315,8 @@ class HardmaxTransformer(eqx.Module):
         ``store_attention=False`` leaves ``attention`` as None, which saves (K+1) n^2
         booleans per configuration (large batches of long reviews).
         """
-        return _hardmax_trajectory(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol,
-                                   bool(store_attention))
+        return hardmax_trajectory(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol,
+                                  bool(store_attention))
 
 
 # The scans are jitted once per shape (and static K, tie_rtol), so eager calls are cheap
@@ -347,7 +324,12 @@ class HardmaxTransformer(eqx.Module):
 
 
 @eqx.filter_jit
-def _hardmax_final(alpha, A, Z, num_layers, tie_rtol):
+def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z: Float[Array, "n d"],
+                   num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL) -> Float[Array, "n d"]:
+    """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) in a ``lax.scan``.
+
+    No argument checks (:class:`HardmaxTransformer` validates and then calls this).
+    """
     h = alpha / (1 + alpha)
 
     def body(Zk, _):
@@ -359,7 +341,13 @@ def _hardmax_final(alpha, A, Z, num_layers, tie_rtol):
 
 
 @eqx.filter_jit
-def _hardmax_trajectory(alpha, A, Z0, num_layers, tie_rtol, store_attention):
+def hardmax_trajectory(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z0: Float[Array, "n d"],
+                       num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
+                       store_attention: bool = True) -> HardmaxTrajectory:
+    """Layers Z^0..Z^K of eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1).
+
+    No argument checks (:meth:`HardmaxTransformer.trajectory` validates and then calls this).
+    """
     h = alpha / (1 + alpha)
     copies = jnp.all(Z0[:, None, :] == Z0[None, :, :], axis=-1)
 
@@ -383,7 +371,14 @@ def _hardmax_trajectory(alpha, A, Z0, num_layers, tie_rtol, store_attention):
 
 
 @eqx.filter_jit
-def _softmax_run(alpha, A, tau, Z, num_layers, keep_all):
+def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, tau: Float[ArrayLike, ""],
+                   Z: Float[Array, "n d"], num_layers: int,
+                   keep_all: bool = False) -> Float[Array, "n d"] | Float[Array, "K1 n d"]:
+    """Layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau.
+
+    Returns Z^K, or all layers Z^0..Z^K (shape (K+1, n, d)) when ``keep_all``. No argument
+    checks (:class:`SoftmaxTransformer` validates and then calls this).
+    """
     h = alpha / (1 + alpha)
 
     def body(Zk, _):
@@ -408,12 +403,9 @@ class SoftmaxTransformer(eqx.Module):
 
     def __init__(self, alpha: float | ArrayLike = 0.5, A: ArrayLike | None = None, *,
                  tau: float | ArrayLike = 1e-3, num_layers: int = 8):
-        self.alpha = _check_alpha(alpha)
+        self.alpha = _check_scalar("alpha", alpha)
         self.A = _check_A(A)
-        t = jnp.asarray(tau, dtype=jnp.result_type(float))
-        if is_concrete(t) and (t.shape != () or not np.isfinite(float(t)) or float(t) <= 0):
-            raise ValueError(f"tau must be a finite scalar > 0 (tau -> 0 is the hardmax limit), got {tau!r}")
-        self.tau = t
+        self.tau = _check_scalar("tau", tau, jnp.result_type(float))
         self.num_layers = _check_layers(num_layers)
 
     def attention(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n n"]:
@@ -423,152 +415,9 @@ class SoftmaxTransformer(eqx.Module):
     def __call__(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n d"]:
         """Z^K from Z^0 with the softmax similarity (2.6)."""
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
-        return _softmax_run(self.alpha, self.A, self.tau, Z, self.num_layers, False)
+        return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, False)
 
     def trajectory(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "K1 n d"]:
         """All layers Z^0..Z^K, shape (K+1, n, d)."""
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
-        return _softmax_run(self.alpha, self.A, self.tau, Z, self.num_layers, True)
-
-
-# ------------------------------------------------------------------ polytope and S (numpy)
-
-
-def cluster_points(points: ArrayLike, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """Group points closer than ``tol`` (greedy, in order).
-
-    Returns (representatives (c, d), labels (m,)): the first point of each group and the
-    group index of every point.
-    """
-    P = np.asarray(points, dtype=np.float64)
-    if P.ndim != 2:
-        raise ValueError(f"points must be an (m, d) array, got shape {P.shape}")
-    reps: list[np.ndarray] = []
-    labels = np.empty(len(P), dtype=int)
-    for i, p in enumerate(P):
-        for c, r in enumerate(reps):
-            if np.linalg.norm(p - r) <= tol:
-                labels[i] = c
-                break
-        else:
-            labels[i] = len(reps)
-            reps.append(p)
-    return (np.array(reps) if reps else np.zeros((0, P.shape[1]))), labels
-
-
-def in_convex_hull(points: ArrayLike, x: ArrayLike) -> bool:
-    """Whether x is in conv(points): LP feasibility {lambda >= 0, sum lambda = 1, P^T lambda = x} (HiGHS)."""
-    from scipy.optimize import linprog
-
-    P = np.asarray(points, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    m = len(P)
-    A_eq = np.vstack([P.T, np.ones((1, m))])
-    b_eq = np.concatenate([x, [1.0]])
-    res = linprog(np.zeros(m), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-    return res.status == 0
-
-
-def convex_hull_vertices(points: ArrayLike, tol: float = 1e-7) -> np.ndarray:
-    """Vertices (extreme points) of conv(points), by an LP extreme-point test.
-
-    Points within ``tol`` are merged first; a representative is a vertex iff it is not in
-    the convex hull of the other representatives. Works when the hull is lower-dimensional
-    (where qhull fails). Returns a (v, d) array.
-    """
-    reps, _ = cluster_points(points, tol)
-    if len(reps) <= 1:
-        return reps
-    keep = [i for i in range(len(reps)) if not in_convex_hull(np.delete(reps, i, axis=0), reps[i])]
-    return reps[keep]
-
-
-def attracting_set(
-    vertices: ArrayLike,
-    A: ArrayLike | None = None,
-    *,
-    exclude_origin: bool = True,
-    rtol: float = 1e-9,
-    max_vertices: int = 24,
-) -> np.ndarray:
-    """The finite attracting set S of eq. (4.1) for the polytope with the given vertices.
-
-    S = {x in K : max_l <A (v_l - x), x> = 0}; each point is x = sum_{j in J} beta_j v_j with beta_j > 0 solving
-    the KKT system (4.24) of Lemma 4.4, [[M_J, 1], [1^T, 0]] [beta; lambda] = [0; 1] with
-    M_J = (<A v_i, v_j>), kept if max_l <A v_l, x> <= <A x, x> (to ``rtol``). Only affinely
-    independent J (|J| <= d + 1) are enumerated; by Caratheodory that loses no point.
-    The vertices themselves are in S (|J| = 1). The origin is dropped unless
-    ``exclude_origin=False`` (see the module docstring).
-
-    Raises ValueError for more than ``max_vertices`` vertices (the enumeration is
-    combinatorial); pass a larger value if you accept the cost.
-    """
-    V = np.asarray(vertices, dtype=np.float64)
-    if V.ndim != 2:
-        raise ValueError(f"vertices must be an (m, d) array, got shape {V.shape}")
-    m, d = V.shape
-    if m > max_vertices:
-        raise ValueError(f"{m} vertices > max_vertices = {max_vertices}; the enumeration of S is "
-                         "combinatorial in m; raise max_vertices if you accept the cost")
-    An = np.eye(d) if A is None else np.asarray(_check_A(A, d), dtype=np.float64)
-    GV = V @ An @ V.T
-    scale = max(float(np.max(np.diag(GV))), 1e-300) if m else 1.0
-    found: list[np.ndarray] = []
-    for r in range(1, min(m, d + 1) + 1):
-        combos = np.array(list(itertools.combinations(range(m), r)), dtype=int)
-        if r > 1:
-            diffs = V[combos[:, 1:]] - V[combos[:, :1]]  # (c, r-1, d)
-            sv = np.linalg.svd(diffs, compute_uv=False)
-            ok = sv[:, -1] > 1e-10 * np.maximum(sv[:, 0], 1e-300)
-            combos = combos[ok]
-        if len(combos) == 0:
-            continue
-        M = GV[combos[:, :, None], combos[:, None, :]]  # (c, r, r)
-        K = np.zeros((len(combos), r + 1, r + 1))
-        K[:, :r, :r] = M
-        K[:, :r, r] = 1.0
-        K[:, r, :r] = 1.0
-        rhs = np.zeros((len(combos), r + 1))
-        rhs[:, r] = 1.0
-        sol = np.linalg.solve(K, rhs[..., None])[..., 0]
-        beta = sol[:, :r]
-        good = np.all(beta > 1e-12, axis=1)
-        X = np.einsum("cr,crd->cd", beta[good], V[combos[good]])
-        for x in X:
-            xAx = x @ An @ x
-            if np.max(V @ An @ x) <= xAx + rtol * scale:
-                found.append(x)
-    S, _ = cluster_points(np.array(found) if found else np.zeros((0, d)), tol=1e-9 * max(1.0, np.sqrt(scale)))
-    if exclude_origin and len(S):
-        S = S[np.linalg.norm(S, axis=1) > 1e-12 * max(1.0, np.sqrt(scale))]
-    elif not exclude_origin and not any(np.linalg.norm(s) <= 1e-12 for s in S) and in_convex_hull(V, np.zeros(d)):
-        S = np.vstack([S, np.zeros((1, d))])
-    return S
-
-
-# ------------------------------------------------------------------------ Figure 2 data
-
-
-def figure2_tokens(row: Literal["A", "B", "C", "D"], seed: int = 0) -> np.ndarray:
-    """Initial tokens of the paper's Figure 2 rows (from the authors' ``dynamics.ipynb``).
-
-    Rows A, C and D add uniform random tokens (seeded here; the authors set no seed),
-    row B is fully deterministic. Use alpha = 0.5, A = I and 30 layers as in the paper.
-    """
-    rng = np.random.default_rng(seed)
-    if row == "A":  # triangular polytope
-        fixed = [(1, 1), (0.5, -0.5), (-1, -1), (0.3, -0.2), (0.1, -0.2)]
-        rand = np.vstack([rng.uniform(0, 1, (2, 2)), rng.uniform(-1, 0, (2, 2))])
-    elif row == "B":  # emerging leader
-        fixed = [(1, 1 / 3), (-1 / 12, 1 / 12), (-1, -1), (0, 1 / 4), (-0.3, -0.7), (-0.6, -0.9),
-                 (0.8, 0.1), (0.6, 0.15)]
-        rand = np.zeros((0, 2))
-    elif row == "C":  # square polytope
-        fixed = [(1, 1), (1, -1), (-1, -1), (-1, 1)]
-        rand = rng.uniform(-0.5, 0.5, (6, 2))
-    elif row == "D":  # non-leader clusters
-        fixed = [(1, 1), (1, -1), (-1, -1), (-1, 1), (-0.5, 0), (0.5, 0)]
-        rand = rng.uniform(-0.5, 0.5, (4, 2))
-    else:
-        raise ValueError(f"row must be one of 'A', 'B', 'C', 'D', got {row!r}")
-    return np.vstack([np.asarray(fixed, dtype=np.float64), rand])
+        return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, True)

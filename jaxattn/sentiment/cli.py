@@ -125,9 +125,6 @@ def _report(args) -> int:
     counts = analysis.far_leader_counts(model, data.test_ids, data.test_labels, vocab)
     print(analysis.format_histogram(counts))
     if args.figures:
-        import matplotlib
-
-        matplotlib.use("Agg")
         from . import plots
 
         out = Path(args.figures)

@@ -242,7 +242,8 @@ def synthetic_words(num_sentiment: int = 50, num_neutral: int = 300) -> tuple[li
 
 def synthetic_reviews(num_reviews: int = 4000, *, num_sentiment: int = 50, num_neutral: int = 300,
                       zipf_exponent: float = 0.5, seed: int = 0) -> tuple[list[str], list[int]]:
-    """A corpus with known sentiment words (digest §7 test 10).
+    """A corpus with known sentiment words, to check that the classifier's far-from-boundary
+    leaders are sentiment words (``docs/paper_000.md``, "Results measured here").
 
     Each review has 40-160 words: 3-8 words of its own polarity, 0-2 of the other, the
     rest neutral words drawn from a Zipf law p_r ~ r^-zipf_exponent (0.5: flatter than raw

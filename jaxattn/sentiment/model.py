@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..layers.hardmax import DEFAULT_TIE_RTOL, HardmaxTrajectory, _hardmax_final, _hardmax_trajectory, _softmax_run
+from .._validate import check_positive
+from ..layers import DEFAULT_TIE_RTOL, HardmaxTrajectory, hardmax_layers, hardmax_trajectory, softmax_layers
 
 Mode = Literal["softmax", "hardmax"]
 
@@ -51,8 +52,7 @@ class SentimentClassifier(eqx.Module):
             raise ValueError(f"need vocab_size >= 2 and dim >= 1, got {vocab_size}, {dim}")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
+        check_positive("tau", tau)
         dtype = dtype or jnp.result_type(float)
         k1, k2, k3, k4 = jax.random.split(key, 4)
         # the authors' initialisation: E ~ N(0, 1) (init_scale = 1), alpha ~ U(0, 1), torch.nn.Linear for (w, v)
@@ -64,7 +64,7 @@ class SentimentClassifier(eqx.Module):
         self.bias = jax.random.uniform(k4, (), dtype, -bound, bound)
         self.num_layers = int(num_layers)
         self.tau = float(tau)
-        if tie_rtol is None:  # relative tie tolerance of the hardmax evaluation (see layers.hardmax)
+        if tie_rtol is None:  # relative tie tolerance of the hardmax evaluation (see jaxattn.layers.hardmax)
             tie_rtol = DEFAULT_TIE_RTOL if jnp.dtype(dtype) == jnp.float64 else 1e-6
         self.tie_rtol = float(tie_rtol)
 
@@ -84,9 +84,9 @@ class SentimentClassifier(eqx.Module):
     def transform(self, Z0: Float[Array, "n d"], mode: Mode = "softmax") -> Float[Array, "n d"]:
         """Z^K from Z^0 with the softmax (tau) or hardmax layer."""
         if mode == "softmax":
-            return _softmax_run(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False)
+            return softmax_layers(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False)
         if mode == "hardmax":
-            return _hardmax_final(self.alpha, None, Z0, self.num_layers, self.tie_rtol)
+            return hardmax_layers(self.alpha, None, Z0, self.num_layers, self.tie_rtol)
         raise ValueError(f"mode must be 'softmax' or 'hardmax', got {mode!r}")
 
     def decision(self, z: Float[Array, "... d"]) -> Float[Array, "..."]:
@@ -104,5 +104,5 @@ class SentimentClassifier(eqx.Module):
 
     def hardmax_trajectory(self, ids: Int[Array, " n"], store_attention: bool = True) -> HardmaxTrajectory:
         """Hardmax trajectory Z^0..Z^K with the leaders (copies of a word count once)."""
-        return _hardmax_trajectory(self.alpha, None, self.encode(ids), self.num_layers, self.tie_rtol,
-                                   store_attention)
+        return hardmax_trajectory(self.alpha, None, self.encode(ids), self.num_layers, self.tie_rtol,
+                                  store_attention)

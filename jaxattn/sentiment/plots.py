@@ -1,4 +1,4 @@
-"""Figures 9 and 10 of paper 000 (matplotlib; imported lazily by the CLI)."""
+"""Figures 9 and 10 of paper 000 (through :func:`jaxattn.plot.pyplot`; imported lazily by the CLI)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def plot_review(ax, model: SentimentClassifier, ids: np.ndarray, vocab: Vocabula
 
 def figure9(model: SentimentClassifier, ids_pos: np.ndarray, ids_neg: np.ndarray, vocab: Vocabulary):
     """Figure 9: one positive and one negative review side by side."""
-    import matplotlib.pyplot as plt
+    from ..plot import pyplot
 
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     plot_review(axes[0], model, ids_pos, vocab, title="positive review")
     plot_review(axes[1], model, ids_neg, vocab, title="negative review")
@@ -66,8 +67,9 @@ def figure9(model: SentimentClassifier, ids_pos: np.ndarray, ids_neg: np.ndarray
 
 def figure10(counts: Counter, top: int = 15, title: str = "most frequent leaders with |H| >= 2"):
     """Figure 10: histogram of the ``top`` most frequent far-from-boundary leader words."""
-    import matplotlib.pyplot as plt
+    from ..plot import pyplot
 
+    plt = pyplot()
     items = counts.most_common(top)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar([w for w, _ in items], [c for _, c in items], color="tab:blue")

@@ -2,11 +2,12 @@
 
 * :mod:`.sweep`: grids x seeds of jit-compiled, device-sharded ensemble solves written to
   netCDF point by point, resumable after any interruption (:func:`run_sweep`).
+* :mod:`.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
 * :mod:`.paper_001`, :mod:`.paper_002`: reproductions of the figures and theorems of
   papers 001 and 002 (datasets + plot helpers).
 """
 
-from . import causal, gradients, paper_001, paper_002, sweep
+from . import causal, figures, gradients, paper_000, paper_001, paper_002, sweep
 from .gradients import (
     checkpointed_adjoint,
     circle_pde_value_and_grad,
@@ -24,11 +25,13 @@ __all__ = [
     "checkpointed_adjoint",
     "circle_pde_value_and_grad",
     "clustering_sensitivity_along_boundary",
+    "figures",
     "fit",
     "fit_beta_to_clustering_time",
     "gradients",
     "maximise_metastable_lifetime",
     "value_and_grad_of",
+    "paper_000",
     "paper_001",
     "paper_002",
     "run_sweep",

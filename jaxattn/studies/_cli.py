@@ -72,7 +72,7 @@ def _phase_diagram(args) -> int:
 
 
 def _circle(args) -> int:
-    from .sweep import atomic_write_netcdf
+    from ..io import atomic_write_netcdf
     from . import paper_002 as p2
 
     ds = p2.circle_metastability(args.betas, sorted(args.times), n=args.n, batch=args.batch, seed=args.seed)
@@ -86,8 +86,8 @@ def _circle(args) -> int:
 def _gamma(args) -> int:
     import xarray as xr
 
-    from ..plot import _pyplot
-    from .sweep import atomic_write_netcdf
+    from ..io import atomic_write_netcdf
+    from ..plot import pyplot
     from . import paper_002 as p2
 
     betas = np.linspace(args.betas[0], args.betas[1], int(args.betas[2]))
@@ -96,7 +96,7 @@ def _gamma(args) -> int:
                     attrs=dict(n=args.n, delta=args.delta, model="SA", paper="002 eq. (4.11)"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_netcdf(ds, args.out / "gamma.nc")
-    _, ax = _pyplot().subplots(figsize=(5, 3.5))
+    _, ax = pyplot().subplots(figsize=(5, 3.5))
     ax.semilogx(ds.t_star, ds.beta)
     ax.set_xlabel(r"$t^*(\beta)$")
     ax.set_ylabel(r"$\beta$")

@@ -305,9 +305,9 @@ def boolean_attention(*, n: int = 40, ts=(0.0, 1.0, 2.0, 4.0, 6.0), seeds: Seque
 
 def plot_attention_matrices(ds: xr.Dataset, *, seed_index: int = 0, axes=None):
     """Heatmaps of the sorted P(t) at each saved time with the rank in the title (Figs 3, 11)."""
-    from ..plot import _pyplot
+    from ..plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     times = ds.t.values
     if axes is None:
         _, axes = plt.subplots(1, len(times), figsize=(2.6 * len(times), 2.8))
@@ -322,9 +322,9 @@ def plot_attention_matrices(ds: xr.Dataset, *, seed_index: int = 0, axes=None):
 def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=None, normal=None):
     """Tokens z_i(t) (2-D or 3-D) over time, final positions large; the final convex hull
     (V = I) and, in 2-D, a line orthogonal to ``normal`` (e.g. the dual functional)."""
-    from ..plot import _pyplot
+    from ..plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     z = ds.z.isel(seed=seed_index).values
     d = z.shape[-1]
     if ax is None:

@@ -14,7 +14,8 @@ and reduces the trajectories to observables on a time grid (dims such as ``t`` a
 :class:`xarray.Dataset` with named dims ``(*grid, seed, *point dims)`` and the sweep's
 parameters in ``attrs``.
 
-Storage and resumption (the design is "one file per finished point plus a final merge"):
+Storage and resumption (the design is "one file per finished point plus a final merge";
+the file operations are :mod:`jaxattn.io.netcdf`):
 
 * ``directory/manifest.json`` records the sweep's arguments (name, grid, seeds, attrs,
   the function's qualified name). Re-running with *different* arguments in the same
@@ -61,18 +62,17 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array
 
+from ..io import atomic_write_netcdf, check_manifest, lock_directory, merge_points, netcdf_attr
+
 __all__ = [
     "SweepMismatchError",
-    "atomic_write_netcdf",
     "ensemble_mesh",
-    "netcdf_engine",
     "run_sweep",
     "shard_ensemble",
     "solve_ensemble",
     "sweep_points",
 ]
 
-MANIFEST = "manifest.json"
 POINTS = "points"
 
 Scalar = int | float | str | bool
@@ -80,60 +80,6 @@ Scalar = int | float | str | bool
 
 class SweepMismatchError(ValueError):
     """The sweep directory holds a sweep with different arguments."""
-
-
-# --------------------------------------------------------------------------- storage
-
-
-def netcdf_engine() -> str:
-    """The netCDF backend to write with: netCDF4 (preferred), h5netcdf, else scipy (netCDF3)."""
-    for module, engine in (("netCDF4", "netcdf4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
-        try:
-            __import__(module)
-            return engine
-        except ImportError:  # pragma: no cover - depends on the environment
-            continue
-    raise ImportError("writing sweeps needs netCDF4, h5netcdf or scipy")  # pragma: no cover
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine=netcdf_engine())
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_directory(path.parent)
-    return path
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)
 
 
 # --------------------------------------------------------------------------- points
@@ -196,15 +142,8 @@ def sweep_points(grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int]) 
 
 
 def _point_file(index: int, point: Mapping[str, Scalar]) -> str:
-    digest = hashlib.sha1(json.dumps(point, sort_keys=True).encode()).hexdigest()[:12]
-    return f"p{index:06d}-{digest}.nc"
-
-
-def _json_attr(value: Any) -> Any:
-    """Attribute values netCDF accepts; anything else is stored as JSON text."""
-    if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
+    tag = hashlib.sha1(json.dumps(point, sort_keys=True).encode()).hexdigest()[:12]
+    return f"p{index:06d}-{tag}.nc"
 
 
 def _check_point_dataset(ds: Any, point: Mapping[str, Scalar], allow_nan: bool) -> xr.Dataset:
@@ -272,40 +211,17 @@ def run_sweep(
         "attrs": json.loads(json.dumps(attrs, sort_keys=True, default=str)),
         "function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}",
     }
-    lock = _lock_directory(directory)
+    lock = lock_directory(directory)
     try:
-        _check_manifest(directory, manifest)
-        return _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, allow_nan)
-    finally:
-        lock.close()
-
-
-def _check_manifest(directory: Path, manifest: dict) -> None:
-    manifest_path = directory / MANIFEST
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        if old != manifest:
-            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        diff = check_manifest(directory, manifest)
+        if diff:
             raise SweepMismatchError(
                 f"{directory} holds a sweep with different {diff}; use a new directory "
                 "(or delete this one) to start a different sweep"
             )
-    else:
-        _atomic_write_text(json.dumps(manifest, indent=1, sort_keys=True), manifest_path)
-
-
-def _lock_directory(directory: Path):
-    handle = open(directory / ".lock", "a")
-    try:
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # pragma: no cover - non-POSIX: no cross-process guard
-        pass
-    except OSError:
-        handle.close()
-        raise RuntimeError(f"another process is running the sweep in {directory}") from None
-    return handle
+        return _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, allow_nan)
+    finally:
+        lock.close()
 
 
 def _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, allow_nan):
@@ -335,8 +251,8 @@ def _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, a
     finally:
         if bar is not None:
             bar.close()
-    merged = _merge(files, points, grid, seeds)
-    merged.attrs.update({k: _json_attr(v) for k, v in attrs.items()})
+    merged = merge_points(files, points, grid, seeds)
+    merged.attrs.update({k: netcdf_attr(v) for k, v in attrs.items()})
     merged.attrs.update(
         sweep_name=name,
         sweep_grid=json.dumps(grid),
@@ -345,20 +261,6 @@ def _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, a
     out = directory / f"{name}.nc"
     atomic_write_netcdf(merged, out)
     return xr.load_dataset(out)
-
-
-def _merge(files: list[Path], points: list[dict], grid: dict[str, list], seeds: list[int]) -> xr.Dataset:
-    names = [*grid, "seed"]
-    parts = []
-    for i, (f, point) in enumerate(zip(files, points)):
-        part = xr.load_dataset(f).drop_vars(names, errors="ignore").expand_dims(point=[i])
-        parts.append(part.assign_coords({k: ("point", [v]) for k, v in point.items()}))
-    point_dims = list(parts[0].dims)
-    point_dims.remove("point")
-    stacked = xr.concat(parts, dim="point", join="outer")
-    stacked = stacked.set_index(point=names).unstack("point")
-    stacked = stacked.reindex({**grid, "seed": seeds})
-    return stacked.transpose(*names, *point_dims, ...)
 
 
 # --------------------------------------------------------------------------- devices
