@@ -88,10 +88,10 @@ def _gamma(args) -> int:
 
     from ..io import atomic_write_netcdf
     from ..plot import pyplot
-    from . import paper_002 as p2
+    from ..analysis import gamma_crossing_time
 
     betas = np.linspace(args.betas[0], args.betas[1], int(args.betas[2]))
-    t_star = [p2.crossing_time(b, args.n, args.delta) for b in betas]
+    t_star = [float(gamma_crossing_time(b, args.n, args.delta)) for b in betas]
     ds = xr.Dataset({"t_star": ("beta", t_star)}, coords={"beta": betas},
                     attrs=dict(n=args.n, delta=args.delta, model="SA", paper="002 eq. (4.11)"))
     args.out.mkdir(parents=True, exist_ok=True)

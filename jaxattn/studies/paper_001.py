@@ -7,9 +7,9 @@ z_i = e^{-tV} x_i, dz_i/dt = sum_j P_ij(t) V (z_j - z_i), with P computed from e
 (:class:`jaxattn.RescaledSelfAttention`). Initial tokens are i.i.d. U([-5, 5]^d) (§11.1).
 Ensembles of seeds are solved as one batched state (adaptive Tsit5, max-over-members
 error control) instead of the paper's step-0.1 scheme, which the authors' code reduces to
-forward Euler (digest §3.2).
+forward Euler (their "RK4" routine takes one Euler step: ``docs/errata.md``).
 
-Errata and corrections relied on (digest 001 §6 P17 and §§2-3):
+Errata and corrections relied on (also listed in ``docs/errata.md``):
 
 * Fig 6's V is **not** symmetric, despite its caption; for non-normal V the hyperplanes
   of Thm 4.2 are level sets of the **dual functional** phi_1^* (the left eigenvector
@@ -63,7 +63,7 @@ __all__ = [
     "spectral_coordinates",
 ]
 
-#: exact value matrices of the authors' scripts (digest 001 §3.3)
+#: exact value matrices of the authors' figure scripts
 FIG6_V = np.array([[0.64709742, 0.81911926], [0.61210449, 0.63263484]])
 FIG7A_V = np.array([[0.92761287, 0.94333073, 0.3827744], [0.94333073, 0.59991396, 0.47825472],
                     [0.3827744, 0.47825472, 0.46668605]])
@@ -196,7 +196,7 @@ def hull_vertex_mask(points, tol: float = 1e-9) -> np.ndarray:
 
 
 def polytope_summary(z_final, P_final, *, A=None, tol: float = 1e-3) -> dict:
-    """Checks of Thm 3.1 / 8.1 (V = I) on a final rescaled state (digest T16-T17).
+    """Checks of Thm 3.1 / 8.1 (V = I) on a final rescaled state.
 
     Returns the cluster count and max radius, whether every centre is a vertex of
     conv(centres) (or 0), the S-membership defect max_w | |Aw|^2 - max_j <Aw, Av_j> |
@@ -222,7 +222,7 @@ def polytope_summary(z_final, P_final, *, A=None, tol: float = 1e-3) -> dict:
 def origin_collapse(*, n: int = 40, d: int = 3, ts=(0.0, 10.0, 100.0), seed: int = 0) -> xr.Dataset:
     """Thm 8.5 / Remark 8.6: original dynamics (1.1) with V = -I, Q = K = I collapse to 0.
 
-    Returns max_i |x_i(t)|, sqrt(t) max_i |x_i| (the empirical t^{-1/2} law, digest §2.3:
+    Returns max_i |x_i(t)|, sqrt(t) max_i |x_i| (the empirical t^{-1/2} law:
     ~1.82 for seed 0), max |P - 1/n| and the Lyapunov function L = sum_ij e^{<x_i, x_j>}
     (Lemma 8.9, non-increasing, -> n^2).
     """
