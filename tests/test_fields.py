@@ -1,4 +1,7 @@
-"""Vector fields against exact identities (digest 002 T2-T5, T8-T9, T36; 003 A1-A4)."""
+"""Vector fields against exact identities (Geshkovski et al. 2023 (perspective) §2-§3, §6; Karagodin et al. 2024 §1).
+
+Also the abstract/final pattern of the field classes (docs/architecture.md, "Conventions").
+"""
 
 import jax
 import jax.numpy as jnp
@@ -194,3 +197,33 @@ def test_feedforward_term(key):  # 002 eq. (2.8)
     y = attn.attention_output(x)
     expected = tangent_projection(x, jnp.tanh(y + b) @ w.T)
     np.testing.assert_allclose(jaxattn.SelfAttention(2.0, feedforward=ff)(0.0, x), expected, atol=1e-14)
+
+
+def _field_classes():
+    """AbstractField and every subclass of it defined in jaxattn (exported or not)."""
+    found, todo = [], [jaxattn.fields.AbstractField]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__.startswith("jaxattn.") and cls not in found:
+            found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_field_classes_follow_the_abstract_final_pattern():
+    import inspect
+
+    classes = _field_classes()
+    for cls in classes:
+        abstract = inspect.isabstract(cls) or bool(getattr(cls, "__abstractvars__", {}))
+        abstract = abstract or bool(getattr(cls, "__abstractclassvars__", {}))
+        assert abstract == cls.__name__.startswith("Abstract"), cls
+        if not abstract:  # final: nothing subclasses a concrete field
+            assert not [c for c in classes if c is not cls and issubclass(c, cls)], cls
+        for base in cls.__mro__[1:]:  # no concrete method or property of a base is overridden
+            for name, value in vars(cls).items():
+                inherited = vars(base).get(name)
+                if name.startswith("__") or inherited is None or not callable(inherited) and not isinstance(
+                        inherited, property):
+                    continue
+                assert getattr(inherited, "__isabstractmethod__", False), f"{cls.__name__}.{name} overrides {base}"

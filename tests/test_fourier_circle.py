@@ -1,4 +1,4 @@
-"""O(n M) Bessel-Fourier circle evaluator against the dense masked sum (issue 8 item 3, digest 003 §6.3)."""
+"""O(n M) Bessel-Fourier circle evaluator against the dense masked sum (docs/paper_003.md, "The Fourier evaluator")."""
 
 import equinox as eqx
 import jax
@@ -8,7 +8,7 @@ import pytest
 import scipy.special
 
 import jaxattn
-from jaxattn.fields._fourier import fourier_modes, scaled_bessel_weights, truncation_error
+from jaxattn.fields import fourier_modes, scaled_bessel_weights, truncation_error
 
 
 @eqx.filter_jit
@@ -54,7 +54,7 @@ def test_fourier_matches_dense_usa(key, beta, causal):
 @pytest.mark.parametrize("causal", [False, True])
 def test_fourier_chunked_sweep_matches_dense(key, causal):
     # the scan over chunks carries the mode sums of earlier chunks; padding in the last chunk
-    from jaxattn.fields._fourier import fourier_circle_velocity
+    from jaxattn.fields import fourier_circle_velocity
 
     beta = 64.0
     weights = scaled_bessel_weights(beta, fourier_modes(beta))

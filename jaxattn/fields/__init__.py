@@ -1,28 +1,43 @@
-"""Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle."""
+"""Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle.
 
-from ._attention import attend, attention_weights
-from ._base import AbstractField, tangent_projection
-from ._fourier import fourier_circle_velocity, fourier_modes, truncation_error
-from .circle import CircleSelfAttention, FrozenCentresCircleAttention, Kuramoto, angles_of, embed_angles
-from .euclidean import EuclideanSelfAttention, RescaledSelfAttention
-from .sphere import FeedForward, SelfAttention, UnnormalisedSelfAttention
+Every field is an :class:`AbstractField` (``field(t, x)``, diffrax's ``ODETerm`` signature).
+Evaluators of the attention sums, one module each: dense and row-blocked (:func:`attend`,
+``_attention.py``), Bessel-Fourier modes on the circle (``_fourier.py``) and spherical harmonics
+on S^2 (``_harmonics.py``); the fields pick one with their ``evaluator`` argument.
+"""
 
-__all__ = [
-    "AbstractField",
-    "CircleSelfAttention",
-    "EuclideanSelfAttention",
-    "FeedForward",
-    "FrozenCentresCircleAttention",
-    "Kuramoto",
-    "RescaledSelfAttention",
-    "SelfAttention",
-    "UnnormalisedSelfAttention",
-    "angles_of",
-    "attend",
-    "attention_weights",
-    "embed_angles",
-    "fourier_circle_velocity",
-    "fourier_modes",
-    "tangent_projection",
-    "truncation_error",
-]
+from ._attention import attend as attend, attention_weights as attention_weights
+from ._base import (
+    SPHERE_TOLERANCE as SPHERE_TOLERANCE,
+    AbstractField as AbstractField,
+    tangent_projection as tangent_projection,
+)
+from ._fourier import (
+    fourier_circle_velocity as fourier_circle_velocity,
+    fourier_modes as fourier_modes,
+    scaled_bessel_weights as scaled_bessel_weights,
+    truncation_error as truncation_error,
+)
+from ._harmonics import (
+    legendre_coefficients as legendre_coefficients,
+    sphere_attention_harmonics as sphere_attention_harmonics,
+    truncation_degree as truncation_degree,
+)
+from .circle import (
+    CircleSelfAttention as CircleSelfAttention,
+    FrozenCentresCircleAttention as FrozenCentresCircleAttention,
+    Kuramoto as Kuramoto,
+    angles_of as angles_of,
+    embed_angles as embed_angles,
+)
+from .euclidean import (
+    AbstractEuclideanAttention as AbstractEuclideanAttention,
+    EuclideanSelfAttention as EuclideanSelfAttention,
+    RescaledSelfAttention as RescaledSelfAttention,
+)
+from .sphere import (
+    AbstractSphereAttention as AbstractSphereAttention,
+    FeedForward as FeedForward,
+    SelfAttention as SelfAttention,
+    UnnormalisedSelfAttention as UnnormalisedSelfAttention,
+)

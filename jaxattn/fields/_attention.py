@@ -4,24 +4,25 @@ Given queries q_i, keys k_j and values v_j the kernel returns
 
     out_i = sum_j w_ij v_j,        w_ij = exp(<q_i, k_j>) / N_i,
 
-restricted to j <= i when ``causal`` (paper 003: token i attends to j <= i, itself
+restricted to j <= i when ``causal`` (Karagodin et al. 2024: token i attends to j <= i, itself
 included), with one of two normalisations:
 
-* ``"softmax"`` — N_i = sum_j exp(<q_i, k_j>) (paper 002 eqs. (2.4)-(2.5); paper 001
+* ``"softmax"`` — N_i = sum_j exp(<q_i, k_j>) (Geshkovski et al. 2023 (perspective) eqs. (2.4)-(2.5);
+  Geshkovski et al. 2023 (emergence)
   eq. (1.2)): the rows of w are probability vectors (the attention matrix);
 * ``"mean"`` — N_i = (number of keys row i sees) * exp(shift): the unnormalised
-  surrogate (USA, paper 002 §3.3) where the partition function Z_i is replaced by n
+  surrogate (USA, Geshkovski et al. 2023 (perspective) §3.3) where the partition function Z_i is replaced by n
   (by i under a causal mask). ``log_shift`` multiplies the whole row by exp(-shift),
-  i.e. rescales time by exp(shift); with shift = beta this is the time-rescaled USA of
-  digest 002 T1 whose weights are exp(beta(<x_i, x_j> - 1))/n.
+  i.e. rescales time by exp(shift); with shift = beta this is the time-rescaled USA
+  (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(<x_i, x_j> - 1))/n.
 
 Numerics. Logits are max-subtracted row by row before exponentiation, so the softmax is
 finite for any finite logits (tested up to 1e300); the mean normalisation adds the row
 max back in log space, so it overflows only when the true velocity does.
 
 Blocking. A dense evaluation materialises several n x n temporaries; on this CPU fresh
-n x n buffers pay page faults and ran the exponentials 4x slower at n = 4096 (ecosystem
-report §3.2). For n > ``block_size`` (256) the rows are processed ``block_size`` at a time
+n x n buffers pay page faults and ran the exponentials 4x slower at n = 4096 (measured; see
+benchmarks/README.md). For n > ``block_size`` (256) the rows are processed ``block_size`` at a time
 with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
 results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
 earlier threshold of 4 blocks still ran dense).

@@ -13,15 +13,12 @@ the one diffrax's ``ODETerm`` expects; ``x`` is one configuration:
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Literal
+from typing import Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_float_array, check_beta, check_finite, is_concrete  # noqa: F401
 
 Manifold = Literal["sphere", "euclidean", "circle"]
 
@@ -32,11 +29,26 @@ SPHERE_TOLERANCE = 1e-6
 class AbstractField(eqx.Module):
     """A particle vector field dx/dt = F(t, x) for one configuration x.
 
-    Subclasses define :attr:`manifold` and :meth:`velocity`, and may override
-    :attr:`dim` (the token dimension the parameters fix, or ``None``).
+    Concrete fields define
+
+    * :attr:`manifold` (class variable): where a configuration lives (module docstring);
+    * :attr:`dim`: the token dimension d their parameters fix (e.g. the size of V), or ``None``;
+    * :attr:`num_tokens`: the number of tokens n their parameters fix (e.g. one natural
+      frequency per oscillator), or ``None``;
+    * :meth:`velocity`.
     """
 
     manifold: eqx.AbstractClassVar[Manifold]
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int | None:
+        """Token dimension d the parameters fix, or None if any d works."""
+
+    @property
+    @abc.abstractmethod
+    def num_tokens(self) -> int | None:
+        """Number of tokens n the parameters fix, or None if any n works."""
 
     @abc.abstractmethod
     def velocity(self, t: Float[ArrayLike, ""], x: Array) -> Array:
@@ -44,11 +56,6 @@ class AbstractField(eqx.Module):
 
     def __call__(self, t, x, args=None):
         return self.velocity(t, x)
-
-    @property
-    def dim(self) -> int | None:
-        """Token dimension d required by the parameters, or None if any d works."""
-        return None
 
     @property
     def event_ndim(self) -> int:
@@ -73,14 +80,18 @@ class AbstractField(eqx.Module):
                 raise ValueError(f"the sphere S^(d-1) needs d >= 2, got d = {shape[1]}")
         if shape[0] < 1:
             raise ValueError("need at least one token (n >= 1)")
+        n = self.num_tokens
+        if n is not None and shape[0] != n:
+            raise ValueError(f"the field's parameters fix n = {n} tokens: {n} frequencies but there are "
+                             f"{shape[0]} oscillators")
 
 
 def tangent_projection(x: Float[Array, "n d"], y: Float[Array, "n d"]) -> Float[Array, "n d"]:
-    """P_x y = y - <x, y> x / |x|^2, row by row (paper 003 §1.1).
+    """P_x y = y - <x, y> x / |x|^2, row by row (Karagodin et al. 2024 §1.1).
 
     The division by |x|^2 (rather than the unit-sphere shortcut y - <x, y> x) makes
     d|x|^2/dt = 0 exactly off the sphere too; the shortcut makes the sphere transversally
-    unstable when <x, y> < 0, e.g. for V = -I (digest 002 pitfall P1).
+    unstable when <x, y> < 0, e.g. for V = -I (docs/paper_003.md, "Long horizons and precision").
     """
     coef = jnp.sum(x * y, axis=-1, keepdims=True) / jnp.sum(x * x, axis=-1, keepdims=True)
     return y - coef * x

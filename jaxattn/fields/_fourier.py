@@ -1,6 +1,7 @@
 r"""O(n M) evaluation of the circle attention field by Bessel-weighted Fourier modes.
 
-The circle fields of :mod:`jaxattn.fields.circle` (paper 002 eq. (6.1); paper 003 (CSA-2d))
+The circle fields of :mod:`jaxattn.fields.circle` (Geshkovski et al. 2023 (perspective) eq. (6.1);
+Karagodin et al. 2024 (CSA-2d))
 need, for every token i and its visible set S_i (all j, or j <= i under a causal mask),
 
     Z_i = sum_{j in S_i} w(theta_i - theta_j),      N_i = sum_{j in S_i} w(theta_i - theta_j) sin(theta_j - theta_i),
@@ -48,7 +49,7 @@ I~_k(beta) ~ e^{-k^2/(2 beta)} / sqrt(2 pi beta) for k << beta, M ~ sqrt(2 beta 
 M = 68 at beta = 64 and 18 at beta = 1 for tol = 1e-16 (the default, below float64 round-off
 per token). Round-off adds ~ (|S_i| / Z_i) * 1e-16 * sqrt(beta) per token (the mode sums of n
 unit vectors), so float64 gives ~1e-13 agreement with the dense sum for n ~ 10^3 and ~1e-10 at
-n = 10^6; float32 is poor beyond n ~ 10^3 (digest 003 §6.3).
+n = 10^6; float32 is poor beyond n ~ 10^3 (docs/paper_003.md, "Long horizons and precision").
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._special import ive
+
 #: default truncation tolerance eps_M(beta) (see the module docstring)
 DEFAULT_FOURIER_TOL = 1e-16
 #: tokens per near-field block of the causal evaluator
@@ -70,8 +73,6 @@ DEFAULT_CHUNK = 4096
 
 def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..kmax, as float64 NumPy (host)."""
-    from .._special import ive
-
     with jax.ensure_compile_time_eval():  # host values even while a jit trace is open
         return np.asarray(ive(np.arange(kmax + 1, dtype=float), float(beta)), dtype=float)
 
@@ -120,8 +121,6 @@ def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
 
 def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " M+1"]:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..M, differentiable in beta (traced beta allowed)."""
-    from .._special import ive
-
     beta = jnp.asarray(beta)
     return ive(jnp.arange(M + 1, dtype=beta.dtype), beta).astype(beta.dtype)
 

@@ -1,6 +1,6 @@
-"""Angle form of the dynamics on the circle S^1 (paper 002 §6).
+"""Angle form of the dynamics on the circle S^1 (Geshkovski et al. 2023 (perspective) §6).
 
-With x_i = (cos theta_i, sin theta_i) and Q = K = V = I, (USA) becomes paper 002 eq. (6.1)
+With x_i = (cos theta_i, sin theta_i) and Q = K = V = I, (USA) becomes Geshkovski et al. 2023 (perspective) eq. (6.1)
 
     dtheta_i/dt = -(1/n) sum_j exp(beta cos(theta_i - theta_j)) sin(theta_i - theta_j),
 
@@ -13,18 +13,21 @@ x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - 
 ``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
 O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
 :class:`FrozenCentresCircleAttention` adds m frozen, weighted keys to the causal circle field
-(paper 003 Theorem 5.2).
+(Karagodin et al. 2024 Theorem 5.2).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._validate import as_finite_array, check_beta, is_concrete
 from ._attention import attend, attention_weights
-from ._base import AbstractField, as_float_array, check_beta, check_finite, is_concrete
+from ._base import AbstractField
 from ._fourier import (
     DEFAULT_FOURIER_TOL,
     DEFAULT_NEAR_BLOCK,
@@ -49,9 +52,9 @@ def _angular_velocity(theta, y):
 
 
 class CircleSelfAttention(AbstractField):
-    """Angle ODE on S^1: paper 002 eq. (6.1) (``unnormalised=True``, USA) or its SA form.
+    """Angle ODE on S^1: Geshkovski et al. 2023 (perspective) eq. (6.1) (``unnormalised=True``, USA) or its SA form.
 
-    ``causal=True`` gives the circle form of paper 003's causal dynamics (CSA-2d): token k
+    ``causal=True`` gives the circle form of Karagodin et al. 2024's causal dynamics (CSA-2d): token k
     attends to j <= k, and with h(x) = e^{beta(cos x - 1)} sin x,
 
         dtheta_k/dt = (1/Z_k) sum_{j<k} h(theta_j - theta_k),   Z_k = sum_{j<=k} e^{beta(cos(theta_k - theta_j) - 1)} >= 1
@@ -83,6 +86,8 @@ class CircleSelfAttention(AbstractField):
     modes: int | None = eqx.field(static=True)
 
     manifold = "circle"
+    dim: ClassVar[None] = None
+    num_tokens: ClassVar[None] = None
 
     def __init__(self, beta: float | ArrayLike, *, unnormalised: bool = False, causal: bool = False,
                  block_size: int | None = None, evaluator: str = "dense", modes: int | None = None,
@@ -132,7 +137,9 @@ class CircleSelfAttention(AbstractField):
 
 
 class Kuramoto(AbstractField):
-    """Kuramoto model, paper 002 eq. (6.2): dtheta_i/dt = omega_i + (K/n) sum_j sin(theta_j - theta_i).
+    """Kuramoto model, Geshkovski et al. 2023 (perspective) eq. (6.2).
+
+        dtheta_i/dt = omega_i + (K/n) sum_j sin(theta_j - theta_i).
 
     ``omega`` is a scalar or an (n,) array of natural frequencies. With omega = 0 and
     K = 1 this is eq. (6.1) at beta = 0, and dtheta/dt = n grad F with
@@ -143,21 +150,16 @@ class Kuramoto(AbstractField):
     omega: Float[Array, "*n"]
 
     manifold = "circle"
+    dim: ClassVar[None] = None
 
     def __init__(self, coupling: float | ArrayLike = 1.0, omega: float | ArrayLike = 0.0):
-        self.coupling = as_float_array(coupling, "coupling")
-        self.omega = as_float_array(omega, "omega")
-        if self.coupling.ndim != 0:
-            raise ValueError(f"coupling must be a scalar, got shape {self.coupling.shape}")
-        if self.omega.ndim > 1:
-            raise ValueError(f"omega must be a scalar or an (n,) array, got shape {self.omega.shape}")
-        check_finite(self.coupling, "coupling")
-        check_finite(self.omega, "omega")
+        self.coupling = as_finite_array(coupling, "coupling", 0, "a scalar")
+        self.omega = as_finite_array(omega, "omega", (0, 1), "a scalar or an (n,) array")
 
-    def check_shape(self, shape):
-        super().check_shape(shape)
-        if self.omega.ndim == 1 and self.omega.shape[0] != shape[0]:
-            raise ValueError(f"omega has {self.omega.shape[0]} frequencies but there are {shape[0]} oscillators")
+    @property
+    def num_tokens(self) -> int | None:
+        """n when ``omega`` gives one frequency per oscillator, else None."""
+        return self.omega.shape[0] if self.omega.ndim == 1 else None
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
         x = embed_angles(theta)
@@ -167,11 +169,10 @@ class Kuramoto(AbstractField):
 
 
 class FrozenCentresCircleAttention(AbstractField):
-    """Causal circle dynamics with frozen (cross-attention) tokens: paper 003 Theorem 5.2, eq. (C.3).
+    """Causal circle dynamics with frozen (cross-attention) tokens: Karagodin et al. 2024 Theorem 5.2, eq. (C.3).
 
     Particles phi_1..phi_n attend causally to each other (j <= k, self included) and every
-    particle also attends to m frozen angles theta_1..theta_m with weights a_j >= 1
-    (digest 003 §1.5):
+    particle also attends to m frozen angles theta_1..theta_m with weights a_j >= 1:
 
         dphi_k/dt = (1/Z_k) ( sum_{j<=k} e^{beta(cos(phi_k - phi_j) - 1)} sin(phi_j - phi_k)
                               + sum_{j=1}^m a_j e^{beta(cos(phi_k - theta_j) - 1)} sin(theta_j - phi_k) ),
@@ -185,7 +186,7 @@ class FrozenCentresCircleAttention(AbstractField):
 
         E_k = -( sum_{j<k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_j a_j e^{beta(cos(phi_k - theta_j) - 1)} ),
 
-    dphi_k/dt = -(1/(beta Z_k)) dE_k/dphi_k. **Erratum (digest 003 §8.4):** the paper writes
+    dphi_k/dt = -(1/(beta Z_k)) dE_k/dphi_k. **Erratum (docs/paper_003.md, errata item 4):** the paper writes
     -(1/Z_k) dE_k/dphi_k, omitting the factor 1/beta. Since a_j >= 1, 1 <= Z_k <= N with
     N = n + sum_j a_j (the "0 < c < Z_k < C" of Lemma 5.3). Theorem 5.2: if the frozen angles
     are more than c beta^{-1/2} apart and (N, beta, eps, c) satisfy
@@ -214,26 +215,27 @@ class FrozenCentresCircleAttention(AbstractField):
     block_size: int | None = eqx.field(static=True)
 
     manifold = "circle"
+    dim: ClassVar[None] = None
+    num_tokens: ClassVar[None] = None
 
     def __init__(self, beta: float | ArrayLike, centres: ArrayLike, weights: float | ArrayLike = 1.0, *,
                  causal: bool = True, block_size: int | None = None):
         self.beta = check_beta(beta)
-        centres = as_float_array(centres, "centres")
-        if centres.ndim != 1 or centres.shape[0] < 1:
-            raise ValueError(f"centres must be a 1-d array of m >= 1 frozen angles, got shape {centres.shape}")
-        check_finite(centres, "centres")
+        centres = as_finite_array(centres, "centres", 1, "a 1-d array of m >= 1 frozen angles")
         m = centres.shape[0]
-        weights = as_float_array(weights, "weights")
+        if m < 1:
+            raise ValueError(f"centres must be a 1-d array of m >= 1 frozen angles, got shape {centres.shape}")
+        weights = as_finite_array(weights, "weights")
         if weights.ndim == 0:
             weights = jnp.broadcast_to(weights, (m,))
         elif weights.shape != (m,):
             raise ValueError(f"weights must be a scalar or an (m,) = ({m},) array matching centres, "
                              f"got shape {weights.shape}")
-        check_finite(weights, "weights")
         if is_concrete(weights):
             low = np.asarray(weights)
             if np.any(low < 1):
-                raise ValueError(f"weights a_j must be >= 1 (paper 003 Theorem 5.2), got min {float(low.min())}")
+                raise ValueError(f"weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2), "
+                                 f"got min {float(low.min())}")
         if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 0):
             raise ValueError(f"block_size must be None or an int >= 0, got {block_size!r}")
         self.centres = centres

@@ -1,12 +1,12 @@
-"""Self-attention dynamics in R^d without normalisation (paper 001).
+"""Self-attention dynamics in R^d without normalisation (Geshkovski et al. 2023 (emergence)).
 
-Eq. (1.1)-(1.2) of paper 001 (also paper 002 eq. (7.1)):
+Eq. (1.1)-(1.2) of Geshkovski et al. 2023 (emergence) (also Geshkovski et al. 2023 (perspective) eq. (7.1)):
 
     dx_i/dt = sum_j P_ij V x_j,    P_ij = exp(beta <Q x_i, K x_j>) / sum_l exp(beta <Q x_i, K x_l>).
 
-Paper 001 has no beta (beta = 1); scaling the data by s is the same as beta = s^2.
+Geshkovski et al. 2023 (emergence) has no beta (beta = 1); scaling the data by s is the same as beta = s^2.
 Tokens grow like e^{t lambda_1(V)}, so the theorems are stated for the rescaled tokens
-z_i = e^{-tV} x_i, paper 001 eq. (3.1) / paper 002 eq. (7.3):
+z_i = e^{-tV} x_i, Geshkovski et al. 2023 (emergence) eq. (3.1) / Geshkovski et al. 2023 (perspective) eq. (7.3):
 
     dz_i/dt = sum_j P_ij(t) V (z_j - z_i),    P computed from y_i = e^{tV} z_i,
 
@@ -15,28 +15,35 @@ a non-autonomous system with the same attention matrix P(t) as (1.1).
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar
+
 import equinox as eqx
-import jax.numpy as jnp
+import jax
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float
 
+from .._validate import as_finite_array, check_beta
 from ._attention import attend, attention_weights
-from ._base import AbstractField, as_float_array, check_beta, check_finite
+from ._base import AbstractField
 
 
 def _matrix(M, name: str, d: int | None = None, square: bool = False) -> Array:
-    M = as_float_array(M, name)
-    if M.ndim != 2:
-        raise ValueError(f"{name} must be a matrix, got shape {M.shape}")
+    M = as_finite_array(M, name, 2, "a matrix")
     if square and M.shape[0] != M.shape[1]:
         raise ValueError(f"{name} must be square (d, d), got shape {M.shape}")
     if d is not None and M.shape[1] != d:
         raise ValueError(f"{name} acts on dimension {M.shape[1]} but V is {d} x {d}")
-    check_finite(M, name)
     return M
 
 
-class _EuclideanAttention(AbstractField):
+class AbstractEuclideanAttention(AbstractField):
+    """Attention in R^d with parameters Q, K, V, beta (module docstring).
+
+    Fields and ``__init__`` live here; a concrete class supplies :meth:`tokens` (the tokens the
+    logits are computed from) and :meth:`velocity`.
+    """
+
     Q: Float[Array, "m d"]
     K: Float[Array, "m d"]
     V: Float[Array, "d d"]
@@ -45,6 +52,7 @@ class _EuclideanAttention(AbstractField):
     block_size: int | None = eqx.field(static=True)
 
     manifold = "euclidean"
+    num_tokens: ClassVar[None] = None
 
     def __init__(self, Q: ArrayLike, K: ArrayLike, V: ArrayLike, *, beta: float | ArrayLike = 1.0,
                  causal: bool = False, block_size: int | None = None):
@@ -58,17 +66,17 @@ class _EuclideanAttention(AbstractField):
         self.causal = bool(causal)
         self.block_size = block_size
 
+    @abc.abstractmethod
+    def tokens(self, t: Float[ArrayLike, ""], x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """The tokens the attention logits are computed from at time t."""
+
     @property
     def dim(self) -> int:
         return self.V.shape[0]
 
-    def _tokens(self, t, x):
-        """The tokens the attention logits are computed from."""
-        return x
-
     def attention_matrix(self, t, x: Float[Array, "n d"]) -> Float[Array, "1 n n"]:
-        """P(t), paper 001 eq. (1.2) (the same in the original and the rescaled frame)."""
-        y = self._tokens(t, x)
+        """P(t), Geshkovski et al. 2023 (emergence) eq. (1.2) (the same in the original and the rescaled frame)."""
+        y = self.tokens(t, x)
         return attention_weights(self.beta * (y @ self.Q.T) @ (y @ self.K.T).T, causal=self.causal)[None]
 
     def _attend(self, y, values):
@@ -76,15 +84,20 @@ class _EuclideanAttention(AbstractField):
                       causal=self.causal, block_size=self.block_size)
 
 
-class EuclideanSelfAttention(_EuclideanAttention):
-    """Paper 001 eq. (1.1): dx_i/dt = sum_j P_ij V x_j in R^d (no layer norm)."""
+class EuclideanSelfAttention(AbstractEuclideanAttention):
+    """Geshkovski et al. 2023 (emergence) eq. (1.1): dx_i/dt = sum_j P_ij V x_j in R^d (no layer norm)."""
+
+    def tokens(self, t, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        return x
 
     def velocity(self, t, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
         return self._attend(x, x @ self.V.T)
 
 
-class RescaledSelfAttention(_EuclideanAttention):
-    """Paper 001 eq. (3.1): the rescaled tokens z = e^{-tV} x, dz_i/dt = sum_j P_ij V (z_j - z_i).
+class RescaledSelfAttention(AbstractEuclideanAttention):
+    """Geshkovski et al. 2023 (emergence) eq. (3.1): rescaled tokens z = e^{-tV} x.
+
+        dz_i/dt = sum_j P_ij V (z_j - z_i).
 
     Recover the original tokens with :meth:`to_original` (x(t) = e^{tV} z(t)).
     """
@@ -93,17 +106,16 @@ class RescaledSelfAttention(_EuclideanAttention):
         """e^{tV} (``jax.scipy.linalg.expm``: differentiable in t and V)."""
         return jsl.expm(t * self.V)
 
-    def _tokens(self, t, z):
+    def tokens(self, t, z: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """y = e^{tV} z, the original tokens."""
         return z @ self.propagator(t).T
 
     def velocity(self, t, z: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        y = self._tokens(t, z)
+        y = self.tokens(t, z)
         # sum_j P_ij V (z_j - z_i) = (P Z V^T)_i - (Z V^T)_i because rows of P sum to 1
         zv = z @ self.V.T
         return self._attend(y, zv) - zv
 
     def to_original(self, ts: Float[Array, " T"], zs: Float[Array, "T n d"]) -> Float[Array, "T n d"]:
         """x(t) = e^{tV} z(t) for each saved time."""
-        import jax
-
-        return jax.vmap(lambda t, z: z @ self.propagator(t).T)(ts, zs)
+        return jax.vmap(self.tokens)(ts, zs)

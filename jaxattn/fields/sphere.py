@@ -1,44 +1,42 @@
-"""Self-attention dynamics on the sphere S^{d-1} (papers 002 and 003).
+"""Self-attention dynamics on the sphere S^{d-1} (Geshkovski et al. 2023 (perspective) and Karagodin et al. 2024).
 
-(SA), paper 002 eqs. (2.3)-(2.5), and its causal form (CSA) of paper 003 §1.2:
+(SA), Geshkovski et al. 2023 (perspective) eqs. (2.3)-(2.5), and its causal form (CSA) of Karagodin et al. 2024 §1.2:
 
     dx_i/dt = P_{x_i}( sum_h sum_j A^h_ij V_h x_j ),
     A^h_ij  = exp(beta <Q_h x_i, K_h x_j>) / Z^h_i,   Z^h_i = sum_j exp(beta <Q_h x_i, K_h x_j>)
 
 with j ranging over j <= i when ``causal`` (token i attends to itself and earlier tokens),
 P_x y = y - <x, y> x / |x|^2, and H >= 1 heads (eq. (2.7)); with H = 1 and
-Q = K = V = I this is (SA) eq. (2.6). (USA), paper 002 §3.3, replaces Z_i by n (by i
+Q = K = V = I this is (SA) eq. (2.6). (USA), Geshkovski et al. 2023 (perspective) §3.3, replaces Z_i by n (by i
 under a causal mask). An optional :class:`FeedForward` sublayer gives the fuller block of
 eq. (2.8): dx_i/dt = P_{x_i}( w sigma(attention_i + b) ).
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from . import _harmonics
+from .._validate import as_finite_array, as_float_array, check_beta, is_concrete
 from ._attention import Normalisation, attend, attention_weights
-from ._base import AbstractField, as_float_array, check_beta, check_finite, tangent_projection
+from ._base import AbstractField, tangent_projection
+from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
 
 def _stack_heads(Q, K, V):
     """Validate Q, K, V and return them as (H, m, d), (H, m, d), (H, d, d) stacks.
 
-    ``None`` means the identity. Q and K may be rectangular (m x d, paper 002 footnote 4);
+    ``None`` means the identity. Q and K may be rectangular (m x d, Geshkovski et al. 2023 (perspective) footnote 4);
     a leading axis of length H gives H heads.
     """
-    given = {name: as_float_array(M, name) for name, M in (("Q", Q), ("K", K), ("V", V)) if M is not None}
-    for name, M in given.items():
-        if M.ndim not in (2, 3):
-            raise ValueError(
-                f"{name} must be a matrix (m, d) or a stack of heads (H, m, d); got shape {M.shape}"
-            )
-        check_finite(M, name)
+    given = {name: as_finite_array(M, name, (2, 3), "a matrix (m, d) or a stack of heads (H, m, d)")
+             for name, M in (("Q", Q), ("K", K), ("V", V)) if M is not None}
     dims = {name: M.shape[-1] for name, M in given.items()}
     if len(set(dims.values())) > 1:
         raise ValueError(f"Q, K, V must all act on the same token dimension d; got last axes {dims}")
@@ -70,9 +68,10 @@ def _stack_heads(Q, K, V):
 
 
 class FeedForward(eqx.Module):
-    """Feed-forward sublayer y -> w sigma(y + b) of paper 002 eq. (2.8).
+    """Feed-forward sublayer y -> w sigma(y + b) of Geshkovski et al. 2023 (perspective) eq. (2.8).
 
-    The OCR of (2.8) puts b inside sigma (digest 002 §1.7); that reading is used.
+    The bracket nesting of the printed (2.8) puts b inside sigma; that reading is used
+    (docs/errata.md, paper 002 item 7).
     """
 
     w: Float[Array, "d d"]
@@ -90,8 +89,50 @@ class FeedForward(eqx.Module):
         return self.activation(y + self.b) @ self.w.T
 
 
-class _SphereAttention(AbstractField):
-    """Shared implementation of (SA) and (USA); use the concrete classes below."""
+def _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
+                           harmonics_degree) -> None:
+    """Validate and set the shared fields of :class:`AbstractSphereAttention` (called by ``__init__``)."""
+    self.beta = check_beta(beta)
+    self.Q, self.K, self.V, d, _ = _stack_heads(Q, K, V)
+    if feedforward is not None and d is not None and feedforward.w.shape[0] != d:
+        raise ValueError(f"feedforward acts on dimension {feedforward.w.shape[0]} but Q/K/V on {d}")
+    self.feedforward = feedforward
+    self.causal = bool(causal)
+    self.block_size = block_size
+    self.evaluator, self.harmonics_tol, self.harmonics_degree = evaluator, float(harmonics_tol), harmonics_degree
+    self.harmonics_beta = None
+    if evaluator == "harmonics":
+        if Q is not None or K is not None or V is not None:
+            raise ValueError("evaluator='harmonics' needs Q = K = V = I (leave Q, K, V as None); "
+                             "use evaluator='dense' for general matrices")
+        if self.causal:
+            raise ValueError("evaluator='harmonics' does not support causal masks; use evaluator='dense'")
+        if feedforward is not None and feedforward.w.shape[0] != 3:
+            raise ValueError("evaluator='harmonics' works on S^2 only (d = 3), but feedforward acts on "
+                             f"d = {feedforward.w.shape[0]}")
+        if not self.harmonics_tol > 0:
+            raise ValueError(f"harmonics_tol must be > 0, got {harmonics_tol}")
+        if harmonics_degree is None:
+            if not is_concrete(self.beta):
+                raise ValueError(
+                    "evaluator='harmonics' chooses its truncation degree from a concrete beta; beta is "
+                    "traced here, so pass harmonics_degree=L (see jaxattn.fields.truncation_degree) "
+                    "or build the field outside jit/grad"
+                )
+            self.harmonics_beta = float(self.beta)
+        elif not (isinstance(harmonics_degree, int) and harmonics_degree >= 0):
+            raise ValueError(f"harmonics_degree must be an int >= 0, got {harmonics_degree!r}")
+    elif evaluator != "dense":
+        raise ValueError(f"evaluator must be 'dense' or 'harmonics', got {evaluator!r}")
+
+
+class AbstractSphereAttention(AbstractField):
+    """(SA) and (USA) on S^{d-1} (module docstring): everything but the normalisation.
+
+    The fields below are shared by both concrete classes and set by their ``__init__``
+    (through one validation function); a concrete class supplies :attr:`normalisation`
+    (``"softmax"`` or ``"mean"``, see :func:`jaxattn.fields.attend`) and :meth:`log_shift`.
+    """
 
     beta: Float[Array, ""]
     Q: Float[Array, "H m d"] | None
@@ -106,55 +147,12 @@ class _SphereAttention(AbstractField):
     harmonics_degree: int | None = eqx.field(static=True)
 
     manifold = "sphere"
+    num_tokens: ClassVar[None] = None
     normalisation: eqx.AbstractClassVar[Normalisation]
 
-    def __init__(
-        self,
-        beta: float | ArrayLike,
-        Q: ArrayLike | None = None,
-        K: ArrayLike | None = None,
-        V: ArrayLike | None = None,
-        *,
-        causal: bool = False,
-        feedforward: FeedForward | None = None,
-        block_size: int | None = None,
-        evaluator: str = "dense",
-        harmonics_tol: float = _harmonics.DEFAULT_TOLERANCE,
-        harmonics_degree: int | None = None,
-    ):
-        self.beta = check_beta(beta)
-        self.Q, self.K, self.V, d, _ = _stack_heads(Q, K, V)
-        if feedforward is not None and d is not None and feedforward.w.shape[0] != d:
-            raise ValueError(f"feedforward acts on dimension {feedforward.w.shape[0]} but Q/K/V on {d}")
-        self.feedforward = feedforward
-        self.causal = bool(causal)
-        self.block_size = block_size
-        self.evaluator, self.harmonics_tol, self.harmonics_degree = evaluator, float(harmonics_tol), harmonics_degree
-        self.harmonics_beta = None
-        if evaluator == "harmonics":
-            if Q is not None or K is not None or V is not None:
-                raise ValueError("evaluator='harmonics' needs Q = K = V = I (leave Q, K, V as None); "
-                                 "use evaluator='dense' for general matrices")
-            if self.causal:
-                raise ValueError("evaluator='harmonics' does not support causal masks; use evaluator='dense'")
-            if feedforward is not None and feedforward.w.shape[0] != 3:
-                raise ValueError("evaluator='harmonics' works on S^2 only (d = 3), but feedforward acts on "
-                                 f"d = {feedforward.w.shape[0]}")
-            if not self.harmonics_tol > 0:
-                raise ValueError(f"harmonics_tol must be > 0, got {harmonics_tol}")
-            if harmonics_degree is None:
-                try:
-                    self.harmonics_beta = float(self.beta)
-                except (jax.errors.ConcretizationTypeError, TypeError) as exc:
-                    raise ValueError(
-                        "evaluator='harmonics' chooses its truncation degree from a concrete beta; beta is "
-                        "traced here, so pass harmonics_degree=L (see jaxattn.fields._harmonics."
-                        "truncation_degree) or build the field outside jit/grad"
-                    ) from exc
-            elif not (isinstance(harmonics_degree, int) and harmonics_degree >= 0):
-                raise ValueError(f"harmonics_degree must be an int >= 0, got {harmonics_degree!r}")
-        elif evaluator != "dense":
-            raise ValueError(f"evaluator must be 'dense' or 'harmonics', got {evaluator!r}")
+    @abc.abstractmethod
+    def log_shift(self) -> Float[ArrayLike, ""]:
+        """s in the mean normalisation N_i = n e^{s} (time rescaling by e^{s}; 0 for the softmax)."""
 
     @property
     def dim(self) -> int | None:
@@ -168,9 +166,6 @@ class _SphereAttention(AbstractField):
     def num_heads(self) -> int:
         return 1 if self.V is None else self.V.shape[0]
 
-    def _log_shift(self):
-        return 0.0
-
     def attention_output(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
         """sum_h sum_j w^h_ij V_h x_j, before the tangent projection."""
         if self.evaluator == "harmonics":
@@ -178,14 +173,13 @@ class _SphereAttention(AbstractField):
                 raise ValueError(f"evaluator='harmonics' works on S^2 only (d = 3); tokens have d = {x.shape[-1]}")
             degree = self.harmonics_degree
             if degree is None:
-                degree = _harmonics.truncation_degree(self.harmonics_beta, x.shape[0], self.harmonics_tol,
-                                                      self.normalisation)
-            return _harmonics.sphere_attention_harmonics(
-                x, self.beta, degree, normalisation=self.normalisation, log_shift=self._log_shift())
+                degree = truncation_degree(self.harmonics_beta, x.shape[0], self.harmonics_tol, self.normalisation)
+            return sphere_attention_harmonics(
+                x, self.beta, degree, normalisation=self.normalisation, log_shift=self.log_shift())
         kwargs = dict(
             normalisation=self.normalisation,
             causal=self.causal,
-            log_shift=self._log_shift(),
+            log_shift=self.log_shift(),
             block_size=self.block_size,
         )
         if self.V is None:
@@ -204,7 +198,7 @@ class _SphereAttention(AbstractField):
         def head(Q, K):
             return attention_weights(self.beta * (x @ Q.T) @ (x @ K.T).T,
                                      normalisation=self.normalisation, causal=self.causal,
-                                     log_shift=self._log_shift())
+                                     log_shift=self.log_shift())
 
         return jax.vmap(head)(Q, K)
 
@@ -215,14 +209,14 @@ class _SphereAttention(AbstractField):
         return tangent_projection(x, y)
 
 
-class SelfAttention(_SphereAttention):
+class SelfAttention(AbstractSphereAttention):
     """(SA) on S^{d-1}: softmax self-attention with inverse temperature beta.
 
-    ``SelfAttention(beta)`` is paper 002 eq. (2.6) (Q = K = V = I). Optional ``Q``, ``K``
+    ``SelfAttention(beta)`` is Geshkovski et al. 2023 (perspective) eq. (2.6) (Q = K = V = I). Optional ``Q``, ``K``
     (shape (m, d), rectangular allowed) and ``V`` (d, d) give eq. (2.3); stacks of shape
-    (H, m, d) / (H, d, d) give H heads, eq. (2.7); ``causal=True`` gives (CSA) of paper
-    003; ``feedforward`` gives eq. (2.8). ``block_size`` controls the row-blocked kernel
-    (see :mod:`jaxattn.fields._attention`). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
+    (H, m, d) / (H, d, d) give H heads, eq. (2.7); ``causal=True`` gives (CSA) of Karagodin et al. 2024;
+    ``feedforward`` gives eq. (2.8). ``block_size`` controls the row-blocked kernel
+    (see :func:`jaxattn.fields.attend`). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
     non-causal) evaluates the field in O(n L^2) with the spherical-harmonic addition theorem
     to within ``harmonics_tol`` (see :mod:`jaxattn.fields._harmonics`); it is faster than
     the dense O(n^2) kernel above n ~ 2000.
@@ -230,27 +224,40 @@ class SelfAttention(_SphereAttention):
 
     normalisation = "softmax"
 
+    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | None = None, K: ArrayLike | None = None,
+                 V: ArrayLike | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
+                 block_size: int | None = None, evaluator: str = "dense",
+                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
+        _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
+                               harmonics_degree)
 
-class UnnormalisedSelfAttention(_SphereAttention):
-    """(USA) on S^{d-1}: paper 002 §3.3, the partition function Z_i replaced by n.
+    def log_shift(self) -> float:
+        return 0.0
+
+
+class UnnormalisedSelfAttention(AbstractSphereAttention):
+    """(USA) on S^{d-1}: Geshkovski et al. 2023 (perspective) §3.3, the partition function Z_i replaced by n.
 
         dx_i/dt = P_{x_i}( (1/n) sum_j exp(beta <Q x_i, K x_j>) V x_j ).
 
     USA is n times the Riemannian gradient of E_beta (eq. (3.11)) and its velocities
-    scale like e^beta (stiff, digest 002 P3). With ``time_rescaled=True`` the field is
-    multiplied by e^{-beta} (weights exp(beta(<Qx_i, Kx_j> - 1))/n, digest 002 T1): the
-    same trajectories on the time scale t' = e^beta t. Under a causal mask Z_i is
-    replaced by i, the number of tokens token i sees.
+    scale like e^beta (stiff). With ``time_rescaled=True`` the field is multiplied by
+    e^{-beta} (weights exp(beta(<Qx_i, Kx_j> - 1))/n): the same trajectories on the time
+    scale t' = e^beta t. Under a causal mask Z_i is replaced by i, the number of tokens
+    token i sees. The other arguments are those of :class:`SelfAttention`.
     """
 
-    normalisation = "mean"
-    time_rescaled: bool = eqx.field(static=True, default=False)
+    time_rescaled: bool = eqx.field(static=True)
 
-    def __init__(self, beta, Q=None, K=None, V=None, *, causal=False, feedforward=None,
-                 block_size=None, time_rescaled: bool = False, **evaluator_options):
-        super().__init__(beta, Q, K, V, causal=causal, feedforward=feedforward, block_size=block_size,
-                         **evaluator_options)
+    normalisation = "mean"
+
+    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | None = None, K: ArrayLike | None = None,
+                 V: ArrayLike | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
+                 block_size: int | None = None, time_rescaled: bool = False, evaluator: str = "dense",
+                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
+        _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
+                               harmonics_degree)
         self.time_rescaled = bool(time_rescaled)
 
-    def _log_shift(self):
+    def log_shift(self) -> Float[ArrayLike, ""]:
         return self.beta if self.time_rescaled else 0.0
