@@ -1,4 +1,4 @@
-"""Causal self-attention (paper 003) against independent oracles: digest 003 §7 tests A-G.
+"""Causal self-attention (paper 003, Karagodin, Polyanskiy, Rigollet 2024) against independent oracles (tests A-G).
 
 Heavy reproductions (Fig. 1 panels at T = 5000, Fig. 3 statistics, Lemma 5.1, solver agreement)
 are marked slow.
@@ -68,7 +68,7 @@ def test_first_token_fixed_and_norm_kept_over_T5000(key):  # C11 + A6 (V with ne
     traj = jaxattn.simulate(jaxattn.SelfAttention(9.0, V=V, causal=True), x0, 5000.0, ts=3, rtol=1e-8,
                             atol=1e-10, max_steps=10**6)
     drift = float(jnp.max(jnp.abs(jnp.linalg.norm(traj.xs, axis=-1) - 1)))
-    assert drift < 1e-10  # the unit-sphere shortcut projection drifts by 0.07 here (digest §6.1)
+    assert drift < 1e-10  # the unit-sphere shortcut projection drifts by 0.07 here
     assert float(jnp.max(jnp.abs(traj.final[:, 2]))) < 0.5  # Fig. 1(d): a cloud around the equator
 
 
@@ -206,7 +206,7 @@ def test_centre_counts_on_the_circle(key):  # F25 (Monte Carlo against Lemma C.1
     assert abs(exact - math.pi / delta) < 1e-3
     assert abs(n_strong.mean() - exact) < 4 * n_strong.std() / math.sqrt(4000)
     n_renyi = np.asarray(jnp.sum(rnyi, axis=1), float)
-    assert abs(n_renyi.mean() - 9.165) < 0.06  # digest reference (2000 samples, sd 0.67)
+    assert abs(n_renyi.mean() - 9.165) < 0.06  # reference value (2000 samples, sd 0.67)
     # long sequences jam at c_R 2 pi / delta = 9.395
     long = jax.jit(lambda t: renyi.renyi_centres(t, delta))(jaxattn.initial.uniform_circle(k2, 5000, batch=300))
     counts = np.asarray(jnp.sum(long, axis=1), float)
@@ -241,7 +241,7 @@ def test_consumed_fraction_definitions(key):
     th = jaxattn.initial.uniform_circle(key, 200, batch=2000)
     frac = float(jax.jit(lambda t: jnp.mean(renyi.consumed_fraction(t, renyi.strong_renyi_centres(t, 0.5),
                                                                     radius=0.125)))(th))
-    assert abs(frac - 0.271) < 0.02  # digest Fig. 3 table, t = 0, definition B
+    assert abs(frac - 0.271) < 0.02  # reference Fig. 3 table, t = 0, definition B
 
 
 # ------------------------------------------------------------------------------------------ G (slow)
@@ -255,7 +255,7 @@ def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
     out = causal_statistics(key, 40, ts=ts, chunk=40, return_angles=True)
     mean = {k: out[k].mean(axis=0) for k in ("renyi_ball", "strong_ball", "clusters")}
     # t = 10: 0.92 / 0.89 / 0.90 / 0.90 over four 40-run samples here (converged in rtol and h: Euler 0.01
-    # and Tsit5 1e-6..1e-10 agree on the same runs); the digest's 0.862 is one 40-run Euler sample
+    # and Tsit5 1e-6..1e-10 agree on the same runs); an earlier reference 0.862 is one 40-run Euler sample
     assert abs(mean["renyi_ball"][1] - 0.90) < 0.05 and mean["renyi_ball"][2] > 0.97
     assert abs(mean["strong_ball"][1] - 0.68) < 0.08 and abs(mean["strong_ball"][2] - 0.93) < 0.05
     assert np.all(out["renyi_ball"] >= out["strong_ball"])

@@ -1,5 +1,6 @@
-"""Paper 001 reproductions against its theorems and the digest's [check] values (digest 001
-§7: T09, T11-T13, T16-T18, T20-T24, T27). T02, T08, T10 are in tests/test_euclidean.py."""
+"""Paper 001 (Geshkovski, Letrouit, Polyanskiy, Rigollet 2023) reproductions against its theorems,
+closed forms and reference values (errata: docs/errata.md). Checks T02, T08, T10 are in
+tests/test_euclidean.py."""
 
 import math
 

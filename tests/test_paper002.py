@@ -242,7 +242,7 @@ def test_phase_diagram_small_sweep(tmp_path):  # T17 (reduced: 24 realisations)
 
 
 @pytest.mark.slow
-def test_phase_diagram_digest_values(tmp_path):  # T17 (128 realisations, d = 128)
+def test_phase_diagram_reference_values(tmp_path):  # T17 (128 realisations, d = 128)
     ts = [4.0, 5.0, 8.0, 15.0, 26.0, 30.0]
     ds = p2.phase_diagram([1.0, 5.0, 6.0, 7.0, 9.0], ts, directory=tmp_path, n=32, d=128, batch=128,
                           progress=False)
