@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 import jaxattn
 from jaxattn.analysis import mean_inner_product
-from jaxattn.studies.gradients import checkpointed_adjoint
+from jaxattn.grad import checkpointed_adjoint
 
 from ._measure import print_table, time_call
 

@@ -6,7 +6,7 @@ float64 mode (see :mod:`jaxattn._config`).
 """
 
 from . import _config  # noqa: F401  (float64 by default)
-from . import analysis, fields, initial, io, layers, sentiment, spectral, studies
+from . import analysis, fields, grad, initial, io, layers, sentiment, solve, spectral, studies
 from .fields import (
     AbstractField,
     CircleSelfAttention,
@@ -18,6 +18,7 @@ from .fields import (
     SelfAttention,
     UnnormalisedSelfAttention,
 )
+from .grad import checkpointed_adjoint, fit, value_and_grad_of
 from .layers import HardmaxTransformer, SoftmaxTransformer
 from .solve import RetractingSolver, SolverStepLimitError, Trajectory, simulate
 
@@ -39,12 +40,17 @@ __all__ = [
     "Trajectory",
     "UnnormalisedSelfAttention",
     "analysis",
+    "checkpointed_adjoint",
     "fields",
+    "fit",
+    "grad",
     "initial",
     "io",
     "layers",
     "sentiment",
     "simulate",
+    "solve",
     "spectral",
     "studies",
+    "value_and_grad_of",
 ]

@@ -11,6 +11,7 @@ from jaxtyping import ArrayLike
 from .. import initial
 from ..analysis import gamma_trajectory, mean_inner_product, min_inner_product
 from ..fields import SelfAttention
+from ..grad import value_and_grad_of
 from ..plot import pyplot
 from ..solve import simulate
 from ..spectral import circle as C
@@ -61,8 +62,8 @@ def gradients_example(fast: bool):
     n, d = (32, 3) if fast else (256, 3)
     x0 = initial.uniform_sphere(jax.random.PRNGKey(0), n, d)
     field = SelfAttention(4.0, Q=jnp.eye(d), K=jnp.eye(d), V=jnp.eye(d))
-    value, g = G.value_and_grad_of(lambda tr: mean_inner_product(tr.final), field, x0, 5.0, ts=2,
-                                   rtol=1e-8, atol=1e-8)
+    value, g = value_and_grad_of(lambda tr: mean_inner_product(tr.final), field, x0, 5.0, ts=2,
+                                 rtol=1e-8, atol=1e-8)
     print(f"L = {float(value):.6f}   dL/dbeta = {float(g.field.beta):.6f}   dL/dt1 = {float(g.t1):.6f}")
     print("dL/dV =\n", np.round(np.asarray(g.field.V[0]), 5))
     print("|dL/dx0| (Riemannian) per token, first 4:", np.round(np.linalg.norm(np.asarray(g.x0), axis=-1)[:4], 5))

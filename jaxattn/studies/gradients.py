@@ -1,48 +1,21 @@
-r"""Differentiable parameter studies: gradients through particle and PDE dynamics, and optax fits.
+r"""Differentiable parameter studies: gradients through the circle PDE, and optax fits.
 
-Gradients
----------
-:func:`jaxattn.simulate` is already differentiable: build the field *inside* the differentiated
-function and ``jax.grad`` reaches beta, Q, K, V, x0 and t1. The helpers here only make that pleasant:
+The library layer is :mod:`jaxattn.grad` (:func:`~jaxattn.grad.value_and_grad_of`,
+:func:`~jaxattn.grad.checkpointed_adjoint`, :func:`~jaxattn.grad.fit`; re-exported here and at the
+top level). The studies built on it:
 
-* :func:`value_and_grad_of` ``(observable, field, x0, t1)`` -> (value, :class:`Gradients`) with the
-  gradient as a field-shaped pytree (``grads.field.beta``, ``grads.field.Q``, ...), the Riemannian
-  gradient in x0 (projected on the tangent space of the sphere, since x0 lives on it) and d/dt1;
-* :func:`circle_pde_value_and_grad` does the same for the mean-field PDE on the circle (paper 004
-  eq. (11), solved by :func:`jaxattn.spectral.integrate_circle`) w.r.t. beta, the initial Fourier
-  moments and t1, and refuses to return gradients of an unresolved solution.
-
-Adjoint and the memory/time knob
---------------------------------
-Reverse mode uses diffrax's ``RecursiveCheckpointAdjoint`` (discretise-then-optimise: the exact
-derivative of the computed solution). ``checkpoints=c`` stores c copies of the solver's loop state
-and recomputes the steps in between (online binomial checkpointing, Stumm & Walther 2010): memory is
-O(c x state) *independent of the number of steps S*, and the backward pass recomputes each step about
-once while S <= (c+1)(c+2)/2, more (logarithmically) beyond. ``None`` (the default) takes equinox's
-choice for the step budget, the smallest c with (c+1)(c+2)/2 > max_steps: c = 361 for simulate's
-max_steps = 65536 (diffrax's docstring says log(max_steps); the installed equinox uses this square
-root). Memory-bound runs (large n) should pass e.g. ``checkpoints=16``. Measured by
-``benchmarks/gradients.py`` (``docs/gradients.md``): value+grad over forward ~4-5x at n = 32 and
-~4x at n = 256 (beta = 9, T = 10), and the compiled memory of the gradient is the same for T = 10,
-40, 160 (19 to 112 steps) at fixed c, and shrinks with c.
-
-**BacksolveAdjoint is refused** (``ValueError``): it integrates the state backwards in time, and
-clustering dynamics contract forwards, so the backward problem is exponentially unstable (ecosystem
-report §3.5: 158x wrong at n = 32, beta = 9, T = 10; a slow test reproduces a wrong gradient with
-diffrax directly). Through ``simulate`` it could not differentiate the field parameters anyway
-(they are closed over, not passed as diffrax ``args``). Recursive checkpointing costs 3-8x a forward solve and is accurate to
-the forward solve's own tolerance.
-
-Studies with optax
-------------------
-* :func:`fit` - a thin optax loop over any differentiable loss of a pytree of parameters;
+* :func:`circle_pde_value_and_grad` - value and gradient for the mean-field PDE on the circle
+  (paper 004 eq. (11), solved by :func:`jaxattn.spectral.integrate_circle`) w.r.t. beta, the initial
+  Fourier moments and t1; it refuses to return gradients of an unresolved solution;
 * :func:`fit_beta_to_clustering_time` - recover beta from an observed clustering time (a test
   recovers a known beta);
 * :func:`maximise_metastable_lifetime` - the key matrix K (at fixed Frobenius norm, Q = V = I) that
   maximises a smooth surrogate of the time to a single cluster;
 * :func:`clustering_sensitivity_along_boundary` - d(soft clustering probability at time t)/d beta
   along the phase boundary t = t*(beta) of paper 002 eq. (4.11).
-Smooth observables are in :mod:`jaxattn.analysis.observables`. See ``notebooks/gradients_studies.ipynb``.
+
+Smooth observables are in :mod:`jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
+demonstration: ``notebooks/gradients_studies.ipynb``.
 """
 
 from __future__ import annotations
@@ -60,15 +33,18 @@ import optax
 from jaxtyping import Array, ArrayLike, Complex, Float, PRNGKeyArray
 
 from .. import initial as _initial
-from ..fields._base import AbstractField, tangent_projection
-from ..fields.sphere import SelfAttention, UnnormalisedSelfAttention
+from .._validate import check_beta, check_model, check_sign
 from ..analysis import (
     gamma_crossing_time,
     gamma_rhs,
     soft_clustered_fraction,
     soft_time_to_cluster,
 )
-from ..solve import Trajectory, check_initial_tokens, simulate
+from ..fields import AbstractField, SelfAttention, UnnormalisedSelfAttention
+from ..grad import FitResult, Gradients, check_real_scalar, checkpointed_adjoint, fit, value_and_grad_of
+from ..solve import simulate
+from ..spectral import check_coefficients
+from ..spectral.circle import CircleModel, from_state, integrate_circle, to_state
 
 __all__ = [
     "FitResult",
@@ -85,142 +61,6 @@ __all__ = [
     "normalised_key_matrix",
     "value_and_grad_of",
 ]
-
-
-# ----------------------------------------------------------------------------------------------
-# adjoint
-
-
-def checkpointed_adjoint(checkpoints: int | None = None) -> diffrax.RecursiveCheckpointAdjoint:
-    """``diffrax.RecursiveCheckpointAdjoint(checkpoints)``, validated (module docstring: the knob).
-
-    ``checkpoints``: number of stored solver states (memory ~ checkpoints x state size, independent
-    of the number of steps); None: equinox's default, the smallest c with (c+1)(c+2)/2 > max_steps
-    (361 for max_steps = 65536), for which no step is recomputed more than about once.
-    """
-    if checkpoints is not None and (
-        isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, np.integer)) or checkpoints < 1
-    ):
-        raise ValueError(f"checkpoints must be a positive int or None, got {checkpoints!r}")
-    return diffrax.RecursiveCheckpointAdjoint(checkpoints=None if checkpoints is None else int(checkpoints))
-
-
-_BACKSOLVE_MESSAGE = (
-    "BacksolveAdjoint refused: it solves the state backwards in time, and self-attention dynamics "
-    "contract forwards (tokens cluster), so the backward solve is exponentially unstable and the "
-    "gradient is wrong beyond the initial transient (measured: 158x off at n = 32, beta = 9, T = 10). "
-    "(It also cannot differentiate the field parameters that simulate closes over.) Use the default "
-    "recursive checkpointing: checkpoints=... trades memory for time."
-)
-
-
-def _resolve_adjoint(adjoint, checkpoints):
-    if adjoint is None:
-        return checkpointed_adjoint(checkpoints)
-    if checkpoints is not None:
-        raise ValueError("pass either adjoint=... or checkpoints=..., not both")
-    if not isinstance(adjoint, diffrax.AbstractAdjoint):
-        raise TypeError(f"adjoint must be a diffrax adjoint, got {type(adjoint).__name__}")
-    if isinstance(adjoint, diffrax.BacksolveAdjoint):
-        raise ValueError(_BACKSOLVE_MESSAGE)
-    return adjoint
-
-
-def _check_scalar(value, what: str):
-    if not (hasattr(value, "shape") and value.shape == ()) or not jnp.issubdtype(value.dtype, jnp.floating):
-        raise TypeError(
-            f"{what} must return a real scalar (shape ()), got "
-            f"{getattr(value, 'dtype', type(value).__name__)} of shape {getattr(value, 'shape', None)}"
-        )
-
-
-# ----------------------------------------------------------------------------------------------
-# particles
-
-
-class Gradients(eqx.Module):
-    """Gradient of an observable of a :class:`jaxattn.Trajectory`.
-
-    * ``field``: a pytree shaped like the field whose array leaves are d obs / d leaf
-      (``grads.field.beta``, ``.Q``, ``.K``, ``.V``; None where the field had None);
-    * ``x0``: d obs / d x0; on the sphere the Riemannian gradient P_{x_i} (d obs / d x_i(0)), so
-      obs(retract(x0 + h v)) = obs(x0) + h <x0 gradient, v> + O(h^2) for tangent v;
-    * ``t1``: d obs / d t1 (the saved times move with t1 when ``ts`` is an int or None).
-    """
-
-    field: Any
-    x0: Array
-    t1: Array
-
-
-@eqx.filter_jit
-def _particle_value_and_grad(observable, field_dyn, field_static, x0, t1, adjoint, kwargs):
-    def objective(args):
-        f_dyn, x, t = args
-        traj = simulate(eqx.combine(f_dyn, field_static), x, t, adjoint=adjoint, **kwargs)
-        value = observable(traj)
-        _check_scalar(value, "the observable")
-        return value
-
-    return jax.value_and_grad(objective)((field_dyn, x0, t1))
-
-
-def value_and_grad_of(
-    observable: Callable[[Trajectory], Float[Array, ""]],
-    field: AbstractField,
-    x0: ArrayLike,
-    t1: float | ArrayLike,
-    *,
-    checkpoints: int | None = None,
-    adjoint: diffrax.AbstractAdjoint | None = None,
-    **simulate_kwargs,
-) -> tuple[Float[Array, ""], Gradients]:
-    r"""(observable(simulate(field, x0, t1, ...)), gradients w.r.t. the field's arrays, x0 and t1).
-
-    One reverse pass gives every gradient (the cost is the same for one or all of them). The whole
-    thing is jit-compiled once per observable/field structure; new parameter values reuse it.
-
-    Args:
-        observable: ``Trajectory -> real scalar``, e.g.
-            ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
-        field, x0, t1: as for :func:`jaxattn.simulate` (x0 a single configuration or an ensemble).
-        checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
-        adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
-            ``BacksolveAdjoint`` raises ValueError (module docstring).
-        **simulate_kwargs: passed to :func:`jaxattn.simulate` (``ts``, ``rtol``, ``atol``, ...).
-
-    Example::
-
-        value, g = value_and_grad_of(lambda tr: mean_inner_product(tr.final),
-                                     jaxattn.SelfAttention(4.0), x0, 5.0, rtol=1e-8, atol=1e-8)
-        g.field.beta, g.x0, g.t1
-    """
-    if not callable(observable):
-        raise TypeError(f"observable must be a callable Trajectory -> scalar, got {type(observable).__name__}")
-    if not isinstance(field, AbstractField):
-        raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
-    if "adjoint" in simulate_kwargs:
-        raise TypeError("pass the adjoint as value_and_grad_of(..., adjoint=...)")
-    adjoint = _resolve_adjoint(adjoint, checkpoints)
-    x0 = jnp.asarray(x0)
-    if not jnp.issubdtype(x0.dtype, jnp.floating):
-        raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
-    check_initial_tokens(field, x0)
-    t0 = float(simulate_kwargs.get("t0", 0.0))
-    t1n = np.asarray(t1, dtype=float)
-    if t1n.ndim != 0 or not np.isfinite(t1n) or not float(t1n) > t0:
-        raise ValueError(f"t1 must be a finite scalar > t0 = {t0}, got {t1!r}")
-    # cast parameters to the precision of x0 (as simulate does) so t1 and beta are traced arrays
-    field = jax.tree_util.tree_map(
-        lambda a: a.astype(x0.dtype) if eqx.is_inexact_array(a) else a, field
-    )
-    field_dyn, field_static = eqx.partition(field, eqx.is_inexact_array)
-    value, (g_field, g_x0, g_t1) = _particle_value_and_grad(
-        observable, field_dyn, field_static, x0, jnp.asarray(t1, dtype=x0.dtype), adjoint, simulate_kwargs
-    )
-    if field.manifold == "sphere":
-        g_x0 = tangent_projection(x0, g_x0)
-    return value, Gradients(field=g_field, x0=g_x0, t1=g_t1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,8 +82,6 @@ class PDEGradients(eqx.Module):
 @eqx.filter_jit
 def _pde_value_and_grad(observable, beta, y0, t1, K, model, sign, n_save, rtol, atol, adjoint, max_steps,
                         tail_tol, neg_tol):
-    from ..spectral.circle import CircleModel, from_state, integrate_circle
-
     def objective(args):
         b, y, t = args
         m = CircleModel(b, K, model=model, sign=sign)
@@ -257,7 +95,7 @@ def _pde_value_and_grad(observable, beta, y0, t1, K, model, sign, n_save, rtol, 
                                max_steps=max_steps, event=diffrax.Event(unresolved))
         c = from_state(sol.ys)
         value = observable(c)
-        _check_scalar(value, "the observable")
+        check_real_scalar(value, "the observable")
         c_ok = jnp.where(jnp.isfinite(c), c, 0)
         return value, (sol.event_mask, m.tail(c_ok), m.min_density(c_ok))
 
@@ -297,15 +135,12 @@ def circle_pde_value_and_grad(
     c0, 0.2)``; in the linear phase its beta-gradient is 2 T (d gamma_3/d beta) |mu_3(T)|^2 with
     gamma_k = k^2 I_k(beta)/beta (a test).
     """
-    from ..spectral.circle import _check_coeffs, to_state
-    from .._validate import check_beta, check_model, check_sign
-
     if not callable(observable):
         raise TypeError("observable must be a callable (moments (n_save, K+1) complex) -> real scalar")
     check_beta(beta, scalar=False)
     model = check_model(model)
     sign = check_sign(sign)
-    c0 = _check_coeffs(coeffs0)
+    c0 = check_coefficients(coeffs0)
     K = c0.shape[0] - 1
     t1n = np.asarray(t1, dtype=float)
     if t1n.ndim != 0 or not np.isfinite(t1n) or not float(t1n) > 0:
@@ -332,62 +167,7 @@ def circle_pde_value_and_grad(
 
 
 # ----------------------------------------------------------------------------------------------
-# optax
-
-
-class FitResult(eqx.Module):
-    """Result of :func:`fit`: final ``params``, ``losses`` per step (the loss *before* each update,
-    then the final loss), and ``history`` (params before each update, then the final params;
-    stacked leaves)."""
-
-    params: Any
-    losses: Array
-    history: Any
-
-
-def fit(
-    loss: Callable[[Any], Float[Array, ""]],
-    params: Any,
-    *,
-    optimizer: optax.GradientTransformation | None = None,
-    steps: int = 100,
-) -> FitResult:
-    """Minimise ``loss(params)`` with optax (default ``optax.adam(0.05)``) for ``steps`` updates.
-
-    ``params`` is any pytree of float arrays; the update step is jit-compiled once. A non-finite
-    loss or gradient raises FloatingPointError naming the step (no silent NaN).
-    """
-    if not callable(loss):
-        raise TypeError("loss must be a callable params -> scalar")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    optimizer = optax.adam(0.05) if optimizer is None else optimizer
-    params = jax.tree_util.tree_map(jnp.asarray, params)
-    opt_state = optimizer.init(params)
-
-    @eqx.filter_jit
-    def step(p, s):
-        value, g = jax.value_and_grad(loss)(p)
-        updates, s = optimizer.update(g, s, p)
-        finite = jnp.isfinite(value) & jnp.all(
-            jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(g)])
-        )
-        return optax.apply_updates(p, updates), s, value, finite
-
-    losses, history = [], []
-    for i in range(steps):
-        history.append(params)
-        params, opt_state, value, finite = step(params, opt_state)
-        if not bool(finite):
-            raise FloatingPointError(
-                f"fit: loss or gradient is not finite at step {i} (loss = {float(value)}); lower the "
-                "learning rate, tighten the solver tolerances, or reparameterise"
-            )
-        losses.append(value)
-    history.append(params)
-    losses.append(loss(params))
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *history)
-    return FitResult(params=params, losses=jnp.stack(losses), history=stacked)
+# optax studies of the time to a single cluster
 
 
 def clustering_time_surrogate(
@@ -417,6 +197,14 @@ def _field_class(model: str):
     return _FIELDS[model.lower()]
 
 
+def _fit_reparameterised(loss_of: Callable[[Any], Float[Array, ""]], transform: Callable[[Array], Array],
+                         raw0: Array, learning_rate: float, steps: int) -> FitResult:
+    """Adam(``learning_rate``) on raw parameters s for ``loss_of(transform(s))``; the result's params and
+    history are the transformed (physical) parameters."""
+    res = fit(lambda s: loss_of(transform(s)), raw0, optimizer=optax.adam(learning_rate), steps=steps)
+    return FitResult(params=transform(res.params), losses=res.losses, history=jax.vmap(transform)(res.history))
+
+
 def fit_beta_to_clustering_time(
     target_time: float,
     x0: ArrayLike,
@@ -424,21 +212,18 @@ def fit_beta_to_clustering_time(
     *,
     model: Literal["sa", "usa"] = "sa",
     beta_init: float = 1.0,
-    delta: float = 1e-3,
-    width: float = 0.1,
-    n_save: int = 201,
     steps: int = 60,
     learning_rate: float = 0.1,
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
+    **surrogate_kwargs,
 ) -> FitResult:
     r"""Recover beta from an observed clustering time: minimise ((T_soft(beta) - t_obs)/t_obs)^2.
 
     T_soft(beta) is :func:`clustering_time_surrogate` of the (SA) or (USA) field with Q = K = V = I
-    from ``x0`` (one configuration, or an ensemble whose mean time is matched). beta = exp(s) is
-    optimised in s = log beta with Adam(``learning_rate``), so it stays positive. ``result.params``
-    is beta (and ``result.history`` the betas). The target must lie inside (0, t_max): a
-    configuration that never clusters before t_max has zero gradient.
+    from ``x0`` (one configuration, or an ensemble whose mean time is matched);
+    ``surrogate_kwargs`` (``delta``, ``width``, ``n_save``, ``rtol``, ``atol``, ...) go to it. beta =
+    exp(s) is optimised in s = log beta with Adam(``learning_rate``), so it stays positive.
+    ``result.params`` is beta (and ``result.history`` the betas). The target must lie inside
+    (0, t_max): a configuration that never clusters before t_max has zero gradient.
     """
     cls = _field_class(model)
     if not (np.isfinite(target_time) and 0 < target_time < t_max):
@@ -447,14 +232,11 @@ def fit_beta_to_clustering_time(
         raise ValueError(f"beta_init must be finite and > 0, got {beta_init!r}")
     x0 = jnp.asarray(x0)
 
-    def loss(s):
-        T = clustering_time_surrogate(cls(jnp.exp(s)), x0, t_max, delta=delta, width=width, n_save=n_save,
-                                      rtol=rtol, atol=atol)
+    def loss(beta):
+        T = clustering_time_surrogate(cls(beta), x0, t_max, **surrogate_kwargs)
         return (jnp.mean(T) / target_time - 1.0) ** 2
 
-    res = fit(loss, jnp.log(jnp.asarray(beta_init, x0.dtype)), optimizer=optax.adam(learning_rate),
-              steps=steps)
-    return FitResult(params=jnp.exp(res.params), losses=res.losses, history=jnp.exp(res.history))
+    return _fit_reparameterised(loss, jnp.exp, jnp.log(jnp.asarray(beta_init, x0.dtype)), learning_rate, steps)
 
 
 def normalised_key_matrix(M: Float[ArrayLike, "d d"]) -> Float[Array, "d d"]:
@@ -473,22 +255,20 @@ def maximise_metastable_lifetime(
     t_max: float,
     *,
     K_init: ArrayLike | None = None,
-    delta: float = 1e-3,
-    width: float = 0.1,
-    n_save: int = 201,
     steps: int = 40,
     learning_rate: float = 0.05,
     rtol: float = 1e-7,
     atol: float = 1e-7,
+    **surrogate_kwargs,
 ) -> FitResult:
     r"""Maximise the mean soft time to a single cluster over the key matrix K, at fixed |K|_F.
 
     Field: (SA) with Q = V = I and K = :func:`normalised_key_matrix` (M), logits beta <x_i, K x_j>
     (paper 002 eq. (2.3)); only Q^T K enters the dynamics, so fixing Q = I loses nothing. Objective:
-    the ensemble mean of T_soft (:func:`jaxattn.analysis.soft_time_to_cluster`, capped at t_max),
-    maximised over M by Adam. ``result.params`` is the optimised K, ``result.losses`` the *negative*
-    mean lifetime per step. Use an ensemble ``x0`` (batch, n, d) so the answer is not tuned to one
-    initial condition. Documented result: ``docs/gradients.md``.
+    the ensemble mean of T_soft (:func:`clustering_time_surrogate`, capped at t_max; ``delta``,
+    ``width``, ``n_save`` go to it), maximised over M by Adam. ``result.params`` is the optimised K,
+    ``result.losses`` the *negative* mean lifetime per step. Use an ensemble ``x0`` (batch, n, d) so
+    the answer is not tuned to one initial condition. Documented result: ``docs/gradients.md``.
     """
     x0 = jnp.asarray(x0)
     if x0.ndim != 3:
@@ -498,15 +278,12 @@ def maximise_metastable_lifetime(
     if M0.shape != (d, d):
         raise ValueError(f"K_init must be ({d}, {d}), got {M0.shape}")
 
-    def loss(M):
-        field = SelfAttention(beta, K=normalised_key_matrix(M))
-        T = clustering_time_surrogate(field, x0, t_max, delta=delta, width=width, n_save=n_save, rtol=rtol,
-                                      atol=atol)
+    def loss(K):
+        T = clustering_time_surrogate(SelfAttention(beta, K=K), x0, t_max, rtol=rtol, atol=atol,
+                                      **surrogate_kwargs)
         return -jnp.mean(T)
 
-    res = fit(loss, M0, optimizer=optax.adam(learning_rate), steps=steps)
-    return FitResult(params=normalised_key_matrix(res.params), losses=res.losses,
-                     history=jax.vmap(normalised_key_matrix)(res.history))
+    return _fit_reparameterised(loss, normalised_key_matrix, M0, learning_rate, steps)
 
 
 class BoundarySensitivity(eqx.Module):

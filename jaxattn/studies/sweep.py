@@ -56,13 +56,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Array
 
 from ..io import atomic_write_netcdf, check_manifest, lock_directory, merge_points, netcdf_attr
+from ..solve import ensemble_mesh, shard_ensemble, solve_ensemble
 
 __all__ = [
     "SweepMismatchError",
@@ -261,79 +259,6 @@ def _run_locked(fn, grid, seeds, attrs, directory, points_dir, name, progress, a
     out = directory / f"{name}.nc"
     atomic_write_netcdf(merged, out)
     return xr.load_dataset(out)
-
-
-# --------------------------------------------------------------------------- devices
-
-
-def ensemble_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
-    """A one-axis mesh named ``"batch"`` over ``devices`` (default: all visible devices)."""
-    devices = list(jax.devices() if devices is None else devices)
-    return jax.sharding.Mesh(np.array(devices), ("batch",))
-
-
-def shard_ensemble(x0: Array, mesh: jax.sharding.Mesh | None = None) -> tuple[Array, int]:
-    """Place the leading (ensemble) axis of ``x0`` on the devices of ``mesh``.
-
-    Returns ``(x0_sharded, batch)``: when the batch size is not a multiple of the device
-    count, x0 is padded with copies of its first member (the max-over-members error norm
-    of the batched solve is unchanged by duplicates) and ``batch`` is the original size to
-    slice the results back to.
-    """
-    x0 = jnp.asarray(x0)
-    if x0.ndim < 2:
-        raise ValueError(f"an ensemble needs a leading batch axis, got shape {x0.shape}")
-    mesh = ensemble_mesh() if mesh is None else mesh
-    count = mesh.devices.size
-    batch = x0.shape[0]
-    pad = (-batch) % count
-    if pad:
-        x0 = jnp.concatenate([x0, jnp.broadcast_to(x0[:1], (pad, *x0.shape[1:]))], axis=0)
-    if count == 1:
-        return x0, batch
-    spec = jax.sharding.PartitionSpec("batch", *([None] * (x0.ndim - 1)))
-    return jax.device_put(x0, jax.sharding.NamedSharding(mesh, spec)), batch
-
-
-def solve_ensemble(
-    field,
-    x0: Array,
-    t1: float,
-    *,
-    ts,
-    observe: Callable[[Array, Array], Mapping[str, Array] | Array],
-    mesh: jax.sharding.Mesh | None = None,
-    **simulate_kwargs,
-) -> dict[str, np.ndarray]:
-    """Batched, device-sharded ensemble solve reduced to observables (as NumPy arrays).
-
-    ``x0`` is (batch, n, d) (or (batch, n) angles); it is sharded with
-    :func:`shard_ensemble` and integrated by :func:`jaxattn.simulate` as one state.
-    ``observe(ts, xs)`` receives the saved times (T,) and the states (batch, T, ...) and
-    returns an array or a dict of arrays whose **leading axis is the member axis**
-    (padding members are sliced off afterwards). Extra keyword arguments go to
-    ``simulate`` (``rtol``, ``solver``, ``max_steps``, ...).
-    """
-    from ..solve import simulate
-
-    if "ensemble" in simulate_kwargs and simulate_kwargs["ensemble"] != "batched":
-        raise ValueError("solve_ensemble integrates the ensemble as one batched state")
-    x0s, batch = shard_ensemble(x0, mesh)
-    traj = simulate(field, x0s, t1, ts=ts, **simulate_kwargs)
-    obs = observe(traj.ts, traj.xs)
-    single = not isinstance(obs, Mapping)
-    obs = {"value": obs} if single else dict(obs)
-    out = {}
-    for key, value in obs.items():
-        value = np.asarray(value)
-        if value.ndim == 0 or value.shape[0] != x0s.shape[0]:
-            raise ValueError(
-                f"observe must return arrays with the member axis first (length {x0s.shape[0]}); "
-                f"{key!r} has shape {value.shape}"
-            )
-        out[key] = value[:batch]
-    out["num_steps"] = np.asarray(traj.stats["num_steps"])
-    return out
 
 
 def timed(fn: Callable[..., Any]) -> Callable[..., Any]:
