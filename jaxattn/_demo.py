@@ -18,17 +18,20 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import jax
 
-    import jaxattn
-    from jaxattn.plot import plot_sphere_trajectories, pyplot
+    from .analysis import count_clusters
+    from .fields import SelfAttention
+    from .initial import uniform_sphere
+    from .plot import plot_sphere_trajectories, pyplot
+    from .solve import simulate
 
-    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(args.seed), args.n, 3)
-    field = jaxattn.SelfAttention(args.beta)
+    x0 = uniform_sphere(jax.random.PRNGKey(args.seed), args.n, 3)
+    field = SelfAttention(args.beta)
     start = time.perf_counter()
     cpu = time.process_time()
-    traj = jaxattn.simulate(field, x0, args.t1)
+    traj = simulate(field, x0, args.t1)
     traj.xs.block_until_ready()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    clusters = int(jaxattn.analysis.count_clusters(traj.final, delta=1e-3))
+    clusters = int(count_clusters(traj.final, delta=1e-3))
     drift = float(abs(jax.numpy.linalg.norm(traj.xs, axis=-1) - 1).max())
     plt = pyplot()
     fig = plt.figure(figsize=(6, 6))

@@ -127,7 +127,7 @@ def test_the_rules_detect_violations(tmp_path):
     assert len(layer_violations) == 2 and len(private_violations) == 1 and not unknown
 
 
-OUTSIDE_CITATION = re.compile(r"digest|ecosystem report|research/seeds|\.\./shared|shared/research", re.I)
+OUTSIDE_CITATION = re.compile(r"\bdigests?\b|ecosystem report|research/seeds|\.\./shared|shared/research", re.I)
 
 
 @pytest.mark.parametrize("folder", ["jaxattn", "notebooks"])

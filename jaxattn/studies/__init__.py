@@ -5,9 +5,10 @@
 * :mod:`.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
 * :mod:`.paper_001`, :mod:`.paper_002`: reproductions of the figures and theorems of
   papers 001 and 002 (datasets + plot helpers).
+* :mod:`.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE; data + plots).
 """
 
-from . import causal, figures, gradients, paper_000, paper_001, paper_002, sweep
+from . import causal, figures, gradients, paper_000, paper_001, paper_002, paper_004, sweep
 from .gradients import (
     checkpointed_adjoint,
     circle_pde_value_and_grad,
@@ -34,6 +35,7 @@ __all__ = [
     "paper_000",
     "paper_001",
     "paper_002",
+    "paper_004",
     "run_sweep",
     "shard_ensemble",
     "solve_ensemble",
