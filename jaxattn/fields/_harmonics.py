@@ -118,7 +118,8 @@ def legendre_coefficients(beta: Float[ArrayLike, ""], degree: int) -> Float[Arra
 
     The coefficients of exp(beta (t - 1)) = sum_l lambda_l P_l(t) (module docstring). They are
     the Funk-Hecke coefficients W_l(beta, 3) = i_l(beta) / beta of :func:`jaxattn._special.kernel_coefficients`
-    times beta e^{-beta} and the multiplicity 2l + 1 of the degree-l harmonics on S^2.
+    times beta e^{-beta} and the multiplicity 2l + 1 of the degree-l harmonics on S^2. Relative
+    accuracy ~3e-14 (the log-space Bessel series; sum_l lambda_l = 1 to ~2e-14 at beta = 60).
     """
     beta = jnp.asarray(beta, dtype=jnp.result_type(float))
     ls = jnp.arange(degree + 1, dtype=beta.dtype)
