@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import diffrax

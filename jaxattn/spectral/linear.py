@@ -28,7 +28,7 @@ from :mod:`jaxattn._special`, a log-space power series); :func:`dominant_mode` a
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import jax.numpy as jnp

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import equinox as eqx

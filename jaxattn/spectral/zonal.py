@@ -25,7 +25,8 @@ This solver (correctly) does not preserve it; H_2 (antipodal symmetry) is preser
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import equinox as eqx
