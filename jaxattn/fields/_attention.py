@@ -33,6 +33,17 @@ the (rows, n) weight matrix: n/dv times fewer divisions, measured 1.2-1.3x faste
 d = 2-3 at n = 200-1024; same result to round-off. For the softmax the values carry an
 extra column of ones, so the same product also returns the row sums Z_i and the tile is
 not read a further time for them (another 1.14-1.25x for d = 3, n = 256-2048).
+
+Dispatch by shape: small n (ensembles). Below :data:`SMALL_TOKENS` (128) tokens the softmax
+takes its row sums from a separate reduction instead (``(e @ v) / sum(e)``: one einsum, max,
+exp + sum, one einsum). That is the path ensembles run: ``simulate`` integrates n < 128 as one
+batched state (``ensemble="auto"``) and ``jax.vmap`` turns it into batched ``einsum`` + softmax
++ ``einsum``, where the ones column costs a concatenation and a (dv + 1)-wide batched product
+per evaluation. Measured (one core, float64, vmapped over B members, ``benchmarks/roofline.py
+--kernel``): separate sums 1.7-3.7x faster at (B, n, d) = (128, 32, 128), (1024, 32, 3),
+(256, 64, 64), within 3% for one configuration at n = 32. From n = 128 on the ones column stays
+(one configuration, as ``ensemble="auto"`` runs n >= 128 member by member: it is 1.06-1.12x
+faster there at d = 3, n = 128-256).
 """
 
 from __future__ import annotations
@@ -47,6 +58,10 @@ Normalisation = Literal["softmax", "mean"]
 
 #: rows per block in the blocked evaluation, and the n above which blocking is used
 DEFAULT_BLOCK_SIZE = 256
+
+#: below this many tokens the softmax row sums come from a separate reduction (the batched
+#: small-n path; module docstring, "Dispatch by shape")
+SMALL_TOKENS = 128
 
 
 def _exponentials(logits, causal, row_offset):
@@ -107,20 +122,26 @@ def attend(
     """Apply attention: out_i = sum_j w_ij v_j with w from :func:`attention_weights`.
 
     ``block_size=None`` picks dense evaluation for n <= DEFAULT_BLOCK_SIZE and row blocks
-    of DEFAULT_BLOCK_SIZE above; ``block_size=0`` forces dense.
+    of DEFAULT_BLOCK_SIZE above; ``block_size=0`` forces dense. For n < :data:`SMALL_TOKENS` the
+    softmax row sums are a separate reduction (the batched small-n path; module docstring),
+    otherwise a ones column of the product.
     """
     n = queries.shape[0]
     if block_size is None:
         block_size = DEFAULT_BLOCK_SIZE if n > DEFAULT_BLOCK_SIZE else 0
 
     dv = values.shape[1]
-    if normalisation == "softmax":  # a ones column: the product also returns the row sums
+    separate_sum = normalisation == "softmax" and n < SMALL_TOKENS
+    if normalisation == "softmax" and not separate_sum:
+        # a ones column: the product also returns the row sums
         values = jnp.concatenate([values, jnp.ones((values.shape[0], 1), values.dtype)], axis=1)
 
     def rows(q_block, offset):
         unnormalised, row_max = _exponentials(q_block @ keys.T, causal, offset)
         # normalise after the product: rows x dv operations instead of rows x n divisions
         out = unnormalised @ values
+        if separate_sum:  # small n: vmaps to batched einsum + softmax + einsum
+            return out / jnp.sum(unnormalised, axis=-1, keepdims=True)
         if normalisation == "softmax":
             return out[:, :dv] / out[:, dv:]
         return out * _row_scale(unnormalised, row_max, normalisation, causal, offset, log_shift)
