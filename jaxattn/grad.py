@@ -192,7 +192,7 @@ class FitResult(eqx.Module):
     stacked leaves)."""
 
     params: PyTree[Array]
-    losses: Float[Array, " steps+1"]
+    losses: Float[Array, " steps1"]
     history: PyTree[Array]
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
 
 Manifold = Literal["sphere", "euclidean", "circle"]
@@ -54,8 +54,9 @@ class AbstractField(eqx.Module):
     def velocity(self, t: Float[ArrayLike, ""], x: Array) -> Array:
         """dx/dt at time t for one configuration x (see the module docstring)."""
 
-    def __call__(self, t, x, args=None):
-        return self.velocity(t, x)
+    def __call__(self, t: Real[ArrayLike, ""], x: Float[ArrayLike, "..."], args=None) -> Array:
+        """diffrax's ``ODETerm`` signature: :meth:`velocity` of ``x`` (any array-like, e.g. NumPy)."""
+        return self.velocity(t, jnp.asarray(x))
 
     @property
     def event_ndim(self) -> int:

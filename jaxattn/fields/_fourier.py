@@ -119,7 +119,7 @@ def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
     return max(1, int(ok[0]))
 
 
-def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " M+1"]:
+def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " {M+1}"]:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..M, differentiable in beta (traced beta allowed)."""
     beta = jnp.asarray(beta)
     return ive(jnp.arange(M + 1, dtype=beta.dtype), beta).astype(beta.dtype)
@@ -264,7 +264,7 @@ def _mode_sums(theta, weights, beta, *, causal: bool, block: int, chunk: int = D
 def fourier_circle_velocity(
     theta: Float[Array, " n"],
     beta: Float[ArrayLike, ""],
-    weights: Float[Array, " M+1"],
+    weights: Float[Array, " M1"],
     *,
     unnormalised: bool = False,
     causal: bool = False,

@@ -78,7 +78,7 @@ class CircleSelfAttention(AbstractField):
     """
 
     beta: Float[Array, ""]
-    fourier_weights: Float[Array, " M+1"] | None
+    fourier_weights: Float[Array, " M1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
@@ -268,7 +268,7 @@ class FrozenCentresCircleAttention(AbstractField):
             y = y[self.num_centres:]
         return _angular_velocity(theta, y)
 
-    def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n m+n"]:
+    def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n {self.centres.shape[0]}+n"]:
         """Weights (1, n, m + n): columns 0..m-1 are the frozen tokens, then the particles."""
         queries, keys, _ = self._logits_inputs(theta)
         w = attention_weights(queries @ keys.T, causal=self.causal)

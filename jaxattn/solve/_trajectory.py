@@ -14,9 +14,9 @@ class SolverStats(TypedDict):
     """diffrax's step counts of one solve: a scalar each, or one per member (shape (B,)) when the
     members took their own steps (``ensemble="vmap"``/``"map"``, or a chunked ensemble)."""
 
-    num_steps: Int[Array, "*batch"]
-    num_accepted_steps: Int[Array, "*batch"]
-    num_rejected_steps: Int[Array, "*batch"]
+    num_steps: Int[Array, "*solves"]
+    num_accepted_steps: Int[Array, "*solves"]
+    num_rejected_steps: Int[Array, "*solves"]
 
 
 class Trajectory(eqx.Module):
@@ -33,10 +33,10 @@ class Trajectory(eqx.Module):
 
     ts: Float[Array, " T"]
     xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"]
-    t_final: Float[Array, "*batch"]
+    t_final: Float[Array, "*solves"]  # () when the members share one solve (ensemble="batched"), else (B,)
     stats: SolverStats
     field: AbstractField
-    event_occurred: Bool[Array, "*batch"]
+    event_occurred: Bool[Array, "*solves"]  # like t_final
 
     @property
     def final(self) -> Float[Array, "*batch n d"] | Float[Array, "*batch n"]:

@@ -73,7 +73,7 @@ def angles_of(points: Float[Array, "... n 2"]) -> Float[Array, "... n"]:
     return jnp.mod(_signed_angles(points), TWO_PI)
 
 
-def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, "... kmax+1"]:
+def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, "... {kmax+1}"]:
     """Empirical moments mu_k = (1/n) sum_i e^{-ik theta_i}, k = 0..kmax (same convention as the PDE)."""
     kmax = check_nonneg_int("kmax", kmax)
     angles = jnp.asarray(angles)
@@ -93,7 +93,7 @@ def histogram(angles: Float[Array, "... n"], bins: int = 100) -> Float[Array, ".
     return jnp.mean(one_hot, axis=-2)
 
 
-def cdf(coeffs: Complex[Array, "... K+1"], theta: ArrayLike) -> Float[Array, "... m"]:
+def cdf(coeffs: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "... m"]:
     r"""F(theta) = mu([0, theta]) = theta/(2pi) + (1/pi) sum_{k>=1} Re( mu_k (e^{ik theta} - 1)/(ik) ), exact."""
     coeffs = jnp.asarray(coeffs)
     theta = jnp.asarray(theta)
@@ -102,7 +102,7 @@ def cdf(coeffs: Complex[Array, "... K+1"], theta: ArrayLike) -> Float[Array, "..
     return jnp.real(coeffs[..., :1]) * theta / TWO_PI + jnp.real(coeffs[..., 1:] @ e) / math.pi
 
 
-def bin_masses(coeffs: Complex[Array, "... K+1"], bins: int = 100) -> Float[Array, "... bins"]:
+def bin_masses(coeffs: Complex[Array, "... K1"], bins: int = 100) -> Float[Array, "... bins"]:
     """PDE counterpart of :func:`histogram`: the exact mass of each arc, from the CDF."""
     edges = jnp.arange(bins + 1) * (TWO_PI / bins)
     return jnp.diff(cdf(coeffs, edges), axis=-1)
@@ -129,20 +129,20 @@ def _inverse_cdf(coeffs, u, n_grid):
     return np.clip(theta, 0, TWO_PI)
 
 
-def quantile_sample(coeffs: Complex[Array, " K+1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
+def quantile_sample(coeffs: Complex[Array, " K1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
     """Deterministic sample theta_i = F^{-1}((i + 1/2)/n), i = 0..n-1 (W1 error O(1/n) to the density)."""
     n = check_nonneg_int("n", n)
     return jnp.asarray(_inverse_cdf(coeffs, (np.arange(n) + 0.5) / n, n_grid))
 
 
-def iid_sample(key, coeffs: Complex[Array, " K+1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
+def iid_sample(key, coeffs: Complex[Array, " K1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
     """n iid angles from the density with moments ``coeffs`` (inverse CDF of jax.random uniforms)."""
     n = check_nonneg_int("n", n)
     u = np.asarray(jax.random.uniform(key, (n,), dtype=jnp.result_type(float)))
     return jnp.asarray(_inverse_cdf(coeffs, u, n_grid))
 
 
-def discretize_density(coeffs: Complex[Array, " K+1"], n_cells: int = 4096) -> tuple[Array, Array]:
+def discretize_density(coeffs: Complex[Array, " K1"], n_cells: int = 4096) -> tuple[Array, Array]:
     """(positions, weights): the exact mass of n_cells equal arcs placed at the arc centres."""
     w = bin_masses(jnp.asarray(coeffs), n_cells)
     if np.any(np.asarray(w) < -1e-14):
@@ -220,7 +220,7 @@ def _w1_batched(xp, xw, yp, yw, n_batch):
     return f(xp, xw, yp, yw)
 
 
-def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "... kmax+1"]:
+def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "... {kmax+1}"]:
     r"""S_k = sum_m |(1/n) sum_i Y_km(x_i)|^2 = (Z_k^d / n^2) sum_{i,j} P_k(<x_i, x_j>), k = 0..kmax.
 
     Y_km orthonormal in L^2 of the normalised surface measure of S^{d-1}, P_k the normalised Gegenbauer

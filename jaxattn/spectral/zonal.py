@@ -47,12 +47,12 @@ class ZonalModel(AbstractSpectralModel):
     uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
-    W: Float[Array, " N+1"]
-    Z: Float[Array, " N+1"]
+    W: Float[Array, " N1"]
+    Z: Float[Array, " N1"]
     u: Float[Array, " Q"]
     w: Float[Array, " Q"]
-    P: Float[Array, "N+1 Q"]
-    dP: Float[Array, "N+1 Q"]
+    P: Float[Array, "N1 Q"]
+    dP: Float[Array, "N1 Q"]
     N: int = eqx.field(static=True)
     d: int = eqx.field(static=True)
     model: str = eqx.field(static=True)
@@ -69,10 +69,10 @@ class ZonalModel(AbstractSpectralModel):
         self.Z = jnp.asarray([float(harmonic_dimension(n, self.d)) for n in range(self.N + 1)])
         self.W = kernel_coefficients(self.beta, self.N, self.d)
 
-    def density(self, r: Float[Array, " N+1"]) -> Float[Array, " Q"]:
+    def density(self, r: Float[Array, " N1"]) -> Float[Array, " Q"]:
         return (self.Z * r) @ self.P
 
-    def velocity(self, r: Float[Array, " N+1"]) -> Float[Array, " Q"]:
+    def velocity(self, r: Float[Array, " N1"]) -> Float[Array, " Q"]:
         """v_u at the nodes (the velocity is v_u grad u, |grad u|^2 = 1 - u^2)."""
         c = self.W * self.Z * r
         dphi = c @ self.dP
@@ -84,7 +84,7 @@ class ZonalModel(AbstractSpectralModel):
         flux = self.w * (1 - self.u**2) * self.density(r) * self.velocity(r)
         return self.dP @ flux
 
-    def coefficients(self, y: Float[Array, "... N+1"]) -> Float[Array, "... N+1"]:
+    def coefficients(self, y: Float[Array, "... N1"]) -> Float[Array, "... N1"]:
         return y
 
     def tail(self, r):
@@ -100,7 +100,7 @@ class ZonalModel(AbstractSpectralModel):
         return 0.5 * jnp.sum(self.W * self.Z * r**2, axis=-1)
 
 
-def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " N+1"]:
+def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " {N+1}"]:
     """Coefficients of rho = 1 + sum_n a_n P_n(u): r_n = a_n / Z_n (r_0 = 1)."""
     r = np.zeros(N + 1)
     r[0] = 1.0
@@ -109,7 +109,7 @@ def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " N
     return jnp.asarray(r)
 
 
-def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int | None = None) -> Float[Array, " N+1"]:
+def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int | None = None) -> Float[Array, " {N+1}"]:
     r"""r_n = \int f(u) P_n(u) w(u) du (Gauss-Jacobi); f must be a non-negative density with mass 1."""
     d = check_dim(d)
     u, w = sphere_weight_nodes(d, n_quad or 4 * N + 8)
@@ -125,7 +125,7 @@ def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int 
     return r
 
 
-def zonal_density(r: Float[Array, "... N+1"], d: int, u: ArrayLike) -> Float[Array, "... m"]:
+def zonal_density(r: Float[Array, "... N1"], d: int, u: ArrayLike) -> Float[Array, "... m"]:
     """rho(u) = sum_n Z_n r_n P_n(u)."""
     N = r.shape[-1] - 1
     P, _ = gegenbauer_table(N, d, jnp.asarray(u))
@@ -142,7 +142,7 @@ class ZonalTrajectory(SpectralTrajectory):
 
 
 def solve_zonal(
-    r0: Float[Array, " N+1"],
+    r0: Float[Array, " N1"],
     beta: float,
     d: int,
     t1: float | None = None,

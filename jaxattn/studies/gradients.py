@@ -103,9 +103,9 @@ def _pde_value_and_grad(observable, beta, y0, t1, K, model, sign, n_save, rtol, 
 
 
 def circle_pde_value_and_grad(
-    observable: Callable[[Complex[Array, "T K+1"]], Float[Array, ""]],
+    observable: Callable[[Complex[Array, "T K1"]], Float[Array, ""]],
     beta: float | ArrayLike,
-    coeffs0: Complex[ArrayLike, " K+1"],
+    coeffs0: Complex[ArrayLike, " K1"],
     t1: float | ArrayLike,
     *,
     model: Literal["usa", "sa"] = "usa",
