@@ -137,6 +137,7 @@ def _custom_save_output(field, sol, batched):
     t_last = jnp.max(jnp.where(jnp.isfinite(ts), ts, -jnp.inf))
     if batched:
         ys = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, 1) if a.ndim > 1 else a, ys)
-    if field.manifold == "sphere" and eqx.is_array(ys) and ys.ndim >= 3:  # states saved as is
+    # states saved as is (batch, T, n, d) / (T, n, d); not e.g. observables saved by a SaveAt(fn=...)
+    if field.manifold == "sphere" and eqx.is_array(ys) and ys.ndim == field.event_ndim + (2 if batched else 1):
         ys = jnp.where(jnp.isfinite(ys), retract_to_sphere(ys), ys)
     return ts, ys, t_last

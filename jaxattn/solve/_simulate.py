@@ -42,6 +42,7 @@ from jaxtyping import Array, ArrayLike
 from .._validate import is_concrete
 from ..fields import SPHERE_TOLERANCE, AbstractField
 from ._core import SolveConfig, SolveOutput
+from ._observe import observable_structure, observables_saveat, unflatten_observables
 from ._ensemble import (
     DEFAULT_MAX_MEMORY,
     Ensemble,
@@ -278,6 +279,7 @@ def solve_ensemble(
     ts,
     observe: Callable[[Array, Array], Mapping[str, Array] | Array],
     mesh: jax.sharding.Mesh | None = None,
+    in_solve: bool = False,
     **simulate_kwargs,
 ) -> dict[str, np.ndarray]:
     """Batched, device-sharded ensemble solve reduced to observables (as NumPy arrays).
@@ -288,10 +290,19 @@ def solve_ensemble(
     returns an array or a dict of arrays whose **leading axis is the member axis**
     (padding members are sliced off afterwards). Extra keyword arguments go to
     ``simulate`` (``rtol``, ``solver``, ``max_steps``, ...).
+
+    ``in_solve=True`` evaluates the observables inside the solve instead (diffrax
+    ``SaveAt(ts=ts, fn=...)``, :mod:`jaxattn.solve._observe`): ``observe(t, x)`` is called at
+    each save time t (a scalar) on the states x (batch, ...) there and returns member-first
+    arrays, stacked to (batch, T, ...); no state is saved, so memory is O(batch x observables
+    x T). An observable that is pointwise in time (the same function of each saved state, e.g.
+    ``clustered_pair_fraction(xs, delta)``) gives the same numbers either way (to round-off).
     """
     if "ensemble" in simulate_kwargs and simulate_kwargs["ensemble"] != "batched":
         raise ValueError("solve_ensemble integrates the ensemble as one batched state")
     x0s, batch = shard_ensemble(x0, mesh)
+    if in_solve:
+        return _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs)
     traj = simulate(field, x0s, t1, ts=ts, **simulate_kwargs)
     obs = observe(traj.ts, traj.xs)
     single = not isinstance(obs, Mapping)
@@ -305,5 +316,28 @@ def solve_ensemble(
                 f"{key!r} has shape {value.shape}"
             )
         out[key] = value[:batch]
+    out["num_steps"] = np.asarray(traj.stats["num_steps"])
+    return out
+
+
+# ------------------------------------------------------------ observables inside the solve (issue 12)
+
+
+def _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs) -> dict[str, np.ndarray]:
+    """:func:`solve_ensemble` with ``in_solve=True``: one batched solve saving
+    ``observe(t, x)`` at ``ts`` through :func:`~jaxattn.solve._observe.observables_saveat`."""
+    if not isinstance(field, AbstractField):
+        raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
+    for key in ("saveat", "stop_when"):
+        if simulate_kwargs.get(key) is not None:
+            raise ValueError(f"solve_ensemble(in_solve=True) builds its own SaveAt; {key} cannot be combined")
+    x0s = _as_tokens(x0s)
+    t0 = simulate_kwargs.get("t0", 0.0)
+    ts = _save_times(ts, None, None, t0, t1, x0s.dtype)
+    structure = observable_structure(observe, x0s)
+    saveat = observables_saveat(observe, ts, structure, sphere=field.manifold == "sphere", batched=True)
+    kwargs = dict(simulate_kwargs, ensemble="batched", saveat=saveat)
+    traj = simulate(field, x0s, t1, **kwargs)
+    out = {key: value[:batch] for key, value in unflatten_observables(traj.xs, structure).items()}
     out["num_steps"] = np.asarray(traj.stats["num_steps"])
     return out

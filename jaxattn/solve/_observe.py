@@ -1,0 +1,88 @@
+"""Observables inside the solve: reduce the states to observables at the save times.
+
+An ensemble sweep rarely needs the states themselves, only observables of them at the save
+times (the clustered-pair fraction of Geshkovski et al. 2023 (perspective) Figs 2-4, a cluster
+count, an energy). Saving the states costs O(batch x T x n x d) memory (250 MB per point of
+the paper-002 phase diagram at batch 128, d = 128, 61 saves) and is observed afterwards;
+:func:`observables_saveat` instead hands diffrax a ``SaveAt(ts=ts, fn=...)`` whose ``fn``
+evaluates ``observe(t, x)`` on the (retracted) states at each save time inside the solve,
+so only O(batch x observables x T) numbers are kept.
+
+The states at a save time are the solver's dense interpolant, retracted to the sphere on the
+sphere, i.e. exactly the states ``simulate`` saves with ``ts``; the observables therefore equal
+those of the saved states to round-off (a test). The observables travel through diffrax as one
+(batch, K) array per save time (the leaves of ``observe``'s output flattened and cast to the
+state's dtype; integers and booleans survive exactly, as they are small counts) and
+:func:`unflatten_observables` restores them as (batch, T, ...) arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ._retract import retract_to_sphere
+
+#: ``observe(t, x) -> dict | array``: t a scalar save time, x the states (batch, n, d) there
+Observe = Callable[[Array, Array], "Mapping[str, Array] | Array"]
+
+
+def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtypeStruct]:
+    """The names, shapes (member axis first) and dtypes ``observe`` returns on states like ``x0``
+    (traced with :func:`jax.eval_shape`; nothing is computed)."""
+    t = jax.ShapeDtypeStruct((), x0.dtype)
+    x = jax.ShapeDtypeStruct(x0.shape, x0.dtype)
+    out = jax.eval_shape(observe, t, x)
+    out = {"value": out} if not isinstance(out, Mapping) else dict(out)
+    for key, leaf in out.items():
+        if not isinstance(leaf, jax.ShapeDtypeStruct) or leaf.ndim == 0 or leaf.shape[0] != x0.shape[0]:
+            shape = getattr(leaf, "shape", type(leaf).__name__)
+            raise ValueError(
+                f"observe(t, x) must return arrays with the member axis first (length {x0.shape[0]}); "
+                f"{key!r} has shape {shape}"
+            )
+    return out
+
+
+def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
+                       sphere: bool, batched: bool) -> diffrax.SaveAt:
+    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
+
+    ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
+    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. On the sphere the
+    interpolated states are retracted first, as ``simulate`` does for saved states.
+    """
+    names = list(structure)
+
+    def fn(t, y, args):
+        x = retract_to_sphere(y) if sphere else y
+        if not batched:
+            x = x[None]
+        out = observe(t, x)
+        out = {"value": out} if not isinstance(out, Mapping) else out
+        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in names], axis=1)
+        return flat if batched else flat[0]
+
+    return diffrax.SaveAt(ts=ts, fn=fn)
+
+
+def unflatten_observables(flat, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
+    """(batch, T, K) saved by :func:`observables_saveat` -> {name: (batch, T, ...)} NumPy arrays."""
+    flat = np.asarray(flat)
+    out, start = {}, 0
+    for key, leaf in structure.items():
+        size = math.prod(leaf.shape[1:])
+        part = flat[..., start:start + size].reshape(flat.shape[:2] + leaf.shape[1:])
+        if np.issubdtype(leaf.dtype, np.bool_):
+            part = part > 0.5
+        elif not np.issubdtype(leaf.dtype, np.floating):
+            part = np.rint(part)
+        out[key] = part.astype(leaf.dtype)
+        start += size
+    return out
