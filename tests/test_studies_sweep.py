@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -21,27 +22,32 @@ from jaxattn import io
 from jaxattn.studies import sweep as sw
 
 # A real sweep: each point is a batched SA ensemble solve reduced to clustered-pair
-# fractions on a time grid. The worker logs every point it computes (to count
-# recomputations) and sleeps a little so that the test can interrupt it mid-way.
+# fractions on a time grid. The worker leaves a marker per point it computes (to count
+# recomputations); told to block after `block_after` points of its own, it creates
+# `waiting-<pid>` before computing the next one and waits for a file that never comes, so
+# the test interrupts it at a known place (no sleep racing the scheduler).
 WORKER = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, sys, time, uuid
+    from pathlib import Path
     import jax, jax.numpy as jnp, numpy as np, xarray as xr
     import jaxattn
     from jaxattn.analysis import clustered_pair_fraction
     from jaxattn.studies.sweep import run_sweep, solve_ensemble
 
-    directory, log, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    directory, log, block_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
     def point(seed, beta):
+        if 0 <= block_after <= len(list(Path(log).glob(f"done-*-{os.getpid()}-*"))):
+            Path(log, f"waiting-{os.getpid()}").touch()
+            while not Path(log, "never").exists():
+                time.sleep(0.01)
         x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(seed), 6, 3, batch=5)
         ts = jnp.linspace(0.0, 4.0, 5)
         obs = solve_ensemble(jaxattn.SelfAttention(beta), x0, 4.0, ts=ts,
                              observe=lambda ts, xs: {"p": clustered_pair_fraction(xs, 1e-2),
                                                      "x": xs[:, -1]})
-        with open(log, "a") as fh:
-            fh.write(json.dumps({"seed": seed, "beta": beta}) + "\\n")
-        time.sleep(pause)
+        Path(log, f"done-{seed}-{beta}-{os.getpid()}-{uuid.uuid4().hex[:6]}").touch()
         return xr.Dataset({"p": (("member", "t"), obs["p"]),
                            "x_final": (("member", "token", "dim"), obs["x"])},
                           coords={"t": np.asarray(ts)})
@@ -56,66 +62,79 @@ GRID = {"beta": [0.5, 2.0, 4.0]}
 SEEDS = [0, 1, 2]
 
 
-def _worker_point():
+def _worker_point(log):
     """The worker's point function, importable in-process (same code path)."""
     ns = {}
     src = WORKER.split("run_sweep(point")[0].replace(
-        "directory, log, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])", "")
+        "directory, log, block_after = sys.argv[1], sys.argv[2], int(sys.argv[3])",
+        f"log, block_after = {str(log)!r}, -1")
     exec(src, ns)  # noqa: S102 - the test's own worker source
     return ns
 
 
-def _start(script, directory, log, pause, env=None):
-    return subprocess.Popen([sys.executable, str(script), str(directory), str(log), str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+def _start(script, directory, log, block_after):
+    return subprocess.Popen([sys.executable, str(script), str(directory), str(log), str(block_after)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for_points(directory, count, proc, timeout=120):
+def _wait_for(path, proc, timeout=240):
     start = time.time()
-    while time.time() - start < timeout:
-        files = list((Path(directory) / "points").glob("p*.nc"))
-        if len(files) >= count:
-            return files
+    while not path.exists():
         if proc.poll() is not None:
             raise AssertionError(f"worker ended early: {proc.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError("worker too slow")
+        if time.time() - start > timeout:
+            raise AssertionError("worker too slow")
+        time.sleep(0.02)
+
+
+def _computed(log):
+    return len(list(Path(log).glob("done-*")))
 
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    run_dir, log = tmp_path / "run", tmp_path / "computed.jsonl"
+    run_dir, log = tmp_path / "run", tmp_path / "log"
+    log.mkdir()
     total = len(GRID["beta"]) * len(SEEDS)
 
-    # 1) SIGINT (KeyboardInterrupt) after >= 2 points, 2) SIGKILL after >= 5 points
-    for sig, count in ((signal.SIGINT, 2), (signal.SIGKILL, 5)):
-        proc = _start(script, run_dir, log, pause=0.25)
-        _wait_for_points(run_dir, count, proc)
-        proc.send_signal(sig)
-        proc.wait(timeout=60)
+    # 1) SIGINT (KeyboardInterrupt) after 2 points, 2) SIGKILL after 3 more: each time the
+    # worker is blocked inside its next point, holding that point's claim
+    for sig, count in ((signal.SIGINT, 2), (signal.SIGKILL, 3)):
+        proc = _start(script, run_dir, log, block_after=count)
+        try:
+            _wait_for(log / f"waiting-{proc.pid}", proc)
+            proc.send_signal(sig)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
         assert proc.returncode != 0
         assert list((run_dir / "points").glob("*.tmp")) == []  # nothing half-written is left
         assert not (run_dir / "demo.nc").exists()
     before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (run_dir / "points").glob("p*.nc")}
-    assert 5 <= len(before) < total
-    computed_before = len(log.read_text().splitlines())
+    assert len(before) == _computed(log) == 5
 
-    # 3) restart with the same arguments: only the missing points are computed
-    proc = _start(script, run_dir, log, pause=0.0)
-    out, err = proc.communicate(timeout=120)
+    # 3) restart with the same arguments: only the missing points are computed (the SIGKILLed
+    # worker's claim is taken over at once: its pid is dead)
+    proc = _start(script, run_dir, log, block_after=-1)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"DONE" in out
     after = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (run_dir / "points").glob("p*.nc")}
     assert len(after) == total
     assert all(after[name] == before[name] for name in before)  # finished points untouched
-    assert len(log.read_text().splitlines()) - computed_before == total - len(before)
-    # every point was computed once, plus at most the one in flight at each interruption
-    assert total <= len(log.read_text().splitlines()) <= total + 2
+    assert _computed(log) == total  # every point computed exactly once
 
     # 4) the same dataset as an uninterrupted run (in-process, fresh directory)
-    ns = _worker_point()
-    ns["log"], ns["pause"] = str(tmp_path / "ref.jsonl"), 0.0
+    (tmp_path / "ref-log").mkdir()
+    ns = _worker_point(tmp_path / "ref-log")
     ref = sw.run_sweep(ns["point"], GRID, seeds=SEEDS, directory=tmp_path / "ref", name="demo",
                        attrs={"n": 6, "d": 3}, progress=False)
     resumed = xr.load_dataset(run_dir / "demo.nc")
@@ -126,11 +145,11 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
     assert float(resumed.p.sel(t=4.0, beta=0.5).mean()) > float(resumed.p.sel(t=0.0, beta=0.5).mean()) + 0.2
 
     # 5) a finished sweep re-run returns the stored result without computing anything
-    n_log = len(log.read_text().splitlines())
+    n_log = _computed(tmp_path / "ref-log")
     again = sw.run_sweep(ns["point"], GRID, seeds=SEEDS, directory=tmp_path / "ref", name="demo",
                          attrs={"n": 6, "d": 3}, progress=False)
     xr.testing.assert_identical(again, ref)
-    assert len(log.read_text().splitlines()) == n_log
+    assert _computed(tmp_path / "ref-log") == n_log
 
     # 6) other arguments in the same directory are refused
     with pytest.raises(sw.SweepMismatchError):
@@ -199,17 +218,65 @@ def test_grid_and_point_errors(tmp_path):
     np.testing.assert_array_equal(ds.v.sel(beta=1.0, seed=1).values, [1.0, 1.0])
 
 
-def test_concurrent_run_of_one_directory_is_refused(tmp_path):
-    held = io.lock_directory(tmp_path)  # as if another process were running this sweep
-    try:
-        with pytest.raises(RuntimeError, match="another process"):
-            sw.run_sweep(lambda seed, beta: xr.Dataset({"v": beta}), {"beta": [1.0]}, directory=tmp_path,
-                         progress=False)
-    finally:
-        held.close()
-    ds = sw.run_sweep(lambda seed, beta: xr.Dataset({"v": beta}), {"beta": [1.0]}, directory=tmp_path,
-                      progress=False)
-    assert float(ds.v.item()) == 1.0
+def test_claims_admit_one_owner_and_take_over_dead_expired_or_released_ones(tmp_path):
+    import threading
+
+    first = io.claim(tmp_path, "p1", expiry=60.0)
+    assert first is not None and first.path.name == "p1.0"
+    assert io.claim(tmp_path, "p1", expiry=60.0) is None          # held (live owner): refused
+    first.release()                                                # released: taken at once
+    second = io.claim(tmp_path, "p1", expiry=60.0)
+    assert second.path.name == "p1.1" and first.lost() and not first.renew()
+
+    def foreign(key, owner, age):
+        path = tmp_path / f"{key}.0"
+        path.write_text(json.dumps(owner))
+        os.utime(path, (time.time() - age, time.time() - age))
+        return io.Claim(path)
+
+    other_host = {"host": "elsewhere", "boot": "b", "pid": 1}
+    foreign("q", other_host, age=10.0)                             # another machine, fresh heartbeat
+    assert io.claim(tmp_path, "q", expiry=60.0) is None
+    old = foreign("r", other_host, age=120.0)                      # heartbeat older than the expiry
+    assert io.claim(tmp_path, "r", expiry=60.0).path.name == "r.1" and old.lost()
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(done.stdout)                                    # a process of this host that has ended
+    foreign("s", {"host": io.netcdf.HOST, "boot": io.netcdf.BOOT, "pid": dead_pid}, age=0.0)
+    assert io.claim(tmp_path, "s", expiry=60.0).path.name == "s.1"  # dead owner here: at once
+
+    # 16 racing takeovers of one stale claim: exactly one wins (O_CREAT | O_EXCL)
+    foreign("t", other_host, age=120.0)
+    start, won = threading.Barrier(16), []
+
+    def race():
+        start.wait()
+        won.append(io.claim(tmp_path, "t", expiry=60.0))
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(c is not None for c in won) == 1
+
+
+def test_claim_is_renewed_while_a_point_is_computed(tmp_path):
+    seen = []
+
+    def slow_point(seed, beta):  # waits until the heartbeat has renewed its claim twice
+        claim_file = tmp_path / "claims" / "p000000.0"
+        first = claim_file.stat().st_mtime_ns
+        deadline = time.time() + 60
+        while len(seen) < 2 and time.time() < deadline:
+            now = claim_file.stat().st_mtime_ns
+            if now > (seen[-1] if seen else first):
+                seen.append(now)
+            time.sleep(0.01)
+        return xr.Dataset({"v": beta})
+
+    sw.run_sweep(slow_point, {"beta": [1.0]}, directory=tmp_path, progress=False, claim_expiry=0.2)
+    assert len(seen) == 2
+    assert (tmp_path / "claims" / "merge.0").stat().st_mtime == 0  # released after the merge
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -226,3 +293,95 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert xr.load_dataset(path).a.values.tolist() == [1.0, 2.0]  # old file intact
     assert [p.name for p in tmp_path.iterdir()] == ["x.nc"]  # no temp file left
+
+
+# --------------------------------------------------------------------------- storage faults (issue 16)
+
+CALLS: list = []  # the points computed by the module-level point functions below
+
+
+def _counted_point(seed, beta):
+    CALLS.append((seed, beta))
+    return xr.Dataset({"v": ("t", np.array([beta, seed], float))})
+
+
+def _scaled_point(seed, beta, scale):
+    CALLS.append((seed, beta, scale))
+    return xr.Dataset({"v": ("t", np.array([scale * beta, seed], float))})
+
+
+def test_zero_byte_and_truncated_point_files_are_moved_aside_and_recomputed(tmp_path):
+    grid = {"beta": [1.0, 2.0, 3.0]}
+    ref = sw.run_sweep(_counted_point, grid, seeds=2, directory=tmp_path, name="s", progress=False)
+    files = sorted((tmp_path / "points").glob("p*.nc"))
+    assert len(files) == 6
+    files[0].write_bytes(b"")                                   # zero bytes
+    files[3].write_bytes(files[3].read_bytes()[: files[3].stat().st_size // 2])  # truncated
+    (tmp_path / "s.nc").unlink()
+    CALLS.clear()
+    with pytest.warns(UserWarning, match="unreadable") as record:
+        again = sw.run_sweep(_counted_point, grid, seeds=2, directory=tmp_path, name="s", progress=False)
+    messages = " ".join(str(w.message) for w in record)
+    assert files[0].name in messages and files[3].name in messages  # each bad file is named
+    assert sorted(CALLS) == [(0, 1.0), (1, 2.0)]                # exactly the two bad points, once
+    xr.testing.assert_identical(again, ref)
+    aside = sorted(p.name for p in (tmp_path / "corrupt").iterdir())
+    assert len(aside) == 2 and aside[0].startswith(files[0].name) and aside[1].startswith(files[3].name)
+    CALLS.clear()  # a further rerun computes nothing and warns nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sw.run_sweep(_counted_point, grid, seeds=2, directory=tmp_path, name="s", progress=False)
+    assert CALLS == []
+
+
+def test_corrupt_manifest_names_the_file_and_the_fix(tmp_path):
+    sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
+    (tmp_path / "manifest.json").write_text('{"name": "sweep", "grid": {"be')
+    with pytest.raises(ValueError, match=r"manifest\.json.*not valid JSON.*delete"):
+        sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
+
+
+def test_point_function_identity(tmp_path):
+    import functools
+
+    def ds(v):
+        return xr.Dataset({"v": ("t", np.array([v]))})
+
+    # two different lambdas in one directory: refused (it used to return the first one's results)
+    sw.run_sweep(lambda seed, beta: ds(beta), {"beta": [1.0]}, directory=tmp_path / "a", progress=False)
+    with pytest.raises(sw.SweepMismatchError, match="function"):
+        sw.run_sweep(lambda seed, beta: ds(2 * beta), {"beta": [1.0]}, directory=tmp_path / "a",
+                     progress=False)
+    # closures over different values differ; over equal values match
+    def make(scale):
+        return lambda seed, beta: ds(scale * beta)
+
+    assert sw.function_identity(make(2.0)) == sw.function_identity(make(2.0))
+    assert sw.function_identity(make(2.0)) != sw.function_identity(make(3.0))
+    # a functools.partial resumes (its repr holds a memory address) and differs by its bound arguments
+    CALLS.clear()
+    first = sw.run_sweep(functools.partial(_scaled_point, scale=2.0), {"beta": [1.0, 2.0]},
+                         directory=tmp_path / "p", progress=False)
+    again = sw.run_sweep(functools.partial(_scaled_point, scale=2.0), {"beta": [1.0, 2.0]},
+                         directory=tmp_path / "p", progress=False)
+    assert len(CALLS) == 2  # the second run computed nothing
+    xr.testing.assert_identical(first, again)
+    with pytest.raises(sw.SweepMismatchError, match="function"):
+        sw.run_sweep(functools.partial(_scaled_point, scale=3.0), {"beta": [1.0, 2.0]},
+                     directory=tmp_path / "p", progress=False)
+    ident = sw.function_identity(functools.partial(_scaled_point, scale=2.0))
+    assert ident["qualname"].endswith("_scaled_point") and ident["bound"]["keywords"] == {"scale": 2.0}
+    assert "0x" not in json.dumps(ident)  # no memory address
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
+    old = tmp_path / "points" / ".p000000-abc.nc.otherhost.12345.deadbeef.tmp"
+    dead = tmp_path / "points" / f".p000000-abc.nc.{io.netcdf.HOST}.{2**22 + 7}.deadbeef.tmp"
+    top = tmp_path / ".sweep.nc.otherhost.1.beef.tmp"
+    for f in (old, dead, top):
+        f.write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    os.utime(top, (0, 0))
+    sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
+    assert not old.exists() and not dead.exists() and not top.exists()

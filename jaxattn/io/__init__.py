@@ -1,13 +1,18 @@
 """Reading and writing files: safetensors checkpoints (value spectra) and netCDF sweep storage."""
 
 from .netcdf import (
+    Claim as Claim,
     atomic_write_netcdf as atomic_write_netcdf,
     atomic_write_text as atomic_write_text,
     check_manifest as check_manifest,
-    lock_directory as lock_directory,
+    claim as claim,
     merge_points as merge_points,
+    move_aside as move_aside,
     netcdf_attr as netcdf_attr,
     netcdf_engine as netcdf_engine,
+    point_file_problem as point_file_problem,
+    read_manifest as read_manifest,
+    remove_stale_temporaries as remove_stale_temporaries,
 )
 from .safetensors import (
     ALBERT_ATTENTION_PREFIX as ALBERT_ATTENTION_PREFIX,

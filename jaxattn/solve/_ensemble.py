@@ -120,8 +120,10 @@ def solve_chunked(chunk: int, config: SolveConfig, field: AbstractField, x0: Arr
 
 
 def ensemble_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
-    """A one-axis mesh named ``"batch"`` over ``devices`` (default: all visible devices)."""
-    devices = list(jax.devices() if devices is None else devices)
+    """A one-axis mesh named ``"batch"`` over ``devices`` (default: this process's devices,
+    ``jax.local_devices()``, which are all devices unless ``jax.distributed`` runs several
+    processes; a mesh over every process's devices: ``jaxattn.studies.solve_global_ensemble``)."""
+    devices = list(jax.local_devices() if devices is None else devices)
     return jax.sharding.Mesh(np.array(devices), ("batch",))
 
 

@@ -66,8 +66,14 @@ class SolverStepLimitError(RuntimeError):
 
 
 def check_initial_tokens(field: AbstractField, x0: Array) -> None:
-    """Host-side checks of concrete initial tokens: finite, and on the sphere for sphere fields."""
-    x0_host = np.asarray(x0)
+    """Host-side checks of concrete initial tokens: finite, and on the sphere for sphere fields.
+
+    An array sharded over several processes (``jax.distributed``) is checked by each process
+    on the members it holds."""
+    if isinstance(x0, jax.Array) and not x0.is_fully_addressable:
+        x0_host = np.concatenate([np.asarray(shard.data) for shard in x0.addressable_shards])
+    else:
+        x0_host = np.asarray(x0)
     if not np.all(np.isfinite(x0_host)):
         raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
     if field.manifold == "sphere":

@@ -18,7 +18,14 @@ from .gradients import (
     maximise_metastable_lifetime,
     value_and_grad_of,
 )
-from .sweep import SweepMismatchError, run_sweep, shard_ensemble, solve_ensemble
+from .sweep import (
+    SweepMismatchError,
+    function_identity,
+    run_sweep,
+    shard_ensemble,
+    solve_ensemble,
+    solve_global_ensemble,
+)
 
 __all__ = [
     "SweepMismatchError",
@@ -29,6 +36,7 @@ __all__ = [
     "figures",
     "fit",
     "fit_beta_to_clustering_time",
+    "function_identity",
     "gradients",
     "maximise_metastable_lifetime",
     "value_and_grad_of",
@@ -39,5 +47,6 @@ __all__ = [
     "run_sweep",
     "shard_ensemble",
     "solve_ensemble",
+    "solve_global_ensemble",
     "sweep",
 ]
