@@ -110,7 +110,7 @@ def _check_delta(delta) -> None:
             raise ValueError(f"delta must be in (0, pi) (geodesic), got {d}")
 
 
-def strong_renyi_centres(x: Array, delta: float, *, manifold: str = "circle") -> Bool[Array, "... n"]:
+def strong_renyi_centres(x: ArrayLike, delta: float, *, manifold: str = "circle") -> Bool[Array, "... n"]:
     """Mask of strong Rényi centres: dist(x_k, x_i) > delta for every i < k (token 1 included).
 
     ``x``: (..., n) angles (``manifold="circle"``) or (..., n, d) unit vectors (``"sphere"``).
@@ -129,7 +129,7 @@ def packing_bound(delta: float, d: int) -> int:
     return int(math.floor(1.0 / cap_fraction(delta / 2, d) + 1e-9))
 
 
-def renyi_centres(x: Array, delta: float, *, manifold: str = "circle",
+def renyi_centres(x: ArrayLike, delta: float, *, manifold: str = "circle",
                   max_centres: int | None = None) -> Bool[Array, "... n"]:
     """Mask of Rényi centres: greedy, token k is a centre if it is > delta from every earlier centre.
 
@@ -202,7 +202,7 @@ def expected_renyi_centres_circle(delta: float) -> float:
 # statistics over time
 
 
-def consumed_fraction(xs: Array, centres: Bool[Array, "... n"], *, radius: float | None = None,
+def consumed_fraction(xs: ArrayLike, centres: Bool[ArrayLike, "... n"], *, radius: float | None = None,
                       beta: float | None = None, definition: str = "ball", gap: float = DEFAULT_CAUSAL_GAP,
                       manifold: str = "circle") -> Float[Array, "..."]:
     """Fraction of tokens "consumed" by the given centres (a mask fixed at t = 0).
@@ -241,7 +241,7 @@ def consumed_fraction(xs: Array, centres: Bool[Array, "... n"], *, radius: float
     return jnp.mean(consumed.astype(xs.dtype), axis=-1)
 
 
-def cluster_count_series(xs: Array, *, gap: float = DEFAULT_CAUSAL_GAP) -> Array:
+def cluster_count_series(xs: ArrayLike, *, gap: float = DEFAULT_CAUSAL_GAP) -> Array:
     """Number of gap-``gap`` clusters of circle configurations xs (..., n), any leading axes."""
     from .clusters import count_clusters
 

@@ -18,6 +18,7 @@ O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import equinox as eqx
@@ -218,7 +219,7 @@ class FrozenCentresCircleAttention(AbstractField):
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
-    def __init__(self, beta: float | ArrayLike, centres: ArrayLike, weights: float | ArrayLike = 1.0, *,
+    def __init__(self, beta: float | ArrayLike, centres: ArrayLike | Sequence, weights: float | ArrayLike | Sequence = 1.0, *,
                  causal: bool = True, block_size: int | None = None):
         self.beta = check_beta(beta)
         centres = as_finite_array(centres, "centres", 1, "a 1-d array of m >= 1 frozen angles")
