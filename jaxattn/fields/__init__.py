@@ -6,7 +6,11 @@ Evaluators of the attention sums, one module each: dense and row-blocked (:func:
 on S^2 (``_harmonics.py``); the fields pick one with their ``evaluator`` argument.
 """
 
-from ._attention import attend as attend, attention_weights as attention_weights
+from ._attention import (
+    attend as attend,
+    attention_weights as attention_weights,
+    default_block_size as default_block_size,
+)
 from ._base import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
     AbstractField as AbstractField,

@@ -25,7 +25,8 @@ n x n buffers pay page faults and ran the exponentials 4x slower at n = 4096 (me
 benchmarks/README.md). For n > ``block_size`` (256) the rows are processed ``block_size`` at a time
 with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
 results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
-earlier threshold of 4 blocks still ran dense).
+earlier threshold of 4 blocks still ran dense). That rule is the CPU's: the default reads the
+backend (:func:`default_block_size`), and on GPU/TPU evaluates tiles of up to 2^24 entries.
 
 Normalising after the product. ``attend`` multiplies the unnormalised exponentials by
 the values first and divides the (rows, dv) result by the row sums, instead of dividing
@@ -56,8 +57,36 @@ from jaxtyping import Array, Float
 
 Normalisation = Literal["softmax", "mean"]
 
-#: rows per block in the blocked evaluation, and the n above which blocking is used
+#: rows per block in the blocked evaluation, and the n above which blocking is used (on a CPU)
 DEFAULT_BLOCK_SIZE = 256
+
+#: below this many tokens the softmax row sums come from a separate reduction (the batched
+#: small-n path; module docstring, "Dispatch by shape")
+SMALL_TOKENS = 128
+
+#: GPU/TPU: the largest tile (rows x n entries, 128 MiB in float64) the default evaluates at once.
+#: Provisional: not yet measured on a device (``python -m benchmarks.device`` times the
+#: alternatives; see benchmarks/README.md, "Device suite").
+ACCELERATOR_TILE_ENTRIES = 2**24
+
+
+def default_block_size(n: int, backend: str | None = None) -> int:
+    """The rows per block ``attend(..., block_size=None)`` uses at n tokens (0: dense).
+
+    Reads the backend (``jax.default_backend()`` unless given; inside ``jit`` the arrays are
+    traced, so the default backend is what a compiled kernel targets). CPU, measured
+    (module docstring): dense up to n = 256, blocks of 256 rows above. GPU/TPU: one wide kernel
+    is what the hardware wants, so dense while the n x n tile has at most
+    :data:`ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
+    (a multiple of 256 rows, at least 256), bounding the working set of every block.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    if backend == "cpu":
+        return DEFAULT_BLOCK_SIZE if n > DEFAULT_BLOCK_SIZE else 0
+    if n * n <= ACCELERATOR_TILE_ENTRIES:
+        return 0
+    rows = ACCELERATOR_TILE_ENTRIES // n
+    return max(DEFAULT_BLOCK_SIZE, rows - rows % DEFAULT_BLOCK_SIZE)
 
 #: below this many tokens the softmax row sums come from a separate reduction (the batched
 #: small-n path; module docstring, "Dispatch by shape")
@@ -121,14 +150,14 @@ def attend(
 ) -> Float[Array, "n dv"]:
     """Apply attention: out_i = sum_j w_ij v_j with w from :func:`attention_weights`.
 
-    ``block_size=None`` picks dense evaluation for n <= DEFAULT_BLOCK_SIZE and row blocks
-    of DEFAULT_BLOCK_SIZE above; ``block_size=0`` forces dense. For n < :data:`SMALL_TOKENS` the
-    softmax row sums are a separate reduction (the batched small-n path; module docstring),
-    otherwise a ones column of the product.
+    ``block_size=None`` picks by the backend (:func:`default_block_size`: on a CPU dense
+    for n <= DEFAULT_BLOCK_SIZE and row blocks of DEFAULT_BLOCK_SIZE above); ``block_size=0``
+    forces dense. For n < :data:`SMALL_TOKENS` the softmax row sums are a separate reduction
+    (the batched small-n path; module docstring), otherwise a ones column of the product.
     """
     n = queries.shape[0]
     if block_size is None:
-        block_size = DEFAULT_BLOCK_SIZE if n > DEFAULT_BLOCK_SIZE else 0
+        block_size = default_block_size(n)
 
     dv = values.shape[1]
     separate_sum = normalisation == "softmax" and n < SMALL_TOKENS

@@ -13,6 +13,7 @@ from ._ensemble import (
     AUTO_MAP_MIN_TOKENS as AUTO_MAP_MIN_TOKENS,
     DEFAULT_MAX_MEMORY as DEFAULT_MAX_MEMORY,
     Ensemble as Ensemble,
+    backend_of as backend_of,
     ensemble_bytes_per_member as ensemble_bytes_per_member,
     ensemble_max_norm as ensemble_max_norm,
     ensemble_mesh as ensemble_mesh,

@@ -11,7 +11,9 @@
   with its own steps and no padding to the slowest member;
 * ``"auto"`` (default): "map" on a CPU when n >= :data:`AUTO_MAP_MIN_TOKENS`, otherwise
   "batched" (and always "batched" on GPU/TPU, where one wide vectorised step is what the
-  hardware wants).
+  hardware wants; not yet measured on a device: ``python -m benchmarks.device`` does). The
+  backend is read from x0 (:func:`backend_of`: the platform of its devices, or
+  ``jax.default_backend()`` for traced and host arrays).
 
 All three agree with a loop over members (vmap and map to 1e-12, batched to the solver
 tolerance). The measurement behind "auto" is in ``docs/ensembles.md``.
@@ -47,11 +49,24 @@ AUTO_MAP_MIN_TOKENS = 128
 DEFAULT_MAX_MEMORY = 2 * 1024**3
 
 
-def resolve_ensemble(ensemble: str, n: int) -> str:
-    """The strategy ``ensemble="auto"`` stands for at n tokens on the default backend."""
+def backend_of(x) -> str:
+    """The platform ("cpu", "gpu", "tpu") that ``x`` lives on: the devices of a concrete
+    ``jax.Array`` (committed with ``jax.device_put`` or sharded), else (a tracer inside
+    ``jit``, a NumPy array, a list) ``jax.default_backend()``, where JAX will place it."""
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        platforms = {device.platform for device in x.devices()}
+        if len(platforms) == 1:
+            return platforms.pop()
+    return jax.default_backend()
+
+
+def resolve_ensemble(ensemble: str, n: int, backend: str | None = None) -> str:
+    """The strategy ``ensemble="auto"`` stands for at n tokens on ``backend`` (default
+    ``jax.default_backend()``; ``simulate`` passes :func:`backend_of` its x0)."""
     if ensemble != "auto":
         return ensemble
-    return "map" if jax.default_backend() == "cpu" and n >= AUTO_MAP_MIN_TOKENS else "batched"
+    backend = jax.default_backend() if backend is None else backend
+    return "map" if backend == "cpu" and n >= AUTO_MAP_MIN_TOKENS else "batched"
 
 
 def ensemble_max_norm(y: Array) -> Array:

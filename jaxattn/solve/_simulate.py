@@ -46,6 +46,7 @@ from ._observe import observable_structure, observables_saveat, unflatten_observ
 from ._ensemble import (
     DEFAULT_MAX_MEMORY,
     Ensemble,
+    backend_of,
     ensemble_bytes_per_member,
     ensemble_max_norm,
     resolve_ensemble,
@@ -129,7 +130,8 @@ def simulate(
             ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
             with unreached slots inf as diffrax leaves them; states saved as is are retracted
             to the sphere).
-        ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched"), "batched"
+        ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched"; the backend is
+            x0's platform, or ``jax.default_backend()`` for traced/host arrays), "batched"
             (one state, shared step), "vmap" (own steps, run in lockstep) or "map" (own
             steps, members one after another); see ``docs/ensembles.md`` for the measurement.
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
@@ -148,7 +150,7 @@ def simulate(
     x0 = _as_tokens(x0)
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
-    ensemble = resolve_ensemble(ensemble, shape[0])
+    ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0))
     concrete = is_concrete(field, x0, t0, t1, ts)
     if is_concrete(x0):  # host-side numpy checks (also valid while tracing a user's jit)
         check_initial_tokens(field, x0)
