@@ -10,11 +10,15 @@ blocks of README.md and docs/*.md, and each one is looked up the way Python woul
   after ``from jaxattn import spectral as sp``), and, in inline spans, dotted names whose head is
   the short name of a public jaxattn module (``renyi.renyi_centres``, ``paper_002.phase_diagram``,
   ``studies.gradients.fit``): the pages use those in tables after naming the package once;
+* bare names continuing a list of spans after a qualified one ("`renyi.tau_star`, `tau_star_table`",
+  "`jaxattn.initial`: `uniform_sphere`, ...") are read in that module;
 * repository paths in code spans (``benchmarks/x.py``, ``tests/test_x.py``, ``notebooks/x.ipynb``),
   ``python -m benchmarks.x`` modules and relative Markdown links must exist.
 
-The README tour (its first Python block) is executed as written in a slow test, and the other
-Python blocks of README and docs/ as well (they compile several solves: ~1 CPU-minute together).
+The numbers the pages print for ``sp.growth_rates`` / ``sp.dominant_mode`` are checked against SciPy's
+Bessel functions. Every Python block of README and docs/ (the README tour included) is executed as
+written in a slow test: they compile many solves, about 4.5 CPU-minutes together on one loaded core
+(the tour alone ~110 s), too long for the default run.
 """
 
 from __future__ import annotations
@@ -44,8 +48,6 @@ FILE_SUFFIXES = {"py", "md", "ipynb", "nc", "json", "png", "gif", "csv", "eqx", 
 PATH = re.compile(r"^(?:benchmarks|tests|notebooks|docs|jaxattn)/[\w./-]*$")
 RUN_MODULE = re.compile(r"python -m (benchmarks(?:\.\w+)?)")
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
-
-
 SEPARATOR = re.compile(r"\s*(?:[,/:↔]|\band\b|\bor\b)?\s*(?:\band\b|\bor\b)?\s*")
 BARE = re.compile(rf"^({IDENT})(?:\(.*\))?$")
 
@@ -101,7 +103,7 @@ def resolve(dotted: str):
             obj = importlib.import_module(prefix)
         except ModuleNotFoundError as error:
             if error.name is not None and not prefix.startswith(error.name):
-                raise  # a missing dependency inside the module, not a wrong name
+                raise  # a dependency missing inside the module: reported as broken, with its name
             continue
         break
     else:
@@ -209,6 +211,9 @@ def test_the_pages_use_many_names_and_the_check_rejects_wrong_ones():
     blocks, spans = _code("text `renyi.tau_star` and\n\n```python\nfrom jaxattn import spectral as sp, grad\n"
                           "sp.nothing_here\n```\n")
     assert spans == ["renyi.tau_star"] and _imports(blocks[0][1])[1]["sp"] == "jaxattn.spectral"
+    listed = _lists("`jaxattn.initial`: `uniform_sphere`, `no_such_initial` and `perturb` (`ignored`)", {}, {})
+    assert [(name, _resolves(c)) for name, c in listed] == [
+        ("uniform_sphere", True), ("no_such_initial", False), ("perturb", True)]
 
 
 def _paths(page: Path) -> list[str]:
