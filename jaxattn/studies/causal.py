@@ -23,6 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import initial
 from ..analysis import renyi
@@ -62,13 +63,14 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-6, atol: float = 1e-6,
                       ensemble: str = "map",
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
-                      return_angles: bool = False) -> dict:
+                      return_angles: bool = False, progress: bool = False) -> dict:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns a dict of NumPy arrays: ``ts``; per run and time (runs, T): ``renyi_ball``,
     ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed fractions) and ``clusters``;
     per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps; for ``ensemble="batched"``
     the chunk's shared count) and optionally ``angles`` (runs, T, n). Summaries: :func:`summarise`.
+    ``progress=True`` shows a tqdm bar over the chunks.
 
     Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`; the default
     ``ensemble="map"`` gives every run its own adaptive steps (216 on average at beta = 64,
@@ -101,7 +103,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     keys = jax.random.split(key, -(-runs // chunk))
     parts, steps, angles = [], [], []
     done = 0
-    for k in keys:
+    for k in tqdm(keys, desc="causal statistics (chunks)", unit="chunk", disable=not progress):
         b = min(chunk, runs - done)
         theta0 = initial.uniform_circle(k, n, batch=b)
         traj = simulate(field, theta0, t1, ts=ts, rtol=rtol, atol=atol, max_steps=10**6, ensemble=ensemble)
