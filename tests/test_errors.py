@@ -121,3 +121,169 @@ def test_fuzz_fields_raise_or_return_finite(beta, n, d, dv, entry, scale, causal
     except jaxattn.SolverStepLimitError:
         return
     assert np.all(np.isfinite(np.asarray(traj.xs)))
+
+
+# --------------------------------------------------------------------------- issue 16
+# Checks hold traced (jax.jit, jax.grad, jax.vmap) with the message of the eager check: eagerly a
+# ValueError before solving; traced an equinox.error_if failure (a RuntimeError: JaxRuntimeError
+# under jax.jit, EquinoxRuntimeError under eqx.filter_jit/grad/vmap) whose text carries the message.
+
+import diffrax  # noqa: E402
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+
+SA1 = jaxattn.SelfAttention(1.0)
+
+
+def _final(x, t1):
+    return jaxattn.simulate(SA1, x, t1, ts=2).final
+
+
+def _beta_final(b):
+    return jaxattn.simulate(jaxattn.SelfAttention(b), X, 1.0, ts=2).final
+
+
+TRACED_CASES = [
+    # (name, function, arguments, message)
+    ("t1 < t0", _final, (X, -1.0), "t1 must be greater than t0"),
+    ("t1 nan", _final, (X, float("nan")), "t1 must be finite"),
+    ("t1 inf", _final, (X, float("inf")), "t1 must be finite"),
+    ("off sphere", _final, (2 * X, 1.0), "off the unit sphere"),
+    ("x0 nan", _final, (X.at[0, 0].set(jnp.nan), 1.0), "x0 contains NaN or inf"),
+    ("beta < 0", _beta_final, (-1.0,), "beta must be finite and > 0"),
+    ("beta = 0", _beta_final, (0.0,), "beta must be finite and > 0"),
+    ("beta nan", _beta_final, (float("nan"),), "beta must be finite and > 0"),
+]
+
+
+@pytest.mark.parametrize("name,fn,args,message", TRACED_CASES, ids=[c[0] for c in TRACED_CASES])
+@pytest.mark.parametrize("transform", ["eager", "jit", "filter_jit"])
+def test_checks_hold_traced(name, fn, args, message, transform):
+    wrapped = {"eager": fn, "jit": jax.jit(fn), "filter_jit": eqx.filter_jit(fn)}[transform]
+    args = tuple(jnp.asarray(a) if transform != "eager" else a for a in args)  # traced under filter_jit too
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        jax.block_until_ready(wrapped(*args))
+
+
+def test_checks_hold_under_grad_and_vmap():
+    loss = lambda b: jnp.sum(_beta_final(b))  # noqa: E731
+    with pytest.raises(RuntimeError, match="beta must be finite and > 0"):
+        jax.grad(loss)(-1.0)
+    assert np.isfinite(jax.grad(loss)(1.0))
+    with pytest.raises(RuntimeError, match="t1 must be greater than t0"):
+        jax.block_until_ready(jax.vmap(lambda t: _final(X, t))(jnp.array([1.0, -1.0])))
+    with pytest.raises(RuntimeError, match="off the unit sphere"):
+        jax.block_until_ready(jax.vmap(lambda s: _final(s * X, 1.0))(jnp.array([1.0, 2.0])))
+    # a valid traced call equals the eager one
+    np.testing.assert_allclose(jax.jit(_final)(X, 1.0), _final(X, 1.0), atol=1e-12)
+
+
+def test_traced_ts_checked():
+    f = jax.jit(lambda ts: jaxattn.simulate(SA1, X, 1.0, ts=ts).final)
+    with pytest.raises(RuntimeError, match="ts must be finite"):
+        jax.block_until_ready(f(jnp.array([0.0, jnp.nan, 1.0])))
+    with pytest.raises(RuntimeError, match="non-decreasing and inside"):
+        jax.block_until_ready(f(jnp.array([0.0, 2.0])))
+
+
+def test_arguments_validated_before_solving():
+    with pytest.raises(ValueError, match="ts must be finite"):
+        jaxattn.simulate(SA1, X, 1.0, ts=jnp.array([0.0, jnp.nan, 1.0]))
+    for rtol, atol in [(-1e-6, 1e-6), (1e-6, -1e-6), (float("nan"), 1e-6), (1e-6, float("inf")), (0.0, 0.0)]:
+        with pytest.raises(ValueError, match="rtol and atol"):
+            jaxattn.simulate(SA1, X, 1.0, rtol=rtol, atol=atol)
+    with pytest.raises(ValueError, match="rtol and atol"):
+        jaxattn.simulate(SA1, X, 1.0, stepsize_controller=diffrax.PIDController(rtol=-1, atol=1e-6))
+    # a pure absolute (or relative) tolerance is legitimate
+    jaxattn.simulate(SA1, X, 0.5, rtol=0.0, atol=1e-6, ts=2)
+    for dt0 in (-0.1, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="dt0 must be"):
+            jaxattn.simulate(SA1, X, 1.0, dt0=dt0)
+    with pytest.raises(TypeError, match="float16"):
+        jaxattn.simulate(SA1, X.astype(jnp.float16), 1.0)
+    with pytest.raises(TypeError, match="bfloat16"):
+        jaxattn.simulate(SA1, X.astype(jnp.bfloat16), 1.0)
+    with pytest.raises(ValueError, match="max_steps"):
+        jaxattn.simulate(SA1, X, 1.0, max_steps=True)
+    traj = jaxattn.simulate(SA1, X, 1.0, ts=2, max_steps=np.int64(100))
+    np.testing.assert_allclose(traj.final, jaxattn.simulate(SA1, X, 1.0, ts=2).final, atol=0)
+
+
+def test_traced_dt0_checked():
+    f = jax.jit(lambda dt0: jaxattn.simulate(SA1, X, 1.0, ts=2, dt0=dt0).final)
+    with pytest.raises(RuntimeError, match="dt0 must be"):
+        jax.block_until_ready(f(-0.1))
+
+
+@pytest.mark.parametrize("case", ["logits", "float32 logits"])
+def test_nonfinite_state_stops_at_once(case):
+    """Overflowing logits stop the solve within a few dozen steps with the time and the cause, not
+    after max_steps (65,536 steps before); inside jit with the same cause."""
+    if case == "logits":  # beta <Q x, K x> = 1e320 overflows float64
+        field, x, cause = jaxattn.SelfAttention(1.0, Q=1e160 * jnp.eye(3), K=1e160 * jnp.eye(3)), X, "float64"
+    else:  # Q = K = 1e20 I are float32 numbers, <Q x, K x> = 1e40 is not
+        field = jaxattn.SelfAttention(1.0, Q=1e20 * jnp.eye(3), K=1e20 * jnp.eye(3))
+        x, cause = X.astype(jnp.float32), "float32"
+    with pytest.raises(jaxattn.NonFiniteStateError, match=rf"non-finite at t = 0 (?s:.*)beyond the {cause}") as info:
+        jaxattn.simulate(field, x, 1.0, max_steps=65536)
+    assert info.value.t == 0.0 and info.value.num_steps < 200  # stopped at once, not after max_steps
+    with pytest.raises(RuntimeError, match="non-finite(?s:.*)overflowing attention logits"):
+        jax.block_until_ready(eqx.filter_jit(lambda f, x: jaxattn.simulate(f, x, 1.0).final)(field, x))
+
+
+def test_nonfinite_parameters_are_named():
+    """beta = 1e39 is finite in float64 but inf once cast to float32 tokens; a NaN parameter set
+    behind the constructor's back: a clear error before solving, and under jit the guard's."""
+    with pytest.raises(ValueError, match="NaN or inf parameters \\(beta\\) after the cast to the tokens' dtype float32"):
+        jaxattn.simulate(jaxattn.SelfAttention(1e39), X.astype(jnp.float32), 1.0)
+    field = jaxattn.SelfAttention(1.0, V=jnp.eye(3))
+    field = eqx.tree_at(lambda f: f.V, field, field.V.at[..., 0, 1].set(jnp.nan))
+    with pytest.raises(ValueError, match="NaN or inf parameters \\(V\\): rebuild"):
+        jaxattn.simulate(field, X, 1.0)
+    with pytest.raises(RuntimeError, match="NaN or inf parameters"):
+        jax.block_until_ready(eqx.filter_jit(lambda f: jaxattn.simulate(f, X, 1.0).final)(field))
+
+
+def test_nonfinite_state_mid_solve_names_time():
+    """A field that blows up at t = 0.5 (a NaN velocity from then on) stops at t ~ 0.5."""
+
+    class Blowup(jaxattn.fields.AbstractField):
+        manifold = "euclidean"
+
+        def __init__(self):
+            pass
+
+        @property
+        def dim(self):
+            return None
+
+        @property
+        def num_tokens(self):
+            return None
+
+        def velocity(self, t, x):
+            return jnp.where(t < 0.5, -x, jnp.nan)
+
+    with pytest.raises(jaxattn.NonFiniteStateError, match=r"non-finite at t = 0\.5") as info:
+        jaxattn.simulate(Blowup(), jnp.ones((3, 2)), 1.0)
+    assert info.value.num_steps < 200
+
+
+def test_stop_when_under_chunking_is_global():
+    """Batched mode stops when stop_when holds for every member of the whole ensemble, chunked or not."""
+    key = jax.random.PRNGKey(3)
+    xb = jaxattn.initial.uniform_sphere(key, 8, 3, batch=5)
+    field = jaxattn.SelfAttention(2.0)  # members alone cluster at t = 9.7, 5.6, 29.5, 17.8, 8.9
+    stop = lambda x: jaxattn.analysis.is_clustered(x, 1e-2)  # noqa: E731
+    kw = dict(ts=31, ensemble="batched", stop_when=stop)
+    whole = jaxattn.simulate(field, xb, 30.0, **kw)
+    per_member = jaxattn.solve.ensemble_bytes_per_member(8, 3, 31)
+    chunked = jaxattn.simulate(field, xb, 30.0, max_memory=2 * per_member, **kw)
+    assert 29.0 < float(whole.t_final) < 30.0  # the slowest member decides
+    # one time for every member, the time the whole ensemble first satisfies the condition
+    np.testing.assert_allclose(chunked.t_final, chunked.t_final[0])
+    np.testing.assert_allclose(chunked.t_final[0], whole.t_final, rtol=0.05)
+    assert bool(np.all(chunked.event_occurred))
+    assert bool(np.all(jax.vmap(stop)(chunked.final)))
+    # the chunks differ from the whole only at the solver tolerance
+    np.testing.assert_allclose(chunked.xs[:, :20], whole.xs[:, :20], atol=1e-4)

@@ -6,6 +6,7 @@ its result :class:`Trajectory`, the sphere retraction and the ensemble strategie
   (measurement: ``docs/ensembles.md``);
 * :mod:`._core`: one ``diffeqsolve`` with its static :class:`SolveConfig`;
 * :mod:`._retract`: :class:`RetractingSolver` (``docs/solving.md``);
+* :mod:`._guard`: :class:`NonFiniteGuard` (a non-finite state ends the solve at once);
 * :mod:`._trajectory`: :class:`Trajectory`.
 """
 
@@ -20,12 +21,14 @@ from ._ensemble import (
     resolve_ensemble as resolve_ensemble,
     shard_ensemble as shard_ensemble,
 )
+from ._guard import COLLAPSE as COLLAPSE, NonFiniteGuard as NonFiniteGuard, tree_all_finite as tree_all_finite
 from ._retract import RetractingSolver as RetractingSolver, retract_to_sphere as retract_to_sphere
 from ._simulate import (
     DEFAULT_ATOL as DEFAULT_ATOL,
     DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS,
     DEFAULT_NUM_SAVES as DEFAULT_NUM_SAVES,
     DEFAULT_RTOL as DEFAULT_RTOL,
+    NonFiniteStateError as NonFiniteStateError,
     SolverStepLimitError as SolverStepLimitError,
     check_initial_tokens as check_initial_tokens,
     simulate as simulate,

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField
+from ._guard import NonFiniteGuard
 from ._retract import RetractingSolver, retract_to_sphere
 from ._trajectory import SolverStats
 
@@ -48,9 +49,11 @@ class SolveOutput(eqx.Module):
     ts: Float[Array, " T"]
     xs: PyTree[Array]
     t_last: Float[Array, "*batch"]
+    x_last: Array | None  # the state at t_last (None with a user's SaveAt)
     stats: SolverStats
     failed: Bool[Array, "*batch"]  # max_steps reached before t1
-    other_failure: Bool[Array, "*batch"]  # any other diffrax failure (non-finite, step collapse)
+    nonfinite: Bool[Array, "*batch"]  # the state became non-finite (NonFiniteGuard); t_last is when
+    other_failure: Bool[Array, "*batch"]  # any other diffrax failure
     event_occurred: Bool[Array, "*batch"]
 
 
@@ -64,6 +67,7 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
     solver = RetractingSolver(config.solver) if field.manifold == "sphere" else config.solver
+    solver = NonFiniteGuard(solver, jnp.abs(t1 - t0))
     event = None
     if config.stop_when is not None:
         stop_when = config.stop_when
@@ -91,23 +95,25 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
         progress_meter=config.progress_meter,
     )
     failed = sol.result == diffrax.RESULTS.max_steps_reached
+    nonfinite = sol.result == diffrax.RESULTS.nonfinite
     other_failure = (sol.result != diffrax.RESULTS.successful) & (
         sol.result != diffrax.RESULTS.event_occurred
-    ) & ~failed
+    ) & ~failed & ~nonfinite
     event_occurred = sol.result == diffrax.RESULTS.event_occurred
     stats = SolverStats(num_steps=sol.stats["num_steps"], num_accepted_steps=sol.stats["num_accepted_steps"],
                         num_rejected_steps=sol.stats["num_rejected_steps"])
     if saveat is not None:
         ts_out, xs, t_last = _custom_save_output(field, sol, batched)
+        x_last = None
     else:
-        xs, t_last = _saved_states(field, sol, ts, batched)
+        xs, x_last, t_last = _saved_states(field, sol, ts, batched)
         ts_out = ts
-    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, stats=stats, failed=failed,
-                       other_failure=other_failure, event_occurred=event_occurred)
+    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, failed=failed,
+                       nonfinite=nonfinite, other_failure=other_failure, event_occurred=event_occurred)
 
 
 def _saved_states(field, sol, ts, batched):
-    """The states at ``ts`` (batch first) and the time reached, from ``SaveAt(ts=ts, t1=True)``.
+    """The states at ``ts`` (batch first), the state and the time reached, from ``SaveAt(ts=ts, t1=True)``.
 
     That gives the ts entries then the final state; after an event diffrax writes the final state
     into the first unreached slot and fills the rest with inf, and after a failure there is no
@@ -127,8 +133,8 @@ def _saved_states(field, sol, ts, batched):
         mask = reached.reshape((-1,) + (1,) * field.event_ndim)
         xs = jnp.where(mask, xs, x_last[None])
     if field.manifold == "sphere":
-        xs = retract_to_sphere(xs)
-    return xs, t_last
+        xs, x_last = retract_to_sphere(xs), retract_to_sphere(x_last)
+    return xs, x_last, t_last
 
 
 def _custom_save_output(field, sol, batched):

@@ -107,8 +107,14 @@ def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
             "jaxattn.simulate: the solver reached max_steps before t1. Increase max_steps, "
             "loosen rtol/atol, or shorten t1 (outside jit the error names the time reached).",
         )
+        xs = eqx.error_if(
+            xs, jnp.any(out.nonfinite),
+            "jaxattn.simulate: the state became non-finite (the solve stopped there; outside jit the "
+            "error names the time). Likely causes: overflowing attention logits (beta |Q x| |K y| beyond "
+            "the float range), a beta too large for float32, or NaN/inf parameters of the field.")
         xs = eqx.error_if(xs, jnp.any(out.other_failure),
-                          "jaxattn.simulate: the diffrax solve failed (non-finite values or step size collapse)")
+                          "jaxattn.simulate: the diffrax solve failed before t1 (neither max_steps nor a "
+                          "non-finite state, e.g. an implicit solver's nonlinear solve diverged)")
         out = dataclasses.replace(out, xs=xs)
     return out
 
@@ -117,18 +123,68 @@ def solve_chunked(chunk: int, config: SolveConfig, field: AbstractField, x0: Arr
                   t1: Array, ts: Array) -> SolveOutput:
     """An ensemble solved in equal chunks of ``chunk`` members (the last padded with copies of
     member 0, so one compilation serves all), the outputs concatenated. Chunks take their own
-    shared steps (batched mode), so the results differ from one solve at the solver tolerance."""
+    shared steps (batched mode), so the results differ from one solve at the solver tolerance.
+
+    With ``stop_when`` in batched mode the event keeps its unchunked meaning, *the condition holds
+    for every member of the whole ensemble* (:func:`_global_event`); with vmap/map every member
+    stops on its own, chunked or not.
+    """
     batch = x0.shape[0]
     padded = pad_members(x0, chunk)
-    parts = [solve_jit(config, field, padded[i:i + chunk], t0, t1, ts)
-             for i in range(0, padded.shape[0], chunk)]
+    chunks = [padded[i:i + chunk] for i in range(0, padded.shape[0], chunk)]
+    if config.stop_when is not None and config.mode == "batched":
+        if config.traced:
+            raise ValueError(
+                "stop_when on a batched ensemble above max_memory needs host-side control between the "
+                "chunks and cannot run under jax.jit/grad/vmap: pass max_memory=None (one solve), "
+                "ensemble='map' (members stop on their own), or call simulate outside jit")
+        parts = _global_event(config, field, chunks, t0, t1, ts)
+    else:
+        parts = [solve_jit(config, field, c, t0, t1, ts) for c in chunks]
+    return _join(parts, chunk, batch)
 
+
+def _join(parts: list[SolveOutput], chunk: int, batch: int) -> SolveOutput:
     def join(*leaves):  # per-member values: scalars in batched mode, (chunk,) in vmap/map mode
         return jnp.concatenate([jnp.broadcast_to(a, (chunk, *a.shape[1:]) if a.ndim else (chunk,))
                                 for a in leaves])[:batch]
 
     joined = jax.tree_util.tree_map(join, *[dataclasses.replace(p, ts=None) for p in parts])
     return dataclasses.replace(joined, ts=parts[0].ts)  # the save times are shared
+
+
+def _global_event(config: SolveConfig, field: AbstractField, chunks: list[Array], t0: Array, t1: Array,
+                  ts: Array) -> list[SolveOutput]:
+    """Chunked batched solves that stop where ``stop_when`` first holds for *all* members.
+
+    Each chunk is solved with the event (it stops where its own members all satisfy it); the latest
+    of those times T is the earliest the whole ensemble can; the chunks that stopped before T are
+    continued to T without the event (saves after T hold the state at T, as unchunked). If the
+    condition then holds for every member at T the solve ends there; if a chunk's condition no
+    longer holds (it is not monotone), every chunk is solved on from T with the event and the
+    search repeats. Without any event the chunks end at t1, exactly as unchunked.
+    """
+    free = dataclasses.replace(config, stop_when=None)
+    check = jax.jit(jax.vmap(config.stop_when))
+    parts = [solve_jit(config, field, c, t0, t1, ts) for c in chunks]
+    while True:
+        if any(bool(p.nonfinite | p.failed | p.other_failure) for p in parts):
+            return parts  # the failure is reported for the whole ensemble
+        T = max(p.t_last for p in parts)
+        parts = [p if not bool(p.t_last < T) else _merge(p, solve_jit(
+            free, field, p.x_last, p.t_last, T, jnp.clip(ts, p.t_last, T)), ts) for p in parts]
+        if bool(T >= t1):  # some chunk never met the condition: no event, every chunk at t1
+            return [dataclasses.replace(p, event_occurred=jnp.zeros_like(p.event_occurred)) for p in parts]
+        if all(bool(jnp.all(check(p.x_last))) for p in parts):
+            return [dataclasses.replace(p, event_occurred=jnp.ones_like(p.event_occurred)) for p in parts]
+        parts = [_merge(p, solve_jit(config, field, p.x_last, T, t1, jnp.clip(ts, T, t1)), ts) for p in parts]
+
+
+def _merge(before: SolveOutput, after: SolveOutput, ts: Array) -> SolveOutput:
+    """``before`` up to its ``t_last``, continued by ``after`` (a solve from there) at the later saves."""
+    later = (ts > before.t_last).reshape((1, -1) + (1,) * (before.xs.ndim - 2))
+    stats = jax.tree_util.tree_map(jnp.add, before.stats, after.stats)
+    return dataclasses.replace(after, ts=before.ts, xs=jnp.where(later, after.xs, before.xs), stats=stats)
 
 
 # --------------------------------------------------------------------------- devices

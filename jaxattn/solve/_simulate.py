@@ -16,11 +16,15 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
   strategies of :mod:`jaxattn.solve._ensemble` ("batched", "vmap", "map"; "auto" picks by the
   measurement in ``docs/ensembles.md``) and chunked past a memory budget.
 * **Clear failures**: hitting ``max_steps`` raises :class:`SolverStepLimitError` naming
-  the time reached; inside ``jax.jit``/``jax.grad`` (where the host cannot see values) it
-  raises through ``equinox.error_if`` instead. Bad inputs raise ``ValueError``/``TypeError``.
+  the time reached; a state that turns NaN/inf stops the solve at once
+  (:class:`~jaxattn.solve.NonFiniteGuard`) and raises :class:`NonFiniteStateError` naming the
+  time and the likely cause. Bad inputs raise ``ValueError``/``TypeError`` before solving. Inside
+  ``jax.jit``/``jax.grad``/``jax.vmap`` (where the host cannot see values) the same checks run on
+  the traced values through ``equinox.error_if``: a ``RuntimeError`` (``JaxRuntimeError`` under
+  ``jax.jit``, ``EquinoxRuntimeError`` under ``eqx.filter_jit``) whose text is the eager message.
 * **Stop on an event**: ``stop_when(x) -> bool`` (one configuration) ends the solve when
-  it becomes true (for an ensemble in batched mode: when it is true for every member;
-  with vmap/map each member stops on its own).
+  it becomes true (for an ensemble in batched mode: when it is true for every member, also when
+  the ensemble is chunked under ``max_memory``; with vmap/map each member stops on its own).
   Saved times after the event hold the state at the event; ``Trajectory.t_final`` is the
   time reached. The condition is checked at the end of each step, so ``t_final`` is the
   end of the first step where it holds (accurate to one step size).
@@ -64,6 +68,16 @@ DEFAULT_NUM_SAVES = 101
 
 class SolverStepLimitError(RuntimeError):
     """The solver used up ``max_steps`` before reaching ``t1``."""
+
+
+class NonFiniteStateError(FloatingPointError):
+    """The state became NaN/inf during the solve; ``t`` is when and ``num_steps`` the steps taken
+    (the solve stops there at once, see :class:`~jaxattn.solve.NonFiniteGuard`)."""
+
+    def __init__(self, message: str, t: float, num_steps: int):
+        super().__init__(message)
+        self.t = t
+        self.num_steps = num_steps
 
 
 def check_initial_tokens(field: AbstractField, x0: Array) -> None:
@@ -151,17 +165,21 @@ def simulate(
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
     ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0))
-    concrete = is_concrete(field, x0, t0, t1, ts)
+    concrete = is_concrete(field, x0, t0, t1, ts, dt0)
     if is_concrete(x0):  # host-side numpy checks (also valid while tracing a user's jit)
         check_initial_tokens(field, x0)
     _check_times(t0, t1)
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    max_steps = int(max_steps)
+    _check_dt0(dt0)
     dtype = x0.dtype
     ts = _save_times(ts, saveat, stop_when, t0, t1, dtype)
     solver = diffrax.Tsit5() if solver is None else solver
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
+    if isinstance(controller, diffrax.PIDController):
+        _check_tolerances(controller.rtol, controller.atol)
     if is_ensemble and ensemble == "batched" and isinstance(controller, diffrax.PIDController):
         if controller.norm is optx.rms_norm:
             controller = eqx.tree_at(lambda c: c.norm, controller, ensemble_max_norm)
@@ -180,8 +198,14 @@ def simulate(
         saveat=saveat, mode=ensemble if is_ensemble else "single", traced=not concrete,
     )
     field = _cast_floats(field, dtype)
+    if is_concrete(field):
+        _check_field_parameters(field, dtype)
     t0a = jnp.asarray(t0, dtype=dtype)
     t1a = jnp.asarray(t1, dtype=dtype)
+    if not concrete:  # the same checks on traced values, inside the user's jit/grad/vmap
+        x0, t0a, t1a, ts, dt0 = _traced_checks(field, x0, t0a, t1a, ts, t0, t1, dt0, saveat is None)
+        if dt0 is not None:
+            config = eqx.tree_at(lambda c: c.dt0, config, dt0)
     chunk = x0.shape[0]
     if is_ensemble and max_memory is not None and saveat is None:
         d = 1 if len(shape) == 1 else shape[1]
@@ -192,7 +216,7 @@ def simulate(
     else:
         out = solve_jit(config, field, x0, t0a, t1a, ts)
     if concrete:
-        _raise_failures(out, max_steps, t1)
+        _raise_failures(out, max_steps, t0, t1, field, dtype)
     return Trajectory(ts=out.ts, xs=out.xs, t_final=out.t_last, stats=out.stats, field=field,
                       event_occurred=out.event_occurred)
 
@@ -206,7 +230,92 @@ def _as_tokens(x0) -> Array:
         if jnp.issubdtype(x0.dtype, jnp.integer):
             return x0.astype(jnp.result_type(float))
         raise TypeError(f"x0 must be real floating point, got dtype {x0.dtype}")
+    if jnp.finfo(x0.dtype).bits < 32:
+        raise TypeError(
+            f"x0 has dtype {x0.dtype}, which jaxattn does not integrate: its {jnp.finfo(x0.dtype).eps:.2g} "
+            "resolution cannot hold tokens on the sphere to 1e-6 nor meet the default tolerances. "
+            "Pass float64 (the default) or float32: x0.astype(jnp.float32)."
+        )
     return x0
+
+
+def _check_dt0(dt0) -> None:
+    if dt0 is not None and is_concrete(dt0):
+        value = float(dt0)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"dt0 must be finite and > 0 (the solve runs forwards from t0 to t1), got {dt0!r}")
+
+
+def _check_tolerances(rtol, atol) -> None:
+    """Finite, >= 0 and not both zero (a pure relative or absolute tolerance is fine)."""
+    if not is_concrete(rtol, atol):
+        return
+    r, a = np.asarray(rtol, dtype=float), np.asarray(atol, dtype=float)
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(a)) and np.all(r >= 0) and np.all(a >= 0)
+            and np.all((r > 0) | (a > 0))):
+        raise ValueError(
+            f"rtol and atol must be finite, >= 0 and not both zero, got rtol = {rtol!r}, atol = {atol!r} "
+            f"(defaults rtol = {DEFAULT_RTOL}, atol = {DEFAULT_ATOL})"
+        )
+
+
+def _check_field_parameters(field: AbstractField, dtype) -> None:
+    """The field's floating parameters, cast to the tokens' dtype, are finite."""
+    bad = [_leaf_name(path) for path, leaf in jax.tree_util.tree_leaves_with_path(field)
+           if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating)
+           and not np.all(np.isfinite(np.asarray(leaf)))]
+    if bad:
+        hint = (f" after the cast to the tokens' dtype {jnp.dtype(dtype).name} (largest {jnp.finfo(dtype).max:.3g}): "
+                "use float64 tokens or smaller parameters" if jnp.finfo(dtype).bits < 64 else
+                ": rebuild the field with finite parameters")
+        raise ValueError(f"the field has NaN or inf parameters ({', '.join(bad)}){hint}")
+
+
+def _leaf_name(path) -> str:
+    return ".".join(str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k)))) for k in path)
+
+
+#: the eager checks' messages, reused by their traced twins (``equinox.error_if``)
+_MSG_T_FINITE = "t0 and t1 must be finite"
+_MSG_T_ORDER = "t1 must be greater than t0"
+
+
+def _traced_checks(field, x0, t0a, t1a, ts, t0, t1, dt0, check_ts: bool):
+    """The eager argument checks as ``equinox.error_if`` on traced values (attached to x0, so they
+    run before the solve inside the user's jit/grad/vmap; the message reaches the user as the text
+    of the runtime error)."""
+    def fail(pred, message):
+        nonlocal x0
+        x0 = eqx.error_if(x0, pred, f"jaxattn.simulate: {message}")
+
+    if not is_concrete(x0):
+        fail(~jnp.all(jnp.isfinite(x0)), "x0 contains NaN or inf; pass finite initial tokens")
+        if field.manifold == "sphere":
+            fail(jnp.max(jnp.abs(jnp.linalg.norm(x0, axis=-1) - 1.0)) > SPHERE_TOLERANCE,
+                 f"x0 is off the unit sphere (max | |x_i| - 1 | > {SPHERE_TOLERANCE}). "
+                 "Normalise it first with jaxattn.initial.project_to_sphere(x0).")
+    if not is_concrete(t0, t1):
+        fail(~(jnp.isfinite(t0a) & jnp.isfinite(t1a)), f"t1 must be finite ({_MSG_T_FINITE})")
+        fail(~(t1a > t0a), f"{_MSG_T_ORDER}")
+    if check_ts and not is_concrete(ts, t0, t1):
+        fail(~jnp.all(jnp.isfinite(ts)), "ts must be finite (NaN or inf save times)")
+        fail(jnp.any(jnp.diff(ts) < 0) | (ts[0] < t0a) | (ts[-1] > t1a),
+             "ts must be non-decreasing and inside [t0, t1]")
+    if dt0 is not None and not is_concrete(dt0):  # on dt0 itself: it runs before diffrax's own check
+        dt0 = eqx.error_if(dt0, ~(jnp.isfinite(dt0) & (dt0 > 0)),
+                           "jaxattn.simulate: dt0 must be finite and > 0 (the solve runs forwards from t0 to t1)")
+    beta = getattr(field, "beta", None)
+    if eqx.is_array(beta) and not is_concrete(beta):
+        fail(~jnp.all(jnp.isfinite(beta) & (beta > 0)),
+             "beta must be finite and > 0 (an inverse temperature). For the beta = 0 model use "
+             "jaxattn.Kuramoto on the circle or a small beta.")
+    if not is_concrete(field):
+        params = [leaf for leaf in jax.tree_util.tree_leaves(field)
+                  if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating)]
+        if params:
+            fail(~jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in params])),
+                 "the field has NaN or inf parameters (after the cast to the tokens' dtype)")
+    return x0, t0a, t1a, ts, dt0
 
 
 def _as_ensemble_info(field: AbstractField, x0: Array) -> tuple[bool, tuple[int, ...]]:
@@ -227,7 +336,7 @@ def _check_times(t0, t1) -> None:
         if is_concrete(value) and not np.isfinite(float(value)):
             raise ValueError(f"{name} must be finite, got {value}")
     if is_concrete(t0, t1) and not float(t1) > float(t0):
-        raise ValueError(f"t1 must be greater than t0; got t0 = {t0}, t1 = {t1}")
+        raise ValueError(f"{_MSG_T_ORDER}; got t0 = {t0}, t1 = {t1}")
 
 
 def _save_times(ts, saveat, stop_when, t0, t1, dtype) -> Array:
@@ -248,6 +357,8 @@ def _save_times(ts, saveat, stop_when, t0, t1, dtype) -> Array:
         raise ValueError(f"ts must be a 1-d array of save times, got shape {ts.shape}")
     if is_concrete(ts, t0, t1):
         tsn = np.asarray(ts)
+        if not np.all(np.isfinite(tsn)):
+            raise ValueError(f"ts must be finite, got {int(np.sum(~np.isfinite(tsn)))} NaN or inf save times")
         if np.any(np.diff(tsn) < 0) or tsn[0] < float(t0) or tsn[-1] > float(t1):
             raise ValueError(f"ts must be non-decreasing and inside [t0, t1] = [{t0}, {t1}]")
     return ts
@@ -262,8 +373,16 @@ def _cast_floats(tree, dtype):
     return jax.tree_util.tree_map(cast, tree)
 
 
-def _raise_failures(out: SolveOutput, max_steps: int, t1) -> None:
+def _raise_failures(out: SolveOutput, max_steps: int, t0, t1, field: AbstractField, dtype) -> None:
     """Host-side errors for a solve that did not reach t1."""
+    span = float(t1) - float(t0)
+    if bool(jnp.any(out.nonfinite)):
+        t = float(jnp.min(jnp.where(out.nonfinite, out.t_last, jnp.inf)))
+        t = float(t0) + round((t - float(t0)) / span, 9) * span  # the guard's null step is <= 1e-12 span
+        steps = int(jnp.max(out.stats["num_steps"]))
+        raise NonFiniteStateError(
+            f"jaxattn.simulate: the state became non-finite at t = {t:.6g} (after {steps} solver steps; "
+            f"the solve stopped there). {nonfinite_causes(field, dtype)}", t, steps)
     if bool(jnp.any(out.failed)):
         reached = float(jnp.min(jnp.where(out.failed, out.t_last, jnp.inf)))
         raise SolverStepLimitError(
@@ -274,9 +393,33 @@ def _raise_failures(out: SolveOutput, max_steps: int, t1) -> None:
         )
     if bool(jnp.any(out.other_failure)):
         raise RuntimeError(
-            "the diffrax solve failed before t1 (non-finite values or a collapsed step size); "
-            "check the field's parameters and the initial condition"
+            "the diffrax solve failed before t1 (neither max_steps nor a non-finite state: e.g. an "
+            "implicit solver's nonlinear solve diverged); check the solver, the field's parameters "
+            "and the initial condition"
         )
+
+
+def nonfinite_causes(field: AbstractField, dtype) -> str:
+    """The likely causes of a non-finite state, most specific first."""
+    big = float(jnp.finfo(dtype).max)
+    name = jnp.dtype(dtype).name
+    causes = []
+    beta = getattr(field, "beta", None)
+    if eqx.is_array(beta) and is_concrete(field):
+        scale = float(np.max(np.abs(np.asarray(beta, dtype=float))))
+        for attr in ("Q", "K"):
+            M = getattr(field, attr, None)
+            if eqx.is_array(M):
+                M = np.asarray(M, dtype=float).reshape((-1,) + M.shape[-2:])
+                scale *= float(np.max(np.linalg.norm(M, ord=2, axis=(-2, -1))))
+        if not scale < big / 4:
+            causes.append(
+                f"the attention logits beta <Q x_i, K x_j> reach {scale:.3g}, beyond the {name} range "
+                f"({big:.3g}): they overflow. Lower beta or the scale of Q, K"
+                + ("" if jnp.finfo(dtype).bits >= 64 else ", or integrate in float64"))
+    causes.append(f"likely causes: overflowing attention logits (beta |Q x| |K y| beyond {big:.3g}, the "
+                  f"{name} maximum), a beta too large for {name}, or NaN/inf parameters of the field")
+    return "; ".join(causes) + "."
 
 
 def solve_ensemble(

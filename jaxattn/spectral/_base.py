@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._validate import check_beta, check_model, check_nonneg_int, check_sign
+from ..solve import NonFiniteGuard
 
 __all__ = ["AbstractSpectralModel", "SpectralTrajectory", "solve_monitored", "check_times", "check_mass"]
 
@@ -134,9 +135,11 @@ def _run(model, terms, solver, y0, ts, rtol, atol, max_steps, tail_tol, neg_tol,
     def unresolved(t, y, args, **kwargs):
         return model.unresolved(y, tail_tol, neg_tol)
 
+    solver = diffrax.Tsit5() if solver is None else solver
+    # a non-finite state (a NaN filter, overflowing kernel coefficients) ends the solve at once
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(model) if terms is None else terms,
-        diffrax.Tsit5() if solver is None else solver,
+        NonFiniteGuard(solver, jnp.abs(ts[-1] - ts[0])),
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
@@ -145,8 +148,11 @@ def _run(model, terms, solver, y0, ts, rtol, atol, max_steps, tail_tol, neg_tol,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
         event=diffrax.Event(unresolved) if stop else None,
+        throw=False,
     )
-    return sol.ys[0], sol.event_mask, sol.ts[1]
+    return (sol.ys[0], sol.event_mask, sol.ts[1], sol.result == diffrax.RESULTS.nonfinite,
+            sol.result == diffrax.RESULTS.max_steps_reached,
+            (sol.result != diffrax.RESULTS.successful) & (sol.result != diffrax.RESULTS.event_occurred))
 
 
 def solve_monitored(
@@ -175,9 +181,21 @@ def solve_monitored(
     """
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
-    ys, event_mask, t_end = _run(
+    ys, event_mask, t_end, nonfinite, step_limit, failed = _run(
         model, terms, solver, y0, jnp.asarray(ts), rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
     )
+    if bool(nonfinite):
+        span = float(ts[-1] - ts[0])
+        t_bad = float(ts[0]) + round((float(t_end[0]) - float(ts[0])) / span, 9) * span  # null step <= 1e-12 span
+        raise FloatingPointError(
+            f"{label}: the state became non-finite at t = {t_bad:.6g} (the solve stopped there). "
+            f"Likely causes: kernel coefficients that overflow at beta = {float(np.max(np.asarray(model.beta))):.6g} "
+            "(lower beta), NaN/inf model parameters (e.g. spectral_filter), or non-finite initial coefficients.")
+    if bool(step_limit):
+        raise RuntimeError(f"{label}: the solver took max_steps = {max_steps} steps before t = {float(ts[-1]):.6g}; "
+                           "increase max_steps or loosen rtol/atol")
+    if bool(failed):
+        raise RuntimeError(f"{label}: the diffrax solve failed before t = {float(ts[-1]):.6g}")
     ys = np.asarray(ys)
     finite = np.all(np.isfinite(ys), axis=-1)
     c = eqx.filter_vmap(model.coefficients)(jnp.asarray(np.where(finite[:, None], ys, 0.0)))

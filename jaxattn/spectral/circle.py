@@ -255,10 +255,13 @@ def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int
     K = check_nonneg_int("K", K)
     c = np.zeros(K + 1, dtype=complex)
     c[0] = 1.0
-    for k, a in (cos or {}).items():
-        c[k] += np.pi * a
-    for k, b in (sin or {}).items():
-        c[k] += -1j * np.pi * b
+    for name, modes, unit in (("cos", cos, np.pi), ("sin", sin, -1j * np.pi)):
+        for k, a in (modes or {}).items():
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= K:
+                raise ValueError(f"{name} mode k = {k!r} is outside 1..K = {K}: raise K or drop the mode")
+            if not np.isfinite(a):
+                raise ValueError(f"{name} amplitude of mode {k} must be finite, got {a!r}")
+            c[k] += unit * a
     return jnp.asarray(c)
 
 

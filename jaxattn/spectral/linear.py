@@ -36,7 +36,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .. import _special as _bessel
 from .._special import kernel_coefficients
-from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign
+from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign, is_concrete
 from ._gegenbauer import gegenbauer_table, harmonic_dimension, sphere_weight_nodes
 
 __all__ = [
@@ -101,12 +101,20 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
     at a crossover beta*_k (:func:`crossover_betas`) the maximiser is not unique and the smaller k is
     returned. For V = -I every gamma_k < 0 and no mode is unstable, so there is no ``sign`` argument.
     """
+    if not is_concrete(beta):
+        raise TypeError(
+            "dominant_mode is not traceable (a host-side argmax over the Bessel rates, piecewise constant "
+            "in beta): call it outside jax.jit/grad/vmap with a concrete beta, or use the traceable "
+            "kmax_asymptotic(beta, d)")
     check_beta(beta, scalar=False)
     d = check_dim(d)
     check_model(model)
     from scipy.special import ive
 
     b = np.asarray(beta, dtype=float)
+    if np.any(b > 1e8):  # the search scans ~2 sqrt(2 beta) modes
+        raise ValueError(f"dominant_mode scans ~2 sqrt(2 beta) modes; beta = {np.max(b):.3g} > 1e8 is too large: "
+                         "use the asymptotic kmax_asymptotic(beta, d) instead")
     out = np.empty(b.shape, dtype=int)
     a = (d - 2) / 2
     for idx, bi in np.ndenumerate(b):

@@ -191,9 +191,15 @@ def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[A
 
 def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L 2L-1"]:
     """rho = 1 + sum_k a_k P_k(cos theta): rho_00 = sqrt(4 pi), rho_k0 = a_k sqrt(4 pi/(2k+1))."""
+    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
+        raise ValueError(f"L (harmonic bandlimit) must be an int >= 2, got {L!r}")
     flm = np.zeros((L, 2 * L - 1), complex)
     flm[0, L - 1] = SQRT4PI
     for k, a in amplitudes.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= L - 1:
+            raise ValueError(f"zonal mode k = {k!r} is outside 1..L-1 = {L - 1}: raise L or drop the mode")
+        if not np.isfinite(a):
+            raise ValueError(f"amplitude of mode {k} must be finite, got {a!r}")
         flm[k, L - 1] += a * math.sqrt(4 * math.pi / (2 * k + 1))
     return jnp.asarray(flm)
 

@@ -1,0 +1,85 @@
+"""Stop a solve at once when its state becomes non-finite, instead of shrinking the step to max_steps.
+
+diffrax rejects a step whose error estimate is NaN/inf and retries with a smaller step: right when a
+too-large trial step overflows, hopeless when the vector field is already non-finite at the current
+state (overflowing attention logits, float32 overflow of beta <Qx, Ky>, a NaN parameter), where every
+retry fails again and the solve spins until ``max_steps`` (65,536 steps before this guard). A trial
+step of size dt still gives a non-finite end point when dt <= :data:`COLLAPSE` x (t1 - t0) only if
+the field itself is non-finite there (an explicit step of that size moves the state by a relative
+1e-12 of a whole-span step), so :class:`NonFiniteGuard` then accepts a null step and returns
+``RESULTS.nonfinite``: diffrax ends the solve at the time reached, which ``simulate`` reports.
+A non-finite step size (e.g. diffrax's initial-step heuristic on a NaN field) trips it at once.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+#: a non-finite trial step shorter than this fraction of the integration span ends the solve
+COLLAPSE = 1e-12
+
+
+def tree_all_finite(tree) -> Array:
+    """True when every entry of every array leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class NonFiniteGuard(diffrax.AbstractWrappedSolver):
+    """Wrap any diffrax solver so that a non-finite state ends the solve with ``RESULTS.nonfinite``.
+
+    ``span`` is |t1 - t0| of the solve: a step whose end point is non-finite although it is shorter
+    than ``COLLAPSE * span`` (or whose size is not finite) is turned into an accepted null step
+    (y1 = y0, zero error) with the failure result, so the solve stops where the state broke down.
+    Healthy steps pass through unchanged (one ``isfinite`` reduction per step).
+    """
+
+    solver: diffrax.AbstractSolver
+    span: Float[Array, ""]
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, y_error, dense_info, solver_state, result = self.solver.step(
+            terms, t0, t1, y0, args, solver_state, made_jump
+        )
+        dt = t1 - t0
+        collapsed = ~jnp.isfinite(dt) | (jnp.abs(dt) <= COLLAPSE * self.span)
+        broken = collapsed & ~tree_all_finite(y1)
+        keep = lambda new, old: jnp.where(broken, old, new)  # noqa: E731
+        y1 = jax.tree_util.tree_map(keep, y1, y0)
+        if y_error is not None:
+            y_error = jax.tree_util.tree_map(lambda e: jnp.where(broken, jnp.zeros_like(e), e), y_error)
+        # the interpolant of the null step: its non-finite stages zeroed (y(t) = y0 on the step)
+        dense_info = jax.tree_util.tree_map(
+            lambda a: jnp.where(broken & ~jnp.isfinite(a), jnp.zeros_like(a), a), dense_info)
+        result = diffrax.RESULTS.where(broken, diffrax.RESULTS.nonfinite, result)
+        return y1, y_error, dense_info, solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
