@@ -358,6 +358,14 @@ def test_point_function_identity(tmp_path):
 
     assert sw.function_identity(make(2.0)) == sw.function_identity(make(2.0))
     assert sw.function_identity(make(2.0)) != sw.function_identity(make(3.0))
+
+    def with_field(field):  # a closure over an equinox module: its array leaves count (repr: f64[])
+        return lambda seed, beta: field
+
+    assert sw.function_identity(with_field(jaxattn.SelfAttention(2.0))) == \
+        sw.function_identity(with_field(jaxattn.SelfAttention(2.0)))
+    assert sw.function_identity(with_field(jaxattn.SelfAttention(2.0))) != \
+        sw.function_identity(with_field(jaxattn.SelfAttention(3.0)))
     # a functools.partial resumes (its repr holds a memory address) and differs by its bound arguments
     CALLS.clear()
     first = sw.run_sweep(functools.partial(_scaled_point, scale=2.0), {"beta": [1.0, 2.0]},

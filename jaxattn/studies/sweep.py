@@ -227,6 +227,9 @@ def _stable(value: Any, depth: int = 0) -> Any:
                 "shape": list(arr.shape), "dtype": str(arr.dtype)}
     if callable(value) and (isinstance(value, (types.FunctionType, functools.partial, types.MethodType))):
         return function_identity(value, _depth=depth + 1)
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    if not (len(leaves) == 1 and leaves[0] is value):  # a pytree (an equinox module): its leaves
+        return {"tree": _ADDRESS.sub("", str(treedef)), "leaves": [_stable(v, depth + 1) for v in leaves]}
     return _ADDRESS.sub("", repr(value))
 
 
