@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 DEFAULT_DELTA = 1e-3
 DEFAULT_TOL = 1e-3
 DEFAULT_GAP = 0.1
 
 
-def pairwise_inner_products(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
+def pairwise_inner_products(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
     """Gram matrix <x_i, x_j>."""
     return jnp.einsum("...id,...jd->...ij", x, x)
 
@@ -35,14 +35,14 @@ def _off_diagonal(g):
     return jnp.where(jnp.eye(n, dtype=bool), jnp.nan, g)
 
 
-def min_inner_product(x: Float[Array, "... n d"]) -> Float[Array, "..."]:
+def min_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
     """min_{i != j} <x_i, x_j> (1 for a single token)."""
     g = _off_diagonal(pairwise_inner_products(x))
     out = jnp.nanmin(g, axis=(-2, -1)) if x.shape[-2] > 1 else jnp.ones(x.shape[:-2], x.dtype)
     return out
 
 
-def inner_product_statistics(x: Float[Array, "... n d"]) -> dict[str, Array]:
+def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]:
     """Mean, min, max and std of the off-diagonal <x_i, x_j>."""
     g = _off_diagonal(pairwise_inner_products(x))
     return {
@@ -53,7 +53,7 @@ def inner_product_statistics(x: Float[Array, "... n d"]) -> dict[str, Array]:
     }
 
 
-def clustered_pair_fraction(x: Float[Array, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
+def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
     """Fraction of pairs i != j with <x_i, x_j> >= 1 - delta (paper 002 Figs 2-4)."""
     n = x.shape[-2]
     g = pairwise_inner_products(x)
@@ -61,7 +61,7 @@ def clustered_pair_fraction(x: Float[Array, "... n d"], delta: float = DEFAULT_D
     return jnp.sum(close, axis=(-2, -1)) / max(n * (n - 1), 1)
 
 
-def is_clustered(x: Float[Array, "... n d"], delta: float = DEFAULT_DELTA) -> Bool[Array, "..."]:
+def is_clustered(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Bool[Array, "..."]:
     """True when all pairs satisfy <x_i, x_j> >= 1 - delta (one cluster)."""
     return min_inner_product(x) >= 1 - delta
 
@@ -95,13 +95,14 @@ def _relabel(roots: Int[Array, " n"]) -> Int[Array, " n"]:
     return rank[roots]
 
 
-def cluster_labels(x: Array, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+def cluster_labels(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "... n"]:
     """Cluster index 0..k-1 of each token (see the module docstring for the tolerances).
 
     ``x`` is (..., n, d) on the sphere or in R^d (``manifold="euclidean"``), or (..., n)
     angles with ``manifold="circle"``.
     """
+    x = jnp.asarray(x)
     if manifold == "circle":
         return _circle_labels(x, gap)
     if manifold == "sphere":
@@ -148,7 +149,7 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
     return rank[ids]
 
 
-def count_clusters(x: Array, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+def count_clusters(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
     """Number of clusters (see :func:`cluster_labels`)."""
     labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)

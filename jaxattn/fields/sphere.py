@@ -15,7 +15,7 @@ eq. (2.8): dx_i/dt = P_{x_i}( w sigma(attention_i + b) ).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import equinox as eqx
@@ -224,8 +224,8 @@ class SelfAttention(AbstractSphereAttention):
 
     normalisation = "softmax"
 
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | None = None, K: ArrayLike | None = None,
-                 V: ArrayLike | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
+    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
+                 V: ArrayLike | Sequence | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
                  block_size: int | None = None, evaluator: str = "dense",
                  harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
         _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
@@ -251,8 +251,8 @@ class UnnormalisedSelfAttention(AbstractSphereAttention):
 
     normalisation = "mean"
 
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | None = None, K: ArrayLike | None = None,
-                 V: ArrayLike | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
+    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
+                 V: ArrayLike | Sequence | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
                  block_size: int | None = None, time_rescaled: bool = False, evaluator: str = "dense",
                  harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
         _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
