@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._retract import AbstractDelegatingSolver
+
 #: a non-finite trial step shorter than this fraction of the integration span ends the solve
 COLLAPSE = 1e-12
 
@@ -28,7 +30,7 @@ def tree_all_finite(tree) -> Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class NonFiniteGuard(diffrax.AbstractWrappedSolver):
+class NonFiniteGuard(AbstractDelegatingSolver):
     """Wrap any diffrax solver so that a non-finite state ends the solve with ``RESULTS.nonfinite``.
 
     ``span`` is |t1 - t0| of the solve: a step whose end point is non-finite although it is shorter
@@ -39,30 +41,6 @@ class NonFiniteGuard(diffrax.AbstractWrappedSolver):
 
     solver: diffrax.AbstractSolver
     span: Float[Array, ""]
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):  # pyright: ignore
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
-
-    def init(self, terms, t0, t1, y0, args):
-        return self.solver.init(terms, t0, t1, y0, args)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, y_error, dense_info, solver_state, result = self.solver.step(
@@ -80,6 +58,3 @@ class NonFiniteGuard(diffrax.AbstractWrappedSolver):
             lambda a: jnp.where(broken & ~jnp.isfinite(a), jnp.zeros_like(a), a), dense_info)
         result = diffrax.RESULTS.where(broken, diffrax.RESULTS.nonfinite, result)
         return y1, y_error, dense_info, solver_state, result
-
-    def func(self, terms, t0, y0, args):
-        return self.solver.func(terms, t0, y0, args)

@@ -10,7 +10,10 @@ which is part of that error). Measured cost and drift: ``docs/solving.md``.
 
 from __future__ import annotations
 
+import abc
+
 import diffrax
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -20,16 +23,10 @@ def retract_to_sphere(x: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
-class RetractingSolver(diffrax.AbstractWrappedSolver):
-    """Wrap any diffrax solver so each step ends on the sphere (x -> x/|x| per token).
+class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
+    """A diffrax solver wrapper that delegates everything but :meth:`step` to ``solver``."""
 
-    The wrapped solver's error estimate is passed through unchanged (see the module
-    docstring for why this keeps error control honest). First-same-as-last solvers reuse
-    f(y1) of the unretracted end point; the mismatch is O(h * Lipschitz * drift), below
-    the step's own error.
-    """
-
-    solver: diffrax.AbstractSolver
+    solver: eqx.AbstractVar[diffrax.AbstractSolver]
 
     @property
     def term_structure(self):
@@ -55,11 +52,27 @@ class RetractingSolver(diffrax.AbstractWrappedSolver):
     def init(self, terms, t0, t1, y0, args):
         return self.solver.init(terms, t0, t1, y0, args)
 
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    @abc.abstractmethod
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        """One step of ``solver``, modified."""
+
+
+class RetractingSolver(AbstractDelegatingSolver):
+    """Wrap any diffrax solver so each step ends on the sphere (x -> x/|x| per token).
+
+    The wrapped solver's error estimate is passed through unchanged (see the module
+    docstring for why this keeps error control honest). First-same-as-last solvers reuse
+    f(y1) of the unretracted end point; the mismatch is O(h * Lipschitz * drift), below
+    the step's own error.
+    """
+
+    solver: diffrax.AbstractSolver
+
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
         return retract_to_sphere(y1), y_error, dense_info, solver_state, result
-
-    def func(self, terms, t0, y0, args):
-        return self.solver.func(terms, t0, y0, args)
