@@ -11,7 +11,9 @@ process, interleaved repeat by repeat. Results go to ``--out`` as ``results.json
 Workloads (``--only`` picks a subset): rhs, solve, ensembles, fast_sphere, fast_circle,
 compile, scaling, and the other benchmark modules: phase_diagram, causal_statistics,
 gradients (run at the reduced sizes of ``RUNNER_ARGV``; the modules' own defaults are the
-papers' full sizes) and circle_pde (``jaxattn.spectral.circle.solve_circle``).
+papers' full sizes), phase_diagram_wp (the phase-diagram work-precision study at its reduced
+size, 10 betas x 64 draws, writing ``phase_diagram_work_precision.png``) and circle_pde
+(``jaxattn.spectral.circle.solve_circle``).
 
     taskset -c 0 python -m benchmarks --quick            # ~minutes, small sizes
     taskset -c 0 python -m benchmarks                    # full sizes (< 20 min idle core)
@@ -31,7 +33,7 @@ import time
 import jax
 
 WORKLOADS = ["rhs", "solve", "ensembles", "fast_sphere", "fast_circle", "compile", "scaling",
-             "phase_diagram", "causal_statistics", "gradients", "circle_pde"]
+             "phase_diagram", "phase_diagram_wp", "causal_statistics", "gradients", "circle_pde"]
 
 #: sizes the runner uses for the standalone benchmark modules (their own defaults are the
 #: papers' full sizes, which take 6-20 CPU-minutes each: run those modules directly)
@@ -81,6 +83,10 @@ def _run_workload(name: str, quick: bool, out_dir: str):
         return w.circle_pde(quick)
     if name == "fast_circle":
         return w.fast_circle(quick)
+    if name == "phase_diagram_wp":  # the work-precision study (issue 12), reduced: 10 betas x 64 draws
+        plot = ["--plot", os.path.join(out_dir, "phase_diagram_work_precision.png")]
+        return w.external("phase_diagram", quick, argv_quick=["--work-precision", "--quick", *plot],
+                          argv_full=["--work-precision", *plot])
     return w.external(name, quick, argv_full=RUNNER_ARGV.get(name))
 
 

@@ -27,9 +27,13 @@ or ``python -m benchmarks.phase_diagram --quick`` (seconds; small d, few betas).
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import sys
 import tempfile
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +41,8 @@ import numpy as np
 import jaxattn  # noqa: F401  (float64)
 from benchmarks._measure import print_table
 from jaxattn.analysis import clustered_pair_fraction
+from jaxattn.fields import SelfAttention
+from jaxattn.solve import solve_ensemble
 from jaxattn.studies import paper_002 as p2
 
 
@@ -61,8 +67,188 @@ def euler_fraction(x0: np.ndarray, beta: float, h: float, ts: np.ndarray, delta:
     return out
 
 
+# --------------------------------------------------------------------------- work-precision (issue 12)
+
+#: the solver knob of the study: tolerances for the adaptive solvers, steps for the authors' Euler
+WP_RTOLS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+WP_RTOLS_FLOAT32 = (1e-2, 1e-3, 1e-4, 1e-5)  # float32 resolves no tighter tolerance
+WP_EULER_H = (0.2, 0.1, 0.05, 0.02, 0.01)
+WP_SOLVERS = ("tsit5", "dopri5", "bosh3", "heun")
+
+
+class _PairFraction(eqx.Module):
+    """The observable of one phase-diagram point (a module: equal deltas share one compilation)."""
+
+    delta: float = eqx.field(static=True)
+
+    def __call__(self, t, xs):
+        return {"p": clustered_pair_fraction(xs, self.delta)}
+
+
+def _in_solve_fraction(x0, beta, ts, delta, solver, rtol, precision):
+    """Mean clustered-pair fraction at ``ts`` for one beta: the computation of one
+    ``paper_002.phase_diagram`` point (in-solve observables, tolerances as arrays)."""
+    out = solve_ensemble(SelfAttention(beta), jnp.asarray(x0, dtype=precision), float(ts[-1]),
+                         ts=jnp.asarray(ts, dtype=precision), observe=_PairFraction(delta), in_solve=True,
+                         solver=p2.PHASE_SOLVERS[solver](), rtol=jnp.asarray(rtol, dtype=precision),
+                         atol=jnp.asarray(rtol, dtype=precision))
+    return np.asarray(out["p"], dtype=float).mean(axis=0), int(out["num_steps"])
+
+
+@functools.partial(jax.jit, static_argnames=("steps_per_save", "num_saves", "delta"))
+def _euler_observed(beta, x0, h, steps_per_save: int, num_saves: int, delta: float):
+    """The authors' step x <- normalise(x + h softmax(beta x x^T) x) (as
+    :func:`jaxattn.studies.paper_002.euler_renormalise`), the mean pair fraction observed every
+    ``steps_per_save`` steps inside one compiled loop (no states stored): the fastest form of
+    their scheme, so the comparison is not flattered by Python overhead."""
+    def step(_, x):
+        a = jax.nn.softmax(beta * jnp.einsum("bid,bjd->bij", x, x), axis=-1)
+        y = x + h * jnp.einsum("bij,bjd->bid", a, x)
+        return y / jnp.linalg.norm(y, axis=-1, keepdims=True)
+
+    def segment(x, _):
+        x = jax.lax.fori_loop(0, steps_per_save, step, x)
+        return x, jnp.mean(clustered_pair_fraction(x, delta))
+
+    _, p = jax.lax.scan(segment, x0, None, length=num_saves - 1)
+    return jnp.concatenate([jnp.mean(clustered_pair_fraction(x0, delta))[None], p])
+
+
+def _euler_grid(x0, betas, ts, delta, h):
+    k = int(round((ts[1] - ts[0]) / h))
+    if not np.allclose(np.arange(len(ts)) * k * h, ts - ts[0], atol=1e-9):
+        raise ValueError(f"the save grid must be uniform with spacing a multiple of h = {h}")
+    x = jnp.asarray(x0)
+    return np.stack([np.asarray(_euler_observed(jnp.asarray(b), x, h, k, len(ts), delta)) for b in betas])
+
+
+def _cpu(fn):
+    """(result, CPU seconds) of one call."""
+    c0 = time.process_time()
+    out = fn()
+    return out, time.process_time() - c0
+
+
+def work_precision(betas, ts, x0, delta: float, *, rtols=WP_RTOLS, rtols32=WP_RTOLS_FLOAT32,
+                   euler_h=WP_EULER_H, solvers=WP_SOLVERS, repeats: int = 1, reference_rtol: float = 1e-10):
+    """Error vs CPU time of every method on the same draws; returns the table rows.
+
+    Error: max over the (beta, t) grid of |P - P_ref|, P the mean clustered-pair fraction and
+    P_ref Tsit5 at rtol = atol = ``reference_rtol`` (float64). CPU time: the whole beta sweep,
+    compilation excluded (a warm-up call per compiled configuration), median of ``repeats``.
+    """
+    def sweep(solver, rtol, precision):
+        rows = [_in_solve_fraction(x0, b, ts, delta, solver, rtol, precision) for b in betas]
+        return np.stack([r[0] for r in rows]), int(np.mean([r[1] for r in rows]))
+
+    ref, ref_cpu = _cpu(lambda: sweep("tsit5", reference_rtol, "float64"))
+    p_ref = ref[0]
+    results = []
+
+    def timed(method, precision, knob, fn):
+        fn()  # compile (the knob is traced: one compilation per method and precision)
+        samples = [_cpu(fn) for _ in range(repeats)]
+        (p, steps), cpu = samples[0][0], float(np.median([c for _, c in samples]))
+        results.append(dict(method=method, precision=precision, knob=knob, cpu_s=cpu,
+                            max_err=float(np.max(np.abs(p - p_ref))),
+                            mean_err=float(np.mean(np.abs(p - p_ref))), steps=steps))
+        print(f"  {method:8s} {precision} {knob:>10s}: {cpu:7.2f} CPU s, max err {results[-1]['max_err']:.2e}, "
+              f"~{steps} steps/beta", flush=True)
+
+    for h in euler_h:
+        steps = int(round((ts[-1] - ts[0]) / h))
+        timed("euler", "float64", f"h {h:g}", lambda h=h, steps=steps: (_euler_grid(x0, betas, ts, delta, h), steps))
+    for solver in solvers:
+        for precision, tols in (("float64", rtols), ("float32", rtols32)):
+            for rtol in tols:
+                timed(solver, precision, f"rtol {rtol:.0e}", lambda s=solver, r=rtol, p=precision: sweep(s, r, p))
+    return results, ref_cpu
+
+
+def plot_work_precision(results, path: str, title: str) -> None:
+    from jaxattn.plot import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    groups = {}
+    for r in results:
+        groups.setdefault((r["method"], r["precision"]), []).append(r)
+    for (method, precision), rows in groups.items():
+        style = dict(marker="s" if method == "euler" else "o", ls="--" if precision == "float32" else "-",
+                     color="k" if method == "euler" else None)
+        label = "Euler + renormalise (authors), h" if method == "euler" else f"{method} {precision}, rtol"
+        ax.loglog([r["cpu_s"] for r in rows], [max(r["max_err"], 1e-9) for r in rows], label=label, **style)
+        for r in rows[:: max(1, len(rows) - 1)]:
+            ax.annotate(r["knob"].split()[1], (r["cpu_s"], max(r["max_err"], 1e-9)), fontsize=7)
+    ax.axhline(1e-3, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("CPU seconds (one core, compile excluded)")
+    ax.set_ylabel(r"max$_{\beta,t}$ |P - P$_{ref}$|")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    print(f"wrote {path}")
+
+
+def goals(results) -> list[str]:
+    """The issue-12 goals, each stated with the measured numbers of this run."""
+    lines = []
+    euler = {r["knob"]: r for r in results if r["method"] == "euler"}
+    ours = [r for r in results if r["method"] != "euler"]
+    for knob, e in euler.items():
+        better = [r for r in ours if r["max_err"] < e["max_err"]]
+        best = max(better, key=lambda r: e["cpu_s"] / r["cpu_s"]) if better else None
+        if best is None:
+            lines.append(f"Euler {knob} (err {e['max_err']:.2e}): no jaxattn setting is more accurate")
+            continue
+        ratio = e["cpu_s"] / best["cpu_s"]
+        lines.append(f"Euler {knob} (err {e['max_err']:.2e}, {e['cpu_s']:.2f} s): {best['method']} {best['precision']} "
+                     f"{best['knob']} err {best['max_err']:.2e} at {ratio:.1f}x less CPU time "
+                     f"[goal >= 5x: {'met' if ratio >= 5 else 'MISSED'}]")
+    default = [r for r in ours if r["method"] == p2.phase_diagrams.DEFAULT_SOLVER and r["precision"] == p2.phase_diagrams.DEFAULT_PRECISION
+               and r["knob"] == f"rtol {p2.phase_diagrams.DEFAULT_RTOL:.0e}"]
+    if default and "h 0.1" in euler:
+        r, e = default[0], euler["h 0.1"]
+        speed = e["cpu_s"] / r["cpu_s"]
+        lines.append(f"default ({r['method']} {r['knob']} {r['precision']}): max err {r['max_err']:.2e} "
+                     f"[goal <= 1e-3: {'met' if r['max_err'] <= 1e-3 else 'MISSED'}], {speed:.2f}x faster than "
+                     f"Euler h 0.1 [goal >= 3x: {'met' if speed >= 3 else 'MISSED'}]")
+    return lines
+
+
+def main_work_precision(args) -> None:
+    if args.full:
+        args.betas, args.batch = 90, 1024
+    betas = np.linspace(0.1, 9.0, args.betas)
+    ts = np.round(np.arange(0.0, args.t1 + 1e-9, args.dt_save), 10)
+    x0 = draws(0, args.batch, args.n, args.d)
+    title = (f"paper 002 phase diagram: n={args.n} d={args.d}, {args.betas} betas x {args.batch} draws, "
+             f"t in [0, {args.t1:g}] ({len(ts)} saves), delta={args.delta:g}")
+    print("work-precision:", title, flush=True)
+    kw = {}
+    if args.quick:
+        kw = dict(rtols=(1e-3, 1e-5), rtols32=(1e-3,), euler_h=(0.1, 0.02), solvers=("tsit5", "bosh3"))
+    results, ref_cpu = work_precision(betas, ts, x0, args.delta, repeats=args.repeats, **kw)
+    rows = [[r["method"], r["precision"], r["knob"], r["cpu_s"], r["max_err"], r["mean_err"], r["steps"]]
+            for r in results]
+    print_table(["method", "precision", "knob", "CPU s", "max |P - P_ref|", "mean |P - P_ref|", "steps/beta"], rows)
+    print(f"reference: tsit5 float64 rtol 1e-10, {ref_cpu:.2f} CPU s")
+    for line in goals(results):
+        print(line)
+    if args.plot:
+        plot_work_precision(results, args.plot, title)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-precision", action="store_true",
+                        help="error vs CPU time of Tsit5/Dopri5/Bosh3/Heun (float64, float32) and the authors' "
+                             "Euler (default size 10 betas x 64 draws; --full: 90 x 1024)")
+    parser.add_argument("--full", action="store_true", help="with --work-precision: the paper's full grid")
+    parser.add_argument("--repeats", type=int, default=1, help="with --work-precision: timing repeats (median)")
+    parser.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                       "phase_diagram_work_precision.png"),
+                        help="with --work-precision: the PNG to write ('' for none)")
     parser.add_argument("--quick", action="store_true", help="small run (d = 16, 6 betas, batch 32, t <= 12, Euler h in {0.1, 0.01})")
     parser.add_argument("--betas", type=int, default=90, help="number of betas in linspace(0.1, 9)")
     parser.add_argument("--batch", type=int, default=128)
@@ -75,6 +261,14 @@ def main(argv=None):
     parser.add_argument("--euler-h", type=float, nargs="+", default=[0.1])
     parser.add_argument("--no-reference", action="store_true", help="skip the tight-tolerance reference")
     args = parser.parse_args(argv)
+    if args.work_precision:
+        if not any(a.startswith("--betas") for a in (argv or sys.argv[1:])):
+            args.betas = 10
+        if not any(a.startswith("--batch") for a in (argv or sys.argv[1:])):
+            args.batch = 64
+        if args.quick:
+            args.betas, args.batch, args.d, args.t1 = 4, 16, 16, 12.0
+        return main_work_precision(args)
     if args.quick:
         args.betas, args.batch, args.d, args.t1 = 6, 32, 16, 12.0
         if args.euler_h == [0.1]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 
 import jax
 import jax.numpy as jnp
@@ -54,9 +55,75 @@ def attention_bound_s(n: int, d: int, evaluations: int = 1, dtype: str = "float6
     return evaluations * max(4 * n * n * d / p["matmul_flops_per_s"], n * n / p["exp_per_s"])
 
 
+#: batched (B, n, d) shapes of issue 12: ensembles of small configurations
+KERNEL_SHAPES = ((128, 32, 128), (1024, 32, 3), (256, 64, 64), (64, 200, 2))
+
+
+def _ones_column(q, k, v):
+    """The previous dense formulation (a ones column returns the row sums), for comparison."""
+    dv = v.shape[1]
+    v1 = jnp.concatenate([v, jnp.ones((v.shape[0], 1), v.dtype)], axis=1)
+    logits = q @ k.T
+    e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, -1, keepdims=True)))
+    out = e @ v1
+    return out[:, :dv] / out[:, dv:]
+
+
+def _einsum_softmax(x, beta):
+    """The issue's reference: plain batched einsum + softmax + einsum."""
+    w = jax.nn.softmax(beta * jnp.einsum("bid,bjd->bij", x, x), axis=-1)
+    return jnp.einsum("bij,bjd->bid", w, x)
+
+
+def kernel_table(shapes=KERNEL_SHAPES, beta: float = 4.0) -> list[list]:
+    """One SA attention evaluation on a batch (B, n, d), as the ensemble solve runs it, against the
+    roofline of this run: the library's ``attend`` vmapped over members (what ``ensemble="batched"``
+    evaluates; n < 128 takes the separate-row-sum path), member by member with ``jax.lax.map``
+    (what ``ensemble="auto"`` runs for n >= 128 on a CPU), the previous ones-column formulation
+    vmapped, and plain einsum + softmax + einsum."""
+    from jaxattn.fields import attend
+    from jaxattn.initial import uniform_sphere
+
+    rows = []
+    for B, n, d in shapes:
+        x = uniform_sphere(jax.random.PRNGKey(0), n, d, batch=B)
+        b = jnp.asarray(beta)
+        sides = {
+            "attend, vmap": jax.jit(jax.vmap(lambda y, b: attend(b * y, y, y), in_axes=(0, None))),
+            "attend, lax.map": jax.jit(lambda x, b: jax.lax.map(lambda y: attend(b * y, y, y), x)),
+            "ones column, vmap": jax.jit(jax.vmap(lambda y, b: _ones_column(b * y, y, y), in_axes=(0, None))),
+            "einsum+softmax+einsum": jax.jit(_einsum_softmax),
+        }
+        ref = sides["einsum+softmax+einsum"](x, b)
+        bound = attention_bound_s(n, d, evaluations=B)
+        times = {}
+        for name, fn in sides.items():
+            err = float(jnp.max(jnp.abs(fn(x, b) - ref)))
+            if err > 1e-12:
+                raise AssertionError(f"{name} differs from the reference by {err:.3g}")
+        for _ in range(3):  # interleaved repeats, medians
+            for name, fn in sides.items():
+                times.setdefault(name, []).append(time_call(lambda fn=fn: fn(x, b), repeats=1, min_time=0.05)[0])
+        base = statistics.median(times["ones column, vmap"])
+        for name, ts in times.items():
+            t = statistics.median(ts)
+            rows.append([f"({B}, {n}, {d})", name, 1e3 * t, f"{100 * bound / t:.0f}%", f"{base / t:.2f}x"])
+    return rows
+
+
 def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernel", action="store_true",
+                        help="also time the batched attention kernel at the issue-12 shapes against the roofline")
+    args = parser.parse_args(argv)
     out = {dt: peaks(dt) for dt in ("float64", "float32")}
     print(json.dumps(out, indent=1))
+    if args.kernel:
+        from benchmarks._measure import print_table
+
+        print_table(["(B, n, d)", "evaluation", "CPU ms", "roofline", "vs ones column"], kernel_table())
 
 
 if __name__ == "__main__":

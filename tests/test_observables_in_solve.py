@@ -49,3 +49,22 @@ def test_in_solve_errors_name_the_fix(key):
     with pytest.raises(ValueError, match="member axis first"):
         solve_ensemble(jaxattn.SelfAttention(1.0), x0, 1.0, ts=jnp.linspace(0, 1, 3),
                        observe=lambda t, x: jnp.mean(x), in_solve=True)
+
+
+def test_phase_diagram_solver_and_float32_opt_in(tmp_path):
+    """paper_002.phase_diagram with another solver or the float32 opt-in reproduces the default's P
+    (same draws) to within the solver tolerance's effect on the clustered-pair fraction; bad
+    choices are refused with the valid ones named."""
+    from jaxattn.studies import paper_002 as p2
+
+    kw = dict(n=16, d=8, batch=8, progress=False)
+    ts = [0.0, 2.0, 4.0, 8.0]
+    base = p2.phase_diagram([1.0, 4.0], ts, directory=tmp_path / "a", rtol=1e-8, **kw).probability.values
+    assert base.ravel()[0] == 0.0 and base.max() > 0.5  # uniform start, then clustering
+    for name, extra in (("b", dict(solver="bosh3", rtol=1e-6)), ("c", dict(precision="float32", rtol=1e-5))):
+        other = p2.phase_diagram([1.0, 4.0], ts, directory=tmp_path / name, **extra, **kw).probability.values
+        np.testing.assert_allclose(other, base, atol=0.02)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        p2.phase_diagram([1.0], ts, directory=tmp_path / "d", solver="rk4", **kw)
+    with pytest.raises(ValueError, match="explicit opt-in"):
+        p2.phase_diagram([1.0], ts, directory=tmp_path / "e", precision="float16", **kw)

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Mapping
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,18 +59,29 @@ def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.
     is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. On the sphere the
     interpolated states are retracted first, as ``simulate`` does for saved states.
     """
-    names = list(structure)
+    return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), sphere, batched))
 
-    def fn(t, y, args):
-        x = retract_to_sphere(y) if sphere else y
-        if not batched:
+
+class _SaveObservables(eqx.Module):
+    """The ``SaveAt`` fn of :func:`observables_saveat`. A module rather than a closure: equal
+    arguments give an equal (static) ``SaveAt``, so repeated solves reuse one compilation as long
+    as ``observe`` is the same object (or an equal ``eqx.Module``); a fresh closure per call would
+    recompile every solve (measured: ~3 CPU s per call at n = 32, d = 128)."""
+
+    observe: Callable
+    names: tuple[str, ...] = eqx.field(static=True)
+    sphere: bool = eqx.field(static=True)
+    batched: bool = eqx.field(static=True)
+
+    def __call__(self, t, y, args):
+        x = retract_to_sphere(y) if self.sphere else y
+        if not self.batched:
             x = x[None]
-        out = observe(t, x)
+        out = self.observe(t, x)
         out = {"value": out} if not isinstance(out, Mapping) else out
-        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in names], axis=1)
-        return flat if batched else flat[0]
-
-    return diffrax.SaveAt(ts=ts, fn=fn)
+        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in self.names],
+                               axis=1)
+        return flat if self.batched else flat[0]
 
 
 def unflatten_observables(flat, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:

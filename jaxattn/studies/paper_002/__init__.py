@@ -22,6 +22,7 @@ from .circle import plot_circle_metastability as plot_circle_metastability
 from .euler import euler_bias as euler_bias
 from .euler import euler_renormalise as euler_renormalise
 from .phase_diagrams import KQ_ENSEMBLES as KQ_ENSEMBLES
+from .phase_diagrams import PHASE_SOLVERS as PHASE_SOLVERS
 from .phase_diagrams import VALUE_ENSEMBLES as VALUE_ENSEMBLES
 from .phase_diagrams import phase_diagram as phase_diagram
 from .phase_diagrams import plot_phase_diagram as plot_phase_diagram

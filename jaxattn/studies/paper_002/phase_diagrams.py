@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from functools import partial
 
+import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +25,7 @@ from ...analysis import clustered_pair_fraction, gamma_crossing_time
 from ...fields import SelfAttention
 from ..sweep import run_sweep, solve_ensemble
 
-__all__ = ["KQ_ENSEMBLES", "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices"]
+__all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "KQ_ENSEMBLES", "PHASE_SOLVERS", "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices"]
 
 KQ_ENSEMBLES = ("identity", "ginibre", "goe")
 VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre")
@@ -79,22 +81,44 @@ def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
     return Q, K, V
 
 
+#: the solvers ``phase_diagram(solver=...)`` accepts (explicit Runge-Kutta pairs of diffrax)
+PHASE_SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "bosh3": diffrax.Bosh3, "heun": diffrax.Heun}
+
+#: defaults of :func:`phase_diagram` and of ``jaxattn sweep phase-diagram``, chosen from the
+#: work-precision study (``python -m benchmarks.phase_diagram --work-precision``; the plot and
+#: table are in benchmarks/README.md, "Phase diagram: work-precision")
+DEFAULT_SOLVER = "tsit5"
+DEFAULT_RTOL = 1e-5
+DEFAULT_PRECISION = "float64"
+
+
+class _PairFraction(eqx.Module):
+    """observe(t, xs) -> {"pair_fraction": P per member}; a module, so equal deltas reuse one compiled solve."""
+
+    delta: float = eqx.field(static=True)
+
+    def __call__(self, t, xs):
+        return {"pair_fraction": clustered_pair_fraction(xs, self.delta)}
+
+
 def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int, batch: int,
-                 delta: float, ts: np.ndarray, rtol: float, atol: float) -> xr.Dataset:
+                 delta: float, ts: np.ndarray, rtol: float, atol: float, solver: str = DEFAULT_SOLVER,
+                 precision: str = DEFAULT_PRECISION) -> xr.Dataset:
     key = jax.random.PRNGKey(seed)
     kx, km = jax.random.split(key)
-    x0 = initial.uniform_sphere(kx, n, d, batch=batch)
+    x0 = initial.uniform_sphere(kx, n, d, batch=batch).astype(precision)
     if kq == "identity" and value == "identity":
         field = SelfAttention(beta)
     else:
         Q, K, V = random_matrices(km, d, kq, value)
         field = SelfAttention(beta, Q, K, V)
 
-    def observe(ts, xs):
-        return {"pair_fraction": clustered_pair_fraction(xs, delta)}
-
-    obs = solve_ensemble(field, x0, float(ts[-1]), ts=jnp.asarray(ts), observe=observe,
-                         rtol=rtol, atol=atol)
+    observe = _PairFraction(delta)
+    # observables inside the solve (no (batch, T, n, d) states are kept); tolerances as arrays,
+    # so one compilation serves every rtol
+    obs = solve_ensemble(field, x0, float(ts[-1]), ts=jnp.asarray(ts, dtype=precision), observe=observe,
+                         in_solve=True, solver=PHASE_SOLVERS[solver](),
+                         rtol=jnp.asarray(rtol, dtype=precision), atol=jnp.asarray(atol, dtype=precision))
     return xr.Dataset(
         {"pair_fraction": (("member", "t"), obs["pair_fraction"]),
          "num_steps": ((), int(obs["num_steps"]))},
@@ -114,8 +138,10 @@ def phase_diagram(
     delta: float = 1e-2,
     batch: int = 128,
     seeds: int | Sequence[int] = 1,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: float = DEFAULT_RTOL,
+    atol: float | None = None,
+    solver: str = DEFAULT_SOLVER,
+    precision: str = DEFAULT_PRECISION,
     progress: bool = True,
 ) -> xr.Dataset:
     """Paper 002 Figs 2-4: P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t).
@@ -132,7 +158,18 @@ def phase_diagram(
     Figures: Fig 2 is d in {128, 512, 1024}; Fig 3 is d = 2; Fig 4 is d = 128 with
     (kq, value) in {(ginibre, ginibre), (goe, wishart), (ginibre, qk), (goe, qk)}. The
     paper used n = 32, delta = 1e-2, t in [0, 30], beta in [0.1, 9] and 2^10 realisations.
+
+    Solver: ``solver`` in :data:`PHASE_SOLVERS` at ``rtol`` (``atol`` defaults to ``rtol``); the
+    fraction is evaluated inside the solve, so memory is O(batch x T) per point. The defaults
+    (Tsit5, rtol = 1e-5, float64) come from the work-precision study in benchmarks/README.md
+    ("Phase diagram: work-precision"). ``precision="float32"`` is an explicit opt-in (the
+    fraction at delta = 1e-2 tolerates it; its error against float64 is a curve of that study).
     """
+    if solver not in PHASE_SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(PHASE_SOLVERS)}, got {solver!r}")
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision must be 'float64' or 'float32' (an explicit opt-in), got {precision!r}")
+    atol = rtol if atol is None else atol
     ts = np.asarray(ts, dtype=float)
     if ts.ndim != 1 or ts.size < 2 or np.any(np.diff(ts) <= 0) or ts[0] < 0:
         raise ValueError("ts must be an increasing 1-d grid of times >= 0 with at least 2 entries")
@@ -141,11 +178,12 @@ def phase_diagram(
     as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
     grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
             "kq": as_list(kq), "value": as_list(value)}
-    fn = partial(_phase_point, n=n, batch=batch, delta=delta, ts=ts, rtol=rtol, atol=atol)
+    fn = partial(_phase_point, n=n, batch=batch, delta=delta, ts=ts, rtol=rtol, atol=atol, solver=solver,
+                 precision=precision)
     fn.__qualname__ = "phase_diagram_point"  # type: ignore[attr-defined]
     fn.__module__ = __package__  # type: ignore[attr-defined]  (the public name: sweeps stay resumable)
     attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol, model="SA",
-                 ts=ts.tolist(), init="uniform on S^{d-1}", solver="Tsit5 + sphere retraction",
+                 ts=ts.tolist(), init="uniform on S^{d-1}", solver=f"{solver} + sphere retraction", precision=precision,
                  paper="002 Figs 2-4")
     ds = run_sweep(fn, grid, directory=directory, seeds=seeds, name="phase_diagram", attrs=attrs,
                    progress=progress)
