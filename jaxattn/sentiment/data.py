@@ -94,7 +94,7 @@ class Vocabulary:
             rows.append(ids + [PAD_ID] * (seq_len - len(ids)))
         return np.asarray(rows, dtype=np.int32).reshape(-1, seq_len)
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
+    def decode(self, ids: Iterable[int | np.integer]) -> list[str]:
         return [self.words[int(i)] for i in ids]
 
 

@@ -26,7 +26,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .._validate import check_positive
 from ..layers import DEFAULT_TIE_RTOL, HardmaxTrajectory, hardmax_layers, hardmax_trajectory, softmax_layers
 
-Mode = Literal["softmax", "hardmax"]
+Mode = Literal["softmax", "hardmax"]  # methods take `Mode | str` and raise their own ValueError for other strings
 
 
 def _inverse_softplus(y: float) -> float:
@@ -81,7 +81,7 @@ class SentimentClassifier(eqx.Module):
         """Z^0 = X E (an embedding lookup)."""
         return self.embedding[ids]
 
-    def transform(self, Z0: Float[Array, "n d"], mode: Mode = "softmax") -> Float[Array, "n d"]:
+    def transform(self, Z0: Float[Array, "n d"], mode: Mode | str = "softmax") -> Float[Array, "n d"]:
         """Z^K from Z^0 with the softmax (tau) or hardmax layer."""
         if mode == "softmax":
             return softmax_layers(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False)
@@ -93,12 +93,12 @@ class SentimentClassifier(eqx.Module):
         """H(z) = w . z + v (positive side = positive review)."""
         return z @ self.weight + self.bias
 
-    def logit(self, ids: Int[Array, " n"], mode: Mode = "softmax") -> Float[Array, ""]:
+    def logit(self, ids: Int[Array, " n"], mode: Mode | str = "softmax") -> Float[Array, ""]:
         """H(mean token of Z^K) for one review; the probability of 'positive' is its sigmoid."""
         ZK = self.transform(self.encode(ids), mode)
         return self.decision(jnp.mean(ZK, axis=0))
 
-    def __call__(self, ids: Int[Array, " n"], mode: Mode = "softmax") -> Float[Array, ""]:
+    def __call__(self, ids: Int[Array, " n"], mode: Mode | str = "softmax") -> Float[Array, ""]:
         """Probability that the review is positive."""
         return jax.nn.sigmoid(self.logit(ids, mode))
 
