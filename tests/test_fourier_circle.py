@@ -1,5 +1,7 @@
 """O(n M) Bessel-Fourier circle evaluator against the dense masked sum (docs/paper_003.md, "The Fourier evaluator")."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -96,8 +98,19 @@ def test_truncation_bound_holds_and_is_not_vacuous(key):
 
 
 def test_mode_count_and_bessel_weights():
-    # automatic M from beta and tol; M ~ sqrt(2 beta ln(1/tol)) for beta >> 1
-    assert fourier_modes(64.0) == 70 and fourier_modes(1.0) == 15
+    # automatic M from beta and tol: the smallest M whose truncation bound
+    # eps_M = 2 sum_{k>M} (1 + k/beta) e^{-beta} I_k(beta) is <= tol, here summed directly with scipy (k < 4000)
+    def eps_scipy(beta, M):
+        k = np.arange(M + 1, 4000, dtype=float)
+        return 2 * np.sum((1 + k / beta) * scipy.special.ive(k, beta))
+
+    for beta in (1.0, 64.0, 1000.0):
+        for tol in (1e-8, 1e-12):
+            M = fourier_modes(beta, tol)
+            assert eps_scipy(beta, M) <= tol * (1 + 1e-9) < eps_scipy(beta, M - 1)
+            assert M <= math.sqrt(2 * beta * math.log(1 / tol)) + 3 * math.log(1 / tol)  # M ~ sqrt(2 beta ln 1/tol)
+    M = fourier_modes(64.0)  # the default tol 1e-16: the bound holds and M - 1 modes would not meet it
+    assert eps_scipy(64.0, M) <= 1.01e-16 < eps_scipy(64.0, M - 1) * 1.01
     for beta in (1.0, 64.0, 1000.0):
         for tol in (1e-8, 1e-16):
             M = fourier_modes(beta, tol)
@@ -162,5 +175,8 @@ def test_fourier_errors():
         jaxattn.CircleSelfAttention(1.0, evaluator="fourier", tol=0.0)
     # traced beta with explicit modes works (vmap over beta)
     th = jnp.linspace(-3, 3, 10)
-    out = jax.vmap(lambda b: jaxattn.CircleSelfAttention(b, evaluator="fourier", modes=30)(0.0, th))(jnp.array([1.0, 2.0]))
-    assert out.shape == (2, 10) and bool(jnp.all(jnp.isfinite(out)))
+    betas = jnp.array([1.0, 2.0])
+    out = jax.vmap(lambda b: jaxattn.CircleSelfAttention(b, evaluator="fourier", modes=30)(0.0, th))(betas)
+    assert out.shape == (2, 10)
+    for b, row in zip((1.0, 2.0), out):  # each row equals the dense evaluator at its own beta (30 modes: eps < 1e-30)
+        np.testing.assert_allclose(row, jaxattn.CircleSelfAttention(b, evaluator="dense")(0.0, th), rtol=0, atol=1e-14)
