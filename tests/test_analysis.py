@@ -65,4 +65,11 @@ def test_attention_matrix_rows_and_pairs(key):
 def test_trajectory_attention_shapes(key):
     x0 = jaxattn.initial.uniform_sphere(key, 5, 3, batch=2)
     traj = jaxattn.simulate(jaxattn.SelfAttention(1.0), x0, 1.0, ts=3)
-    assert analysis.trajectory_attention(traj).shape == (2, 3, 5, 5)
+    P = np.asarray(analysis.trajectory_attention(traj))
+    assert P.shape == (2, 3, 5, 5)
+    # each slice is softmax_j(<x_i, x_j>) of that member's state at that time (a NumPy oracle)
+    xs = np.asarray(traj.xs)
+    logits = np.einsum("btid,btjd->btij", xs, xs)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(P, expected, rtol=1e-13)
+    assert np.abs(xs[:, -1] - xs[:, 0]).max() > 1e-3  # the states (and so the matrices) differ over time
