@@ -93,8 +93,10 @@ def test_lemma_4_2_cone_collapse_monotone_and_rate(key, model):  # T15
 @pytest.mark.slow
 def test_theorem_4_1_random_qk_beta_4(key):  # T14, random Q, K at beta = 4
     """Theorem 4.1 (d >= n: one cluster for almost every start), n = d = 8, Q, K with N(0, 1/d) entries,
-    V = I, beta = 4, 50 starts: every run has min_{i != j} <x_i, x_j> >= 1 - 1e-6 by T = 200 (the metastable
-    plateau makes T = 40 too short for some runs: 46/50 in reference runs, hence the long horizon)."""
+    V = I, beta = 4, 50 starts: every run has min_{i != j} <x_i, x_j> >= 1 - 1e-6 by T = 1000. Metastable
+    plateaus make shorter horizons too short for some runs: here 48/50 by T = 40, and one run (member 15) still
+    had two antipodal-ish groups (min <x_i, x_j> = -0.53) at T = 200 that merged before T = 1000 (a solve to
+    T = 2e4 stays at one point with speed 3e-12), as Theorem 4.1 requires; so the horizon is long."""
     runs, n, d, beta = 50, 8, 8, 4.0
     k1, k2 = jax.random.split(key)
     x0 = jaxattn.initial.uniform_sphere(k1, n, d, batch=runs)
@@ -104,11 +106,11 @@ def test_theorem_4_1_random_qk_beta_4(key):  # T14, random Q, K at beta = 4
     @jax.vmap
     def final(x, qk):
         field = jaxattn.SelfAttention(beta, qk[0], qk[1])
-        xs = jaxattn.simulate(field, x, 200.0, ts=jnp.array([40.0, 200.0]), rtol=1e-8, atol=1e-10,
+        xs = jaxattn.simulate(field, x, 1000.0, ts=jnp.array([40.0, 1000.0]), rtol=1e-8, atol=1e-10,
                               max_steps=10**5).xs
         return jnp.min(off_diagonal(xs), axis=-1)
 
-    worst = np.asarray(final(x0, QK))  # (runs, 2): at T = 40 and T = 200
+    worst = np.asarray(final(x0, QK))  # (runs, 2): at T = 40 and T = 1000
     assert np.all(worst[:, 1] >= 1 - 1e-6), np.sort(worst[:, 1])[:5]
     assert np.mean(worst[:, 0] >= 1 - 1e-6) >= 0.7
 
