@@ -7,6 +7,8 @@ import math
 import jax
 import numpy as np
 import pytest
+import scipy.cluster.hierarchy
+import scipy.spatial
 
 from jaxattn.studies import paper_001 as p1
 
@@ -24,6 +26,16 @@ def test_polytope_vertices_and_leaders():  # T16, T18 (Thm 3.1 / 8.1, V = I)
         assert summary["all_vertices"]  # every leader is a vertex of the limit polytope
         assert summary["S_defect"] <= 1e-8  # leaders attend to themselves (set S of Thm 8.1)
         assert summary["argmax_in_cluster"]
+        # the same claims from scipy alone: single-linkage clusters at 1e-3, their centres all vertices of
+        # scipy.spatial.ConvexHull (Thm 3.1: the limit points are the vertices of the limit polytope), and the
+        # leaders attend to themselves (|c|^2 >= <c, c'> for every pair of centres, the set S of Thm 8.1)
+        z = ds.z.isel(seed=s, t=-1).values
+        labels = scipy.cluster.hierarchy.fcluster(scipy.cluster.hierarchy.linkage(z, "single"), 1e-3, "distance")
+        centres = np.array([z[labels == k].mean(axis=0) for k in np.unique(labels)])
+        assert len(centres) == summary["clusters"]
+        assert set(scipy.spatial.ConvexHull(centres).vertices) == set(range(len(centres)))
+        gram = centres @ centres.T
+        assert np.all(np.diag(gram)[:, None] >= gram - 1e-8)
         # clusters shrink like e^{-t}: radius(10)/radius(15) ~ e^5
         r10 = p1.polytope_summary(ds.z.isel(seed=s).sel(t=10.0).values, ds.P.isel(seed=s).sel(t=10.0).values)
         assert math.exp(4) <= r10["radius"] / summary["radius"] <= math.exp(6)
