@@ -155,13 +155,27 @@ def work_precision(betas, ts, x0, delta: float, *, rtols=WP_RTOLS, rtols32=WP_RT
         print(f"  {method:8s} {precision} {knob:>10s}: {cpu:7.2f} CPU s, max err {results[-1]['max_err']:.2e}, "
               f"~{steps} steps/beta", flush=True)
 
-    for h in euler_h:
+    def euler(h):
         steps = int(round((ts[-1] - ts[0]) / h))
         timed("euler", "float64", f"h {h:g}", lambda h=h, steps=steps: (_euler_grid(x0, betas, ts, delta, h), steps))
-    for solver in solvers:
+
+    def ours(solver):
         for precision, tols in (("float64", rtols), ("float32", rtols32)):
             for rtol in tols:
                 timed(solver, precision, f"rtol {rtol:.0e}", lambda s=solver, r=rtol, p=precision: sweep(s, r, p))
+
+    # most informative first (the output streams): Euler h = 0.1 (the authors' setting), the default
+    # solver, the other Euler steps, then the other solvers
+    first = [h for h in euler_h if h == 0.1]
+    for h in first:
+        euler(h)
+    for solver in solvers[:1]:
+        ours(solver)
+    for h in euler_h:
+        if h not in first:
+            euler(h)
+    for solver in solvers[1:]:
+        ours(solver)
     return results, ref_cpu
 
 
@@ -228,6 +242,7 @@ def main_work_precision(args) -> None:
     kw = {}
     if args.quick:
         kw = dict(rtols=(1e-3, 1e-5), rtols32=(1e-3,), euler_h=(0.1, 0.02), solvers=("tsit5", "bosh3"))
+    kw.setdefault("solvers", tuple(args.solvers))
     results, ref_cpu = work_precision(betas, ts, x0, args.delta, repeats=args.repeats, **kw)
     rows = [[r["method"], r["precision"], r["knob"], r["cpu_s"], r["max_err"], r["mean_err"], r["steps"]]
             for r in results]
@@ -245,6 +260,8 @@ def main(argv=None):
                         help="error vs CPU time of Tsit5/Dopri5/Bosh3/Heun (float64, float32) and the authors' "
                              "Euler (default size 10 betas x 64 draws; --full: 90 x 1024)")
     parser.add_argument("--full", action="store_true", help="with --work-precision: the paper's full grid")
+    parser.add_argument("--solvers", nargs="+", default=list(WP_SOLVERS), choices=list(WP_SOLVERS),
+                        help="with --work-precision: the jaxattn solvers (the first is timed first)")
     parser.add_argument("--repeats", type=int, default=1, help="with --work-precision: timing repeats (median)")
     parser.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                        "phase_diagram_work_precision.png"),
@@ -266,6 +283,8 @@ def main(argv=None):
             args.betas = 10
         if not any(a.startswith("--batch") for a in (argv or sys.argv[1:])):
             args.batch = 64
+        if not any(a.startswith("--dt-save") for a in (argv or sys.argv[1:])):
+            args.dt_save = 0.6  # a multiple of every Euler h (0.5 is not one of h = 0.2)
         if args.quick:
             args.betas, args.batch, args.d, args.t1 = 4, 16, 16, 12.0
         return main_work_precision(args)

@@ -101,9 +101,9 @@ def kernel_table(shapes=KERNEL_SHAPES, beta: float = 4.0) -> list[list]:
             err = float(jnp.max(jnp.abs(fn(x, b) - ref)))
             if err > 1e-12:
                 raise AssertionError(f"{name} differs from the reference by {err:.3g}")
-        for _ in range(3):  # interleaved repeats, medians
+        for _ in range(5):  # interleaved repeats, medians
             for name, fn in sides.items():
-                times.setdefault(name, []).append(time_call(lambda fn=fn: fn(x, b), repeats=1, min_time=0.05)[0])
+                times.setdefault(name, []).append(time_call(lambda fn=fn: fn(x, b), repeats=1, min_time=0.1)[0])
         base = statistics.median(times["ones column, vmap"])
         for name, ts in times.items():
             t = statistics.median(ts)
