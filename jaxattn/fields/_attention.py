@@ -88,10 +88,6 @@ def default_block_size(n: int, backend: str | None = None) -> int:
     rows = ACCELERATOR_TILE_ENTRIES // n
     return max(DEFAULT_BLOCK_SIZE, rows - rows % DEFAULT_BLOCK_SIZE)
 
-#: below this many tokens the softmax row sums come from a separate reduction (the batched
-#: small-n path; module docstring, "Dispatch by shape")
-SMALL_TOKENS = 128
-
 
 def _exponentials(logits, causal, row_offset):
     """exp(logits - row max) with masked entries exactly 0, and the (stop-gradient) row max."""
