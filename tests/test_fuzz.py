@@ -185,10 +185,7 @@ def test_fuzz_fields_and_simulate(kind):
 
 @pytest.mark.parametrize("hostile", [
     False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
-        "analysis/ does not validate its inputs (found by this corpus, issue 16 item 7): NaN/inf tokens give "
-        "NaN observables and cluster counts silently, interaction_energy(x, beta <= 0) returns inf/NaN, "
-        "count_clusters(x, delta=0 or NaN) is not rejected. Strict: passes (and must be un-xfailed) once fixed"))),
+    True,
 ])
 def test_fuzz_analysis(hostile):
     """Observables: attention rows are probability vectors, cluster counts in 1..n. ``hostile`` adds

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ..fields import AbstractField
+from ._checks import check_tokens
 
 
 def attention_matrix(field: AbstractField, x: Array, t=0.0) -> Array:
@@ -18,6 +19,7 @@ def attention_matrix(field: AbstractField, x: Array, t=0.0) -> Array:
     """
     if not hasattr(field, "attention_matrix"):
         raise TypeError(f"{type(field).__name__} has no attention matrix")
+    x = check_tokens(x, min_ndim=field.event_ndim)
     extra = x.ndim - field.event_ndim
     t = jnp.broadcast_to(jnp.asarray(t, dtype=x.dtype), x.shape[:extra])
 

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from ._checks import check_threshold, check_tokens
 
 DEFAULT_DELTA = 1e-3
 DEFAULT_TOL = 1e-3
 DEFAULT_GAP = 0.1
+SPHERE_DELTA_MEANING = "tokens are linked when <x_i, x_j> >= 1 - delta"
 
 
 def pairwise_inner_products(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
@@ -37,6 +41,7 @@ def _off_diagonal(g):
 
 def min_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
     """min_{i != j} <x_i, x_j> (1 for a single token)."""
+    x = check_tokens(x)
     g = _off_diagonal(pairwise_inner_products(x))
     out = jnp.nanmin(g, axis=(-2, -1)) if x.shape[-2] > 1 else jnp.ones(x.shape[:-2], x.dtype)
     return out
@@ -44,6 +49,7 @@ def min_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
 
 def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]:
     """Mean, min, max and std of the off-diagonal <x_i, x_j>."""
+    x = check_tokens(x)
     g = _off_diagonal(pairwise_inner_products(x))
     return {
         "mean": jnp.nanmean(g, axis=(-2, -1)),
@@ -55,6 +61,8 @@ def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]
 
 def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
     """Fraction of pairs i != j with <x_i, x_j> >= 1 - delta (paper 002 Figs 2-4)."""
+    x = check_tokens(x)
+    check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     n = x.shape[-2]
     g = pairwise_inner_products(x)
     close = (g >= 1 - delta) & ~jnp.eye(n, dtype=bool)
@@ -63,6 +71,7 @@ def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAU
 
 def is_clustered(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Bool[Array, "..."]:
     """True when all pairs satisfy <x_i, x_j> >= 1 - delta (one cluster)."""
+    check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     return min_inner_product(x) >= 1 - delta
 
 
@@ -102,16 +111,20 @@ def cluster_labels(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEF
     ``x`` is (..., n, d) on the sphere or in R^d (``manifold="euclidean"``), or (..., n)
     angles with ``manifold="circle"``.
     """
-    x = jnp.asarray(x)
+    x = check_tokens(x, min_ndim=1 if manifold == "circle" else 2)
     if manifold == "circle":
+        check_threshold("gap", gap, 2 * jnp.pi, "clusters are arcs between gaps larger than gap, in radians")
         return _circle_labels(x, gap)
     if manifold == "sphere":
+        check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
         adjacency = pairwise_inner_products(x) >= 1 - delta
     elif manifold == "euclidean":
+        check_threshold("tol", tol, np.inf, "tokens are linked when |x_i - x_j| <= tol")
         diff = x[..., :, None, :] - x[..., None, :, :]
         adjacency = jnp.sum(diff * diff, axis=-1) <= tol**2
     else:
         raise ValueError(f"manifold must be 'sphere', 'euclidean' or 'circle', got {manifold!r}")
+    adjacency = adjacency | jnp.eye(adjacency.shape[-1], dtype=bool)  # every token is in its own cluster
     fn = lambda a: _relabel(_components(a))  # noqa: E731
     for _ in range(adjacency.ndim - 2):
         fn = jax.vmap(fn)

@@ -18,11 +18,15 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
 from ..fields import AbstractField, SelfAttention, UnnormalisedSelfAttention, embed_angles
+from .._validate import check_beta
+from ._checks import check_tokens
 from .clusters import pairwise_inner_products
 
 
 def interaction_energy(x: Float[Array, "... n d"], beta) -> Float[Array, "..."]:
     """E_beta(X) = (1/(2 beta n^2)) sum_ij exp(beta <x_i, x_j>) (eq. (3.5)/(6.4) on angles (..., n) via embed)."""
+    x = check_tokens(x)
+    beta = check_beta(beta, scalar=False)
     n = x.shape[-2]
     g = pairwise_inner_products(x)
     lse = logsumexp(beta * g, axis=(-2, -1))

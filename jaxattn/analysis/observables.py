@@ -35,8 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_positive, is_concrete
+from .._validate import check_positive
 from .clusters import DEFAULT_DELTA, pairwise_inner_products
+from ._checks import check_threshold, check_tokens
 
 __all__ = [
     "log_soft_max_pair_distance",
@@ -52,24 +53,14 @@ __all__ = [
 
 
 def _check_config(x) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(
-            f"a configuration is an (..., n, d) array of tokens (embed circle angles with "
-            f"jaxattn.fields.embed_angles); got shape {x.shape}"
-        )
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"tokens must be real floating point, got dtype {x.dtype}")
+    x = check_tokens(x)
     if x.shape[-2] < 2:
         raise ValueError(f"pair statistics need n >= 2 tokens, got n = {x.shape[-2]}")
     return x
 
 
 def _check_delta(delta) -> None:
-    if not is_concrete(delta):
-        return
-    if not (np.isfinite(delta) and 0 < float(delta) < 2):
-        raise ValueError(f"delta must be in (0, 2) (pairs are delta-close when <x_i, x_j> >= 1 - delta), got {delta!r}")
+    check_threshold("delta", delta, 2.0, "pairs are delta-close when <x_i, x_j> >= 1 - delta")
 
 
 def _pair_values(x: Array) -> Array:

@@ -1,0 +1,42 @@
+"""Input checks shared by the analysis functions (values are checked when concrete, as in
+:mod:`jaxattn._validate`): a configuration is finite floating point, thresholds lie in their range."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from .._validate import check_finite, is_concrete
+
+
+def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
+    """``x`` as a floating array with at least ``min_ndim`` axes and (when concrete) no NaN/inf."""
+    x = jnp.asarray(x)
+    if x.ndim < min_ndim:
+        what = "(..., n) angles" if min_ndim == 1 else "(..., n, d) tokens"
+        raise ValueError(f"{name} must be an array of {what}; got shape {x.shape}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            x = x.astype(jnp.result_type(float))
+        else:
+            raise TypeError(f"{name} must be real floating point, got dtype {x.dtype}")
+    check_finite(x, name)
+    if is_concrete(x) and x.size and not _norms_finite(np.asarray(x, float)):
+        raise ValueError(f"{name} has tokens whose squared norm overflows float64 (|x_i| > ~1e154); inner "
+                         "products and attention logits would be inf. Rescale the tokens")
+    return x
+
+
+def check_threshold(name: str, value, upper: float, meaning: str) -> None:
+    """A concrete threshold lies in (0, upper]."""
+    if not is_concrete(value):
+        return
+    v = np.asarray(value, dtype=float)
+    if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v <= upper)):
+        raise ValueError(f"{name} must be in (0, {upper:g}] ({meaning}), got {value!r}")
+
+
+def _norms_finite(x: np.ndarray) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.max(np.sum(np.square(x), axis=-1))))
