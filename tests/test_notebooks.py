@@ -1,28 +1,99 @@
-"""Execute every notebook in fast mode (``JAXATTN_FAST=1``).
+"""The notebooks: committed executed, and each figure checked by assertions on the numbers it shows.
 
-Marked ``notebook`` (not run by the default ``python -m pytest``; ``.ci/run`` runs them as a
-second pass with ``python -m pytest -m notebook``). A notebook that raises fails the test.
+Two kinds of test:
+
+* default suite (fast, nothing executed): every notebook is committed executed (every code cell has an
+  execution count, no error output), its figures are embedded PNGs (so it renders when browsed) and the file
+  stays small, its first cell says in which mode it was executed, and **every cell that draws a figure is
+  followed by assertions** (in the same cell or the next code cell) on the numbers the figure shows. The
+  asserted bounds come from the papers' predictions or an independent quantity and hold in fast mode and at
+  full size.
+* marked ``notebook`` (``python -m pytest -m notebook``; ``.ci/run`` runs it): re-executes every notebook in
+  fast mode (``JAXATTN_FAST=1``) in memory; an exception or a broken assertion in any cell fails the test
+  (nbclient raises ``CellExecutionError``). The files on disk are never rewritten (checked).
 """
 
-import os
+import hashlib
 import pathlib
+import re
 
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+
+#: a code cell draws a figure if it shows or creates one
+DRAWS = re.compile(r"plt\.show\(|plt\.figure\(|plt\.subplots\(|\bplot_\w+\(|\bfigure\d*\(")
+ASSERTS = re.compile(r"^\s*assert\b|\bnp\.testing\.assert_|\bcheck\(", re.M)
+MAX_BYTES = 2_000_000
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebooks_found():
+    assert len(NOTEBOOKS) >= 8, NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_is_committed_executed_with_png_figures(path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    size = path.stat().st_size
+    assert size < MAX_BYTES, (f"{path.name} is {size / 1e6:.2f} MB: lower the figure dpi (InlineBackend) or drop "
+                              "large text outputs, then re-execute it")
+    first = "".join(nb.cells[0].source)
+    assert re.search(r"executed in fast mode", first, re.I), (
+        f"{path.name}: its first cell must say that the committed outputs come from fast mode (JAXATTN_FAST=1)")
+    cells = _code_cells(nb)
+    unexecuted = [i for i, c in enumerate(cells) if c.get("execution_count") is None]
+    assert not unexecuted, (f"{path.name}: code cells {unexecuted} were never executed; execute the notebook "
+                            "with JAXATTN_FAST=1 (nbclient) and commit it with its outputs")
+    errors = [o.get("ename") for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{path.name} was committed with errors {errors}"
+    images = [k for c in cells for o in c.get("outputs", []) for k in o.get("data", {}) if k.startswith("image/")]
+    drawing = [c for c in cells if DRAWS.search("".join(c.source))]
+    if drawing:
+        assert images, f"{path.name} draws figures but embeds none: execute it with the inline backend"
+    assert set(images) <= {"image/png"}, f"{path.name} embeds {set(images)}: set InlineBackend.figure_formats = ['png']"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_cell_is_followed_by_assertions(path):
+    nbformat = pytest.importorskip("nbformat")
+    cells = _code_cells(nbformat.read(path, as_version=4))
+    unchecked = []
+    for i, cell in enumerate(cells):
+        src = "".join(cell.source)
+        if not DRAWS.search(src):
+            continue
+        nxt = "".join(cells[i + 1].source) if i + 1 < len(cells) else ""
+        if not (ASSERTS.search(src) or ASSERTS.search(nxt)):
+            unchecked.append(src.splitlines()[0])
+    assert not unchecked, (f"{path.name}: figure cells without assertions on what they show (add `assert` lines "
+                           f"from the paper's prediction in that cell or the next): {unchecked}")
+
+
+def test_figure_detector_is_not_vacuous():
+    """The two regexes above recognise what they must (a test that cannot fail is a defect)."""
+    assert DRAWS.search("p1.plot_tokens(poly); plt.show()") and not DRAWS.search("x = np.ones(3)")
+    assert ASSERTS.search("x = 1\nassert x > 0, x") and not ASSERTS.search("print('assert nothing')")
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_in_fast_mode(path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JAXATTN_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
                                      resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    client.execute()  # raises CellExecutionError on an exception or a failed assertion
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, errors
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before, f"executing {path.name} rewrote the file"
