@@ -139,7 +139,7 @@ def _add_sweep(sub) -> None:
     pd.add_argument("--delta", type=float, default=1e-2, help="clustering threshold delta")
     pd.add_argument("--kq", default="identity", help="ensemble of Q^T K: identity, or a random ensemble of Fig 4")
     pd.add_argument("--value", default="identity", help="ensemble of V: identity, or a random ensemble of Fig 4")
-    pd.add_argument("--rtol", type=float, default=1e-6, help="relative (and absolute) tolerance")
+    pd.add_argument("--rtol", type=float, default=1e-5, help="relative (and absolute) tolerance (default: paper_002.phase_diagram's, from the work-precision study in benchmarks/README.md)")
 
     ci = _sub(sw, "circle", "jaxattn.studies._cli:circle_command",
               "paper 002 Fig 3 / Problem 2: cluster counts on the circle over time")
