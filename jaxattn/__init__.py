@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         UnnormalisedSelfAttention,
     )
     from .grad import checkpointed_adjoint, fit, value_and_grad_of
+    from .io import load_trajectory
     from .layers import HardmaxTransformer, SoftmaxTransformer
     from .solve import NonFiniteStateError, RetractingSolver, SolverStepLimitError, Trajectory, simulate
 
@@ -67,6 +68,7 @@ __all__ = [
     "initial",
     "io",
     "layers",
+    "load_trajectory",
     "plot",
     "sentiment",
     "simulate",
@@ -86,6 +88,7 @@ _EXPORTS = {
                      "UnnormalisedSelfAttention"], "fields"),
     **dict.fromkeys(["checkpointed_adjoint", "fit", "value_and_grad_of"], "grad"),
     **dict.fromkeys(["HardmaxTransformer", "SoftmaxTransformer"], "layers"),
+    "load_trajectory": "io",
     **dict.fromkeys(["NonFiniteStateError", "RetractingSolver", "SolverStepLimitError", "Trajectory", "simulate"],
                     "solve"),
 }

@@ -1,5 +1,12 @@
-"""Reading and writing files: safetensors checkpoints (value spectra) and netCDF sweep storage."""
+"""Reading and writing files: safetensors checkpoints (value spectra), netCDF sweep storage, saved
+trajectories (:func:`load_trajectory`) and the CF attributes of every file (:mod:`.cf`)."""
 
+from .cf import (
+    REQUIRED as REQUIRED,
+    VARIABLES as VARIABLES,
+    describe as describe,
+    missing_attributes as missing_attributes,
+)
 from .netcdf import (
     Claim as Claim,
     atomic_write_netcdf as atomic_write_netcdf,
@@ -14,6 +21,7 @@ from .netcdf import (
     read_manifest as read_manifest,
     remove_stale_temporaries as remove_stale_temporaries,
 )
+from .trajectory import load_trajectory as load_trajectory
 from .safetensors import (
     ALBERT_ATTENTION_PREFIX as ALBERT_ATTENTION_PREFIX,
     dominant_eigenvalue_is_real_positive as dominant_eigenvalue_is_real_positive,

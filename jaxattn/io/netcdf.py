@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .cf import describe
+
 __all__ = [
     "Claim",
     "atomic_write_netcdf",
@@ -108,7 +110,11 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`."""
+    """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`.
+
+    The variables get their CF attributes (``long_name``, ``units``, ``description``) from
+    :func:`jaxattn.io.cf.describe` where the writer left them out."""
+    ds = describe(ds)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)

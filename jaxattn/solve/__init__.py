@@ -34,4 +34,8 @@ from ._simulate import (
     simulate as simulate,
     solve_ensemble as solve_ensemble,
 )
-from ._trajectory import SolverStats as SolverStats, Trajectory as Trajectory
+from ._trajectory import (
+    TRAJECTORY_VARIABLES as TRAJECTORY_VARIABLES,
+    SolverStats as SolverStats,
+    Trajectory as Trajectory,
+)

@@ -1,13 +1,32 @@
-"""The result of :func:`jaxattn.simulate`: saved times, states and solver statistics."""
+"""The result of :func:`jaxattn.simulate`: saved times, states and solver statistics.
+
+A :class:`Trajectory` converts to an ``xarray.Dataset`` (:meth:`Trajectory.to_xarray`), is saved
+as netCDF (:meth:`Trajectory.save`) and read back by :func:`jaxattn.load_trajectory`
+(:meth:`Trajectory.from_xarray`): arrays bit for bit, dtypes kept, and the field rebuilt from its
+class name (attribute ``field_class``), its static parameters (JSON attribute ``field_static``)
+and its array parameters (variables ``field.<name>``).
+"""
 
 from __future__ import annotations
 
-from typing import TypedDict
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, TypedDict
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from .. import fields as _fields_package
 from ..fields import AbstractField
+
+#: format version of the saved file (attribute ``jaxattn_trajectory``)
+TRAJECTORY_FORMAT = 1
+_STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 
 
 class SolverStats(TypedDict):
@@ -32,7 +51,7 @@ class Trajectory(eqx.Module):
     """
 
     ts: Float[Array, " T"]
-    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"]
+    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | Array  # Array: a user's SaveAt(fn=...) output
     t_final: Float[Array, "*solves"]  # () when the members share one solve (ensemble="batched"), else (B,)
     stats: SolverStats
     field: AbstractField
@@ -46,3 +65,209 @@ class Trajectory(eqx.Module):
     @property
     def is_ensemble(self) -> bool:
         return self.xs.ndim == self.field.event_ndim + 2
+
+    def to_xarray(self):
+        """The trajectory as an ``xarray.Dataset`` with CF attributes on every variable.
+
+        Variables: ``x`` (dims ``[member,] t, token, dim``; tokens x_i(t), paper 002 eq. (2.6)) or
+        ``theta`` (``[member,] t, token``; angles on S^1, eq. (6.1)); ``t_final``,
+        ``event_occurred`` and the solver statistics (dims () or ``member``); ``field.<name>`` for
+        each array parameter of the field. The coordinate ``t`` holds the saved times. Attributes:
+        ``field_class``, ``field_static`` (JSON of the field's other parameters), ``manifold``.
+
+        Raises:
+            TypeError: ``xs`` is not one array (a user's ``saveat=SaveAt(fn=...)`` pytree), or the
+                field holds a function that is not one of ``jax.nn``/``jax.numpy``'s.
+        """
+        import xarray as xr
+
+        if not isinstance(self.xs, jax.Array | np.ndarray):
+            raise TypeError(f"to_xarray needs xs to be one array, got {type(self.xs).__name__} (a saveat=SaveAt("
+                            "fn=...) pytree): convert the fields you need with xarray yourself")
+        event_ndim = self.field.event_ndim
+        batch = self.xs.ndim - event_ndim - 1
+        if batch not in (0, 1):
+            raise TypeError(f"to_xarray expects xs of shape ([B,] T, n{', d' if event_ndim == 2 else ''}), "
+                            f"got {self.xs.shape}")
+        lead = ("member",) * batch
+        token_dims = ("token", "dim") if event_ndim == 2 else ("token",)
+        name = "x" if event_ndim == 2 else "theta"
+        ts = np.asarray(self.ts)
+        data: dict[str, Any] = {name: ((*lead, "t", *token_dims), np.asarray(self.xs), _attrs(name))}
+        coords: dict[str, Any] = {"token": ("token", np.arange(self.xs.shape[batch + 1]), _attrs("token"))}
+        if ts.ndim == 1 and ts.shape[0] == self.xs.shape[batch]:
+            coords["t"] = ("t", ts, _attrs("t"))
+        else:  # per-member save times (a user's saveat), or no save grid
+            data["ts"] = (tuple(f"ts_dim{i}" for i in range(ts.ndim)), ts, _attrs("ts"))
+        if batch:
+            coords["member"] = ("member", np.arange(self.xs.shape[0]), _attrs("member"))
+        if event_ndim == 2:
+            coords["dim"] = ("dim", np.arange(self.xs.shape[-1]), _attrs("dim"))
+        for key, value in (("t_final", self.t_final), ("event_occurred", self.event_occurred),
+                           *((k, self.stats[k]) for k in _STATS)):
+            value = np.asarray(value)
+            data[key] = (("member",) * value.ndim, value, _attrs(key))
+        static, arrays = _module_record(self.field, "field")
+        for key, value in arrays.items():
+            data[key] = (tuple(f"{key}_dim{i}" for i in range(value.ndim)), value, _field_attrs(key))
+        attrs = {"jaxattn_trajectory": TRAJECTORY_FORMAT, "field_class": type(self.field).__name__,
+                 "field_module": type(self.field).__module__, "field_static": json.dumps(static),
+                 "manifold": self.field.manifold, "Conventions": "CF-1.11",
+                 "title": f"jaxattn trajectory of {type(self.field).__name__}"}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_xarray` to a netCDF file at ``path`` (through a temporary file and
+        :func:`os.replace`, so the file is complete or absent); :func:`jaxattn.load_trajectory`
+        reads it back exactly. Returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            self.to_xarray().to_netcdf(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def from_xarray(cls, ds, field: AbstractField | None = None) -> "Trajectory":
+        """Rebuild a trajectory from :meth:`to_xarray`'s dataset.
+
+        The field is rebuilt from the dataset for the built-in fields (``jaxattn.fields``); a
+        field of another class must be passed as ``field`` (its class name must match).
+
+        Raises:
+            ValueError: the dataset is not a saved trajectory, or its field cannot be rebuilt.
+        """
+        if "jaxattn_trajectory" not in ds.attrs or "field_class" not in ds.attrs:
+            raise ValueError("this dataset is not a jaxattn trajectory (no 'jaxattn_trajectory'/'field_class' "
+                             "attributes): write it with Trajectory.save or Trajectory.to_xarray")
+        cls_name = str(ds.attrs["field_class"])
+        if field is not None:
+            if type(field).__name__ != cls_name:
+                raise ValueError(f"the file holds a {cls_name} trajectory, but field is a {type(field).__name__}")
+        else:
+            static = json.loads(ds.attrs["field_static"])
+            field = _rebuild_module(cls_name, static, {k: ds[k].values for k in ds.variables
+                                                       if str(k).startswith("field.")},
+                                    where=f"{ds.attrs.get('field_module', '?')}.{cls_name}")
+        name = "x" if "x" in ds.variables else "theta"
+        ts = ds["t"].values if "t" in ds.coords else ds["ts"].values
+        as_jax = lambda key: jnp.asarray(ds[key].values)  # noqa: E731
+        return cls(ts=jnp.asarray(ts), xs=as_jax(name), t_final=as_jax("t_final"), stats=SolverStats(
+            **{k: as_jax(k) for k in _STATS}), field=field, event_occurred=as_jax("event_occurred"))
+
+
+#: CF attributes (long_name, units, description) of the variables of a saved trajectory;
+#: :data:`jaxattn.io.cf.VARIABLES` includes them
+TRAJECTORY_VARIABLES: dict[str, dict[str, str]] = {
+    "t": {"long_name": "time (depth)", "units": "1",
+          "description": "t: time of the continuous-depth dynamics, layers are time (Geshkovski et al. 2023, "
+                         "paper 002 eq. (2.6)); dimensionless"},
+    "ts": {"long_name": "saved times", "units": "1",
+           "description": "t_k: the times at which the states were saved (per member when 2-d)"},
+    "member": {"long_name": "ensemble member", "units": "1",
+               "description": "index of one i.i.d. initial condition (or run) of an ensemble"},
+    "token": {"long_name": "token index", "units": "1",
+              "description": "i = 0..n-1: the index of particle x_i (theta_i on S^1)"},
+    "dim": {"long_name": "coordinate index", "units": "1",
+            "description": "k = 0..d-1: the component x_i^k of a token in R^d"},
+    "x": {"long_name": "token positions", "units": "1",
+          "description": "x_i(t): token i at time t, on S^{d-1} for (SA)/(USA) (paper 002 eqs. (2.6), (3.3)) or "
+                         "in R^d (paper 001 eq. (1.1))"},
+    "theta": {"long_name": "angle", "units": "rad",
+              "description": "theta: an angle on S^1, x = (cos theta, sin theta); token angles theta_i(t) of "
+                             "paper 002 eq. (6.1), or the grid on which a density is evaluated"},
+    "t_final": {"long_name": "final time", "units": "1",
+                "description": "time the solve reached: t1, or the time at which stop_when held (per member "
+                               "when the members took their own steps)"},
+    "event_occurred": {"long_name": "stop_when held", "units": "1",
+                       "description": "whether the stop_when event ended the solve (0/1)"},
+    "num_steps": {"long_name": "solver steps", "units": "1",
+                  "description": "number of steps the adaptive solver took (accepted + rejected)"},
+    "num_accepted_steps": {"long_name": "accepted solver steps", "units": "1",
+                           "description": "number of accepted steps of the adaptive solver"},
+    "num_rejected_steps": {"long_name": "rejected solver steps", "units": "1",
+                           "description": "number of rejected steps of the adaptive solver"},
+}
+
+
+def _attrs(name: str) -> dict[str, str]:
+    return dict(TRAJECTORY_VARIABLES[name])
+
+
+def _field_attrs(key: str) -> dict[str, str]:
+    param = key.split(".", 1)[1]
+    return {"long_name": f"field parameter {param}", "units": "1",
+            "description": f"parameter {param} of the integrated field (e.g. beta, Q, K, V of paper 002 "
+                           "eq. (2.6)); the field's class and static parameters are the attributes "
+                           "field_class and field_static"}
+
+
+def _function_name(fn: Any) -> str | None:
+    """``"jax.nn.relu"`` for a function of jax.nn or jax.numpy, else None."""
+    for prefix, namespace in (("jax.nn", jax.nn), ("jax.numpy", jnp)):
+        for attr in dir(namespace):
+            if not attr.startswith("_") and getattr(namespace, attr, None) is fn:
+                return f"{prefix}.{attr}"
+    return None
+
+
+def _module_record(module: eqx.Module, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON-able description of the parameters, {variable name: array}) of an equinox module."""
+    static: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(module):
+        if f.name not in vars(module):  # an abstract class variable (manifold, normalisation)
+            continue
+        value = vars(module)[f.name]
+        key = f"{prefix}.{f.name}"
+        if isinstance(value, jax.Array | np.ndarray | np.generic):
+            arrays[key] = np.asarray(value)
+            weak = bool(getattr(value, "weak_type", False))
+            static[f.name] = {"__array__": key, "weak_type": weak}
+        elif isinstance(value, eqx.Module):
+            sub_static, sub_arrays = _module_record(value, key)
+            static[f.name] = {"__module__": type(value).__name__, "fields": sub_static}
+            arrays.update(sub_arrays)
+        elif value is None or isinstance(value, bool | int | float | str):
+            static[f.name] = value
+        elif callable(value) and _function_name(value) is not None:
+            static[f.name] = {"__function__": _function_name(value)}
+        else:
+            raise TypeError(f"cannot save the field parameter {key} = {value!r} ({type(value).__name__}): only "
+                            "arrays, numbers, strings, None, equinox modules and jax.nn/jax.numpy functions are "
+                            "stored; save ts and xs yourself (np.savez) for such a field")
+    return static, arrays
+
+
+def _rebuild_module(cls_name: str, static: dict[str, Any], arrays: dict[str, np.ndarray], where: str) -> Any:
+    """The module of class ``jaxattn.fields.<cls_name>`` with these parameters (``__init__`` bypassed:
+    the stored values are the already-converted fields, which ``__init__`` would convert again)."""
+    cls = getattr(_fields_package, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, eqx.Module)):
+        raise ValueError(f"the file's field is {where}, which is not a built-in jaxattn field; pass the field "
+                         "to load_trajectory(path, field=...) to attach it")
+    obj = object.__new__(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    if not set(static) <= names:
+        raise ValueError(f"the file's {cls_name} has parameters {sorted(set(static) - names)} that this version of "
+                         "jaxattn's class lacks; pass the field to load_trajectory(path, field=...)")
+    for name, spec in static.items():
+        object.__setattr__(obj, name, _rebuild_value(spec, arrays, where))
+    return obj
+
+
+def _rebuild_value(spec: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    if isinstance(spec, dict) and "__array__" in spec:
+        value = arrays[spec["__array__"]]
+        if spec.get("weak_type") and value.ndim == 0:
+            return jnp.asarray(value.item())  # a Python scalar: JAX's weak type, the same bits
+        return jnp.asarray(value)
+    if isinstance(spec, dict) and "__module__" in spec:
+        return _rebuild_module(spec["__module__"], spec["fields"], arrays, where)
+    if isinstance(spec, dict) and "__function__" in spec:
+        prefix, _, attr = spec["__function__"].rpartition(".")
+        return getattr(jax.nn if prefix == "jax.nn" else jnp, attr)
+    return spec

@@ -101,12 +101,12 @@ def causal_fig3_command(args) -> int:
         summary = summarise(raw[key])
         for stat, values in summary.items():
             data[f"{key}_{stat}"] = ("t", values, {"long_name": f"{text} ({stat} over runs)", "units": "1"})
-    data["num_renyi"] = ("run", raw["num_renyi"], {"long_name": "number of Renyi centres at t = 0", "units": "1"})
-    data["num_strong"] = ("run", raw["num_strong"],
+    data["num_renyi"] = ("member", raw["num_renyi"].values,
+                         {"long_name": "number of Renyi centres at t = 0", "units": "1"})
+    data["num_strong"] = ("member", raw["num_strong"].values,
                           {"long_name": "number of strong Renyi centres at t = 0", "units": "1"})
-    data["steps"] = ("run", raw["steps"], {"long_name": "solver steps", "units": "1"})
-    ds = xr.Dataset(data, coords={"t": ("t", raw["ts"], {"long_name": "time", "units": "1"}),
-                                  "run": np.arange(args.runs)},
+    data["steps"] = ("member", raw["steps"].values, {"long_name": "solver steps", "units": "1"})
+    ds = xr.Dataset(data, coords={"t": raw["t"], "member": raw["member"]},
                     attrs=dict(n=args.n, beta=args.beta, runs=args.runs, seed=args.seed, model="causal SA on S^1",
                                paper="Karagodin, Polyanskiy, Rigollet 2024, Fig. 3"))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import initial
 from ..analysis import renyi
 from ..fields import CircleSelfAttention, SelfAttention
+from ..io import describe
 from ..solve import simulate
 
 #: the five value matrices of Fig. 1 (a)-(e)
@@ -63,13 +65,16 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-6, atol: float = 1e-6,
                       ensemble: str = "map",
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
-                      return_angles: bool = False, progress: bool = False) -> dict:
+                      return_angles: bool = False, progress: bool = False) -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
-    Returns a dict of NumPy arrays: ``ts``; per run and time (runs, T): ``renyi_ball``,
-    ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed fractions) and ``clusters``;
-    per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps; for ``ensemble="batched"``
-    the chunk's shared count) and optionally ``angles`` (runs, T, n). Summaries: :func:`summarise`.
+    Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
+    times), every variable with CF attributes (:mod:`jaxattn.io.cf`): per run and time
+    (member, t): ``renyi_ball``, ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed
+    fractions) and ``clusters``; per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps;
+    for ``ensemble="batched"`` the chunk's shared count) and optionally ``angles`` (member, t,
+    token). ``out["renyi_ball"]`` reads as the dict it replaced did; ``out["t"]`` holds the
+    times (``ts`` before). Summaries: :func:`summarise`.
     ``progress=True`` shows a tqdm bar over the chunks.
 
     Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`; the default
@@ -113,11 +118,14 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
             angles.append(np.asarray(traj.xs))
         done += b
     out = {key_: np.concatenate([p[key_] for p in parts]) for key_ in parts[0]}
-    out["ts"] = np.asarray(ts)
-    out["steps"] = np.concatenate(steps)
+    data = {key_: (("member", "t")[:value.ndim], value) for key_, value in out.items()}
+    data["steps"] = ("member", np.concatenate(steps))
     if return_angles:
-        out["angles"] = np.concatenate(angles)
-    return out
+        data["angles"] = (("member", "t", "token"), np.concatenate(angles))
+    return describe(xr.Dataset(data, coords={"member": np.arange(runs), "t": np.asarray(ts)},
+                      attrs=dict(n=n, beta=beta, runs=runs, rtol=rtol, atol=atol, delta=delta, gap=gap,
+                                 evaluator=evaluator, ensemble=ensemble, model="causal SA on S^1 (CSA-2d)",
+                                 paper="Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3")))
 
 
 def summarise(values: np.ndarray, quantiles=(0.1, 0.9)) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import diffrax
 import equinox as eqx
@@ -23,6 +24,7 @@ import xarray as xr
 from ... import initial
 from ...analysis import clustered_pair_fraction, gamma_crossing_time
 from ...fields import SelfAttention
+from ...io import atomic_write_netcdf, describe
 from ..sweep import run_sweep, solve_ensemble
 
 __all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "KQ_ENSEMBLES", "PHASE_SOLVERS", "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices"]
@@ -189,6 +191,9 @@ def phase_diagram(
                    progress=progress)
     ds["probability"] = ds.pair_fraction.mean(("seed", "member"))
     ds["t_star"] = ("beta", [float(gamma_crossing_time(b, n, delta)) for b in ds.beta.values])
+    ds = describe(ds)  # CF attributes in memory too; the file holds what the figure shows
+    if jax.process_index() == 0:
+        atomic_write_netcdf(ds, Path(directory) / "phase_diagram.nc")
     return ds
 
 

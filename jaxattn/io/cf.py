@@ -1,0 +1,135 @@
+"""CF-style attributes of the variables in the files jaxattn writes (CF conventions 1.11, §3.1-3.2).
+
+Every variable (data and coordinate) of every netCDF file the library writes carries
+
+* ``long_name``: a human-readable name;
+* ``units``: a UDUNITS string, ``"1"`` for dimensionless quantities (times of the dynamics are
+  dimensionless: layers are time, paper 002 §2);
+* ``description``: what it is, with the paper's symbol and equation.
+
+:data:`VARIABLES` is the one catalogue of these texts, keyed by variable name; :func:`describe`
+fills in what a dataset's writer left out (a writer's own attributes win), and
+:func:`missing_attributes` lists what is still missing. :func:`jaxattn.io.atomic_write_netcdf`
+calls :func:`describe` on every dataset it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import xarray as xr
+
+from ..solve import TRAJECTORY_VARIABLES
+
+__all__ = ["REQUIRED", "VARIABLES", "describe", "missing_attributes"]
+
+#: the attributes every variable carries
+REQUIRED = ("long_name", "units", "description")
+
+
+def _v(long_name: str, units: str, description: str) -> dict[str, str]:
+    return {"long_name": long_name, "units": units, "description": description}
+
+
+_FRACTIONS = {
+    "renyi_ball": "fraction of tokens within 1/sqrt(beta) of a Renyi centre",
+    "strong_ball": "fraction of tokens within 1/sqrt(beta) of a strong Renyi centre",
+    "renyi_cluster": "fraction of tokens in the cluster of a Renyi centre",
+    "strong_cluster": "fraction of tokens in the cluster of a strong Renyi centre",
+}
+
+#: name -> {long_name, units, description}
+VARIABLES: dict[str, dict[str, str]] = {
+    **TRAJECTORY_VARIABLES,  # t, member, token, dim, x, theta, ts, t_final, event_occurred, num_*steps
+    # ------------------------------------------------------------------ coordinates
+    "seed": _v("random seed", "1", "seed of jax.random.PRNGKey drawing a point's initial conditions"),
+    "run": _v("run index", "1", "index of an independent run (uniform i.i.d. initial angles)"),
+    "beta": _v("inverse temperature", "1",
+               "beta: inverse temperature of the attention softmax e^{beta <Q x_i, K x_j>} "
+               "(paper 002 eq. (2.3))"),
+    "d": _v("ambient dimension", "1", "d: tokens lie on S^{d-1} in R^d (paper 002 §2)"),
+    "kq": _v("query/key ensemble", "1",
+             "random ensemble of the query and key matrices Q, K (paper 002 Fig. 4: identity, ginibre, goe)"),
+    "value": _v("value ensemble", "1",
+                "random ensemble of the value matrix V (paper 002 Fig. 4: identity, ginibre, wishart, qk)"),
+    "l": _v("spherical-harmonic degree", "1", "l: degree of the spherical harmonics Y_lm on S^2"),
+    # ------------------------------------------------------------------ trajectories
+    "steps": _v("solver steps", "1", "number of steps the adaptive solver took for one run"),
+    # ------------------------------------------------------------------ paper 002 sweeps
+    "pair_fraction": _v("fraction of clustered pairs", "1",
+                        "P_m(t) = #{(i, j), i != j : <x_i(t), x_j(t)> >= 1 - delta} / (n (n - 1)) for one "
+                        "ensemble member m (paper 002 §4, Figs 2-4)"),
+    "probability": _v("probability that a pair is clustered", "1",
+                      "P(<x_i(t), x_j(t)> >= 1 - delta): the mean of pair_fraction over seeds and members, "
+                      "the colour of paper 002 Figs 2-4"),
+    "t_star": _v("crossing time of the gamma curve", "1",
+                 "t*(beta): the time at which gamma_beta(t) = 1 - delta, gamma solving paper 002 eq. (4.11) "
+                 "(the dashed curve of Figs 2-4)"),
+    "clusters": _v("number of clusters", "1",
+                   "number of clusters: arcs of S^1 separated by circular gaps larger than the cluster gap "
+                   "(paper 002 Fig. 3; paper 003 Fig. 3)"),
+    "one_cluster": _v("collapsed to one cluster", "1", "whether all tokens form one cluster (0/1)"),
+    # ------------------------------------------------------------------ paper 003 (causal)
+    **{k: _v(text, "1", f"{text} (Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3; Renyi centres: Def. 4.1)")
+       for k, text in _FRACTIONS.items()},
+    "num_renyi": _v("number of Renyi centres", "1",
+                    "number of Renyi centres of the initial angles (Karagodin, Polyanskiy, Rigollet 2024, Def. 4.1)"),
+    "num_strong": _v("number of strong Renyi centres", "1",
+                     "number of strong Renyi centres of the initial angles (Karagodin, Polyanskiy, Rigollet "
+                     "2024, Def. 4.1)"),
+    "angles": _v("token angles", "rad", "theta_i(t) of (CSA) on S^1 (Karagodin, Polyanskiy, Rigollet 2024, "
+                 "eq. (CSA-2d))"),
+    # ------------------------------------------------------------------ mean-field PDE
+    "density": _v("density", "1/rad",
+                  "rho(t, theta): density of the tokens w.r.t. d theta, solving the continuity equation "
+                  "(paper 002 eq. (2.10)) on S^1"),
+    "energy": _v("interaction energy", "1",
+                 "E_beta[rho](t) = (1 / 2 beta) iint e^{beta <x, y>} drho(x) drho(y) (paper 002 eq. (3.5))"),
+    "min_density": _v("minimum of the density", "1/rad",
+                      "min_x rho(t, x): where it turns negative the truncated solution is lost (t_lost)"),
+    "power": _v("harmonic power", "1",
+                "S_l(t) = sum_m |c_lm(t)|^2: the power of degree l of the density on S^2 (paper 002 eq. (2.10))"),
+}
+#: the summaries of jaxattn.studies.causal.summarise: <statistic>_<stat>
+_STATS = {"mean": "mean over runs", "q10": "0.1 quantile over runs", "q90": "0.9 quantile over runs"}
+
+
+def _lookup(name: Hashable) -> dict[str, str] | None:
+    name = str(name)
+    if name in VARIABLES:
+        return VARIABLES[name]
+    base, _, stat = name.rpartition("_")
+    if base in VARIABLES and stat in _STATS:
+        entry = VARIABLES[base]
+        return {"long_name": f"{entry['long_name']} ({_STATS[stat]})", "units": entry["units"],
+                "description": f"{_STATS[stat]} of: {entry['description']}"}
+    return None
+
+
+def describe(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``long_name``, ``units`` and ``description`` filled in from :data:`VARIABLES`.
+
+    Attributes the writer set are kept; only missing ones are added (on a shallow copy: the
+    caller's dataset is not changed). Variables not in the catalogue are left as they are
+    (:func:`missing_attributes` names them).
+    """
+    ds = ds.copy()
+    for name in list(ds.variables):
+        entry = _lookup(name)
+        if entry is None:
+            continue
+        attrs = ds.variables[name].attrs
+        for key in REQUIRED:
+            if not str(attrs.get(key, "")).strip():
+                attrs[key] = entry[key]
+    return ds
+
+
+def missing_attributes(ds: xr.Dataset) -> dict[str, list[str]]:
+    """``{variable: [missing attribute, ...]}`` for every variable lacking one of :data:`REQUIRED`."""
+    out = {}
+    for name, var in ds.variables.items():
+        missing = [key for key in REQUIRED if not str(var.attrs.get(key, "")).strip()]
+        if missing:
+            out[str(name)] = missing
+    return out
