@@ -146,11 +146,13 @@ def value_and_grad_of(
     Args:
         observable: ``Trajectory -> real scalar``, e.g.
             ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
-        field, x0, t1: as for :func:`jaxattn.simulate` (x0 a single configuration or an ensemble).
+        field: the field, as for :func:`jaxattn.simulate`.
+        x0: a single configuration or an ensemble, as for :func:`jaxattn.simulate`.
+        t1: the final time, as for :func:`jaxattn.simulate`.
         checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
         adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
             ``BacksolveAdjoint`` raises ValueError (module docstring).
-        **simulate_kwargs: passed to :func:`jaxattn.simulate` (``ts``, ``rtol``, ``atol``, ...).
+        **simulate_kwargs (Any): passed to :func:`jaxattn.simulate` (``ts``, ``rtol``, ``atol``, ...).
 
     Example::
 

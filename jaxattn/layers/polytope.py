@@ -88,7 +88,7 @@ def attracting_set(
     """The finite attracting set S of eq. (4.1) for the polytope with the given vertices.
 
     S = {x in K : max_l <A (v_l - x), x> = 0}; each point is x = sum_{j in J} beta_j v_j with beta_j > 0 solving
-    the KKT system (4.24) of Lemma 4.4, [[M_J, 1], [1^T, 0]] [beta; lambda] = [0; 1] with
+    the KKT system (4.24) of Lemma 4.4, ``[[M_J, 1], [1^T, 0]] [beta; lambda] = [0; 1]`` with
     M_J = (<A v_i, v_j>), kept if max_l <A v_l, x> <= <A x, x> (to ``rtol``). Only affinely
     independent J (|J| <= d + 1) are enumerated; by Caratheodory that loses no point.
     The vertices themselves are in S (|J| = 1). The origin is dropped unless

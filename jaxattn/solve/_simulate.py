@@ -135,7 +135,8 @@ def simulate(
         stepsize_controller: any diffrax controller (default
             ``PIDController(rtol, atol)``; in batched mode a PID controller's default RMS
             norm is replaced by the max over members of each member's RMS norm).
-        rtol, atol: tolerances of the default controller.
+        rtol: relative tolerance of the default controller.
+        atol: absolute tolerance of the default controller.
         dt0: initial step (None lets diffrax choose; required for ``ConstantStepSize``).
         adjoint: diffrax adjoint for ``jax.grad`` (default recursive checkpointing;
             ``BacksolveAdjoint`` warns: it is unstable for clustering dynamics).
