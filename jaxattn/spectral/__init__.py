@@ -21,6 +21,7 @@ from .linear import (
     harmonic_dimension as harmonic_dimension,
     kernel_coefficients as kernel_coefficients,
     kmax_asymptotic as kmax_asymptotic,
+    log_kernel_coefficients as log_kernel_coefficients,
 )
 from .circle import (
     CircleModel as CircleModel,

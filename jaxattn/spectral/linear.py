@@ -22,7 +22,7 @@ gamma_k; the large-beta asymptotics is k_max ~ sqrt(2 beta) (not sqrt(beta)), in
 k_max ~ sqrt(2 beta + a^2) - a.
 
 Everything returning rates is written in JAX and differentiable in beta (the Bessel functions come
-from :mod:`jaxattn._special`, a log-space power series); :func:`dominant_mode` and
+from :mod:`jaxattn._special`, in log space: right for every beta); :func:`dominant_mode` and
 :func:`crossover_betas` are piecewise constant / root-found and return NumPy values.
 """
 
@@ -35,12 +35,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .. import _special as _bessel
-from .._special import kernel_coefficients
+from .._special import kernel_coefficients, log_kernel_coefficients
 from .._validate import check_beta, check_dim, check_model, check_nonneg_int, check_sign, is_concrete
 from ._gegenbauer import gegenbauer_table, harmonic_dimension, sphere_weight_nodes
 
 __all__ = [
     "kernel_coefficients",
+    "log_kernel_coefficients",
     "growth_rates",
     "growth_rate",
     "dominant_mode",
@@ -54,13 +55,17 @@ __all__ = [
 
 
 def growth_rates(
-    beta: ArrayLike, kmax: int, d: int = 2, model: str = "usa", sign: int = 1
-) -> Float[Array, "... kmax+1"]:
+    beta: ArrayLike, kmax: int, d: int = 2, model: str = "usa", sign: int = 1, time_rescaled: bool = False
+) -> Float[Array, "... {kmax+1}"]:
     r"""Growth rates gamma_k, k = 0..kmax, of mode k (degree-k harmonics) at the uniform state.
 
     USA: gamma_k = sign k(k+d-2) W_k(beta,d)   (paper 004 eq. (20)-(22); d = 2: k^2 I_k(beta)/beta);
     SA : gamma_k = sign k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)), a = (d-2)/2 (the USA rate over beta W_0).
-    Time is the particle-ODE time (module docstring). Differentiable in beta.
+    Time is the particle-ODE time (module docstring). Differentiable in beta. Computed in log space
+    (:mod:`jaxattn._special`), so SA rates are right for every beta (1e4 and beyond), eagerly and
+    under ``jit``. USA rates grow like e^beta and overflow float64 for beta > ~705: that raises;
+    ``time_rescaled=True`` gives the USA rates times e^{-beta}, i.e. in the time of
+    ``UnnormalisedSelfAttention(time_rescaled=True)``, finite for every beta (USA only).
 
     >>> float(growth_rates(5.0, 3)[3])   # doctest: +ELLIPSIS
     18.59607...
@@ -70,22 +75,35 @@ def growth_rates(
     model = check_model(model)
     sign = check_sign(sign)
     kmax = check_nonneg_int("kmax", kmax)
-    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    if time_rescaled and model != "usa":
+        raise ValueError("time_rescaled=True rescales the USA time by e^{-beta}; SA rates are finite for every beta: "
+                         "drop time_rescaled or use model='usa'")
+    beta = jnp.asarray(beta, dtype=jnp.result_type(beta, jnp.result_type(float)))
     k = jnp.arange(kmax + 1, dtype=beta.dtype)
     lam = k * (k + d - 2)
     b = beta[..., None]
     a = (d - 2) / 2
     if model == "usa":
-        rates = lam * kernel_coefficients(beta, kmax, d)
+        if time_rescaled:
+            rates = lam * kernel_coefficients(beta, kmax, d, scaled=True)
+        else:
+            log_rates = jnp.log(jnp.where(lam > 0, lam, 1.0)) + log_kernel_coefficients(beta, kmax, d)
+            rates = _bessel.refuse_overflow(
+                jnp.where(lam > 0, jnp.exp(log_rates), 0.0),
+                f"The USA growth rates k(k+d-2) W_k(beta, d={d}) overflow float64 (they grow like e^beta: "
+                "beta > ~705 does not fit). Use growth_rates(..., time_rescaled=True) (rates times e^{-beta}, the "
+                "time of UnnormalisedSelfAttention(time_rescaled=True)), log_kernel_coefficients, or model='sa'.")
     else:
-        log_ratio = _bessel.log_ive(k + a, b) - _bessel.log_ive(jnp.asarray(a), b)
+        log_ratio = _bessel.log_ive(k + a, b) - _bessel.log_ive(jnp.asarray(a, b.dtype), b)
         rates = lam * jnp.exp(log_ratio) / b
     return sign * rates
 
 
-def growth_rate(beta: ArrayLike, k: int, d: int = 2, model: str = "usa", sign: int = 1) -> Float[Array, "..."]:
+def growth_rate(
+    beta: ArrayLike, k: int, d: int = 2, model: str = "usa", sign: int = 1, time_rescaled: bool = False
+) -> Float[Array, "..."]:
     """gamma_k for a single mode k (see :func:`growth_rates`)."""
-    return growth_rates(beta, k, d, model, sign)[..., k]
+    return growth_rates(beta, k, d, model, sign, time_rescaled)[..., k]
 
 
 def _search_kmax(beta: float, d: int) -> int:
@@ -158,7 +176,7 @@ def crossover_betas(n: int, d: int = 2, xtol: float = 1e-13) -> np.ndarray:
 
 def funk_hecke_coefficients(
     f: Callable[[Array], Array], kmax: int, d: int, n_quad: int = 256
-) -> Float[Array, "kmax+1"]:
+) -> Float[Array, " {kmax+1}"]:
     r"""Funk-Hecke coefficients of an arbitrary kernel f : [-1,1] -> R on the probability measure of S^{d-1}:
 
         f_k = c_d \int_{-1}^{1} f(t) P_k(t) (1-t^2)^{(d-3)/2} dt,    c_d = Gamma(d/2)/(sqrt(pi) Gamma((d-1)/2)),

@@ -71,13 +71,19 @@ def _precomputes(L_pad: int):
 
 
 class SphereModel(AbstractSpectralModel):
-    """Right-hand side of the S^2 PDE on the real state (Re, Im) of rho_lm, l < L (module docstring)."""
+    """Right-hand side of the S^2 PDE on the real state (Re, Im) of rho_lm, l < L (module docstring).
+
+    ``W`` holds the Funk-Hecke coefficients W_l(beta, 3) divided by e^{``log_scale``}: unscaled for USA
+    (which therefore needs beta < ~705), scaled by e^{-beta} for SA, whose flow does not depend on the
+    scale of W, so SA runs at any beta.
+    """
 
     d: ClassVar[int] = 3
     uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
     W: Float[Array, " L"]
+    log_scale: Float[Array, ""]
     lam: Float[Array, " L_pad"]
     pre_inv: list
     pre_fwd: list
@@ -90,7 +96,14 @@ class SphereModel(AbstractSpectralModel):
         _require_x64()
         self.beta, self.L, self.model, self.sign = model_parameters(beta, "L", L, 3, model, sign)
         self.L_pad = int(L_pad or (math.ceil(1.5 * self.L) if self.model == "usa" else 2 * self.L))
-        self.W = kernel_coefficients(self.beta, self.L - 1, 3)
+        # SA only sees W up to a constant factor (v = grad Phi / (beta Phi)): it runs on e^{-beta} W_l, finite for
+        # every beta. USA velocities are ~ e^beta W-sized: beyond beta ~ 705 they overflow float64 and the
+        # unscaled coefficients raise with a message naming the alternatives.
+        if self.model == "usa":
+            self.W = _usa_coefficients(self.beta, self.L - 1)
+        else:
+            self.W = kernel_coefficients(self.beta, self.L - 1, 3, scaled=True)
+        self.log_scale = self.beta if self.model == "sa" else jnp.zeros_like(self.beta)
         l = np.arange(self.L_pad)
         self.lam = jnp.asarray(l * (l + 1.0))
         self.pre_inv, self.pre_fwd = _precomputes(self.L_pad)
@@ -114,12 +127,12 @@ class SphereModel(AbstractSpectralModel):
         P, L = self.L_pad, self.L
         return flm_pad[:L, P - L : P + L - 1]
 
-    def unpack(self, y: Float[Array, " n"]) -> Complex[Array, "L 2L-1"]:
+    def unpack(self, y: Float[Array, " n"]) -> Complex[Array, "L 2*L-1"]:
         n = y.shape[-1] // 2
         return (y[..., :n] + 1j * y[..., n:]).reshape(y.shape[:-1] + (self.L, 2 * self.L - 1))
 
     @staticmethod
-    def pack(flm: Complex[Array, "L 2L-1"]) -> Float[Array, " n"]:
+    def pack(flm: Complex[Array, "L 2*L-1"]) -> Float[Array, " n"]:
         f = flm.reshape(flm.shape[:-2] + (-1,))
         return jnp.concatenate([jnp.real(f), jnp.imag(f)], axis=-1)
 
@@ -163,11 +176,25 @@ class SphereModel(AbstractSpectralModel):
         return jnp.sum(jnp.abs(flm) ** 2, axis=-1) / (4 * math.pi)
 
     def energy(self, flm):
-        """E = (1/2) \\iint W(<x,y>) d mu d mu = (1/2) sum_l W_l S_l."""
-        return 0.5 * jnp.sum(self.W * self.power(flm), axis=-1)
+        """E = (1/2) \\iint W(<x,y>) d mu d mu = (1/2) sum_l W_l S_l (W_l = e^{log_scale} x the stored ``W``;
+        inf where E ~ e^beta / beta overflows float64, beta > ~705)."""
+        e = 0.5 * jnp.sum(self.W * self.power(flm), axis=-1)
+        return e if self.model == "usa" else e * jnp.exp(self.log_scale)
 
 
-def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[Array, "L 2L-1"]:
+def _usa_coefficients(beta, lmax: int):
+    try:
+        return kernel_coefficients(beta, lmax, 3)
+    except ValueError as err:
+        raise ValueError(
+            f"the USA PDE on S^2 at beta = {float(beta):g} is not representable in float64: its velocities scale like "
+            "W_l ~ e^beta / beta, which overflows for beta > ~705. Use model='sa' (the same flow up to the scale of W: "
+            "solve_sphere(..., model='sa') runs at any beta), or particles with "
+            "jaxattn.UnnormalisedSelfAttention(beta, time_rescaled=True)."
+        ) from err
+
+
+def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[Array, "L 2*L-1"]:
     """rho_lm (l < L) of a density f(theta, phi) w.r.t. the normalised measure (uniform = 1), computed on
     the Gauss-Legendre grid at band 2L (exact for band-limited f). Raises for negative values / mass != 1."""
     import s2fft
@@ -189,7 +216,7 @@ def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[A
     return flm
 
 
-def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L 2L-1"]:
+def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L 2*L-1"]:
     """rho = 1 + sum_k a_k P_k(cos theta): rho_00 = sqrt(4 pi), rho_k0 = a_k sqrt(4 pi/(2k+1))."""
     if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
         raise ValueError(f"L (harmonic bandlimit) must be an int >= 2, got {L!r}")
@@ -214,7 +241,7 @@ class SphereTrajectory(SpectralTrajectory):
 
 
 def solve_sphere(
-    flm0: Complex[Array, "L 2L-1"],
+    flm0: Complex[Array, "L 2*L-1"],
     beta: float,
     t1: float | None = None,
     *,
