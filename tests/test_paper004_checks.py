@@ -1,0 +1,56 @@
+"""Paper 004 (Bruno, Pasqualotto, Agazzi 2025, "Emergence of meta-stable clustering in mean-field transformer
+models"): the symmetry checks of the particle system on S^1 that tests/test_spectral_paper004.py does not make.
+
+The interaction e^{beta cos(theta_i - theta_j)} sin(theta_j - theta_i) of eq. (10) depends only on differences,
+so the particle field commutes with rotations; a configuration invariant under the rotation by 2 pi / m (the
+cyclic group C_m acting on labelled particles) therefore stays invariant for all time (uniqueness of the ODE
+solution). This is the particle counterpart of the invariance of H_m (densities with modes in m Z) used in
+Section 4; the oracle is the exact group action, not the library.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxattn
+from jaxattn.studies import paper_004 as P
+
+
+@pytest.mark.parametrize(("model", "evaluator", "t1"), [("usa", "fourier", 0.6), ("sa", "dense", 4.0)])
+def test_cn_symmetric_particles_stay_symmetric(key, model, evaluator, t1):
+    m, per, beta = 3, 40, 5.0
+    base = jax.random.uniform(key, (per,), minval=0.0, maxval=2 * math.pi / m)
+    theta0 = jnp.concatenate([base + 2 * math.pi * r / m for r in range(m)])  # C_3-orbits of `per` particles
+    field = (P.circle_field(beta, model) if evaluator == "fourier"
+             else jaxattn.CircleSelfAttention(beta, unnormalised=model == "usa"))
+    ts = jnp.linspace(0.0, t1, 7)
+    xs = np.asarray(jaxattn.simulate(field, theta0, t1, ts=ts, rtol=1e-10, atol=1e-12).xs)  # (T, m * per)
+    blocks = xs.reshape(len(ts), m, per)
+    for r in range(1, m):
+        shift = blocks[:, r] - blocks[:, 0] - 2 * math.pi * r / m
+        np.testing.assert_allclose(np.angle(np.exp(1j * shift)), 0.0, atol=1e-9)
+    # the particles did move (by far more than the tolerance), and the motion is not a rigid rotation
+    moved = np.abs(xs[-1] - xs[0])
+    assert moved.max() > 0.05 and np.ptp(xs[-1] - xs[0]) > 0.05
+    # breaking the symmetry by 1e-3 in one particle is visible at the same tolerance (the check can fail)
+    xs_b = np.asarray(jaxattn.simulate(field, theta0.at[0].add(1e-3), t1, ts=ts, rtol=1e-10, atol=1e-12).xs)
+    blocks_b = xs_b.reshape(len(ts), m, per)
+    assert np.abs(np.angle(np.exp(1j * (blocks_b[:, 1] - blocks_b[:, 0] - 2 * math.pi / m)))).max() > 1e-6
+
+
+def test_rotation_and_reflection_equivariance(key):
+    """Rotating the initial angles by phi rotates the solution by phi; reflecting theta -> -theta reflects it."""
+    beta, phi = 5.0, 0.7
+    theta0 = jax.random.uniform(key, (60,), minval=-math.pi, maxval=math.pi)
+    field = P.circle_field(beta, "usa")
+    ts = jnp.linspace(0.0, 0.4, 5)
+
+    def run(th):
+        return np.asarray(jaxattn.simulate(field, th, 0.4, ts=ts, rtol=1e-11, atol=1e-13).xs)
+
+    base = run(theta0)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (run(theta0 + phi) - base - phi))), 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (run(-theta0) + base))), 0.0, atol=1e-9)
