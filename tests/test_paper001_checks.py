@@ -1,0 +1,117 @@
+"""Paper 001 (Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, "The emergence of clusters in self-attention
+dynamics"): checks that tests/test_paper001.py does not make, each against an oracle outside the library
+(an exact change of variables, a Grönwall bound, a monotone quantity, a symmetry, a scalar ODE solved by scipy).
+
+All in R^d with the original dynamics (1.1) dx_i/dt = sum_j P_ij(t) V x_j, P = softmax(<Q x_i, K x_j>), or the
+rescaled dynamics (3.1) z = e^{-tV} x.
+"""
+
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+
+import jaxattn
+
+
+def _solve(field, x0, t1, ts, rtol=1e-10, atol=1e-12):
+    return np.asarray(jaxattn.simulate(field, x0, t1, ts=jnp.asarray(ts), rtol=rtol, atol=atol,
+                                       max_steps=10**5).xs)
+
+
+def test_a_priori_growth_gronwall(key):  # T05 (Section 6.2)
+    """|dx_i/dt| = |sum_j P_ij V x_j| <= |V|_op max_j |x_j| (rows of P are probabilities), so by Grönwall
+    max_i |x_i(t)| <= e^{|V|_op t} max_j |x_j(0)| for any Q, K, V."""
+    k1, k2 = jax.random.split(key)
+    n, d = 8, 3
+    x0 = jaxattn.initial.uniform_cube(k1, n, d)
+    Q, K, V = jax.random.uniform(k2, (3, d, d), minval=-1.0, maxval=1.0)
+    ts = np.linspace(0.0, 2.0, 21)
+    xs = _solve(jaxattn.EuclideanSelfAttention(Q, K, V), x0, 2.0, ts)
+    growth = np.linalg.norm(xs, axis=-1).max(axis=-1)
+    bound = np.exp(np.linalg.norm(np.asarray(V), 2) * ts) * growth[0]
+    assert np.all(growth <= bound * (1 + 1e-9))
+    assert growth[-1] > growth[0]  # the tokens do grow (V has an expanding direction here)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_pairwise_distances_non_decreasing(key, d):  # T07 (Lemma 7.2, Q = K = V = I)
+    n = 20
+    x0 = jaxattn.initial.uniform_cube(key, n, d)
+    eye = jnp.eye(d)
+    ts = np.linspace(0.0, 5.0, 500)
+    xs = _solve(jaxattn.EuclideanSelfAttention(eye, eye, eye), x0, 5.0, ts)
+    dist = np.linalg.norm(xs[:, :, None] - xs[:, None], axis=-1)
+    assert np.diff(dist, axis=0).min() >= -1e-10
+    assert np.diff(dist, axis=0).max() > 1e-3
+
+
+def test_general_scalars_exact_time_change(key):  # T14 (Thm 2.1 with V = 0.5, QK = 2)
+    """d = 1, V = 1/2, Q = 2, K = 1: y(s) = sqrt(2) x(2 s) solves the V = Q = K = 1 dynamics, since
+    dy/ds = 2 sqrt(2) sum_j softmax_j(2 x_i x_j) x_j / 2 = sum_j softmax_j(y_i y_j) y_j. So
+    x(t) = y(t/2) / sqrt(2) with y(0) = sqrt(2) x(0)."""
+    x0 = jaxattn.initial.uniform_cube(key, 12, 1, low=-1.0, high=1.0)
+    ts = np.linspace(0.0, 3.0, 7)
+    x = _solve(jaxattn.EuclideanSelfAttention([[2.0]], [[1.0]], [[0.5]]), x0, 3.0, ts)
+    one = jnp.eye(1)
+    y = _solve(jaxattn.EuclideanSelfAttention(one, one, one), math.sqrt(2) * x0, 1.5, ts / 2)
+    np.testing.assert_allclose(x, y / math.sqrt(2), rtol=1e-8, atol=1e-10)
+
+
+def test_non_generic_middle_token():  # T15 (the genericity assumption of Thm 2.1)
+    """x(0) = (-1, 0, 1) in d = 1 is symmetric under x -> -x (with tokens 1 and 3 swapped), so x_2 stays 0 and its
+    logits x_2 x_j are all 0: row 2 of P is (1/3, 1/3, 1/3). A 1e-12 perturbation of x_2 grows (the
+    symmetric state is unstable): in the rescaled frame |z_2(3.5)| >= 0.3."""
+    one = jnp.eye(1)
+    x0 = jnp.array([[-1.0], [0.0], [1.0]])
+    field = jaxattn.EuclideanSelfAttention(one, one, one)
+    xs = _solve(field, x0, 1.0, [0.0, 1.0])
+    assert abs(xs[-1, 1, 0]) <= 1e-10
+    P = np.asarray(jaxattn.analysis.attention_matrix(field, jnp.asarray(xs[-1]), 1.0)).reshape(3, 3)
+    np.testing.assert_allclose(P[1], [1 / 3, 1 / 3, 1 / 3], atol=1e-10)
+    z = _solve(jaxattn.RescaledSelfAttention(one, one, one), x0.at[1, 0].set(1e-12), 3.5, [0.0, 3.5])
+    assert abs(z[-1, 1, 0]) >= 0.3
+
+
+def test_remark_7_9_two_tokens_frozen_gap():  # T26 (Remark 7.9: rank P != number of clusters)
+    """Rescaled, V = Q = K = I_2, z(0) = (1, +-0.3): by the reflection symmetry z_{1,2} = (1, +-b(t)) with
+    b' = -2 b P_12, P_12 = 1 / (1 + e^{2 e^{2t} b^2}) (logits <x_i, x_j> = e^{2t} <z_i, z_j>). The gap freezes at a
+    positive value while P(t) -> I, so two tokens form two 'clusters' of rank-2 P although they are 0.01 apart.
+    The scalar ODE is solved with scipy as the oracle."""
+    eye = jnp.eye(2)
+    z0 = jnp.array([[1.0, 0.3], [1.0, -0.3]])
+    field = jaxattn.RescaledSelfAttention(eye, eye, eye)
+    z = _solve(field, z0, 20.0, [0.0, 20.0], rtol=1e-11, atol=1e-13)
+    rhs = lambda t, b: -2 * b * scipy.special.expit(-2 * np.exp(2 * t) * b**2)  # noqa: E731
+    b = scipy.integrate.solve_ivp(rhs, (0, 20), [0.3], method="DOP853", rtol=1e-12, atol=1e-14).y[0, -1]
+    np.testing.assert_allclose(z[-1, :, 0], 1.0, atol=1e-12)
+    np.testing.assert_allclose(z[-1, :, 1], [b, -b], rtol=1e-7)
+    assert 1e-3 < b < 0.3
+    P = np.asarray(jaxattn.analysis.attention_matrix(field, jnp.asarray(z[-1]), 20.0)).reshape(2, 2)
+    np.testing.assert_allclose(P, np.eye(2), atol=1e-12)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "bug: with ConstantStepSize no step is ever rejected, so NonFiniteGuard (which trips only on a rejected step "
+    "shorter than 1e-12 of the span) never sees the overflow, and simulate returns NaN states without an error"))
+def test_float32_overflow_is_not_silent(key):  # T28 (precision guard)
+    """Rescaled V = I: the logits grow like e^{2t} |z|^2 and overflow float32 (max 3.4e38) near t ~ 42 for tokens
+    in [-5, 5]^3; the solve (fixed steps h = 0.1) must raise instead of returning NaN. In float64 the same run
+    stays finite. (With adaptive steps float32 fails earlier and also loudly: the step size collapses near
+    t = 42.4 and SolverStepLimitError is raised.)"""
+    eye = jnp.eye(3)
+    field = jaxattn.RescaledSelfAttention(eye, eye, eye)
+    x0 = jaxattn.initial.uniform_cube(key, 40, 3, low=-5.0, high=5.0)
+    fixed = dict(ts=2, solver=diffrax.Tsit5(), stepsize_controller=diffrax.ConstantStepSize(), dt0=0.1)
+    try:
+        out = jaxattn.simulate(field, x0.astype(jnp.float32), 50.0, **fixed).final
+    except jaxattn.NonFiniteStateError as err:
+        assert 35.0 < err.t < 50.0, err.t
+    else:
+        raise AssertionError(f"float32 solve returned silently; finite: {bool(jnp.all(jnp.isfinite(out)))}")
+    assert np.all(np.isfinite(jaxattn.simulate(field, x0, 50.0, **fixed).final))
