@@ -270,6 +270,31 @@ def test_consumed_fraction_definitions(key):
 # ------------------------------------------------------------------------------------------ G (slow)
 
 
+def fig3_shares_numpy(runs, seed, beta=64.0, n=200, t1=10.0, h=0.02):
+    """Fig. 3 at time t1 from plain NumPy (no library code): i.i.d. uniform angles, forward Euler with step h on
+    (CSA-2d), then the share of tokens within beta^{-1/2} of a Rényi / strong Rényi centre (delta = 4 beta^{-1/2})
+    of the initial sequence, per run. 200 runs at h = 0.02 take about 60 CPU-s."""
+    rng = np.random.default_rng(seed)
+    phi = rng.uniform(-np.pi, np.pi, (runs, n))
+    delta = 4 / np.sqrt(beta)
+    renyi_c = np.zeros((runs, n), bool)
+    strong_c = np.zeros((runs, n), bool)
+    for k in range(n):
+        close = np.abs(np.angle(np.exp(1j * (phi[:, :k] - phi[:, k:k + 1])))) <= delta
+        renyi_c[:, k] = ~np.any(renyi_c[:, :k] & close, axis=1)
+        strong_c[:, k] = ~np.any(close, axis=1)
+    mask = np.tril(np.ones((n, n), bool))
+    for _ in range(int(round(t1 / h))):
+        c, s = np.cos(phi), np.sin(phi)
+        cos_kj = c[:, :, None] * c[:, None, :] + s[:, :, None] * s[:, None, :]
+        sin_jk = s[:, None, :] * c[:, :, None] - c[:, None, :] * s[:, :, None]
+        w = np.where(mask, np.exp(beta * (cos_kj - 1)), 0.0)
+        phi = phi + h * (w * sin_jk).sum(2) / w.sum(2)
+    near = np.abs(np.angle(np.exp(1j * (phi[:, :, None] - phi[:, None, :])))) <= 1 / np.sqrt(beta)
+    return (np.any(near & renyi_c[:, None, :], axis=2).mean(axis=1),
+            np.any(near & strong_c[:, None, :], axis=2).mean(axis=1))
+
+
 @pytest.mark.slow
 def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
     from jaxattn.studies.causal import causal_statistics, numpy_euler_causal_circle
@@ -277,16 +302,20 @@ def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
     ts = (0.0, 10.0, 150.0)
     out = causal_statistics(key, 40, ts=ts, chunk=40, return_angles=True)
     mean = {k: out[k].mean(axis=0) for k in ("renyi_ball", "strong_ball", "clusters")}
-    # t = 10: 0.92 / 0.89 / 0.90 / 0.90 over four 40-run samples here (converged in rtol and h: Euler 0.01
-    # and Tsit5 1e-6..1e-10 agree on the same runs); an earlier reference 0.862 is one 40-run Euler sample
-    assert abs(mean["renyi_ball"][1] - 0.90) < 0.05 and mean["renyi_ball"][2] > 0.97
-    assert abs(mean["strong_ball"][1] - 0.68) < 0.08 and abs(mean["strong_ball"][2] - 0.93) < 0.05
+    # t = 10: the expected shares come from the independent NumPy scheme above on 200 other runs; the two means
+    # must agree within 3.5 standard errors of their difference (false alarm ~ 5e-4 each) plus 0.005 for the Euler
+    # bias at h = 0.02 (on one set of 40 runs h = 0.05 moved the Rényi share by 0.006 against h = 0.01)
+    ref = fig3_shares_numpy(200, seed=3)
+    for lib, indep in zip((out["renyi_ball"][:, 1], out["strong_ball"][:, 1]), ref):
+        se = math.sqrt(lib.var(ddof=1) / len(lib) + indep.var(ddof=1) / len(indep))
+        assert abs(lib.mean() - indep.mean()) < 3.5 * se + 0.005, (lib.mean(), indep.mean(), se)
+    assert mean["renyi_ball"][2] > 0.97 and abs(mean["strong_ball"][2] - 0.93) < 0.05
     assert np.all(out["renyi_ball"] >= out["strong_ball"])
     assert 6.5 <= mean["clusters"][2] <= 8.0
     euler = numpy_euler_causal_circle(out["angles"][:12, 0], 64.0, ts)
     same = renyi.cluster_count_series(jnp.asarray(euler[:, -1])) == renyi.cluster_count_series(
         jnp.asarray(out["angles"][:12, -1]))
-    assert int(jnp.sum(same)) >= 9
+    assert int(jnp.sum(same)) >= 10  # >= 80% of the 12 seeds (acceptance G32)
 
 
 @pytest.mark.slow
