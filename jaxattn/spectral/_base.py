@@ -24,7 +24,7 @@ import numpy as np
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from .._validate import check_beta, check_model, check_nonneg_int, check_sign
 from ..solve import NonFiniteGuard
@@ -121,7 +121,7 @@ def check_times(t1, ts, n_save: int) -> np.ndarray:
     return ts
 
 
-def check_mass(c0: Array, mass: complex, expected: float, what: str, shown: str = "1") -> None:
+def check_mass(c0: Array, mass: complex | Shaped[ArrayLike, ""], expected: float, what: str, shown: str = "1") -> None:
     """Raise ValueError for non-finite coefficients, or a mass coefficient ``what`` = ``mass`` != ``expected``
     (relative 1e-10; ``shown`` is how the message writes ``expected``)."""
     if not np.all(np.isfinite(np.asarray(c0))):

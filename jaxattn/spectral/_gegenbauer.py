@@ -34,7 +34,7 @@ def sphere_weight_nodes(d: int, n_quad: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(u), np.asarray(w / w.sum())
 
 
-def gegenbauer_table(nmax: int, d: int, u: ArrayLike) -> tuple[Float[Array, "{nmax+1} q"], Float[Array, "{nmax+1} q"]]:
+def gegenbauer_table(nmax: int, d: int, u: ArrayLike) -> tuple[Float[Array, "{nmax+1} *u"], Float[Array, "{nmax+1} *u"]]:
     """Normalised Gegenbauer polynomials P_n(u) (P_n(1) = 1) and derivatives P_n'(u), n = 0..nmax.
 
     Three-term recurrence with alpha = (d-2)/2:
