@@ -115,3 +115,24 @@ def test_float32_overflow_is_not_silent(key):  # T28 (precision guard)
     else:
         raise AssertionError(f"float32 solve returned silently; finite: {bool(jnp.all(jnp.isfinite(out)))}")
     assert np.all(np.isfinite(jaxattn.simulate(field, x0, 50.0, **fixed).final))
+
+
+@pytest.mark.slow
+def test_codimension_conjecture_fig7a():  # T25 (Conjecture 4.3 / Fig. 7a, soft)
+    """Fig. 7a's symmetric V (eigenvalues 1.963, 0.253, -0.222), Q = K = I, n = 40, rescaled, T = 30. In the
+    eigen-coordinates c_k(z) = <u_k, z> (u_k from numpy.linalg.eigh): the top coordinate takes 2 values (the
+    d = 1 picture of Thm 2.1 along the leading direction), the number of distinct values of the middle coordinate
+    does not increase, and the negative-eigenvalue coordinate spreads like e^{-lambda_3 t} in the rescaled frame
+    (range ratio between t = 10 and t = 30 in [e^{0.15 x 20}, e^{0.3 x 20}], -lambda_3 = 0.222)."""
+    from jaxattn.studies import paper_001 as p1
+
+    lam, U = np.linalg.eigh(p1.FIG7A_V)
+    np.testing.assert_allclose(lam, [-0.222, 0.253, 1.963], atol=1e-3)
+    ds = p1.rescaled_trajectories(p1.FIG7A_V, n=40, t1=30.0, ts=[0.0, 10.0, 20.0, 30.0], seeds=(0,))
+    c = ds.z.isel(seed=0).values @ U  # (t, token, k): coordinates along u_{-0.222}, u_{0.253}, u_{1.963}
+    top = np.sort(c[-1, :, 2])
+    assert int(np.sum(np.diff(top) > 1e-6)) + 1 == 2, top
+    distinct = [len(np.unique(np.round(c[i, :, 1], 2))) for i in (1, 2, 3)]
+    assert distinct[0] >= distinct[1] >= distinct[2], distinct
+    spread = np.ptp(c[:, :, 0], axis=1)
+    assert math.exp(0.15 * 20) <= spread[3] / spread[1] <= math.exp(0.3 * 20), spread
