@@ -7,6 +7,7 @@ leaders far from the decision line are sentiment words" has an independent oracl
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -229,3 +230,14 @@ def test_cli_train_synthetic(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "held-out accuracy" in out and "mean(m_0/m)" in out
     assert (tmp_path / "d=2" / "checkpoint.eqx").exists()
+    # the printed accuracies are those of the saved model on the held-out split rebuilt from the saved config
+    model, _, cfg, dcfg, history, _, epoch = load_run(tmp_path / "d=2")
+    assert (epoch, cfg.dim, dcfg.seq_len, dcfg.max_reviews) == (1, 2, 16, 200)
+    data = dcfg.load()
+    printed = re.search(r"held-out accuracy softmax ([0-9.]+), hardmax ([0-9.]+) \((\d+) reviews\)", out)
+    assert printed is not None, out
+    assert int(printed[3]) == len(data.test_ids)
+    for i, kind in ((1, "softmax"), (2, "hardmax")):
+        acc = evaluate(model, data.test_ids, data.test_labels, kind)["accuracy"]
+        assert abs(float(printed[i]) - acc) <= 5e-5, (kind, printed[i], acc)
+        assert history[-1][f"test_acc_{kind}"] == pytest.approx(acc, abs=1e-12)
