@@ -136,3 +136,27 @@ def test_codimension_conjecture_fig7a():  # T25 (Conjecture 4.3 / Fig. 7a, soft)
     assert distinct[0] >= distinct[1] >= distinct[2], distinct
     spread = np.ptp(c[:, :, 0], axis=1)
     assert math.exp(0.15 * 20) <= spread[3] / spread[1] <= math.exp(0.3 * 20), spread
+
+
+def test_general_spd_qk_leaders_in_s():  # T17 (Thm 3.1 / 8.1 with Q = K = M, Q^T K = M^T M > 0)
+    """With Q = K = M invertible the logits are <A x_i, A x_j>, A = (M^T M)^{1/2} (scipy.linalg.sqrtm), and the
+    limit points w of the rescaled tokens lie in the set S of Thm 8.1: |A w|^2 = max_j <A w, A v_j> over the
+    hull vertices v_j of the limit points (each leader attends to itself). Clusters and hull from scipy."""
+    import scipy.cluster.hierarchy
+    import scipy.linalg
+    import scipy.spatial
+
+    from jaxattn.studies import paper_001 as p1
+
+    M = np.asarray(jax.random.uniform(jax.random.PRNGKey(7), (3, 3), minval=-1.0, maxval=1.0))
+    assert abs(np.linalg.det(M)) > 0.05
+    A = np.real(scipy.linalg.sqrtm(M.T @ M))
+    ds = p1.rescaled_trajectories(np.eye(3), Q=M, K=M, n=40, t1=15.0, ts=[0.0, 15.0], seeds=(0,))
+    z = ds.z.isel(seed=0, t=-1).values
+    labels = scipy.cluster.hierarchy.fcluster(scipy.cluster.hierarchy.linkage(z, "single"), 1e-3, "distance")
+    centres = np.array([z[labels == k].mean(axis=0) for k in np.unique(labels)])
+    assert 2 <= len(centres) <= 20
+    vertices = centres[scipy.spatial.ConvexHull(centres).vertices] if len(centres) > 3 else centres
+    Aw, Av = centres @ A.T, vertices @ A.T
+    defect = np.abs(np.sum(Aw**2, axis=1) - (Aw @ Av.T).max(axis=1))
+    assert defect.max() <= 1e-6, defect
