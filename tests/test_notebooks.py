@@ -81,6 +81,12 @@ def test_figure_detector_is_not_vacuous():
     assert ASSERTS.search("x = 1\nassert x > 0, x") and not ASSERTS.search("print('assert nothing')")
 
 
+def _execute(nb, directory, nbclient):
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
+                                     resources={"metadata": {"path": str(directory)}})
+    client.execute()  # raises CellExecutionError on an exception or a failed assertion
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_in_fast_mode(path, monkeypatch):
@@ -90,10 +96,19 @@ def test_notebook_runs_in_fast_mode(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=False,
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()  # raises CellExecutionError on an exception or a failed assertion
+    _execute(nb, path.parent, nbclient)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, errors
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, f"executing {path.name} rewrote the file"
+
+
+@pytest.mark.notebook
+def test_a_broken_assertion_in_a_notebook_fails(tmp_path):
+    """The harness itself: a notebook whose check fails makes the run raise (so CI goes red)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 0.5"),
+                                         nbformat.v4.new_code_cell("assert x > 0.9, x")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="AssertionError"):
+        _execute(nb, tmp_path, nbclient)
