@@ -180,3 +180,18 @@ def test_fourier_errors():
     assert out.shape == (2, 10)
     for b, row in zip((1.0, 2.0), out):  # each row equals the dense evaluator at its own beta (30 modes: eps < 1e-30)
         np.testing.assert_allclose(row, jaxattn.CircleSelfAttention(b, evaluator="dense")(0.0, th), rtol=0, atol=1e-14)
+
+
+def test_fourier_traced_beta_large_and_huge_beta(key):
+    """Issue 16: under jit with beta traced, the weights were 0.22 off the dense field at beta = 3000 (a fixed
+    1024-term Bessel series); at beta = 1e6 building the weights tried to allocate 40 GB (modes x series terms).
+    Now the weights cost O(M) at any beta and the field matches the dense double sum."""
+    theta = jax.random.uniform(key, (64,), minval=-np.pi, maxval=np.pi)
+    for beta in (3000.0, 1e6):
+        M = fourier_modes(beta)
+        field = jax.jit(lambda b, th: jaxattn.CircleSelfAttention(b, evaluator="fourier", modes=M)(0.0, th))
+        np.testing.assert_allclose(field(beta, theta), dense_reference(theta, beta, unnormalised=False, causal=False),
+                                   rtol=0, atol=1e-13)
+    # the weights themselves, traced, against scipy (ive(k, 1e6) is ~4e-4: representable)
+    w = jax.jit(lambda b: scaled_bessel_weights(b, 200))(1e6)
+    np.testing.assert_allclose(w, scipy.special.ive(np.arange(201), 1e6), rtol=1e-12)
