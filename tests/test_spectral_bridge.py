@@ -212,25 +212,67 @@ def test_sphere_wasserstein_exact():
         B.wasserstein_sphere(2 * x, y)
 
 
+def _log_mean_and_var(samples):
+    """log of the sample mean over axis 0 and its variance (delta method: (sd/mean)^2 / S)."""
+    m = samples.mean(axis=0)
+    return np.log(m), samples.var(axis=0, ddof=1) / (samples.shape[0] * m**2)
+
+
+def _slope_and_se(x, y, var):
+    """Least-squares slope of y on x and its standard error from the per-point variances var."""
+    w = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
+    return float(w @ y), float(np.sqrt(w**2 @ var))
+
+
 @pytest.mark.slow
 def test_mean_field_convergence_rates():
-    """rho_0 = (1 + 0.5 cos 3 theta + 0.3 sin 2 theta)/(2pi), beta = 5, t = 0.02: W1(particles, PDE)
-    decays like N^{-1/2} for iid samples (slope -0.5 +- 0.1) and about N^{-1} for quantile samples."""
+    """Paper 004 Thm 3.1 (mean-field limit) with rho_0 = (1 + 0.5 cos 3 theta + 0.3 sin 2 theta)/(2pi), beta = 5,
+    t = 0.02: E W1(particles, PDE) ~ N^{-1/2} for iid samples (N = 1000..64000) and about N^{-1} for quantile samples.
+
+    Why this design (issue 15): the old version fitted the slope of the mean of 8 seeds and got -0.379. The
+    dynamics were not the cause: per seed, W1 at t = 0.02 is 1.15 x W1 at t = 0 for every N (the error is
+    transported, not created), and the scatter is in W1(mu^N_0, rho_0) itself, whose seed-to-seed relative sd is
+    about 0.3 with a long right tail, so the slope of 8 seeds has a standard error of ~0.05 and -0.38 was a
+    2-3 sigma draw (16 seeds gave 1.43, 1.66, 1.82, 1.73 for sqrt(N) E W1). So E W1_t = E W1_0 x E[W1_t/W1_0] is
+    measured in two parts, each with its own standard error: the initial sampling error over 64 draws per N
+    (cheap: no solve), and the paired ratio over 8 solved draws per N (a control variate: the ratio varies little
+    from draw to draw). The asserted band is 3 standard errors of the slope (about 0.99 two-sided), and the test
+    also asserts that this band is narrower than +-0.1, so it can tell -0.5 from the old -0.38. Seeds are the
+    fixed scheme fold_in(PRNGKey(s), N), chosen before any result was seen; draws differ across N (JAX's uniform
+    draws for one key are prefixes of each other across shapes)."""
     beta, t = 5.0, 0.02
     c0 = C.mode_coefficients(256, cos={3: 0.5 / (2 * np.pi)}, sin={2: 0.3 / (2 * np.pi)})
     tr = C.solve_circle(c0, beta, ts=jnp.array([0.0, t]))
-    ref = B.discretize_density(tr.coeffs[-1], 1 << 16)
-    Ns = [1000, 4000, 16000, 64000]
-    iid, qnt = [], []
+    ref0, ref = B.discretize_density(c0, 1 << 16), B.discretize_density(tr.coeffs[-1], 1 << 16)
+    assert not np.any(np.asarray(c0[4:]))
+    Ns = np.array([1000, 4000, 16000, 64000])
+    S0, S = 64, 8
+    y0, v0, yr, vr, qnt = [], [], [], [], []
     for N in Ns:
-        d = []
-        for s in range(8):
-            th = particle_angles(B.iid_sample(jax.random.PRNGKey(100 + s), c0, N), beta, jnp.array([0.0, t]))[-1]
-            d.append(float(B.w1_circle(th, ref)))
-        iid.append(np.mean(d))
-        thq = particle_angles(B.quantile_sample(c0, N), beta, jnp.array([0.0, t]))[-1]
+        # (a) initial sampling error, 64 draws (one iid sample of S0 * N points, reshaped; sampled from the
+        # moments 0..3, the same density since higher ones are 0, so the inverse CDF's (modes x points)
+        # temporary stays small: with all 257 moments it is 16 GB at N = 64000)
+        th = B.iid_sample(jax.random.fold_in(jax.random.PRNGKey(7), int(N)), c0[:4], S0 * int(N)).reshape(S0, int(N))
+        y, v = _log_mean_and_var(np.asarray(B.w1_circle(th, ref0)))
+        y0.append(y), v0.append(v)
+        # (b) paired ratio W1(mu^N_t, rho_t) / W1(mu^N_0, rho_0) over 8 solved draws (one batched solve)
+        th = jnp.stack([B.iid_sample(jax.random.fold_in(jax.random.PRNGKey(100 + s), int(N)), c0, int(N))
+                        for s in range(S)])
+        th_t = particle_angles(th, beta, jnp.array([0.0, t]))[:, -1]
+        ratio = np.asarray(B.w1_circle(th_t, ref)) / np.asarray(B.w1_circle(th, ref0))
+        # Dobrushin stability: d/dt W1 <= 2 Lip(K) W1 with K(u) = e^{beta cos u} sin u, Lip(K) = e^beta
+        assert ratio.max() < math.exp(2 * math.exp(beta) * t)
+        y, v = _log_mean_and_var(ratio)
+        yr.append(y), vr.append(v)
+        print(f"N = {N}: sqrt(N) E W1_0 = {np.exp(y0[-1]) * np.sqrt(N):.3f}, ratio {np.round(ratio, 3)}")
+        thq = particle_angles(B.quantile_sample(c0, int(N)), beta, jnp.array([0.0, t]))[-1]
         qnt.append(float(B.w1_circle(thq, ref)))
-    s_iid = np.polyfit(np.log(Ns), np.log(iid), 1)[0]
-    s_q = np.polyfit(np.log(Ns), np.log(qnt), 1)[0]
-    assert abs(s_iid + 0.5) < 0.1
+    x = np.log(Ns)
+    s0, se0 = _slope_and_se(x, np.array(y0), np.array(v0))
+    sr, ser = _slope_and_se(x, np.array(yr), np.array(vr))
+    s_iid, se = s0 + sr, math.hypot(se0, ser)
+    assert 3 * se < 0.1, f"slope standard error {se:.3f}: too few draws to test the rate"
+    assert abs(s_iid + 0.5) < 3 * se, f"iid slope {s_iid:.3f} +- {se:.3f} (sampling {s0:.3f}, ratio {sr:.3f})"
+    assert abs(sr) < 3 * ser + 0.02  # the transport does not depend on N (mean-field limit)
+    s_q = np.polyfit(x, np.log(qnt), 1)[0]
     assert s_q < -0.8
