@@ -34,7 +34,7 @@ class SolveConfig(eqx.Module):
     solver: diffrax.AbstractSolver
     controller: diffrax.AbstractStepSizeController
     adjoint: diffrax.AbstractAdjoint
-    dt0: float | None
+    dt0: float | Array | None  # traced under a user's jit
     max_steps: int
     stop_when: Callable[[Array], Array] | None
     progress_meter: diffrax.AbstractProgressMeter
@@ -46,7 +46,7 @@ class SolveConfig(eqx.Module):
 class SolveOutput(eqx.Module):
     """What one solve returns (per member where the members took their own steps)."""
 
-    ts: Float[Array, " T"]
+    ts: Float[Array, " T"] | None  # None with a user's SaveAt
     xs: PyTree[Array]
     t_last: Float[Array, "*batch"]
     x_last: Array | None  # the state at t_last (None with a user's SaveAt)
@@ -67,7 +67,8 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
     solver = RetractingSolver(config.solver) if field.manifold == "sphere" else config.solver
-    solver = NonFiniteGuard(solver, jnp.abs(t1 - t0))
+    fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
+    solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
     event = None
     if config.stop_when is not None:
         stop_when = config.stop_when

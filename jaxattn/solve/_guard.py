@@ -9,6 +9,8 @@ the field itself is non-finite there (an explicit step of that size moves the st
 1e-12 of a whole-span step), so :class:`NonFiniteGuard` then accepts a null step and returns
 ``RESULTS.nonfinite``: diffrax ends the solve at the time reached, which ``simulate`` reports.
 A non-finite step size (e.g. diffrax's initial-step heuristic on a NaN field) trips it at once.
+With a fixed-step controller (``ConstantStepSize``, ``StepTo``) no step is ever retried, so there any
+non-finite end point ends the solve.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ class NonFiniteGuard(AbstractDelegatingSolver):
 
     solver: diffrax.AbstractSolver
     span: Float[Array, ""]
+    adaptive: bool = True  # False for fixed steps: no retry can follow a non-finite step
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
         dt = t1 - t0
-        collapsed = ~jnp.isfinite(dt) | (jnp.abs(dt) <= COLLAPSE * self.span)
+        collapsed = ~jnp.isfinite(dt) | (jnp.abs(dt) <= COLLAPSE * self.span) | (not self.adaptive)
         broken = collapsed & ~tree_all_finite(y1)
         keep = lambda new, old: jnp.where(broken, old, new)  # noqa: E731
         y1 = jax.tree_util.tree_map(keep, y1, y0)
