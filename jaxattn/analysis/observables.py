@@ -127,7 +127,7 @@ def log_soft_max_pair_distance(x: Float[ArrayLike, "... n d"], power: float = 32
 
 def soft_time_to_cluster(
     xs: Float[ArrayLike, "... T n d"],
-    ts: Float[ArrayLike, " T"],
+    ts: Float[ArrayLike, " _T"],  # T = len(ts) >= 2: checked below, with its own ValueError
     delta: float = DEFAULT_DELTA,
     width: float = 0.1,
     power: float = 32.0,

@@ -138,8 +138,8 @@ def attention_weights(
 
 def attend(
     queries: Float[Array, "n m"],
-    keys: Float[Array, "n m"],
-    values: Float[Array, "n dv"],
+    keys: Float[Array, "nk m"],
+    values: Float[Array, "nk dv"],
     *,
     normalisation: Normalisation = "softmax",
     causal: bool = False,

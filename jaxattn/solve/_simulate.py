@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Real
 
 from .._validate import is_concrete
 from ..fields import SPHERE_TOLERANCE, AbstractField
@@ -101,21 +101,21 @@ def check_initial_tokens(field: AbstractField, x0: Array) -> None:
 
 
 def simulate(
-    field: AbstractField,
+    field: object,  # an AbstractField: checked below, with its own TypeError (tests/test_errors.py)
     x0: ArrayLike,
-    t1: float,
+    t1: Real[ArrayLike, ""],
     *,
-    t0: float = 0.0,
+    t0: Real[ArrayLike, ""] = 0.0,
     ts: int | ArrayLike | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
-    dt0: float | None = None,
+    dt0: Real[ArrayLike, ""] | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    max_steps: int | np.integer = DEFAULT_MAX_STEPS,
     saveat: diffrax.SaveAt | None = None,
-    ensemble: Ensemble = "auto",
+    ensemble: Ensemble | str = "auto",  # checked below, with its own ValueError naming the choices
     stop_when: Callable[[Array], Array] | None = None,
     progress_bar: bool = False,
     max_memory: int | None = DEFAULT_MAX_MEMORY,

@@ -169,7 +169,7 @@ def solve_monitored(
     max_steps: int = 200_000,
     tail_tol: float = 1e-8,
     neg_tol: float = 1e-8,
-    on_unresolved: Literal["stop", "warn", "raise"] = "stop",
+    on_unresolved: Literal["stop", "warn", "raise"] | str = "stop",  # checked below, with its own ValueError
 ) -> SpectralTrajectory:
     """Integrate ``model`` from the real state ``y0`` over the save times ``ts`` with the resolution monitors.
 

@@ -77,12 +77,12 @@ TWO_PI = 2 * math.pi
 # state packing
 
 
-def to_state(c: Complex[Array, "... K+1"]) -> Float[Array, "... 2K+2"]:
+def to_state(c: Complex[Array, "... K1"]) -> Float[Array, "... 2*K1"]:
     """Complex half spectrum -> real state (real parts, then imaginary parts)."""
     return jnp.concatenate([jnp.real(c), jnp.imag(c)], axis=-1)
 
 
-def from_state(y: Float[Array, "... 2K+2"]) -> Complex[Array, "... K+1"]:
+def from_state(y: Float[Array, "... S"]) -> Complex[Array, "... S//2"]:
     n = y.shape[-1] // 2
     return y[..., :n] + 1j * y[..., n:]
 
@@ -104,8 +104,8 @@ class CircleModel(AbstractSpectralModel):
     uniform_density: ClassVar[float] = 1 / TWO_PI
 
     beta: Float[Array, ""]
-    W: Float[Array, " K+1"]
-    sigma: Float[Array, " K+1"]
+    W: Float[Array, " K1"]
+    sigma: Float[Array, " K1"]
     nu: float = eqx.field(static=True)
     K: int = eqx.field(static=True)
     M: int = eqx.field(static=True)
@@ -140,11 +140,11 @@ class CircleModel(AbstractSpectralModel):
             self.sigma = jnp.asarray(np.exp(-a * (k / self.K) ** p))
 
     # grid ------------------------------------------------------------------------------------
-    def density(self, c: Complex[Array, " K+1"]) -> Float[Array, " M"]:
+    def density(self, c: Complex[Array, " K1"]) -> Float[Array, " M"]:
         """rho on the M-point grid theta_j = 2 pi j / M."""
         return jnp.fft.irfft(c, n=self.M) * (self.M / TWO_PI)
 
-    def velocity(self, c: Complex[Array, " K+1"]) -> Float[Array, " M"]:
+    def velocity(self, c: Complex[Array, " K1"]) -> Float[Array, " M"]:
         """v[rho] on the grid (USA: sign d_theta Phi; SA: sign d_theta Phi / (beta Phi)), Phi = W * mu."""
         k = jnp.arange(self.K + 1)
         dphi = jnp.fft.irfft(1j * k * self.W * c, n=self.M) * self.M
@@ -174,18 +174,18 @@ class CircleModel(AbstractSpectralModel):
         return out
 
     # diagnostics -----------------------------------------------------------------------------
-    def coefficients(self, y: Float[Array, "... 2K+2"]) -> Complex[Array, "... K+1"]:
+    def coefficients(self, y: Float[Array, "... S"]) -> Complex[Array, "... S//2"]:
         return from_state(y)
 
-    def tail(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+    def tail(self, c: Complex[Array, "... K1"]) -> Float[Array, "..."]:
         """max_{k > 7K/8} |mu_k|: spectral tail (mu_0 = 1, so it is relative to the mass)."""
         return jnp.max(jnp.abs(c[..., self.K - self.K // 8 :]), axis=-1)
 
-    def min_density(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+    def min_density(self, c: Complex[Array, "... K1"]) -> Float[Array, "..."]:
         """min_j rho(theta_j) on the M-point grid (w.r.t. d theta)."""
         return jnp.min(jnp.fft.irfft(c, n=self.M, axis=-1), axis=-1) * (self.M / TWO_PI)
 
-    def energy(self, c: Complex[Array, "... K+1"]) -> Float[Array, "..."]:
+    def energy(self, c: Complex[Array, "... K1"]) -> Float[Array, "..."]:
         r"""E = (1/2) sum_{k in Z} W_k |mu_k|^2 = (1/(2 beta)) \iint e^{beta cos(x-y)} d mu d mu (Parseval)."""
         return _energy(self.W, c)
 
@@ -195,7 +195,7 @@ def _energy(W, c):
     return 0.5 * (W[0] * a2[..., 0] + 2 * jnp.sum(W[1:] * a2[..., 1:], axis=-1))
 
 
-def energy(c: Complex[Array, "... K+1"], beta: float) -> Float[Array, "..."]:
+def energy(c: Complex[Array, "... K1"], beta: float) -> Float[Array, "..."]:
     r"""USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
     return _energy(kernel_coefficients(beta, c.shape[-1] - 1), c)
 
@@ -204,7 +204,7 @@ def energy(c: Complex[Array, "... K+1"], beta: float) -> Float[Array, "..."]:
 # initial data
 
 
-def check_coefficients(c0: Complex[ArrayLike, " K+1"]) -> Complex[Array, " K+1"]:
+def check_coefficients(c0: ArrayLike) -> Complex[Array, " K1"]:
     """Initial moments mu_0..mu_K of a probability density on S^1 (1-D, K >= 2, finite, mu_0 = 1), as complex.
 
     Raises ValueError otherwise (the value checks are skipped for traced input)."""
@@ -218,7 +218,7 @@ def check_coefficients(c0: Complex[ArrayLike, " K+1"]) -> Complex[Array, " K+1"]
 
 def coefficients_from_density(
     rho: Callable[[Array], Array] | ArrayLike, K: int, *, normalise: bool = False
-) -> Complex[Array, " K+1"]:
+) -> Complex[Array, " K1"]:
     r"""Moments mu_k = \int e^{-ik theta} rho(theta) d theta, k = 0..K, of a density w.r.t. d theta.
 
     ``rho`` is a callable of theta or its values on the uniform grid theta_j = 2 pi j / M (M >= 2K+1;
@@ -265,7 +265,7 @@ def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int
     return jnp.asarray(c)
 
 
-def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) -> Complex[Array, " K+1"]:
+def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) -> Complex[Array, " {K+1}"]:
     r"""Uniform density + white noise specified in Fourier space (``docs/spectral.md``): mu_k(0), 1 <= k <= k_noise,
     iid complex Gaussian with E|mu_k|^2 = 1/n_eff, the statistics of n_eff iid uniform particles.
     Additive grid noise of std sigma on M cells corresponds to n_eff = M / (4 pi^2 sigma^2).
@@ -279,7 +279,7 @@ def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) ->
     return c.at[1 : k_noise + 1].set(z[0] + 1j * z[1])
 
 
-def density_on_grid(c: Complex[Array, "... K+1"], theta: ArrayLike) -> Float[Array, "... n"]:
+def density_on_grid(c: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "... n"]:
     """rho(theta) = (1/2pi)(1 + 2 sum_{k>=1} Re(mu_k e^{ik theta})) at arbitrary angles."""
     theta = jnp.asarray(theta)
     k = jnp.arange(1, c.shape[-1])
@@ -301,7 +301,7 @@ class DensityTrajectory(SpectralTrajectory):
         theta = jnp.arange(n) * (TWO_PI / n)
         return theta, density_on_grid(self.coeffs, theta)
 
-    def moments(self, kmax: int) -> Complex[Array, "T kmax+1"]:
+    def moments(self, kmax: int) -> Complex[Array, "T {kmax+1}"]:
         return self.coeffs[:, : kmax + 1]
 
 
@@ -323,7 +323,7 @@ def _terms_and_solver(model: CircleModel, solver, rtol: float, atol: float):
 
 def integrate_circle(
     model: CircleModel,
-    coeffs0: Complex[Array, " K+1"],
+    coeffs0: Complex[Array, " K1"],
     ts: Float[Array, " T"],
     *,
     solver: diffrax.AbstractSolver | None = None,
@@ -359,7 +359,7 @@ def integrate_circle(
 
 
 def solve_circle(
-    coeffs0: Complex[Array, " K+1"],
+    coeffs0: ArrayLike,  # mu_0..mu_K, checked by check_coefficients
     beta: float,
     t1: float | None = None,
     *,

@@ -36,7 +36,7 @@ import numpy as np
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Complex, Float
+from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._special import kernel_coefficients
 from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
@@ -241,7 +241,7 @@ class SphereTrajectory(SpectralTrajectory):
 
 
 def solve_sphere(
-    flm0: Complex[Array, "L 2*L-1"],
+    flm0: ArrayLike,  # (L, 2L-1), real or complex: its shape and mass are checked below, with their own ValueError
     beta: float,
     t1: float | None = None,
     *,

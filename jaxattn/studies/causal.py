@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import ArrayLike, Real
 from tqdm.auto import tqdm
 
 from .. import initial
@@ -128,7 +129,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                                  paper="Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3")))
 
 
-def summarise(values: np.ndarray, quantiles=(0.1, 0.9)) -> dict:
+def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 0.9)) -> dict:
     """Mean and quantiles over runs (axis 0) of a (runs, T) statistic."""
     values = np.asarray(values, dtype=float)
     return {"mean": values.mean(axis=0), **{f"q{int(100 * q)}": np.quantile(values, q, axis=0) for q in quantiles}}

@@ -129,7 +129,7 @@ def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int,
 
 
 def phase_diagram(
-    betas: Sequence[float],
+    betas: Sequence[float] | np.ndarray,
     ts: Sequence[float] | np.ndarray,
     *,
     directory,
