@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..fields import AbstractField, SelfAttention, UnnormalisedSelfAttention, embed_angles
 from .._validate import check_beta
@@ -23,7 +23,7 @@ from ._checks import check_tokens
 from .clusters import pairwise_inner_products
 
 
-def interaction_energy(x: Float[Array, "... n d"], beta) -> Float[Array, "..."]:
+def interaction_energy(x: Float[ArrayLike, "... n d"], beta) -> Float[Array, "..."]:
     """E_beta(X) = (1/(2 beta n^2)) sum_ij exp(beta <x_i, x_j>) (eq. (3.5)/(6.4) on angles (..., n) via embed)."""
     x = check_tokens(x)
     beta = check_beta(beta, scalar=False)
@@ -33,7 +33,7 @@ def interaction_energy(x: Float[Array, "... n d"], beta) -> Float[Array, "..."]:
     return jnp.exp(lse - jnp.log(2 * beta * n**2))
 
 
-def circle_energy(theta: Float[Array, "... n"], beta) -> Float[Array, "..."]:
+def circle_energy(theta: Float[ArrayLike, "... n"], beta) -> Float[Array, "..."]:
     """Paper 002 eq. (6.4): E_beta(theta) = (1/(2 beta n^2)) sum_ij exp(beta cos(theta_i - theta_j))."""
     return interaction_energy(embed_angles(theta), beta)
 

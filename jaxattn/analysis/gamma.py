@@ -21,19 +21,20 @@ Reference values (n = 32, delta = 1e-2, SA): t*(1) = 4.1145, t*(5) = 8.3879, t*(
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._validate import as_float_array, check_model, is_concrete
 
 __all__ = ["gamma_crossing_time", "gamma_rhs", "gamma_trajectory"]
 
-GammaModel = Literal["sa", "usa", "SA", "USA"]
+GammaModel = Literal["sa", "usa", "SA", "USA"]  # parameters take `GammaModel | str`: check_model raises its own ValueError naming the choices
 
 
 def _check_gamma_args(beta, n, model) -> str:
@@ -57,7 +58,7 @@ def _h(gamma, beta, n: int, model: str):
     return (2.0 / n) * jnp.exp(beta * gamma) * lin
 
 
-def gamma_rhs(gamma: ArrayLike, beta: ArrayLike, n: int, model: GammaModel = "sa") -> Array:
+def gamma_rhs(gamma: ArrayLike, beta: ArrayLike, n: int, model: GammaModel | str = "sa") -> Array:
     r"""Right-hand side of eq. (4.8) (SA) or (4.9) (USA) of Theorem 4.6 (module docstring)."""
     model = _check_gamma_args(beta, n, model)
     gamma = jnp.asarray(gamma)
@@ -104,8 +105,8 @@ def _crossing_solve(beta, delta, n, model, rtol, atol):
 def gamma_trajectory(
     beta: ArrayLike,
     n: int,
-    ts: Float[ArrayLike, " T"],
-    model: GammaModel = "sa",
+    ts: Real[ArrayLike, " T"] | Sequence[Real[ArrayLike, ""]],
+    model: GammaModel | str = "sa",
     *,
     rtol: float = 1e-11,
     atol: float = 1e-13,
@@ -133,7 +134,7 @@ def gamma_crossing_time(
     beta: ArrayLike,
     n: int,
     delta: float = 1e-2,
-    model: GammaModel = "sa",
+    model: GammaModel | str = "sa",
     *,
     rtol: float = 1e-11,
     atol: float = 1e-13,

@@ -38,12 +38,12 @@ from ._fourier import (
 )
 
 
-def embed_angles(theta: Float[Array, "... n"]) -> Float[Array, "... n 2"]:
+def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
     """theta -> (cos theta, sin theta)."""
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
 
 
-def angles_of(x: Float[Array, "... n 2"]) -> Float[Array, "... n"]:
+def angles_of(x: Float[ArrayLike, "... n 2"]) -> Float[Array, "... n"]:
     """Points in R^2 -> angles in (-pi, pi]."""
     return jnp.arctan2(x[..., 1], x[..., 0])
 

@@ -86,6 +86,10 @@ __all__ = [
 #: default relative tie tolerance (times max_i <A z_i, z_i>) for float64
 DEFAULT_TIE_RTOL = 1e-14
 
+#: (n, d) tokens as the transformers' methods accept them: annotated wide, because ``_check_tokens``
+#: raises its own ValueError for another rank (with the vmap/reshape advice), a dimension or NaN
+Tokens = Float[ArrayLike, "..."]
+
 
 # ----------------------------------------------------------------------------- checks
 
@@ -295,21 +299,21 @@ class HardmaxTransformer(eqx.Module):
     def _check(self, Z):
         return _check_tokens(Z, None if self.A is None else self.A.shape[0])
 
-    def attention(self, Z: Float[ArrayLike, "n d"]) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
+    def attention(self, Z: Tokens) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
         """(Lambda, mask of C) at configuration Z, eqs. (2.3) and (1.1b)."""
         return hardmax_attention(self._check(Z), self.A, self.tie_rtol)
 
-    def step(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n d"]:
+    def step(self, Z: Tokens) -> Float[Array, "n d"]:
         """One layer, eq. (1.1a)."""
         Z = self._check(Z)
         Lam, _ = hardmax_attention(Z, self.A, self.tie_rtol)
         return _layer(Z, Lam, self.step_size)
 
-    def __call__(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n d"]:
+    def __call__(self, Z: Tokens) -> Float[Array, "n d"]:
         """Z^K from Z^0 (K = ``num_layers`` layers of eq. (1.1a), a ``lax.scan``)."""
         return hardmax_layers(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol)
 
-    def trajectory(self, Z: Float[ArrayLike, "n d"], *, store_attention: bool = True) -> HardmaxTrajectory:
+    def trajectory(self, Z: Tokens, *, store_attention: bool = True) -> HardmaxTrajectory:
         """All layers Z^0..Z^K, the attention sets C_i(Z^k) and the leaders (Definition 1.1).
 
         ``store_attention=False`` leaves ``attention`` as None, which saves (K+1) n^2
@@ -408,16 +412,16 @@ class SoftmaxTransformer(eqx.Module):
         self.tau = _check_scalar("tau", tau, jnp.result_type(float))
         self.num_layers = _check_layers(num_layers)
 
-    def attention(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n n"]:
+    def attention(self, Z: Tokens) -> Float[Array, "n n"]:
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_attention(Z, self.A, self.tau)
 
-    def __call__(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "n d"]:
+    def __call__(self, Z: Tokens) -> Float[Array, "n d"]:
         """Z^K from Z^0 with the softmax similarity (2.6)."""
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, False)
 
-    def trajectory(self, Z: Float[ArrayLike, "n d"]) -> Float[Array, "K1 n d"]:
+    def trajectory(self, Z: Tokens) -> Float[Array, "K1 n d"]:
         """All layers Z^0..Z^K, shape (K+1, n, d)."""
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, True)

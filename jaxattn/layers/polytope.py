@@ -19,6 +19,7 @@ These are host-side NumPy/SciPy computations on final configurations, not JAX co
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 from jaxtyping import ArrayLike
@@ -50,7 +51,7 @@ def cluster_points(points: ArrayLike, tol: float = 1e-7) -> tuple[np.ndarray, np
     return (np.array(reps) if reps else np.zeros((0, P.shape[1]))), labels
 
 
-def in_convex_hull(points: ArrayLike, x: ArrayLike) -> bool:
+def in_convex_hull(points: ArrayLike | Sequence[Sequence[float]], x: ArrayLike | Sequence[float]) -> bool:
     """Whether x is in conv(points): LP feasibility {lambda >= 0, sum lambda = 1, P^T lambda = x} (HiGHS)."""
     from scipy.optimize import linprog
 

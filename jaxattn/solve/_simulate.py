@@ -109,8 +109,8 @@ def simulate(
     ts: int | ArrayLike | None = None,
     solver: diffrax.AbstractSolver | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
+    rtol: Real[ArrayLike, ""] = DEFAULT_RTOL,  # an array too: one compilation serves every tolerance
+    atol: Real[ArrayLike, ""] = DEFAULT_ATOL,
     dt0: Real[ArrayLike, ""] | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     max_steps: int | np.integer = DEFAULT_MAX_STEPS,

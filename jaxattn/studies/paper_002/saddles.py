@@ -7,14 +7,14 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import ArrayLike, Float
 
 from ...analysis import circle_energy
 
 __all__ = ["beta_one", "circle_hessian", "circle_hessian_analytic"]
 
 
-def circle_hessian(theta: Float[Array, " n"], beta: float) -> np.ndarray:
+def circle_hessian(theta: Float[ArrayLike, " n"], beta: float) -> np.ndarray:
     """Hessian of the circle energy (6.4) by automatic differentiation."""
     return np.asarray(_circle_hessian(jnp.asarray(theta, float), jnp.asarray(beta, float)))
 
