@@ -15,6 +15,7 @@ a non-autonomous system with the same attention matrix P(t) as (1.1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import abc
 from typing import ClassVar
 
@@ -54,7 +55,7 @@ class AbstractEuclideanAttention(AbstractField):
     manifold = "euclidean"
     num_tokens: ClassVar[None] = None
 
-    def __init__(self, Q: ArrayLike, K: ArrayLike, V: ArrayLike, *, beta: float | ArrayLike = 1.0,
+    def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *, beta: float | ArrayLike = 1.0,
                  causal: bool = False, block_size: int | None = None):
         self.V = _matrix(V, "V", square=True)
         d = self.V.shape[0]

@@ -25,6 +25,7 @@ Distances
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import math
 
@@ -64,7 +65,7 @@ def _finite(name, x):
         raise ValueError(f"{name} contains NaN or inf")
 
 
-def angles_of(points: Float[Array, "... n 2"]) -> Float[Array, "... n"]:
+def angles_of(points: ArrayLike) -> Float[Array, "... n"]:  # shape checked below
     """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
     :func:`jaxattn.fields.angles_of` (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
     points = jnp.asarray(points)
@@ -241,7 +242,8 @@ def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "
     return jnp.moveaxis(S, 0, -1) * Z
 
 
-def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | None = None, b: ArrayLike | None = None, p: int = 1) -> float:
+def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | Sequence[float] | None = None,
+                       b: ArrayLike | Sequence[float] | None = None, p: int = 1) -> float:
     r"""W_p between discrete measures on S^{d-1} with geodesic cost c(x, y) = angle(x, y), exactly.
 
     W_p(mu, nu)^p = min_{pi >= 0, pi 1 = a, pi^T 1 = b} sum_ij pi_ij c(x_i, y_j)^p (Kantorovich's linear

@@ -127,7 +127,7 @@ class SphereModel(AbstractSpectralModel):
         P, L = self.L_pad, self.L
         return flm_pad[:L, P - L : P + L - 1]
 
-    def unpack(self, y: Float[Array, " n"]) -> Complex[Array, "L 2*L-1"]:
+    def unpack(self, y: Float[Array, "... n"]) -> Complex[Array, "... L 2*L-1"]:
         n = y.shape[-1] // 2
         return (y[..., :n] + 1j * y[..., n:]).reshape(y.shape[:-1] + (self.L, 2 * self.L - 1))
 
