@@ -22,6 +22,7 @@ rules it relies on live here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -109,6 +110,19 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _staged(path: Path):
+    """A temporary name beside ``path`` for the caller to write and move into place; the temporary
+    is removed if it is left over, and the directory entry is synced after a success."""
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_directory(path.parent)
+
+
 def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`.
 
@@ -117,16 +131,11 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ds = describe(ds)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
+    with _staged(path) as tmp:
         ds.to_netcdf(tmp, engine=netcdf_engine())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_directory(path.parent)
     return path
 
 
@@ -137,8 +146,7 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 
 def _write_text(text: str, path: Path, exclusive: bool) -> Path:
     """Write through a temporary file; ``exclusive``: only if ``path`` is absent (``os.link``)."""
-    tmp = _tmp_name(path)
-    try:
+    with _staged(path) as tmp:
         with open(tmp, "w") as fh:
             fh.write(text)
             fh.flush()
@@ -150,10 +158,6 @@ def _write_text(text: str, path: Path, exclusive: bool) -> Path:
                 pass
         else:
             os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_directory(path.parent)
     return path
 
 
