@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxattn
 from jaxattn import analysis
@@ -44,6 +45,18 @@ def test_energy_bounds_and_values():
     np.testing.assert_allclose(analysis.interaction_energy(anti, beta), (2 * np.exp(beta) + 2 * np.exp(-beta)) / (8 * beta))
     # finite at beta = 1e3 (log-space evaluation)
     assert np.isfinite(float(analysis.interaction_energy(anti, 700.0)))
+
+
+def test_energy_overflow_raises_and_log_energy_is_exact():
+    """Consensus on S^2: E_beta = e^beta / (2 beta) exactly, so log E = beta - log(2 beta) for every beta,
+    including beta = 1000 where E itself is beyond float64: the plain energy raises there, never inf."""
+    x = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (6, 1))
+    for beta in (2.0, 1000.0):
+        np.testing.assert_allclose(analysis.interaction_energy(x, beta, log=True), beta - np.log(2 * beta), rtol=1e-14)
+    with pytest.raises(ValueError, match="overflows"):
+        analysis.interaction_energy(x, 1000.0)
+    with pytest.raises(ValueError, match="overflows"):  # tokens far off the sphere
+        analysis.interaction_energy(30.0 * x, 2.0)
 
 
 def test_attention_matrix_rows_and_pairs(key):

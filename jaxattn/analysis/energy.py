@@ -14,23 +14,38 @@ the maximum exactly at consensus. Computed in log space (finite for beta up to 1
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float
 
 from ..fields import AbstractField, SelfAttention, UnnormalisedSelfAttention, embed_angles
-from .._validate import check_beta
+from .._validate import check_beta, is_concrete
 from ._checks import check_tokens
 from .clusters import pairwise_inner_products
 
 
-def interaction_energy(x: Float[ArrayLike, "... n d"], beta) -> Float[Array, "..."]:
-    """E_beta(X) = (1/(2 beta n^2)) sum_ij exp(beta <x_i, x_j>) (eq. (3.5)/(6.4) on angles (..., n) via embed)."""
+def interaction_energy(x: Float[ArrayLike, "... n d"], beta, *, log: bool = False) -> Float[Array, "..."]:
+    """E_beta(X) = (1/(2 beta n^2)) sum_ij exp(beta <x_i, x_j>) (eq. (3.5)/(6.4) on angles (..., n) via embed).
+
+    ``log=True`` returns log E_beta, finite wherever the inputs are. Where E_beta itself exceeds the
+    float range (beta <x_i, x_j> above ~709, e.g. tokens far off the unit sphere or a huge beta, or
+    beta below ~1e-308) a concrete call raises ``ValueError`` instead of returning inf.
+    """
     x = check_tokens(x)
     beta = check_beta(beta, scalar=False)
     n = x.shape[-2]
     g = pairwise_inner_products(x)
-    lse = logsumexp(beta * g, axis=(-2, -1))
-    return jnp.exp(lse - jnp.log(2 * beta * n**2))
+    log_energy = logsumexp(beta * g, axis=(-2, -1)) - jnp.log(2 * beta * n**2)
+    if log:
+        return log_energy
+    energy = jnp.exp(log_energy)
+    if is_concrete(energy) and not bool(jnp.all(jnp.isfinite(energy))):
+        worst = float(jnp.max(jnp.where(jnp.isfinite(log_energy), log_energy, jnp.inf)))
+        raise ValueError(
+            f"interaction_energy overflows {energy.dtype} (log E_beta = {worst:.4g} > "
+            f"{float(np.log(np.finfo(energy.dtype).max)):.4g}): beta <x_i, x_j> is too large, or beta too small. "
+            "Pass log=True for log E_beta, or check that the tokens lie on the unit sphere")
+    return energy
 
 
 def circle_energy(theta: Float[ArrayLike, "... n"], beta) -> Float[Array, "..."]:

@@ -87,7 +87,7 @@ class AbstractField(eqx.Module):
                              f"{shape[0]} oscillators")
 
 
-def tangent_projection(x: Float[Array, "n d"], y: Float[Array, "n d"]) -> Float[Array, "n d"]:
+def tangent_projection(x: Float[Array, "*batch n d"], y: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
     """P_x y = y - <x, y> x / |x|^2, row by row (Karagodin et al. 2024 §1.1).
 
     The division by |x|^2 (rather than the unit-sphere shortcut y - <x, y> x) makes

@@ -41,7 +41,8 @@ class SolverStats(TypedDict):
 class Trajectory(eqx.Module):
     """Result of :func:`jaxattn.simulate`.
 
-    * ``ts``: (T,) saved times;
+    * ``ts``: (T,) saved times ((B, T) with a user's ``saveat`` solved member by member, ``ensemble="vmap"``
+      or ``"map"``: each member's own save times);
     * ``xs``: (T, n, d) states ((T, n) angles on the circle); an ensemble has a leading
       batch axis, (B, T, n, d). With a user's ``saveat`` it is diffrax's ``sol.ys``;
     * ``t_final``: time reached (t1, or the event time with ``stop_when``); shape () or (B,);
@@ -50,7 +51,7 @@ class Trajectory(eqx.Module):
     * ``event_occurred``: whether ``stop_when`` ended the solve; shape () or (B,).
     """
 
-    ts: Float[Array, " T"]
+    ts: Float[Array, "*members T"]  # (B, T) only with a user's saveat in vmap/map mode (each member's own times)
     xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | Array  # Array: a user's SaveAt(fn=...) output
     t_final: Float[Array, "*solves"]  # () when the members share one solve (ensemble="batched"), else (B,)
     stats: SolverStats

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import diffrax
 import equinox as eqx
@@ -299,7 +299,7 @@ class BoundarySensitivity(eqx.Module):
 
 
 def clustering_sensitivity_along_boundary(
-    betas: ArrayLike,
+    betas: ArrayLike | Sequence[float],
     n: int,
     d: int,
     *,
