@@ -205,6 +205,8 @@ def _add_sentiment(sub) -> None:
     t.add_argument("--seed", type=int, default=0, help="initialisation / shuffling seed")
     t.add_argument("--float32", action="store_true", help="train in float32 (about 2x faster on CPU)")
     t.add_argument("--hardmax-every", type=int, default=10, help="evaluate the hardmax model every N epochs")
+    t.add_argument("--no-mask-padding", action="store_true",
+                   help="let <pad> attend and be averaged, as in the paper (default: <pad> is masked)")
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
     e = _sub(se, "explain", "jaxattn.sentiment.cli:explain_command", "print the leaders of a review")

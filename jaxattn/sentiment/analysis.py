@@ -7,7 +7,9 @@
   in correctly classified test reviews (each distinct leader word once per review).
 
 Leaders follow :mod:`jaxattn.layers.hardmax`: a word leads if its token's attention set
-contains only copies of itself at some layer k <= K; repeated words count once.
+contains only copies of itself at some layer k <= K; repeated words count once. With the
+model's padding mask (``SentimentClassifier.mask_padding``, the default) ``<pad>`` is
+never a leader and the mean token is taken over the real words, as in the prediction.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def review_leaders(model: SentimentClassifier, ids: np.ndarray, vocab: Vocabular
     H = np.asarray(model.decision(traj.final))
     leaders = [Leader(vocab.words[int(ids[i])], int(i), int(traj.leader_layer[i]), float(H[i]),
                       tuple(float(v) for v in final[i])) for i in traj.leader_indices()]
+    zbar = np.asarray(model.pool(traj.final, model.padding_mask(ids)))
     return Explanation(vocab.decode(np.asarray(ids)), float(model(ids, "hardmax")), float(model(ids, "softmax")),
-                       leaders, tuple(float(v) for v in final.mean(0)))
+                       leaders, tuple(float(v) for v in zbar))
 
 
 def explain(model: SentimentClassifier, vocab: Vocabulary, text: str, seq_len: int = 128) -> Explanation:
@@ -79,7 +82,7 @@ def _batch_leaders(model, ids):
         own = t.first_copy == jnp.arange(x.shape[0])
         lead = t.is_leader & own
         H = model.decision(t.final)
-        logit = model.decision(jnp.mean(t.final, axis=0))
+        logit = model.decision(model.pool(t.final, model.padding_mask(x)))
         return lead, t.leader_layer, H, logit
 
     return jax.vmap(one)(ids)

@@ -35,7 +35,8 @@ def train_command(args) -> int:
         run_dir = _run_dir_for(base, dim, len(args.dim) > 1)
         cfg = TrainConfig(dim=dim, num_layers=args.layers, tau=args.tau, learning_rate=args.lr,
                           batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, float32=args.float32,
-                          hardmax_eval_every=args.hardmax_every)
+                          hardmax_eval_every=args.hardmax_every,
+                          mask_padding=not getattr(args, "no_mask_padding", False))
         if args.resume:
             _, vocab, _, saved_dcfg, *_ = load_run(run_dir)
             data = saved_dcfg.load(vocab)

@@ -16,15 +16,19 @@ def plot_review(ax, model: SentimentClassifier, ids: np.ndarray, vocab: Vocabula
 
     Circles: tokens at layer 0 (faint) and K; grey lines: their paths; stars: leaders,
     labelled by word; black triangle: the mean token; dashed line: H(z) = w.z + v = 0
-    with the positive half-plane green and the negative one red.
+    with the positive half-plane green and the negative one red. With the model's padding
+    mask (the default) the ``<pad>`` tokens are left out: they take no part in the prediction.
     """
     import jax.numpy as jnp
 
     if model.dim != 2:
         raise ValueError(f"Figure 9 needs a d = 2 model, this one has d = {model.dim}")
     traj = model.hardmax_trajectory(jnp.asarray(ids), store_attention=False)
-    Z = np.asarray(traj.tokens)
-    lead = traj.leader_indices()
+    mask = model.padding_mask(jnp.asarray(ids))
+    keep = np.ones(len(ids), bool) if mask is None else np.asarray(mask)
+    Z = np.asarray(traj.tokens)[:, keep]
+    ids = np.asarray(ids)[keep]
+    lead = np.flatnonzero(np.isin(np.flatnonzero(keep), traj.leader_indices()))
     for i in range(Z.shape[1]):
         ax.plot(Z[:, i, 0], Z[:, i, 1], color="0.7", lw=0.5, zorder=1)
     ax.scatter(Z[0, :, 0], Z[0, :, 1], s=8, facecolors="none", edgecolors="0.6", zorder=2, label="layer 0")

@@ -1,6 +1,7 @@
 """Training with optax Adam, checkpoints (equinox serialisation) and resume (paper 000 §6.2).
 
-As in the paper: binary cross-entropy on the *softmax* model (tau = 1e-3), Adam with
+As in the paper (apart from the ``<pad>`` mask, on by default, ``mask_padding=False`` for
+the paper's unmasked model; see :mod:`.model`): binary cross-entropy on the *softmax* model (tau = 1e-3), Adam with
 learning rate 1e-3, batch 64, K = 8 layers; the authors' code also clipped the gradient
 norm at 5, which we keep (``grad_clip``). Test metrics are reported for both the softmax
 model and the hardmax model it defines (the paper's accuracies are softmax ones; its
@@ -47,6 +48,7 @@ class TrainConfig:
     float32: bool = False
     hardmax_eval_every: int = 1
     init_scale: float = 1.0  # embedding init N(0, init_scale^2); the paper's is 1
+    mask_padding: bool = True  # key-padding mask for <pad> (SentimentClassifier); False = the paper's model
 
     def __post_init__(self):
         for name in ("dim", "num_layers", "batch_size", "hardmax_eval_every"):
@@ -56,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if not (self.tau > 0 and self.learning_rate > 0):
             raise ValueError("tau and learning_rate must be > 0")
+        if not isinstance(self.mask_padding, bool):
+            raise TypeError(f"mask_padding must be a bool, got {self.mask_padding!r}")
 
 
 @dataclasses.dataclass
@@ -128,7 +132,7 @@ def _optimizer(cfg: TrainConfig):
 def _new_model(cfg: TrainConfig, vocab_size: int) -> SentimentClassifier:
     dtype = jnp.float32 if cfg.float32 else jnp.result_type(float)
     return SentimentClassifier(vocab_size, cfg.dim, key=jax.random.PRNGKey(cfg.seed), num_layers=cfg.num_layers,
-                               tau=cfg.tau, dtype=dtype, init_scale=cfg.init_scale)
+                               tau=cfg.tau, dtype=dtype, init_scale=cfg.init_scale, mask_padding=cfg.mask_padding)
 
 
 def _save_json(path: Path, obj) -> None:
@@ -146,14 +150,23 @@ def save_checkpoint(run_dir: str | Path, model, opt_state, epoch: int) -> None:
 
 
 def load_run(run_dir: str | Path):
-    """(model, vocab, train_config, data_config, history, opt_state, epoch) of a saved run."""
+    """(model, vocab, train_config, data_config, history, opt_state, epoch) of a saved run.
+
+    Runs saved before the padding mask existed have no ``mask_padding`` in their
+    ``config.json``; they were trained without it and load as ``mask_padding=False``.
+    """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run directory (no config.json); "
                                 "train one with `jaxattn sentiment train --run-dir DIR`")
     meta = json.loads(cfg_path.read_text())
-    cfg, dcfg = TrainConfig(**meta["train"]), DataConfig(**meta["data"])
+    train_meta = {"mask_padding": False, **meta["train"]}  # older runs: trained unmasked
+    unknown = set(train_meta) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"{cfg_path} has training settings this version does not know: {sorted(unknown)}; "
+                         "it was written by a newer jaxattn, upgrade to load it")
+    cfg, dcfg = TrainConfig(**train_meta), DataConfig(**meta["data"])
     vocab = Vocabulary(tuple(json.loads((run_dir / "vocab.json").read_text())))
     model = _new_model(cfg, len(vocab))
     opt_state = _optimizer(cfg).init(eqx.filter(model, eqx.is_array))
@@ -190,7 +203,8 @@ def train(data: SentimentData, config: TrainConfig, *, run_dir: str | Path | Non
         model, vocab, saved_cfg, _, history, opt_state, start_epoch = load_run(run_dir)
         if dataclasses.replace(saved_cfg, epochs=config.epochs) != config:
             raise ValueError(f"the run in {run_dir} was trained with {saved_cfg}; resume with the same settings "
-                             "(only --epochs may change)")
+                             "(only --epochs may change; a run with mask_padding=False resumes with "
+                             "--no-mask-padding)")
         if vocab.words != data.vocab.words:
             raise ValueError("the data's vocabulary differs from the saved one; load the data with the saved "
                              "vocabulary (DataConfig.load(vocab)) or start a new run directory")
