@@ -28,11 +28,10 @@ def demo_command(args) -> int:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     clusters = int(count_clusters(traj.final, delta=1e-3))
     drift = float(abs(jax.numpy.linalg.norm(traj.xs, axis=-1) - 1).max())
-    plt = pyplot()
-    fig = plt.figure(figsize=(6, 6))
-    ax = fig.add_subplot(projection="3d")
-    plot_sphere_trajectories(traj, ax, title=f"SA on $S^2$: n = {args.n}, beta = {args.beta:g}, seed {args.seed}")
-    fig.savefig(args.output, dpi=120, bbox_inches="tight")
+    ax = plot_sphere_trajectories(
+        traj, title=rf"SA on $S^2$: $n = {args.n}$, $\beta = {args.beta:g}$, seed {args.seed}, {clusters} clusters")
+    ax.figure.savefig(args.output, dpi=120, bbox_inches="tight", pad_inches=0.02)
+    pyplot().close(ax.figure)
     stats = traj.stats
     print(f"jaxattn demo: SA on S^2, n = {args.n}, beta = {args.beta:g}, t in [0, {args.t1:g}], seed {args.seed}")
     print(f"  clusters at t = {args.t1:g}: {clusters}  (<x_i, x_j> >= 1 - 1e-3 linked)")
@@ -42,7 +41,7 @@ def demo_command(args) -> int:
     print(f"  time: {wall:.2f} s wall, {cpu:.2f} s CPU (including JIT compilation)")
     print(f"  figure: {args.output}")
     if args.animate:
-        animate(traj, args.animate, title=rf"SA on $S^2$: n = {args.n}, $\beta$ = {args.beta:g}")
+        animate(traj, args.animate, title=rf"SA on $S^2$: $n = {args.n}$, $\beta = {args.beta:g}$")
         print(f"  animation: {args.animate}")
     return 0
 
@@ -152,7 +151,8 @@ def simulate_command(args) -> int:
         ax.plot(xs[:, :, 0], xs[:, :, 1], lw=0.8)
         ax.scatter(xs[-1, :, 0], xs[-1, :, 1], color="crimson", s=20, zorder=3)
         ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
-    ax.set_title(f"{type(field).__name__}: n = {args.n}, beta = {args.beta:g}")
+    space = "$S^1$" if circle else f"$S^{{{d - 1}}}$" if init in ("sphere", "frame") else f"$\\mathbb{{R}}^{{{d}}}$"
+    ax.set_title(rf"{type(field).__name__} on {space}: $n = {args.n}$, $\beta = {args.beta:g}$", fontsize=10)
     ax.figure.savefig(figure, dpi=110, bbox_inches="tight")
     print(f"jaxattn simulate: {type(field).__name__} (beta = {args.beta:g}) from {init}, n = {args.n}"
           f"{'' if circle else f', d = {d}'}, t in [0, {args.t1:g}]: {int(np.asarray(traj.stats['num_steps']))} "
@@ -205,8 +205,8 @@ def pde_circle_command(args) -> int:
     _, ax = pyplot().subplots(figsize=(6, 3.5))
     im = ax.pcolormesh(ds.theta, ds.t, ds.density, shading="auto", cmap="magma")
     ax.figure.colorbar(im, ax=ax, label=r"$\rho(t, \theta)$")
-    ax.set(xlabel=r"$\theta$", ylabel="t",
-           title=rf"{args.model.upper()} on $S^1$: $\beta$ = {args.beta:g}, mode {args.mode}, a = {args.amplitude:g}")
+    ax.set(xlabel=r"$\theta$", ylabel="$t$",
+           title=rf"{args.model.upper()} on $S^1$: $\beta$ = {args.beta:g}, mode {args.mode}, $a = {args.amplitude:g}$")
     ax.figure.savefig(args.out / "pde_circle.png", dpi=110, bbox_inches="tight")
     print(f"jaxattn pde circle: beta = {args.beta:g}, K = {args.K}, {len(tr.ts)} resolved saved times up to "
           f"t = {float(tr.ts[-1]):g}; min density {float(np.min(tr.min_density)):.3g}")
@@ -241,9 +241,9 @@ def pde_sphere_command(args) -> int:
     atomic_write_netcdf(ds, args.out / "pde_sphere.nc")
     _, ax = pyplot().subplots(figsize=(5.5, 3.5))
     for ell in range(1, min(power.shape[1], 7)):
-        ax.semilogy(ds.t, np.maximum(power[:, ell], 1e-300), label=f"l = {ell}")
-    ax.set(xlabel="t", ylabel=r"$S_\ell(t)$",
-           title=rf"{args.model.upper()} on $S^2$: $\beta$ = {args.beta:g}, mode {args.mode}, a = {args.amplitude:g}")
+        ax.semilogy(ds.t, np.maximum(power[:, ell], 1e-300), label=rf"$\ell = {ell}$")
+    ax.set(xlabel="$t$", ylabel=r"$S_\ell(t)$",
+           title=rf"{args.model.upper()} on $S^2$: $\beta$ = {args.beta:g}, mode {args.mode}, $a = {args.amplitude:g}$")
     ax.legend(fontsize=8, ncol=2)
     ax.figure.savefig(args.out / "pde_sphere.png", dpi=110, bbox_inches="tight")
     print(f"jaxattn pde sphere: beta = {args.beta:g}, L = {args.L}, {len(tr.ts)} resolved saved times up to "

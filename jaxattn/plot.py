@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["animate", "plot_circle_trajectories", "plot_sphere_trajectories", "plot_value_spectra", "pyplot"]
+__all__ = [
+    "animate",
+    "cell_edges",
+    "circle_paths",
+    "plot_attention",
+    "plot_circle_trajectories",
+    "plot_sphere_trajectories",
+    "plot_value_spectra",
+    "pyplot",
+]
 
 
 def pyplot():
@@ -26,43 +35,198 @@ def pyplot():
     return plt
 
 
-def plot_sphere_trajectories(trajectory, ax=None, *, member: int = 0, title: str | None = None):
-    """Draw token paths on S^2 (start: small dots, end: large dots) on a wireframe sphere."""
+def cell_edges(centres) -> np.ndarray:
+    """Edges of the pcolormesh cells around the points of a sorted 1-d grid (length K + 1 for K points).
+
+    Inner edges are the midpoints between neighbours; the outer edges are the grid's own first and last
+    values, so no cell reaches past the sampled range (the outer cells are half cells). A single point
+    gets the cell [c - 1/2, c + 1/2].
+    """
+    c = np.asarray(centres, dtype=float)
+    if c.ndim != 1 or c.size == 0:
+        raise ValueError(f"cell_edges needs a non-empty 1-d grid, got shape {c.shape}")
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    if np.any(np.diff(c) <= 0):
+        raise ValueError("cell_edges needs a strictly increasing grid (sort it first)")
+    return np.concatenate([c[:1], 0.5 * (c[1:] + c[:-1]), c[-1:]])
+
+
+def _view_direction(ax) -> np.ndarray:
+    """Unit vector from the origin towards the viewer of a 3-D axes (its elevation and azimuth)."""
+    elev, azim = np.radians(ax.elev), np.radians(ax.azim)
+    return np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+
+
+def plot_sphere_trajectories(trajectory, ax=None, *, member: int = 0, title: str | None = None,
+                             back_alpha: float = 0.2):
+    """Draw token paths x_i(t) on $S^2$ over a wireframe sphere.
+
+    Each token has its own colour (viridis); its start x_i(0) is a small open circle of that colour
+    and its end x_i(T) a large crimson dot, both explained in the legend. Path segments, start and end
+    points on the far side of the sphere from the viewer are drawn behind the wireframe with opacity
+    ``back_alpha``, so the front hemisphere reads clearly. The axes are zoomed so that the sphere fills
+    the figure (no empty margins); the legend sits in one row below it. Ensembles draw ``member``. Returns the axes.
+    """
+    from matplotlib.collections import LineCollection  # noqa: F401  (Line3DCollection needs it loaded)
+    from matplotlib.lines import Line2D
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
     plt = pyplot()
-    xs = np.asarray(trajectory.xs)
-    if trajectory.is_ensemble:
+    xs = np.asarray(trajectory.xs, dtype=float)
+    if getattr(trajectory, "is_ensemble", False):
         xs = xs[member]
-    if xs.shape[-1] != 3:
-        raise ValueError(f"plot_sphere_trajectories needs tokens in R^3, got d = {xs.shape[-1]}")
+    if xs.ndim != 3 or xs.shape[-1] != 3:
+        raise ValueError(f"plot_sphere_trajectories needs tokens in R^3 of shape (T, n, 3), got {xs.shape}")
+    if not 0 <= back_alpha <= 1:
+        raise ValueError(f"back_alpha must be in [0, 1], got {back_alpha}")
     if ax is None:
-        fig = plt.figure(figsize=(6, 6))
-        ax = fig.add_subplot(projection="3d")
-    u, v = np.mgrid[0 : 2 * np.pi : 40j, 0 : np.pi : 20j]
-    ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", lw=0.4)
-    colours = plt.cm.viridis(np.linspace(0, 1, xs.shape[1]))
-    for i in range(xs.shape[1]):
-        ax.plot(xs[:, i, 0], xs[:, i, 1], xs[:, i, 2], color=colours[i], lw=1.0)
-    ax.scatter(*xs[0].T, color=colours, s=8, depthshade=False)
-    ax.scatter(*xs[-1].T, color="crimson", s=40, depthshade=False, label=f"t = {float(trajectory.ts[-1]):g}")
-    ax.set_box_aspect((1, 1, 1))
+        fig = plt.figure(figsize=(5, 5))
+        ax = fig.add_subplot(projection="3d", computed_zorder=False)
+        fig.subplots_adjust(left=0, right=1, bottom=0.07, top=0.93 if title else 1)
+    ax.computed_zorder = False  # draw in the order below: back, sphere, front
+    view = _view_direction(ax)
+    n = xs.shape[1]
+    colours = plt.cm.viridis(np.linspace(0, 1, n))
+    seg = np.stack([xs[:-1], xs[1:]], axis=2)  # (T-1, n, 2, 3)
+    front_seg = (seg.mean(axis=2) @ view) >= 0  # (T-1, n)
+    rgba = np.broadcast_to(colours, seg.shape[:2] + (4,)).copy()
+    for front, z in ((False, 1), (True, 3)):
+        mask = front_seg == front
+        c = rgba[mask]
+        c[:, 3] = 1.0 if front else back_alpha
+        ax.add_collection3d(Line3DCollection(seg[mask], colors=c, linewidths=1.0, zorder=z))
+    u, v = np.mgrid[0 : 2 * np.pi : 25j, 0 : np.pi : 13j]
+    ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.8", lw=0.3, zorder=2)
+    t_end = float(np.asarray(trajectory.ts)[-1])
+    for k, (size, face) in enumerate(((14, "none"), (45, "crimson"))):
+        pts = xs[0] if k == 0 else xs[-1]
+        front = (pts @ view) >= 0
+        for mask, z, alpha in ((~front, 1, back_alpha), (front, 4, 1.0)):
+            if not mask.any():
+                continue
+            edge = colours[mask].copy() if k == 0 else np.array([[0.1, 0.1, 0.1, 1.0]] * int(mask.sum()))
+            edge[:, 3] = alpha
+            fc = "none" if k == 0 else np.array([[0.86, 0.08, 0.24, alpha]] * int(mask.sum()))
+            ax.scatter(*pts[mask].T, s=size, facecolors=fc, edgecolors=edge, linewidths=0.8 if k == 0 else 0.4,
+                       depthshade=False, zorder=z)
+    handles = [
+        Line2D([], [], ls="none", marker="o", mfc="none", mec=colours[n // 2], ms=4, label="start, $t = 0$"),
+        Line2D([], [], color=colours[n // 2], lw=1.0, label="path $x_i(t)$ (faded: far side)"),
+        Line2D([], [], ls="none", marker="o", mfc="crimson", mec="0.1", ms=7, label=f"end, $t = {t_end:g}$"),
+    ]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=3, fontsize=8, frameon=False,
+              handletextpad=0.3, columnspacing=1.0)  # below the sphere, where it hides no path
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
+    ax.set_box_aspect((1, 1, 1), zoom=1.5)
     ax.set_axis_off()
-    ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10, pad=0)
     return ax
 
 
-def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0):
-    """Angles theta_i(t) against t (paper 002 Fig 3 style)."""
+def circle_paths(ts, theta) -> tuple[np.ndarray, np.ndarray]:
+    """Angle paths theta_i(t) drawn modulo 2 pi without wrap-around jumps.
+
+    ``theta`` (T, n) angles are unwrapped in time and folded into [0, 2 pi); where a path crosses a
+    multiple of 2 pi between two saved times the line is cut there: the crossing time t_c (linear
+    interpolation) gets a point on the edge it leaves (2 pi or 0), a NaN (the break), and a point on
+    the edge it enters. Returns (t, y), each of shape (L, n) with NaN padding, ready for
+    ``ax.plot(t, y)``; no two consecutive finite points of a column differ by more than pi.
+    """
+    ts = np.asarray(ts, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    if theta.ndim == 1:
+        theta = theta[:, None]
+    if theta.ndim != 2 or theta.shape[0] != ts.shape[0]:
+        raise ValueError(f"theta must be (T, n) angles with T = len(ts) = {ts.shape[0]}, got shape {theta.shape}")
+    two_pi = 2 * np.pi
+    cols_t, cols_y = [], []
+    for i in range(theta.shape[1]):
+        u = np.unwrap(theta[:, i])
+        k = np.floor(u / two_pi)
+        pt, py = [ts[0]], [u[0] - two_pi * k[0]]
+        for j in range(1, len(ts)):
+            a, b = k[j - 1], k[j]
+            step = 1.0 if b > a else -1.0
+            lo_t, lo_u = ts[j - 1], u[j - 1]
+            for m in np.arange(a, b, step):  # every multiple of 2 pi crossed between saves j-1 and j
+                edge = two_pi * (m + (step > 0))
+                tc = lo_t + (ts[j] - lo_t) * (edge - lo_u) / (u[j] - lo_u)
+                leave, enter = (two_pi, 0.0) if step > 0 else (0.0, two_pi)
+                pt += [tc, np.nan, tc]
+                py += [leave, np.nan, enter]
+            pt.append(ts[j])
+            py.append(u[j] - two_pi * b)
+        cols_t.append(pt)
+        cols_y.append(py)
+    L = max(map(len, cols_t))
+    out_t = np.full((L, len(cols_t)), np.nan)
+    out_y = np.full((L, len(cols_t)), np.nan)
+    for i, (pt, py) in enumerate(zip(cols_t, cols_y)):
+        out_t[: len(pt), i] = pt
+        out_y[: len(py), i] = py
+    return out_t, out_y
+
+
+def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0, title: str | None = None):
+    """Angles theta_i(t) in [0, 2 pi) against t (paper 002 Fig 3 style), lines cut where they wrap.
+
+    ``trajectory.xs`` holds angles (T, n) or unit vectors (T, n, 2) on $S^1$; ensembles draw ``member``.
+    Paths are drawn by :func:`circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
+    re-enters at the bottom without a vertical jump. Returns the axes.
+    """
     plt = pyplot()
-    xs = np.asarray(trajectory.xs)
-    if trajectory.is_ensemble:
+    xs = np.asarray(trajectory.xs, dtype=float)
+    if getattr(trajectory, "is_ensemble", False):
         xs = xs[member]
+    if xs.ndim == 3 and xs.shape[-1] == 2:
+        xs = np.arctan2(xs[..., 1], xs[..., 0])
+    if xs.ndim != 2:
+        raise ValueError(f"plot_circle_trajectories needs angles (T, n) or points (T, n, 2), got shape {xs.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.asarray(trajectory.ts), np.mod(xs, 2 * np.pi), lw=0.8)
-    ax.set_xlabel("t")
+        _, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    t, y = circle_paths(trajectory.ts, xs)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, xs.shape[1]))
+    for i in range(xs.shape[1]):
+        ax.plot(t[:, i], y[:, i], lw=0.9, color=colours[i])
+    ts = np.asarray(trajectory.ts, dtype=float)
+    ax.set_xlim(ts[0], ts[-1])
+    ax.set_ylim(0, 2 * np.pi)
+    ax.set_yticks([0, np.pi / 2, np.pi, 3 * np.pi / 2, 2 * np.pi],
+                  ["0", r"$\pi/2$", r"$\pi$", r"$3\pi/2$", r"$2\pi$"])
+    ax.set_xlabel("$t$")
     ax.set_ylabel(r"$\theta_i(t)$")
+    ax.set_title(title if title is not None else f"{xs.shape[1]} tokens on $S^1$", fontsize=10)
+    return ax
+
+
+def plot_attention(P, ax=None, *, title: str | None = None, colorbar: bool = True, vmax: float | None = 1.0,
+                   cmap: str = "Blues"):
+    """Heatmap of an (n, n) attention matrix P_ij (row i: query token, column j: key token).
+
+    Tokens are numbered from 1 on both axes (ticks at up to 6 indices), as in Geshkovski, Letrouit,
+    Polyanskiy, Rigollet, "The emergence of clusters in self-attention dynamics" (2023), Figs 3 and 11; a colour bar labelled
+    $P_{ij}$ is attached unless ``colorbar=False`` (then draw one for several panels yourself from the
+    returned image, ``ax.images[0]``). ``vmax=None`` scales to the data. Returns the axes.
+    """
+    plt = pyplot()
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2:
+        raise ValueError(f"plot_attention needs one (n, m) matrix, got shape {P.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.2), layout="constrained")
+    im = ax.imshow(P, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    for axis, size in ((ax.xaxis, P.shape[1]), (ax.yaxis, P.shape[0])):
+        ticks = np.unique(np.round(np.linspace(0, size - 1, min(size, 6))).astype(int))
+        axis.set_ticks(ticks, [str(k + 1) for k in ticks])
+    ax.set_xlabel("key token $j$", fontsize=9)
+    ax.set_ylabel("query token $i$", fontsize=9)
+    ax.tick_params(labelsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label="$P_{ij}$", shrink=0.85)
     return ax
 
 
@@ -76,14 +240,16 @@ def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
     lam = np.atleast_2d(eigenvalues)
     heads = list(range(lam.shape[0]) if heads is None else heads)
     if axes is None:
-        _, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.2), squeeze=False)
+        _, axes = plt.subplots(1, len(heads), figsize=(3.2 * len(heads), 3.4), squeeze=False, layout="constrained")
         axes = axes[0]
     for ax, h in zip(np.atleast_1d(axes), heads):
         ax.scatter(lam[h].real, lam[h].imag, color="crimson", edgecolor="k", s=18)
         ax.axhline(0, color="0.7", lw=0.5)
         ax.axvline(0, color="0.7", lw=0.5)
         ax.set_aspect("equal")
-        ax.set_title(f"Eigenvalues of value matrix for head {h + 1}")
+        ax.set_xlabel(r"$\mathrm{Re}\,\lambda$")
+        ax.set_ylabel(r"$\mathrm{Im}\,\lambda$")
+        ax.set_title(f"eigenvalues of $V$, head {h + 1}", fontsize=10)
     return axes
 
 
@@ -146,8 +312,7 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 60, fps: int = 1
         ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()
         ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
-        elev, azim = np.radians(ax.elev), np.radians(ax.azim)
-        view = np.array([np.cos(elev) * np.cos(azim), np.cos(elev) * np.sin(azim), np.sin(elev)])
+        view = _view_direction(ax)
         scat = ax.scatter(*xs[0].T, s=22, depthshade=False)
 
         def draw(k):

@@ -12,7 +12,7 @@ from .. import initial
 from ..analysis import gamma_trajectory, mean_inner_product, min_inner_product
 from ..fields import SelfAttention
 from ..grad import value_and_grad_of
-from ..plot import pyplot
+from ..plot import cell_edges, pyplot
 from ..solve import simulate
 from ..spectral import circle as C
 from . import gradients as G
@@ -85,11 +85,14 @@ def gradients_recover_beta(fast: bool, beta_true: float = 1.5):
     fig, ax = pyplot().subplots(1, 2, figsize=(9, 3))
     ax[0].semilogy(np.asarray(res.losses))
     ax[0].set_xlabel("Adam step")
-    ax[0].set_ylabel("((T_soft - t_obs)/t_obs)^2")
+    ax[0].set_ylabel(r"$((T_{\mathrm{soft}} - t_{\mathrm{obs}})/t_{\mathrm{obs}})^2$")
     ax[1].plot(np.asarray(res.history))
-    ax[1].axhline(beta_true, color="k", ls="--")
+    ax[1].axhline(beta_true, color="k", ls="--", label=r"$\beta_{\mathrm{true}}$")
     ax[1].set_xlabel("Adam step")
-    ax[1].set_ylabel("beta")
+    ax[1].set_ylabel(r"$\beta$")
+    ax[1].legend()
+    ax[0].set_title("loss", fontsize=10)
+    ax[1].set_title(r"fitted $\beta$", fontsize=10)
     fig.tight_layout()
     return res, t_obs
 
@@ -119,7 +122,8 @@ def gradients_lifetime_study(fast: bool, beta: float = 2.0):
     fig, ax = pyplot().subplots(figsize=(4.5, 3))
     ax.plot(-np.asarray(res.losses))
     ax.set_xlabel("Adam step")
-    ax.set_ylabel("mean soft lifetime (train)")
+    ax.set_ylabel(r"mean $T_{\mathrm{soft}}$ (train)")
+    ax.set_title(rf"SA, $n = {n}$, $d = {d}$, $\beta = {beta:g}$: lifetime over $K$", fontsize=10)
     fig.tight_layout()
     return res, rows
 
@@ -139,17 +143,18 @@ def gradients_boundary_sensitivity(fast: bool):
         bgrid = np.linspace(0.2, 6.0, 30)
         tgrid = np.linspace(0.0, 12.0, 61)
         gam = np.stack([np.asarray(gamma_trajectory(b, n, jnp.asarray(tgrid))) for b in bgrid])
-        ax[0].pcolormesh(bgrid, tgrid, (gam >= 1 - delta).T.astype(float), shading="auto", cmap="Greys")
-    ax[0].plot(res.betas, res.t_star, "r.-", label="t*(beta)")
-    ax[0].set_xlabel("beta")
-    ax[0].set_ylabel("t")
+        ax[0].pcolormesh(cell_edges(bgrid), cell_edges(tgrid), (gam >= 1 - delta).T.astype(float),
+                         shading="flat", cmap="Greys")
+    ax[0].plot(res.betas, res.t_star, "r.-", label=r"$t^*(\beta)$")
+    ax[0].set_xlabel(r"$\beta$")
+    ax[0].set_ylabel("$t$")
     ax[0].set_ylim(0, 12)
     ax[0].legend()
-    ax[0].set_title("gamma_beta(t) >= 1 - delta (black)")
+    ax[0].set_title(rf"$\gamma_\beta(t) \geq 1 - \delta$ (black), $n = {n}$, $d = {d}$", fontsize=10)
     ax[1].plot(res.betas, res.dp_particles, "o-", label="particles (autodiff)")
-    ax[1].plot(res.betas, res.dp_gamma, "s--", label="gamma model dgamma/dbeta / (4 tau)")
-    ax[1].set_xlabel("beta")
-    ax[1].set_ylabel("dP/dbeta on the boundary")
+    ax[1].plot(res.betas, res.dp_gamma, "s--", label=r"$\gamma$ model: $\partial_\beta \gamma / (4 \tau)$")
+    ax[1].set_xlabel(r"$\beta$")
+    ax[1].set_ylabel(r"$dP/d\beta$ on the boundary")
     ax[1].legend()
     fig.tight_layout()
     return res

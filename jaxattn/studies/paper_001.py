@@ -304,24 +304,33 @@ def boolean_attention(*, n: int = 40, ts=(0.0, 1.0, 2.0, 4.0, 6.0), seeds: Seque
 
 
 def plot_attention_matrices(ds: xr.Dataset, *, seed_index: int = 0, axes=None):
-    """Heatmaps of the sorted P(t) at each saved time with the rank in the title (Figs 3, 11)."""
-    from ..plot import pyplot
+    """Heatmaps of the sorted P(t) at each saved time, rank in the title (Figs 3, 11).
+
+    Rows are query tokens i and columns key tokens j, numbered from 1 in the order of x_i(0) (Thm
+    2.1); one colour bar $P_{ij}$ in [0, 1] serves all panels. Returns the axes.
+    """
+    from ..plot import plot_attention, pyplot
 
     plt = pyplot()
     times = ds.t.values
     if axes is None:
-        _, axes = plt.subplots(1, len(times), figsize=(2.6 * len(times), 2.8))
-    for ax, t in zip(np.atleast_1d(axes), times):
-        ax.matshow(ds.P.isel(seed=seed_index).sel(t=t), cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(f"t={t:g}, rank={int(ds['rank'].isel(seed=seed_index).sel(t=t))}")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _, axes = plt.subplots(1, len(times), figsize=(1.95 * len(times) + 0.7, 2.7), layout="constrained")
+    axes = np.atleast_1d(axes)
+    for k, (ax, t) in enumerate(zip(axes, times)):
+        rank = int(ds["rank"].isel(seed=seed_index).sel(t=t))
+        plot_attention(ds.P.isel(seed=seed_index).sel(t=t).values, ax, title=f"$t = {t:g}$, rank {rank}",
+                       colorbar=False)
+        if k:
+            ax.set_ylabel("")
+    axes[0].figure.colorbar(axes[0].images[0], ax=list(axes), label="$P_{ij}(t)$", shrink=0.85, pad=0.01)
     return axes
 
 
 def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=None, normal=None):
-    """Tokens z_i(t) (2-D or 3-D) over time, final positions large; the final convex hull
-    (V = I) and, in 2-D, a line orthogonal to ``normal`` (e.g. the dual functional)."""
+    """Tokens z_i(t) (2-D or 3-D) over time: grey paths from open grey circles (t = 0) to crimson dots
+    (the last saved time), explained in a legend; the final convex hull (V = I) and, in 2-D, lines
+    orthogonal to ``normal`` (e.g. the dual functional) through the final clusters. Axes are labelled
+    $z_1$, $z_2$ ($z_3$); 2-D panels keep equal aspect. Returns the axes."""
     from ..plot import pyplot
 
     plt = pyplot()
@@ -332,7 +341,8 @@ def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=No
         ax = fig.add_subplot(projection="3d" if d == 3 else None)
     for i in range(z.shape[1]):
         ax.plot(*z[:, i].T, color="0.6", lw=0.6)
-    ax.scatter(*z[-1].T, color="crimson", s=25, zorder=3)
+    ax.scatter(*z[0].T, facecolors="none", edgecolors="0.45", s=10, lw=0.6, zorder=2, label="$z_i(0)$")
+    ax.scatter(*z[-1].T, color="crimson", s=25, zorder=3, label=f"$z_i({float(ds.t[-1]):g})$")
     if hull and d in (2, 3):
         from scipy.spatial import ConvexHull
 
@@ -348,5 +358,10 @@ def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=No
         for c in np.unique(np.round(z[-1] @ n, 3)):
             line = c * n + np.outer(np.linspace(-10, 10, 2), tangent)
             ax.plot(*line.T, "k--", lw=0.8)
-    ax.set_title(f"t = {float(ds.t[-1]):g}")
+    labels = dict(xlabel="$z_1$", ylabel="$z_2$") | (dict(zlabel="$z_3$") if d == 3 else {})
+    ax.set(**labels)
+    if d == 2:
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"$n = {z.shape[1]}$ tokens $z_i(t)$, $t \\in [0, {float(ds.t[-1]):g}]$", fontsize=10)
+    ax.legend(loc="best", fontsize=8, framealpha=0.8)
     return ax

@@ -197,24 +197,48 @@ def phase_diagram(
     return ds
 
 
-def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, **select):
-    """pcolormesh of ``probability`` over (t, beta) (colormap RdBu_r as the paper) with t*(beta)."""
-    from ...plot import pyplot
+def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: str | None = None, **select):
+    """Paper 002 Figs 2-4: ``probability`` over (t, beta) (colormap RdBu_r as the paper) with t*(beta).
+
+    Each cell is centred on its grid point (beta_k, t_l) and bounded by the midpoints to its
+    neighbours; the outer cells end at the first and last grid values, so the image covers exactly
+    [beta_0, beta_K] x [t_0, t_L] and nothing is drawn where no beta or t was sampled. The dashed
+    curve is gamma_beta(t) = 1 - delta (eq. (4.11)) for the dataset's n and delta. ``select`` picks
+    ``d``, ``kq``, ``value`` (default: the first of each); the title states n, d and delta (and the
+    random (Q, K, V) ensembles of Fig 4 when not the identity) unless ``title`` is given.
+    """
+    from ...plot import cell_edges, pyplot
 
     plt = pyplot()
+    ds = ds.sortby("beta")
     prob = ds.probability
+    picked = {}
     for dim in ("d", "kq", "value"):
         if dim in prob.dims:
             prob = prob.sel({dim: select[dim]}) if dim in select else prob.isel({dim: 0})
+        if dim in prob.coords:
+            picked[dim] = prob.coords[dim].values.item()
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4))
-    mesh = ax.pcolormesh(prob.t, prob.beta, prob.transpose("beta", "t"), cmap="RdBu_r", vmin=0, vmax=1,
-                         shading="nearest")
-    plt.colorbar(mesh, ax=ax, label=r"$P(\langle x_i, x_j\rangle \geq 1-\delta)$")
+        _, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    prob = prob.transpose("beta", "t")
+    t_edges, b_edges = cell_edges(prob.t.values), cell_edges(prob.beta.values)
+    mesh = ax.pcolormesh(t_edges, b_edges, prob.values, cmap="RdBu_r", vmin=0, vmax=1, shading="flat")
+    ax.figure.colorbar(mesh, ax=ax, label=r"$P(\langle x_i, x_j\rangle \geq 1-\delta)$")
     if curve and "t_star" in ds:
         ax.plot(ds.t_star, ds.beta, "k--", lw=1.2, label=r"$\gamma_\beta(t) = 1-\delta$")
-        ax.set_xlim(float(prob.t[0]), float(prob.t[-1]))
-        ax.legend(loc="lower right")
-    ax.set_xlabel("t")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlim(t_edges[0], t_edges[-1])
+    ax.set_ylim(b_edges[0], b_edges[-1])
+    ax.set_xlabel("$t$")
     ax.set_ylabel(r"$\beta$")
+    if title is None:
+        n = ds.attrs.get("n", "?")
+        d = picked.get("d", ds.attrs.get("d", "?"))
+        title = f"SA on $S^{{d-1}}$: $n = {n}$, $d = {d}$"
+        if "delta" in ds.attrs:
+            title += rf", $\delta = {float(ds.attrs['delta']):g}$"
+        ens = [f"{k} {picked[k]}" for k in ("kq", "value") if picked.get(k, "identity") != "identity"]
+        if ens:
+            title += "\n" + ", ".join(ens)
+    ax.set_title(title, fontsize=10)
     return ax
