@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.linalg
 import scipy.special
 
 import jaxattn
@@ -157,3 +158,236 @@ def test_general_spd_qk_leaders_in_s():  # T17 (Thm 3.1 / 8.1 with Q = K = M, Q^
     Aw, Av = centres @ A.T, vertices @ A.T
     defect = np.abs(np.sum(Aw**2, axis=1) - (Aw @ Av.T).max(axis=1))
     assert defect.max() <= 1e-6, defect
+
+
+# ------------------------------------------------------------------ T03, T04, T06, Figs 4, 7b, 15 (issue 15 item 1)
+
+
+def _softmax_rows(logits):
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _euler_saves(field, x0, steps, dt=0.1):
+    """The library's forward Euler (1.3) of ``field``: diffrax.Euler stepping exactly to the save times k dt."""
+    ts = jnp.asarray(np.arange(steps + 1) * dt)
+    return np.asarray(jaxattn.simulate(field, x0, ts[-1], ts=ts, solver=diffrax.Euler(),
+                                       stepsize_controller=diffrax.StepTo(ts), max_steps=steps + 1).xs)
+
+
+def test_discrete_rescaling_identity_remark_3_3(key):  # T03 (Remark 3.3)
+    """The ResNet/Euler form (1.3), x^{[k+1]} = x^{[k]} + dt sum_j P_ij V x_j^{[k]}, solved by the library (diffrax
+    Euler through jaxattn.simulate), against the rescaled recursion of Remark 3.3 written here in NumPy: with
+    R = I + dt V, z^{[k+1]} = z^{[k]} + dt sum_j P_ij(R^k z^{[k]}) R^{-1} V (z_j^{[k]} - z_i^{[k]}), and
+    z^{[k]} = R^{-k} x^{[k]} exactly (to round-off). The continuous rescaling e^{-k dt V} x^{[k]} is not that
+    sequence (a discrepancy of O(dt)), so the identity singles out R."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    n, d, dt, steps = 8, 3, 0.1, 30
+    x0 = np.asarray(jaxattn.initial.uniform_cube(k1, n, d, low=-5.0, high=5.0))
+    Q, K = (np.asarray(jax.random.uniform(k, (2, d), minval=-1.0, maxval=1.0)) for k in (k2, k3))
+    V = np.asarray(jax.random.uniform(k4, (d, d), minval=-1.0, maxval=1.0))
+    xs = _euler_saves(jaxattn.EuclideanSelfAttention(Q, K, V), jnp.asarray(x0), steps, dt)
+
+    R = np.eye(d) + dt * V
+    Rinv = np.linalg.inv(R)
+    z, zs = x0.copy(), [x0.copy()]
+    for k in range(steps):
+        y = z @ np.linalg.matrix_power(R, k).T
+        P = _softmax_rows((y @ Q.T) @ (y @ K.T).T)
+        z = z + dt * (P @ z - z) @ (Rinv @ V).T
+        zs.append(z)
+    zs = np.array(zs)
+    pulled_back = np.stack([xs[k] @ np.linalg.matrix_power(Rinv, k).T for k in range(steps + 1)])
+    scale = max(1.0, np.abs(zs).max())
+    assert np.abs(pulled_back - zs).max() <= 1e-12 * scale
+    continuous = np.stack([xs[k] @ scipy.linalg.expm(-k * dt * V).T for k in range(steps + 1)])
+    assert np.abs(continuous - zs).max() > 1e-3 * scale  # the test tells R^{-k} from e^{-k dt V}
+
+
+def _mean_field(Q, K, V, x, ys, w):
+    """Eq. (6.2) for the measure sum_j w_j delta_{y_j}, evaluated at the points x (NumPy, explicit weights)."""
+    kernel = np.exp((x @ Q.T) @ (ys @ K.T).T) * w[None, :]
+    return (kernel @ (ys @ V.T)) / kernel.sum(axis=1, keepdims=True)
+
+
+def test_mean_field_kernel_equals_particle_field(key):  # T04 ((6.1)-(6.2), proof of Prop. 6.2)
+    """The attention kernel X[mu](x) = int e^{<Qx, Ky>} V y dmu(y) / int e^{<Qx, Ky>} dmu(y) of (6.2), computed in
+    NumPy as a weighted sum, against the library's particle fields:
+
+    * empirical measure mu_n = (1/n) sum_j delta_{x_j}: X[mu_n](x_i) = sum_j P_ij V x_j (EuclideanSelfAttention);
+    * weighted measure sum_j w_j delta_{y_j} with w_j = m_j / M: the particle field of the configuration in which
+      y_j appears m_j times, i.e. the softmax with logits + log w_j;
+    * rescaled frame (3.1): e^{-tV} X[mu](e^{tV} z) - V z = dz/dt (RescaledSelfAttention), e^{tV} from scipy;
+    * the empirical measure of the library's trajectory solves (6.1) weakly: d/dt (1/n) sum_i phi(x_i(t)) =
+      (1/n) sum_i grad phi(x_i) . X[mu_t](x_i) for phi(x) = cos(<a, x>) (central difference of the solve).
+    """
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    n, d = 7, 3
+    x = np.asarray(jaxattn.initial.uniform_cube(k1, n, d))
+    Q, K = (np.asarray(jax.random.uniform(k, (2, d), minval=-1.0, maxval=1.0)) for k in (k2, k3))
+    V = np.asarray(jax.random.uniform(k4, (d, d), minval=-1.0, maxval=1.0))
+    field = jaxattn.EuclideanSelfAttention(Q, K, V)
+
+    uniform = _mean_field(Q, K, V, x, x, np.full(n, 1.0 / n))
+    np.testing.assert_allclose(np.asarray(field.velocity(0.0, jnp.asarray(x))), uniform, rtol=0, atol=1e-13)
+
+    m = np.array([1, 3, 1, 2, 5, 1, 4])
+    repeated = np.repeat(x, m, axis=0)
+    first = np.concatenate([[0], np.cumsum(m)[:-1]])
+    weighted = _mean_field(Q, K, V, x, x, m / m.sum())
+    got = np.asarray(field.velocity(0.0, jnp.asarray(repeated)))[first]
+    np.testing.assert_allclose(got, weighted, rtol=0, atol=1e-13)
+    logits = (x @ Q.T) @ (x @ K.T).T + np.log(m / m.sum())[None, :]
+    np.testing.assert_allclose(_softmax_rows(logits) @ (x @ V.T), weighted, rtol=0, atol=1e-13)
+    assert np.abs(weighted - uniform).max() > 1e-3  # the weights matter
+
+    t = 0.7
+    E = scipy.linalg.expm(t * V)
+    y = x @ E.T
+    expected = _mean_field(Q, K, V, y, y, np.full(n, 1.0 / n)) @ np.linalg.inv(E).T - x @ V.T
+    rescaled = jaxattn.RescaledSelfAttention(Q, K, V).velocity(t, jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(rescaled), expected, rtol=0, atol=1e-12)
+
+    a = np.asarray(jax.random.normal(k5, (d,)))
+    h = 1e-3
+    xs = _solve(field, jnp.asarray(x), 1.0 + h, [0.0, 1.0 - h, 1.0, 1.0 + h], rtol=1e-12, atol=1e-14)
+    phi_mean = np.cos(xs @ a).mean(axis=1)
+    dphi = (phi_mean[3] - phi_mean[1]) / (2 * h)
+    flux = np.mean(-np.sin(xs[2] @ a) * (_mean_field(Q, K, V, xs[2], xs[2], np.full(n, 1.0 / n)) @ a))
+    assert abs(dphi - flux) <= 1e-6 * max(1.0, abs(flux)), (dphi, flux)
+    assert abs(flux) > 1e-2
+
+
+class _ClassicRK4(diffrax.AbstractERK):
+    """The classical 4-stage Runge-Kutta method (the paper's §11.1 scheme), as a diffrax Butcher tableau."""
+
+    tableau = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]), b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]), b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])))
+    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
+
+def test_solver_agreement_and_orders(key):  # T06 (§11.1: RK4 / Euler with h = 0.1 against an adaptive solve)
+    """Rescaled V = Q = K = I_3, n = 40 tokens U[-5, 5]^3, T = 15. Reference: scipy DOP853 (rtol 1e-12) on a NumPy
+    right-hand side. The library's fixed-step solves (classical RK4 and forward Euler through jaxattn.simulate) at
+    h = 0.1 stay within the digest's bounds (RK4 <= 1e-5, Euler <= 0.05) and converge at their orders when h is
+    halved (error ratios 2^4 and 2^1). Measured: RK4 7.0e-6 and 3.5e-7, Euler 3.1e-2 and 1.5e-2."""
+    n, d, T = 40, 3, 15.0
+    x0 = np.asarray(jaxattn.initial.uniform_cube(key, n, d, low=-5.0, high=5.0))
+
+    def rhs(t, flat):
+        z = flat.reshape(n, d)
+        y = math.exp(t) * z
+        return (_softmax_rows(y @ y.T) @ z - z).ravel()
+
+    ref = scipy.integrate.solve_ivp(rhs, (0.0, T), x0.ravel(), method="DOP853", rtol=1e-12,
+                                    atol=1e-13).y[:, -1].reshape(n, d)
+    eye = jnp.eye(d)
+    field = jaxattn.RescaledSelfAttention(eye, eye, eye)
+
+    def error(solver, h):  # dt0 as an array: one compilation per solver for both step sizes
+        zT = jaxattn.simulate(field, jnp.asarray(x0), T, ts=2, solver=solver,
+                              stepsize_controller=diffrax.ConstantStepSize(), dt0=jnp.asarray(h),
+                              max_steps=400).final
+        return float(np.abs(np.asarray(zT) - ref).max())
+
+    rk4, rk4_half = error(_ClassicRK4(), 0.1), error(_ClassicRK4(), 0.05)
+    euler, euler_half = error(diffrax.Euler(), 0.1), error(diffrax.Euler(), 0.05)
+    assert rk4 <= 1e-5, rk4
+    assert 1e-3 <= euler <= 0.05, euler
+    assert 3.5 <= math.log2(rk4 / rk4_half) <= 4.7, (rk4, rk4_half)
+    assert 0.8 <= math.log2(euler / euler_half) <= 1.2, (euler, euler_half)
+
+
+def test_figure_4_rank_two_attention_and_frozen_offsets():  # Fig. 4 (§11.3)
+    """Fig. 4's setting (the authors' leaders.py): d = 2, n = 20 tokens U[-1, 1]^2, V = W W^T, Q = B B^T, K = I
+    (W, B with U[-1, 1] entries), forward Euler (1.3) with dt = 0.1 to T = 10, 12 seeds. The caption: clusters
+    show as the rank <= 2 structure of P(t). Checked: P(T) has at most 2 distinct argmax columns (leaders) for
+    every seed, and its rows are one-hot (to 1e-9) wherever lambda_1(V) >= 0.9 (the time scale is 1/lambda_1).
+    Oracle for the dynamics once P is one-hot: (1.3) then reads x_i^{k+1} = x_i^k + dt V x_L^k for the leader L
+    of row i (and x_L^{k+1} = (I + dt V) x_L^k), so every offset x_i - x_{L(i)} stays frozen exactly while the
+    tokens grow like (1 + dt lambda_1)^k: checked to 1e-12 relative on every seed whose P is one-hot (1e-12)
+    from some saved step on (8 of 12; drift measured ~2e-16)."""
+    n, d, steps = 20, 2, 100
+    frozen = 0
+    for seed in range(12):
+        kw, kb, kx = jax.random.split(jax.random.PRNGKey(seed), 3)
+        W, B = (np.asarray(jax.random.uniform(k, (d, d), minval=-1.0, maxval=1.0)) for k in (kw, kb))
+        V, Q = W @ W.T, B @ B.T
+        field = jaxattn.EuclideanSelfAttention(Q, np.eye(d), V)
+        xs = _euler_saves(field, jaxattn.initial.uniform_cube(kx, n, d), steps)
+        P = _softmax_rows(np.einsum("tid,tjd->tij", xs @ Q, xs))  # <Q x_i, K x_j> with K = I, Q symmetric
+        lib = np.asarray(jaxattn.analysis.attention_matrix(field, jnp.asarray(xs[-1]), 10.0))
+        np.testing.assert_allclose(lib, P[-1], rtol=0, atol=1e-12)
+        leaders = P[-1].argmax(axis=1)
+        assert len(set(leaders)) <= 2, (seed, sorted(set(leaders)))
+        defect = 1.0 - P.max(axis=-1).min(axis=-1)  # per saved step
+        if np.linalg.eigvalsh(V)[-1] >= 0.9:
+            assert defect[-1] <= 1e-9, (seed, defect[-1])
+        boolean = defect <= 1e-12
+        if boolean[-1]:
+            start = steps + 1 - int(np.argmin(boolean[::-1])) if not boolean.all() else 0  # one-hot from here on
+            assert all((P[k].argmax(axis=1) == leaders).all() for k in range(start, steps + 1))
+            offsets = xs[start:] - xs[start:, leaders]
+            drift = np.abs(offsets - offsets[0]).max()
+            assert drift <= 1e-12 * np.abs(xs[-1]).max(), (seed, drift)
+            frozen += 1
+    assert frozen >= 6, frozen
+
+
+def test_figures_7b_15_spectral_coordinates_converge_and_diverge_at_their_eigenvalues():  # Figs 7b, 15 (§11.5)
+    """Fig. 7b/15's setting scaled down: V symmetric with an isolated top eigenvalue 2, three more positive
+    eigenvalues in (1, 1.5) and four negative in (-1.5, -1) (the authors' V has all |lambda| >= 1 and an isolated
+    Perron eigenvalue), Q = K = I, d = 8, n = 32 tokens U[-2, 2]^8 (the initial logit scale E|x|^2 = 10.7 of their
+    d = 128, U[-0.5, 0.5]), rescaled (3.1). Fig. 7b: the coordinates phi_k^*(z_i) of the positive eigenvalues
+    concentrate (variance -> 0) on one of two values per coordinate, one positive and one negative along phi_1;
+    Fig. 15: the negative-eigenvalue coordinates diverge.
+
+    Oracle: with V symmetric and Q = K = I the logits are sum_k e^{2 lambda_k t} phi_k^*(z_i) phi_k^*(z_j), so P
+    becomes one-hot on two leaders (the extremes of phi_1^*); then by (3.1) each coordinate obeys
+    d/dt phi_k^*(z_i) = lambda_k (phi_k^*(z_L) - phi_k^*(z_i)) with the leader frozen, so every offset
+    D_ik = phi_k^*(z_i) - phi_k^*(z_L(i)) scales exactly like e^{-lambda_k t}: checked per token and coordinate
+    on [5, 8] to 1e-3 relative (measured ~1e-5), and so does the spread of each group up to t = 10: the decay of
+    Fig. 7b's variance (rate 2 lambda_k) and the growth of Fig. 15's (rate 2 |lambda_k|)."""
+    from jaxattn.studies import paper_001 as p1
+
+    d, n = 8, 32
+    rng = np.random.default_rng(0)
+    lam = np.concatenate([[2.0], rng.uniform(1.0, 1.5, 3), -rng.uniform(1.0, 1.5, 4)])
+    O, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    V = O @ np.diag(lam) @ O.T
+    V = (V + V.T) / 2
+    ts = [0.0, 5.0, 8.0, 10.0]
+    ds = p1.rescaled_trajectories(V, n=n, t1=ts[-1], ts=ts, seeds=(0,), low=-2.0, high=2.0, rtol=1e-10,
+                                  atol=1e-14)
+    z, P = ds.z.isel(seed=0).values, ds.P.isel(seed=0).values
+    eig, _, _ = p1.dual_basis(V)
+    np.testing.assert_allclose(np.sort(eig.real), np.sort(lam), atol=1e-12)
+    c = p1.spectral_coordinates(z, V)
+    assert np.abs(c.imag).max() < 1e-12
+    c = c.real  # (t, token, k), k ordered as eig (by decreasing modulus: phi_1 first)
+    leaders = P[-1].argmax(axis=1)
+    for i in (1, 2, 3):
+        assert 1.0 - P[i].max(axis=1).min() <= 1e-12
+        assert (P[i].argmax(axis=1) == leaders).all()
+    heads = sorted(set(leaders))
+    assert len(heads) == 2 and c[-1, heads[0], 0] * c[-1, heads[1], 0] < 0  # Fig. 7b: one positive, one negative
+    D = c - c[:, leaders]
+    resolved = np.abs(D[1]) > 1e-6 * np.abs(c[1]).max(axis=0)
+    assert resolved.sum() >= n * d // 2
+    rate = np.log(np.abs(D[2][resolved]) / np.abs(D[1][resolved])) / (ts[2] - ts[1])
+    np.testing.assert_allclose(rate, np.broadcast_to(-eig.real, D[1].shape)[resolved], rtol=1e-3)
+    for members in (leaders == heads[0], leaders == heads[1]):
+        # the spread of each group in each coordinate: Fig. 7b's shaded band (positive lambda_k: -> 0) and
+        # Fig. 15's (negative lambda_k: -> infinity), both at the predicted rate e^{-lambda_k t} up to t = 10
+        spread = c[:, members].std(axis=1)
+        for i in (2, 3):  # spreads below 1e-6 of their start (the top coordinate at t = 10: 4e-9) meet the atol
+            big = spread[i] > 1e-6 * spread[0]
+            predicted = np.exp(-eig.real * (ts[i] - ts[1]))
+            np.testing.assert_allclose((spread[i] / spread[1])[big], predicted[big], rtol=1e-3)
+        assert np.all(spread[-1, eig.real > 0] < 1e-2 * spread[0, eig.real > 0])
+        assert np.all(spread[-1, eig.real < 0] > 1e2 * spread[0, eig.real < 0])
