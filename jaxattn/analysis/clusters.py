@@ -62,9 +62,15 @@ def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]
 def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
     """Fraction of pairs i != j with <x_i, x_j> >= 1 - delta (paper 002 Figs 2-4)."""
     x = check_tokens(x)
+    return clustered_pair_fraction_of_gram(pairwise_inner_products(x), delta)
+
+
+def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
+    """:func:`clustered_pair_fraction` from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
+    :class:`jaxattn.fields.GramSelfAttention`): the fraction of i != j with G_ij >= 1 - delta."""
+    g = jnp.asarray(g)
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
-    n = x.shape[-2]
-    g = pairwise_inner_products(x)
+    n = g.shape[-1]
     close = (g >= 1 - delta) & ~jnp.eye(n, dtype=bool)
     return jnp.sum(close, axis=(-2, -1)) / max(n * (n - 1), 1)
 

@@ -1,4 +1,5 @@
-"""Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle.
+"""Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle, and
+(SA) in Gram space (``gram.py``: the n x n inner products instead of the n x d tokens).
 
 Every field is an :class:`AbstractField` (``field(t, x)``, diffrax's ``ODETerm`` signature).
 Evaluators of the attention sums, one module each: dense and row-blocked (:func:`attend`,
@@ -22,6 +23,7 @@ from ._fourier import (
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
 )
+from .gram import GramSelfAttention as GramSelfAttention
 from ._harmonics import (
     legendre_coefficients as legendre_coefficients,
     sphere_attention_harmonics as sphere_attention_harmonics,

@@ -7,7 +7,9 @@ the one diffrax's ``ODETerm`` expects; ``x`` is one configuration:
 
 * ``manifold == "sphere"``: (n, d) tokens on S^{d-1};
 * ``manifold == "euclidean"``: (n, d) tokens in R^d;
-* ``manifold == "circle"``: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i)).
+* ``manifold == "circle"``: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i));
+* ``manifold == "gram"``: (n, n) Gram matrices G_ij = <x_i, x_j> of n tokens on a sphere
+  (symmetric, positive semidefinite, diag(G) = 1; ``gram.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
 
-Manifold = Literal["sphere", "euclidean", "circle"]
+Manifold = Literal["sphere", "euclidean", "circle", "gram"]
 
 #: how far |x_i| may be from 1 before a sphere initial condition is rejected
 SPHERE_TOLERANCE = 1e-6
@@ -68,6 +70,9 @@ class AbstractField(eqx.Module):
         if self.manifold == "circle":
             if len(shape) != 1:
                 raise ValueError(f"a circle configuration is an (n,) array of angles; got shape {shape}")
+        elif self.manifold == "gram":
+            if len(shape) != 2 or shape[0] != shape[1]:
+                raise ValueError(f"a Gram configuration is one square (n, n) matrix G = X X^T; got shape {shape}")
         else:
             if len(shape) != 2:
                 raise ValueError(f"a configuration is an (n, d) array of n tokens in R^d; got shape {shape}")

@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField
 from ._guard import NonFiniteGuard
-from ._retract import RetractingSolver, retract_to_sphere
+from ._retract import RetractingSolver, retraction
 from ._trajectory import SolverStats
 
 #: how one call integrates x0: one configuration, or an ensemble by one of the strategies
@@ -66,7 +66,8 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     """
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
-    solver = RetractingSolver(config.solver) if field.manifold == "sphere" else config.solver
+    retract = retraction(field.manifold)
+    solver = config.solver if retract is None else RetractingSolver(config.solver, retract)
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
     solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
     event = None
@@ -133,8 +134,9 @@ def _saved_states(field, sol, ts, batched):
     else:
         mask = reached.reshape((-1,) + (1,) * field.event_ndim)
         xs = jnp.where(mask, xs, x_last[None])
-    if field.manifold == "sphere":
-        xs, x_last = retract_to_sphere(xs), retract_to_sphere(x_last)
+    retract = retraction(field.manifold)
+    if retract is not None:
+        xs, x_last = retract(xs), retract(x_last)
     return xs, x_last, t_last
 
 
@@ -145,6 +147,7 @@ def _custom_save_output(field, sol, batched):
     if batched:
         ys = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, 1) if a.ndim > 1 else a, ys)
     # states saved as is (batch, T, n, d) / (T, n, d); not e.g. observables saved by a SaveAt(fn=...)
-    if field.manifold == "sphere" and eqx.is_array(ys) and ys.ndim == field.event_ndim + (2 if batched else 1):
-        ys = jnp.where(jnp.isfinite(ys), retract_to_sphere(ys), ys)
+    retract = retraction(field.manifold)
+    if retract is not None and eqx.is_array(ys) and ys.ndim == field.event_ndim + (2 if batched else 1):
+        ys = jnp.where(jnp.isfinite(ys), retract(ys), ys)
     return ts, ys, t_last

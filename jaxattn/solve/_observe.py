@@ -9,8 +9,8 @@ evaluates ``observe(t, x)`` on the (retracted) states at each save time inside t
 so only O(batch x observables x T) numbers are kept.
 
 The states at a save time are the solver's dense interpolant, retracted to the sphere on the
-sphere, i.e. exactly the states ``simulate`` saves with ``ts``; the observables therefore equal
-those of the saved states to round-off (a test). The observables travel through diffrax as one
+sphere (to diag(G) = 1 for Gram fields), i.e. exactly the states ``simulate`` saves with ``ts``; the
+observables therefore equal those of the saved states to round-off (a test). The observables travel through diffrax as one
 (batch, K) array per save time (the leaves of ``observe``'s output flattened and cast to the
 state's dtype; integers and booleans survive exactly, as they are small counts) and
 :func:`unflatten_observables` restores them as (batch, T, ...) arrays.
@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._retract import retract_to_sphere
 
 #: ``observe(t, x) -> dict | array``: t a scalar save time, x the states (batch, n, d) there
 Observe = Callable[[Array, Array], "Mapping[str, Array] | Array"]
@@ -52,14 +51,15 @@ def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtyp
 
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
-                       sphere: bool, batched: bool) -> diffrax.SaveAt:
+                       retract: Callable[[Array], Array] | None, batched: bool) -> diffrax.SaveAt:
     """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
 
     ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
-    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. On the sphere the
-    interpolated states are retracted first, as ``simulate`` does for saved states.
+    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``retract``: the
+    manifold's retraction (``jaxattn.solve.retraction``; None off constrained manifolds), applied
+    to the interpolated states first, as ``simulate`` does for saved states.
     """
-    return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), sphere, batched))
+    return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), retract, batched))
 
 
 class _SaveObservables(eqx.Module):
@@ -70,11 +70,11 @@ class _SaveObservables(eqx.Module):
 
     observe: Callable
     names: tuple[str, ...] = eqx.field(static=True)
-    sphere: bool = eqx.field(static=True)
+    retract: Callable | None = eqx.field(static=True)
     batched: bool = eqx.field(static=True)
 
     def __call__(self, t, y, args):
-        x = retract_to_sphere(y) if self.sphere else y
+        x = y if self.retract is None else self.retract(y)
         if not self.batched:
             x = x[None]
         out = self.observe(t, x)

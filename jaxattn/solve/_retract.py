@@ -6,11 +6,16 @@ maps the end point of each accepted-or-rejected step back to the sphere (x -> x/
 retraction) and returns the inner solver's own error estimate unchanged, so error control still
 measures the Runge-Kutta truncation error (the retraction only removes the normal component,
 which is part of that error). Measured cost and drift: ``docs/solving.md``.
+
+Gram-space fields (``manifold == "gram"``, :class:`jaxattn.fields.GramSelfAttention`) carry the
+same constraint as diag(G) = 1; their retraction G -> D^{-1/2} G D^{-1/2} (D = diag(G)) is the
+image of x_i -> x_i / |x_i| on G = X X^T. :func:`retraction` gives the map of each manifold.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
@@ -21,6 +26,23 @@ from jaxtyping import Array, Float
 def retract_to_sphere(x: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
     """x -> x / |x| along the last axis."""
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def retract_to_unit_diagonal(g: Float[Array, "*batch n n"]) -> Float[Array, "*batch n n"]:
+    """G -> D^{-1/2} G D^{-1/2} with D = diag(G), per trailing (n, n) matrix: the Gram matrix of
+    the normalised tokens x_i / |x_i| (the outer product r_i r_j is formed first, so a symmetric
+    G stays exactly symmetric)."""
+    r = 1.0 / jnp.sqrt(jnp.diagonal(g, axis1=-2, axis2=-1))
+    return g * (r[..., :, None] * r[..., None, :])
+
+
+#: the retraction each constrained manifold's solves apply after every step
+RETRACTIONS: dict[str, Callable[[Array], Array]] = {"sphere": retract_to_sphere, "gram": retract_to_unit_diagonal}
+
+
+def retraction(manifold: str) -> Callable[[Array], Array] | None:
+    """The retraction of a field's manifold (:data:`RETRACTIONS`), or None where there is no constraint."""
+    return RETRACTIONS.get(manifold)
 
 
 class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
@@ -61,7 +83,8 @@ class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
 
 
 class RetractingSolver(AbstractDelegatingSolver):
-    """Wrap any diffrax solver so each step ends on the sphere (x -> x/|x| per token).
+    """Wrap any diffrax solver so each step ends on the sphere (x -> x/|x| per token), or on
+    the constraint set of ``retract`` (e.g. :func:`retract_to_unit_diagonal` for Gram matrices).
 
     The wrapped solver's error estimate is passed through unchanged (see the module
     docstring for why this keeps error control honest). First-same-as-last solvers reuse
@@ -70,9 +93,10 @@ class RetractingSolver(AbstractDelegatingSolver):
     """
 
     solver: diffrax.AbstractSolver
+    retract: Callable[[Array], Array] = eqx.field(static=True, default=retract_to_sphere)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
-        return retract_to_sphere(y1), y_error, dense_info, solver_state, result
+        return self.retract(y1), y_error, dense_info, solver_state, result

@@ -9,7 +9,7 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 * **Tokens stay on the sphere**: on the sphere every solver is wrapped in
   :class:`~jaxattn.solve.RetractingSolver` (x -> x/|x| after each step, error estimate
   unchanged); saved states between step end points come from the inner solver's dense
-  interpolant and are retracted too. The drift then stays at round-off: <= 1e-9 over T = 50 for
+  interpolant and are retracted too (Gram fields: to diag(G) = 1). The drift then stays at round-off: <= 1e-9 over T = 50 for
   SA and USA with V = -I, beta = 4 (a test); the retraction is 3-5x cheaper than tightening the
   tolerance of a plain solve (``docs/solving.md``).
 * **Ensembles**: ``x0`` with a leading batch axis is an ensemble, integrated by one of the
@@ -58,6 +58,7 @@ from ._ensemble import (
     solve_chunked,
     solve_jit,
 )
+from ._retract import retraction
 from ._trajectory import Trajectory
 
 DEFAULT_RTOL = 1e-6
@@ -97,6 +98,15 @@ def check_initial_tokens(field: AbstractField, x0: Array) -> None:
             raise ValueError(
                 f"x0 is off the unit sphere: max | |x_i| - 1 | = {drift:.3g} > {SPHERE_TOLERANCE}. "
                 "Normalise it first with jaxattn.initial.project_to_sphere(x0)."
+            )
+    if field.manifold == "gram":
+        asym = float(np.max(np.abs(x0_host - np.swapaxes(x0_host, -1, -2))))
+        diag = float(np.max(np.abs(np.diagonal(x0_host, axis1=-2, axis2=-1) - 1.0)))
+        if asym > SPHERE_TOLERANCE or diag > SPHERE_TOLERANCE:
+            raise ValueError(
+                f"x0 is not a Gram matrix of unit tokens: max |G - G^T| = {asym:.3g}, max |G_ii - 1| = {diag:.3g} "
+                f"(tolerance {SPHERE_TOLERANCE}). Pass G0 = X0 X0^T of tokens on the sphere "
+                "(jaxattn.analysis.pairwise_inner_products(x0))."
             )
 
 
@@ -487,7 +497,7 @@ def _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs
     t0 = simulate_kwargs.get("t0", 0.0)
     ts = _save_times(ts, None, None, t0, t1, x0s.dtype)
     structure = observable_structure(observe, x0s)
-    saveat = observables_saveat(observe, ts, structure, sphere=field.manifold == "sphere", batched=True)
+    saveat = observables_saveat(observe, ts, structure, retract=retraction(field.manifold), batched=True)
     kwargs = dict(simulate_kwargs, ensemble="batched", saveat=saveat)
     traj = simulate(field, x0s, t1, **kwargs)
     out = {key: value[:batch] for key, value in unflatten_observables(traj.xs, structure).items()}

@@ -22,12 +22,18 @@ import numpy as np
 import xarray as xr
 
 from ... import initial
-from ...analysis import clustered_pair_fraction, gamma_crossing_time
-from ...fields import SelfAttention
+from ...analysis import (
+    clustered_pair_fraction,
+    clustered_pair_fraction_of_gram,
+    gamma_crossing_time,
+    pairwise_inner_products,
+)
+from ...fields import GramSelfAttention, SelfAttention
 from ...io import atomic_write_netcdf, describe
 from ..sweep import run_sweep, solve_ensemble
 
-__all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "KQ_ENSEMBLES", "PHASE_SOLVERS", "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices"]
+__all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "FORMULATIONS", "KQ_ENSEMBLES", "PHASE_SOLVERS",
+           "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices", "uses_gram"]
 
 KQ_ENSEMBLES = ("identity", "ginibre", "goe")
 VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre")
@@ -94,28 +100,56 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_PRECISION = "float64"
 
 
+#: how :func:`phase_diagram` integrates a point: "auto" (Gram space where :func:`uses_gram`),
+#: "gram" (Gram space; needs Q = K = V = I) or "tokens" (the (n, d) tokens, always valid)
+FORMULATIONS = ("auto", "gram", "tokens")
+
+
+def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") -> bool:
+    """Whether a phase-diagram point is integrated in Gram space (:class:`jaxattn.fields.GramSelfAttention`).
+
+    ``"auto"``: when Q = K = V = I (``kq == value == "identity"``, where the dynamics close on
+    G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
+    (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one sweep point costs 1/3 - 1/4 the CPU
+    time, benchmarks/README.md "Phase diagram: work-precision")."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    identity = kq == "identity" and value == "identity"
+    if formulation == "gram" and not identity:
+        raise ValueError("formulation='gram' needs Q = K = V = I (kq = value = 'identity'): the dynamics close "
+                         f"on the Gram matrix only then; got kq = {kq!r}, value = {value!r}. Use 'auto' or 'tokens'")
+    return formulation == "gram" or (formulation == "auto" and identity and d > n)
+
+
 class _PairFraction(eqx.Module):
-    """observe(t, xs) -> {"pair_fraction": P per member}; a module, so equal deltas reuse one compiled solve."""
+    """observe(t, xs) -> {"pair_fraction": P per member}, from tokens (batch, n, d) or from Gram
+    matrices (batch, n, n) when ``gram``; a module, so equal deltas reuse one compiled solve."""
 
     delta: float = eqx.field(static=True)
+    gram: bool = eqx.field(static=True, default=False)
 
     def __call__(self, t, xs):
+        if self.gram:
+            return {"pair_fraction": clustered_pair_fraction_of_gram(xs, self.delta)}
         return {"pair_fraction": clustered_pair_fraction(xs, self.delta)}
 
 
 def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int, batch: int,
                  delta: float, ts: np.ndarray, rtol: float, atol: float, solver: str = DEFAULT_SOLVER,
-                 precision: str = DEFAULT_PRECISION) -> xr.Dataset:
+                 precision: str = DEFAULT_PRECISION, formulation: str = "auto") -> xr.Dataset:
     key = jax.random.PRNGKey(seed)
     kx, km = jax.random.split(key)
     x0 = initial.uniform_sphere(kx, n, d, batch=batch).astype(precision)
-    if kq == "identity" and value == "identity":
+    gram = uses_gram(kq, value, d, n, formulation)
+    if gram:  # the same draws, as their Gram matrices G0 = X0 X0^T (an exact reformulation)
+        field, x0 = GramSelfAttention(beta), pairwise_inner_products(x0)
+    elif kq == "identity" and value == "identity":
         field = SelfAttention(beta)
     else:
         Q, K, V = random_matrices(km, d, kq, value)
         field = SelfAttention(beta, Q, K, V)
 
-    observe = _PairFraction(delta)
+    observe = _PairFraction(delta, gram)
     # observables inside the solve (no (batch, T, n, d) states are kept); tolerances as arrays,
     # so one compilation serves every rtol
     obs = solve_ensemble(field, x0, float(ts[-1]), ts=jnp.asarray(ts, dtype=precision), observe=observe,
@@ -144,6 +178,7 @@ def phase_diagram(
     atol: float | None = None,
     solver: str = DEFAULT_SOLVER,
     precision: str = DEFAULT_PRECISION,
+    formulation: str = "auto",
     progress: bool = True,
 ) -> xr.Dataset:
     """Paper 002 Figs 2-4: P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t).
@@ -166,9 +201,17 @@ def phase_diagram(
     (Tsit5, rtol = 1e-5, float64) come from the work-precision study in benchmarks/README.md
     ("Phase diagram: work-precision"). ``precision="float32"`` is an explicit opt-in (the
     fraction at delta = 1e-2 tolerates it; its error against float64 is a curve of that study).
+
+    Formulation: with Q = K = V = I and d > n (Fig 2) a point is integrated in Gram space,
+    G = X X^T with :class:`jaxattn.fields.GramSelfAttention` (exact: the dynamics close on G, and P
+    depends on G only), from the Gram matrices of the same draws; other points integrate the tokens.
+    ``formulation`` ("auto", "gram", "tokens"; :func:`uses_gram`) overrides the choice; the path
+    taken is the dataset attribute ``formulation``.
     """
     if solver not in PHASE_SOLVERS:
         raise ValueError(f"solver must be one of {sorted(PHASE_SOLVERS)}, got {solver!r}")
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32' (an explicit opt-in), got {precision!r}")
     atol = rtol if atol is None else atol
@@ -180,13 +223,18 @@ def phase_diagram(
     as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
     grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
             "kq": as_list(kq), "value": as_list(value)}
+    paths = {uses_gram(k, v, dd, n, formulation) for dd in grid["d"] for k in grid["kq"] for v in grid["value"]}
+    path = ("gram" if paths == {True} else "tokens" if paths == {False} else
+            "gram where kq = value = identity and d > n, tokens elsewhere")
     fn = partial(_phase_point, n=n, batch=batch, delta=delta, ts=ts, rtol=rtol, atol=atol, solver=solver,
-                 precision=precision)
+                 precision=precision, formulation=formulation)
     fn.__qualname__ = "phase_diagram_point"  # type: ignore[attr-defined]
     fn.__module__ = __package__  # type: ignore[attr-defined]  (the public name: sweeps stay resumable)
     attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol, model="SA",
-                 ts=ts.tolist(), init="uniform on S^{d-1}", solver=f"{solver} + sphere retraction", precision=precision,
-                 paper="002 Figs 2-4")
+                 ts=ts.tolist(), init="uniform on S^{d-1}", precision=precision, paper="002 Figs 2-4",
+                 formulation=path,
+                 solver=f"{solver} + " + {"gram": "diag(G) = 1 retraction", "tokens": "sphere retraction"}.get(
+                     path, "sphere / diag(G) = 1 retraction"))
     ds = run_sweep(fn, grid, directory=directory, seeds=seeds, name="phase_diagram", attrs=attrs,
                    progress=progress)
     ds["probability"] = ds.pair_fraction.mean(("seed", "member"))

@@ -1,0 +1,69 @@
+"""(SA) in Gram space: the dynamics of the inner products G = X X^T instead of the tokens X.
+
+For Q = K = V = I the (SA) system of Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical
+perspective on Transformers" (2023), eq. (2.6),
+
+    dx_i/dt = P_{x_i}( sum_j A_ij x_j ),   A_ij = exp(beta <x_i, x_j>) / Z_i,   Z_i = sum_k exp(beta <x_i, x_k>),
+
+depends on the tokens only through their inner products, and it closes on the Gram matrix
+G_ij = <x_i, x_j>. With P_x y = y - <x, y> x / |x|^2 (:func:`jaxattn.fields.tangent_projection`),
+dX/dt = A X - D X with D = diag(<x_i, (A X)_i> / |x_i|^2) = diag((A G)_ii / G_ii), hence
+
+    dG/dt = dX X^T + X dX^T = S + S^T,   S = A G - D G,   A = row-softmax(beta G).
+
+This is an exact reformulation, not an approximation: every x_i(t) stays in span{x_j(0)} and
+G(t) = X(t) X(t)^T for the (SA) solution X(t) (a test compares both to 1e-8). The diagonal is
+conserved exactly by the flow (dG_ii/dt = 2 ((A G)_ii - D_ii G_ii) = 0), the sphere constraint
+|x_i| = 1 reads diag(G) = 1, and a solve retracts to it after each step with
+G -> D^{-1/2} G D^{-1/2}, D = diag(G) (:func:`jaxattn.solve.retract_to_unit_diagonal`, the Gram
+image of x_i -> x_i / |x_i|). Symmetry is kept exactly (S + S^T is symmetric in floating point).
+
+Cost: one right-hand side is O(n^3) (one n x n product) on an n x n state instead of O(n^2 d) on
+an n x d state, a cut whenever d > n (4-8x at the phase diagram's n = 32, d = 128 of Figs 2-4).
+Every observable that depends only on inner products (the clustered-pair fraction of Figs 2-4,
+min_{i,j} <x_i, x_j>, the interaction energy E_beta of eq. (3.5)) is read off G directly;
+``jaxattn.studies.paper_002.phase_diagram`` uses this path automatically where it applies.
+The tokens themselves are not recovered (only up to a rotation: any X with X X^T = G).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from .._validate import check_beta
+from ._attention import attention_weights
+from ._base import AbstractField
+
+
+class GramSelfAttention(AbstractField):
+    """(SA) with Q = K = V = I on the Gram matrix G = X X^T (module docstring):
+
+        dG/dt = S + S^T,   S = A G - diag((A G)_ii / G_ii) G,   A = row-softmax(beta G)
+
+    (Geshkovski et al. 2023 (perspective), eq. (2.6) written for G_ij = <x_i, x_j>). A
+    configuration is one symmetric positive semidefinite (n, n) matrix with unit diagonal (the
+    correlation matrices, ``manifold == "gram"``); ``jaxattn.simulate`` retracts every step to
+    diag(G) = 1. Integrating it from G0 = X0 X0^T gives X(t) X(t)^T of ``SelfAttention(beta)``
+    from X0, at O(n^3) instead of O(n^2 d) per evaluation.
+    """
+
+    beta: Float[Array, ""]
+
+    manifold = "gram"
+    num_tokens: ClassVar[None] = None
+
+    def __init__(self, beta: float | ArrayLike):
+        self.beta = check_beta(beta)
+
+    @property
+    def dim(self) -> None:
+        return None
+
+    def velocity(self, t, x: Float[Array, "n n"]) -> Float[Array, "n n"]:
+        a = attention_weights(self.beta * x)  # row softmax of beta <x_i, x_j>, the (SA) weights
+        ag = a @ x
+        s = ag - (jnp.diagonal(ag) / jnp.diagonal(x))[:, None] * x
+        return s + s.T
