@@ -35,7 +35,8 @@ from .model import SentimentClassifier
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyper-parameters (defaults = the paper's, except ``epochs``: the paper ran 100)."""
+    """Hyper-parameters (defaults = the paper's, except ``epochs``: the paper ran 100, and ``mask_padding``:
+    the paper did not mask ``<pad>``)."""
 
     dim: int = 2
     num_layers: int = 8
