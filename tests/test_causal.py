@@ -335,3 +335,63 @@ def test_fig1_b_c_panels(key):  # D15, D17
     assert float(jnp.min(jnp.abs(runs["c"].final[:, 0]))) > 1 - 1e-6
     assert float(jnp.max(jnp.abs(runs["b"].final[:, 2]))) < 1e-8
     assert int(jaxattn.analysis.count_clusters(runs["b"].final, delta=0.05**2 / 2)) <= 3
+
+
+@pytest.mark.parametrize("solver", [None, "bosh3"])
+def test_causal_statistics_given_draws_match_independent_euler(key, solver):
+    """``causal_statistics(theta0=...)`` (the work-precision path of issue 12, either solver) solves the
+    given draws: its angles agree with the NumPy Euler scheme at h = 1e-3 (global error O(h)), and its
+    consumed fractions with :func:`fig3_statistics` of the Euler angles up to one token per run."""
+    import diffrax
+
+    from jaxattn.studies.causal import causal_statistics, fig3_statistics, numpy_euler_causal_circle
+
+    runs, n, beta, ts = 3, 24, 16.0, (0.0, 2.0, 10.0)
+    theta0 = np.asarray(jaxattn.initial.uniform_circle(key, n, batch=runs))
+    kwargs = {} if solver is None else dict(solver=diffrax.Bosh3(), rtol=1e-6, atol=1e-6)
+    out = causal_statistics(key, runs, n=n, beta=beta, ts=ts, chunk=2, theta0=theta0, return_angles=True, **kwargs)
+    np.testing.assert_allclose(out["angles"][:, 0], theta0, atol=0)
+    euler = numpy_euler_causal_circle(theta0, beta, ts, h=1e-3)
+    gap = np.abs(np.angle(np.exp(1j * (np.asarray(out["angles"]) - euler))))
+    assert 1e-6 < gap.max() < 5e-3, gap.max()  # O(h) apart, and not the same computation
+    ref = fig3_statistics(euler, beta)
+    for name in ("renyi_ball", "strong_ball", "renyi_cluster", "strong_cluster"):
+        assert np.max(np.abs(np.asarray(out[name]) - np.asarray(ref[name]))) <= 1.0 / n + 1e-12, name
+    np.testing.assert_array_equal(out["num_renyi"], ref["num_renyi"])
+    with pytest.raises(ValueError, match="theta0 must hold"):
+        causal_statistics(key, runs + 1, n=n, beta=beta, ts=ts, theta0=theta0)
+
+
+def test_numpy_euler_without_mask_is_circle_sa(key):
+    """``numpy_euler_causal_circle(causal=False)`` (the circle-sweep baseline) follows (SA) on S^1: at
+    h = 1e-3 it agrees with a tight solve of ``CircleSelfAttention`` to O(h)."""
+    from jaxattn.studies.causal import numpy_euler_causal_circle
+
+    theta0 = jaxattn.initial.uniform_circle(key, 16, batch=2)
+    ts = np.array([0.0, 1.0, 3.0])
+    euler = numpy_euler_causal_circle(np.asarray(theta0), 4.0, ts, h=1e-3, causal=False)
+    exact = jaxattn.simulate(jaxattn.CircleSelfAttention(4.0), theta0, 3.0, ts=ts, rtol=1e-10, atol=1e-10,
+                             ensemble="batched").xs
+    gap = np.abs(np.angle(np.exp(1j * (euler - np.asarray(exact)))))
+    assert 1e-7 < gap.max() < 3e-3, gap.max()
+
+
+@pytest.mark.parametrize("n, blocks", [(1, 2), (7, 3), (200, 2), (201, 4)])
+@pytest.mark.parametrize("beta", [1.0, 64.0, 3000.0])
+def test_block_triangular_causal_circle_kernel(key, n, blocks, beta):
+    """The block lower-triangular causal circle kernel (issue 12, the default dense path for n <= 1024)
+    equals the independent NumPy sum (1/Z_k) sum_{j<k} h(theta_j - theta_k) and the shared masked
+    kernel (``block_size=0``) to round-off, for any number of row blocks, at small and extreme beta."""
+    from jaxattn.fields.circle import causal_circle_velocity
+
+    theta = np.asarray(jax.random.uniform(jax.random.fold_in(key, n), (n,), minval=-np.pi, maxval=np.pi))
+    expected = np.empty(n)
+    for k in range(n):
+        d = theta[: k + 1] - theta[k]
+        expected[k] = h_np(d[:k], beta).sum() / np.exp(beta * (np.cos(d) - 1)).sum()
+    got = jax.jit(causal_circle_velocity, static_argnums=2)(jnp.asarray(theta), beta, blocks)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+    default = evaluate(jaxattn.CircleSelfAttention(beta, causal=True), jnp.asarray(theta))
+    shared = evaluate(jaxattn.CircleSelfAttention(beta, causal=True, block_size=0), jnp.asarray(theta))
+    np.testing.assert_allclose(default, shared, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(default, expected, rtol=0, atol=1e-13)

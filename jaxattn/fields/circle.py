@@ -52,6 +52,37 @@ def _angular_velocity(theta, y):
     return -jnp.sin(theta) * y[:, 0] + jnp.cos(theta) * y[:, 1]
 
 
+#: row blocks of the causal circle kernel below :data:`CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
+CAUSAL_BLOCKS = 2
+CAUSAL_BLOCKS_MAX_N = 1024
+
+
+def causal_circle_velocity(theta: Float[Array, " n"], beta: Float[ArrayLike, ""], blocks: int = CAUSAL_BLOCKS) -> Float[Array, " n"]:
+    """dtheta/dt of causal (SA) on S^1 (CSA-2d, Q = K = V = I) with a block lower-triangular kernel.
+
+    Token k sees j <= k, so row block b of ``blocks`` equal row blocks only needs the key columns
+    up to its last row: (blocks + 1) / (2 blocks) of the n^2 exponentials (3/4 for two blocks).
+    The weights are e^{beta(cos(theta_k - theta_j) - 1)} <= 1 with the self term 1, so no row
+    maximum is needed (Z_k >= 1 at any beta); y = W [x, 1] gives the numerators and Z_k in one
+    product. Same sums as the shared kernel (agreement to round-off is tested). Measured at
+    n = 200, beta = 64 (one core): 94 us against 112 us for the full masked kernel; more blocks
+    lose to the per-block overhead at this size.
+    """
+    n = theta.shape[0]
+    x = embed_angles(theta)
+    xv = jnp.concatenate([x, jnp.ones((n, 1), x.dtype)], axis=1)
+    edges = [round(n * i / blocks) for i in range(blocks + 1)]
+    parts = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b <= a:
+            continue
+        w = jnp.exp(beta * (x[a:b] @ x[:b].T) - beta)
+        w = jnp.where(jnp.arange(b)[None, :] <= jnp.arange(a, b)[:, None], w, 0.0)
+        parts.append(w @ xv[:b])
+    y = jnp.concatenate(parts, axis=0)
+    return (x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]) / y[:, 2]
+
+
 class CircleSelfAttention(AbstractField):
     """Angle ODE on S^1: Geshkovski et al. 2023 (perspective) eq. (6.1) (``unnormalised=True``, USA) or its SA form.
 
@@ -131,6 +162,8 @@ class CircleSelfAttention(AbstractField):
                 theta, self.beta, self.fourier_weights, unnormalised=self.unnormalised,
                 causal=self.causal, block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
             )
+        if self.causal and not self.unnormalised and self.block_size is None and theta.shape[0] <= CAUSAL_BLOCKS_MAX_N:
+            return causal_circle_velocity(theta, self.beta)
         x = embed_angles(theta)
         y = attend(self.beta * x, x, x, normalisation="mean" if self.unnormalised else "softmax",
                    causal=self.causal, block_size=self.block_size)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import ArrayLike, Real
+from jaxtyping import Array, ArrayLike, Float, Real
 from tqdm.auto import tqdm
 
 from .. import initial
@@ -63,8 +64,8 @@ def fig1_runs(key, *, n: int = 32, beta: float = 9.0, t1: float = 5000.0, num_sa
 
 
 def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500),
-                      chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-6, atol: float = 1e-6,
-                      ensemble: str = "map",
+                      chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-4, atol: float = 1e-4,
+                      ensemble: str = "map", solver=None, theta0: Float[ArrayLike, "runs n"] | None = None,
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
                       return_angles: bool = False, progress: bool = False) -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
@@ -76,43 +77,45 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     for ``ensemble="batched"`` the chunk's shared count) and optionally ``angles`` (member, t,
     token). ``out["renyi_ball"]`` reads as the dict it replaced did; ``out["t"]`` holds the
     times (``ts`` before). Summaries: :func:`summarise`.
-    ``progress=True`` shows a tqdm bar over the chunks.
+    ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
+    key's uniform draws (same draws for several integrators, as in the work-precision study);
+    ``solver`` is any diffrax solver.
 
-    Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`; the default
-    ``ensemble="map"`` gives every run its own adaptive steps (216 on average at beta = 64,
-    T = 500, versus 468 shared steps in a batch of 32: a shared step must resolve every
-    member's merge events), which was the cheapest on a CPU. ``evaluator="dense"`` is the
-    faster field at n = 200 (O(n^2) = 4e4 pairs vs the Fourier path's n M blocks).
+    Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`. Defaults from the
+    work-precision study of issue 12 (``python -m benchmarks.causal_statistics --work-precision``,
+    benchmarks/README.md, 24 runs, one core): **Bosh3, rtol = atol = 1e-4** — error of the mean
+    consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler h = 0.05:
+    1.7e-2) at 0.084 CPU-s per run (Tsit5 rtol 1e-6: 0.133; Euler h = 0.05: 1.62). Steps do not
+    drop below ~180 as rtol loosens: inside a cluster dtheta_k/dt contracts at rate ~1, so the
+    explicit solvers are stability-limited (dt <~ 2.5 for Bosh3 over t in [0, 500]) and cheaper
+    stages per step win (Bosh3 3, Tsit5 6). ``ensemble="map"`` gives every run its own adaptive
+    steps (a shared step must resolve every member's merge events; measured in the same study).
+    ``evaluator="dense"`` is the faster field at n = 200 (the block lower-triangular kernel of
+    :func:`jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
     """
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
+    if theta0 is not None:
+        theta0 = jnp.asarray(theta0, dtype=jnp.result_type(float))
+        if theta0.shape != (runs, n):
+            raise ValueError(f"theta0 must hold the initial angles of every run, shape (runs, n) = ({runs}, {n}), "
+                             f"got {theta0.shape}")
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     t1 = float(ts[-1])
     delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
-    radius = 1.0 / math.sqrt(beta)
     field = CircleSelfAttention(beta, causal=True, evaluator=evaluator)
-
-    @jax.jit
-    def stats(thetas):  # thetas (B, T, n)
-        r = renyi.renyi_centres(thetas[:, 0], delta)
-        s = renyi.strong_renyi_centres(thetas[:, 0], delta)
-        return dict(
-            renyi_ball=renyi.consumed_fraction(thetas, r, radius=radius),
-            strong_ball=renyi.consumed_fraction(thetas, s, radius=radius),
-            renyi_cluster=renyi.consumed_fraction(thetas, r, definition="cluster", gap=gap),
-            strong_cluster=renyi.consumed_fraction(thetas, s, definition="cluster", gap=gap),
-            clusters=renyi.cluster_count_series(thetas, gap=gap),
-            num_renyi=jnp.sum(r, axis=-1),
-            num_strong=jnp.sum(s, axis=-1),
-        )
+    beta_ = float(beta)
+    stats = lambda thetas: _fig3_statistics_jit(thetas, beta_, delta=delta, gap=gap)  # noqa: E731
 
     keys = jax.random.split(key, -(-runs // chunk))
     parts, steps, angles = [], [], []
     done = 0
     for k in tqdm(keys, desc="causal statistics (chunks)", unit="chunk", disable=not progress):
         b = min(chunk, runs - done)
-        theta0 = initial.uniform_circle(k, n, batch=b)
-        traj = simulate(field, theta0, t1, ts=ts, rtol=rtol, atol=atol, max_steps=10**6, ensemble=ensemble)
+        x0 = initial.uniform_circle(k, n, batch=b) if theta0 is None else theta0[done:done + b]
+        traj = simulate(field, x0, t1, ts=ts, solver=diffrax.Bosh3() if solver is None else solver,
+                        rtol=rtol, atol=atol, max_steps=10**6,
+                        ensemble=ensemble)
         parts.append(jax.tree_util.tree_map(np.asarray, stats(traj.xs)))
         steps.append(np.broadcast_to(np.asarray(traj.stats["num_steps"]), (b,)))
         if return_angles:
@@ -129,18 +132,52 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                                  paper="Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3")))
 
 
+def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta: float | None = None,
+                    gap: float = renyi.DEFAULT_CAUSAL_GAP) -> dict[str, Array]:
+    """The Fig. 3 statistics of angles ``thetas`` (runs, T, n) saved at T times, the first t = 0.
+
+    Rényi / strong Rényi centres of the t = 0 angles (delta = 4 beta^{-1/2} by default), the
+    consumed fractions of both definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`
+    (``*_ball``: within beta^{-1/2} of a centre; ``*_cluster``: in a centre's cluster, circular
+    gaps > ``gap``), per run and time (runs, T), cluster counts (runs, T) and the numbers of
+    centres (runs,). Shared by :func:`causal_statistics` and the NumPy baseline of
+    ``benchmarks/causal_statistics.py`` (the same statistic of either integrator's angles).
+    """
+    thetas = jnp.asarray(thetas)
+    delta = 4.0 / math.sqrt(beta) if delta is None else delta  # renyi.default_delta, as a Python float
+    radius = 1.0 / math.sqrt(beta)
+    r = renyi.renyi_centres(thetas[:, 0], delta)
+    s = renyi.strong_renyi_centres(thetas[:, 0], delta)
+    return dict(
+        renyi_ball=renyi.consumed_fraction(thetas, r, radius=radius),
+        strong_ball=renyi.consumed_fraction(thetas, s, radius=radius),
+        renyi_cluster=renyi.consumed_fraction(thetas, r, definition="cluster", gap=gap),
+        strong_cluster=renyi.consumed_fraction(thetas, s, definition="cluster", gap=gap),
+        clusters=renyi.cluster_count_series(thetas, gap=gap),
+        num_renyi=jnp.sum(r, axis=-1),
+        num_strong=jnp.sum(s, axis=-1),
+    )
+
+
+#: compiled once per (shape, beta, delta, gap): a jit built inside causal_statistics recompiled on every
+#: call, 0.13 CPU-s per run at 8 runs (more than the Bosh3 solve itself, issue 12)
+_fig3_statistics_jit = jax.jit(fig3_statistics, static_argnames=("beta", "delta", "gap"))
+
+
 def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 0.9)) -> dict:
     """Mean and quantiles over runs (axis 0) of a (runs, T) statistic."""
     values = np.asarray(values, dtype=float)
     return {"mean": values.mean(axis=0), **{f"q{int(100 * q)}": np.quantile(values, q, axis=0) for q in quantiles}}
 
 
-def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float = 0.05) -> np.ndarray:
+def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float = 0.05, causal: bool = True) -> np.ndarray:
     """The author's scheme in NumPy: X <- normalize(X + h W X), W = rownorm(tril(exp(beta(X X^T - 1)))).
 
     ``theta0``: (runs, n) angles. Returns angles at the save times ``ts`` (multiples of h), shape
     (runs, T, n). Explicit Euler on the unprojected attention output then renormalisation agrees
     with projected Euler to first order; the e^{-beta} shift is valid for Q = K = I.
+    ``causal=False`` drops the mask: the same scheme for (SA) on the circle (Geshkovski et al.
+    2023, Fig. 3), the baseline of the circle metastability sweep.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     ts = np.asarray(ts, dtype=float)
@@ -149,7 +186,7 @@ def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float =
         raise ValueError("save times must be non-decreasing multiples of h")
     X = np.stack([np.cos(theta0), np.sin(theta0)], axis=-1)  # (runs, n, 2)
     n = X.shape[1]
-    mask = np.tril(np.ones((n, n), dtype=bool))
+    mask = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
     out = np.empty((X.shape[0], len(ts), n))
     step = 0
     for i, target in enumerate(save_steps):
