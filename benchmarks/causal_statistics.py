@@ -124,7 +124,7 @@ def work_precision(runs: int = 24, *, n: int = 200, beta: float = 64.0, t1: floa
 
 
 def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=(0.0, 10.0, 30.0, 100.0, 300.0),
-                          seed: int = 0, solvers=("Tsit5", "Bosh3"), euler_h=EULER_H) -> dict:
+                          seed: int = 0, solvers=("Tsit5", "Bosh3"), euler_h=EULER_H, ensemble: str = "vmap") -> dict:
     """The circle metastability sweep (``jaxattn sweep circle``: paper_002.circle_metastability, SA on S^1,
     n = 32, t up to 300) at ``batch`` draws per beta: error of the mean cluster count and of the mean
     clustered-pair fraction (max over beta and t) against Tsit5 rtol 1e-10, vs CPU s per member."""
@@ -137,7 +137,7 @@ def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=
 
     def jax_run(solver, rtol):
         return circle_metastability(list(betas), ts, n=n, batch=batch, x0=theta0, solver=solver,
-                                    rtol=jnp.asarray(rtol), atol=jnp.asarray(rtol))
+                                    rtol=jnp.asarray(rtol), atol=jnp.asarray(rtol), ensemble=ensemble)
 
     def err(ds, ref):
         return (float(np.max(np.abs(ds.clusters.mean("member") - ref.clusters.mean("member")))),
@@ -148,7 +148,7 @@ def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=
     rows = [dict(method="reference Tsit5", knob=1e-10, cpu_per_member=(time.process_time() - c0) / members,
                  err_clusters=0.0, err_pairs=0.0)]
     print(f"# circle metastability sweep, work-precision: SA on S^1, n = {n}, betas {list(betas)}, {batch} draws "
-          f"per beta, save times {ts.tolist()}; batched solve as the sweep runs it", flush=True)
+          f"per beta, save times {ts.tolist()}; ensemble {ensemble!r} (the sweep's default: vmap)", flush=True)
     for name in solvers:
         solver = SOLVERS[name]()
         jax_run(solver, 1e-2)  # compile
@@ -176,7 +176,7 @@ def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=
         rows.append(dict(method="NumPy Euler", knob=h, cpu_per_member=cpu / members, err_clusters=e_c, err_pairs=e_p))
         print(f"NumPy Euler h = {h:g}: {1e3 * cpu / members:.2f} CPU-ms/member, error of mean clusters {e_c:.3f}, "
               f"of mean pair fraction {e_p:.2e}", flush=True)
-    return dict(n=n, betas=list(betas), batch=batch, ts=ts.tolist(), rows=rows)
+    return dict(n=n, betas=list(betas), batch=batch, ts=ts.tolist(), ensemble=ensemble, rows=rows)
 
 
 def plot(result, path):
@@ -210,7 +210,8 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=64.0)
     parser.add_argument("--t1", type=float, default=500.0)
     parser.add_argument("--evaluator", choices=("dense", "fourier"), default="dense")
-    parser.add_argument("--ensemble", choices=("map", "vmap", "batched"), default="map")
+    parser.add_argument("--ensemble", choices=("map", "vmap", "batched"), default=None,
+                        help="default: map for the causal runs, vmap with --circle (the measured best of each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-precision", action="store_true",
                         help="error of the statistic vs CPU time (issue 12); --runs defaults to 24 there")
@@ -220,11 +221,12 @@ def main(argv=None):
                         help="work-precision of the circle metastability sweep instead (64 draws per beta)")
     args = parser.parse_args(argv)
     if args.circle:
-        result = circle_work_precision()
+        result = circle_work_precision(ensemble=args.ensemble or "vmap")
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "causal_circle_work_precision.json").write_text(json.dumps(result, indent=1))
         print(f"wrote {RESULTS / 'causal_circle_work_precision.json'}")
         return
+    args.ensemble = args.ensemble or "map"
     if args.work_precision:
         runs = 24 if args.runs == 5000 else args.runs
         result = work_precision(runs, n=args.n, beta=args.beta, t1=args.t1)
@@ -257,7 +259,7 @@ def main(argv=None):
         s = summarise(out[name])
         print(f"{name:15s} " + "  ".join(f"t={t:g}: {m:.3f} [{a:.2f},{b:.2f}]"
                                          for t, m, a, b in zip(ts, s["mean"], s["q10"], s["q90"])))
-    steps = out["steps"]
+    steps = np.asarray(out["steps"])
     print(f"mean #Rényi centres {out['num_renyi'].mean():.3f}, #strong {out['num_strong'].mean():.3f}; "
           f"solver steps per run: mean {steps.mean():.1f}, max {steps.max()}; RHS evaluations per run "
           f"({args.solver}, {STAGES[args.solver]} per step): {STAGES[args.solver] * steps.mean():.0f} (Euler: {int(round(args.t1 / 0.05))})")
