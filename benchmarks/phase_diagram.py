@@ -109,6 +109,34 @@ def _euler_grid(x0, betas, ts, delta, h):
     return np.stack([np.asarray(_euler_observed(jnp.asarray(b), x, h, k, len(ts), delta)) for b in betas])
 
 
+def numpy_euler_grid(x0: np.ndarray, betas, ts, delta: float, h: float) -> np.ndarray:
+    """The authors' scheme in plain NumPy (float64, the issue's baseline: their ``phase-diagrams.py``
+    is the same batched loop in torch): x <- normalise(x + h softmax(beta X X^T) X), the mean
+    clustered-pair fraction every save. Run it with one BLAS thread (``OMP_NUM_THREADS=1``)."""
+    k = int(round((ts[1] - ts[0]) / h))
+    n = x0.shape[-2]
+    off = ~np.eye(n, dtype=bool)
+
+    def pair_fraction(x):
+        g = np.einsum("bid,bjd->bij", x, x)
+        return np.mean(np.sum((g >= 1 - delta) & off, axis=(-2, -1)) / (n * (n - 1)))
+
+    out = np.empty((len(betas), len(ts)))
+    for b, beta in enumerate(betas):
+        x = np.array(x0, dtype=np.float64)
+        out[b, 0] = pair_fraction(x)
+        for s in range(1, len(ts)):
+            for _ in range(k):
+                logits = beta * (x @ np.swapaxes(x, -1, -2))
+                logits -= logits.max(axis=-1, keepdims=True)
+                a = np.exp(logits)
+                a /= a.sum(axis=-1, keepdims=True)
+                y = x + h * (a @ x)
+                x = y / np.linalg.norm(y, axis=-1, keepdims=True)
+            out[b, s] = pair_fraction(x)
+    return out
+
+
 def _cpu(fn):
     """(result, CPU seconds) of one call."""
     c0 = time.process_time()
@@ -299,6 +327,9 @@ def main(argv=None):
     parser.add_argument("--rtol", type=float, default=p2.phase_diagrams.DEFAULT_RTOL,
                         help="jaxattn's tolerance (default: paper_002.phase_diagram's)")
     parser.add_argument("--euler-h", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--numpy-euler", action="store_true",
+                        help="also time the authors' scheme in plain NumPy at the first --euler-h (the issue's "
+                             "baseline; set OMP_NUM_THREADS=1)")
     parser.add_argument("--no-reference", action="store_true", help="skip the tight-tolerance reference")
     parser.add_argument("--reference-formulation", choices=["tokens", "auto"], default="tokens",
                         help="the reference's state: the (n, d) tokens (independent of the Gram path; default) or "
@@ -363,12 +394,21 @@ def main(argv=None):
         euler[h] = (time.process_time() - cpu, time.perf_counter() - wall, p_e)
         rows.append(["Euler+renormalise (authors)", f"h {h:g}", euler[h][0], euler[h][1], *score(p_e),
                      f"{int(round(args.t1 / h))} steps/beta"])
+    if args.numpy_euler:
+        h = args.euler_h[0]
+        cpu, wall = time.process_time(), time.perf_counter()
+        p_np = numpy_euler_grid(x0, betas, ts, args.delta, h)
+        euler[("numpy", h)] = (time.process_time() - cpu, time.perf_counter() - wall, p_np)
+        rows.append(["Euler+renormalise (authors), NumPy", f"h {h:g}", *euler[("numpy", h)][:2], *score(p_np),
+                     f"{int(round(args.t1 / h))} steps/beta"])
     if p_ref is not None:
         rows.append([f"reference (jaxattn {ref.attrs['formulation']})", "rtol 1e-10", ref_cpu, float("nan"), 0.0, 0.0,
                      ""])
     print_table(["method", "setting", "CPU s", "wall s", "max |P - P_ref|", "mean |P - P_ref|", "work"], rows)
     h0 = args.euler_h[0]
     print(f"\nCPU-time ratio euler(h={h0:g}) / jaxattn = {euler[h0][0] / jax_cpu:.2f}")
+    if ("numpy", h0) in euler:
+        print(f"CPU-time ratio NumPy euler(h={h0:g}) / jaxattn = {euler[('numpy', h0)][0] / jax_cpu:.2f}")
     if p_ref is not None:
         # where the Euler bias is largest
         b, t = np.unravel_index(np.argmax(np.abs(euler[h0][2] - p_ref)), p_ref.shape)
