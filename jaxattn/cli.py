@@ -166,7 +166,7 @@ def _add_causal(sub) -> None:
               "Karagodin, Polyanskiy, Rigollet 2024, Fig. 3: RUNS runs of causal SA on the circle (CSA-2d) from "
               "uniform angles; per time the mean and 10-90% quantiles of the fraction of tokens consumed by "
               "the Renyi and strong Renyi centres at t = 0, and the number of clusters. Writes OUT/fig3.nc "
-              "and OUT/fig3.png. Full size: --runs 5000 --n 200 --beta 64 --t1 500 (13 CPU-minutes).")
+              "and OUT/fig3.png. Full size: --runs 5000 --n 200 --beta 64 --t1 500 (about 6 CPU-minutes at the default Bosh3 rtol 1e-4: 0.07 CPU-s per run, benchmarks/README.md).")
     f3.add_argument("--out", required=True, type=Path, help="output directory")
     f3.add_argument("--runs", type=int, default=100, help="number of independent runs")
     f3.add_argument("--n", type=int, default=200, help="number of tokens")
