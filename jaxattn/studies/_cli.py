@@ -20,7 +20,8 @@ import numpy as np
 
 
 def _save_png(ax, path: Path) -> None:
-    ax.figure.tight_layout()
+    if ax.figure.get_layout_engine() is None:  # figures made with layout="constrained" keep it
+        ax.figure.tight_layout()
     ax.figure.savefig(path, dpi=130)
     print(f"wrote {path}")
 
