@@ -20,7 +20,8 @@ import pytest
 
 from jaxattn.sentiment import analysis
 from jaxattn.sentiment.data import PAD_ID, Vocabulary
-from jaxattn.sentiment.model import SentimentClassifier, masked_hardmax_layers, masked_softmax_layers
+from jaxattn.layers import hardmax_layers, softmax_layers
+from jaxattn.sentiment.model import SentimentClassifier
 from jaxattn.sentiment.training import DataConfig, TrainConfig, _optimizer, load_run, save_checkpoint
 
 jax.config.update("jax_enable_x64", True)
@@ -109,9 +110,9 @@ def test_masked_layers_match_numpy():
     Z0 = np.array([[1.0, 0.2], [-0.7, 0.9], [0.3, -1.1], [0.05, 0.1], [3.0, 3.0], [3.0, 3.0]])
     real = np.array([True, True, True, True, False, False])
     alpha, K = 0.6, 6
-    got = masked_hardmax_layers(jnp.asarray(alpha), jnp.asarray(Z0), jnp.asarray(real), K, 0.0)
+    got = hardmax_layers(jnp.asarray(alpha), None, jnp.asarray(Z0), K, 0.0, key_mask=jnp.asarray(real))
     np.testing.assert_allclose(np.asarray(got), _numpy_masked_layers(Z0, real, alpha, K, "hardmax"), atol=1e-14)
-    got = masked_softmax_layers(jnp.asarray(alpha), jnp.asarray(0.3), jnp.asarray(Z0), jnp.asarray(real), K)
+    got = softmax_layers(jnp.asarray(alpha), None, jnp.asarray(0.3), jnp.asarray(Z0), K, key_mask=jnp.asarray(real))
     np.testing.assert_allclose(np.asarray(got), _numpy_masked_layers(Z0, real, alpha, K, "softmax", 0.3),
                                atol=1e-13)
     # unmasked, tokens 0 and 3 would attend to the <pad> pair at layer 0: the mask changes the dynamics

@@ -178,6 +178,7 @@ def hardmax_attention(
     Z: Float[Array, "n d"],
     A: Float[Array, "d d"] | None = None,
     tie_rtol: float = DEFAULT_TIE_RTOL,
+    key_mask: Bool[Array, " n"] | None = None,
 ) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
     """Hardmax similarity matrix Lambda, eq. (2.3), and the attention-set mask C, eq. (1.1b).
 
@@ -185,20 +186,34 @@ def hardmax_attention(
     ``tie_rtol * max_l <A z_l, z_l>`` of the row maximum (the self-index included).
     Lambda is the mask divided by its row sums, so ties are averaged. The mask is built
     from comparisons, so gradients treat it as constant (the a.e. derivative).
+
+    ``key_mask`` (n,) restricts the keys: only j with ``key_mask[j]`` can be in C_i, and the
+    row maximum and the tie scale are taken over those keys (e.g. a review's real words, not
+    its padding; at least one entry must be True). None: every key, eq. (1.1b) as written.
     """
     G = gram_matrix(Z, A)
-    tol = tie_rtol * jnp.max(jnp.diagonal(G))
-    rowmax = jnp.max(G, axis=-1, keepdims=True)
-    mask = G >= rowmax - tol
+    if key_mask is None:
+        tol = tie_rtol * jnp.max(jnp.diagonal(G))
+        mask = G >= jnp.max(G, axis=-1, keepdims=True) - tol
+    else:
+        neg = jnp.asarray(-jnp.inf, G.dtype)
+        tol = tie_rtol * jnp.max(jnp.where(key_mask, jnp.diagonal(G), neg))
+        G = jnp.where(key_mask[None, :], G, neg)
+        mask = (G >= jnp.max(G, axis=-1, keepdims=True) - tol) & key_mask[None, :]
     Lam = mask / jnp.sum(mask, axis=-1, keepdims=True).astype(Z.dtype)
     return Lam.astype(Z.dtype), mask
 
 
 def softmax_attention(
-    Z: Float[Array, "n d"], A: Float[Array, "d d"] | None = None, tau: float | Array = 1.0
+    Z: Float[Array, "n d"], A: Float[Array, "d d"] | None = None, tau: float | Array = 1.0,
+    key_mask: Bool[Array, " n"] | None = None,
 ) -> Float[Array, "n n"]:
-    """Softmax similarity matrix of eq. (2.6): softmax_j(<A z_i, z_j> / tau) (max-subtracted)."""
-    return jax.nn.softmax(gram_matrix(Z, A) / tau, axis=-1)
+    """Softmax similarity matrix of eq. (2.6): softmax_j(<A z_i, z_j> / tau) (max-subtracted);
+    keys j outside ``key_mask`` (if given) get weight exactly 0."""
+    logits = gram_matrix(Z, A) / tau
+    if key_mask is not None:
+        logits = jnp.where(key_mask[None, :], logits, -jnp.inf)
+    return jax.nn.softmax(logits, axis=-1)
 
 
 def _layer(Z, Lam, h):
@@ -329,15 +344,17 @@ class HardmaxTransformer(eqx.Module):
 
 @eqx.filter_jit
 def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z: Float[Array, "n d"],
-                   num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL) -> Float[Array, "n d"]:
-    """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) in a ``lax.scan``.
+                   num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
+                   key_mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"]:
+    """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) in a ``lax.scan`` (attending
+    only to the keys in ``key_mask`` if given, :func:`hardmax_attention`).
 
     No argument checks (:class:`HardmaxTransformer` validates and then calls this).
     """
     h = alpha / (1 + alpha)
 
     def body(Zk, _):
-        Lam, _ = hardmax_attention(Zk, A, tie_rtol)
+        Lam, _ = hardmax_attention(Zk, A, tie_rtol, key_mask)
         return _layer(Zk, Lam, h), None
 
     ZK, _ = jax.lax.scan(body, Z, None, length=num_layers)
@@ -347,17 +364,21 @@ def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z
 @eqx.filter_jit
 def hardmax_trajectory(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z0: Float[Array, "n d"],
                        num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
-                       store_attention: bool = True) -> HardmaxTrajectory:
+                       store_attention: bool = True, key_mask: Bool[Array, " n"] | None = None) -> HardmaxTrajectory:
     """Layers Z^0..Z^K of eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1).
 
-    No argument checks (:meth:`HardmaxTransformer.trajectory` validates and then calls this).
+    With ``key_mask`` the layers attend only to those keys (:func:`hardmax_attention`) and a
+    position outside it is never a leader. No argument checks
+    (:meth:`HardmaxTransformer.trajectory` validates and then calls this).
     """
     h = alpha / (1 + alpha)
     copies = jnp.all(Z0[:, None, :] == Z0[None, :, :], axis=-1)
 
     def observe(Zk):
-        Lam, mask = hardmax_attention(Zk, A, tie_rtol)
+        Lam, mask = hardmax_attention(Zk, A, tie_rtol, key_mask)
         leads = ~jnp.any(mask & ~copies, axis=-1)
+        if key_mask is not None:
+            leads = leads & key_mask
         return Lam, mask, leads
 
     def body(Zk, _):
@@ -377,8 +398,10 @@ def hardmax_trajectory(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | Non
 @eqx.filter_jit
 def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, tau: Float[ArrayLike, ""],
                    Z: Float[Array, "n d"], num_layers: int,
-                   keep_all: bool = False) -> Float[Array, "n d"] | Float[Array, "K1 n d"]:
-    """Layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau.
+                   keep_all: bool = False,
+                   key_mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"] | Float[Array, "K1 n d"]:
+    """Layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau (attending only
+    to the keys in ``key_mask`` if given).
 
     Returns Z^K, or all layers Z^0..Z^K (shape (K+1, n, d)) when ``keep_all``. No argument
     checks (:class:`SoftmaxTransformer` validates and then calls this).
@@ -386,7 +409,7 @@ def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, t
     h = alpha / (1 + alpha)
 
     def body(Zk, _):
-        return _layer(Zk, softmax_attention(Zk, A, tau), h), (Zk if keep_all else None)
+        return _layer(Zk, softmax_attention(Zk, A, tau, key_mask), h), (Zk if keep_all else None)
 
     ZK, Zs = jax.lax.scan(body, Z, None, length=num_layers)
     return jnp.concatenate([Zs, ZK[None]], axis=0) if keep_all else ZK

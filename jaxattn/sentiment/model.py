@@ -121,13 +121,10 @@ class SentimentClassifier(eqx.Module):
         """Z^K from Z^0 with the softmax (tau) or hardmax layer; ``mask`` marks the keys that may be attended
         (None: all, the paper's model; see the module docstring)."""
         if mode == "softmax":
-            if mask is None:
-                return softmax_layers(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False)
-            return masked_softmax_layers(self.alpha, jnp.asarray(self.tau, Z0.dtype), Z0, mask, self.num_layers)
+            return softmax_layers(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False,
+                                  key_mask=mask)
         if mode == "hardmax":
-            if mask is None:
-                return hardmax_layers(self.alpha, None, Z0, self.num_layers, self.tie_rtol)
-            return masked_hardmax_layers(self.alpha, Z0, mask, self.num_layers, self.tie_rtol)
+            return hardmax_layers(self.alpha, None, Z0, self.num_layers, self.tie_rtol, key_mask=mask)
         raise ValueError(f"mode must be 'softmax' or 'hardmax', got {mode!r}")
 
     def decision(self, z: Float[Array, "... d"]) -> Float[Array, "..."]:
@@ -155,103 +152,5 @@ class SentimentClassifier(eqx.Module):
     def hardmax_trajectory(self, ids: Int[Array, " n"], store_attention: bool = True) -> HardmaxTrajectory:
         """Hardmax trajectory Z^0..Z^K with the leaders (copies of a word count once; ``<pad>`` never leads when
         ``mask_padding``)."""
-        mask = self.padding_mask(ids)
-        if mask is None:
-            return hardmax_trajectory(self.alpha, None, self.encode(ids), self.num_layers, self.tie_rtol,
-                                      store_attention)
-        return masked_hardmax_trajectory(self.alpha, self.encode(ids), mask, self.num_layers, self.tie_rtol,
-                                         store_attention)
-
-
-# ------------------------------------------------------------------- key-padding-masked layers (A = I)
-#
-# The layers of jaxattn.layers.hardmax with the keys outside ``mask`` removed: C_i(Z) of eq. (1.1b) is taken
-# over the real tokens only, and the softmax (2.6) gives them weight exactly 0. ``mask`` must have at least one
-# True entry (SentimentClassifier.padding_mask guarantees it). With mask all True these are the unmasked layers.
-
-
-def _layer(Z, Lam, h):
-    """Eq. (1.1a): Z + h (Lambda Z - Z), h = alpha/(1+alpha) (a leader, Lambda row = e_i, stays bit-exactly)."""
-    return Z + h * (Lam @ Z - Z)
-
-
-def masked_hardmax_attention(Z: Float[Array, "n d"], mask: Bool[Array, " n"],
-                             tie_rtol: float = DEFAULT_TIE_RTOL) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
-    """(Lambda, C mask) of eqs. (2.3), (1.1b) with A = I over the keys j with ``mask[j]``.
-
-    j is in C_i iff mask[j] and <z_i, z_j> >= max_{l: mask[l]} <z_i, z_l> - tol, with
-    tol = tie_rtol * max_{l: mask[l]} |z_l|^2 (the real tokens' largest score).
-    """
-    G = Z @ Z.T
-    neg = jnp.asarray(-jnp.inf, G.dtype)
-    tol = tie_rtol * jnp.max(jnp.where(mask, jnp.diagonal(G), neg))
-    Gm = jnp.where(mask[None, :], G, neg)
-    rowmax = jnp.max(Gm, axis=-1, keepdims=True)
-    C = (Gm >= rowmax - tol) & mask[None, :]
-    Lam = C / jnp.sum(C, axis=-1, keepdims=True).astype(Z.dtype)
-    return Lam.astype(Z.dtype), C
-
-
-def masked_softmax_attention(Z: Float[Array, "n d"], mask: Bool[Array, " n"],
-                             tau: Float[ArrayLike, ""]) -> Float[Array, "n n"]:
-    """Softmax similarity (2.6) with A = I over the keys j with ``mask[j]`` (the others get weight 0)."""
-    G = (Z @ Z.T) / tau
-    return jax.nn.softmax(jnp.where(mask[None, :], G, -jnp.inf), axis=-1)
-
-
-@eqx.filter_jit
-def masked_hardmax_layers(alpha: Float[ArrayLike, ""], Z: Float[Array, "n d"], mask: Bool[Array, " n"],
-                          num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL) -> Float[Array, "n d"]:
-    """Z^K from Z^0: ``num_layers`` hardmax layers (1.1a) attending only to the keys in ``mask``."""
-    h = alpha / (1 + alpha)
-
-    def body(Zk, _):
-        Lam, _ = masked_hardmax_attention(Zk, mask, tie_rtol)
-        return _layer(Zk, Lam, h), None
-
-    ZK, _ = jax.lax.scan(body, Z, None, length=num_layers)
-    return ZK
-
-
-@eqx.filter_jit
-def masked_softmax_layers(alpha: Float[ArrayLike, ""], tau: Float[ArrayLike, ""], Z: Float[Array, "n d"],
-                          mask: Bool[Array, " n"], num_layers: int) -> Float[Array, "n d"]:
-    """Z^K from Z^0: ``num_layers`` softmax layers (1.1a)+(2.6) attending only to the keys in ``mask``."""
-    h = alpha / (1 + alpha)
-
-    def body(Zk, _):
-        return _layer(Zk, masked_softmax_attention(Zk, mask, tau), h), None
-
-    ZK, _ = jax.lax.scan(body, Z, None, length=num_layers)
-    return ZK
-
-
-@eqx.filter_jit
-def masked_hardmax_trajectory(alpha: Float[ArrayLike, ""], Z0: Float[Array, "n d"], mask: Bool[Array, " n"],
-                              num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
-                              store_attention: bool = True) -> HardmaxTrajectory:
-    """Layers Z^0..Z^K, attention sets and leaders of the masked hardmax model.
-
-    Leaders as in :func:`jaxattn.layers.hardmax_trajectory` (C_i within the copies of i),
-    restricted to the real tokens: a masked position is never a leader.
-    """
-    h = alpha / (1 + alpha)
-    copies = jnp.all(Z0[:, None, :] == Z0[None, :, :], axis=-1)
-
-    def observe(Zk):
-        Lam, C = masked_hardmax_attention(Zk, mask, tie_rtol)
-        leads = ~jnp.any(C & ~copies, axis=-1) & mask
-        return Lam, C, leads
-
-    def body(Zk, _):
-        Lam, C, leads = observe(Zk)
-        return _layer(Zk, Lam, h), (Zk, C if store_attention else None, leads)
-
-    ZK, (Zs, Cs, leads) = jax.lax.scan(body, Z0, None, length=num_layers)
-    _, CK, leadsK = observe(ZK)
-    tokens = jnp.concatenate([Zs, ZK[None]], axis=0)
-    attention = jnp.concatenate([Cs, CK[None]], axis=0) if store_attention else None
-    leads = jnp.concatenate([leads, leadsK[None]], axis=0)
-    leader_layer = jnp.where(jnp.any(leads, axis=0), jnp.argmax(leads, axis=0), -1)
-    first_copy = jnp.argmax(copies, axis=-1)
-    return HardmaxTrajectory(tokens, attention, leads, leader_layer, first_copy)
+        return hardmax_trajectory(self.alpha, None, self.encode(ids), self.num_layers, self.tie_rtol,
+                                  store_attention, key_mask=self.padding_mask(ids))
