@@ -27,7 +27,7 @@ elif _os.environ.get("JAXATTN_ENABLE_X64", "1") != "0" and "JAX_ENABLE_X64" not 
     _SET_JAX_ENV = True
 
 if TYPE_CHECKING:
-    from . import analysis, fields, grad, initial, io, layers, plot, sentiment, solve, spectral, studies
+    from . import analysis, fields, grad, initial, io, layers, plot, sentiment, solve, spectral, studies, sweeps
     from .fields import (
         AbstractField,
         CircleSelfAttention,
@@ -75,12 +75,13 @@ __all__ = [
     "solve",
     "spectral",
     "studies",
+    "sweeps",
     "value_and_grad_of",
 ]
 
 #: sub-packages imported on first attribute access
 _SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers", "plot", "sentiment", "solve",
-                         "spectral", "studies"})
+                         "spectral", "studies", "sweeps"})
 #: re-exported name -> the sub-package it comes from
 _EXPORTS = {
     **dict.fromkeys(["AbstractField", "CircleSelfAttention", "EuclideanSelfAttention", "FeedForward",

@@ -1,7 +1,7 @@
 """The package's import rules (docs/architecture.md), checked on the source with ``ast``.
 
 1. Layers: a module may import jaxattn code only from its own package or from a lower layer
-   (fields -> solve -> analysis / spectral -> studies -> CLI). A lower layer importing a higher
+   (fields -> solve -> analysis / io -> spectral / sweeps -> studies -> CLI). A lower layer importing a higher
    one makes every change to the higher one a change to the lower one.
 2. Private names stay inside their package: no ``from jaxattn.pkg._module import ...`` and no
    ``from jaxattn.pkg.module import _name`` from another package. The top-level private modules
@@ -36,6 +36,7 @@ LAYERS = {
     "analysis": 3,
     "io": 3,
     "spectral": 4,
+    "sweeps": 4,
     "studies": 5,
     "sentiment": 5,
     "_demo": 6,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from .._validate import is_concrete
 from ._checks import check_threshold, check_tokens
 
 DEFAULT_DELTA = 1e-3
@@ -169,7 +170,21 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
 
 
 def count_clusters(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
-                   tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
-    """Number of clusters (see :func:`cluster_labels`)."""
+                   tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP, min_mass: float = 0.0) -> Int[Array, "..."]:
+    """Number of clusters (see :func:`cluster_labels`) holding at least a fraction ``min_mass`` of the tokens.
+
+    ``min_mass = 0`` (default) counts every cluster; ``min_mass = 0.05`` counts the clusters with
+    at least 5% of the tokens, ignoring stragglers between them (the count of paper 004's
+    figures, ``docs/spectral.md``, with ``manifold="circle", gap=0.3``).
+    """
     labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)
-    return jnp.max(labels, axis=-1) + 1
+    if is_concrete(min_mass) and not 0 <= float(min_mass) <= 1:
+        raise ValueError(f"min_mass must be in [0, 1] (the fraction of the tokens a counted cluster holds), "
+                         f"got {min_mass!r}")
+    if isinstance(min_mass, (int, float)) and min_mass == 0:
+        return jnp.max(labels, axis=-1) + 1
+    n = labels.shape[-1]
+    sizes = lambda ids: jnp.bincount(ids, length=n)  # noqa: E731
+    for _ in range(labels.ndim - 1):
+        sizes = jax.vmap(sizes)
+    return jnp.sum(sizes(labels) >= min_mass * n, axis=-1)

@@ -1,4 +1,4 @@
-"""Reading and writing files: safetensors checkpoints (value spectra), netCDF sweep storage, saved
+"""Reading and writing files: safetensors checkpoints (value spectra), atomic netCDF writes, saved
 trajectories (:func:`load_trajectory`) and the CF attributes of every file (:mod:`.cf`)."""
 
 from .cf import (
@@ -8,17 +8,13 @@ from .cf import (
     missing_attributes as missing_attributes,
 )
 from .netcdf import (
-    Claim as Claim,
+    BOOT as BOOT,
+    HOST as HOST,
     atomic_write_netcdf as atomic_write_netcdf,
     atomic_write_text as atomic_write_text,
-    check_manifest as check_manifest,
-    claim as claim,
-    merge_points as merge_points,
-    move_aside as move_aside,
     netcdf_attr as netcdf_attr,
     netcdf_engine as netcdf_engine,
-    point_file_problem as point_file_problem,
-    read_manifest as read_manifest,
+    process_alive as process_alive,
     remove_stale_temporaries as remove_stale_temporaries,
 )
 from .trajectory import load_trajectory as load_trajectory

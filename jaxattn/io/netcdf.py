@@ -1,36 +1,24 @@
-"""netCDF storage of sweeps: atomic point files, the manifest, per-point claims, the merge.
+"""netCDF files written atomically, and the clean-up of what dead writers left.
 
-The sweep engine (:func:`jaxattn.studies.run_sweep`, design in ``docs/sweeps.md`` and
-``docs/scaling.md``) keeps one file per finished point and merges them once at the end. The
-rules it relies on live here:
+Every file is written through a temporary file in the same directory, ``fsync`` and
+:func:`os.replace` (atomic on POSIX), so a file either exists complete or not at all. The
+temporary file's name holds its writer (host, pid), so that :func:`remove_stale_temporaries`
+removes only files whose writer is dead or that are older than an expiry. :data:`HOST`,
+:data:`BOOT` and :func:`process_alive` tell whether a writer (or any process recorded by host,
+boot and pid, such as the owner of a sweep's claim, :mod:`jaxattn.sweeps`) is still running.
 
-* every file is written through a temporary file in the same directory, ``fsync`` and
-  :func:`os.replace` (atomic on POSIX), so a file either exists complete or not at all; the
-  temporary file's name holds its writer (host, pid), so that :func:`remove_stale_temporaries`
-  removes only files whose writer is dead or that are older than an expiry;
-* ``manifest.json`` records a sweep's arguments; :func:`check_manifest` creates it (atomically,
-  first writer wins) on the first run and reports which arguments differ on a later one;
-* :func:`claim` takes a point for one process with an ``O_CREAT | O_EXCL`` claim file; the owner
-  renews it (:meth:`Claim.renew`) while it computes; a claim whose owner is dead (same host, pid
-  gone) or whose heartbeat is older than its expiry is taken over by creating the next
-  generation of the claim, again with ``O_EXCL``, so exactly one process wins every takeover
-  and N processes with no coordinator can share one directory;
-* :func:`point_file_problem` tells a readable point file from a zero-byte or truncated one and
-  :func:`move_aside` moves a bad one to ``directory/corrupt/`` with a warning;
-* :func:`merge_points` stacks the point datasets on the sweep's grid and seed axes.
+The sweep storage built on these writes (point files, manifest, claims, merge) is
+:mod:`jaxattn.sweeps` (``docs/sweeps.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import socket
 import time
 import uuid
-import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +28,15 @@ import xarray as xr
 from .cf import describe
 
 __all__ = [
-    "Claim",
+    "BOOT",
+    "HOST",
     "atomic_write_netcdf",
     "atomic_write_text",
-    "check_manifest",
-    "claim",
-    "merge_points",
-    "move_aside",
     "netcdf_attr",
     "netcdf_engine",
-    "point_file_problem",
-    "read_manifest",
+    "process_alive",
     "remove_stale_temporaries",
 ]
-
-MANIFEST = "manifest.json"
-CORRUPT = "corrupt"
 
 #: this machine's name, recorded in claims and temporary file names
 HOST = socket.gethostname().replace(".", "_") or "host"
@@ -72,7 +53,8 @@ def _boot_id() -> str:
 BOOT = _boot_id()
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (``True`` when that cannot be told)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -139,13 +121,14 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (as :func:`atomic_write_netcdf`)."""
-    return _write_text(text, Path(path), exclusive=False)
+def atomic_write_text(text: str, path: str | os.PathLike, *, exclusive: bool = False) -> Path | None:
+    """Write ``text`` to ``path`` atomically (as :func:`atomic_write_netcdf`).
 
-
-def _write_text(text: str, path: Path, exclusive: bool) -> Path:
-    """Write through a temporary file; ``exclusive``: only if ``path`` is absent (``os.link``)."""
+    ``exclusive=True`` creates the file only if ``path`` does not exist yet, with its full content
+    from the moment it appears (:func:`os.link` of the synced temporary file: exactly one of
+    several concurrent writers wins, also on NFS); it returns ``None`` when ``path`` existed.
+    """
+    path = Path(path)
     with _staged(path) as tmp:
         with open(tmp, "w") as fh:
             fh.write(text)
@@ -155,7 +138,7 @@ def _write_text(text: str, path: Path, exclusive: bool) -> Path:
             try:
                 os.link(tmp, path)  # atomic create-if-absent with the full content
             except FileExistsError:
-                pass
+                return None
         else:
             os.replace(tmp, path)
     return path
@@ -181,7 +164,7 @@ def remove_stale_temporaries(directory: str | os.PathLike, expiry: float) -> lis
             age = now - tmp.stat().st_mtime
         except FileNotFoundError:
             continue
-        dead = host == HOST and pid > 0 and pid != os.getpid() and not _pid_alive(pid)
+        dead = host == HOST and pid > 0 and pid != os.getpid() and not process_alive(pid)
         if dead or age > expiry:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
@@ -193,182 +176,3 @@ def netcdf_attr(value: Any) -> Any:
     if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return value
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def read_manifest(directory: str | os.PathLike) -> dict[str, Any] | None:
-    """The sweep arguments stored in ``directory/manifest.json`` (``None`` if there is none).
-
-    Raises:
-        ValueError: the file is not a JSON object (names the file and what to do).
-    """
-    path = Path(directory) / MANIFEST
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    try:
-        old = json.loads(text)
-        if not isinstance(old, dict):
-            raise ValueError(f"expected a JSON object, got {type(old).__name__}")
-    except ValueError as err:
-        raise ValueError(
-            f"{path} is not valid JSON ({err}). It records the arguments of the sweep whose points "
-            f"are in {Path(directory) / 'points'}: if you are sure this directory holds the sweep you "
-            "are running, delete the manifest and the next run rewrites it from its arguments; "
-            "otherwise run the sweep in a new directory"
-        ) from None
-    return old
-
-
-def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) -> list[str]:
-    """Compare ``manifest`` with ``directory/manifest.json``, creating it if absent.
-
-    Creation is atomic and exclusive (the first of several concurrent processes wins and the
-    others compare against its manifest). Returns the sorted keys whose values differ (empty
-    when the directory holds the same sweep or none yet).
-
-    Raises:
-        ValueError: an existing manifest is not valid JSON (:func:`read_manifest`).
-    """
-    old = read_manifest(directory)
-    if old is None:
-        _write_text(json.dumps(manifest, indent=1, sort_keys=True), Path(directory) / MANIFEST,
-                    exclusive=True)
-        old = read_manifest(directory)
-    return sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-
-
-# --------------------------------------------------------------------------- claims
-
-
-@dataclasses.dataclass
-class Claim:
-    """A point held by this process: the claim file ``<key>.<generation>`` it created.
-
-    The file's modification time is the heartbeat; its content records the owner
-    (host, boot id, pid, time).
-    """
-
-    path: Path
-
-    @property
-    def _next(self) -> Path:
-        key, gen = self.path.name.rsplit(".", 1)
-        return self.path.with_name(f"{key}.{int(gen) + 1}")
-
-    def lost(self) -> bool:
-        """Whether another process has taken this claim over (its heartbeat was too old)."""
-        return self._next.exists()
-
-    def renew(self) -> bool:
-        """Refresh the heartbeat; returns ``False`` if the claim was taken over."""
-        try:
-            os.utime(self.path)
-        except FileNotFoundError:
-            return False
-        return not self.lost()
-
-    def release(self) -> None:
-        """Give the claim up: its heartbeat is set to the epoch, so anyone may take it at once."""
-        try:
-            os.utime(self.path, (0, 0))
-        except FileNotFoundError:
-            pass
-
-
-def _stale(path: Path, expiry: float) -> bool:
-    """Whether the claim file at ``path`` may be taken over."""
-    try:
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:  # removed by a cleanup: the point is finished or free
-        return True
-    if time.time() - mtime > expiry:
-        return True
-    try:
-        owner = json.loads(path.read_text())
-    except (OSError, ValueError):  # being written right now: alive
-        return False
-    if owner.get("host") == HOST and owner.get("boot") == BOOT and owner.get("pid") != os.getpid():
-        return not _pid_alive(int(owner.get("pid", -1)))
-    return False
-
-
-def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
-    """Try to take the point ``key``: returns a :class:`Claim`, or ``None`` if another live process holds it.
-
-    The claim files are ``claims/<key>.0``, ``<key>.1``, ...; the highest generation is
-    the current one. A free point is taken by creating generation 0; a stale one (owner dead
-    on this host, or heartbeat older than ``expiry`` seconds, or released) by creating the
-    next generation. Both use ``O_CREAT | O_EXCL``, which exactly one process wins, also on
-    NFS v3+ and Lustre.
-    """
-    claims = Path(claims)
-    gen = 0
-    while (claims / f"{key}.{gen}").exists():
-        gen += 1
-    if gen > 0 and not _stale(claims / f"{key}.{gen - 1}", expiry):
-        return None
-    path = claims / f"{key}.{gen}"
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return None
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"host": HOST, "boot": BOOT, "pid": os.getpid(), "time": time.time()}, fh)
-    return Claim(path)
-
-
-# --------------------------------------------------------------------------- point files
-
-
-def point_file_problem(path: str | os.PathLike) -> str | None:
-    """``None`` if the netCDF file at ``path`` loads, else what is wrong with it (zero bytes, unreadable)."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            return "zero bytes"
-        xr.load_dataset(path).close()
-    except FileNotFoundError:
-        return "missing"
-    except Exception as err:  # noqa: BLE001 - any backend's error means "cannot be read"
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
-def move_aside(path: str | os.PathLike, reason: str, directory: str | os.PathLike) -> Path | None:
-    """Move a bad file to ``directory/corrupt/`` with a warning that names it; returns the new path."""
-    path = Path(path)
-    dest_dir = Path(directory) / CORRUPT
-    dest_dir.mkdir(exist_ok=True)
-    dest = dest_dir / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
-    try:
-        os.replace(path, dest)
-    except FileNotFoundError:  # another process moved it first
-        return None
-    warnings.warn(f"point file {path} is unreadable ({reason}); moved to {dest}; the point is recomputed",
-                  UserWarning, stacklevel=3)
-    return dest
-
-
-def merge_points(
-    files: Sequence[str | os.PathLike],
-    points: Sequence[Mapping[str, Any]],
-    grid: Mapping[str, Sequence[Any]],
-    seeds: Sequence[int],
-) -> xr.Dataset:
-    """Load the point files and stack them to dims ``(*grid, "seed", *point dims)``.
-
-    ``points[i]`` holds the grid values and ``"seed"`` of ``files[i]``; the result is
-    reindexed to the order of ``grid`` and ``seeds``.
-    """
-    names = [*grid, "seed"]
-    parts = []
-    for i, (f, point) in enumerate(zip(files, points)):
-        part = xr.load_dataset(f).drop_vars(names, errors="ignore").expand_dims(point=[i])
-        parts.append(part.assign_coords({k: ("point", [v]) for k, v in point.items()}))
-    point_dims = list(parts[0].dims)
-    point_dims.remove("point")
-    stacked = xr.concat(parts, dim="point", join="outer")
-    stacked = stacked.set_index(point=names).unstack("point")
-    stacked = stacked.reindex({**grid, "seed": list(seeds)})
-    return stacked.transpose(*names, *point_dims, ...)

@@ -24,4 +24,5 @@ from .polytope import (
     cluster_points as cluster_points,
     convex_hull_vertices as convex_hull_vertices,
     in_convex_hull as in_convex_hull,
+    vertex_mask as vertex_mask,
 )

@@ -26,7 +26,7 @@ from jaxtyping import ArrayLike
 
 from .hardmax import _check_A
 
-__all__ = ["attracting_set", "cluster_points", "convex_hull_vertices", "in_convex_hull"]
+__all__ = ["attracting_set", "cluster_points", "convex_hull_vertices", "in_convex_hull", "vertex_mask"]
 
 
 def cluster_points(points: ArrayLike, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
@@ -72,10 +72,23 @@ def convex_hull_vertices(points: ArrayLike, tol: float = 1e-7) -> np.ndarray:
     (where qhull fails). Returns a (v, d) array.
     """
     reps, _ = cluster_points(points, tol)
-    if len(reps) <= 1:
-        return reps
-    keep = [i for i in range(len(reps)) if not in_convex_hull(np.delete(reps, i, axis=0), reps[i])]
-    return reps[keep]
+    return reps[vertex_mask(reps)]
+
+
+def vertex_mask(points: ArrayLike) -> np.ndarray:
+    """For each point, whether it is a vertex of conv(points): not in the convex hull of the others.
+
+    The LP extreme-point test of :func:`in_convex_hull` on each point against the others, so it
+    works for lower-dimensional hulls; a point repeated exactly is not a vertex (each copy is in
+    the hull of the others: merge near-duplicates first, as :func:`convex_hull_vertices` does).
+    Returns a boolean (m,) array (all ``True`` for m <= 1).
+    """
+    P = np.asarray(points, dtype=np.float64)
+    if P.ndim != 2:
+        raise ValueError(f"points must be an (m, d) array, got shape {P.shape}")
+    if len(P) <= 1:
+        return np.ones(len(P), dtype=bool)
+    return np.array([not in_convex_hull(np.delete(P, i, axis=0), P[i]) for i in range(len(P))])
 
 
 def attracting_set(

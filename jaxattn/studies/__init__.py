@@ -1,52 +1,23 @@
-"""Parameter sweeps and paper reproductions (issue 3).
+"""Paper reproductions: the data of each figure and the figure (``docs/sweeps.md``).
 
-* :mod:`.sweep`: grids x seeds of jit-compiled, device-sharded ensemble solves written to
-  netCDF point by point, resumable after any interruption (:func:`run_sweep`).
 * :mod:`.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
-* :mod:`.paper_001`, :mod:`.paper_002`: reproductions of the figures and theorems of
-  papers 001 and 002 (datasets + plot helpers).
-* :mod:`.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE; data + plots).
+* :mod:`.paper_001`, :mod:`.paper_002`: the figures and theorems of papers 001 and 002.
+* :mod:`.paper_003`: Figs. 1-3 and Conjecture 1 of paper 003 (causal attention).
+* :mod:`.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE).
+* :mod:`.gradients`: differentiable parameter studies (optax fits, sensitivity maps).
+* :mod:`.euler`: the papers' authors' baseline scheme (Euler + renormalisation).
+* :mod:`.figures`: every plot of the studies (the notebooks call them).
+* :mod:`.cli`: the runners of ``jaxattn sweep ...`` and ``jaxattn causal ...``.
+
+The data functions return :class:`xarray.Dataset` objects; the long ones are resumable sweeps
+(:mod:`jaxattn.sweeps`).
 """
 
-from . import causal, figures, gradients, paper_000, paper_001, paper_002, paper_004, sweep
-from .gradients import (
-    checkpointed_adjoint,
-    circle_pde_value_and_grad,
-    clustering_sensitivity_along_boundary,
-    fit,
-    fit_beta_to_clustering_time,
-    maximise_metastable_lifetime,
-    value_and_grad_of,
-)
-from .sweep import (
-    SweepMismatchError,
-    function_identity,
-    run_sweep,
-    shard_ensemble,
-    solve_ensemble,
-    solve_global_ensemble,
-)
-
-__all__ = [
-    "SweepMismatchError",
-    "causal",
-    "checkpointed_adjoint",
-    "circle_pde_value_and_grad",
-    "clustering_sensitivity_along_boundary",
-    "figures",
-    "fit",
-    "fit_beta_to_clustering_time",
-    "function_identity",
-    "gradients",
-    "maximise_metastable_lifetime",
-    "value_and_grad_of",
-    "paper_000",
-    "paper_001",
-    "paper_002",
-    "paper_004",
-    "run_sweep",
-    "shard_ensemble",
-    "solve_ensemble",
-    "solve_global_ensemble",
-    "sweep",
-]
+from . import euler as euler
+from . import figures as figures
+from . import gradients as gradients
+from . import paper_000 as paper_000
+from . import paper_001 as paper_001
+from . import paper_002 as paper_002
+from . import paper_003 as paper_003
+from . import paper_004 as paper_004

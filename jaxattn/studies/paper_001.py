@@ -1,6 +1,6 @@
 """Reproductions of paper 001 (Geshkovski, Letrouit, Polyanskiy, Rigollet, "The emergence of
 clusters in self-attention dynamics", arXiv 2305.05465): the limit geometries of Table 1
-and the figures of §11, as datasets plus plot helpers.
+and the figures of §11, as datasets (the plots: :mod:`.figures`).
 
 Dynamics: the unnormalised R^d system (1.1) and its rescaled form (3.1),
 z_i = e^{-tV} x_i, dz_i/dt = sum_j P_ij(t) V (z_j - z_i), with P computed from e^{tV} z
@@ -41,6 +41,7 @@ import xarray as xr
 from .. import initial
 from ..analysis import cluster_labels
 from ..fields import EuclideanSelfAttention, RescaledSelfAttention
+from ..layers import vertex_mask
 from ..solve import simulate
 
 __all__ = [
@@ -53,11 +54,8 @@ __all__ = [
     "cluster_centres",
     "dual_basis",
     "fitted_normal",
-    "hull_vertex_mask",
     "is_good_triple",
     "origin_collapse",
-    "plot_attention_matrices",
-    "plot_tokens",
     "polytope_summary",
     "rescaled_trajectories",
     "spectral_coordinates",
@@ -175,26 +173,6 @@ def cluster_centres(z, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     return centres, labels
 
 
-def hull_vertex_mask(points, tol: float = 1e-9) -> np.ndarray:
-    """True for each point that is a vertex of conv(points): not a convex combination of
-    the others (LP feasibility, scipy HiGHS)."""
-    from scipy.optimize import linprog
-
-    p = np.asarray(points, float)
-    m = p.shape[0]
-    mask = np.ones(m, bool)
-    if m <= 1:
-        return mask
-    for i in range(m):
-        others = np.delete(p, i, axis=0)
-        # lambda >= 0, sum lambda = 1, others^T lambda = p_i  feasible  =>  not a vertex
-        a_eq = np.vstack([others.T, np.ones(m - 1)])
-        b_eq = np.append(p[i], 1.0)
-        res = linprog(np.zeros(m - 1), A_eq=a_eq, b_eq=b_eq, bounds=[(0, None)] * (m - 1), method="highs")
-        mask[i] = res.status != 0
-    return mask
-
-
 def polytope_summary(z_final, P_final, *, A=None, tol: float = 1e-3) -> dict:
     """Checks of Thm 3.1 / 8.1 (V = I) on a final rescaled state.
 
@@ -207,7 +185,7 @@ def polytope_summary(z_final, P_final, *, A=None, tol: float = 1e-3) -> dict:
     A = np.eye(centres.shape[1]) if A is None else np.asarray(A)
     radius = max(float(np.max(np.linalg.norm(np.asarray(z_final)[labels == k] - c, axis=1)))
                  for k, c in enumerate(centres))
-    vertex = hull_vertex_mask(centres) | (np.linalg.norm(centres, axis=1) < tol)
+    vertex = vertex_mask(centres) | (np.linalg.norm(centres, axis=1) < tol)
     ac = centres @ A.T
     gram = ac @ ac.T
     defect = float(np.max(np.abs(np.diag(gram) - gram.max(1))))
@@ -300,68 +278,3 @@ def boolean_attention(*, n: int = 40, ts=(0.0, 1.0, 2.0, 4.0, 6.0), seeds: Seque
     )
 
 
-# ----------------------------------------------------------------------------- plots
-
-
-def plot_attention_matrices(ds: xr.Dataset, *, seed_index: int = 0, axes=None):
-    """Heatmaps of the sorted P(t) at each saved time, rank in the title (Figs 3, 11).
-
-    Rows are query tokens i and columns key tokens j, numbered from 1 in the order of x_i(0) (Thm
-    2.1); one colour bar $P_{ij}$ in [0, 1] serves all panels. Returns the axes.
-    """
-    from ..plot import plot_attention, pyplot
-
-    plt = pyplot()
-    times = ds.t.values
-    if axes is None:
-        _, axes = plt.subplots(1, len(times), figsize=(1.95 * len(times) + 0.7, 2.7), layout="constrained")
-    axes = np.atleast_1d(axes)
-    for k, (ax, t) in enumerate(zip(axes, times)):
-        rank = int(ds["rank"].isel(seed=seed_index).sel(t=t))
-        plot_attention(ds.P.isel(seed=seed_index).sel(t=t).values, ax, title=f"$t = {t:g}$, rank {rank}",
-                       colorbar=False)
-        if k:
-            ax.set_ylabel("")
-    axes[0].figure.colorbar(axes[0].images[0], ax=list(axes), label="$P_{ij}(t)$", shrink=0.85, pad=0.01)
-    return axes
-
-
-def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=None, normal=None):
-    """Tokens z_i(t) (2-D or 3-D) over time: grey paths from open grey circles (t = 0) to crimson dots
-    (the last saved time), explained in a legend; the final convex hull (V = I) and, in 2-D, lines
-    orthogonal to ``normal`` (e.g. the dual functional) through the final clusters. Axes are labelled
-    $z_1$, $z_2$ ($z_3$); 2-D panels keep equal aspect. Returns the axes."""
-    from ..plot import pyplot
-
-    plt = pyplot()
-    z = ds.z.isel(seed=seed_index).values
-    d = z.shape[-1]
-    if ax is None:
-        fig = plt.figure(figsize=(5, 5))
-        ax = fig.add_subplot(projection="3d" if d == 3 else None)
-    for i in range(z.shape[1]):
-        ax.plot(*z[:, i].T, color="0.6", lw=0.6)
-    ax.scatter(*z[0].T, facecolors="none", edgecolors="0.45", s=10, lw=0.6, zorder=2, label="$z_i(0)$")
-    ax.scatter(*z[-1].T, color="crimson", s=25, zorder=3, label=f"$z_i({float(ds.t[-1]):g})$")
-    if hull and d in (2, 3):
-        from scipy.spatial import ConvexHull
-
-        try:
-            h = ConvexHull(z[-1])
-            for simplex in h.simplices:
-                ax.plot(*z[-1][simplex].T, color="silver", lw=0.8)
-        except Exception:  # degenerate (collinear) final states have no hull
-            pass
-    if normal is not None and d == 2:
-        n = np.asarray(normal) / np.linalg.norm(normal)
-        tangent = np.array([-n[1], n[0]])
-        for c in np.unique(np.round(z[-1] @ n, 3)):
-            line = c * n + np.outer(np.linspace(-10, 10, 2), tangent)
-            ax.plot(*line.T, "k--", lw=0.8)
-    labels = dict(xlabel="$z_1$", ylabel="$z_2$") | (dict(zlabel="$z_3$") if d == 3 else {})
-    ax.set(**labels)
-    if d == 2:
-        ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"$n = {z.shape[1]}$ tokens $z_i(t)$, $t \\in [0, {float(ds.t[-1]):g}]$", fontsize=10)
-    ax.legend(loc="best", fontsize=8, framealpha=0.8)
-    return ax

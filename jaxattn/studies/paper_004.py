@@ -1,5 +1,5 @@
 r"""Experiments of Bruno, Pasqualotto, Agazzi, *Emergence of meta-stable clustering in mean-field
-transformer models* (ICLR 2025; paper 004): data functions and their plots.
+transformer models* (ICLR 2025; paper 004): the data of Figs. 2-5 (the plots: :mod:`.figures`).
 
 Used by ``notebooks/paper_004_*.ipynb``; every function takes sizes as arguments so the notebooks can
 run a fast mode (``JAXATTN_FAST=1``) and the paper's sizes. Conventions: USA on S^1 in the time of
@@ -22,18 +22,17 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from .._special import log_ive
 from .._validate import check_model
+from ..analysis import count_clusters
 from ..fields import CircleSelfAttention
-from ..plot import pyplot
 from ..solve import simulate
 from ..spectral import bridge as B
 from ..spectral import circle as C
-from ..spectral.linear import dominant_mode, growth_rate, growth_rates
+from ..spectral.linear import dominant_mode, growth_rate
 
 __all__ = [
+    "CLUSTER_COUNT",
     "circle_field",
-    "cluster_count",
     "clusters_vs_beta",
     "default_band",
     "exit_times",
@@ -42,13 +41,6 @@ __all__ = [
     "figure4_run",
     "figure5_pde",
     "figure5_particles",
-    "plot_clusters_vs_beta",
-    "plot_figure2",
-    "plot_figure3",
-    "plot_figure4",
-    "plot_figure5",
-    "plot_phases",
-    "plot_rates",
     "predicted_positions",
     "shift_time",
     "total_variation",
@@ -80,18 +72,10 @@ def _angles(theta0, beta, ts, *, model: str = "usa", modes: int | None = None, r
                     rtol=rtol, atol=atol).xs
 
 
-def cluster_count(theta, min_mass: float = 0.05, gap: float = 0.3) -> int:
-    """Number of groups of mass >= min_mass, groups being maximal arcs without a gap > ``gap`` rad
-    (the thresholds of ``docs/spectral.md``, "Paper 004 studies": counting all groups is noisy)."""
-    t = np.sort(np.mod(np.asarray(theta), TWO_PI))
-    n = t.size
-    gaps = np.diff(np.concatenate([t, [t[0] + TWO_PI]]))
-    cuts = np.flatnonzero(gaps > gap)
-    if cuts.size == 0:
-        return 1 if n else 0
-    # groups between consecutive cuts (circularly)
-    sizes = np.diff(np.concatenate([cuts, [cuts[0] + n]]))
-    return int(np.sum(sizes / n >= min_mass))
+#: how paper 004's figures count clusters (:func:`jaxattn.analysis.count_clusters`): arcs separated by
+#: gaps > 0.3 rad holding >= 5% of the particles (``docs/spectral.md``, "Paper 004 studies": counting
+#: every group is noisy)
+CLUSTER_COUNT = dict(manifold="circle", gap=0.3, min_mass=0.05)
 
 
 def predicted_positions(theta0, k: int) -> np.ndarray:
@@ -120,7 +104,7 @@ def clusters_vs_beta(betas, N: int, seeds: int, exit_factor: float = 2.5):
         T = exit_factor * math.log(0.5 * math.sqrt(N)) / float(growth_rate(beta, k))
         th0 = jax.random.uniform(jax.random.PRNGKey(1000 + i), (seeds, N)) * TWO_PI
         xs = _angles(th0, beta, jnp.array([0.0, T]), modes=L, rtol=1e-7, atol=1e-7)[:, -1]
-        counts[i] = [cluster_count(x) for x in np.asarray(xs)]
+        counts[i] = np.asarray(count_clusters(xs, **CLUSTER_COUNT))
     return counts, np.asarray(dominant_mode(np.asarray(betas, float)))
 
 
@@ -207,144 +191,3 @@ def exit_times_fourier(beta: float, Ns, delta: float = 0.05, K: int = 24, T: flo
     return np.asarray(out)
 
 
-# ----------------------------------------------------------------------------- plots
-
-
-def plot_rates(ax, beta, kmax_plot=10):
-    """gamma_k = k^2 I_k(beta)/beta at integer k (dots) and real order k (dashed), k_max marked."""
-    k = np.arange(kmax_plot + 1)
-    g = np.asarray(growth_rates(beta, kmax_plot))
-    kc = np.linspace(0.0, kmax_plot, 200)
-    gc = kc**2 * np.exp(np.asarray(log_ive(kc, beta)) + beta) / beta  # real order nu = k
-    ax.plot(kc, gc, "--", color="gray")
-    ax.plot(k, g, "o")
-    km = dominant_mode(beta)
-    ax.axvline(km, color="r", ls=":", label=f"$k_{{max}} = {km}$")
-    ax.set_xlabel("k")
-    ax.set_ylabel(r"$\gamma_k = k^2 I_k(\beta)/\beta$")
-    ax.set_title(rf"$\beta = {beta}$")
-    ax.legend()
-
-
-def plot_figure2(runs: dict):
-    """Fig. 2. runs: beta -> (ts, xs, k, predicted positions, histogram time)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(len(runs), 3, figsize=(14, 3.6 * len(runs)), squeeze=False)
-    for r, (beta, (ts, xs, k, pos, t_hist)) in enumerate(runs.items()):
-        plot_rates(axes[r, 0], beta)
-        ax = axes[r, 1]
-        step = max(1, xs.shape[1] // 400)
-        ax.plot(ts, xs[:, ::step], lw=0.3, alpha=0.4, color="k")
-        for p in pos:
-            ax.axhline(p, color="r", ls="--")
-        ax.set_ylim(0, 2 * np.pi)
-        ax.set_xlabel("t")
-        ax.set_ylabel(r"$\theta_i(t)$ (unwrapped)")
-        ax.set_title("trajectories; red: linear-theory cluster positions")
-        ax = axes[r, 2]
-        i = int(np.argmin(np.abs(ts - t_hist)))
-        ax.hist(np.mod(xs[i], 2 * np.pi), bins=100, density=True)
-        ax.set_title(rf"t = {ts[i]:.3g}; clusters (mass $\geq$ 5%, gaps > 0.3): "
-                     rf"{cluster_count(xs[i])} here, {cluster_count(xs[-1])} at t = {ts[-1]:.3g}", fontsize=9)
-        ax.set_xlabel(r"$\theta$ mod $2\pi$")
-    fig.tight_layout()
-    return fig
-
-
-def plot_clusters_vs_beta(betas, counts, kmax):
-    """Final cluster counts against beta with the linear-theory k*(beta) and sqrt(2 beta)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for j in range(counts.shape[1]):
-        ax.plot(np.asarray(betas) + 0.05 * (j - counts.shape[1] / 2), counts[:, j], "o", alpha=0.6, color="C0")
-    bb = np.linspace(min(betas), max(betas), 400)
-    ax.step(bb, dominant_mode(bb), where="post", color="r", label=r"$k^*(\beta)$ (linear theory)")
-    ax.plot(bb, np.sqrt(2 * bb), ":", color="gray", label=r"$\sqrt{2\beta}$ (not $\sqrt{\beta}$)")
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel("number of clusters")
-    ax.legend()
-    return fig
-
-
-def plot_figure3(beta, Ns, times, Ns_det=None, times_det=None):
-    """Fig. 3: exit times against N (log scale) with the predicted slope 1/(2 gamma_max)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    m, s = np.nanmean(times, axis=1), np.nanstd(times, axis=1)
-    ax.errorbar(Ns, m, yerr=s, fmt="o", capsize=3, label="particles (mean, sd)")
-    g = float(growth_rate(beta, dominant_mode(beta)))
-    slope = 1 / (2 * g)
-    c = np.mean(m - slope * np.log(Ns))
-    NN = np.geomspace(min(Ns), max(Ns), 50)
-    ax.plot(NN, c + slope * np.log(NN), "r--", label=rf"slope $1/(2\gamma_{{max}})$ = {slope:.3f}")
-    if Ns_det is not None:
-        ax.plot(Ns_det, times_det, "s", mfc="none", label="Fourier PDE, $|\\hat\\mu_{k^*}(0)| = N^{-1/2}$")
-    fit = np.polyfit(np.log(Ns), m, 1)[0]
-    ax.set_xscale("log")
-    ax.set_xlabel("N")
-    ax.set_ylabel("exit time")
-    ax.set_title(rf"$\beta = {beta}$: fitted slope {fit:.3f} vs {slope:.3f}")
-    ax.legend()
-    return fig
-
-
-def plot_figure4(tr, every: int = 5):
-    """Fig. 4: densities of a circle PDE trajectory at every ``every``-th saved time."""
-    plt = pyplot()
-    theta, rho = tr.density(512)
-    ts = np.asarray(tr.ts)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i in range(0, len(ts), every):
-        ax.plot(theta, rho[i], label=f"t = {ts[i]:.3f}")
-    ax.plot(theta, rho[-1], "k", label=f"t = {ts[-1]:.3f} (last resolved)")
-    ax.set_xlabel(r"$\theta$")
-    ax.set_ylabel(r"$\rho(t, \theta)$")
-    lost = "never" if not np.isfinite(tr.t_lost) else f"t = {tr.t_lost:.3f}"
-    ax.set_title(rf"$\beta = {tr.beta}$, uniform + white noise; resolution lost at {lost}")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def plot_figure5(part: dict, pde: dict, beta: float = 5.0):
-    """Fig. 5: W1 to delta_3 and to uniform (particles), the small-alpha curve shifted by ln 10/gamma_3."""
-    plt = pyplot()
-    shift = shift_time(10.0, beta)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for alpha, (ts, wc, wu) in part.items():
-        axes[0].plot(ts, wu, label=rf"$W_1(\mu_t, \mu_\infty)$, $\alpha = {alpha}$")
-        axes[0].plot(ts, wc, "--", label=rf"$W_1(\mu_t, \delta_3)$, $\alpha = {alpha}$")
-        sh = shift if alpha == min(part) else 0.0
-        axes[1].plot(ts - sh, wc, label=rf"$\alpha = {alpha}$, shifted by {sh:.4f}")
-    for alpha, (ts, w, t_lost) in pde.items():
-        sh = shift if alpha == min(pde) else 0.0
-        axes[1].plot(ts - sh, w, ":", lw=2, label=rf"spectral PDE, $\alpha = {alpha}$ (resolved part)")
-    axes[0].axhline(np.pi / 6, color="gray", lw=0.5)
-    axes[0].set_xlabel("t")
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("particles, quantile samples of $f^\\alpha$")
-    axes[1].set_xlabel(r"t (small-$\alpha$ curve shifted by $\ln 10/\gamma_3$)")
-    axes[1].set_ylabel(r"$W_1(\mu_t, \delta_3)$")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_phases(tr, n_eff: float, kmax_plot: int = 6):
-    """|mu_k(t)| of the noise run on a log scale against the linear prediction |mu_k(0)| e^{gamma_k t}."""
-    plt = pyplot()
-    ts = np.asarray(tr.ts)
-    c = np.abs(np.asarray(tr.coeffs))
-    g = np.asarray(growth_rates(tr.beta, kmax_plot))
-    km = dominant_mode(tr.beta)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k in range(1, kmax_plot + 1):
-        (line,) = ax.semilogy(ts, c[:, k], label=f"k = {k}")
-        ax.semilogy(ts, c[0, k] * np.exp(g[k] * ts), "--", color=line.get_color(), lw=0.8)
-    T1 = math.log(n_eff**0.25 / 0.585) / g[km]  # ||rho_0||_{H^-1} ~ (0.3427/N)^{1/2}: T1 = ln(N^{-1/4}/||rho0||)/gamma
-    ax.axvline(T1, color="gray", ls=":", label=r"end of linear phase $T_1$")
-    ax.set_ylim(1e-5, 2)
-    ax.set_xlabel("t")
-    ax.set_ylabel(r"$|\hat\mu_k(t)|$")
-    ax.set_title("linear phase (dashed: $e^{\\gamma_k t}$), quasi-linear exit, then clustering")
-    ax.legend(fontsize=7)
-    return fig

@@ -1,7 +1,7 @@
 """Reproductions of Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical perspective on
 transformers" (2023): figures 2-4 and the checkable statements of §§4-7, one module per topic.
-Every function returns an :class:`xarray.Dataset` (or plain numbers for closed forms); ``plot_*``
-helpers draw them with matplotlib.
+Every function returns an :class:`xarray.Dataset` (or plain numbers for closed forms); the plots are
+:mod:`jaxattn.studies.figures`.
 
 * :mod:`.phase_diagrams` - Figs 2-4 and the random (Q, K, V) ensembles of Fig 4;
 * :mod:`.circle` - meta-stability on the circle (Fig 3, Problem 2);
@@ -9,23 +9,28 @@ helpers draw them with matplotlib.
 * :mod:`.small_beta` - beta = 0 and small beta (Thms 5.1-5.2);
 * :mod:`.saddles` - strict saddles of the circle energy (Prop 6.1, Appendix C);
 * :mod:`.repulsion` - V = -I and sharp configurations (§7.1);
-* :mod:`.euler` - the authors' Euler + renormalise scheme and its time stretch.
+* :mod:`.euler` - the time stretch of the authors' Euler + renormalise scheme
+  (:mod:`jaxattn.studies.euler`).
 
 (SA) is eq. (2.6) with the softmax partition function (2.4); (USA) replaces Z_i by n. The scalar
 ODE of Thm 4.6 and the phase boundary (4.11) are :mod:`jaxattn.analysis.gamma`. The paper's errata
 relied on here are listed in ``docs/errata.md``.
 """
 
-from . import circle, euler, phase_diagrams, repulsion, saddles, small_beta, wendel
+from . import circle as circle
+from . import euler as euler
+from . import phase_diagrams as phase_diagrams
+from . import repulsion as repulsion
+from . import saddles as saddles
+from . import small_beta as small_beta
+from . import wendel as wendel
 from .circle import circle_metastability as circle_metastability
-from .circle import plot_circle_metastability as plot_circle_metastability
 from .euler import euler_bias as euler_bias
-from .euler import euler_renormalise as euler_renormalise
 from .phase_diagrams import KQ_ENSEMBLES as KQ_ENSEMBLES
+from .phase_diagrams import PhaseDiagramPoint as PhaseDiagramPoint
 from .phase_diagrams import PHASE_SOLVERS as PHASE_SOLVERS
 from .phase_diagrams import VALUE_ENSEMBLES as VALUE_ENSEMBLES
 from .phase_diagrams import phase_diagram as phase_diagram
-from .phase_diagrams import plot_phase_diagram as plot_phase_diagram
 from .phase_diagrams import random_matrices as random_matrices
 from .repulsion import repulsive_configuration as repulsive_configuration
 from .repulsion import sharp_configuration as sharp_configuration

@@ -4,6 +4,7 @@ in angle form over time."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +14,10 @@ import xarray as xr
 from ... import initial
 from ...analysis import clustered_pair_fraction, count_clusters
 from ...fields import CircleSelfAttention
-from ...solve import simulate
-from ..sweep import solve_ensemble
+from ...solve import simulate, solve_ensemble
+from ...sweeps import AbstractPoint, run_sweep
 
-__all__ = ["circle_metastability", "plot_circle_metastability"]
+__all__ = ["CircleMetastabilityPoint", "circle_metastability"]
 
 
 def circle_metastability(
@@ -33,6 +34,8 @@ def circle_metastability(
     solver=None,
     x0=None,
     ensemble: str = "vmap",
+    directory=None,
+    progress: bool = False,
 ) -> xr.Dataset:
     """Cluster counts of (SA) on the circle over time (Geshkovski et al. 2023, Fig 3, Problem 2).
 
@@ -42,20 +45,32 @@ def circle_metastability(
     ``pair_fraction`` (ordered pairs with cos(theta_i - theta_j) >= 1 - delta, the d = 2
     phase-diagram value). Expected (200 runs): beta = 4 -> 2 clusters in
     174/200 runs at t = 30; beta = 9 -> 3 clusters in 146/200; mean counts decrease in t.
-    Tolerances from the work-precision study of issue 12 (``python -m benchmarks.causal_statistics
+    Tolerances from the work-precision study (``python -m benchmarks.causal_statistics
     --circle``, benchmarks/README.md: n = 32, beta = 4 and 9, 64 draws each, t up to 300, one core):
     Tsit5 at rtol = atol = 1e-5 (the default) reproduces the mean cluster counts and clustered-pair
     fractions of an rtol 1e-10 reference exactly (as does 1e-4; 1e-3 is off by 0.016 clusters) at
     8.5 CPU-ms per member, against 17.8 at the former 1e-7 and 31 for the authors' Euler h = 0.05
     (0.047 clusters off). ``ensemble``: "vmap" (default: every member its own steps, run in
     lockstep) measured 4.2 CPU-ms per member against 16 for one shared step per 128 members
-    ("batched", through :func:`jaxattn.studies.sweep.solve_ensemble`, sharded over devices) and 6.7
+    ("batched", through :func:`jaxattn.solve.solve_ensemble`, sharded over devices) and 6.7
     for "map" (``python -m benchmarks.ensembles --workload circle``, 192 members, rtol 1e-7, one core):
     members merge at different times and a shared step must resolve all of them.
     ``solver``: any diffrax solver (default Tsit5); ``x0``: (batch, n) initial angles instead of
     the seed's draws (the same draws for several integrators, as in
     ``benchmarks/causal_statistics.py --circle``).
+
+    ``directory``: run each beta as a point of a resumable sweep (:mod:`jaxattn.sweeps`; the merged
+    ``directory/circle.nc``, what ``jaxattn sweep circle`` writes), the same draws for every beta;
+    ``progress`` shows its bar. The result is the same as without.
     """
+    if directory is not None:
+        point = CircleMetastabilityPoint(ts=tuple(float(t) for t in np.asarray(ts, dtype=float)), n=n, batch=batch,
+                                         gap=gap, delta=delta, rtol=rtol, atol=atol, solver=solver,
+                                         x0=None if x0 is None else np.asarray(x0), ensemble=ensemble)
+        ds = run_sweep(point, {"beta": [float(b) for b in betas]}, seeds=[seed], directory=directory, name="circle",
+                       attrs=dict(n=n, batch=batch, gap=gap, delta=delta, model="SA on S^1",
+                                  paper="002 Fig 3, Problem 2"), progress=progress)
+        return ds.isel(seed=0)
     if ensemble not in ("vmap", "map", "batched"):
         raise ValueError(f"ensemble must be 'vmap', 'map' or 'batched', got {ensemble!r}")
     ts = np.asarray(ts, dtype=float)
@@ -86,17 +101,26 @@ def circle_metastability(
     return ds
 
 
-def plot_circle_metastability(ds: xr.Dataset, ax=None):
-    """Mean cluster count against t (log axis) for each beta."""
-    from ...plot import pyplot
 
-    plt = pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    for beta in ds.beta.values:
-        ax.plot(ds.t, ds.clusters.sel(beta=beta).mean("member"), "o-", label=rf"$\beta={beta:g}$")
-    ax.set_xscale("log")
-    ax.set_xlabel("t")
-    ax.set_ylabel("mean number of clusters")
-    ax.legend()
-    return ax
+
+class CircleMetastabilityPoint(AbstractPoint):
+    """One beta of :func:`circle_metastability` (the seed draws the angles): a sweep point."""
+
+    identity_name: ClassVar[str] = "jaxattn.studies.paper_002.circle_metastability"
+    identity_version: ClassVar[int] = 1
+    ts: tuple[float, ...]
+    n: int
+    batch: int
+    gap: float
+    delta: float
+    rtol: float
+    atol: float
+    solver: object
+    x0: object
+    ensemble: str
+
+    def __call__(self, seed: int, beta: float) -> xr.Dataset:
+        ds = circle_metastability([beta], self.ts, n=self.n, batch=self.batch, seed=seed, gap=self.gap,
+                                  delta=self.delta, rtol=self.rtol, atol=self.atol, solver=self.solver, x0=self.x0,
+                                  ensemble=self.ensemble)
+        return ds.isel(beta=0, drop=True).drop_attrs()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -30,10 +30,12 @@ from ...analysis import (
 )
 from ...fields import GramSelfAttention, SelfAttention
 from ...io import atomic_write_netcdf, describe
-from ..sweep import run_sweep, solve_ensemble
+from ...solve import solve_ensemble
+from ...sweeps import AbstractPoint, run_sweep
 
 __all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "FORMULATIONS", "KQ_ENSEMBLES", "PHASE_SOLVERS",
-           "VALUE_ENSEMBLES", "phase_diagram", "plot_phase_diagram", "random_matrices", "uses_gram"]
+           "VALUE_ENSEMBLES", "CrossingTimePoint", "PhaseDiagramPoint", "crossing_times", "phase_diagram",
+           "random_matrices", "uses_gram"]
 
 KQ_ENSEMBLES = ("identity", "ginibre", "goe")
 VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre")
@@ -164,6 +166,33 @@ def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int,
     )
 
 
+class PhaseDiagramPoint(AbstractPoint):
+    """One (beta, d, kq, value, seed) point of :func:`phase_diagram`: the per-member clustered-pair fraction.
+
+    The sweep point of paper 002 Figs 2-4; its identity (``jaxattn.sweeps.AbstractPoint``) is
+    ``identity_name`` and ``identity_version`` with the fields below, so a phase-diagram directory
+    stays resumable across releases that do not change its results (a change that does bumps
+    ``identity_version``).
+    """
+
+    identity_name: ClassVar[str] = "jaxattn.studies.paper_002.phase_diagram"
+    identity_version: ClassVar[int] = 1
+    n: int
+    batch: int
+    delta: float
+    ts: tuple[float, ...]
+    rtol: float
+    atol: float
+    solver: str = DEFAULT_SOLVER
+    precision: str = DEFAULT_PRECISION
+    formulation: str = "auto"
+
+    def __call__(self, seed: int, beta: float, d: int, kq: str, value: str) -> xr.Dataset:
+        return _phase_point(seed, beta, d, kq, value, n=self.n, batch=self.batch, delta=self.delta,
+                            ts=np.asarray(self.ts), rtol=self.rtol, atol=self.atol, solver=self.solver,
+                            precision=self.precision, formulation=self.formulation)
+
+
 def phase_diagram(
     betas: Sequence[float] | np.ndarray,
     ts: Sequence[float] | np.ndarray,
@@ -228,10 +257,8 @@ def phase_diagram(
     paths = {uses_gram(k, v, dd, n, formulation) for dd in grid["d"] for k in grid["kq"] for v in grid["value"]}
     path = ("gram" if paths == {True} else "tokens" if paths == {False} else
             "gram where kq = value = identity and d > n, tokens elsewhere")
-    fn = partial(_phase_point, n=n, batch=batch, delta=delta, ts=ts, rtol=rtol, atol=atol, solver=solver,
-                 precision=precision, formulation=formulation)
-    fn.__qualname__ = "phase_diagram_point"  # type: ignore[attr-defined]
-    fn.__module__ = __package__  # type: ignore[attr-defined]  (the public name: sweeps stay resumable)
+    fn = PhaseDiagramPoint(n=n, batch=batch, delta=delta, ts=tuple(ts.tolist()), rtol=rtol, atol=atol,
+                           solver=solver, precision=precision, formulation=formulation)
     attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol, model="SA",
                  ts=ts.tolist(), init="uniform on S^{d-1}", precision=precision, paper="002 Figs 2-4",
                  formulation=path,
@@ -240,55 +267,40 @@ def phase_diagram(
     ds = run_sweep(fn, grid, directory=directory, seeds=seeds, name="phase_diagram", attrs=attrs,
                    progress=progress)
     ds["probability"] = ds.pair_fraction.mean(("seed", "member"))
-    ds["t_star"] = ("beta", [float(gamma_crossing_time(b, n, delta)) for b in ds.beta.values])
+    ds["t_star"] = crossing_times(ds.beta.values, n=n, delta=delta).t_star
     ds = describe(ds)  # CF attributes in memory too; the file holds what the figure shows
     if jax.process_index() == 0:
         atomic_write_netcdf(ds, Path(directory) / "phase_diagram.nc")
     return ds
 
 
-def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: str | None = None, **select):
-    """Paper 002 Figs 2-4: ``probability`` over (t, beta) (colormap RdBu_r as the paper) with t*(beta).
+class CrossingTimePoint(AbstractPoint):
+    """t*(beta) of :func:`crossing_times` for one beta: a deterministic sweep point (no seed)."""
 
-    Each cell is centred on its grid point (beta_k, t_l) and bounded by the midpoints to its
-    neighbours; the outer cells end at the first and last grid values, so the image covers exactly
-    [beta_0, beta_K] x [t_0, t_L] and nothing is drawn where no beta or t was sampled. The dashed
-    curve is gamma_beta(t) = 1 - delta (eq. (4.11)) for the dataset's n and delta. ``select`` picks
-    ``d``, ``kq``, ``value`` (default: the first of each); the title states n, d and delta (and the
-    random (Q, K, V) ensembles of Fig 4 when not the identity) unless ``title`` is given.
+    identity_name: ClassVar[str] = "jaxattn.studies.paper_002.crossing_times"
+    identity_version: ClassVar[int] = 1
+    n: int
+    delta: float
+
+    def __call__(self, beta: float) -> xr.Dataset:
+        return xr.Dataset({"t_star": ((), float(gamma_crossing_time(beta, self.n, self.delta)))})
+
+
+def crossing_times(betas: Sequence[float] | np.ndarray, *, n: int = 32, delta: float = 1e-2, directory=None,
+                   progress: bool = False) -> xr.Dataset:
+    """Paper 002 Thm 4.6: the crossing times t*(beta) of gamma_beta(t) = 1 - delta (eq. (4.11), (SA), n tokens).
+
+    The dashed overlay curve of Figs 2-4 (:func:`jaxattn.analysis.gamma_crossing_time` for each
+    beta). With a ``directory`` each beta is a point of a resumable sweep (``jaxattn sweep gamma``;
+    the merged ``directory/gamma.nc``). Returns ``t_star`` (beta).
     """
-    from ...plot import cell_edges, pyplot
-
-    plt = pyplot()
-    ds = ds.sortby("beta")
-    prob = ds.probability
-    picked = {}
-    for dim in ("d", "kq", "value"):
-        if dim in prob.dims:
-            prob = prob.sel({dim: select[dim]}) if dim in select else prob.isel({dim: 0})
-        if dim in prob.coords:
-            picked[dim] = prob.coords[dim].values.item()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
-    prob = prob.transpose("beta", "t")
-    t_edges, b_edges = cell_edges(prob.t.values), cell_edges(prob.beta.values)
-    mesh = ax.pcolormesh(t_edges, b_edges, prob.values, cmap="RdBu_r", vmin=0, vmax=1, shading="flat")
-    ax.figure.colorbar(mesh, ax=ax, label=r"$P(\langle x_i, x_j\rangle \geq 1-\delta)$")
-    if curve and "t_star" in ds:
-        ax.plot(ds.t_star, ds.beta, "k--", lw=1.2, label=r"$\gamma_\beta(t) = 1-\delta$")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlim(t_edges[0], t_edges[-1])
-    ax.set_ylim(b_edges[0], b_edges[-1])
-    ax.set_xlabel("$t$")
-    ax.set_ylabel(r"$\beta$")
-    if title is None:
-        n = ds.attrs.get("n", "?")
-        d = picked.get("d", ds.attrs.get("d", "?"))
-        title = f"SA on $S^{{d-1}}$: $n = {n}$, $d = {d}$"
-        if "delta" in ds.attrs:
-            title += rf", $\delta = {float(ds.attrs['delta']):g}$"
-        ens = [f"{k} {picked[k]}" for k in ("kq", "value") if picked.get(k, "identity") != "identity"]
-        if ens:
-            title += "\n" + ", ".join(ens)
-    ax.set_title(title, fontsize=10)
-    return ax
+    betas = [float(b) for b in np.atleast_1d(np.asarray(betas, dtype=float))]
+    attrs = dict(n=n, delta=delta, model="SA", paper="002 Thm 4.6, eq. (4.11)")
+    point = CrossingTimePoint(n=n, delta=delta)
+    if directory is None:
+        ds = xr.concat([point(b) for b in betas], dim=xr.DataArray(betas, dims="beta", name="beta"))
+    else:
+        ds = run_sweep(point, {"beta": betas}, seeds=None, directory=directory, name="gamma", attrs=attrs,
+                       progress=progress)
+    ds.attrs.update(attrs)
+    return describe(ds)

@@ -17,7 +17,7 @@ import xarray as xr
 from ... import initial
 from ...analysis import count_clusters
 from ...fields import CircleSelfAttention, Kuramoto, SelfAttention
-from ..sweep import solve_ensemble
+from ...solve import solve_ensemble
 
 __all__ = ["antipodal_configuration", "small_beta_consensus"]
 

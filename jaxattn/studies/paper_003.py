@@ -7,9 +7,9 @@ r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Co
   (``ensemble="map"``), sparse save times,
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
   definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
-* :func:`numpy_euler_causal_circle` — a faithful NumPy re-implementation of the first author's
-  scheme (explicit Euler on the unprojected attention output, then renormalisation, step 0.05,
-  as in the authors' notebook), the baseline of ``benchmarks/causal_statistics.py``.
+* :func:`numpy_euler_causal_circle` — the first author's scheme on angles (explicit Euler on the
+  unprojected attention output, then renormalisation, step 0.05, as in the authors' notebook:
+  :func:`jaxattn.studies.euler.euler_renormalise`), the baseline of ``benchmarks/causal_statistics.py``.
 * :func:`conjecture1_runs` — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
 
 Why float64: inter-cluster drift speeds are 1e-4..1e-8, so in float32 the increment h v of a
@@ -19,6 +19,7 @@ step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import diffrax
 import jax
@@ -33,6 +34,8 @@ from ..analysis import renyi
 from ..fields import CircleSelfAttention, SelfAttention
 from ..io import describe
 from ..solve import simulate
+from ..sweeps import AbstractPoint, run_sweep
+from .euler import euler_renormalise
 
 #: the five value matrices of Fig. 1 (a)-(e)
 FIG1_VALUES = {
@@ -67,7 +70,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-4, atol: float = 1e-4,
                       ensemble: str = "map", solver=None, theta0: Float[ArrayLike, "runs n"] | None = None,
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
-                      return_angles: bool = False, progress: bool = False) -> xr.Dataset:
+                      return_angles: bool = False, progress: bool = False, directory=None) -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
@@ -79,10 +82,11 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     times (``ts`` before). Summaries: :func:`summarise`.
     ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
     key's uniform draws (same draws for several integrators, as in the work-precision study);
-    ``solver`` is any diffrax solver.
+    ``solver`` is any diffrax solver. ``directory``: each chunk is a point of a resumable sweep
+    (:mod:`jaxattn.sweeps`, what ``jaxattn causal fig3`` runs); the result is the same as without.
 
     Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`. Defaults from the
-    work-precision study of issue 12 (``python -m benchmarks.causal_statistics --work-precision``,
+    work-precision study (``python -m benchmarks.causal_statistics --work-precision``,
     benchmarks/README.md, 24 runs, one core): **Bosh3, rtol = atol = 1e-4** — error of the mean
     consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler h = 0.05:
     1.7e-2) at 0.084 CPU-s per run (Tsit5 rtol 1e-6: 0.133; Euler h = 0.05: 1.62). Steps do not
@@ -96,40 +100,79 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
     if theta0 is not None:
-        theta0 = jnp.asarray(theta0, dtype=jnp.result_type(float))
+        theta0 = np.asarray(theta0, dtype=float)
         if theta0.shape != (runs, n):
             raise ValueError(f"theta0 must hold the initial angles of every run, shape (runs, n) = ({runs}, {n}), "
                              f"got {theta0.shape}")
-    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    t1 = float(ts[-1])
+    ts = tuple(float(t) for t in np.asarray(ts, dtype=float))
     delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
-    field = CircleSelfAttention(beta, causal=True, evaluator=evaluator)
-    beta_ = float(beta)
-    stats = lambda thetas: _fig3_statistics_jit(thetas, beta_, delta=delta, gap=gap)  # noqa: E731
+    point = CausalChunkPoint(key=np.asarray(jax.random.key_data(key) if jnp.issubdtype(
+        jnp.asarray(key).dtype, jax.dtypes.prng_key) else key), runs=runs, chunk=chunk, n=n, beta=float(beta), ts=ts,
+        evaluator=evaluator, rtol=rtol, atol=atol, ensemble=ensemble, solver=solver, theta0=theta0, delta=delta,
+        gap=gap, return_angles=return_angles)
+    chunks = list(range(-(-runs // chunk)))
+    attrs = dict(n=n, beta=beta, runs=runs, rtol=rtol, atol=atol, delta=delta, gap=gap, evaluator=evaluator,
+                 ensemble=ensemble, model="causal SA on S^1 (CSA-2d)",
+                 paper="Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3")
+    if directory is None:
+        parts = [point(chunk=i) for i in tqdm(chunks, desc="causal statistics (chunks)", unit="chunk",
+                                              disable=not progress)]
+        ds = xr.concat(parts, dim="member")
+    else:  # one sweep point per chunk; the last chunk may be shorter (padded with NaN in the merge)
+        merged = run_sweep(point, {"chunk": chunks}, seeds=None, directory=directory, name="causal_statistics",
+                           attrs={k: v for k, v in attrs.items() if not hasattr(v, "shape")}, progress=progress)
+        flat = merged.stack(run=("chunk", "member"))
+        keep = flat["chunk"].values * chunk + flat["member"].values < runs
+        ds = flat.isel(run=keep).drop_vars(["run", "chunk", "member"]).rename(run="member")
+        ds = ds.transpose("member", ...)
+X
+        ds[name] = ds[name].astype(np.int64)
+    ds = ds.assign_coords(member=np.arange(runs), t=np.asarray(ts))
+    ds.attrs = attrs
+    return describe(ds)
 
-    keys = jax.random.split(key, -(-runs // chunk))
-    parts, steps, angles = [], [], []
-    done = 0
-    for k in tqdm(keys, desc="causal statistics (chunks)", unit="chunk", disable=not progress):
-        b = min(chunk, runs - done)
-        x0 = initial.uniform_circle(k, n, batch=b) if theta0 is None else theta0[done:done + b]
-        traj = simulate(field, x0, t1, ts=ts, solver=diffrax.Bosh3() if solver is None else solver,
-                        rtol=rtol, atol=atol, max_steps=10**6,
-                        ensemble=ensemble)
-        parts.append(jax.tree_util.tree_map(np.asarray, stats(traj.xs)))
-        steps.append(np.broadcast_to(np.asarray(traj.stats["num_steps"]), (b,)))
-        if return_angles:
-            angles.append(np.asarray(traj.xs))
-        done += b
-    out = {key_: np.concatenate([p[key_] for p in parts]) for key_ in parts[0]}
-    data = {key_: (("member", "t")[:value.ndim], value) for key_, value in out.items()}
-    data["steps"] = ("member", np.concatenate(steps))
-    if return_angles:
-        data["angles"] = (("member", "t", "token"), np.concatenate(angles))
-    return describe(xr.Dataset(data, coords={"member": np.arange(runs), "t": np.asarray(ts)},
-                      attrs=dict(n=n, beta=beta, runs=runs, rtol=rtol, atol=atol, delta=delta, gap=gap,
-                                 evaluator=evaluator, ensemble=ensemble, model="causal SA on S^1 (CSA-2d)",
-                                 paper="Karagodin, Polyanskiy, Rigollet 2024, Figs 2-3")))
+
+class CausalChunkPoint(AbstractPoint):
+    """Chunk ``chunk`` of :func:`causal_statistics` (runs ``chunk * size ...``): one sweep point.
+
+    Its runs are the uniform draws of ``jax.random.split(key, number of chunks)[chunk]`` (or the rows
+    of ``theta0``), so a resumed computation equals an uninterrupted one, chunk by chunk.
+    """
+
+    identity_name: ClassVar[str] = "jaxattn.studies.paper_003.causal_statistics"
+    identity_version: ClassVar[int] = 1
+    key: object
+    runs: int
+    chunk: int
+    n: int
+    beta: float
+    ts: tuple[float, ...]
+    evaluator: str
+    rtol: object
+    atol: object
+    ensemble: str
+    solver: object
+    theta0: object
+    delta: float
+    gap: float
+    return_angles: bool
+
+    def __call__(self, chunk: int) -> xr.Dataset:
+        keys = jax.random.split(jnp.asarray(self.key), -(-self.runs // self.chunk))
+        start = chunk * self.chunk
+        b = min(self.chunk, self.runs - start)
+        x0 = initial.uniform_circle(keys[chunk], self.n, batch=b) if self.theta0 is None else jnp.asarray(
+            self.theta0[start:start + b])
+        ts = jnp.asarray(self.ts, dtype=jnp.result_type(float))
+        field = CircleSelfAttention(self.beta, causal=True, evaluator=self.evaluator)
+        traj = simulate(field, x0, float(ts[-1]), ts=ts, solver=diffrax.Bosh3() if self.solver is None else self.solver,
+                        rtol=self.rtol, atol=self.atol, max_steps=10**6, ensemble=self.ensemble)
+        stats = _fig3_statistics_jit(traj.xs, self.beta, delta=self.delta, gap=self.gap)
+        data = {name: (("member", "t")[:np.ndim(value)], np.asarray(value)) for name, value in stats.items()}
+        data["steps"] = ("member", np.broadcast_to(np.asarray(traj.stats["num_steps"]), (b,)))
+        if self.return_angles:
+            data["angles"] = (("member", "t", "token"), np.asarray(traj.xs))
+        return xr.Dataset(data, coords={"member": np.arange(b), "t": np.asarray(self.ts)})
 
 
 def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta: float | None = None,
@@ -160,7 +203,7 @@ def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta:
 
 
 #: compiled once per (shape, beta, delta, gap): a jit built inside causal_statistics recompiled on every
-#: call, 0.13 CPU-s per run at 8 runs (more than the Bosh3 solve itself, issue 12)
+#: call, 0.13 CPU-s per run at 8 runs (more than the Bosh3 solve itself)
 _fig3_statistics_jit = jax.jit(fig3_statistics, static_argnames=("beta", "delta", "gap"))
 
 
@@ -170,35 +213,23 @@ def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 
     return {"mean": values.mean(axis=0), **{f"q{int(100 * q)}": np.quantile(values, q, axis=0) for q in quantiles}}
 
 
-def numpy_euler_causal_circle(theta0: np.ndarray, beta: float, ts, *, h: float = 0.05, causal: bool = True) -> np.ndarray:
-    """The author's scheme in NumPy: X <- normalize(X + h W X), W = rownorm(tril(exp(beta(X X^T - 1)))).
+def numpy_euler_causal_circle(theta0: Float[ArrayLike, "runs n"], beta: float, ts, *, h: float = 0.05,
+                              causal: bool = True) -> np.ndarray:
+    """The first author's scheme on angles: :func:`jaxattn.studies.euler.euler_renormalise` with Q = K = V = I.
 
-    ``theta0``: (runs, n) angles. Returns angles at the save times ``ts`` (multiples of h), shape
-    (runs, T, n). Explicit Euler on the unprojected attention output then renormalisation agrees
-    with projected Euler to first order; the e^{-beta} shift is valid for Q = K = I.
-    ``causal=False`` drops the mask: the same scheme for (SA) on the circle (Geshkovski et al.
-    2023, Fig. 3), the baseline of the circle metastability sweep.
+    X <- normalize(X + h W X), W = rownorm(tril(exp(beta (X X^T - 1)))), X = (cos theta, sin theta),
+    step h = 0.05 as in the authors' notebook. ``theta0``: (runs, n) angles. Returns the angles at the
+    save times ``ts`` (multiples of h), shape (runs, T, n). ``causal=False`` drops the mask: the same
+    scheme for (SA) on the circle (Geshkovski et al. 2023, Fig. 3), the baseline of the circle
+    metastability sweep.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     ts = np.asarray(ts, dtype=float)
     save_steps = np.rint(ts / h).astype(int)
     if np.any(np.abs(save_steps * h - ts) > 1e-9) or np.any(np.diff(save_steps) < 0):
         raise ValueError("save times must be non-decreasing multiples of h")
-    X = np.stack([np.cos(theta0), np.sin(theta0)], axis=-1)  # (runs, n, 2)
-    n = X.shape[1]
-    mask = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
-    out = np.empty((X.shape[0], len(ts), n))
-    step = 0
-    for i, target in enumerate(save_steps):
-        while step < target:
-            W = np.exp(beta * (X @ X.transpose(0, 2, 1) - 1.0))
-            W *= mask
-            W /= W.sum(axis=-1, keepdims=True)
-            X = X + h * (W @ X)
-            X /= np.linalg.norm(X, axis=-1, keepdims=True)
-            step += 1
-        out[:, i] = np.arctan2(X[..., 1], X[..., 0])
-    return out
+    x = euler_renormalise(beta, np.stack([np.cos(theta0), np.sin(theta0)], axis=-1), h, save_steps, causal=causal)
+    return np.moveaxis(np.arctan2(x[..., 1], x[..., 0]), 0, 1)
 
 
 def conjecture1_runs(key, runs: int, *, beta: float = 1.0, n: int = 32, t1: float = 1000.0,

@@ -1,5 +1,6 @@
-"""The sweep engine: datasets, atomic resumable storage (real SIGINT/SIGKILL of a sweep
-subprocess), device sharding (4 forced host devices vs 1), input errors."""
+"""The sweep engine (jaxattn.sweeps): datasets, atomic resumable storage (real SIGINT/SIGKILL of a sweep
+subprocess), device sharding (4 forced host devices vs 1), input errors, and the identity checks that keep
+a stale or misplaced point from ever being reused."""
 
 import json
 import os
@@ -19,7 +20,8 @@ import xarray as xr
 
 import jaxattn
 from jaxattn import io
-from jaxattn.studies import sweep as sw
+from jaxattn import sweeps as sw
+from jaxattn.solve import shard_ensemble, solve_ensemble
 
 # A real sweep: each point is a batched SA ensemble solve reduced to clustered-pair
 # fractions on a time grid. The worker leaves a marker per point it computes (to count
@@ -33,7 +35,8 @@ WORKER = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np, xarray as xr
     import jaxattn
     from jaxattn.analysis import clustered_pair_fraction
-    from jaxattn.studies.sweep import run_sweep, solve_ensemble
+    from jaxattn.solve import solve_ensemble
+    from jaxattn.sweeps import run_sweep
 
     directory, log, block_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
@@ -64,7 +67,7 @@ SEEDS = [0, 1, 2]
 
 def _worker_point(log):
     """The worker's point function, importable in-process (same code path)."""
-    ns = {}
+    ns = {"__name__": "__main__"}  # the worker's module: the same function identity
     src = WORKER.split("run_sweep(point")[0].replace(
         "directory, log, block_after = sys.argv[1], sys.argv[2], int(sys.argv[3])",
         f"log, block_after = {str(log)!r}, -1")
@@ -162,7 +165,7 @@ DEVICE_SCRIPT = textwrap.dedent(
     import sys
     import jax, jax.numpy as jnp, numpy as np
     import jaxattn
-    from jaxattn.studies.sweep import shard_ensemble, solve_ensemble
+    from jaxattn.solve import shard_ensemble, solve_ensemble
     x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
     xs, batch = shard_ensemble(x0)
     assert batch == 5 and xs.shape[0] % len(jax.devices()) == 0
@@ -185,13 +188,13 @@ def test_four_devices_equal_one_device(tmp_path):
     assert int(four["devices"]) == 4 and int(four["shards"]) == 4  # really sharded over 4
     # the one-device run, in this process (same shapes as the sweep worker: one compilation)
     x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
-    one = sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
+    one = solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
                             observe=lambda ts, xs: {"x": xs})
     assert four["x"].shape == one["x"].shape == (5, 5, 6, 3)
     assert int(four["steps"]) == int(one["num_steps"])
     np.testing.assert_allclose(four["x"], one["x"], rtol=0, atol=1e-13)
     with pytest.raises(ValueError, match="member axis"):  # observables must keep the member axis
-        sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
+        solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
                           observe=lambda ts, xs: jnp.mean(xs))
 
 
@@ -221,28 +224,28 @@ def test_grid_and_point_errors(tmp_path):
 def test_claims_admit_one_owner_and_take_over_dead_expired_or_released_ones(tmp_path):
     import threading
 
-    first = io.claim(tmp_path, "p1", expiry=60.0)
+    first = sw.claim(tmp_path, "p1", expiry=60.0)
     assert first is not None and first.path.name == "p1.0"
-    assert io.claim(tmp_path, "p1", expiry=60.0) is None          # held (live owner): refused
+    assert sw.claim(tmp_path, "p1", expiry=60.0) is None          # held (live owner): refused
     first.release()                                                # released: taken at once
-    second = io.claim(tmp_path, "p1", expiry=60.0)
+    second = sw.claim(tmp_path, "p1", expiry=60.0)
     assert second.path.name == "p1.1" and first.lost() and not first.renew()
 
     def foreign(key, owner, age):
         path = tmp_path / f"{key}.0"
         path.write_text(json.dumps(owner))
         os.utime(path, (time.time() - age, time.time() - age))
-        return io.Claim(path)
+        return sw.Claim(path)
 
     other_host = {"host": "elsewhere", "boot": "b", "pid": 1}
     foreign("q", other_host, age=10.0)                             # another machine, fresh heartbeat
-    assert io.claim(tmp_path, "q", expiry=60.0) is None
+    assert sw.claim(tmp_path, "q", expiry=60.0) is None
     old = foreign("r", other_host, age=120.0)                      # heartbeat older than the expiry
-    assert io.claim(tmp_path, "r", expiry=60.0).path.name == "r.1" and old.lost()
+    assert sw.claim(tmp_path, "r", expiry=60.0).path.name == "r.1" and old.lost()
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_pid = int(done.stdout)                                    # a process of this host that has ended
-    foreign("s", {"host": io.netcdf.HOST, "boot": io.netcdf.BOOT, "pid": dead_pid}, age=0.0)
-    assert io.claim(tmp_path, "s", expiry=60.0).path.name == "s.1"  # dead owner here: at once
+    foreign("s", {"host": io.HOST, "boot": io.BOOT, "pid": dead_pid}, age=0.0)
+    assert sw.claim(tmp_path, "s", expiry=60.0).path.name == "s.1"  # dead owner here: at once
 
     # 16 racing takeovers of one stale claim: exactly one wins (O_CREAT | O_EXCL)
     foreign("t", other_host, age=120.0)
@@ -250,7 +253,7 @@ def test_claims_admit_one_owner_and_take_over_dead_expired_or_released_ones(tmp_
 
     def race():
         start.wait()
-        won.append(io.claim(tmp_path, "t", expiry=60.0))
+        won.append(sw.claim(tmp_path, "t", expiry=60.0))
 
     threads = [threading.Thread(target=race) for _ in range(16)]
     for t in threads:
@@ -319,7 +322,7 @@ def test_zero_byte_and_truncated_point_files_are_moved_aside_and_recomputed(tmp_
     files[3].write_bytes(files[3].read_bytes()[: files[3].stat().st_size // 2])  # truncated
     (tmp_path / "s.nc").unlink()
     CALLS.clear()
-    with pytest.warns(UserWarning, match="unreadable") as record:
+    with pytest.warns(UserWarning, match="unusable") as record:
         again = sw.run_sweep(_counted_point, grid, seeds=2, directory=tmp_path, name="s", progress=False)
     messages = " ".join(str(w.message) for w in record)
     assert files[0].name in messages and files[3].name in messages  # each bad file is named
@@ -378,14 +381,14 @@ def test_point_function_identity(tmp_path):
         sw.run_sweep(functools.partial(_scaled_point, scale=3.0), {"beta": [1.0, 2.0]},
                      directory=tmp_path / "p", progress=False)
     ident = sw.function_identity(functools.partial(_scaled_point, scale=2.0))
-    assert ident["qualname"].endswith("_scaled_point") and ident["bound"]["keywords"] == {"scale": 2.0}
+    assert ident["function"].endswith("_scaled_point") and ident["bound"]["keywords"] == {"scale": 2.0}
     assert "0x" not in json.dumps(ident)  # no memory address
 
 
 def test_stale_temporary_files_are_removed(tmp_path):
     sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
     old = tmp_path / "points" / ".p000000-abc.nc.otherhost.12345.deadbeef.tmp"
-    dead = tmp_path / "points" / f".p000000-abc.nc.{io.netcdf.HOST}.{2**22 + 7}.deadbeef.tmp"
+    dead = tmp_path / "points" / f".p000000-abc.nc.{io.HOST}.{2**22 + 7}.deadbeef.tmp"
     top = tmp_path / ".sweep.nc.otherhost.1.beef.tmp"
     for f in (old, dead, top):
         f.write_bytes(b"partial")
@@ -393,3 +396,137 @@ def test_stale_temporary_files_are_removed(tmp_path):
     os.utime(top, (0, 0))
     sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
     assert not old.exists() and not dead.exists() and not top.exists()
+
+
+# --------------------------------------------------------------------------- never a stale or misplaced point
+
+
+class _Scaled:
+    """A callable object whose repr does not show its state (the identity must hash the state)."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, seed, beta):
+        CALLS.append((seed, beta, self.k))
+        return xr.Dataset({"v": ("t", np.array([self.k * beta, seed], float))})
+
+
+def test_a_callable_object_is_identified_by_its_state(tmp_path):
+    assert repr(_Scaled(1)).split(" at ")[0] == repr(_Scaled(2)).split(" at ")[0]
+    assert sw.function_identity(_Scaled(1)) == sw.function_identity(_Scaled(1))
+    assert sw.function_identity(_Scaled(1)) != sw.function_identity(_Scaled(2))
+    first = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    with pytest.raises(sw.SweepMismatchError, match="function"):  # it used to return P(1)'s points
+        sw.run_sweep(_Scaled(2), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    np.testing.assert_array_equal(first.v.sel(t=0) if "t" in first.coords else first.v[..., 0],
+                                  [[1.0], [2.0]])
+
+
+def test_after_the_manifest_is_deleted_another_function_gets_no_old_point(tmp_path):
+    ref = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, seeds=2, directory=tmp_path, name="s", progress=False)
+    (tmp_path / "manifest.json").unlink()  # as the corrupt-manifest message suggests
+    with pytest.raises(sw.SweepMismatchError, match="did not compute"):
+        sw.run_sweep(_Scaled(2), {"beta": [1.0, 2.0]}, seeds=2, directory=tmp_path, name="s", progress=False)
+    # the same function resumes: nothing recomputed, the same result (the refused run wrote its manifest:
+    # remove it again, as its message says)
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "s.nc").unlink()
+    CALLS.clear()
+    again = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, seeds=2, directory=tmp_path, name="s", progress=False)
+    assert CALLS == []
+    xr.testing.assert_identical(again, ref)
+    # every point file records its point and function, the merged file the function
+    rec = sw.storage.point_record(xr.load_dataset(sorted((tmp_path / "points").glob("p*.nc"))[3]))
+    assert rec[0] == 3 and rec[1] == {"beta": 2.0, "seed": 1}
+    assert rec[2] == ref.attrs["sweep_function"] == sw.identity_hash(sw.function_identity(_Scaled(1)))
+
+
+def test_a_point_file_copied_over_another_is_moved_aside_and_recomputed(tmp_path):
+    ref = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0, 3.0]}, directory=tmp_path, name="s", progress=False)
+    files = sorted((tmp_path / "points").glob("p*.nc"))
+    files[2].write_bytes(files[0].read_bytes())  # a valid point file, at the wrong place
+    (tmp_path / "s.nc").unlink()
+    CALLS.clear()
+    with pytest.warns(UserWarning, match=r"holds point 0 .* not point 2"):
+        again = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0, 3.0]}, directory=tmp_path, name="s", progress=False)
+    assert CALLS == [(0, 3.0, 1)]  # exactly the overwritten point, once
+    xr.testing.assert_identical(again, ref)
+    assert len(list((tmp_path / "corrupt").iterdir())) == 1
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/jaxattn-escaped", "a/b", "..", "", ".hidden"])
+def test_a_sweep_name_is_a_plain_file_name(tmp_path, name):
+    run_dir = tmp_path / "x" / "y"
+    with pytest.raises(ValueError, match="plain file name"):
+        sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=run_dir, name=name, progress=False)
+    assert not run_dir.exists()  # nothing written anywhere
+    assert not Path("/tmp/jaxattn-escaped.nc").exists()
+
+
+def test_an_empty_claim_file_is_taken_over_at_once_with_a_warning(tmp_path):
+    # a claim file with no owner record (a writer killed between creating and writing it, a full disk)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "p000000.0").write_bytes(b"")
+    with pytest.warns(UserWarning, match="records no owner"):
+        held = sw.claim(tmp_path / "claims", "p000000", expiry=300.0)  # it used to block for 300 s
+    assert held is not None and held.path.name == "p000000.1"
+    held.release()
+    (tmp_path / "claims" / "p000001.0").write_text("{garbage")
+    start = time.time()
+    with pytest.warns(UserWarning, match="records no owner"):
+        ds = sw.run_sweep(_counted_point, {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    assert time.time() - start < 60 and ds.v.shape == (2, 1, 2)
+    # claims made by claim() are never seen without their owner: created complete, exclusively
+    made = sw.claim(tmp_path / "claims", "q", expiry=300.0)
+    assert json.loads(made.path.read_text())["pid"] == os.getpid()
+
+
+class _PowerPoint(sw.AbstractPoint):
+    identity_name = "tests.power"
+    identity_version = 1
+    exponent: float
+
+    def __call__(self, seed: int, beta: float):
+        CALLS.append((seed, beta, self.exponent))
+        return xr.Dataset({"v": ((), beta ** self.exponent)})
+
+
+def test_an_abstract_point_is_identified_by_its_declared_name_version_and_fields(tmp_path):
+    class Moved(sw.AbstractPoint):  # another class, another module path, the same declared identity
+        identity_name = "tests.power"
+        identity_version = 1
+        exponent: float
+
+        def __call__(self, seed: int, beta: float):
+            raise AssertionError("never called: every point is stored")
+
+    class Bumped(Moved):
+        identity_version = 2
+
+    assert sw.function_identity(_PowerPoint(2.0)) == {"point": "tests.power", "version": 1,
+                                                       "fields": {"exponent": 2.0}}
+    assert sw.function_identity(Moved(2.0)) == sw.function_identity(_PowerPoint(2.0))
+    assert sw.function_identity(_PowerPoint(3.0)) != sw.function_identity(_PowerPoint(2.0))
+    ref = sw.run_sweep(_PowerPoint(2.0), {"beta": [2.0, 3.0]}, directory=tmp_path, progress=False)
+    np.testing.assert_array_equal(ref.v.values[:, 0], [4.0, 9.0])
+    (tmp_path / "sweep.nc").unlink()
+    xr.testing.assert_identical(sw.run_sweep(Moved(2.0), {"beta": [2.0, 3.0]}, directory=tmp_path,
+                                             progress=False), ref)  # resumable after a move
+    with pytest.raises(sw.SweepMismatchError, match="function"):
+        sw.run_sweep(Bumped(2.0), {"beta": [2.0, 3.0]}, directory=tmp_path, progress=False)
+
+
+def test_a_deterministic_sweep_has_no_seed_axis(tmp_path):
+    ds = sw.run_sweep(lambda beta: xr.Dataset({"v": ((), 2 * beta)}), {"beta": [1.0, 2.0]}, seeds=None,
+                      directory=tmp_path, progress=False)
+    assert ds.v.dims == ("beta",) and ds.v.values.tolist() == [2.0, 4.0]
+
+
+def test_a_directory_of_an_older_storage_format_is_refused(tmp_path):
+    sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["format"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(sw.SweepMismatchError, match="older jaxattn"):
+        sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)

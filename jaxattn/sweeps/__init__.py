@@ -1,0 +1,29 @@
+"""Resumable parameter sweeps: grids x seeds of point functions, stored point by point (``docs/sweeps.md``).
+
+* :mod:`.engine`: :func:`run_sweep` (any number of processes on one directory, resumable after
+  any interruption) and :func:`sweep_points`;
+* :mod:`.identity`: the identity of a point function (:class:`AbstractPoint`,
+  :func:`function_identity`), recorded in the manifest and in every point file;
+* :mod:`.claims`: per-point claim files with heartbeats;
+* :mod:`.storage`: manifest, point files (each records its point and its function), the merge;
+* :mod:`.distributed`: :func:`solve_global_ensemble`, one ensemble over every process's devices.
+"""
+
+from .claims import Claim as Claim, claim as claim
+from .distributed import solve_global_ensemble as solve_global_ensemble
+from .engine import run_sweep as run_sweep, sweep_points as sweep_points
+from .identity import (
+    AbstractPoint as AbstractPoint,
+    function_identity as function_identity,
+    identity_hash as identity_hash,
+    stable_value as stable_value,
+)
+from .storage import (
+    SweepMismatchError as SweepMismatchError,
+    check_manifest as check_manifest,
+    merge_points as merge_points,
+    move_aside as move_aside,
+    point_file_problem as point_file_problem,
+    read_manifest as read_manifest,
+    write_point as write_point,
+)
