@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxattn  # noqa: F401  (float64)
-from jaxattn.studies.causal import causal_statistics, fig3_statistics, numpy_euler_causal_circle, summarise
+from jaxattn.studies.paper_003 import causal_statistics, fig3_statistics, numpy_euler_causal_circle, summarise
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = ("renyi_ball", "strong_ball", "renyi_cluster", "strong_cluster")

@@ -15,7 +15,7 @@ Compared, on the **same** initial conditions and in the same process (CPU second
   O(n^2 d));
 * ``euler``: the authors' ``phase-diagrams.py`` scheme, x <- normalise(x + h softmax(beta X X^T) X),
   h = 0.1, as one compiled loop batched over realisations (the step of
-  :func:`jaxattn.studies.paper_002.euler_renormalise`; their code is the same loop in torch);
+  :func:`jaxattn.studies.euler.euler_renormalise`; their code is the same loop in torch);
 
 and both are scored against a tight-tolerance reference on the same draws (jaxattn on the **tokens**,
 Tsit5 rtol = atol = 1e-10: a formulation independent of the Gram path): the max and mean absolute
@@ -85,7 +85,7 @@ def _phase_sweep(betas, ts, delta, size, solver, rtol, precision, formulation="a
 @functools.partial(jax.jit, static_argnames=("steps_per_save", "num_saves", "delta"))
 def _euler_observed(beta, x0, h, steps_per_save: int, num_saves: int, delta: float):
     """The authors' step x <- normalise(x + h softmax(beta x x^T) x) (as
-    :func:`jaxattn.studies.paper_002.euler_renormalise`), the mean pair fraction observed every
+    :func:`jaxattn.studies.euler.euler_renormalise`), the mean pair fraction observed every
     ``steps_per_save`` steps inside one compiled loop (no states stored): the fastest form of
     their scheme, so the comparison is not flattered by Python overhead."""
     def step(_, x):

@@ -297,7 +297,7 @@ def fig3_shares_numpy(runs, seed, beta=64.0, n=200, t1=10.0, h=0.02):
 
 @pytest.mark.slow
 def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
-    from jaxattn.studies.causal import causal_statistics, numpy_euler_causal_circle
+    from jaxattn.studies.paper_003 import causal_statistics, numpy_euler_causal_circle
 
     ts = (0.0, 10.0, 150.0)
     out = causal_statistics(key, 40, ts=ts, chunk=40, return_angles=True)
@@ -320,7 +320,7 @@ def test_fig3_statistics_and_solver_agreement(key):  # G29, G30, G32
 
 @pytest.mark.slow
 def test_conjecture1_holds_for_identity_qk(key):  # D16
-    from jaxattn.studies.causal import conjecture1_runs
+    from jaxattn.studies.paper_003 import conjecture1_runs
 
     for beta in (1.0, 4.0, 9.0):
         out = conjecture1_runs(jax.random.fold_in(key, int(beta)), 2, beta=beta, t1=1000.0, random_qk=False)
@@ -329,7 +329,7 @@ def test_conjecture1_holds_for_identity_qk(key):  # D16
 
 @pytest.mark.slow
 def test_fig1_b_c_panels(key):  # D15, D17
-    from jaxattn.studies.causal import fig1_runs
+    from jaxattn.studies.paper_003 import fig1_runs
 
     runs = fig1_runs(key, panels=("b", "c"), num_saves=3)
     assert float(jnp.min(jnp.abs(runs["c"].final[:, 0]))) > 1 - 1e-6
@@ -344,7 +344,7 @@ def test_causal_statistics_given_draws_match_independent_euler(key, solver):
     consumed fractions with :func:`fig3_statistics` of the Euler angles up to one token per run."""
     import diffrax
 
-    from jaxattn.studies.causal import causal_statistics, fig3_statistics, numpy_euler_causal_circle
+    from jaxattn.studies.paper_003 import causal_statistics, fig3_statistics, numpy_euler_causal_circle
 
     runs, n, beta, ts = 3, 24, 16.0, (0.0, 2.0, 10.0)
     theta0 = np.asarray(jaxattn.initial.uniform_circle(key, n, batch=runs))
@@ -365,7 +365,7 @@ def test_causal_statistics_given_draws_match_independent_euler(key, solver):
 def test_numpy_euler_without_mask_is_circle_sa(key):
     """``numpy_euler_causal_circle(causal=False)`` (the circle-sweep baseline) follows (SA) on S^1: at
     h = 1e-3 it agrees with a tight solve of ``CircleSelfAttention`` to O(h)."""
-    from jaxattn.studies.causal import numpy_euler_causal_circle
+    from jaxattn.studies.paper_003 import numpy_euler_causal_circle
 
     theta0 = jaxattn.initial.uniform_circle(key, 16, batch=2)
     ts = np.array([0.0, 1.0, 3.0])

@@ -240,7 +240,7 @@ def test_every_file_the_library_writes_is_described(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_causal_statistics_is_a_described_dataset():
-    from jaxattn.studies.causal import causal_statistics
+    from jaxattn.studies.paper_003 import causal_statistics
 
     ts = (0.0, 1.0, 3.0)
     out = causal_statistics(KEY, 3, n=8, beta=4.0, ts=ts, chunk=2, return_angles=True)

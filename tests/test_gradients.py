@@ -23,6 +23,7 @@ import scipy.special as sp
 import jaxattn
 from jaxattn import analysis as O
 from jaxattn.spectral import circle as C
+from jaxattn.spectral import circle_pde_value_and_grad
 from jaxattn.studies import gradients as G
 
 TIGHT = dict(rtol=1e-11, atol=1e-11)
@@ -58,7 +59,7 @@ def test_sa_gradients_in_beta_QKV_x0_t1_match_finite_differences(key):
         tr = jaxattn.simulate(jaxattn.SelfAttention(beta, Q, K, V), x0, T, ts=2, **TIGHT)
         return float(_mean_ip_final(tr))
 
-    value, g = G.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(beta, Q, K, V), x0, T, ts=2, **TIGHT)
+    value, g = jaxattn.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(beta, Q, K, V), x0, T, ts=2, **TIGHT)
     assert abs(float(value) - f()) < 1e-12
     h = 1e-4
     E = lambda M, i, j: M.at[i, j].add(h)  # noqa: E731
@@ -99,7 +100,7 @@ def test_usa_ensemble_beta_gradient_with_few_checkpoints(key):
     def f(b):
         return float(obs(jaxattn.simulate(jaxattn.UnnormalisedSelfAttention(b), x0, T, ts=2, **TIGHT)))
 
-    _, g = G.value_and_grad_of(obs, jaxattn.UnnormalisedSelfAttention(beta), x0, T, ts=2, checkpoints=2, **TIGHT)
+    _, g = jaxattn.value_and_grad_of(obs, jaxattn.UnnormalisedSelfAttention(beta), x0, T, ts=2, checkpoints=2, **TIGHT)
     h = 1e-4
     fd = (f(beta + h) - f(beta - h)) / (2 * h)
     assert _rel(g.field.beta, fd) < 1e-6 and abs(fd) > 1e-3
@@ -112,7 +113,7 @@ def test_T35_orthogonal_init_beta_derivative_equals_gamma_ode(beta):
     equals d gamma_beta(t)/dbeta from the scalar ODE (4.8) (FD h = 1e-5), t in {1, 4}, to 1e-6 relative."""
     x0 = jaxattn.initial.orthogonal_frame(8, 8)
     for t in (1.0, 4.0):
-        val, g = G.value_and_grad_of(_pair_12, jaxattn.SelfAttention(beta), x0, t, ts=2, rtol=1e-12, atol=1e-12)
+        val, g = jaxattn.value_and_grad_of(_pair_12, jaxattn.SelfAttention(beta), x0, t, ts=2, rtol=1e-12, atol=1e-12)
         gamma = lambda b: float(O.gamma_trajectory(b, 8, jnp.array([t]), rtol=1e-13, atol=1e-15)[-1])  # noqa: E731
         h = 1e-5
         fd = (gamma(beta + h) - gamma(beta - h)) / (2 * h)
@@ -123,10 +124,10 @@ def test_T35_orthogonal_init_beta_derivative_equals_gamma_ode(beta):
 def test_backsolve_is_refused_with_an_explanation(key):
     x0 = jaxattn.initial.uniform_sphere(key, 4, 3)
     with pytest.raises(ValueError, match="contract forwards"):
-        G.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(9.0), x0, 10.0,
+        jaxattn.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(9.0), x0, 10.0,
                             adjoint=diffrax.BacksolveAdjoint())
     with pytest.raises(ValueError, match="either adjoint"):
-        G.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(9.0), x0, 10.0,
+        jaxattn.value_and_grad_of(_mean_ip_final, jaxattn.SelfAttention(9.0), x0, 10.0,
                             adjoint=diffrax.RecursiveCheckpointAdjoint(), checkpoints=4)
 
 
@@ -152,7 +153,7 @@ def test_backsolve_really_is_wrong_on_clustering_dynamics(key):
         return jnp.dot(x0[0], sol.ys[-1][0])
 
     bad = jax.grad(loss)(beta)
-    _, good = G.value_and_grad_of(_first_token_drift, jaxattn.SelfAttention(beta), x0, T, ts=2, rtol=1e-6, atol=1e-6)
+    _, good = jaxattn.value_and_grad_of(_first_token_drift, jaxattn.SelfAttention(beta), x0, T, ts=2, rtol=1e-6, atol=1e-6)
 
     def f(b):
         return float(_first_token_drift(jaxattn.simulate(jaxattn.SelfAttention(b), x0, T, ts=2, **TIGHT)))
@@ -167,19 +168,19 @@ def test_input_errors(key):
     x0 = jaxattn.initial.uniform_sphere(key, 4, 3)
     sa = jaxattn.SelfAttention(1.0)
     with pytest.raises(TypeError, match="observable"):
-        G.value_and_grad_of(3.0, sa, x0, 1.0)
+        jaxattn.value_and_grad_of(3.0, sa, x0, 1.0)
     with pytest.raises(TypeError, match="field"):
-        G.value_and_grad_of(_mean_ip_final, "SA", x0, 1.0)
+        jaxattn.value_and_grad_of(_mean_ip_final, "SA", x0, 1.0)
     with pytest.raises(ValueError, match="sphere"):
-        G.value_and_grad_of(_mean_ip_final, sa, 2 * x0, 1.0)
+        jaxattn.value_and_grad_of(_mean_ip_final, sa, 2 * x0, 1.0)
     with pytest.raises(ValueError, match="NaN"):
-        G.value_and_grad_of(_mean_ip_final, sa, x0.at[0, 0].set(jnp.nan), 1.0)
+        jaxattn.value_and_grad_of(_mean_ip_final, sa, x0.at[0, 0].set(jnp.nan), 1.0)
     with pytest.raises(ValueError, match="t1"):
-        G.value_and_grad_of(_mean_ip_final, sa, x0, -1.0)
+        jaxattn.value_and_grad_of(_mean_ip_final, sa, x0, -1.0)
     with pytest.raises(ValueError, match="checkpoints"):
-        G.checkpointed_adjoint(0)
+        jaxattn.checkpointed_adjoint(0)
     with pytest.raises(TypeError, match="scalar"):
-        G.value_and_grad_of(lambda tr: tr.final, sa, x0, 0.1, ts=2)
+        jaxattn.value_and_grad_of(lambda tr: tr.final, sa, x0, 0.1, ts=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def test_circle_pde_gradient_matches_linear_theory(model):
     K, beta, T, k = 16, 5.0, 0.2, 3
     c0 = C.mode_coefficients(K, cos={k: 2e-6 / np.pi})  # mu_3(0) = 2e-6 (real)
     c0 = c0.at[k].set(1e-6 + 1e-6j)
-    L, g = G.circle_pde_value_and_grad(_mu3_sq, beta, c0, T, model=model, **PDE_TOL)
+    L, g = circle_pde_value_and_grad(_mu3_sq, beta, c0, T, model=model, **PDE_TOL)
     I = lambda v: sp.iv(v, beta)  # noqa: E731
     dI = 0.5 * (I(k - 1) + I(k + 1))
     if model == "usa":
@@ -266,11 +267,11 @@ def test_circle_pde_gradient_matches_linear_theory(model):
 def test_circle_pde_refuses_gradients_of_unresolved_solutions():
     c0 = C.mode_coefficients(16, cos={3: 1e-3})
     with pytest.raises(RuntimeError, match="unresolved"):
-        G.circle_pde_value_and_grad(_mu3_sq, 5.0, c0, 0.8, **PDE_TOL)
+        circle_pde_value_and_grad(_mu3_sq, 5.0, c0, 0.8, **PDE_TOL)
     with pytest.raises(ValueError, match="beta"):
-        G.circle_pde_value_and_grad(_mu3_sq, -1.0, c0, 0.1)
+        circle_pde_value_and_grad(_mu3_sq, -1.0, c0, 0.1)
     with pytest.raises(ValueError, match="t1"):
-        G.circle_pde_value_and_grad(_mu3_sq, 5.0, c0, 0.0)
+        circle_pde_value_and_grad(_mu3_sq, 5.0, c0, 0.0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 import scipy.cluster.hierarchy
 import scipy.spatial
 
+from jaxattn.layers import vertex_mask
 from jaxattn.studies import paper_001 as p1
 
 
@@ -42,7 +43,7 @@ def test_polytope_vertices_and_leaders():  # T16, T18 (Thm 3.1 / 8.1, V = I)
         counts = [p1.cluster_centres(ds.z.isel(seed=s).sel(t=t).values, 1e-2)[0].shape[0] for t in (8.0, 15.0)]
         assert counts[0] == counts[1]  # count constant on [8, 15] at tol 1e-2
     # an interior point is not a vertex; the corners of a square are
-    mask = p1.hull_vertex_mask(np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]], float))
+    mask = vertex_mask(np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]], float))
     assert mask.tolist() == [True, True, True, True, False]
 
 
@@ -111,7 +112,7 @@ def test_polytope_times_subspace():  # T24 (Thm 5.2, V = diag(1, 1, -1/2), Fig 8
     proj = z[..., :2]
     centres, _ = p1.cluster_centres(proj[-1], 1e-3)
     assert 3 <= len(centres) <= 12
-    assert np.all(p1.hull_vertex_mask(centres) | (np.linalg.norm(centres, axis=1) < 1e-3))
+    assert np.all(vertex_mask(centres) | (np.linalg.norm(centres, axis=1) < 1e-3))
     # support functions of the (z1, z2) projection are non-increasing (pi_F conv shrinks)
     u = np.random.default_rng(0).standard_normal((50, 2))
     support = np.einsum("ud,tid->tui", u, proj).max(-1)

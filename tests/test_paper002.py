@@ -13,6 +13,7 @@ import pytest
 import jaxattn
 from jaxattn.analysis import gamma_crossing_time, gamma_rhs, gamma_trajectory, interaction_energy, tau_star
 from jaxattn.studies import paper_002 as p2
+from jaxattn.studies.euler import euler_renormalise
 
 # --------------------------------------------------------------------------- T12 gamma ODE
 
@@ -77,7 +78,7 @@ def test_authors_scheme_underestimates_clustering_near_the_boundary():  # T19, a
 
     x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), 32, 2, batch=256)
     beta = 2.08
-    euler = p2.euler_renormalise(jnp.asarray(beta), x0, 0.1, 300)[-1]
+    euler = euler_renormalise(beta, np.asarray(x0), 0.1, 300)[-1]
     exact = jaxattn.simulate(jaxattn.SelfAttention(beta), x0, 30.0, ts=2, rtol=1e-8, atol=1e-8).final
     p_euler = float(clustered_pair_fraction(euler, 1e-3).mean())
     p_exact = float(clustered_pair_fraction(exact, 1e-3).mean())

@@ -26,7 +26,7 @@ from jaxattn.plot import (
     plot_value_spectra,
     pyplot,
 )
-from jaxattn.studies import paper_001, paper_002
+from jaxattn.studies import figures, paper_001, paper_002
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "docs" / "img" / "gallery"
@@ -78,7 +78,7 @@ def test_phase_diagram_cells_cover_exactly_the_sampled_grid():
     betas = np.array([4.0, 0.5, 1.0, 2.0, 6.0])  # unsorted and non-uniform on purpose
     ts = np.linspace(0.0, 10.0, 6)
     ds = _phase_dataset(betas, ts)
-    ax = paper_002.plot_phase_diagram(ds)
+    ax = figures.plot_phase_diagram(ds)
     mesh = ax.collections[0]
     xy = mesh.get_coordinates()  # (rows + 1, cols + 1, 2): rows along beta, columns along t
     b = np.sort(betas)
@@ -216,7 +216,7 @@ def test_paper_001_attention_panels_share_a_colour_bar():
     P = np.random.default_rng(2).dirichlet(np.ones(n), size=(1, len(times), n))
     ds = xr.Dataset({"P": (("seed", "t", "token", "token2"), P), "rank": (("seed", "t"), [[6, 3, 2]])},
                     coords={"seed": [0], "t": times})
-    axes = paper_001.plot_attention_matrices(ds)
+    axes = figures.plot_attention_matrices(ds)
     fig = axes[0].figure
     assert len(fig.axes) == len(times) + 1  # three panels and one colour bar
     assert fig.axes[-1].get_ylabel() == "$P_{ij}(t)$"
@@ -229,7 +229,7 @@ def test_paper_001_attention_panels_share_a_colour_bar():
 def test_paper_001_tokens_are_labelled():
     z = np.random.default_rng(3).uniform(-5, 5, size=(1, 4, 10, 2))
     ds = xr.Dataset({"z": (("seed", "t", "token", "dim"), z)}, coords={"seed": [0], "t": [0.0, 1.0, 2.0, 3.0]})
-    ax = paper_001.plot_tokens(ds)
+    ax = figures.plot_tokens(ds)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("$z_1$", "$z_2$")
     assert "n = 10" in ax.get_title()
     assert len(ax.get_legend().get_texts()) == 2

@@ -13,6 +13,7 @@ import jaxattn  # noqa: F401  (float64)
 import jax
 import jax.numpy as jnp
 
+from jaxattn.analysis import count_clusters
 from jaxattn.spectral import linear as L
 from jaxattn.studies import paper_004 as P
 
@@ -24,9 +25,10 @@ def _sa_angles(theta0, ts):
 
 def test_cluster_count():
     th = np.concatenate([np.full(40, 0.1), np.full(40, 2.2), np.full(18, 4.0), [5.0, 5.5]])
-    assert P.cluster_count(th) == 3  # the two stragglers are separate groups below 5% mass
-    assert P.cluster_count(np.linspace(0, 2 * np.pi, 100, endpoint=False)) == 1  # no gap > 0.3: one arc
-    assert P.cluster_count(np.array([6.2, 0.05])) == 1  # wraps around 0
+    assert count_clusters(th, **P.CLUSTER_COUNT) == 3  # the two stragglers are separate groups below 5% mass
+    one_arc = np.linspace(0, 2 * np.pi, 100, endpoint=False)
+    assert count_clusters(one_arc, **P.CLUSTER_COUNT) == 1  # no gap > 0.3: one arc
+    assert count_clusters(np.array([6.2, 0.05]), **P.CLUSTER_COUNT) == 1  # wraps around 0
 
 
 def test_figure5_time_shift_particles():
@@ -81,7 +83,7 @@ def test_figure2_statistics():
         ts, xs, k, pos = P.figure2_run(5.0, 10_000, 0.6, seed, n_save=7)
         assert k == 3
         final = np.mod(xs[-1], 2 * np.pi)
-        if P.cluster_count(final) == 3:
+        if count_clusters(final, **P.CLUSTER_COUNT) == 3:
             n_three += 1
             # cluster centres: circular means of the three groups nearest each predicted position
             d = np.angle(np.exp(1j * (final[:, None] - pos[None, :])))

@@ -90,7 +90,7 @@ VARIABLES: dict[str, dict[str, str]] = {
     "power": _v("harmonic power", "1",
                 "S_l(t) = sum_m |c_lm(t)|^2: the power of degree l of the density on S^2 (paper 002 eq. (2.10))"),
 }
-#: the summaries of jaxattn.studies.causal.summarise: <statistic>_<stat>
+#: the summaries of jaxattn.studies.paper_003.summarise: <statistic>_<stat>
 _STATS = {"mean": "mean over runs", "q10": "0.1 quantile over runs", "q90": "0.9 quantile over runs"}
 
 

@@ -49,6 +49,10 @@ from .sphere import (
     sphere_coefficients as sphere_coefficients,
     sphere_zonal_mode as sphere_zonal_mode,
 )
+from .gradients import (
+    PDEGradients as PDEGradients,
+    circle_pde_value_and_grad as circle_pde_value_and_grad,
+)
 from .bridge import (
     angles_of as angles_of,
     bin_masses as bin_masses,
@@ -62,4 +66,4 @@ from .bridge import (
     w1_circle as w1_circle,
     wasserstein_sphere as wasserstein_sphere,
 )
-from . import bridge as bridge, circle as circle, linear as linear, sphere as sphere, zonal as zonal
+from . import bridge as bridge, circle as circle, gradients as gradients, linear as linear, sphere as sphere, zonal as zonal

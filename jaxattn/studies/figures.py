@@ -26,6 +26,7 @@ from ..layers import HardmaxTransformer, attracting_set, convex_hull_vertices
 from ..plot import cell_edges, plot_attention, pyplot
 from ..solve import simulate
 from ..spectral import circle as C
+from ..spectral import circle_pde_value_and_grad
 from ..spectral.linear import dominant_mode, growth_rate, growth_rates
 from . import gradients as G
 from . import paper_004 as P4
@@ -235,8 +236,50 @@ def plot_circle_metastability(ds: xr.Dataset, ax=None):
     ax.set_xscale("log")
     ax.set_xlabel("t")
     ax.set_ylabel("mean number of clusters")
+    members = ds.sizes.get("member", 1) * ds.sizes.get("seed", 1)
+    ax.set_title(f"SA on $S^1$: $n = {ds.attrs.get('n', '?')}$, {members} runs per $\\beta$, "
+                 f"gaps > {ds.attrs.get('gap', '?')} rad", fontsize=10)
     ax.legend()
     return ax
+
+
+def plot_gamma_crossing_times(ds: xr.Dataset, ax=None):
+    """Paper 002 Thm 4.6 (:func:`.paper_002.crossing_times`): beta against t*(beta) (log t axis), the
+    boundary gamma_beta(t*) = 1 - delta of eq. (4.11), titled with n and delta."""
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=(5, 3.5))
+    ax.semilogx(ds.t_star, ds.beta, "o-" if ds.sizes["beta"] <= 20 else "-")
+    ax.set_xlabel(r"$t^*(\beta)$")
+    ax.set_ylabel(r"$\beta$")
+    ax.set_title(rf"$\gamma_\beta(t^*) = 1 - \delta$: $n = {ds.attrs.get('n', '?')}$, "
+                 rf"$\delta = {float(ds.attrs.get('delta', float('nan'))):g}$", fontsize=10)
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# paper 003 (Karagodin, Polyanskiy, Rigollet 2024)
+
+
+def plot_paper003_fig3(summary: xr.Dataset, axes=None):
+    """Paper 003 Fig. 3 (:func:`.paper_003.fig3_summary`): consumed fractions of the (strong) Renyi centres
+    and cluster counts over time, mean with the band between the first and last quantile. Returns the axes."""
+    if axes is None:
+        _, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))
+    t = np.maximum(summary.t.values, 0.5)  # log axis: t = 0 drawn at 0.5
+    lo, hi = summary["quantile"].values[0], summary["quantile"].values[-1]
+    for ax, names in ((axes[0], (("renyi_ball", "Rényi"), ("strong_ball", "strong Rényi"))),
+                      (axes[1], (("clusters", None),))):
+        for key, label in names:
+            line, = ax.semilogx(t, summary[f"{key}_mean"], "o-", label=label)
+            band = summary[f"{key}_quantile"]
+            ax.fill_between(t, band.sel(quantile=lo), band.sel(quantile=hi), color=line.get_color(), alpha=0.2)
+    axes[0].set(xlabel="t (t = 0 drawn at 0.5)", ylabel="consumed fraction", ylim=(0, 1.02))
+    axes[0].legend(title=f"mean, {lo:g}-{hi:g} quantiles", fontsize=8)
+    axes[1].set(xlabel="t (t = 0 drawn at 0.5)", ylabel="clusters")
+    a = summary.attrs
+    axes[0].figure.suptitle(rf"causal SA on $S^1$: n = {a.get('n', '?')}, $\beta$ = {float(a.get('beta', 0)):g}, "
+                            f"{summary.sizes['member']} runs")
+    return axes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,7 +557,7 @@ def gradients_pde(fast: bool):
     dgam = k**2 * (0.5 * (I(k - 1) + I(k + 1)) / beta - I(k) / beta**2)
     rows = []
     for T in Ts:
-        L, g = G.circle_pde_value_and_grad(_mu3_sq, beta, c0, T, rtol=1e-12, atol=1e-20)
+        L, g = circle_pde_value_and_grad(_mu3_sq, beta, c0, T, rtol=1e-12, atol=1e-20)
         rows.append([T, float(L), float(g.beta), 2 * T * dgam * 1e-12 * np.exp(2 * gam * T), float(g.t1)])
     _markdown_table(["T", "|mu_3(T)|^2", "d/dbeta (adjoint)", "d/dbeta (linear theory)", "d/dT (adjoint)"], rows)
     return rows

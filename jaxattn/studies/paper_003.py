@@ -47,6 +47,16 @@ FIG1_VALUES = {
 }
 #: Fig. 2 snapshot times
 FIG2_TIMES = (0.0, 5.0, 10.0, 75.0, 150.0, 500.0)
+#: Fig. 3 save times (the figure's axis, cut at the final time)
+FIG3_TIMES = (0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500)
+#: the per-run statistics of Fig. 3 (:func:`causal_statistics`) and their meaning
+FIG3_STATISTICS = {
+    "renyi_ball": "fraction of tokens within 1/sqrt(beta) of a Renyi centre",
+    "strong_ball": "fraction of tokens within 1/sqrt(beta) of a strong Renyi centre",
+    "renyi_cluster": "fraction of tokens in the cluster of a Renyi centre",
+    "strong_cluster": "fraction of tokens in the cluster of a strong Renyi centre",
+    "clusters": "number of clusters (circular gaps larger than the cluster gap)",
+}
 
 
 def norm_drift(xs) -> float:
@@ -66,7 +76,7 @@ def fig1_runs(key, *, n: int = 32, beta: float = 9.0, t1: float = 5000.0, num_sa
     return out
 
 
-def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500),
+def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FIG3_TIMES,
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-4, atol: float = 1e-4,
                       ensemble: str = "map", solver=None, theta0: Float[ArrayLike, "runs n"] | None = None,
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
@@ -125,7 +135,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
         keep = flat["chunk"].values * chunk + flat["member"].values < runs
         ds = flat.isel(run=keep).drop_vars(["run", "chunk", "member"]).rename(run="member")
         ds = ds.transpose("member", ...)
-X
+    for name in ("clusters", "num_renyi", "num_strong", "steps"):  # counts (the merge's NaN padding made them float)
         ds[name] = ds[name].astype(np.int64)
     ds = ds.assign_coords(member=np.arange(runs), t=np.asarray(ts))
     ds.attrs = attrs
@@ -208,9 +218,33 @@ _fig3_statistics_jit = jax.jit(fig3_statistics, static_argnames=("beta", "delta"
 
 
 def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 0.9)) -> dict:
-    """Mean and quantiles over runs (axis 0) of a (runs, T) statistic."""
+    """Mean and quantiles over runs (axis 0) of a (runs, T) statistic: ``{"mean", "q10", "q90"}`` by default."""
     values = np.asarray(values, dtype=float)
-    return {"mean": values.mean(axis=0), **{f"q{int(100 * q)}": np.quantile(values, q, axis=0) for q in quantiles}}
+    return {"mean": values.mean(axis=0), **{_quantile_key(q): np.quantile(values, q, axis=0) for q in quantiles}}
+
+
+def fig3_summary(stats: xr.Dataset, quantiles: tuple[float, ...] = (0.1, 0.9)) -> xr.Dataset:
+    """Fig. 3: per time the mean and the ``quantiles`` over runs of each statistic of :data:`FIG3_STATISTICS`.
+
+    ``stats`` is :func:`causal_statistics`' dataset. Returns ``<statistic>_mean`` (t) and
+    ``<statistic>_quantile`` (quantile, t), the per-run ``num_renyi``, ``num_strong`` and ``steps``
+    (member), and ``stats``' attributes (:func:`summarise` computes each).
+    """
+    data = {}
+    for name, text in FIG3_STATISTICS.items():
+        s = summarise(stats[name], quantiles)
+        units = "1"
+        data[f"{name}_mean"] = ("t", s["mean"], {"long_name": f"{text} (mean over runs)", "units": units})
+        data[f"{name}_quantile"] = (("quantile", "t"), np.stack([s[_quantile_key(q)] for q in quantiles]),
+                                    {"long_name": f"{text} (quantiles over runs)", "units": units})
+    for name in ("num_renyi", "num_strong", "steps"):
+        data[name] = stats[name]
+    return xr.Dataset(data, coords={"quantile": list(quantiles), "t": stats.t.values, "member": stats.member.values},
+                      attrs=dict(stats.attrs))
+
+
+def _quantile_key(q: float) -> str:
+    return f"q{int(round(100 * q))}"
 
 
 def numpy_euler_causal_circle(theta0: Float[ArrayLike, "runs n"], beta: float, ts, *, h: float = 0.05,

@@ -16,7 +16,7 @@ import numpy as np
 
 import jaxattn
 from jaxattn.plot import plot_circle_trajectories, plot_sphere_trajectories, pyplot
-from jaxattn.studies import paper_001, paper_002
+from jaxattn.studies import figures, paper_001, paper_002
 
 
 def demo_sphere():
@@ -38,19 +38,19 @@ def phase_diagram():
     with tempfile.TemporaryDirectory() as tmp:
         ds = paper_002.phase_diagram(np.linspace(0.5, 6.0, 12), np.linspace(0.0, 15.0, 31), directory=tmp, n=8,
                                      d=3, batch=16, seeds=8, progress=False)
-    return paper_002.plot_phase_diagram(ds).figure
+    return figures.plot_phase_diagram(ds).figure
 
 
 def attention():
     """Paper 001 Thm 2.1 / Fig 3: sorted attention matrices becoming Boolean, n = 20, d = 1."""
     ds = paper_001.boolean_attention(n=20, ts=(0.0, 1.0, 2.0, 4.0))
-    return paper_001.plot_attention_matrices(ds)[0].figure
+    return figures.plot_attention_matrices(ds)[0].figure
 
 
 def polytope():
     """Paper 001 Thm 3.1 (V = I): tokens converge to the vertices of the initial convex hull, d = 2."""
     ds = paper_001.rescaled_trajectories(np.eye(2), n=30, t1=8.0, ts=np.linspace(0.0, 8.0, 41))
-    return paper_001.plot_tokens(ds).figure
+    return figures.plot_tokens(ds).figure
 
 
 FIGURES = {"demo_sphere.png": demo_sphere, "circle.png": circle, "phase_diagram.png": phase_diagram,

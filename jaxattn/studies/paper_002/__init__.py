@@ -24,9 +24,12 @@ from . import repulsion as repulsion
 from . import saddles as saddles
 from . import small_beta as small_beta
 from . import wendel as wendel
+from .circle import CircleMetastabilityPoint as CircleMetastabilityPoint
 from .circle import circle_metastability as circle_metastability
 from .euler import euler_bias as euler_bias
 from .phase_diagrams import KQ_ENSEMBLES as KQ_ENSEMBLES
+from .phase_diagrams import CrossingTimePoint as CrossingTimePoint
+from .phase_diagrams import crossing_times as crossing_times
 from .phase_diagrams import PhaseDiagramPoint as PhaseDiagramPoint
 from .phase_diagrams import PHASE_SOLVERS as PHASE_SOLVERS
 from .phase_diagrams import VALUE_ENSEMBLES as VALUE_ENSEMBLES

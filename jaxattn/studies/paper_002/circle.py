@@ -21,8 +21,8 @@ __all__ = ["CircleMetastabilityPoint", "circle_metastability"]
 
 
 def circle_metastability(
-    betas: Sequence[float],
-    ts: Sequence[float],
+    betas: Sequence[float] | np.ndarray,
+    ts: Sequence[float] | np.ndarray,
     *,
     n: int = 32,
     batch: int = 200,
