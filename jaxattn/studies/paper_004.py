@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from .._validate import check_model
 from ..analysis import count_clusters
 from ..fields import CircleSelfAttention
+from ..manifolds import CIRCLE
 from ..solve import simulate
 from ..spectral import bridge as B
 from ..spectral import circle as C
@@ -75,7 +76,7 @@ def _angles(theta0, beta, ts, *, model: str = "usa", modes: int | None = None, r
 #: how paper 004's figures count clusters (:func:`jaxattn.analysis.count_clusters`): arcs separated by
 #: gaps > 0.3 rad holding >= 5% of the particles (``docs/spectral.md``, "Paper 004 studies": counting
 #: every group is noisy)
-CLUSTER_COUNT = dict(manifold="circle", gap=0.3, min_mass=0.05)
+CLUSTER_COUNT = dict(manifold=CIRCLE, gap=0.3, min_mass=0.05)
 
 
 def predicted_positions(theta0, k: int) -> np.ndarray:
