@@ -141,22 +141,29 @@ class _BetaGrid(argparse.Action):
         setattr(namespace, self.dest, (low, high, int(num)))
 
 
-def _betas_option(p, default: tuple[float, float, int]) -> None:
-    p.add_argument("--betas", nargs=3, action=_BetaGrid, default=default, metavar=("MIN", "MAX", "NUM"),
-                   help="beta grid: NUM values from MIN to MAX")
+#: what every sweep command's description ends with
+RESUMABLE = ("Resumable: every finished point is stored in OUT/points; re-running the same command with the same "
+             "--out continues where it stopped.")
+
+
+def _sweep_command(parent, name: str, runner: str, help: str, description: str, betas: tuple[float, float, int] | None):
+    """A sweep sub-command: its runner, ``--out`` (the resumable folder) and, given a default, ``--betas MIN MAX NUM``."""
+    p = _sub(parent, name, f"jaxattn.studies.cli:{runner}", help, f"{description} {RESUMABLE}")
+    p.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
+    if betas is not None:
+        p.add_argument("--betas", nargs=3, action=_BetaGrid, default=betas, metavar=("MIN", "MAX", "NUM"),
+                       help="beta grid: NUM values from MIN to MAX")
+    return p
 
 
 def _add_sweep(sub) -> None:
     _, sw = _group(sub, "sweep", "parameter sweeps reproducing paper 002 (dataset + PNG; resumable)", "sweep_command")
-    resumable = ("Resumable: every finished point is stored in OUT/points; re-running the same command with the "
-                 "same --out continues where it stopped.")
-    pd = _sub(sw, "phase-diagram", "jaxattn.studies.cli:phase_diagram_command",
-              "paper 002 Figs 2-4: P(<x_i, x_j> >= 1 - delta) over (beta, t)",
-              "Paper 002 Figs 2-4: the fraction of token pairs with <x_i, x_j> >= 1 - delta over a (beta, t) "
-              f"grid, batched ensembles of SA. Writes OUT/phase_diagram.nc and OUT/phase_diagram.png. {resumable}"
-              "\n\nexample: jaxattn sweep phase-diagram --d 128 --betas 0.1 9 90 --t1 30 --batch 128 --out runs/fig2")
-    pd.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
-    _betas_option(pd, (0.1, 9.0, 30))
+    pd = _sweep_command(sw, "phase-diagram", "phase_diagram_command",
+                        "paper 002 Figs 2-4: P(<x_i, x_j> >= 1 - delta) over (beta, t)",
+                        "Paper 002 Figs 2-4: the fraction of token pairs with <x_i, x_j> >= 1 - delta over a (beta, t) "
+                        "grid, batched ensembles of SA. Writes OUT/phase_diagram.nc and OUT/phase_diagram.png. "
+                        "Example: jaxattn sweep phase-diagram --d 128 --betas 0.1 9 90 --t1 30 --batch 128 "
+                        "--out runs/fig2.", (0.1, 9.0, 30))
     pd.add_argument("--t1", type=float, default=30.0, help="final time")
     pd.add_argument("--saves", type=int, default=61, help="number of saved times in [0, t1]")
     pd.add_argument("--n", type=int, default=32, help="number of tokens")
@@ -170,41 +177,34 @@ def _add_sweep(sub) -> None:
                     help="relative (and absolute) tolerance (chosen by the work-precision study in "
                          "benchmarks/README.md)")
 
-    ci = _sub(sw, "circle", "jaxattn.studies.cli:circle_command",
-              "paper 002 Fig 3 / Problem 2: cluster counts on the circle over time",
-              "Paper 002 Fig 3 / Problem 2: SA on the circle from BATCH uniform angle sets (the same for every "
-              f"beta); mean cluster counts over time. Writes OUT/circle.nc and OUT/circle.png. {resumable}"
-              "\n\nexample: jaxattn sweep circle --betas 1 9 3 --times 10 30 100 300 --out runs/circle")
-    ci.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
-    _betas_option(ci, (1.0, 9.0, 3))
+    ci = _sweep_command(sw, "circle", "circle_command", "paper 002 Fig 3 / Problem 2: cluster counts on the circle over time",
+                        "Paper 002 Fig 3 / Problem 2: SA on the circle from BATCH uniform angle sets (the same for "
+                        "every beta); mean cluster counts over time. Writes OUT/circle.nc and OUT/circle.png.",
+                        (1.0, 9.0, 3))
     ci.add_argument("--times", type=float, nargs="+", default=[10.0, 30.0, 100.0, 300.0], help="observation times")
     ci.add_argument("--n", type=int, default=32, help="number of tokens")
     ci.add_argument("--batch", type=int, default=200, help="initial conditions per beta")
     ci.add_argument("--seed", type=int, default=0, help="PRNG seed")
     ci.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    ga = _sub(sw, "gamma", "jaxattn.studies.cli:gamma_command",
-              "paper 002 Thm 4.6: crossing times t*(beta) of the gamma ODE",
-              "Paper 002 Thm 4.6: the crossing times t*(beta) of gamma_beta(t) = 1 - delta (eq. (4.11)), the "
-              f"phase boundary of Figs 2-4. Writes OUT/gamma.nc and OUT/gamma.png. {resumable}")
-    ga.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
+    ga = _sweep_command(sw, "gamma", "gamma_command", "paper 002 Thm 4.6: crossing times t*(beta) of the gamma ODE",
+                        "Paper 002 Thm 4.6: the crossing times t*(beta) of gamma_beta(t) = 1 - delta (eq. (4.11)), "
+                        "the phase boundary of Figs 2-4. Writes OUT/gamma.nc and OUT/gamma.png.", (0.1, 9.0, 90))
     ga.add_argument("--n", type=int, default=32, help="number of tokens")
     ga.add_argument("--delta", type=float, default=1e-2, help="threshold delta of eq. (4.11)")
-    _betas_option(ga, (0.1, 9.0, 90))
 
 
 def _add_causal(sub) -> None:
     _, ca = _group(sub, "causal", "causal attention (paper 003)", "causal_command")
-    f3 = _sub(ca, "fig3", "jaxattn.studies.cli:causal_fig3_command",
-              "paper 003 Fig. 3: consumed fractions of (strong) Renyi centres and cluster counts over time",
-              "Karagodin, Polyanskiy, Rigollet 2024, Fig. 3: RUNS runs of causal SA on the circle (CSA-2d) from "
-              "uniform angles; per time the mean and 0.1/0.9 quantiles of the fraction of tokens consumed by "
-              "the Renyi and strong Renyi centres at t = 0, and the number of clusters. Writes OUT/fig3.nc "
-              "(dims quantile, t), the per-run statistics OUT/causal_statistics.nc and OUT/fig3.png. Resumable: "
-              "every finished chunk of runs is stored in OUT/points; re-running the same command with the same "
-              "--out continues where it stopped. Full size: --runs 5000 --n 200 --beta 64 --t1 500 (about 6 "
-              "CPU-minutes at the default Bosh3 rtol 1e-4: 0.07 CPU-s per run, benchmarks/README.md).")
-    f3.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
+    f3 = _sweep_command(ca, "fig3", "causal_fig3_command",
+                        "paper 003 Fig. 3: consumed fractions of (strong) Renyi centres and cluster counts over time",
+                        "Karagodin, Polyanskiy, Rigollet 2024, Fig. 3: RUNS runs of causal SA on the circle (CSA-2d) "
+                        "from uniform angles; per time the mean and 0.1/0.9 quantiles of the fraction of tokens "
+                        "consumed by the Renyi and strong Renyi centres at t = 0, and the number of clusters. Writes "
+                        "OUT/fig3.nc (dims quantile, t), the per-run statistics OUT/causal_statistics.nc and "
+                        "OUT/fig3.png; a point is a chunk of runs. Full size: --runs 5000 --n 200 --beta 64 --t1 500 "
+                        "(about 6 CPU-minutes at the default Bosh3 rtol 1e-4: 0.07 CPU-s per run, "
+                        "benchmarks/README.md).", None)
     f3.add_argument("--runs", type=int, default=100, help="number of independent runs")
     f3.add_argument("--n", type=int, default=200, help="number of tokens")
     f3.add_argument("--beta", type=float, default=64.0, help="inverse temperature beta")

@@ -196,7 +196,8 @@ def test_cheap_writers_files_are_described(tmp_path, capsys):
     _fake_trajectory(*CASES["frozen_centres"][:2], {}).save(tmp_path / "traj.nc")
     capsys.readouterr()
     files, problems = _walk_netcdf(tmp_path)
-    assert {p.name for p in files} == {"gamma.nc", "traj.nc"} and problems == {}, problems
+    assert {p.name for p in files if p.parent.name != "points"} == {"gamma.nc", "traj.nc"} and problems == {}, problems
+    assert len([p for p in files if p.parent.name == "points"]) == 3  # gamma's point files (one per beta), walked too
 
 
 @pytest.mark.slow
@@ -210,7 +211,7 @@ def test_every_file_the_library_writes_is_described(tmp_path, capsys):
     assert cli.main(["pde", "circle", "--out", str(out / "pde"), "--K", "16", "--t1", "0.02", "--saves", "3"]) == 0
     assert cli.main(["pde", "sphere", "--out", str(out / "pde"), "--L", "4", "--t1", "0.02", "--saves", "3"]) == 0
     assert cli.main(["sweep", "gamma", "--out", str(out / "gamma"), "--betas", "0.5", "2", "3"]) == 0
-    assert cli.main(["sweep", "circle", "--out", str(out / "circle"), "--betas", "1", "--times", "0.5", "1",
+    assert cli.main(["sweep", "circle", "--out", str(out / "circle"), "--betas", "1", "1", "1", "--times", "0.5", "1",
                      "--n", "5", "--batch", "2", "--no-progress"]) == 0
     assert cli.main(["sweep", "phase-diagram", "--out", str(out / "pd"), "--betas", "0.5", "2", "2", "--t1", "0.5",
                      "--saves", "3", "--n", "4", "--d", "3", "--batch", "2", "--seeds", "2"]) == 0
@@ -223,7 +224,8 @@ def test_every_file_the_library_writes_is_described(tmp_path, capsys):
     names = {p.name for p in files}
     assert {"sphere.nc", "circle.nc", "pde_circle.nc", "pde_sphere.nc", "gamma.nc", "phase_diagram.nc",
             "fig3.nc", "traj.nc"} <= names, names
-    assert len([p for p in files if p.parent.name == "points"]) == 4  # the sweep's point files, walked too
+    # every sweep's point files, walked too: gamma 3 betas, circle 1, phase diagram 2 betas x 2 seeds, fig3 1 chunk
+    assert len([p for p in files if p.parent.name == "points"]) == 3 + 1 + 4 + 1
     assert problems == {}, problems
 
     # the phase-diagram file holds what its figure shows

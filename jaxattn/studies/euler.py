@@ -24,7 +24,8 @@ from jaxtyping import ArrayLike
 __all__ = ["euler_renormalise"]
 
 
-def euler_renormalise(beta: float, x0: ArrayLike, h: float, steps: int | Sequence[int], *, Q: ArrayLike | None = None,
+def euler_renormalise(beta: float, x0: ArrayLike, h: float, steps: int | Sequence[int] | np.ndarray, *,
+                      Q: ArrayLike | None = None,
                       K: ArrayLike | None = None, V: ArrayLike | None = None, unnormalised: bool = False,
                       causal: bool = False) -> np.ndarray:
     """Iterate the authors' step x <- normalise(x + h A V x) (module docstring) from ``x0``.
