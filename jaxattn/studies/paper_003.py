@@ -116,8 +116,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
                              f"got {theta0.shape}")
     ts = tuple(float(t) for t in np.asarray(ts, dtype=float))
     delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
-    point = CausalChunkPoint(key=np.asarray(jax.random.key_data(key) if jnp.issubdtype(
-        jnp.asarray(key).dtype, jax.dtypes.prng_key) else key), runs=runs, chunk=chunk, n=n, beta=float(beta), ts=ts,
+    point = CausalChunkPoint(key=key, runs=runs, chunk=chunk, n=n, beta=float(beta), ts=ts,
         evaluator=evaluator, rtol=rtol, atol=atol, ensemble=ensemble, solver=solver, theta0=theta0, delta=delta,
         gap=gap, return_angles=return_angles)
     chunks = list(range(-(-runs // chunk)))
@@ -168,7 +167,7 @@ class CausalChunkPoint(AbstractPoint):
     return_angles: bool
 
     def __call__(self, chunk: int) -> xr.Dataset:
-        keys = jax.random.split(jnp.asarray(self.key), -(-self.runs // self.chunk))
+        keys = jax.random.split(self.key, -(-self.runs // self.chunk))
         start = chunk * self.chunk
         b = min(self.chunk, self.runs - start)
         x0 = initial.uniform_circle(keys[chunk], self.n, batch=b) if self.theta0 is None else jnp.asarray(

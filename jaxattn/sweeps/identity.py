@@ -123,6 +123,8 @@ def stable_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {str(k): stable_value(v, _depth + 1) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (np.ndarray, jax.Array)):
+        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):  # a typed PRNG key: its raw data
+            value = jax.random.key_data(value)
         arr = np.asarray(value)
         return {"array": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16],
                 "shape": list(arr.shape), "dtype": str(arr.dtype)}
