@@ -10,7 +10,8 @@ Every variable (data and coordinate) of every netCDF file the library writes car
 :data:`VARIABLES` is the one catalogue of these texts, keyed by variable name; :func:`describe`
 fills in what a dataset's writer left out (a writer's own attributes win), and
 :func:`missing_attributes` lists what is still missing. :func:`jaxattn.io.atomic_write_netcdf`
-calls :func:`describe` on every dataset it writes.
+calls :func:`describe` on every dataset it writes, and :func:`stamp`: the global attributes that say
+what made a file (``Conventions``, ``jaxattn_version``, ``source``, ``history``; CF §2.6).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from collections.abc import Hashable
 
 import xarray as xr
 
+from .._provenance import KEYS as PROVENANCE
+from .._provenance import provenance
 from ..solve import TRAJECTORY_VARIABLES
 
-__all__ = ["REQUIRED", "VARIABLES", "describe", "missing_attributes"]
+__all__ = ["PROVENANCE", "REQUIRED", "VARIABLES", "describe", "missing_attributes", "stamp"]
 
 #: the attributes every variable carries
 REQUIRED = ("long_name", "units", "description")
@@ -133,3 +136,22 @@ def missing_attributes(ds: xr.Dataset) -> dict[str, list[str]]:
         if missing:
             out[str(name)] = missing
     return out
+
+
+def stamp(ds: xr.Dataset, source: str | None = None, call: str | None = None) -> xr.Dataset:
+    """``ds`` with the global attributes that say what made it (on a shallow copy).
+
+    ``Conventions`` (CF-1.11), ``jaxattn_version``, ``source`` (``"jaxattn <version>: <source>"``) and
+    ``history`` (``"<UTC time>: <the jaxattn command line>"``, or the Python ``call`` and the script it ran
+    in). A ``source`` or ``history`` the dataset already has is kept (a file re-written keeps its origin);
+    ``source`` defaults to the dataset's ``title``, else "jaxattn". :func:`jaxattn.io.atomic_write_netcdf`
+    stamps every dataset it writes, so a writer only passes ``source`` when it wants to say more.
+
+    Example (a sweep's merged dataset)::
+
+        ds = stamp(ds, source="jaxattn.studies.run_sweep of paper_002.phase_diagram")
+    """
+    ds = ds.copy()
+    what = source or str(ds.attrs.get("title", "")).strip() or "jaxattn"
+    ds.attrs.update(provenance(what, call=call, attrs=ds.attrs))
+    return ds

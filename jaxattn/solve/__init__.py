@@ -42,7 +42,9 @@ from ._simulate import (
     solve_ensemble as solve_ensemble,
 )
 from ._trajectory import (
+    TRAJECTORY_SUFFIXES as TRAJECTORY_SUFFIXES,
     TRAJECTORY_VARIABLES as TRAJECTORY_VARIABLES,
+    dataset_from_npz as dataset_from_npz,
     SolverStats as SolverStats,
     Trajectory as Trajectory,
 )

@@ -87,8 +87,8 @@ def circle_metastability(
 
 
 def plot_circle_metastability(ds: xr.Dataset, ax=None):
-    """Mean cluster count against t (log axis) for each beta."""
-    from ...plot import pyplot
+    """Mean cluster count against t (log axis) for each beta; the title states n, delta and the runs per beta."""
+    from ...plot import parameter_title, pyplot
 
     plt = pyplot()
     if ax is None:
@@ -99,4 +99,6 @@ def plot_circle_metastability(ds: xr.Dataset, ax=None):
     ax.set_xlabel("t")
     ax.set_ylabel("mean number of clusters")
     ax.legend()
+    ax.set_title(parameter_title("SA on $S^1$", n=ds.attrs["n"], delta=ds.attrs["delta"], runs=ds.sizes["member"]),
+                 fontsize=10)
     return ax
