@@ -26,7 +26,7 @@ LAYERS = {
     "_config": 0,
     "_validate": 0,
     "_version": 0,
-    "_provenance": 0,
+    "_provenance": 0.5,  # above _version: records it
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
     "plot": 1,
     "fields": 1,
