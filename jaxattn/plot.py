@@ -400,7 +400,7 @@ def _token_space(xs: np.ndarray) -> str:
     return (f"S{d - 1}" if on_sphere else f"R{d}")
 
 
-def animate(trajectory, path, *, member: int = 0, frames: int = 90, fps: int = 15, dpi: int = 100,
+def animate(trajectory, path, *, member: int = 0, frames: int = 80, fps: int = 15, dpi: int = 96,
             size: float = 5.0, title: str | None = None, uniform: float = 0.1, hold: float = 1.0):
     """Write an animation of the tokens x_i(t) of a trajectory: a GIF, or an MP4 if ``path`` ends in .mp4.
 
@@ -411,7 +411,7 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 90, fps: int = 1
     frames per second, chosen by :func:`frame_schedule`: equally spaced in the arc length of the motion
     (blended with time by ``uniform``), so the frames go where the tokens move and a metastable stretch
     passes quickly; every frame is labelled with its t, and the last is held for ``hold`` seconds. The
-    picture is ``size`` inches at ``dpi`` (500 x 500 pixels by default). Save the trajectory densely
+    picture is ``size`` inches at ``dpi`` (480 x 480 pixels by default). Save the trajectory densely
     (e.g. ``ts=401``) so that the schedule has states to choose from.
 
     GIFs use matplotlib's Pillow writer (no ffmpeg needed); MP4 needs ffmpeg on the PATH.
@@ -449,11 +449,12 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 90, fps: int = 1
         ax = fig.add_subplot(projection="3d", computed_zorder=False)
         u, v = np.mgrid[0 : 2 * np.pi : 30j, 0 : np.pi : 15j]
         ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", lw=0.3)
-        ax.set_box_aspect((1, 1, 1))
+        ax.set_box_aspect((1, 1, 1), zoom=1.45)  # the sphere fills the frame
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95)
         ax.set_axis_off()
         ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
         view = _view_direction(ax)
-        scat = ax.scatter(*xs[0].T, s=22, depthshade=False)
+        scat = ax.scatter(*xs[0].T, s=36, depthshade=False)
 
         def draw(k):
             x = xs[k]

@@ -161,8 +161,8 @@ def test_demo_animate_writes_a_gif(tmp_path, capsys):
                      "--animate", str(gif)]) == 0
     assert "clusters at t = 2" in capsys.readouterr().out
     with Image.open(gif) as im:
-        # 401 saves, at most 90 frames spent where the tokens move, then the final state held for 1 s (15 frames)
-        assert 30 < im.n_frames <= 90 + 15 and im.size[0] >= 480, (im.n_frames, im.size)
+        # 401 saves, at most 80 frames spent where the tokens move, then the final state held for 1 s (15 frames)
+        assert 30 < im.n_frames <= 80 + 15 and im.size[0] >= 480, (im.n_frames, im.size)
 
 
 # ------------------------------------------------------------------------------------------ the error layer

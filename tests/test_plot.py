@@ -307,3 +307,25 @@ def test_parameter_title_and_save_figure(tmp_path):
         assert max(im.size) <= 2 * 50 + 10  # 2 inches at 50 dpi (trimmed)
     with pytest.raises(ValueError, match="png, svg, pdf"):
         save_figure(pyplot().subplots()[0], tmp_path / "a.jpg")
+
+
+def test_full_size_gallery_is_drawn_costed_and_shown_in_the_notebooks():
+    """docs/gallery.md shows every full-size figure of make_gallery.FULL with its measured CPU cost, each PNG is
+    small, and the notebook it belongs to shows it beside its fast-mode rerun."""
+    import json
+
+    sys.path.insert(0, str(GALLERY))
+    try:
+        import make_gallery
+    finally:
+        sys.path.remove(str(GALLERY))
+    costs = json.loads((GALLERY / "full" / "costs.json").read_text())
+    page = (ROOT / "docs" / "gallery.md").read_text()
+    assert set(costs) == set(make_gallery.FULL)
+    assert sorted(p.name for p in (GALLERY / "full").glob("*.png")) == sorted(make_gallery.FULL)  # none stale
+    for name, fig in make_gallery.FULL.items():
+        assert (GALLERY / "full" / name).stat().st_size < 150_000, name
+        assert f"](img/gallery/full/{name})" in page and f"{costs[name]['cpu_s'] / 60:.1f} CPU-min" in page, name
+        notebook = (ROOT / "notebooks" / f"{fig.notebook}.ipynb").read_text()
+        assert f"../docs/img/gallery/full/{name}" in notebook, (name, fig.notebook)
+    assert make_gallery.gallery_table(costs) in page  # the page is what the script writes
