@@ -8,6 +8,7 @@ from .cf import (
     describe as describe,
     missing_attributes as missing_attributes,
     stamp as stamp,
+    strip_provenance as strip_provenance,
 )
 from .netcdf import (
     Claim as Claim,

@@ -24,7 +24,7 @@ from .._provenance import KEYS as PROVENANCE
 from .._provenance import provenance
 from ..solve import TRAJECTORY_VARIABLES
 
-__all__ = ["PROVENANCE", "REQUIRED", "VARIABLES", "describe", "missing_attributes", "stamp"]
+__all__ = ["PROVENANCE", "REQUIRED", "VARIABLES", "describe", "missing_attributes", "stamp", "strip_provenance"]
 
 #: the attributes every variable carries
 REQUIRED = ("long_name", "units", "description")
@@ -154,4 +154,14 @@ def stamp(ds: xr.Dataset, source: str | None = None, call: str | None = None) ->
     ds = ds.copy()
     what = source or str(ds.attrs.get("title", "")).strip() or "jaxattn"
     ds.attrs.update(provenance(what, call=call, attrs=ds.attrs))
+    return ds
+
+
+def strip_provenance(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without the provenance attributes :func:`stamp` adds (a shallow copy): two files of the same
+    data written at different times or by different commands compare identical after it
+    (``xarray.testing.assert_identical(strip_provenance(a), strip_provenance(b))``)."""
+    ds = ds.copy()
+    for key in PROVENANCE:
+        ds.attrs.pop(key, None)
     return ds
