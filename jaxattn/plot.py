@@ -50,7 +50,8 @@ def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None,
 
     ``format`` (``"png"``, ``"svg"`` or ``"pdf"``; default: the path's suffix, else png) replaces the path's
     suffix, so ``--format pdf`` turns ``run.png`` into ``run.pdf``; ``dpi`` sets the resolution of raster
-    output (default :data:`DEFAULT_DPI`; vector formats keep text and lines as vectors). The figure is
+    output (default :data:`DEFAULT_DPI`; vector formats keep text and lines as vectors). The file's metadata
+    say what made it (the jaxattn version, and the ``jaxattn`` command line or the script). The figure is
     trimmed to its drawn content and closed unless ``close=False``. Returns the path written.
 
     Raises:
@@ -59,7 +60,8 @@ def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None,
     """
     from pathlib import Path
 
-    from ._provenance import write_error
+    from ._provenance import current_command, write_error
+    from ._version import __version__
 
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".") or "png").lower()
@@ -69,7 +71,9 @@ def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None,
         raise ValueError(f"dpi must be > 0, got {dpi}")
     path = path.with_suffix(f".{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"png": {"Software": "jaxattn"}, "svg": {"Creator": "jaxattn"}, "pdf": {"Creator": "jaxattn"}}[fmt]
+    made, command = f"jaxattn {__version__}", current_command()  # what made the file, in its metadata
+    metadata = {"png": {"Software": made, "Source": command}, "svg": {"Creator": made, "Description": command},
+                "pdf": {"Creator": made, "Subject": command}}[fmt]
     try:
         fig.savefig(path, dpi=dpi or DEFAULT_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03,
                     metadata=metadata)

@@ -305,6 +305,7 @@ def test_parameter_title_and_save_figure(tmp_path):
 
     with Image.open(png) as im:
         assert max(im.size) <= 2 * 50 + 10  # 2 inches at 50 dpi (trimmed)
+        assert im.text["Software"].startswith("jaxattn ") and im.text["Source"]  # what made it
     with pytest.raises(ValueError, match="png, svg, pdf"):
         save_figure(pyplot().subplots()[0], tmp_path / "a.jpg")
 
