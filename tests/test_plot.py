@@ -326,7 +326,7 @@ def test_full_size_gallery_is_drawn_costed_and_shown_in_the_notebooks():
     assert sorted(p.name for p in (GALLERY / "full").glob("*.png")) == sorted(make_gallery.FULL)  # none stale
     for name, fig in make_gallery.FULL.items():
         assert (GALLERY / "full" / name).stat().st_size < 150_000, name
-        assert f"](img/gallery/full/{name})" in page and f"{costs[name]['cpu_s'] / 60:.1f} CPU-min" in page, name
+        assert f"](img/gallery/full/{name})" in page and make_gallery.format_cost(costs[name]["cpu_s"]) in page, name
         notebook = (ROOT / "notebooks" / f"{fig.notebook}.ipynb").read_text()
         assert f"../docs/img/gallery/full/{name}" in notebook, (name, fig.notebook)
     assert make_gallery.gallery_table(costs) in page  # the page is what the script writes

@@ -193,13 +193,18 @@ FULL = {
 _TABLE = re.compile(r"<!-- gallery:start -->.*<!-- gallery:end -->", re.S)
 
 
+def format_cost(seconds: float) -> str:
+    """``"2.7 CPU-s"`` below a minute, else ``"6.3 CPU-min"``."""
+    return f"{seconds:.1f} CPU-s" if seconds < 60 else f"{seconds / 60:.1f} CPU-min"
+
+
 def gallery_table(costs: dict) -> str:
     """The markdown of docs/gallery.md's figures: one section per figure with its sizes and measured cost."""
     rows = ["| figure | paper's size | drawn at | CPU time here | notebook |", "|---|---|---|---|---|"]
     sections = []
     for name, fig in FULL.items():
         cost = costs.get(name)
-        cpu = f"{cost['cpu_s'] / 60:.1f} CPU-min" if cost else "not drawn yet"
+        cpu = format_cost(cost["cpu_s"]) if cost else "not drawn yet"
         rows.append(f"| [{fig.title}](#{Path(name).stem}) | {fig.paper_size} | {fig.drawn_size} | {cpu} | "
                     f"[{fig.notebook}](notebooks/{fig.notebook}.ipynb) |")
         if cost:
@@ -225,7 +230,7 @@ def make_full(names, out: Path, dpi: int) -> None:
         costs[name] = {"cpu_s": round(cpu, 1), "kb": round(size / 1024, 1), "when": time.strftime("%Y-%m-%d"),
                        "cores": os.cpu_count()}
         costs_path.write_text(json.dumps(costs, indent=1, sort_keys=True) + "\n")
-        print(f"{name:28s} {cpu / 60:6.1f} CPU-min  {size / 1024:6.1f} KB", flush=True)
+        print(f"{name:28s} {format_cost(cpu):>14s}  {size / 1024:6.1f} KB", flush=True)
     if out == FULL_DIR:
         page = GALLERY_PAGE.read_text()
         GALLERY_PAGE.write_text(_TABLE.sub(lambda m: gallery_table(costs), page))
