@@ -16,7 +16,7 @@ Conventions every command follows (:func:`main`):
   line (argparse's errors, and a ``ValueError``/``TypeError`` the library raises about a value given),
   1 for any other failure (a file not found, a solve that fails, a full disk);
 * Ctrl-C exits with status 130 and one line, which says "rerun the same command to resume" for the
-  commands that resume (``resume`` in their defaults);
+  commands that resume (``on_interrupt`` in their defaults, set by ``_sub(..., resume=...)``);
 * numbers are checked at parse time: every numeric option takes finite numbers only (:func:`number`),
   counts are >= 1;
 * ``--out FILE`` for commands that write one file (``demo``, ``simulate``: the figure or trajectory), ``--out
@@ -86,7 +86,7 @@ def _sub(subparsers, name: str, runner: str | None, help: str, description: str 
     """A sub-command; ``resume``: what to do after an interruption (the Ctrl-C message)."""
     p = subparsers.add_parser(name, help=help, description=description or help, formatter_class=_Formatter)
     if runner is not None:
-        p.set_defaults(func=runner, resume=resume)
+        p.set_defaults(func=runner, on_interrupt=resume)  # not "resume": sentiment train has a --resume flag
     return p
 
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print(f"jaxattn {name}: interrupted; " + (args.resume or "nothing was saved that a rerun would reuse"),
+        print(f"jaxattn {name}: interrupted; " + (args.on_interrupt or "nothing was saved that a rerun would reuse"),
               file=sys.stderr)
         return 130
     except USAGE_ERRORS + FAILURES as err:

@@ -220,6 +220,19 @@ def test_wrong_input_is_one_line_and_leaves_no_file(tmp_path, monkeypatch, capsy
     assert not list(tmp_path.iterdir())  # validated before anything is written
 
 
+def test_parser_defaults_never_shadow_an_option():
+    """set_defaults of a sub-command (func, on_interrupt) must not override an option of the same name: a
+    default ``resume`` once turned every ``sentiment train`` into ``--resume``."""
+    parser = cli.build_parser()
+    assert parser.parse_args(["sentiment", "train"]).resume is False
+    assert parser.parse_args(["sentiment", "train", "--resume"]).resume is True
+    for path, action in _actions(parser):
+        sub = parser
+        for word in path:
+            sub = next(a for a in sub._actions if isinstance(a, __import__("argparse")._SubParsersAction)).choices[word]
+        assert action.dest not in sub._defaults, (path, action.dest)
+
+
 def test_every_numeric_option_rejects_non_finite_numbers_at_parse_time():
     """One type helper for every numeric option: none is a bare float/int, and each refuses nan/inf."""
     import argparse
