@@ -172,7 +172,8 @@ class Trajectory(eqx.Module):
         missing = [k for k in ("jaxattn_trajectory", "field_class", "field_static") if k not in ds.attrs]
         if missing:
             raise ValueError(f"this dataset is not a jaxattn trajectory (no {'/'.join(map(repr, missing))} "
-                             "attribute): write it with Trajectory.save or Trajectory.to_xarray")
+                             "attribute): write it with Trajectory.save or Trajectory.to_xarray; other datasets "
+                             "(sweeps, PDE solutions) open with xarray.open_dataset")
         try:
             version = int(ds.attrs["jaxattn_trajectory"])
         except (TypeError, ValueError):
