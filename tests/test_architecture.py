@@ -28,6 +28,7 @@ LAYERS = {
     "_version": 0,
     "_provenance": 0.5,  # above _version: records it
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
+    "manifolds": 0.75,  # above _validate (its checks); fields, solve, grad, analysis use the manifolds
     "plot": 1,
     "fields": 1,
     "layers": 1,

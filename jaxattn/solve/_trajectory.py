@@ -64,7 +64,7 @@ class Trajectory(eqx.Module):
     @property
     def final(self) -> Float[Array, "*batch n d"] | Float[Array, "*batch n"]:
         """The last saved state(s): xs[..., -1, :, :]."""
-        return self.xs[..., -1, :, :] if self.field.event_ndim == 2 else self.xs[..., -1, :]
+        return jnp.take(self.xs, -1, axis=self.xs.ndim - self.field.manifold.event_ndim - 1)
 
     @property
     def is_ensemble(self) -> bool:
@@ -88,14 +88,15 @@ class Trajectory(eqx.Module):
         if not isinstance(self.xs, jax.Array | np.ndarray):
             raise TypeError(f"to_xarray needs xs to be one array, got {type(self.xs).__name__} (a saveat=SaveAt("
                             "fn=...) pytree): convert the fields you need with xarray yourself")
-        event_ndim = self.field.event_ndim
+        manifold = self.field.manifold
+        event_ndim = manifold.event_ndim
         batch = self.xs.ndim - event_ndim - 1
         if batch not in (0, 1):
-            raise TypeError(f"to_xarray expects xs of shape ([B,] T, n{', d' if event_ndim == 2 else ''}), "
+            raise TypeError(f"to_xarray expects xs of shape ([B,] T, {', '.join(manifold.event_dims)}), "
                             f"got {self.xs.shape}")
         lead = ("member",) * batch
-        token_dims = ("token", "dim") if event_ndim == 2 else ("token",)
-        name = "x" if event_ndim == 2 else "theta"
+        token_dims = manifold.event_dims
+        name = manifold.variable
         ts = np.asarray(self.ts)
         data: dict[str, Any] = {name: ((*lead, "t", *token_dims), np.asarray(self.xs), _attrs(name))}
         coords: dict[str, Any] = {"token": ("token", np.arange(self.xs.shape[batch + 1]), _attrs("token"))}
@@ -105,8 +106,8 @@ class Trajectory(eqx.Module):
             data["ts"] = (tuple(f"ts_dim{i}" for i in range(ts.ndim)), ts, _attrs("ts"))
         if batch:
             coords["member"] = ("member", np.arange(self.xs.shape[0]), _attrs("member"))
-        if event_ndim == 2:
-            coords["dim"] = ("dim", np.arange(self.xs.shape[-1]), _attrs("dim"))
+        for axis, dim in enumerate(token_dims[1:], start=batch + 2):
+            coords[dim] = (dim, np.arange(self.xs.shape[axis]), _attrs(dim))
         for key, value in (("t_final", self.t_final), ("event_occurred", self.event_occurred),
                            *((k, self.stats[k]) for k in _STATS)):
             value = np.asarray(value)
@@ -116,7 +117,7 @@ class Trajectory(eqx.Module):
             data[key] = (tuple(f"{key}_dim{i}" for i in range(value.ndim)), value, _field_attrs(key))
         attrs = {"jaxattn_trajectory": TRAJECTORY_FORMAT, "field_class": type(self.field).__name__,
                  "field_module": type(self.field).__module__, "field_static": json.dumps(static),
-                 "manifold": self.field.manifold, "Conventions": "CF-1.11",
+                 "manifold": manifold.name, "Conventions": "CF-1.11",
                  "title": f"jaxattn trajectory of {type(self.field).__name__}"}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -201,7 +202,7 @@ class Trajectory(eqx.Module):
                 raise ValueError(f"the file's {cls_name} parameters cannot be rebuilt ({type(err).__name__}: {err}): "
                                  "the file is damaged; pass the field to load_trajectory(path, field=...)") from None
             _check_loaded_field(field, arrays)
-        name = "x" if field.event_ndim == 2 else "theta"
+        name = field.manifold.variable
         absent = [k for k in (name, "t_final", "event_occurred", *_STATS) if k not in ds.variables]
         if "t" not in ds.coords and "ts" not in ds.variables:
             absent.append("t")
@@ -210,7 +211,7 @@ class Trajectory(eqx.Module):
                              f"{name!r}, 't', 't_final', 'event_occurred' and the solver statistics): the file is "
                              "damaged or was not written by Trajectory.save")
         xs = ds[name]
-        core = ("t", "token", "dim") if name == "x" else ("t", "token")
+        core = ("t", *field.manifold.event_dims)
         if xs.dims not in (core, ("member", *core)):
             raise ValueError(f"{name} has dimensions {xs.dims}; a {cls_name} trajectory stores {name} on "
                              f"([member,] {', '.join(core)}): the file is damaged")
