@@ -125,7 +125,8 @@ def _write(ds, path):
 
 @pytest.mark.parametrize("case, match", [
     ("missing_attribute", r"no 'field_static' attribute"),
-    ("beta_negative", r"field\.beta is invalid: beta must be finite and > 0"),
+    ("beta_negative", r"field parameters are invalid: beta must be finite and > 0"),
+    ("nan_parameter", r"field parameters are invalid: .*(NaN|finite)"),
     ("nan_state", r"x holds 1 NaN/inf values"),
     ("wrong_dims", r"x has dimensions \('t', 'token'\)"),
     ("missing_variable", r"lacks the variables \['t_final'\]"),
@@ -138,6 +139,8 @@ def test_damaged_trajectories_get_clear_errors(tmp_path, case, match):
         del ds.attrs["field_static"]
     elif case == "beta_negative":
         ds["field.beta"] = ds["field.beta"] * 0 - 5.0
+    elif case == "nan_parameter":
+        ds["field.beta"] = ds["field.beta"] * np.nan
     elif case == "nan_state":
         x = ds["x"].values.copy()
         x[1, 2, 0] = np.nan

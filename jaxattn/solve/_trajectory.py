@@ -201,7 +201,7 @@ class Trajectory(eqx.Module):
             except (KeyError, TypeError, AttributeError) as err:
                 raise ValueError(f"the file's {cls_name} parameters cannot be rebuilt ({type(err).__name__}: {err}): "
                                  "the file is damaged; pass the field to load_trajectory(path, field=...)") from None
-            _check_loaded_field(field, arrays)
+            _check_loaded_field(field)
         name = field.manifold.variable
         absent = [k for k in (name, "t_final", "event_occurred", *_STATS) if k not in ds.variables]
         if "t" not in ds.coords and "ts" not in ds.variables:
@@ -228,20 +228,13 @@ class Trajectory(eqx.Module):
             **{k: as_jax(k) for k in _STATS}), field=field, event_occurred=as_jax("event_occurred"))
 
 
-def _check_loaded_field(field: AbstractField, arrays: dict[str, np.ndarray]) -> None:
-    """A field rebuilt from a file (its ``__init__`` bypassed) gets the checks ``__init__`` makes of
-    numbers: finite parameters, beta > 0."""
-    from .._validate import check_beta
+def _check_loaded_field(field: AbstractField) -> None:
+    """A field rebuilt from a file (its ``__init__`` bypassed) gets the checks ``__init__`` and the solver
+    make: every declared parameter rule (beta > 0, ...) and every floating parameter finite
+    (``field.parameter_checks()``)."""
+    from .._validate import enforce
 
-    for key, value in arrays.items():
-        if np.issubdtype(value.dtype, np.number) and not np.all(np.isfinite(value)):
-            raise ValueError(f"the file's field parameter {key} holds NaN/inf: the file is damaged")
-    beta = getattr(field, "beta", None)
-    if beta is not None:
-        try:
-            check_beta(beta, scalar=False)
-        except ValueError as err:
-            raise ValueError(f"the file's field parameter field.beta is invalid: {err}") from None
+    enforce(field.parameter_checks(), None, prefix="the file's field parameters are invalid: ")
 
 
 def _write_npz(ds, path: Path) -> None:
