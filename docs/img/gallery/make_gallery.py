@@ -78,6 +78,8 @@ SMALL = os.environ.get("JAXATTN_FAST") == "1"
 def _size(full, small):
     return small if SMALL else full
 GALLERY_PAGE = Path(__file__).resolve().parents[2] / "gallery.md"
+#: the largest PNG stored (KB)
+MAX_KB = 145
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,10 @@ def make_full(names, out: Path, dpi: int) -> None:
         cpu = time.process_time()
         fig = FULL[name].make()
         cpu = time.process_time() - cpu
-        fig.savefig(out / name, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+        for scale in (1.0, 0.85, 0.7, 0.55):  # keep the PNG under MAX_KB: lower the resolution, not the data
+            fig.savefig(out / name, dpi=dpi * scale, bbox_inches="tight", pad_inches=0.05)
+            if (out / name).stat().st_size < MAX_KB * 1024:
+                break
         plt.close(fig)
         size = (out / name).stat().st_size
         costs[name] = {"cpu_s": round(cpu, 1), "kb": round(size / 1024, 1), "when": time.strftime("%Y-%m-%d"),
