@@ -1,11 +1,11 @@
 """Runners of ``jaxattn demo``, ``jaxattn simulate`` and ``jaxattn pde circle|sphere``.
 
-The arguments are declared in :mod:`jaxattn.cli`; everything heavy is imported inside the runners.
+The arguments are declared in `jaxattn.cli`; everything heavy is imported inside the runners.
 Each runner checks its arguments before it solves or writes anything (an error leaves no file behind),
-raising ``ValueError`` with a message that names the option; :func:`jaxattn.cli.main` prints it as one
-line. Trajectories are written by :meth:`jaxattn.Trajectory.save` (read back by
-:func:`jaxattn.load_trajectory`), datasets by :func:`jaxattn.io.atomic_write_netcdf`, figures by
-:func:`jaxattn.plot.save_figure` (``--dpi``, ``--format``); every file records the command line.
+raising ``ValueError`` with a message that names the option; `jaxattn.cli.main` prints it as one
+line. Trajectories are written by [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save] (read back by
+[`jaxattn.load_trajectory`][jaxattn.load_trajectory]), datasets by [`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf], figures by
+`jaxattn.plot.save_figure` (``--dpi``, ``--format``); every file records the command line.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def check_output_size(option: str, count: int, shape: tuple[int, ...], what: str
     ``count`` saved items (the value of ``option``), each ``shape`` float64 numbers.
 
     Raises:
-        ValueError: the output would take more than :data:`MEMORY_SHARE` of the machine's memory; the
+        ValueError: the output would take more than `MEMORY_SHARE` of the machine's memory; the
             message gives the size and the largest value of ``option`` that fits.
     """
     per = 8
@@ -266,7 +266,7 @@ def sphere_power_axes(ax, ts, power, *, degrees: int = 6, floor: float = 1e-12):
 
     A degree whose power stays below ``floor`` times the largest power drawn (exactly 0 for the degrees a
     zonal initial condition of one mode never excites, round-off for others) is left out; zeros at t = 0
-    are not drawn (a log axis has no 0) and do not stretch the axis (:func:`jaxattn.plot.log_limits`).
+    are not drawn (a log axis has no 0) and do not stretch the axis (`jaxattn.plot.log_limits`).
     Returns the axes.
     """
     import numpy as np

@@ -11,8 +11,8 @@ global attributes
 * ``history``: ``"<UTC time>: <command>"`` (CF §2.6.2): the full ``jaxattn ...`` command line when the
   console script wrote it, else the Python call that wrote it and the script it ran in.
 
-The console script records its command line with :func:`command_line` (a context manager); every
-writer calls :func:`provenance` (through :func:`jaxattn.io.stamp` for datasets). :func:`write_error`
+The console script records its command line with `command_line` (a context manager); every
+writer calls `provenance` (through [`jaxattn.io.stamp`][jaxattn.io.stamp] for datasets). `write_error`
 turns an operating-system failure during a write (a full disk, a missing permission, netCDF's bare
 "NetCDF: HDF error") into an ``OSError`` that names the file and the cause.
 
@@ -38,7 +38,7 @@ __all__ = ["CONVENTIONS", "KEYS", "command_line", "current_command", "provenance
 
 #: the CF version the files follow
 CONVENTIONS = "CF-1.11"
-#: the global attributes :func:`provenance` returns
+#: the global attributes `provenance` returns
 KEYS = ("Conventions", "jaxattn_version", "source", "history")
 
 _COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("jaxattn_command", default=None)

@@ -1,15 +1,15 @@
 """The ``jaxattn`` console script.
 
 Every sub-command's arguments are declared here, with nothing heavier than ``argparse``
-imported: ``import jaxattn`` is lazy (see :mod:`jaxattn`), so ``jaxattn --help``, ``--version``
+imported: ``import jaxattn`` is lazy (see `jaxattn`), so ``jaxattn --help``, ``--version``
 and argument errors answer without importing JAX, diffrax, xarray or optax
 (``benchmarks/cli_latency.py`` measures it). Each sub-parser names its runner as
-``"module:function"``; :func:`main` imports the module only when the command runs.
+``"module:function"``; `main` imports the module only when the command runs.
 
-Runners: :mod:`jaxattn._demo` (``demo``, ``simulate``, ``pde``), :mod:`jaxattn.studies._cli`
-(``sweep``, ``causal``), :mod:`jaxattn.sentiment.cli` (``sentiment``).
+Runners: `jaxattn._demo` (``demo``, ``simulate``, ``pde``), `jaxattn.studies._cli`
+(``sweep``, ``causal``), `jaxattn.sentiment.cli` (``sentiment``).
 
-Conventions every command follows (:func:`main`):
+Conventions every command follows (`main`):
 
 * an error is one line on stderr, ``jaxattn <command>: error: <what is wrong and what to do>``, with no
   traceback (``jaxattn --debug ...`` or ``JAXATTN_DEBUG=1`` shows it); exit status 2 for a wrong command
@@ -17,12 +17,12 @@ Conventions every command follows (:func:`main`):
   1 for any other failure (a file not found, a solve that fails, a full disk);
 * Ctrl-C exits with status 130 and one line, which says "rerun the same command to resume" for the
   commands that resume (``on_interrupt`` in their defaults, set by ``_sub(..., resume=...)``);
-* numbers are checked at parse time: every numeric option takes finite numbers only (:func:`number`),
+* numbers are checked at parse time: every numeric option takes finite numbers only (`number`),
   counts are >= 1;
 * ``--out FILE`` for commands that write one file (``demo``, ``simulate``: the figure or trajectory), ``--out
   DIR`` for those that write several (``pde``, ``sweep``, ``causal``); every command that draws a figure
   takes ``--dpi`` and ``--format png|svg|pdf``;
-* every file written records the command line in its ``history`` attribute (:mod:`jaxattn._provenance`).
+* every file written records the command line in its ``history`` attribute (`jaxattn._provenance`).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _sub(subparsers, name: str, runner: str | None, help: str, description: str 
 
 
 def _figure_options(p) -> None:
-    """``--dpi`` and ``--format`` of every command that draws a figure (:func:`jaxattn.plot.save_figure`)."""
+    """``--dpi`` and ``--format`` of every command that draws a figure (`jaxattn.plot.save_figure`)."""
     p.add_argument("--dpi", type=COUNT, default=150, help="resolution of raster figures (dots per inch)")
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format: png (raster) or svg/pdf (vector, for papers)")

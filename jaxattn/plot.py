@@ -1,6 +1,6 @@
 """Matplotlib helpers used by the CLI, the notebooks and the README gallery.
 
-:func:`pyplot` is the one way the library gets ``matplotlib.pyplot`` (imported lazily, so
+`pyplot` is the one way the library gets ``matplotlib.pyplot`` (imported lazily, so
 matplotlib stays optional until something is plotted).
 """
 
@@ -50,7 +50,7 @@ def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None,
 
     ``format`` (``"png"``, ``"svg"`` or ``"pdf"``; default: the path's suffix, else png) replaces the path's
     suffix, so ``--format pdf`` turns ``run.png`` into ``run.pdf``; ``dpi`` sets the resolution of raster
-    output (default :data:`DEFAULT_DPI`; vector formats keep text and lines as vectors). The file's metadata
+    output (default `DEFAULT_DPI`; vector formats keep text and lines as vectors). The file's metadata
     say what made it (the jaxattn version, and the ``jaxattn`` command line or the script). The figure is
     trimmed to its drawn content and closed unless ``close=False``. Returns the path written.
 
@@ -270,7 +270,7 @@ def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0, title: str
     """Angles theta_i(t) in [0, 2 pi) against t (paper 002 Fig 3 style), lines cut where they wrap.
 
     ``trajectory.xs`` holds angles (T, n) or unit vectors (T, n, 2) on $S^1$; ensembles draw ``member``.
-    Paths are drawn by :func:`circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
+    Paths are drawn by `circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
     re-enters at the bottom without a vertical jump. Returns the axes.
     """
     plt = pyplot()
@@ -331,7 +331,7 @@ def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
     """Scatter of each head's value-matrix eigenvalues in the complex plane.
 
     Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, Fig. 10 style; ``eigenvalues`` is the
-    (num_heads, dk) output of :func:`jaxattn.io.value_spectra`.
+    (num_heads, dk) output of [`jaxattn.io.value_spectra`][jaxattn.io.value_spectra].
     """
     plt = pyplot()
     lam = np.atleast_2d(eigenvalues)
@@ -408,11 +408,11 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 80, fps: int = 1
             size: float = 5.0, title: str | None = None, uniform: float = 0.1, hold: float = 1.0):
     """Write an animation of the tokens x_i(t) of a trajectory: a GIF, or an MP4 if ``path`` ends in .mp4.
 
-    ``trajectory`` is a :class:`jaxattn.Trajectory` (or anything with ``ts`` (T,) and ``xs`` (T, n) angles or
+    ``trajectory`` is a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs`` (T, n) angles or
     (T, n, d) points; ensembles draw ``member``). Tokens are drawn on S^1 (angles or unit vectors in R^2),
     S^2 (unit vectors in R^3; tokens on the far side of the sphere from the viewer are faded), or in R^2 / R^3
     with fixed axes covering the whole path. Up to ``frames`` saved states become frames shown at ``fps``
-    frames per second, chosen by :func:`frame_schedule`: equally spaced in the arc length of the motion
+    frames per second, chosen by `frame_schedule`: equally spaced in the arc length of the motion
     (blended with time by ``uniform``), so the frames go where the tokens move and a metastable stretch
     passes quickly; every frame is labelled with its t, and the last is held for ``hold`` seconds. The
     picture is ``size`` inches at ``dpi`` (480 x 480 pixels by default). Save the trajectory densely

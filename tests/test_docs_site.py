@@ -47,6 +47,15 @@ def test_api_pages_lead_with_the_entry_points():
         hook.ordered(["a", "B"], ["nope"])
 
 
+def test_docstrings_have_no_sphinx_roles():
+    """Sphinx roles (``:func:`x```) render as literal text on the mkdocstrings pages; the docstrings use the
+    site's markup: ``[`x`][jaxattn.x]`` cross-references or inline code."""
+    offenders = {str(p.relative_to(ROOT)): len(ROLE.findall(p.read_text()))
+                 for p in sorted((ROOT / "jaxattn").rglob("*.py"))}
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"run python docs/scripts/convert_roles.py: {offenders}"
+
+
 def test_every_notebook_is_a_page_of_the_site():
     nav = (ROOT / "mkdocs.yml").read_text()
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):

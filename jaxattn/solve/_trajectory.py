@@ -1,8 +1,8 @@
-"""The result of :func:`jaxattn.simulate`: saved times, states and solver statistics.
+"""The result of [`jaxattn.simulate`][jaxattn.simulate]: saved times, states and solver statistics.
 
-A :class:`Trajectory` converts to an ``xarray.Dataset`` (:meth:`Trajectory.to_xarray`), is saved
-as netCDF (:meth:`Trajectory.save`) and read back by :func:`jaxattn.load_trajectory`
-(:meth:`Trajectory.from_xarray`): arrays bit for bit, dtypes kept, and the field rebuilt from its
+A [`Trajectory`][jaxattn.Trajectory] converts to an ``xarray.Dataset`` ([`Trajectory.to_xarray`][jaxattn.solve.Trajectory.to_xarray]), is saved
+as netCDF ([`Trajectory.save`][jaxattn.solve.Trajectory.save]) and read back by [`jaxattn.load_trajectory`][jaxattn.load_trajectory]
+([`Trajectory.from_xarray`][jaxattn.solve.Trajectory.from_xarray]): arrays bit for bit, dtypes kept, and the field rebuilt from its
 class name (attribute ``field_class``), its static parameters (JSON attribute ``field_static``)
 and its array parameters (variables ``field.<name>``).
 """
@@ -27,7 +27,7 @@ from ..fields import AbstractField
 
 #: format version of the saved file (attribute ``jaxattn_trajectory``)
 TRAJECTORY_FORMAT = 1
-#: the file name endings :meth:`Trajectory.save` writes (netCDF, NumPy archive)
+#: the file name endings [`Trajectory.save`][jaxattn.solve.Trajectory.save] writes (netCDF, NumPy archive)
 TRAJECTORY_SUFFIXES = (".nc", ".npz")
 _STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 
@@ -42,14 +42,14 @@ class SolverStats(TypedDict):
 
 
 class Trajectory(eqx.Module):
-    """Result of :func:`jaxattn.simulate`.
+    """Result of [`jaxattn.simulate`][jaxattn.simulate].
 
     * ``ts``: (T,) saved times ((B, T) with a user's ``saveat`` solved member by member, ``ensemble="vmap"``
       or ``"map"``: each member's own save times);
     * ``xs``: (T, n, d) states ((T, n) angles on the circle); an ensemble has a leading
       batch axis, (B, T, n, d). With a user's ``saveat`` it is diffrax's ``sol.ys``;
     * ``t_final``: time reached (t1, or the event time with ``stop_when``); shape () or (B,);
-    * ``stats``: diffrax's solver statistics (:class:`SolverStats`: ``stats["num_steps"]``, ...);
+    * ``stats``: diffrax's solver statistics ([`SolverStats`][jaxattn.solve.SolverStats]: ``stats["num_steps"]``, ...);
     * ``field``: the field that was integrated;
     * ``event_occurred``: whether ``stop_when`` ended the solve; shape () or (B,).
     """
@@ -122,11 +122,11 @@ class Trajectory(eqx.Module):
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def save(self, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None) -> Path:
-        """Write :meth:`to_xarray` to ``path``: netCDF for ``.nc``, the same dataset in a NumPy archive for
+        """Write [`to_xarray`][jaxattn.solve.Trajectory.to_xarray] to ``path``: netCDF for ``.nc``, the same dataset in a NumPy archive for
         ``.npz`` (one array per variable, the dimensions and attributes as JSON in ``__schema__``;
-        ``numpy.load`` reads it without pickles). :func:`jaxattn.load_trajectory` reads either back exactly.
+        ``numpy.load`` reads it without pickles). [`jaxattn.load_trajectory`][jaxattn.load_trajectory] reads either back exactly.
 
-        The file is written through a temporary file and :func:`os.replace`, so it is complete or absent.
+        The file is written through a temporary file and `os.replace`, so it is complete or absent.
         It carries the provenance attributes ``Conventions``, ``jaxattn_version``, ``source`` and ``history``
         (this call, or the ``jaxattn`` command line that made it) and ``attrs``, extra global attributes
         (numbers or strings: e.g. the seed that drew the initial condition). Returns the path.
@@ -162,7 +162,7 @@ class Trajectory(eqx.Module):
 
     @classmethod
     def from_xarray(cls, ds, field: AbstractField | None = None) -> "Trajectory":
-        """Rebuild a trajectory from :meth:`to_xarray`'s dataset.
+        """Rebuild a trajectory from [`to_xarray`][jaxattn.solve.Trajectory.to_xarray]'s dataset.
 
         The field is rebuilt from the dataset for the built-in fields (``jaxattn.fields``); a
         field of another class must be passed as ``field`` (its class name must match).
@@ -251,10 +251,10 @@ def _json_attr(value: Any) -> Any:
 
 
 def dataset_from_npz(arrays: Mapping[str, np.ndarray]):
-    """The dataset :meth:`Trajectory.save` stored in a ``.npz`` archive (``numpy.load``'s mapping).
+    """The dataset [`Trajectory.save`][jaxattn.solve.Trajectory.save] stored in a ``.npz`` archive (``numpy.load``'s mapping).
 
     Raises:
-        ValueError: the archive has no ``__schema__`` (not written by :meth:`Trajectory.save`) or is damaged.
+        ValueError: the archive has no ``__schema__`` (not written by [`Trajectory.save`][jaxattn.solve.Trajectory.save]) or is damaged.
     """
     import xarray as xr
 
@@ -273,7 +273,7 @@ def dataset_from_npz(arrays: Mapping[str, np.ndarray]):
 
 
 #: CF attributes (long_name, units, description) of the variables of a saved trajectory;
-#: :data:`jaxattn.io.cf.VARIABLES` includes them
+#: [`jaxattn.io.cf.VARIABLES`][jaxattn.io.VARIABLES] includes them
 TRAJECTORY_VARIABLES: dict[str, dict[str, str]] = {
     "t": {"long_name": "time (depth)", "units": "1",
           "description": "t: time of the continuous-depth dynamics, layers are time (Geshkovski et al. 2023, "

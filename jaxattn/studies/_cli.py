@@ -9,7 +9,7 @@ Sub-commands:
 * ``jaxattn sweep gamma --n 32 --delta 0.01 --out runs/gamma`` (t*(beta), eq. (4.11)).
 * ``jaxattn causal fig3 --runs 100 --n 200 --beta 64 --out runs/fig3`` (paper 003 Fig. 3).
 
-The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
+The runners; the arguments are declared in `jaxattn.cli` (so ``--help`` imports nothing heavy).
 """
 
 from __future__ import annotations
