@@ -68,8 +68,8 @@ def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAU
 
 
 def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
-    """:func:`clustered_pair_fraction` from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
-    :class:`jaxattn.fields.GramSelfAttention`): the fraction of i != j with G_ij >= 1 - delta."""
+    """[`clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
+    [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]): the fraction of i != j with G_ij >= 1 - delta."""
     g = jnp.asarray(g)
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     n = g.shape[-1]

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .cf import describe
+from .._provenance import write_error
+from .cf import describe, stamp
 
 __all__ = [
     "BOOT",
@@ -105,19 +106,30 @@ def _staged(path: Path):
     _fsync_directory(path.parent)
 
 
-def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`.
+def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str | None = None) -> Path:
+    """Write ``ds`` to ``path`` atomically: temporary file, fsync, `os.replace`.
 
     The variables get their CF attributes (``long_name``, ``units``, ``description``) from
-    :func:`jaxattn.io.cf.describe` where the writer left them out."""
-    ds = describe(ds)
+    [`jaxattn.io.cf.describe`][jaxattn.io.describe] where the writer left them out, and the file the attributes that say
+    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``).
+
+    Raises:
+        ValueError: ``path`` does not end in ``.nc``.
+        OSError: the file could not be written; the message names it and the cause (a full disk).
+    """
     path = Path(path)
+    if path.suffix.lower() != ".nc":
+        raise ValueError(f"netCDF files end in .nc, got {path.name!r}")
+    ds = stamp(describe(ds), source=source)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _staged(path) as tmp:
-        ds.to_netcdf(tmp, engine=netcdf_engine())
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    try:
+        with _staged(path) as tmp:
+            ds.to_netcdf(tmp, engine=netcdf_engine())
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        raise write_error(path, err) from err
     return path
 
 

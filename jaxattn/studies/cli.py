@@ -23,11 +23,13 @@ import numpy as np
 __all__ = ["causal_fig3_command", "circle_command", "gamma_command", "phase_diagram_command"]
 
 
-def _save_png(ax, path: Path) -> None:
+def _save_figure(ax, path: Path, args) -> None:
+    """The figure at ``path`` with the suffix and resolution of ``--format``/``--dpi``."""
+    from ..plot import save_figure
+
     if ax.figure.get_layout_engine() is None:  # figures made with layout="constrained" keep it
         ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=130)
-    print(f"wrote {path}")
+    print(f"wrote {save_figure(ax.figure, path, dpi=args.dpi, format=args.format)}")
 
 
 def _betas(args) -> np.ndarray:
@@ -44,7 +46,7 @@ def phase_diagram_command(args) -> int:
     ds = p2.phase_diagram(_betas(args), ts, directory=args.out, n=args.n, d=args.d, kq=args.kq, value=args.value,
                           delta=args.delta, batch=args.batch, seeds=args.seeds, rtol=args.rtol, atol=args.rtol)
     print(f"wrote {args.out / 'phase_diagram.nc'}")
-    _save_png(figures.plot_phase_diagram(ds), args.out / "phase_diagram.png")
+    _save_figure(figures.plot_phase_diagram(ds), args.out / "phase_diagram.png", args)
     return 0
 
 
@@ -57,7 +59,7 @@ def circle_command(args) -> int:
     ds = p2.circle_metastability(_betas(args), sorted(args.times), n=args.n, batch=args.batch, seed=args.seed,
                                  directory=args.out, progress=not args.no_progress)
     print(f"wrote {args.out / 'circle.nc'}")
-    _save_png(figures.plot_circle_metastability(ds), args.out / "circle.png")
+    _save_figure(figures.plot_circle_metastability(ds), args.out / "circle.png", args)
     return 0
 
 
@@ -68,7 +70,7 @@ def gamma_command(args) -> int:
 
     ds = p2.crossing_times(_betas(args), n=args.n, delta=args.delta, directory=args.out)
     print(f"wrote {args.out / 'gamma.nc'}")
-    _save_png(figures.plot_gamma_crossing_times(ds), args.out / "gamma.png")
+    _save_figure(figures.plot_gamma_crossing_times(ds), args.out / "gamma.png", args)
     return 0
 
 
@@ -90,7 +92,7 @@ def causal_fig3_command(args) -> int:
     atomic_write_netcdf(summary, args.out / "fig3.nc")
     print(f"wrote {args.out / 'fig3.nc'} (per-run statistics: {args.out / 'causal_statistics.nc'})")
     axes = figures.plot_paper003_fig3(summary)
-    _save_png(axes[0], args.out / "fig3.png")
+    _save_figure(axes[0], args.out / "fig3.png", args)
     print(f"  Renyi centres at t = 0: {summary.num_renyi.mean().item():.2f} on average; clusters at t = {args.t1:g}: "
           f"{summary.clusters_mean.values[-1]:.2f} on average")
     return 0

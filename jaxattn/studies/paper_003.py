@@ -1,8 +1,8 @@
 r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Conjecture 1.
 
-* :func:`fig1_runs` — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
+* [`fig1_runs`][jaxattn.studies.paper_003.fig1_runs] — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
   adaptive steps (sphere retraction keeps max | |x| - 1 | at round-off).
-* :func:`causal_statistics` — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
+* [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics] — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
   Q = K = V = I) integrated ``chunk`` runs per compiled call, each with its own adaptive steps
   (``ensemble="map"``), sparse save times,
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
@@ -84,12 +84,12 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
-    times), every variable with CF attributes (:mod:`jaxattn.io.cf`): per run and time
+    times), every variable with CF attributes ([`jaxattn.io.cf`][jaxattn.io.cf]): per run and time
     (member, t): ``renyi_ball``, ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed
     fractions) and ``clusters``; per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps;
     for ``ensemble="batched"`` the chunk's shared count) and optionally ``angles`` (member, t,
     token). ``out["renyi_ball"]`` reads as the dict it replaced did; ``out["t"]`` holds the
-    times (``ts`` before). Summaries: :func:`summarise`.
+    times (``ts`` before). Summaries: [`summarise`][jaxattn.studies.paper_003.summarise].
     ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
     key's uniform draws (same draws for several integrators, as in the work-precision study);
     ``solver`` is any diffrax solver. ``directory``: each chunk is a point of a resumable sweep
@@ -105,7 +105,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
     stages per step win (Bosh3 3, Tsit5 6). ``ensemble="map"`` gives every run its own adaptive
     steps (a shared step must resolve every member's merge events; measured in the same study).
     ``evaluator="dense"`` is the faster field at n = 200 (the block lower-triangular kernel of
-    :func:`jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
+    `jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
     """
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
@@ -189,10 +189,10 @@ def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta:
     """The Fig. 3 statistics of angles ``thetas`` (runs, T, n) saved at T times, the first t = 0.
 
     Rényi / strong Rényi centres of the t = 0 angles (delta = 4 beta^{-1/2} by default), the
-    consumed fractions of both definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`
+    consumed fractions of both definitions of [`jaxattn.analysis.renyi.consumed_fraction`][jaxattn.analysis.consumed_fraction]
     (``*_ball``: within beta^{-1/2} of a centre; ``*_cluster``: in a centre's cluster, circular
     gaps > ``gap``), per run and time (runs, T), cluster counts (runs, T) and the numbers of
-    centres (runs,). Shared by :func:`causal_statistics` and the NumPy baseline of
+    centres (runs,). Shared by [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics] and the NumPy baseline of
     ``benchmarks/causal_statistics.py`` (the same statistic of either integrator's angles).
     """
     thetas = jnp.asarray(thetas)

@@ -5,12 +5,12 @@
 * :mod:`.identity`: the identity of a point function (:class:`AbstractPoint`,
   :func:`function_identity`), recorded in the manifest and in every point file;
 * :mod:`.claims`: per-point claim files with heartbeats;
-* :mod:`.storage`: manifest, point files (each records its point and its function), the merge;
-* :mod:`.distributed`: :func:`solve_global_ensemble`, one ensemble over every process's devices.
+* :mod:`.storage`: manifest, point files (each records its point and its function), the merge.
+
+One ensemble over the devices of every process is :func:`jaxattn.solve.solve_global_ensemble`.
 """
 
 from .claims import Claim as Claim, claim as claim
-from .distributed import solve_global_ensemble as solve_global_ensemble
 from .engine import run_sweep as run_sweep, sweep_points as sweep_points
 from .identity import (
     AbstractPoint as AbstractPoint,

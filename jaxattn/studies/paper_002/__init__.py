@@ -13,7 +13,7 @@ Every function returns an :class:`xarray.Dataset` (or plain numbers for closed f
   (:mod:`jaxattn.studies.euler`).
 
 (SA) is eq. (2.6) with the softmax partition function (2.4); (USA) replaces Z_i by n. The scalar
-ODE of Thm 4.6 and the phase boundary (4.11) are :mod:`jaxattn.analysis.gamma`. The paper's errata
+ODE of Thm 4.6 and the phase boundary (4.11) are `jaxattn.analysis.gamma`. The paper's errata
 relied on here are listed in ``docs/errata.md``.
 """
 

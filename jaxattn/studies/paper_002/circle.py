@@ -15,7 +15,7 @@ from ... import initial
 from ...analysis import clustered_pair_fraction, count_clusters
 from ...fields import CircleSelfAttention
 from ...manifolds import CIRCLE
-from ...solve import simulate, solve_ensemble
+from ...solve import observe_saved, simulate, solve_ensemble
 from ...sweeps import AbstractPoint, run_sweep
 
 __all__ = ["CircleMetastabilityPoint", "circle_metastability"]
@@ -41,7 +41,7 @@ def circle_metastability(
     """Cluster counts of (SA) on the circle over time (Geshkovski et al. 2023, Fig 3, Problem 2).
 
     ``batch`` uniform initial angle sets per beta are integrated as one ensemble of
-    :class:`jaxattn.CircleSelfAttention` (angle form of (SA) on S^1). Returns per member
+    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] (angle form of (SA) on S^1). Returns per member
     and time: ``clusters`` (number of arcs separated by circular gaps > ``gap`` rad) and
     ``pair_fraction`` (ordered pairs with cos(theta_i - theta_j) >= 1 - delta, the d = 2
     phase-diagram value). Expected (200 runs): beta = 4 -> 2 clusters in
@@ -81,7 +81,7 @@ def circle_metastability(
     elif jnp.shape(x0) != (batch, n):
         raise ValueError(f"x0 must be (batch, n) = ({batch}, {n}) initial angles, got shape {jnp.shape(x0)}")
     for beta in betas:
-        def observe(ts_, th):
+        def observe(t, th):
             x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
             return {"clusters": count_clusters(th, manifold=CIRCLE, gap=gap),
                     "pair_fraction": clustered_pair_fraction(x, delta)}
@@ -92,7 +92,7 @@ def circle_metastability(
         else:
             traj = simulate(CircleSelfAttention(beta), x0, float(ts[-1]), ts=jnp.asarray(ts), rtol=rtol, atol=atol,
                             max_steps=2**20, solver=solver, ensemble=ensemble)
-            obs = {key: np.asarray(value) for key, value in observe(traj.ts, traj.xs).items()}
+            obs = observe_saved(observe, traj.ts, traj.xs)
         out.append(xr.Dataset({"clusters": (("member", "t"), obs["clusters"]),
                                "pair_fraction": (("member", "t"), obs["pair_fraction"])},
                               coords={"t": ts}))
