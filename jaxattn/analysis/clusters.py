@@ -188,7 +188,7 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
 
 def count_clusters(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP, min_mass: float = 0.0) -> Int[Array, "..."]:
-    """Number of clusters (see :func:`cluster_labels`) holding at least a fraction ``min_mass`` of the tokens.
+    """Number of clusters (see [`cluster_labels`][jaxattn.analysis.cluster_labels]) holding at least a fraction ``min_mass`` of the tokens.
 
     ``min_mass = 0`` (default) counts every cluster; ``min_mass = 0.05`` counts the clusters with
     at least 5% of the tokens, ignoring stragglers between them (the count of paper 004's

@@ -1,14 +1,14 @@
 """netCDF files written atomically, and the clean-up of what dead writers left.
 
 Every file is written through a temporary file in the same directory, ``fsync`` and
-:func:`os.replace` (atomic on POSIX), so a file either exists complete or not at all. The
-temporary file's name holds its writer (host, pid), so that :func:`remove_stale_temporaries`
-removes only files whose writer is dead or that are older than an expiry. :data:`HOST`,
-:data:`BOOT` and :func:`process_alive` tell whether a writer (or any process recorded by host,
-boot and pid, such as the owner of a sweep's claim, :mod:`jaxattn.sweeps`) is still running.
+`os.replace` (atomic on POSIX), so a file either exists complete or not at all. The
+temporary file's name holds its writer (host, pid), so that [`remove_stale_temporaries`][jaxattn.io.remove_stale_temporaries]
+removes only files whose writer is dead or that are older than an expiry. [`HOST`][jaxattn.io.HOST],
+[`BOOT`][jaxattn.io.BOOT] and [`process_alive`][jaxattn.io.process_alive] tell whether a writer (or any process recorded by host,
+boot and pid, such as the owner of a sweep's claim, [`jaxattn.sweeps`][jaxattn.sweeps]) is still running.
 
 The sweep storage built on these writes (point files, manifest, claims, merge) is
-:mod:`jaxattn.sweeps` (``docs/sweeps.md``).
+[`jaxattn.sweeps`][jaxattn.sweeps] (``docs/sweeps.md``).
 """
 
 from __future__ import annotations
@@ -134,10 +134,10 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str 
 
 
 def atomic_write_text(text: str, path: str | os.PathLike, *, exclusive: bool = False) -> Path | None:
-    """Write ``text`` to ``path`` atomically (as :func:`atomic_write_netcdf`).
+    """Write ``text`` to ``path`` atomically (as [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]).
 
     ``exclusive=True`` creates the file only if ``path`` does not exist yet, with its full content
-    from the moment it appears (:func:`os.link` of the synced temporary file: exactly one of
+    from the moment it appears (`os.link` of the synced temporary file: exactly one of
     several concurrent writers wins, also on NFS); it returns ``None`` when ``path`` existed.
     """
     path = Path(path)

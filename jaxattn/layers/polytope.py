@@ -78,9 +78,9 @@ def convex_hull_vertices(points: ArrayLike, tol: float = 1e-7) -> np.ndarray:
 def vertex_mask(points: ArrayLike) -> np.ndarray:
     """For each point, whether it is a vertex of conv(points): not in the convex hull of the others.
 
-    The LP extreme-point test of :func:`in_convex_hull` on each point against the others, so it
+    The LP extreme-point test of [`in_convex_hull`][jaxattn.layers.in_convex_hull] on each point against the others, so it
     works for lower-dimensional hulls; a point repeated exactly is not a vertex (each copy is in
-    the hull of the others: merge near-duplicates first, as :func:`convex_hull_vertices` does).
+    the hull of the others: merge near-duplicates first, as [`convex_hull_vertices`][jaxattn.layers.convex_hull_vertices] does).
     Returns a boolean (m,) array (all ``True`` for m <= 1).
     """
     P = np.asarray(points, dtype=np.float64)

@@ -1,10 +1,10 @@
 r"""Gradients through the mean-field PDE on the circle (paper 004 eq. (11)).
 
-:func:`circle_pde_value_and_grad`: the value and gradient of an observable of the Fourier moments
+[`circle_pde_value_and_grad`][jaxattn.spectral.circle_pde_value_and_grad]: the value and gradient of an observable of the Fourier moments
 w.r.t. beta, the initial moments and t1, through diffrax's recursive-checkpoint adjoint
-(:func:`jaxattn.grad.checkpointed_adjoint`) of :func:`jaxattn.spectral.integrate_circle`; it refuses
-to return gradients of an unresolved solution (the monitors of :func:`jaxattn.spectral.solve_circle`,
-:meth:`AbstractSpectralModel.unresolved`, run as a terminating event). Results: ``docs/gradients.md``.
+([`jaxattn.grad.checkpointed_adjoint`][jaxattn.checkpointed_adjoint]) of [`jaxattn.spectral.integrate_circle`][jaxattn.spectral.integrate_circle]; it refuses
+to return gradients of an unresolved solution (the monitors of [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle],
+[`AbstractSpectralModel.unresolved`][jaxattn.spectral.AbstractSpectralModel.unresolved], run as a terminating event). Results: ``docs/gradients.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["PDEGradients", "circle_pde_value_and_grad"]
 
 
 class PDEGradients(eqx.Module):
-    """Gradient of an observable of the circle PDE solution (see :func:`circle_pde_value_and_grad`).
+    """Gradient of an observable of the circle PDE solution (see [`circle_pde_value_and_grad`][jaxattn.spectral.circle_pde_value_and_grad]).
 
     ``beta``, ``t1`` scalars; ``coeffs0`` complex (K+1,): d obs/d Re mu_k(0) + i d obs/d Im mu_k(0)
     (the k = 0 entry is the direction of changing the mass, which a probability density keeps at 1).
@@ -80,13 +80,13 @@ def circle_pde_value_and_grad(
     r"""Value and gradient of ``observable(mu)`` for the circle PDE d_t rho + d_theta(rho v[rho]) = 0.
 
     The PDE, conventions and pseudo-spectral discretisation are those of
-    :mod:`jaxattn.spectral.circle` (paper 004 eq. (11); USA or SA velocity, V = sign I). ``mu`` is
+    `jaxattn.spectral.circle` (paper 004 eq. (11); USA or SA velocity, V = sign I). ``mu`` is
     the (n_save, K+1) array of complex Fourier moments mu_k(t), k = 0..K, at n_save uniform times in
     [0, t1] (so ``mu[-1]`` is mu(t1)), K + 1 = len(coeffs0). Gradients are w.r.t. beta, the initial
     moments and t1, through diffrax's recursive-checkpoint adjoint.
 
     Resolution honesty: the solution (and therefore its gradient) is only meaningful while the K
-    modes resolve it. The monitors of :func:`jaxattn.spectral.solve_circle` run as a terminating event:
+    modes resolve it. The monitors of [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle] run as a terminating event:
     if the spectral tail max_{k > 7K/8}|mu_k| exceeds ``tail_tol`` or the density drops below
     -``neg_tol``/(2 pi) before t1, this raises RuntimeError (as ``solve_circle(on_unresolved="raise")``).
 

@@ -1,16 +1,16 @@
 """Paper reproductions: the data of each figure and the figure (``docs/sweeps.md``).
 
-* :mod:`.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
-* :mod:`.paper_001`, :mod:`.paper_002`: the figures and theorems of papers 001 and 002.
-* :mod:`.paper_003`: Figs. 1-3 and Conjecture 1 of paper 003 (causal attention).
-* :mod:`.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE).
-* :mod:`.gradients`: differentiable parameter studies (optax fits, sensitivity maps).
-* :mod:`.euler`: the papers' authors' baseline scheme (Euler + renormalisation).
-* :mod:`.figures`: every plot of the studies (the notebooks call them).
-* :mod:`.cli`: the runners of ``jaxattn sweep ...`` and ``jaxattn causal ...``.
+* `.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
+* `.paper_001`, `.paper_002`: the figures and theorems of papers 001 and 002.
+* `.paper_003`: Figs. 1-3 and Conjecture 1 of paper 003 (causal attention).
+* `.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE).
+* `.gradients`: differentiable parameter studies (optax fits, sensitivity maps).
+* `.euler`: the papers' authors' baseline scheme (Euler + renormalisation).
+* `.figures`: every plot of the studies (the notebooks call them).
+* `.cli`: the runners of ``jaxattn sweep ...`` and ``jaxattn causal ...``.
 
-The data functions return :class:`xarray.Dataset` objects; the long ones are resumable sweeps
-(:mod:`jaxattn.sweeps`).
+The data functions return `xarray.Dataset` objects; the long ones are resumable sweeps
+([`jaxattn.sweeps`][jaxattn.sweeps]).
 """
 
 from . import euler as euler

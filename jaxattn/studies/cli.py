@@ -1,6 +1,6 @@
 """The runners of ``jaxattn sweep ...`` and ``jaxattn causal ...``: a study's data, its file and its figure.
 
-Sub-commands (arguments declared in :mod:`jaxattn.cli`, so ``--help`` imports nothing heavy):
+Sub-commands (arguments declared in `jaxattn.cli`, so ``--help`` imports nothing heavy):
 
 * ``jaxattn sweep phase-diagram --d 128 --betas 0.1 9 30 --t1 30 --batch 128 --out runs/fig2``
   (paper 002 Figs 2-4; ``--kq``/``--value`` pick the random ensembles of Fig 4);
@@ -8,7 +8,7 @@ Sub-commands (arguments declared in :mod:`jaxattn.cli`, so ``--help`` imports no
 * ``jaxattn sweep gamma --n 32 --delta 0.01 --out runs/gamma`` (t*(beta), eq. (4.11));
 * ``jaxattn causal fig3 --runs 100 --n 200 --beta 64 --out runs/fig3`` (paper 003 Fig. 3).
 
-Every command is a resumable sweep in its ``--out`` folder (:mod:`jaxattn.sweeps`: one file per
+Every command is a resumable sweep in its ``--out`` folder ([`jaxattn.sweeps`][jaxattn.sweeps]: one file per
 finished point under ``OUT/points``): interrupted, the same command continues where it stopped and
 ends with the same files as an uninterrupted run. ``--betas MIN MAX NUM`` means NUM values from MIN
 to MAX in every command.
@@ -38,7 +38,7 @@ def _betas(args) -> np.ndarray:
 
 
 def phase_diagram_command(args) -> int:
-    """``jaxattn sweep phase-diagram``: paper 002 Figs 2-4 (:func:`.paper_002.phase_diagram`)."""
+    """``jaxattn sweep phase-diagram``: paper 002 Figs 2-4 (`.paper_002.phase_diagram`)."""
     from . import figures
     from . import paper_002 as p2
 
@@ -51,7 +51,7 @@ def phase_diagram_command(args) -> int:
 
 
 def circle_command(args) -> int:
-    """``jaxattn sweep circle``: paper 002 Fig 3 / Problem 2 (:func:`.paper_002.circle_metastability`), one
+    """``jaxattn sweep circle``: paper 002 Fig 3 / Problem 2 (`.paper_002.circle_metastability`), one
     point per beta, the same initial angles for every beta."""
     from . import figures
     from . import paper_002 as p2
@@ -64,7 +64,7 @@ def circle_command(args) -> int:
 
 
 def gamma_command(args) -> int:
-    """``jaxattn sweep gamma``: paper 002 Thm 4.6 (:func:`.paper_002.crossing_times`), one point per beta."""
+    """``jaxattn sweep gamma``: paper 002 Thm 4.6 (`.paper_002.crossing_times`), one point per beta."""
     from . import figures
     from . import paper_002 as p2
 
@@ -75,8 +75,8 @@ def gamma_command(args) -> int:
 
 
 def causal_fig3_command(args) -> int:
-    """``jaxattn causal fig3``: Karagodin, Polyanskiy, Rigollet 2024, Fig. 3 (:func:`.paper_003.causal_statistics`,
-    one point per chunk of runs; the summary :func:`.paper_003.fig3_summary` in ``OUT/fig3.nc``)."""
+    """``jaxattn causal fig3``: Karagodin, Polyanskiy, Rigollet 2024, Fig. 3 ([`.paper_003.causal_statistics`][jaxattn.studies.paper_003.causal_statistics],
+    one point per chunk of runs; the summary [`.paper_003.fig3_summary`][jaxattn.studies.paper_003.fig3_summary] in ``OUT/fig3.nc``)."""
     import jax
 
     from ..io import atomic_write_netcdf

@@ -8,9 +8,9 @@ first author's notebook) integrate (SA) and its causal variant with a fixed step
 
 The increment is **not** projected on the tangent space, so every step also shrinks the tangential
 move by 1/|x_i + h y_i|: a first-order method whose time is stretched by ~ 1 + h <x_i, y_i>
-(``docs/errata.md``). It is the baseline of the studies (:func:`.paper_002.euler_bias`,
-:func:`.paper_003.numpy_euler_causal_circle`) and of ``benchmarks/causal_statistics.py``; the
-library's integrator is the adaptive projected solve of :func:`jaxattn.simulate`. Plain NumPy in
+(``docs/errata.md``). It is the baseline of the studies (`.paper_002.euler_bias`,
+[`.paper_003.numpy_euler_causal_circle`][jaxattn.studies.paper_003.numpy_euler_causal_circle]) and of ``benchmarks/causal_statistics.py``; the
+library's integrator is the adaptive projected solve of [`jaxattn.simulate`][jaxattn.simulate]. Plain NumPy in
 float64 (the authors' language), one call per ensemble: the benchmarks time it as the authors ran it.
 """
 

@@ -1,5 +1,5 @@
-"""Every plot of the studies (matplotlib through :func:`jaxattn.plot.pyplot`); the data come from the
-paper modules (:mod:`.paper_000` ... :mod:`.paper_004`, :mod:`.gradients`) and the notebooks call both.
+"""Every plot of the studies (matplotlib through `jaxattn.plot.pyplot`); the data come from the
+paper modules (`.paper_000` ... `.paper_004`, `.gradients`) and the notebooks call both.
 
 Each ``plot_*`` function takes the dataset (or arrays) its study returns and draws one figure of a
 paper, or one panel of it with ``ax=``; it returns the axes or the figure.
@@ -76,7 +76,7 @@ def fill_convex_polygon(ax, vertices: ArrayLike, **kwargs):
 
 def plot_paper000_fig2(rows: Sequence[Row] = ("A", "B", "C", "D"), layers: Sequence[int] = (0, 1, 2, 5, 30),
             alpha: float = 0.5, seed: int = 0):
-    """Paper 000 Figure 2 (:mod:`.paper_000`): tokens of each row at the given layers (alpha, A = I).
+    """Paper 000 Figure 2 (`.paper_000`): tokens of each row at the given layers (alpha, A = I).
 
     Colour: the first token each one attends to; gold stars: tokens with C_i(Z^k) = {i}
     (leaders, Definition 1.1). The last column shades conv(leader limits) and marks the
@@ -226,7 +226,7 @@ def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: st
 
 
 def plot_circle_metastability(ds: xr.Dataset, ax=None):
-    """Paper 002 Problem 2 (:func:`.paper_002.circle_metastability`): mean cluster count against t (log axis)
+    """Paper 002 Problem 2 (`.paper_002.circle_metastability`): mean cluster count against t (log axis)
     for each beta (over seeds and members)."""
     plt = pyplot()
     if ax is None:
@@ -244,7 +244,7 @@ def plot_circle_metastability(ds: xr.Dataset, ax=None):
 
 
 def plot_gamma_crossing_times(ds: xr.Dataset, ax=None):
-    """Paper 002 Thm 4.6 (:func:`.paper_002.crossing_times`): beta against t*(beta) (log t axis), the
+    """Paper 002 Thm 4.6 (`.paper_002.crossing_times`): beta against t*(beta) (log t axis), the
     boundary gamma_beta(t*) = 1 - delta of eq. (4.11), titled with n and delta."""
     if ax is None:
         _, ax = pyplot().subplots(figsize=(5, 3.5))
@@ -261,7 +261,7 @@ def plot_gamma_crossing_times(ds: xr.Dataset, ax=None):
 
 
 def plot_paper003_fig3(summary: xr.Dataset, axes=None):
-    """Paper 003 Fig. 3 (:func:`.paper_003.fig3_summary`): consumed fractions of the (strong) Renyi centres
+    """Paper 003 Fig. 3 ([`.paper_003.fig3_summary`][jaxattn.studies.paper_003.fig3_summary]): consumed fractions of the (strong) Renyi centres
     and cluster counts over time, mean with the band between the first and last quantile. Returns the axes."""
     if axes is None:
         _, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))

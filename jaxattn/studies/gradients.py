@@ -1,18 +1,18 @@
 r"""Differentiable parameter studies: optax fits and sensitivity maps.
 
-The library layer is :mod:`jaxattn.grad` (:func:`~jaxattn.grad.value_and_grad_of`,
-:func:`~jaxattn.grad.checkpointed_adjoint`, :func:`~jaxattn.grad.fit`) and, for the circle PDE,
-:func:`jaxattn.spectral.circle_pde_value_and_grad`. The studies built on them:
+The library layer is [`jaxattn.grad`][jaxattn.grad] ([`value_and_grad_of`][jaxattn.value_and_grad_of],
+[`checkpointed_adjoint`][jaxattn.checkpointed_adjoint], [`fit`][jaxattn.fit]) and, for the circle PDE,
+[`jaxattn.spectral.circle_pde_value_and_grad`][jaxattn.spectral.circle_pde_value_and_grad]. The studies built on them:
 
-* :func:`fit_beta_to_clustering_time` - recover beta from an observed clustering time (a test
+* `fit_beta_to_clustering_time` - recover beta from an observed clustering time (a test
   recovers a known beta);
 * [`maximise_metastable_lifetime`][jaxattn.studies.maximise_metastable_lifetime] - the key matrix K (at fixed Frobenius norm, Q = V = I) that
   maximises a smooth surrogate of the time to a single cluster;
 * [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] - d(soft clustering probability at time t)/d beta
   along the phase boundary t = t*(beta) of paper 002 eq. (4.11).
 
-Smooth observables are in :mod:`jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
-demonstration: ``notebooks/gradients_studies.ipynb`` (plots: :mod:`.figures`).
+Smooth observables are in `jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
+demonstration: ``notebooks/gradients_studies.ipynb`` (plots: [`.figures`][jaxattn.studies.figures]).
 """
 
 from __future__ import annotations

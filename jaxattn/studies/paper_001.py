@@ -1,6 +1,6 @@
 """Reproductions of paper 001 (Geshkovski, Letrouit, Polyanskiy, Rigollet, "The emergence of
 clusters in self-attention dynamics", arXiv 2305.05465): the limit geometries of Table 1
-and the figures of §11, as datasets (the plots: :mod:`.figures`).
+and the figures of §11, as datasets (the plots: [`.figures`][jaxattn.studies.figures]).
 
 Dynamics: the unnormalised R^d system (1.1) and its rescaled form (3.1),
 z_i = e^{-tV} x_i, dz_i/dt = sum_j P_ij(t) V (z_j - z_i), with P computed from e^{tV} z

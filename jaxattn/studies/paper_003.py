@@ -6,11 +6,11 @@ r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Co
   Q = K = V = I) integrated ``chunk`` runs per compiled call, each with its own adaptive steps
   (``ensemble="map"``), sparse save times,
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
-  definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
-* :func:`numpy_euler_causal_circle` — the first author's scheme on angles (explicit Euler on the
+  definitions of [`jaxattn.analysis.renyi.consumed_fraction`][jaxattn.analysis.consumed_fraction]) and cluster counts over time.
+* [`numpy_euler_causal_circle`][jaxattn.studies.paper_003.numpy_euler_causal_circle] — the first author's scheme on angles (explicit Euler on the
   unprojected attention output, then renormalisation, step 0.05, as in the authors' notebook:
-  :func:`jaxattn.studies.euler.euler_renormalise`), the baseline of ``benchmarks/causal_statistics.py``.
-* :func:`conjecture1_runs` — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
+  [`jaxattn.studies.euler.euler_renormalise`][jaxattn.studies.euler.euler_renormalise]), the baseline of ``benchmarks/causal_statistics.py``.
+* [`conjecture1_runs`][jaxattn.studies.paper_003.conjecture1_runs] — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
 
 Why float64: inter-cluster drift speeds are 1e-4..1e-8, so in float32 the increment h v of a
 step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes.
@@ -49,7 +49,7 @@ FIG1_VALUES = {
 FIG2_TIMES = (0.0, 5.0, 10.0, 75.0, 150.0, 500.0)
 #: Fig. 3 save times (the figure's axis, cut at the final time)
 FIG3_TIMES = (0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500)
-#: the per-run statistics of Fig. 3 (:func:`causal_statistics`) and their meaning
+#: the per-run statistics of Fig. 3 ([`causal_statistics`][jaxattn.studies.paper_003.causal_statistics]) and their meaning
 FIG3_STATISTICS = {
     "renyi_ball": "fraction of tokens within 1/sqrt(beta) of a Renyi centre",
     "strong_ball": "fraction of tokens within 1/sqrt(beta) of a strong Renyi centre",
@@ -93,9 +93,9 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
     ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
     key's uniform draws (same draws for several integrators, as in the work-precision study);
     ``solver`` is any diffrax solver. ``directory``: each chunk is a point of a resumable sweep
-    (:mod:`jaxattn.sweeps`, what ``jaxattn causal fig3`` runs); the result is the same as without.
+    ([`jaxattn.sweeps`][jaxattn.sweeps], what ``jaxattn causal fig3`` runs); the result is the same as without.
 
-    Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`. Defaults from the
+    Runs are solved ``chunk`` at a time with [`jaxattn.simulate`][jaxattn.simulate]. Defaults from the
     work-precision study (``python -m benchmarks.causal_statistics --work-precision``,
     benchmarks/README.md, 24 runs, one core): **Bosh3, rtol = atol = 1e-4** — error of the mean
     consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler h = 0.05:
@@ -142,7 +142,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
 
 
 class CausalChunkPoint(AbstractPoint):
-    """Chunk ``chunk`` of :func:`causal_statistics` (runs ``chunk * size ...``): one sweep point.
+    """Chunk ``chunk`` of [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics] (runs ``chunk * size ...``): one sweep point.
 
     Its runs are the uniform draws of ``jax.random.split(key, number of chunks)[chunk]`` (or the rows
     of ``theta0``), so a resumed computation equals an uninterrupted one, chunk by chunk.
@@ -223,11 +223,11 @@ def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 
 
 
 def fig3_summary(stats: xr.Dataset, quantiles: tuple[float, ...] = (0.1, 0.9)) -> xr.Dataset:
-    """Fig. 3: per time the mean and the ``quantiles`` over runs of each statistic of :data:`FIG3_STATISTICS`.
+    """Fig. 3: per time the mean and the ``quantiles`` over runs of each statistic of `FIG3_STATISTICS`.
 
-    ``stats`` is :func:`causal_statistics`' dataset. Returns ``<statistic>_mean`` (t) and
+    ``stats`` is [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics]' dataset. Returns ``<statistic>_mean`` (t) and
     ``<statistic>_quantile`` (quantile, t), the per-run ``num_renyi``, ``num_strong`` and ``steps``
-    (member), and ``stats``' attributes (:func:`summarise` computes each).
+    (member), and ``stats``' attributes ([`summarise`][jaxattn.studies.paper_003.summarise] computes each).
     """
     data = {}
     for name, text in FIG3_STATISTICS.items():
@@ -248,7 +248,7 @@ def _quantile_key(q: float) -> str:
 
 def numpy_euler_causal_circle(theta0: Float[ArrayLike, "runs n"], beta: float, ts, *, h: float = 0.05,
                               causal: bool = True) -> np.ndarray:
-    """The first author's scheme on angles: :func:`jaxattn.studies.euler.euler_renormalise` with Q = K = V = I.
+    """The first author's scheme on angles: [`jaxattn.studies.euler.euler_renormalise`][jaxattn.studies.euler.euler_renormalise] with Q = K = V = I.
 
     X <- normalize(X + h W X), W = rownorm(tril(exp(beta (X X^T - 1)))), X = (cos theta, sin theta),
     step h = 0.05 as in the authors' notebook. ``theta0``: (runs, n) angles. Returns the angles at the

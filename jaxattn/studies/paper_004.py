@@ -1,5 +1,5 @@
 r"""Experiments of Bruno, Pasqualotto, Agazzi, *Emergence of meta-stable clustering in mean-field
-transformer models* (ICLR 2025; paper 004): the data of Figs. 2-5 (the plots: :mod:`.figures`).
+transformer models* (ICLR 2025; paper 004): the data of Figs. 2-5 (the plots: [`.figures`][jaxattn.studies.figures]).
 
 Used by ``notebooks/paper_004_*.ipynb``; every function takes sizes as arguments so the notebooks can
 run a fast mode (``JAXATTN_FAST=1``) and the paper's sizes. Conventions: USA on S^1 in the time of
@@ -73,7 +73,7 @@ def _angles(theta0, beta, ts, *, model: str = "usa", modes: int | None = None, r
                     rtol=rtol, atol=atol).xs
 
 
-#: how paper 004's figures count clusters (:func:`jaxattn.analysis.count_clusters`): arcs separated by
+#: how paper 004's figures count clusters ([`jaxattn.analysis.count_clusters`][jaxattn.analysis.count_clusters]): arcs separated by
 #: gaps > 0.3 rad holding >= 5% of the particles (``docs/spectral.md``, "Paper 004 studies": counting
 #: every group is noisy)
 CLUSTER_COUNT = dict(manifold=CIRCLE, gap=0.3, min_mass=0.05)

@@ -1,13 +1,13 @@
 """Resumable parameter sweeps: grids x seeds of point functions, stored point by point (``docs/sweeps.md``).
 
-* :mod:`.engine`: :func:`run_sweep` (any number of processes on one directory, resumable after
-  any interruption) and :func:`sweep_points`;
-* :mod:`.identity`: the identity of a point function (:class:`AbstractPoint`,
-  :func:`function_identity`), recorded in the manifest and in every point file;
-* :mod:`.claims`: per-point claim files with heartbeats;
-* :mod:`.storage`: manifest, point files (each records its point and its function), the merge.
+* `.engine`: [`run_sweep`][jaxattn.sweeps.run_sweep] (any number of processes on one directory, resumable after
+  any interruption) and [`sweep_points`][jaxattn.sweeps.sweep_points];
+* `.identity`: the identity of a point function ([`AbstractPoint`][jaxattn.sweeps.AbstractPoint],
+  [`function_identity`][jaxattn.sweeps.function_identity]), recorded in the manifest and in every point file;
+* `.claims`: per-point claim files with heartbeats;
+* `.storage`: manifest, point files (each records its point and its function), the merge.
 
-One ensemble over the devices of every process is :func:`jaxattn.solve.solve_global_ensemble`.
+One ensemble over the devices of every process is [`jaxattn.solve.solve_global_ensemble`][jaxattn.solve.solve_global_ensemble].
 """
 
 from .claims import Claim as Claim, claim as claim

@@ -3,11 +3,11 @@
 A process computes a point only while it holds the point's *claim*, a file ``<key>.<generation>``
 in the sweep's ``claims/`` folder:
 
-* :func:`claim` creates generation 0 of a free point exclusively (:func:`os.link` of a complete
-  temporary file, :func:`jaxattn.io.atomic_write_text` with ``exclusive=True``: exactly one of
+* [`claim`][jaxattn.sweeps.claim] creates generation 0 of a free point exclusively (`os.link` of a complete
+  temporary file, [`jaxattn.io.atomic_write_text`][jaxattn.io.atomic_write_text] with ``exclusive=True``: exactly one of
   several processes wins, also on NFS, and a claim file never exists without its owner record);
-* the owner renews it (:meth:`Claim.renew`, the file's modification time is the heartbeat;
-  :class:`Heartbeat` does so from a thread) while it computes, and releases it when done;
+* the owner renews it ([`Claim.renew`][jaxattn.sweeps.Claim.renew], the file's modification time is the heartbeat;
+  `Heartbeat` does so from a thread) while it computes, and releases it when done;
 * a claim whose owner is dead (same host and boot, pid gone), whose heartbeat is older than the
   expiry, that was released, or that records no owner (an empty or unreadable file, e.g. left by
   a writer killed or out of disk while creating it; a warning names it) is taken over by creating
@@ -94,7 +94,7 @@ def _stale(path: Path, expiry: float) -> bool:
 
 
 def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
-    """Try to take the point ``key``: returns a :class:`Claim`, or ``None`` if another live process holds it.
+    """Try to take the point ``key``: returns a [`Claim`][jaxattn.sweeps.Claim], or ``None`` if another live process holds it.
 
     The claim files are ``claims/<key>.0``, ``<key>.1``, ...; the highest generation is the
     current one. A free point is taken by creating generation 0; a stale one (owner dead on this
@@ -115,7 +115,7 @@ def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
 
 
 class Heartbeat:
-    """A daemon thread that renews the claims in :attr:`held` every ``interval`` seconds until :meth:`stop`."""
+    """A daemon thread that renews the claims in `held` every ``interval`` seconds until `stop`."""
 
     def __init__(self, interval: float):
         self.held: list[Claim] = []

@@ -8,18 +8,18 @@ A *sweep* is the outer product of a parameter grid (``{"beta": [...], "d": [...]
 
 which typically draws an ensemble of initial conditions x0 of shape (batch, n, d) from
 ``jax.random.PRNGKey(seed)``, solves it as **one** batched state
-(:func:`jaxattn.solve.solve_ensemble`, which also shards it over devices) and reduces the
+([`jaxattn.solve.solve_ensemble`][jaxattn.solve.solve_ensemble], which also shards it over devices) and reduces the
 trajectories to observables on a time grid (dims such as ``t`` and ``member``). The engine adds
-the grid coordinates and ``seed`` and returns one :class:`xarray.Dataset` with named dims
+the grid coordinates and ``seed`` and returns one `xarray.Dataset` with named dims
 ``(*grid, seed, *point dims)`` and the sweep's parameters in ``attrs``.
 
 Storage and resumption (one file per finished point plus one final merge; the files are
-:mod:`.storage`, the claims :mod:`.claims`, the point function's identity :mod:`.identity`;
+`.storage`, the claims `.claims`, the point function's identity `.identity`;
 running on many processes: ``docs/scaling.md``):
 
 * ``directory/manifest.json`` records the sweep's arguments and the point function's identity.
   Re-running with *different* arguments or another function in the same directory raises
-  :class:`SweepMismatchError` instead of mixing results; a corrupt manifest raises ``ValueError``
+  [`SweepMismatchError`][jaxattn.sweeps.SweepMismatchError] instead of mixing results; a corrupt manifest raises ``ValueError``
   naming the file and the fix.
 * Each finished point is written to ``directory/points/p<index>-<hash>.nc`` atomically, stamped
   with its index, coordinates and the point function's identity hash, which are checked whenever
@@ -193,7 +193,7 @@ def run_sweep(
         fn: ``fn(seed=int, **params) -> xarray.Dataset`` for one point (deterministic given
             its arguments; ``fn(**params)`` when ``seeds=None``). Its dims (e.g. ``t``,
             ``member``) are kept. Its identity
-            (:func:`jaxattn.sweeps.function_identity`; an :class:`jaxattn.sweeps.AbstractPoint`
+            ([`jaxattn.sweeps.function_identity`][jaxattn.sweeps.function_identity]; an [`jaxattn.sweeps.AbstractPoint`][jaxattn.sweeps.AbstractPoint]
             declares it) is recorded in the manifest and in every point file.
         grid: ``{name: [values]}``; values are ints, floats or strings (name random-matrix
             ensembles by strings). The outer product is swept, axes in the given order.

@@ -2,23 +2,23 @@
 
 A sweep directory may only ever hold points of one point function with one set of bound
 parameters: its identity is recorded in ``manifest.json`` and, as a hash, in every point file,
-and a rerun whose identity differs is refused (:class:`SweepMismatchError`) instead of being
+and a rerun whose identity differs is refused ([`SweepMismatchError`][jaxattn.sweeps.SweepMismatchError]) instead of being
 handed the old points. The identity is a JSON value built from what the function *is*, never
 from memory addresses or reprs, so it is equal in every process that builds the same function:
 
-* an :class:`AbstractPoint` (recommended for sweeps meant to be resumed across code changes,
-  and what every sweep of :mod:`jaxattn.studies` uses): its class's declared ``identity_name``
+* an [`AbstractPoint`][jaxattn.sweeps.AbstractPoint] (recommended for sweeps meant to be resumed across code changes,
+  and what every sweep of [`jaxattn.studies`][jaxattn.studies] uses): its class's declared ``identity_name``
   and ``identity_version`` and the values of its fields. Nothing else: moving or editing the
   class keeps its sweeps resumable, and its author bumps ``identity_version`` when a change
   alters the results;
 * a function (module level, nested, a lambda): its module-qualified name, a hash of its
   bytecode, names and constants (two lambdas on one line differ), its defaults and the values
-  of its closure cells; a :func:`functools.partial` adds its bound arguments, a bound method
+  of its closure cells; a `functools.partial` adds its bound arguments, a bound method
   its instance. Editing the function's code therefore starts a new sweep;
 * any other callable object: its class's qualified name, the bytecode of its ``__call__`` and
   its state (dataclass fields, else ``vars(obj)``): ``P(1)`` and ``P(2)`` differ.
 
-Values enter by :func:`stable_value`: numbers, strings, lists, mappings as themselves, arrays by
+Values enter by [`stable_value`][jaxattn.sweeps.stable_value]: numbers, strings, lists, mappings as themselves, arrays by
 a hash of their bytes with shape and dtype, dataclasses (equinox modules) by their fields, other
 objects by their class and ``vars``. Module-level globals that a function reads are not part of
 its identity.
@@ -64,7 +64,7 @@ class AbstractPoint(eqx.Module):
 
         run_sweep(PairFractionPoint(n=32, delta=1e-2), {"beta": [1.0, 4.0]}, directory="runs/p")
 
-    Its identity (:func:`function_identity`) is ``identity_name``, ``identity_version`` and the
+    Its identity ([`function_identity`][jaxattn.sweeps.function_identity]) is ``identity_name``, ``identity_version`` and the
     fields' values, so a sweep stays resumable when the class moves to another module or its code
     is refactored; bump ``identity_version`` when a change alters the points it computes (old
     sweep directories are then refused instead of being mixed with new points).
@@ -75,7 +75,7 @@ class AbstractPoint(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, seed: int, **params: Any) -> Any:
-        """One point: an :class:`xarray.Dataset` for the PRNG seed ``seed`` and the grid values ``params``."""
+        """One point: an `xarray.Dataset` for the PRNG seed ``seed`` and the grid values ``params``."""
 
 
 def _code_digest(code: types.CodeType, h: Any) -> None:
@@ -106,7 +106,7 @@ def stable_value(value: Any, _depth: int = 0) -> Any:
 
     Numbers, strings, ``None``, lists/tuples and mappings (keys sorted) stand for themselves
     (non-finite floats as their repr); NumPy and JAX arrays by a SHA-256 of their bytes with shape
-    and dtype; functions, partials and callable objects by :func:`function_identity`; dataclasses
+    and dtype; functions, partials and callable objects by [`function_identity`][jaxattn.sweeps.function_identity]; dataclasses
     (equinox modules) by their class and fields; other objects by their class and ``vars``; what
     has none of these by its repr with memory addresses removed.
     """
@@ -156,13 +156,13 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
     """The identity of a point function, recorded in a sweep's manifest and point files.
 
     Args:
-        fn: an :class:`AbstractPoint`, a function, a :func:`functools.partial` of one, a bound
+        fn: an [`AbstractPoint`][jaxattn.sweeps.AbstractPoint], a function, a `functools.partial` of one, a bound
             method or any other callable object.
 
     Returns:
         A JSON object (the module docstring says what enters it):
 
-        * :class:`AbstractPoint`: ``{"point": identity_name, "version": identity_version,
+        * [`AbstractPoint`][jaxattn.sweeps.AbstractPoint]: ``{"point": identity_name, "version": identity_version,
           "fields": {...}}``;
         * a function: ``{"function": module.qualname, "code": bytecode hash, "bound": {...}}``
           with ``bound`` holding a partial's ``args``/``keywords``, a bound method's ``self``,
@@ -206,6 +206,6 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
-    """A short SHA-256 hash (hex) of an identity (:func:`function_identity`), stored in every point file."""
+    """A short SHA-256 hash (hex) of an identity ([`function_identity`][jaxattn.sweeps.function_identity]), stored in every point file."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]

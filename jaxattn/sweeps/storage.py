@@ -5,20 +5,20 @@
     directory/
       manifest.json          the sweep's arguments and its point function's identity
       points/p<index>-<hash>.nc   one finished point each (written atomically)
-      claims/                who computes which point (:mod:`.claims`)
+      claims/                who computes which point (`.claims`)
       corrupt/               bad point files moved aside, with a warning naming each
       <name>.nc              the merged dataset
 
-* :func:`check_manifest` creates ``manifest.json`` (exclusively: the first of several concurrent
+* [`check_manifest`][jaxattn.sweeps.check_manifest] creates ``manifest.json`` (exclusively: the first of several concurrent
   processes wins) and reports which arguments differ from a stored one.
-* :func:`write_point` stamps each point dataset with its record (attribute ``sweep_point``: its
+* [`write_point`][jaxattn.sweeps.write_point] stamps each point dataset with its record (attribute ``sweep_point``: its
   index and grid coordinates; ``sweep_function``: the hash of the point function's identity,
-  :func:`jaxattn.sweeps.identity_hash`) and writes it atomically
-  (:func:`jaxattn.io.atomic_write_netcdf`). :func:`point_file_problem` reads a point file back and
+  [`jaxattn.sweeps.identity_hash`][jaxattn.sweeps.identity_hash]) and writes it atomically
+  ([`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]). [`point_file_problem`][jaxattn.sweeps.point_file_problem] reads a point file back and
   says what is wrong with it: missing, zero bytes, unreadable, no record, another point's record
   (a file copied over another), or another function's. So a point is only ever reused by the sweep
   and at the place it was computed for, even when ``manifest.json`` was deleted.
-* :func:`move_aside` moves a bad file to ``corrupt/`` with a warning; :func:`merge_points` stacks
+* [`move_aside`][jaxattn.sweeps.move_aside] moves a bad file to ``corrupt/`` with a warning; [`merge_points`][jaxattn.sweeps.merge_points] stacks
   the point files on the sweep's grid and seed axes.
 """
 
@@ -103,7 +103,7 @@ def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
     when the directory holds the same sweep or none yet).
 
     Raises:
-        ValueError: an existing manifest is not valid JSON (:func:`read_manifest`).
+        ValueError: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.sweeps.read_manifest]).
     """
     old = read_manifest(directory)
     if old is None:
@@ -127,7 +127,7 @@ def write_point(ds: xr.Dataset, path: str | os.PathLike, index: int, point: Mapp
     """Write one point's dataset atomically with its coordinates and record (module docstring).
 
     ``point`` holds the grid values and ``"seed"`` (they become scalar coordinates), ``function``
-    the :func:`jaxattn.sweeps.identity_hash` of the point function.
+    the [`jaxattn.sweeps.identity_hash`][jaxattn.sweeps.identity_hash] of the point function.
     """
     ds = ds.assign_coords(dict(point))
     ds.attrs[POINT_ATTR] = json.dumps({"index": index, "point": dict(point)}, sort_keys=True)
@@ -149,7 +149,7 @@ def point_file_problem(path: str | os.PathLike, index: int | None = None, point:
     """``None`` if the point file at ``path`` loads and holds the expected point, else what is wrong.
 
     Problems: ``"missing"``, ``"zero bytes"``, unreadable (the backend's error), no point record,
-    or a record (:func:`write_point`) whose index, coordinates (``point``: grid values and seed) or
+    or a record ([`write_point`][jaxattn.sweeps.write_point]) whose index, coordinates (``point``: grid values and seed) or
     function hash differ from the expected ones (those given).
     """
     path = Path(path)

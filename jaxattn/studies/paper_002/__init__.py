@@ -1,16 +1,16 @@
 """Reproductions of Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical perspective on
 transformers" (2023): figures 2-4 and the checkable statements of §§4-7, one module per topic.
-Every function returns an :class:`xarray.Dataset` (or plain numbers for closed forms); the plots are
-:mod:`jaxattn.studies.figures`.
+Every function returns an `xarray.Dataset` (or plain numbers for closed forms); the plots are
+[`jaxattn.studies.figures`][jaxattn.studies.figures].
 
-* :mod:`.phase_diagrams` - Figs 2-4 and the random (Q, K, V) ensembles of Fig 4;
-* :mod:`.circle` - meta-stability on the circle (Fig 3, Problem 2);
-* :mod:`.wendel` - Thm 4.5 (open hemispheres);
-* :mod:`.small_beta` - beta = 0 and small beta (Thms 5.1-5.2);
-* :mod:`.saddles` - strict saddles of the circle energy (Prop 6.1, Appendix C);
-* :mod:`.repulsion` - V = -I and sharp configurations (§7.1);
-* :mod:`.euler` - the time stretch of the authors' Euler + renormalise scheme
-  (:mod:`jaxattn.studies.euler`).
+* `.phase_diagrams` - Figs 2-4 and the random (Q, K, V) ensembles of Fig 4;
+* `.circle` - meta-stability on the circle (Fig 3, Problem 2);
+* `.wendel` - Thm 4.5 (open hemispheres);
+* `.small_beta` - beta = 0 and small beta (Thms 5.1-5.2);
+* `.saddles` - strict saddles of the circle energy (Prop 6.1, Appendix C);
+* `.repulsion` - V = -I and sharp configurations (§7.1);
+* [`.euler`][jaxattn.studies.euler] - the time stretch of the authors' Euler + renormalise scheme
+  ([`jaxattn.studies.euler`][jaxattn.studies.euler]).
 
 (SA) is eq. (2.6) with the softmax partition function (2.4); (USA) replaces Z_i by n. The scalar
 ODE of Thm 4.6 and the phase boundary (4.11) are `jaxattn.analysis.gamma`. The paper's errata

@@ -53,14 +53,14 @@ def circle_metastability(
     8.5 CPU-ms per member, against 17.8 at the former 1e-7 and 31 for the authors' Euler h = 0.05
     (0.047 clusters off). ``ensemble``: "vmap" (default: every member its own steps, run in
     lockstep) measured 4.2 CPU-ms per member against 16 for one shared step per 128 members
-    ("batched", through :func:`jaxattn.solve.solve_ensemble`, sharded over devices) and 6.7
+    ("batched", through [`jaxattn.solve.solve_ensemble`][jaxattn.solve.solve_ensemble], sharded over devices) and 6.7
     for "map" (``python -m benchmarks.ensembles --workload circle``, 192 members, rtol 1e-7, one core):
     members merge at different times and a shared step must resolve all of them.
     ``solver``: any diffrax solver (default Tsit5); ``x0``: (batch, n) initial angles instead of
     the seed's draws (the same draws for several integrators, as in
     ``benchmarks/causal_statistics.py --circle``).
 
-    ``directory``: run each beta as a point of a resumable sweep (:mod:`jaxattn.sweeps`; the merged
+    ``directory``: run each beta as a point of a resumable sweep ([`jaxattn.sweeps`][jaxattn.sweeps]; the merged
     ``directory/circle.nc``, what ``jaxattn sweep circle`` writes), the same draws for every beta;
     ``progress`` shows its bar. The result is the same as without.
     """
@@ -105,7 +105,7 @@ def circle_metastability(
 
 
 class CircleMetastabilityPoint(AbstractPoint):
-    """One beta of :func:`circle_metastability` (the seed draws the angles): a sweep point."""
+    """One beta of `circle_metastability` (the seed draws the angles): a sweep point."""
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_002.circle_metastability"
     identity_version: ClassVar[int] = 1

@@ -1,6 +1,6 @@
 """The time stretch of the authors' scheme of Geshkovski et al. (2023) (code ``phase-diagrams.py``):
 forward Euler with a fixed step h on the *unprojected* attention output followed by renormalisation
-(:func:`jaxattn.studies.euler.euler_renormalise`) stretches time by ~ 1 + h e^beta/(e^beta + n - 1)
+([`jaxattn.studies.euler.euler_renormalise`][jaxattn.studies.euler.euler_renormalise]) stretches time by ~ 1 + h e^beta/(e^beta + n - 1)
 (``docs/errata.md``); the library default is an adaptive projected solve.
 """
 

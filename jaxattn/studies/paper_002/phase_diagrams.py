@@ -162,7 +162,7 @@ def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int,
 
 
 class PhaseDiagramPoint(AbstractPoint):
-    """One (beta, d, kq, value, seed) point of :func:`phase_diagram`: the per-member clustered-pair fraction.
+    """One (beta, d, kq, value, seed) point of `phase_diagram`: the per-member clustered-pair fraction.
 
     The sweep point of paper 002 Figs 2-4; its identity (``jaxattn.sweeps.AbstractPoint``) is
     ``identity_name`` and ``identity_version`` with the fields below, so a phase-diagram directory
@@ -267,7 +267,7 @@ def phase_diagram(
 
 
 class CrossingTimePoint(AbstractPoint):
-    """t*(beta) of :func:`crossing_times` for one beta: a deterministic sweep point (no seed)."""
+    """t*(beta) of `crossing_times` for one beta: a deterministic sweep point (no seed)."""
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_002.crossing_times"
     identity_version: ClassVar[int] = 1
@@ -282,7 +282,7 @@ def crossing_times(betas: Sequence[float] | np.ndarray, *, n: int = 32, delta: f
                    progress: bool = False) -> xr.Dataset:
     """Paper 002 Thm 4.6: the crossing times t*(beta) of gamma_beta(t) = 1 - delta (eq. (4.11), (SA), n tokens).
 
-    The dashed overlay curve of Figs 2-4 (:func:`jaxattn.analysis.gamma_crossing_time` for each
+    The dashed overlay curve of Figs 2-4 ([`jaxattn.analysis.gamma_crossing_time`][jaxattn.analysis.gamma_crossing_time] for each
     beta). With a ``directory`` each beta is a point of a resumable sweep (``jaxattn sweep gamma``;
     the merged ``directory/gamma.nc``). Returns ``t_star`` (beta).
     """
