@@ -185,18 +185,14 @@ def _add_pde(sub) -> None:
 
 
 class _BetaGrid(argparse.Action):
-    """``--betas MIN MAX NUM``: NUM values from MIN to MAX (the meaning in every sweep command), checked here:
-    finite, 0 < MIN <= MAX, NUM a whole number >= 1 (MIN < MAX when NUM > 1, MIN = MAX when NUM = 1)."""
+    """``--betas MIN MAX NUM``: NUM values from MIN to MAX (the meaning in every sweep command). Each value is a
+    finite number (`FLOAT`); checked here: 0 < MIN <= MAX, NUM a whole number >= 1 (MIN < MAX when NUM > 1,
+    MIN = MAX when NUM = 1)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        try:
-            low, high, num = (float(v) for v in values)
-        except ValueError:
-            low = high = num = math.nan
-        if not all(map(math.isfinite, (low, high, num))):
-            raise argparse.ArgumentError(self, f"MIN MAX NUM must be finite numbers, got {' '.join(values)}")
+        low, high, num = values
         if not 0 < low <= high:
-            raise argparse.ArgumentError(self, f"need finite 0 < MIN <= MAX, got MIN = {low:g}, MAX = {high:g}")
+            raise argparse.ArgumentError(self, f"need 0 < MIN <= MAX, got MIN = {low:g}, MAX = {high:g}")
         if num != int(num) or num < 1:
             raise argparse.ArgumentError(self, f"NUM must be a whole number >= 1 (the number of betas), got {num:g}")
         if (num > 1) != (low < high):
@@ -218,7 +214,7 @@ def _sweep_command(parent, name: str, runner: str, help: str, description: str, 
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (resumable)")
     _figure_options(p)
     if betas is not None:
-        p.add_argument("--betas", nargs=3, action=_BetaGrid, default=betas, metavar=("MIN", "MAX", "NUM"),
+        p.add_argument("--betas", type=FLOAT, nargs=3, action=_BetaGrid, default=betas, metavar=("MIN", "MAX", "NUM"),
                        help="beta grid: NUM values from MIN to MAX")
     return p
 

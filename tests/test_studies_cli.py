@@ -40,12 +40,12 @@ def test_unknown_ensemble_is_an_error(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["phase-diagram", "circle", "gamma"])
 @pytest.mark.parametrize("betas, message", [
     (["1", "0.5", "0"], "0 < MIN <= MAX"),          # used to write an empty dataset and a PNG
-    (["1", "2", "nan"], "finite numbers"),
+    (["1", "2", "nan"], "'nan' is not finite"),
     (["0", "1", "3"], "0 < MIN <= MAX"),
     (["1", "2", "2.5"], "whole number"),
     (["1", "2", "0"], "whole number"),
     (["2", "2", "3"], "MIN < MAX"),
-    (["1", "x", "3"], "finite numbers"),
+    (["1", "x", "3"], "'x' is not a number"),
 ])
 def test_betas_mean_min_max_num_and_are_checked_before_anything_runs(tmp_path, capsys, command, betas, message):
     out = tmp_path / "out"
