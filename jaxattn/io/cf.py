@@ -47,6 +47,8 @@ VARIABLES: dict[str, dict[str, str]] = {
     # ------------------------------------------------------------------ coordinates
     "seed": _v("random seed", "1", "seed of jax.random.PRNGKey drawing a point's initial conditions"),
     "run": _v("run index", "1", "index of an independent run (uniform i.i.d. initial angles)"),
+    "chunk": _v("chunk of runs", "1", "index of a chunk of runs solved together and stored as one sweep point"),
+    "quantile": _v("quantile level", "1", "the probability level q of a quantile over runs"),
     "beta": _v("inverse temperature", "1",
                "beta: inverse temperature of the attention softmax e^{beta <Q x_i, K x_j>} "
                "(paper 002 eq. (2.3))"),
@@ -94,7 +96,8 @@ VARIABLES: dict[str, dict[str, str]] = {
                 "S_l(t) = sum_m |c_lm(t)|^2: the power of degree l of the density on S^2 (paper 002 eq. (2.10))"),
 }
 #: the summaries of jaxattn.studies.paper_003.summarise: <statistic>_<stat>
-_STATS = {"mean": "mean over runs", "q10": "0.1 quantile over runs", "q90": "0.9 quantile over runs"}
+_STATS = {"mean": "mean over runs", "quantile": "quantiles over runs (levels: the quantile coordinate)",
+          "q10": "0.1 quantile over runs", "q90": "0.9 quantile over runs"}
 
 
 def _lookup(name: Hashable) -> dict[str, str] | None:

@@ -49,14 +49,8 @@ FIG1_VALUES = {
 FIG2_TIMES = (0.0, 5.0, 10.0, 75.0, 150.0, 500.0)
 #: Fig. 3 save times (the figure's axis, cut at the final time)
 FIG3_TIMES = (0, 1, 2, 5, 10, 20, 50, 75, 100, 150, 200, 300, 500)
-#: the per-run statistics of Fig. 3 ([`causal_statistics`][jaxattn.studies.paper_003.causal_statistics]) and their meaning
-FIG3_STATISTICS = {
-    "renyi_ball": "fraction of tokens within 1/sqrt(beta) of a Renyi centre",
-    "strong_ball": "fraction of tokens within 1/sqrt(beta) of a strong Renyi centre",
-    "renyi_cluster": "fraction of tokens in the cluster of a Renyi centre",
-    "strong_cluster": "fraction of tokens in the cluster of a strong Renyi centre",
-    "clusters": "number of clusters (circular gaps larger than the cluster gap)",
-}
+#: the per-run statistics of Fig. 3 (`causal_statistics`) that `fig3_summary` summarises
+FIG3_STATISTICS = ("renyi_ball", "strong_ball", "renyi_cluster", "strong_cluster", "clusters")
 
 
 def norm_drift(xs) -> float:
@@ -227,19 +221,18 @@ def fig3_summary(stats: xr.Dataset, quantiles: tuple[float, ...] = (0.1, 0.9)) -
 
     ``stats`` is [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics]' dataset. Returns ``<statistic>_mean`` (t) and
     ``<statistic>_quantile`` (quantile, t), the per-run ``num_renyi``, ``num_strong`` and ``steps``
-    (member), and ``stats``' attributes ([`summarise`][jaxattn.studies.paper_003.summarise] computes each).
+    (member), and ``stats``' attributes ([`summarise`][jaxattn.studies.paper_003.summarise] computes each); the
+    variables' attributes come from the catalogue [`jaxattn.io.VARIABLES`][jaxattn.io.VARIABLES].
     """
     data = {}
-    for name, text in FIG3_STATISTICS.items():
+    for name in FIG3_STATISTICS:
         s = summarise(stats[name], quantiles)
-        units = "1"
-        data[f"{name}_mean"] = ("t", s["mean"], {"long_name": f"{text} (mean over runs)", "units": units})
-        data[f"{name}_quantile"] = (("quantile", "t"), np.stack([s[_quantile_key(q)] for q in quantiles]),
-                                    {"long_name": f"{text} (quantiles over runs)", "units": units})
+        data[f"{name}_mean"] = ("t", s["mean"])
+        data[f"{name}_quantile"] = (("quantile", "t"), np.stack([s[_quantile_key(q)] for q in quantiles]))
     for name in ("num_renyi", "num_strong", "steps"):
         data[name] = stats[name]
-    return xr.Dataset(data, coords={"quantile": list(quantiles), "t": stats.t.values, "member": stats.member.values},
-                      attrs=dict(stats.attrs))
+    return describe(xr.Dataset(data, coords={"quantile": list(quantiles), "t": stats.t.values,
+                                             "member": stats.member.values}, attrs=dict(stats.attrs)))
 
 
 def _quantile_key(q: float) -> str:
