@@ -331,6 +331,18 @@ def test_times_beyond_the_state_precision_raise():
     np.testing.assert_allclose(early32, reference, atol=1e-5)
 
 
+def test_subnormal_time_spans_raise_eager_and_traced():
+    """t1 = 5e-324 (a subnormal): XLA on CPU flushes subnormals to zero, so the traced comparison t1 > t0
+    used to pass while the eager one refused the span: the jitted solve returned x0 silently."""
+    for t1 in (5e-324, 1e-310):
+        with pytest.raises(ValueError, match="t1 - t0 is not resolved by float64 times"):
+            jaxattn.simulate(SA1, X, t1, ts=2)
+        with pytest.raises(RuntimeError, match="t1 - t0 is not resolved by float64 times"):
+            jax.block_until_ready(jax.jit(lambda b: jaxattn.simulate(SA1, X, b, ts=2).final)(t1))
+    tiny = jaxattn.simulate(SA1, X, 1e-300, ts=2).final  # a normal span, however small, is integrated
+    np.testing.assert_allclose(tiny, X, atol=1e-12)
+
+
 def test_scalar_times_and_memory_budget_types():
     with pytest.raises(ValueError, match=r"t1 must be a scalar time, got shape \(1,\)"):
         jaxattn.simulate(SA1, X, jnp.array([1.0]))
