@@ -32,6 +32,7 @@ from .observables import (
     soft_min_inner_product,
     soft_time_to_cluster,
 )
+from .sinkhorn import sinkhorn_transport_cost
 from .renyi import (
     RENYI_CONSTANT,
     cap_fraction,
@@ -71,6 +72,7 @@ __all__ = [
     "observables",
     "renyi",
     "renyi_centres",
+    "sinkhorn_transport_cost",
     "soft_clustered_fraction",
     "soft_min_inner_product",
     "soft_time_to_cluster",

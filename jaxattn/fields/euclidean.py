@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import abc
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -25,7 +25,7 @@ import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import as_finite_array, check_beta
-from ._attention import attend, attention_weights
+from ._attention import Sinkhorn, attend, attention_weights, check_normalisation
 from ._base import AbstractField
 
 
@@ -42,7 +42,10 @@ class AbstractEuclideanAttention(AbstractField):
     """Attention in R^d with parameters Q, K, V, beta (module docstring).
 
     Fields and ``__init__`` live here; a concrete class supplies :meth:`tokens` (the tokens the
-    logits are computed from) and :meth:`velocity`.
+    logits are computed from) and :meth:`velocity`. ``normalisation=jaxattn.fields.Sinkhorn(k)``
+    replaces the row softmax P by doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
+    "Sinkformers", AISTATS 2022): rows and columns of P sum to 1 (rows exactly, columns after k
+    Sinkhorn iterations; :class:`~jaxattn.fields.Sinkhorn`).
     """
 
     Q: Float[Array, "m d"]
@@ -51,12 +54,15 @@ class AbstractEuclideanAttention(AbstractField):
     beta: Float[Array, ""]
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
+    normalisation: Literal["softmax"] | Sinkhorn = eqx.field(static=True)
 
     manifold = "euclidean"
     num_tokens: ClassVar[None] = None
 
     def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *, beta: float | ArrayLike = 1.0,
-                 causal: bool = False, block_size: int | None = None):
+                 causal: bool = False, block_size: int | None = None,
+                 normalisation: Literal["softmax"] | Sinkhorn | str = "softmax"):
+        self.normalisation = check_normalisation(normalisation, ("softmax",))
         self.V = _matrix(V, "V", square=True)
         d = self.V.shape[0]
         self.Q = _matrix(Q, "Q", d)
@@ -78,11 +84,12 @@ class AbstractEuclideanAttention(AbstractField):
     def attention_matrix(self, t, x: Float[Array, "n d"]) -> Float[Array, "1 n n"]:
         """P(t), Geshkovski et al. 2023 (emergence) eq. (1.2) (the same in the original and the rescaled frame)."""
         y = self.tokens(t, x)
-        return attention_weights(self.beta * (y @ self.Q.T) @ (y @ self.K.T).T, causal=self.causal)[None]
+        return attention_weights(self.beta * (y @ self.Q.T) @ (y @ self.K.T).T, causal=self.causal,
+                                 normalisation=self.normalisation)[None]
 
     def _attend(self, y, values):
         return attend(self.beta * (y @ self.Q.T), y @ self.K.T, values,
-                      causal=self.causal, block_size=self.block_size)
+                      causal=self.causal, block_size=self.block_size, normalisation=self.normalisation)
 
 
 class EuclideanSelfAttention(AbstractEuclideanAttention):
