@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta
+from .._validate import as_finite_array, as_float_array, check_beta
 from ._base import AbstractField
 
 GaussianNormalisation = Literal["softmax", "sinkhorn"]
@@ -96,10 +96,13 @@ def gaussian_sinkhorn_coupling(sigma: Float[ArrayLike, "d d"], a: Float[ArrayLik
     return r @ s_white @ r
 
 
-def gaussian_state(mean: Float[ArrayLike, " d"], covariance: Float[ArrayLike, "d d"]) -> Float[Array, "d1 d"]:
+def gaussian_state(mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[ArrayLike, "d d"] | Sequence
+                   ) -> Float[Array, "d1 d"]:
     """The (d + 1, d) state of :class:`GaussianAttention`: the covariance, then the mean as the last row."""
-    mean = jnp.asarray(mean)
-    covariance = jnp.asarray(covariance)
+    mean = as_float_array(mean, "mean")
+    covariance = as_float_array(covariance, "covariance")
+    if mean.ndim != 1 or covariance.shape != (mean.shape[0], mean.shape[0]):
+        raise ValueError(f"a Gaussian state needs a mean (d,) and a covariance (d, d); got {mean.shape}, {covariance.shape}")
     return jnp.concatenate([covariance, mean[None, :]], axis=0)
 
 
@@ -177,7 +180,7 @@ class GaussianAttention(AbstractField):
         """A = beta K^T Q: the logits are x^T A^T y."""
         return self.beta * self.K.T @ self.Q
 
-    def affine_velocity(self, mean: Float[ArrayLike, " d"], covariance: Float[ArrayLike, "d d"]
+    def affine_velocity(self, mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[ArrayLike, "d d"] | Sequence
                         ) -> tuple[Float[Array, "d d"], Float[Array, " d"]]:
         """(M, b) with Gamma[N(m, Sigma)](x) = M x + b, the token velocity of the mean-field flow."""
         mean = jnp.asarray(mean)
