@@ -25,6 +25,11 @@ from ._fourier import (
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
 )
+from .decay import (
+    AlibiCircleAttention as AlibiCircleAttention,
+    check_decay as check_decay,
+    positional_weights as positional_weights,
+)
 from .gaussian import (
     GaussianAttention as GaussianAttention,
     empirical_gaussian_state as empirical_gaussian_state,
