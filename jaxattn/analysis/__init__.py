@@ -16,7 +16,7 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import gamma, lost_in_middle, metastable, observables, renyi
+from . import gamma, long_context, lost_in_middle, metastable, observables, renyi
 from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
@@ -63,6 +63,7 @@ __all__ = [
     "gamma_trajectory",
     "interaction_g",
     "interaction_h",
+    "long_context",
     "lost_in_middle",
     "lemma_5_1_bounds",
     "lemma_a2_bounds",
