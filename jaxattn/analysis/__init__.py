@@ -16,7 +16,7 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import gamma, long_context, lost_in_middle, metastable, observables, renyi
+from . import gamma, long_context, lost_in_middle, metastable, observables, renyi, staircase
 from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
@@ -75,6 +75,7 @@ __all__ = [
     "renyi",
     "renyi_centres",
     "sinkhorn_transport_cost",
+    "staircase",
     "soft_clustered_fraction",
     "soft_min_inner_product",
     "soft_time_to_cluster",

@@ -77,6 +77,13 @@ class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
     def func(self, terms, t0, y0, args):
         return self.solver.func(terms, t0, y0, args)
 
+    @property
+    def root_finder(self):
+        """The wrapped implicit solver's root finder: diffrax's ``isinstance`` checks see through a wrapped
+        solver (``AbstractWrappedSolver``) and then set the root finder's tolerances from the step-size
+        controller through this attribute (without it ``simulate(..., solver=diffrax.Kvaerno5())`` failed)."""
+        return self.solver.root_finder
+
     @abc.abstractmethod
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         """One step of ``solver``, modified."""
