@@ -171,3 +171,55 @@ def test_bad_arguments_raise():
         st.merge_times(np.arange(2.0), np.stack([Z0, Z0]), delta=0.0)
     with pytest.raises(ValueError, match="positive masses"):
         st.staircase_levels(Z0, sizes=[1, 1, 1, 1, 0])
+
+
+def test_staircase_flow_at_large_beta():
+    """F-12, dynamically: gkpr's glued flow in the pairing clock from the authors' staircase start at beta = 4000
+    shows plateaus 0.202, 0.28, 0.44, 0.52 and ends at 1 (within 0.005 of the closed-form levels: the first is
+    raised by the cross terms of the closest pair, e^{beta(cos 0.0425 - 1)} = e^{-3.6}), merging in the closed form's
+    order; the energy never decreases (SA raises it, Geshkovski et al. 2023 (perspective), Remark 3.7)."""
+    theta0 = np.array([0.0, 0.042490, 0.169961, 0.339923, 0.594865])
+    flow = st.staircase_flow(theta0, 4000.0)
+    np.testing.assert_allclose(flow.levels, [0.20, 0.28, 0.44, 0.52, 1.00], atol=5e-3)
+    np.testing.assert_allclose(flow.levels[1:], [0.28, 0.44, 0.52, 1.00], atol=1e-9)
+    assert np.all(np.diff(flow.merge_s) > 0) and flow.merge_s.size == 4
+    assert np.all(np.diff(flow.energy) > -1e-12)
+    # the first merge in the clock: the closest pair alone (the other clusters act e^{-28} more slowly) closes its
+    # gap g at dg/ds = -2 sin g / (1 + e^{beta(cos g - 1)}) (the second term is the partner's weight in the SA
+    # denominator); the pairing limit keeps only the first term (d rho/ds = 2(1 - rho^2)): 1.02 of 1.59 here
+    beta, g0 = 4000.0, 0.042490
+    radius = 1 / np.sqrt(beta * np.log(beta))
+    first, _ = quad(lambda g: (1 + np.exp(beta * (np.cos(g) - 1))) / (2 * np.sin(g)), radius, g0, epsrel=1e-12)
+    np.testing.assert_allclose(flow.merge_s[0], first, rtol=2e-3)
+    limit = float(st.pairing_time(np.cos(g0), np.cos(radius)))
+    np.testing.assert_allclose(limit, 0.5 * np.log(np.tan(g0 / 2) / np.tan(radius / 2)), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_staircase_plateaus_approach_the_levels_as_beta_grows():
+    """F-12: the first plateau of the glued flow is 0.253, 0.213, 0.202 at beta = 500, 2000, 4000 (the authors' code
+    replays give 0.253, 0.213, 0.202: the cross terms vanish as beta grows); the later levels are exact."""
+    theta0 = np.array([0.0, 0.042490, 0.169961, 0.339923, 0.594865])
+    firsts = [st.staircase_flow(theta0, beta).levels[0] for beta in (500.0, 2000.0, 4000.0)]
+    np.testing.assert_allclose(firsts, [0.253, 0.213, 0.202], atol=1.5e-3)
+
+
+def test_weighted_particles_are_coincident_tokens_and_the_clock_is_a_time_change():
+    """WeightedCircleAttention with sizes (2, 3, 1) equals (SA) on 6 tokens of which 2 and 3 coincide (the cluster
+    reduction is exact for collapsed clusters); with clock=True it is e^{beta(1 - rho*)} times the same field; unit
+    masses give CircleSelfAttention."""
+    from jaxattn.fields import WeightedCircleAttention
+
+    beta = 3.0
+    theta = np.array([0.1, 1.3, -2.0])
+    full = np.repeat(theta, [2, 3, 1])
+    v_full = np.asarray(jaxattn.CircleSelfAttention(beta)(0.0, full))
+    v = np.asarray(WeightedCircleAttention(beta, [2.0, 3.0, 1.0])(0.0, theta))
+    np.testing.assert_allclose(v, v_full[[0, 2, 5]], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(WeightedCircleAttention(beta, np.ones(3))(0.0, theta),
+                               jaxattn.CircleSelfAttention(beta)(0.0, theta), rtol=1e-12, atol=1e-14)
+    rho_star = np.max(np.cos(theta[:, None] - theta[None, :])[~np.eye(3, dtype=bool)])
+    np.testing.assert_allclose(WeightedCircleAttention(beta, [2.0, 3.0, 1.0], clock=True)(0.0, theta),
+                               np.exp(beta * (1 - rho_star)) * v, rtol=1e-12)
+    with pytest.raises(ValueError, match="masses must be finite and > 0"):
+        WeightedCircleAttention(beta, [1.0, 0.0])

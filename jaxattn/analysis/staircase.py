@@ -40,6 +40,10 @@ interaction regime" (NeurIPS 2025, arXiv 2509.25040).
   which tends to the limit (1.3233262 for rho: 0 -> 0.99). :func:`pairing_clock` integrates the clock along a
   saved trajectory. The limit has no cluster masses: with masses a, b, SA moves cluster a at
   (b/a) e^{-beta(1-rho)} P y_b to leading order, so compare at equal masses.
+* **Staircase flow** (gkpr §6, "modified" flow): :func:`staircase_flow` integrates the clusters as weighted
+  particles (:class:`jaxattn.fields.WeightedCircleAttention`) in the pairing clock and glues the closest pair
+  into one particle at their mass-weighted mean when they come within the collision radius 1/sqrt(beta log beta);
+  its energy traces the staircase for any beta (tested at beta = 4000 against the closed-form levels).
 * **Cap collapse lemma** (gkpr lem: eminem): for u' = u(1 - u) e^{beta(u - 1)} the first time 1 - u <= e^{-c beta} is
   at most e^{beta(1 - u_0)}/u_0 + beta^2 c e/(beta - 1); exactly (partial fractions, as above)
   T = e^beta [E_1(beta u_0) - E_1(beta u_1)] + Ei(beta(1 - u_0)) - Ei(beta(1 - u_1)), u_1 = 1 - e^{-c beta}
@@ -60,6 +64,8 @@ from jax.scipy.special import exp1, expi
 from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import check_beta, check_positive
+from ..fields import WeightedCircleAttention, embed_angles
+from ..solve import simulate
 from ._checks import check_tokens
 from .clusters import pairwise_inner_products
 from .energy import interaction_energy
@@ -236,3 +242,86 @@ def cap_collapse_bound(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: 
     """gkpr lem: eminem: the hitting time of :func:`cap_collapse_time` is at most e^{beta(1-u0)}/u0 + beta^2 c e/(beta - 1) (beta > 1)."""
     beta = check_beta(beta)
     return jnp.exp(beta * (1 - u0)) / u0 + beta**2 * c * jnp.e / (beta - 1)
+
+
+class StaircaseFlow(NamedTuple):
+    """The glued flow of :func:`staircase_flow`: rescaled times ``s`` and energies ``energy`` along the phases
+    (concatenated, one phase per number of clusters), the rescaled time of each merge and the energy levels between
+    merges (``levels[k]`` after k merges, the closed form sum m_c^2/n^2 plus exponentially small cross terms)."""
+
+    s: np.ndarray
+    energy: np.ndarray
+    merge_s: np.ndarray
+    levels: np.ndarray
+    pairs: list[tuple[int, int]]
+
+
+def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float | None = None,
+                   saves: int = 400, horizon: float = 100.0, rtol: float = 1e-8) -> StaircaseFlow:
+    """(SA) on S^1 from angles ``theta0`` in the pairing clock, gluing pairs closer than ``radius`` (gkpr §6).
+
+    Each phase integrates the current clusters (:class:`jaxattn.fields.WeightedCircleAttention` with their sizes,
+    ``clock=True``) until the closest pair's angular gap falls below ``radius`` (default 1/sqrt(beta log beta), the
+    collision radius of gkpr's modified flow), or until ``horizon`` units of rescaled time; the pair is then glued
+    at its mass-weighted mean direction. The merge time is read off the saves by log-linear interpolation of the
+    gap. Host loop over at most n - 1 phases (one compilation per number of clusters)."""
+    beta = float(check_beta(beta))
+    theta = np.asarray(theta0, dtype=float)
+    if theta.ndim != 1 or theta.size < 1:
+        raise ValueError(f"theta0 must be a 1-d array of n >= 1 angles, got shape {theta.shape}")
+    radius = 1.0 / np.sqrt(beta * np.log(beta)) if radius is None else float(radius)
+    check_positive("radius", radius)
+    masses = np.ones(theta.size)
+    s_all, e_all, merge_s, pairs = [], [], [], []
+    offset = 0.0
+    levels = [float(cluster_energy(embed_angles(theta), masses, beta))]
+
+    def gaps(th):
+        d = np.abs(np.angle(np.exp(1j * (th[:, None] - th[None, :]))))
+        return np.where(np.eye(th.size, dtype=bool), np.inf, d)
+
+    while theta.size > 1:
+        field = WeightedCircleAttention(beta, masses, clock=True)
+        ts = np.linspace(0.0, horizon, saves)
+        traj = simulate(field, theta, horizon, ts=ts, rtol=rtol, atol=rtol,
+                        stop_when=lambda th: _min_gap(th) < radius)
+        xs = np.asarray(traj.xs)
+        t_final = float(traj.t_final)
+        keep = ts < t_final
+        th_path = np.concatenate([xs[keep], xs[-1:]])
+        s_path = np.concatenate([ts[keep], [t_final]])
+        g = np.array([gaps(th).min() for th in th_path])
+        if g[-1] >= radius:
+            raise RuntimeError(f"no pair came within radius {radius:.3g} in {horizon} units of rescaled time; "
+                               "raise horizon")
+        k = int(np.argmax(g < radius))
+        if k == 0:
+            t_merge = 0.0
+        else:
+            lg0, lg1 = np.log(g[k - 1]), np.log(g[k])
+            t_merge = s_path[k - 1] + (np.log(radius) - lg0) / (lg1 - lg0) * (s_path[k] - s_path[k - 1])
+        energies = np.array([float(cluster_energy(embed_angles(th), masses, beta)) for th in th_path])
+        s_all.append(offset + s_path[: k + 1])
+        e_all.append(energies[: k + 1])
+        offset += t_merge
+        merge_s.append(offset)
+        th = th_path[-1]
+        gm = gaps(th)
+        i, j = np.unravel_index(np.argmin(gm), gm.shape)
+        i, j = min(i, j), max(i, j)
+        a, b = masses[i], masses[j]
+        pairs.append((int(i), int(j)))
+        merged = np.angle(a * np.exp(1j * th[i]) + b * np.exp(1j * th[j]))
+        theta = np.delete(th, j)
+        theta[i] = merged
+        masses = np.delete(masses, j)
+        masses[i] = a + b
+        levels.append(float(cluster_energy(embed_angles(theta), masses, beta)))
+    return StaircaseFlow(np.concatenate(s_all) if s_all else np.zeros(1), np.concatenate(e_all) if e_all else
+                         np.array(levels[:1]), np.array(merge_s), np.array(levels), pairs)
+
+
+def _min_gap(theta):
+    """Smallest angular distance between two of the angles (a jnp function: a stop_when condition)."""
+    d = jnp.abs(jnp.angle(jnp.exp(1j * (theta[:, None] - theta[None, :]))))
+    return jnp.min(jnp.where(jnp.eye(theta.shape[0], dtype=bool), jnp.inf, d))

@@ -25,6 +25,7 @@ from ._fourier import (
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
 )
+from .clusters import WeightedCircleAttention as WeightedCircleAttention
 from .decay import (
     AlibiCircleAttention as AlibiCircleAttention,
     check_decay as check_decay,
