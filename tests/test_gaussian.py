@@ -48,6 +48,30 @@ def test_covariance_ode_follows_2000_tokens():
     assert np.linalg.norm(s_p - S0) / np.linalg.norm(S0) > 0.3
 
 
+def test_softmax_closure_with_a_non_symmetric_a():
+    """The softmax closure for a general K (A = beta K^T Q not symmetric, so A and A^T differ): the affine velocity
+    V(m + Sigma A x) against the softmax velocities of 4000 Gaussian samples (least-squares fit), and Sigma(t) against
+    1000 tokens."""
+    k = np.array([[0.5, -0.4], [0.3, 0.8]])
+    a = k.T @ Q
+    assert np.linalg.norm(a - a.T) > 0.5
+    x0 = M0 + jax.random.normal(jax.random.PRNGKey(4), (4000, 2)) @ np.linalg.cholesky(S0).T
+    particle_field = jaxattn.EuclideanSelfAttention(Q, k, V)
+    vel = np.asarray(particle_field(0.0, x0))
+    coef, *_ = np.linalg.lstsq(np.c_[x0, np.ones(len(x0))], vel, rcond=None)
+    gauss = GaussianAttention(Q, k, V)
+    m_hat, s_hat = gaussian_moments(empirical_gaussian_state(x0))
+    M, b = gauss.affine_velocity(m_hat, s_hat)
+    assert np.linalg.norm(coef[:2].T - M) / np.linalg.norm(M) < 0.03
+    x1 = x0[:1000]
+    part = jaxattn.simulate(particle_field, x1, 0.5, ts=2, rtol=1e-5, atol=1e-5)
+    ode = jaxattn.simulate(gauss, empirical_gaussian_state(x1), 0.5, ts=2)
+    s_p = gaussian_moments(empirical_gaussian_state(part.final))[1]
+    s_o = gaussian_moments(ode.final)[1]
+    assert np.linalg.norm(s_p - s_o) / np.linalg.norm(s_o) < 0.03
+    assert np.linalg.norm(s_o - gaussian_moments(empirical_gaussian_state(x1))[1]) / np.linalg.norm(s_o) > 0.2
+
+
 def test_sinkhorn_covariance_ode_follows_tokens():
     """The Sinkhorn closure dSigma/dt = V S^T + S V^T, dm/dt = V m against 600 tokens of Sinkhorn attention."""
     k = np.array([[0.5, -0.4], [0.3, 0.8]])
