@@ -32,8 +32,13 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta, check_positive
-from ._base import AbstractField
+from .._validate import as_finite_array, beta_rule, check_beta, enforce, positive_rule
+from ..manifolds import CIRCLE, Circle
+from ._base import AbstractField, parameter
+
+
+def _masses_rule(masses):
+    return positive_rule(masses, "masses", " (cluster sizes)")
 
 
 class WeightedCircleAttention(AbstractField):
@@ -45,17 +50,17 @@ class WeightedCircleAttention(AbstractField):
         clock: integrate in the pairing clock dt = e^{beta(1 - rho*)} ds (module docstring).
     """
 
-    beta: Float[Array, ""]
-    masses: Float[Array, " k"]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
+    masses: Float[Array, " k"] = parameter(check=_masses_rule, per_token="masses")
     clock: bool = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
 
     def __init__(self, beta: float | ArrayLike, masses: ArrayLike | Sequence, *, clock: bool = False):
         self.beta = check_beta(beta)
-        self.masses = as_finite_array(masses, "masses", 1, "a 1-d array of k >= 1 positive cluster sizes")
-        check_positive("masses", self.masses)
+        masses = as_finite_array(masses, "masses", 1, "a 1-d array of k >= 1 positive cluster sizes")
+        self.masses = enforce([_masses_rule(masses)], masses)
         self.clock = bool(clock)
 
     @property

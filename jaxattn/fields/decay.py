@@ -27,27 +27,31 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_float_array, check_beta, is_concrete
+from .._validate import Check, as_float_array, beta_rule, check_beta, enforce, xp
+from ..manifolds import CIRCLE, Circle
 from ._attention import attend
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 from .circle import _angular_velocity, embed_angles
 
 
+def decay_rule(lam) -> Check:
+    """The ALiBi decay rate: finite and >= 0."""
+    m = xp(lam)
+    v = m.asarray(lam)
+    return Check(~m.all(m.isfinite(v) & (v >= 0)),
+                 "lam must be finite and >= 0 (the ALiBi decay rate per unit of relative position sigma = j/N; "
+                 "0 is the plain causal mean){got}", lambda: str(v))
+
+
 def check_decay(lam: float | ArrayLike) -> Array:
-    """A decay rate lambda >= 0 (finite): eagerly a ValueError; a traced value carries an ``equinox.error_if``."""
+    """A scalar decay rate lambda >= 0 (:func:`decay_rule`): a ValueError at once when concrete, an
+    ``equinox.error_if`` on the returned value when traced (the same message)."""
     lam = as_float_array(lam, "lam")
     if lam.ndim != 0:
         raise ValueError(f"lam must be a scalar decay rate, got shape {lam.shape}")
-    message = ("lam must be finite and >= 0 (the ALiBi decay rate per unit of relative position sigma = j/N; "
-               "0 is the plain causal mean)")
-    if is_concrete(lam):
-        if not (np.isfinite(float(lam)) and float(lam) >= 0):
-            raise ValueError(f"{message}, got {float(lam)}")
-        return lam
-    return eqx.error_if(lam, ~(jnp.isfinite(lam) & (lam >= 0)), message)
+    return enforce([decay_rule(lam)], lam)
 
 
 def positional_weights(n: int, lam: Float[ArrayLike, ""]) -> Float[Array, "n n"]:
@@ -70,11 +74,11 @@ class AlibiCircleAttention(AbstractField):
         block_size: row blocks of the kernel (``attend``'s argument; None: its default).
     """
 
-    beta: Float[Array, ""]
-    lam: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
+    lam: Float[Array, ""] = parameter(check=decay_rule)
     block_size: int | None = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 

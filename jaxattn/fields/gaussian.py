@@ -46,15 +46,16 @@ its ensembles and its gradients integrate it like any other field.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, as_float_array, check_beta
-from ._base import AbstractField
+from .._validate import as_finite_array, as_float_array, beta_rule, check_beta
+from ..manifolds import GAUSSIAN, GaussianMoments
+from ._base import AbstractField, parameter
 
 GaussianNormalisation = Literal["softmax", "sinkhorn"]
 
@@ -127,8 +128,9 @@ class GaussianAttention(AbstractField):
         softmax:  dm/dt = V m + V Sigma A m,   dSigma/dt = V Sigma A Sigma + Sigma A^T Sigma V^T,
         sinkhorn: dm/dt = V m,                 dSigma/dt = V S^T + S V^T,   S = Cov_pi(x, y),
 
-    A = beta K^T Q. A configuration is the (d + 1, d) array ``gaussian_state(m, Sigma)``; the field
-    lives on the Euclidean manifold of such arrays and keeps Sigma exactly symmetric.
+    A = beta K^T Q. A configuration is the (d + 1, d) array ``gaussian_state(m, Sigma)`` on the manifold
+    :data:`jaxattn.manifolds.GAUSSIAN` (Sigma symmetric positive semidefinite); the field keeps Sigma exactly
+    symmetric.
     :meth:`affine_velocity` gives the token velocity x -> M x + b of the mean-field Gamma, to compare
     with particle fields (:class:`~jaxattn.EuclideanSelfAttention`, optionally with
     ``normalisation=Sinkhorn(k)``).
@@ -140,13 +142,14 @@ class GaussianAttention(AbstractField):
         normalisation: ``"softmax"`` or ``"sinkhorn"`` (the converged doubly stochastic coupling).
     """
 
-    Q: Float[Array, "m d"]
-    K: Float[Array, "m d"]
+    Q: Float[Array, "m d"] = parameter(logit="matrix")
+    K: Float[Array, "m d"] = parameter(logit="matrix")
     V: Float[Array, "d d"]
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     normalisation: GaussianNormalisation = eqx.field(static=True)
 
-    manifold = "euclidean"
+    manifold: ClassVar[GaussianMoments] = GAUSSIAN
+    num_tokens: ClassVar[None] = None  # the manifold fixes the rows of a state: d + 1
 
     def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *,
                  beta: float | ArrayLike = 1.0, normalisation: GaussianNormalisation | str = "softmax"):
@@ -167,13 +170,8 @@ class GaussianAttention(AbstractField):
 
     @property
     def dim(self) -> int:
-        """d: the columns of one state."""
+        """d: the columns of one state (the manifold requires d + 1 rows)."""
         return self.V.shape[0]
-
-    @property
-    def num_tokens(self) -> int:
-        """d + 1: the rows of one state (the covariance, then the mean)."""
-        return self.V.shape[0] + 1
 
     @property
     def a(self) -> Float[Array, "d d"]:
