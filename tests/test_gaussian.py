@@ -161,5 +161,10 @@ def test_bad_parameters_raise():
         GaussianAttention(Q, Q, [[np.nan, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="must both be"):
         GaussianAttention(Q, np.eye(3), V)
-    with pytest.raises(ValueError, match="n = 3"):
+    with pytest.raises(ValueError, match=r"\(d \+ 1, d\) array"):
         jaxattn.simulate(GaussianAttention(Q, Q, V), np.zeros((2, 2)), 1.0)
+    with pytest.raises(ValueError, match="positive semidefinite"):
+        jaxattn.simulate(GaussianAttention(Q, Q, V), gaussian_state(M0, -S0), 1.0)
+    with pytest.raises(ValueError, match="symmetric"):
+        jaxattn.simulate(GaussianAttention(Q, Q, V), gaussian_state(M0, [[1.0, 0.3], [0.0, 1.0]]), 1.0)
+    assert GaussianAttention(Q, Q, V).manifold is jaxattn.manifolds.GAUSSIAN

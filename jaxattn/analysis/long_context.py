@@ -29,23 +29,20 @@ equiangular vectors, the limits and the exponents.
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import is_concrete
+from .._validate import Check, enforce, interval_rule, xp
 
 
-def _check_rho(rho) -> None:
-    if is_concrete(rho):
-        r = np.asarray(rho, dtype=float)
-        if not np.all((r > 0) & (r < 1)):
-            raise ValueError(f"rho must be in (0, 1) (the common inner product of the equiangular tokens), got {rho!r}")
+def _check_rho(rho):
+    """rho in (0, 1): a ValueError at once when concrete, an ``equinox.error_if`` on the returned value when traced."""
+    return enforce([interval_rule(rho, "rho", 0.0, 1.0, meaning=" (the common inner product of the equiangular tokens)")],
+                   jnp.asarray(rho, dtype=float))
 
 
 def critical_gamma(rho: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
     """gamma_c = 1 / (1 - rho): the scale beta_n = gamma log n at which one layer neither collapses nor is the identity."""
-    _check_rho(rho)
-    return 1.0 / (1.0 - jnp.asarray(rho, dtype=float))
+    return 1.0 / (1.0 - _check_rho(rho))
 
 
 def long_context_cosine(n: Float[ArrayLike, "..."], rho: Float[ArrayLike, "..."], gamma: Float[ArrayLike, "..."]
@@ -53,10 +50,11 @@ def long_context_cosine(n: Float[ArrayLike, "..."], rho: Float[ArrayLike, "..."]
     """<theta_i, theta_j> after one layer at beta_n = gamma log n from equiangular tokens (exact, module docstring).
 
     ``n`` may be a float (n = 1e15 is fine): everything is computed from r = n^{-gamma(1 - rho)} in log space."""
-    _check_rho(rho)
-    if is_concrete(n) and not np.all(np.asarray(n, dtype=float) >= 2):
-        raise ValueError(f"n must be >= 2 tokens, got {n!r}")
-    n, rho, gamma = (jnp.asarray(v, dtype=float) for v in (n, rho, gamma))
+    rho = _check_rho(rho)
+    m = xp(n)
+    n = enforce([Check(~m.all(m.asarray(n) >= 2), "n must be >= 2 tokens{got}", lambda: str(n))],
+                jnp.asarray(n, dtype=float))
+    gamma = jnp.asarray(gamma, dtype=float)
     r = jnp.exp(-gamma * (1.0 - rho) * jnp.log(n))
     a = 1.0 / (1.0 + (n - 1.0) * r)
     b = r * a

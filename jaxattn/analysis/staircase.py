@@ -63,7 +63,7 @@ import numpy as np
 from jax.scipy.special import exp1, expi
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_beta, check_positive
+from .._validate import check_beta, check_positive, enforce, pair_delta_rule
 from ..fields import WeightedCircleAttention, embed_angles
 from ..solve import simulate
 from ._checks import check_tokens
@@ -140,7 +140,7 @@ def merge_times(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], delta
 
     Between the two saves that bracket the crossing, log(1 - <x_i, x_j>) is interpolated linearly (exact for an
     exponential approach); save densely enough to resolve the approach (e.g. every 0.1 for beta = 4)."""
-    check_positive("delta", delta)
+    enforce([pair_delta_rule(delta)], None)
     ts = jnp.asarray(ts)
     g = pairwise_inner_products(check_tokens(xs))
     gap = jnp.log(jnp.maximum(1.0 - g, 1e-300))
@@ -215,7 +215,7 @@ def pairing_clock(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], bet
     merged the clock runs at rate 1. Between saves log(rate) is interpolated linearly (the integral of an
     exponential is then exact), so a smooth rho*(t) needs only moderately dense saves."""
     beta = check_beta(beta)
-    check_positive("delta", delta)
+    enforce([pair_delta_rule(delta)], None)
     ts = jnp.asarray(ts)
     g = pairwise_inner_products(check_tokens(xs))
     n = g.shape[-1]
