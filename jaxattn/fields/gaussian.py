@@ -136,7 +136,8 @@ class GaussianAttention(AbstractField):
     ``normalisation=Sinkhorn(k)``).
 
     Args:
-        Q, K: (m, d) query and key matrices (rectangular allowed).
+        Q: (m, d) query matrix (rectangular allowed).
+        K: (m, d) key matrix.
         V: (d, d) value matrix.
         beta: scale of the logits beta <Q x, K y> (Castin et al.'s softmax uses beta = d^{-1/2}).
         normalisation: ``"softmax"`` or ``"sinkhorn"`` (the converged doubly stochastic coupling).
