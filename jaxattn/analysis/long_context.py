@@ -49,7 +49,16 @@ def long_context_cosine(n: Float[ArrayLike, "..."], rho: Float[ArrayLike, "..."]
                         ) -> Float[Array, "..."]:
     """<theta_i, theta_j> after one layer at beta_n = gamma log n from equiangular tokens (exact, module docstring).
 
-    ``n`` may be a float (n = 1e15 is fine): everything is computed from r = n^{-gamma(1 - rho)} in log space."""
+    ``n`` may be a float (n = 1e15 is fine): everything is computed from r = n^{-gamma(1 - rho)} in log space.
+
+    Args:
+        n: the number of tokens, >= 2.
+        rho: the common inner product of the inputs, in (0, 1).
+        gamma: the scale of beta_n = gamma log n.
+
+    Returns:
+        the cosine between two outputs (broadcast over the arguments).
+    """
     rho = _check_rho(rho)
     m = xp(n)
     n = enforce([Check(~m.all(m.asarray(n) >= 2), "n must be >= 2 tokens{got}", lambda: str(n))],

@@ -104,7 +104,19 @@ def mode_weights(beta: Float[ArrayLike, ""], codewords: int = DEFAULT_CODEWORDS,
 def retrieval_score(t: Float[ArrayLike, ""], sigma0: Float[ArrayLike, "..."], beta: Float[ArrayLike, ""],
                     lam: Float[ArrayLike, ""], *, codewords: int = DEFAULT_CODEWORDS, modes: int = DEFAULT_MODES
                     ) -> Float[Array, "..."]:
-    """S_t(sigma_0) = sum_{n <= modes} omega_n g_{a_n}(t, 1; sigma_0) (module docstring; sigma_0 in (0, 1))."""
+    """S_t(sigma_0) = sum_{n <= modes} omega_n g_{a_n}(t, 1; sigma_0) (module docstring; sigma_0 in (0, 1)).
+
+    Args:
+        t: time of the particle model (:class:`jaxattn.fields.AlibiCircleAttention`).
+        sigma0: relative position(s) j/N of the source token.
+        beta: the kernel's inverse temperature.
+        lam: the ALiBi decay rate >= 0.
+        codewords: M, the number of codewords of the retrieval task (omega_n = e^{-pi^2 n^2/(2 M^2)}).
+        modes: the Fourier modes n = 1..modes summed.
+
+    Returns:
+        S_t at each sigma0.
+    """
     a, omega = mode_weights(beta, codewords, modes)
     sigma0 = jnp.asarray(sigma0)
     g = hardy_profile(a, t, 1.0, sigma0[..., None], lam)

@@ -139,7 +139,16 @@ def merge_times(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], delta
     """(n, n) first times at which <x_i, x_j> >= 1 - delta along saved tokens (inf if never; 0 on the diagonal).
 
     Between the two saves that bracket the crossing, log(1 - <x_i, x_j>) is interpolated linearly (exact for an
-    exponential approach); save densely enough to resolve the approach (e.g. every 0.1 for beta = 4)."""
+    exponential approach); save densely enough to resolve the approach (e.g. every 0.1 for beta = 4).
+
+    Args:
+        ts: (T,) increasing save times.
+        xs: (T, n, d) unit tokens at those times (angles: ``jaxattn.fields.embed_angles(theta)``).
+        delta: the merge threshold, in (0, 2] (default 1e-4, the authors').
+
+    Returns:
+        (n, n) symmetric array of first-passage times.
+    """
     enforce([pair_delta_rule(delta)], None)
     ts = jnp.asarray(ts)
     g = pairwise_inner_products(check_tokens(xs))
@@ -264,7 +273,19 @@ def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float
     ``clock=True``) until the closest pair's angular gap falls below ``radius`` (default 1/sqrt(beta log beta), the
     collision radius of gkpr's modified flow), or until ``horizon`` units of rescaled time; the pair is then glued
     at its mass-weighted mean direction. The merge time is read off the saves by log-linear interpolation of the
-    gap. Host loop over at most n - 1 phases (one compilation per number of clusters)."""
+    gap. Host loop over at most n - 1 phases (one compilation per number of clusters).
+
+    Args:
+        theta0: (n,) initial angles.
+        beta: inverse temperature > 0 (any size: the clock keeps every rate O(1)).
+        radius: collision radius (angular gap) at which a pair is glued.
+        saves: save points per phase (the merge time is interpolated between them).
+        horizon: the longest phase, in rescaled time.
+        rtol: tolerance of each phase's solve (rtol = atol).
+
+    Returns:
+        :class:`StaircaseFlow` (rescaled times, energies, merge times, levels, merged pairs).
+    """
     beta = float(check_beta(beta))
     theta = np.asarray(theta0, dtype=float)
     if theta.ndim != 1 or theta.size < 1:
