@@ -255,8 +255,9 @@ def cap_collapse_bound(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: 
 
 class StaircaseFlow(NamedTuple):
     """The glued flow of :func:`staircase_flow`: rescaled times ``s`` and energies ``energy`` along the phases
-    (concatenated, one phase per number of clusters), the rescaled time of each merge and the energy levels between
-    merges (``levels[k]`` after k merges, the closed form sum m_c^2/n^2 plus exponentially small cross terms)."""
+    (concatenated, one phase per number of clusters, each ending with the glued state at the merge time), the
+    rescaled time of each merge and the energy levels between merges (``levels[k]`` after k merges, the closed form
+    sum m_c^2/n^2 plus exponentially small cross terms)."""
 
     s: np.ndarray
     energy: np.ndarray
@@ -338,6 +339,8 @@ def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float
         masses = np.delete(masses, j)
         masses[i] = a + b
         levels.append(float(cluster_energy(embed_angles(theta), masses, beta)))
+        s_all.append(np.array([offset]))  # the glued state at the merge time: the energy jumps to the new level
+        e_all.append(np.array([levels[-1]]))
     return StaircaseFlow(np.concatenate(s_all) if s_all else np.zeros(1), np.concatenate(e_all) if e_all else
                          np.array(levels[:1]), np.array(merge_s), np.array(levels), pairs)
 
