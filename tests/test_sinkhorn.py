@@ -201,3 +201,14 @@ def test_field_with_sinkhorn_is_a_pytree_with_a_static_normalisation():
     leaves = jax.tree_util.tree_leaves(field)
     assert all(eqx.is_array(leaf) for leaf in leaves)
     assert field.normalisation == Sinkhorn(7) and hash(Sinkhorn(7)) == hash(Sinkhorn(7))
+
+
+def test_sinkhorn_fields_are_not_replaced_by_the_softmax_gram_formulation():
+    """The library picks Gram space for (SA) with Q = K = V = I; the Sinkhorn field must keep its own dynamics."""
+    from jaxattn.fields import closes_on_gram, gram_formulation
+
+    assert closes_on_gram(jaxattn.SelfAttention(2.0))
+    field = jaxattn.SelfAttention(2.0, normalisation=Sinkhorn(10))
+    assert not closes_on_gram(field)
+    x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(0), 8, 64)  # d > n: Gram would be preferred
+    assert gram_formulation(field, x0)[0] is field

@@ -39,7 +39,14 @@ from .gaussian import (
     gaussian_sinkhorn_coupling as gaussian_sinkhorn_coupling,
     gaussian_state as gaussian_state,
 )
-from .gram import GramSelfAttention as GramSelfAttention
+from .gram import (
+    FORMULATIONS as FORMULATIONS,
+    GramSelfAttention as GramSelfAttention,
+    closes_on_gram as closes_on_gram,
+    gram_formulation as gram_formulation,
+    gram_of as gram_of,
+    prefers_gram as prefers_gram,
+)
 from ._harmonics import (
     legendre_coefficients as legendre_coefficients,
     sphere_attention_harmonics as sphere_attention_harmonics,
