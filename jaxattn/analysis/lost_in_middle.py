@@ -1,7 +1,7 @@
 """Lost in the middle: the correlation profile and retrieval score of causal ALiBi attention.
 
 Duerinckx, Geshkovski, Rossi, "Kinetic theory for Transformers and the lost-in-the-middle phenomenon"
-(arXiv 2605.09213, 2026), for the particle model :class:`jaxattn.fields.AlibiCircleAttention`
+(arXiv 2605.09213, 2026), for the particle model [`jaxattn.fields.AlibiCircleAttention`][jaxattn.fields.AlibiCircleAttention]
 (tokens at relative positions sigma = j/N, decay lambda >= 0, kernel w_beta = e^{beta cos}) started from
 i.i.d. uniform prompts.
 
@@ -107,7 +107,7 @@ def retrieval_score(t: Float[ArrayLike, ""], sigma0: Float[ArrayLike, "..."], be
     """S_t(sigma_0) = sum_{n <= modes} omega_n g_{a_n}(t, 1; sigma_0) (module docstring; sigma_0 in (0, 1)).
 
     Args:
-        t: time of the particle model (:class:`jaxattn.fields.AlibiCircleAttention`).
+        t: time of the particle model ([`jaxattn.fields.AlibiCircleAttention`][jaxattn.fields.AlibiCircleAttention]).
         sigma0: relative position(s) j/N of the source token.
         beta: the kernel's inverse temperature.
         lam: the ALiBi decay rate >= 0.

@@ -6,7 +6,7 @@ folded in), the entropic self-transport cost with cost -C and regularisation 1 i
     OT_1(mu, mu) = min_pi  int -C dpi + KL(pi | mu x mu) = int f dmu + int g dmu,
 
 f, g the optimal dual potentials (at the optimum int int e^{f + g + C} dmu dmu = 1). The Sinkhorn
-weights P_ij = e^{C_ij + u_i + v_j} of :func:`jaxattn.fields.sinkhorn_potentials` (rows and columns
+weights P_ij = e^{C_ij + u_i + v_j} of [`jaxattn.fields.sinkhorn_potentials`][jaxattn.fields.sinkhorn_potentials] (rows and columns
 summing to 1) are n pi_ij, so f_i + g_j = u_i + v_j + log n and
 
     OT_1(mu, mu) = log n + mean(u) + mean(v).

@@ -7,8 +7,8 @@ theorem of Bruno, Pasqualotto, Agazzi, "A multiscale analysis of mean-field tran
 interaction regime" (NeurIPS 2025, arXiv 2509.25040).
 
 * **Normalised energy** (gkpr §6): E^(X) = 2 beta e^{-beta} E_beta(X) = (1/n^2) sum_{i,j} e^{beta(<x_i, x_j> - 1)}
-  in (0, 1], with E_beta of Geshkovski et al. 2023 (perspective) eq. (3.5) (:func:`normalised_energy`).
-  For clusters of sizes m_c at centres w_c it is (:func:`cluster_energy`)
+  in (0, 1], with E_beta of Geshkovski et al. 2023 (perspective) eq. (3.5) ([`normalised_energy`][jaxattn.analysis.staircase.normalised_energy]).
+  For clusters of sizes m_c at centres w_c it is ([`cluster_energy`][jaxattn.analysis.staircase.cluster_energy])
 
       E^ = sum_c m_c^2 / n^2 + sum_{c != c'} m_c m_c' e^{beta(<w_c, w_c'> - 1)} / n^2 -> sum_c m_c^2 / n^2,
 
@@ -16,8 +16,8 @@ interaction regime" (NeurIPS 2025, arXiv 2509.25040).
   limit by exactly 2ab/n^2.
 * **Staircase** (gkpr Theorem staircase): as beta -> inf, in a rescaled time, E^ is piecewise constant from
   1/n to 1; the closest pair of clusters (largest inner product) merges next, at its mass-weighted mean
-  (the rule of the authors' code). :func:`staircase_levels` computes the levels of that greedy rule.
-* **Merge times**: :func:`merge_times` reads the first time each pair's inner product exceeds 1 - delta off
+  (the rule of the authors' code). [`staircase_levels`][jaxattn.analysis.staircase.staircase_levels] computes the levels of that greedy rule.
+* **Merge times**: [`merge_times`][jaxattn.analysis.staircase.merge_times] reads the first time each pair's inner product exceeds 1 - delta off
   a saved trajectory (log-linear interpolation of 1 - <x_i, x_j> between saves: exact for an exponential
   approach). Metastable times grow like e^{c beta} (gkpr Theorem metastability: T_2 >= (eps/n) e^{(1-alpha) beta}).
 * **Two tokens** (SA, Q = K = V = I): the inner product rho obeys d rho/dt = 2 e^{beta rho}(1 - rho^2)/(e^beta + e^{beta rho}),
@@ -26,28 +26,28 @@ interaction regime" (NeurIPS 2025, arXiv 2509.25040).
 
       t* = (atanh rho_1 - atanh rho_0)/2 + [Ei(beta u_0) - Ei(beta u_1)]/4 + e^{2 beta} [E_1(beta w_0) - E_1(beta w_1)]/4
 
-  (:func:`two_token_merge_time`); t* ~ e^beta/(2 beta).
+  ([`two_token_merge_time`][jaxattn.analysis.staircase.two_token_merge_time]); t* ~ e^beta/(2 beta).
 * **Pairing theorem** (survey Theorem agazzi_merge): as beta -> inf, after the time change dt = e^{beta(1 - rho*)} ds
   with rho* the largest inner product between distinct clusters, only the closest pair moves, along the
   geodesic, dy_i/ds = P_{y_i} y_j, dy_j/ds = P_{y_j} y_i, so d rho/ds = 2 (1 - rho^2) and a merge from rho_0 to
-  rho_1 takes s = (atanh rho_1 - atanh rho_0)/2 (:func:`pairing_time`). The clock must run with the state
+  rho_1 takes s = (atanh rho_1 - atanh rho_0)/2 ([`pairing_time`][jaxattn.analysis.staircase.pairing_time]). The clock must run with the state
   (rho* = rho*(s)): with the survey's printed fixed clock, e^{beta(1 - rho*(0))}, the pair collapses at
   s ~ 1/(2 beta) (beta t* e^{-beta} -> 1/2). For two SA tokens the running-clock time has the closed form
-  (:func:`two_token_pairing_time`)
+  ([`two_token_pairing_time`][jaxattn.analysis.staircase.two_token_pairing_time])
 
       s* = (atanh rho_1 - atanh rho_0)/2 + [E_1(beta u_1) - E_1(beta u_0)]/4 + e^{-2 beta} [Ei(beta w_1) - Ei(beta w_0)]/4,
 
-  which tends to the limit (1.3233262 for rho: 0 -> 0.99). :func:`pairing_clock` integrates the clock along a
+  which tends to the limit (1.3233262 for rho: 0 -> 0.99). [`pairing_clock`][jaxattn.analysis.staircase.pairing_clock] integrates the clock along a
   saved trajectory. The limit has no cluster masses: with masses a, b, SA moves cluster a at
   (b/a) e^{-beta(1-rho)} P y_b to leading order, so compare at equal masses.
-* **Staircase flow** (gkpr §6, "modified" flow): :func:`staircase_flow` integrates the clusters as weighted
-  particles (:class:`jaxattn.fields.WeightedCircleAttention`) in the pairing clock and glues the closest pair
+* **Staircase flow** (gkpr §6, "modified" flow): [`staircase_flow`][jaxattn.analysis.staircase.staircase_flow] integrates the clusters as weighted
+  particles ([`jaxattn.fields.WeightedCircleAttention`][jaxattn.fields.WeightedCircleAttention]) in the pairing clock and glues the closest pair
   into one particle at their mass-weighted mean when they come within the collision radius 1/sqrt(beta log beta);
   its energy traces the staircase for any beta (tested at beta = 4000 against the closed-form levels).
 * **Cap collapse lemma** (gkpr lem: eminem): for u' = u(1 - u) e^{beta(u - 1)} the first time 1 - u <= e^{-c beta} is
   at most e^{beta(1 - u_0)}/u_0 + beta^2 c e/(beta - 1); exactly (partial fractions, as above)
   T = e^beta [E_1(beta u_0) - E_1(beta u_1)] + Ei(beta(1 - u_0)) - Ei(beta(1 - u_1)), u_1 = 1 - e^{-c beta}
-  (:func:`cap_collapse_time`, :func:`cap_collapse_bound`).
+  ([`cap_collapse_time`][jaxattn.analysis.staircase.cap_collapse_time], [`cap_collapse_bound`][jaxattn.analysis.staircase.cap_collapse_bound]).
 
 Configurations are tokens (..., n, d) on the sphere; angles theta on the circle enter as
 ``jaxattn.fields.embed_angles(theta)``.
@@ -91,7 +91,7 @@ def cluster_energy(centres: Float[ArrayLike, "k d"], sizes: Float[ArrayLike, " k
 
 
 class Staircase(NamedTuple):
-    """The greedy closest-pair merging of :func:`staircase_levels`.
+    """The greedy closest-pair merging of [`staircase_levels`][jaxattn.analysis.staircase.staircase_levels].
 
     ``levels[k]`` is sum_c m_c^2 / n^2 after k merges (``levels[0]`` the start, ``levels[-1]`` = 1);
     ``pairs[k]`` the two clusters merged at step k + 1 (as the smallest token index of each);
@@ -248,13 +248,13 @@ def cap_collapse_time(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: F
 
 
 def cap_collapse_bound(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: Float[ArrayLike, ""]) -> Float[Array, ""]:
-    """gkpr lem: eminem: the hitting time of :func:`cap_collapse_time` is at most e^{beta(1-u0)}/u0 + beta^2 c e/(beta - 1) (beta > 1)."""
+    """gkpr lem: eminem: the hitting time of [`cap_collapse_time`][jaxattn.analysis.staircase.cap_collapse_time] is at most e^{beta(1-u0)}/u0 + beta^2 c e/(beta - 1) (beta > 1)."""
     beta = check_beta(beta)
     return jnp.exp(beta * (1 - u0)) / u0 + beta**2 * c * jnp.e / (beta - 1)
 
 
 class StaircaseFlow(NamedTuple):
-    """The glued flow of :func:`staircase_flow`: rescaled times ``s`` and energies ``energy`` along the phases
+    """The glued flow of [`staircase_flow`][jaxattn.analysis.staircase.staircase_flow]: rescaled times ``s`` and energies ``energy`` along the phases
     (concatenated, one phase per number of clusters, each ending with the glued state at the merge time), the
     rescaled time of each merge and the energy levels between merges (``levels[k]`` after k merges, the closed form
     sum m_c^2/n^2 plus exponentially small cross terms)."""
@@ -270,7 +270,7 @@ def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float
                    saves: int = 400, horizon: float = 100.0, rtol: float = 1e-8) -> StaircaseFlow:
     """(SA) on S^1 from angles ``theta0`` in the pairing clock, gluing pairs closer than ``radius`` (gkpr §6).
 
-    Each phase integrates the current clusters (:class:`jaxattn.fields.WeightedCircleAttention` with their sizes,
+    Each phase integrates the current clusters ([`jaxattn.fields.WeightedCircleAttention`][jaxattn.fields.WeightedCircleAttention] with their sizes,
     ``clock=True``) until the closest pair's angular gap falls below ``radius`` (default 1/sqrt(beta log beta), the
     collision radius of gkpr's modified flow), or until ``horizon`` units of rescaled time; the pair is then glued
     at its mass-weighted mean direction. The merge time is read off the saves by log-linear interpolation of the
@@ -285,7 +285,7 @@ def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float
         rtol: tolerance of each phase's solve (rtol = atol).
 
     Returns:
-        :class:`StaircaseFlow` (rescaled times, energies, merge times, levels, merged pairs).
+        [`StaircaseFlow`][jaxattn.analysis.staircase.StaircaseFlow] (rescaled times, energies, merge times, levels, merged pairs).
     """
     beta = float(check_beta(beta))
     theta = np.asarray(theta0, dtype=float)

@@ -15,7 +15,7 @@ included), with one of two normalisations:
   (by i under a causal mask). ``log_shift`` multiplies the whole row by exp(-shift),
   i.e. rescales time by exp(shift); with shift = beta this is the time-rescaled USA
   (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(<x_i, x_j> - 1))/n;
-* :class:`Sinkhorn` ``(iterations)`` — doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
+* [`Sinkhorn`][jaxattn.Sinkhorn] ``(iterations)`` — doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
   "Sinkformers: Transformers with doubly stochastic attention", AISTATS 2022, §3): the weights
   w_ij = exp(<q_i, k_j> + u_i + v_j) with row and column potentials u, v from log-domain Sinkhorn
   iterations, alternately normalising rows (to sum 1) and columns (to sum n / n_keys, i.e. 1 for
@@ -37,7 +37,7 @@ benchmarks/README.md). For n > ``block_size`` (256) the rows are processed ``blo
 with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
 results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
 earlier threshold of 4 blocks still ran dense). That rule is the CPU's: the default reads the
-backend (:func:`default_block_size`), and on GPU/TPU evaluates tiles of up to 2^24 entries.
+backend ([`default_block_size`][jaxattn.fields.default_block_size]), and on GPU/TPU evaluates tiles of up to 2^24 entries.
 
 Normalising after the product. ``attend`` multiplies the unnormalised exponentials by
 the values first and divides the (rows, dv) result by the row sums, instead of dividing
@@ -46,7 +46,7 @@ d = 2-3 at n = 200-1024; same result to round-off. For the softmax the values ca
 extra column of ones, so the same product also returns the row sums Z_i and the tile is
 not read a further time for them (another 1.14-1.25x for d = 3, n = 256-2048).
 
-Dispatch by shape: small n (ensembles). Below :data:`SMALL_TOKENS` (128) tokens the softmax
+Dispatch by shape: small n (ensembles). Below `SMALL_TOKENS` (128) tokens the softmax
 takes its row sums from a separate reduction instead (``(e @ v) / sum(e)``: one einsum, max,
 exp + sum, one einsum). That is the path ensembles run: ``simulate`` integrates n < 128 as one
 batched state (``ensemble="auto"``) and ``jax.vmap`` turns it into batched ``einsum`` + softmax
@@ -73,7 +73,7 @@ from jaxtyping import Array, Float
 class Sinkhorn(eqx.Module):
     """Doubly stochastic attention normalisation (module docstring; Sander et al. 2022, Sinkformers, §3).
 
-    Pass ``normalisation=Sinkhorn(iterations)`` to :func:`attend` / :func:`attention_weights`, or to
+    Pass ``normalisation=Sinkhorn(iterations)`` to [`attend`][jaxattn.fields.attend] / [`attention_weights`][jaxattn.fields.attention_weights], or to
     the fields that accept it (``SelfAttention``, ``EuclideanSelfAttention``,
     ``RescaledSelfAttention``). ``iterations`` >= 1 is the number of row normalisations
     (1: the softmax); the marginal error of the columns decays geometrically in it, at a rate that
@@ -100,7 +100,7 @@ Normalisation = Literal["softmax", "mean"] | Sinkhorn
 
 
 def check_normalisation(normalisation: object, allowed: tuple[str, ...] = ("softmax", "mean")) -> object:
-    """``normalisation`` if it is one of ``allowed`` or a :class:`Sinkhorn`, else a ValueError naming them."""
+    """``normalisation`` if it is one of ``allowed`` or a [`Sinkhorn`][jaxattn.Sinkhorn], else a ValueError naming them."""
     if isinstance(normalisation, Sinkhorn) or (isinstance(normalisation, str) and normalisation in allowed):
         return normalisation
     names = " or ".join(repr(a) for a in allowed)
@@ -126,7 +126,7 @@ def default_block_size(n: int, backend: str | None = None) -> int:
     traced, so the default backend is what a compiled kernel targets). CPU, measured
     (module docstring): dense up to n = 256, blocks of 256 rows above. GPU/TPU: one wide kernel
     is what the hardware wants, so dense while the n x n tile has at most
-    :data:`ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
+    `ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
     (a multiple of 256 rows, at least 256), bounding the working set of every block.
     """
     backend = jax.default_backend() if backend is None else backend
@@ -149,7 +149,7 @@ def _masked(logits, causal, row_offset):
 
 def sinkhorn_potentials(logits: Float[Array, "rows n"], normalisation: Sinkhorn
                         ) -> tuple[Float[Array, " rows"], Float[Array, " n"]]:
-    """Row and column potentials (u, v) of :class:`Sinkhorn` attention: w_ij = exp(logits_ij + u_i + v_j).
+    """Row and column potentials (u, v) of [`Sinkhorn`][jaxattn.Sinkhorn] attention: w_ij = exp(logits_ij + u_i + v_j).
 
     Row step: u_i = -logsumexp_j(logits_ij + v_j) (rows sum to 1); column step:
     v_j = log(rows / n) - logsumexp_i(logits_ij + u_i) (columns sum to rows / n); ``normalisation.iterations``
@@ -157,7 +157,7 @@ def sinkhorn_potentials(logits: Float[Array, "rows n"], normalisation: Sinkhorn
     -inf (a mask) stay exactly 0. Each step is rematerialised in the backward pass
     (``jax.checkpoint``), so a gradient stores the potentials, not an n x n matrix per step.
     For square logits the potentials give the entropic transport value of the empirical measure
-    (:func:`jaxattn.analysis.sinkhorn_transport_cost`).
+    ([`jaxattn.analysis.sinkhorn_transport_cost`][jaxattn.analysis.sinkhorn_transport_cost]).
     """
     rows, cols = logits.shape[-2], logits.shape[-1]
     log_col_mass = jnp.log(jnp.asarray(rows / cols, logits.dtype))
@@ -175,7 +175,7 @@ def sinkhorn_potentials(logits: Float[Array, "rows n"], normalisation: Sinkhorn
 
 
 def _sinkhorn_log_weights(logits, normalisation: Sinkhorn):
-    """log w_ij = logits_ij + u_i + v_j (:func:`sinkhorn_potentials`)."""
+    """log w_ij = logits_ij + u_i + v_j ([`sinkhorn_potentials`][jaxattn.fields.sinkhorn_potentials])."""
     u, v = sinkhorn_potentials(logits, normalisation)
     return logits + u[:, None] + v[None, :]
 
@@ -237,11 +237,11 @@ def attend(
     log_shift: float | Array = 0.0,
     block_size: int | None = None,
 ) -> Float[Array, "n dv"]:
-    """Apply attention: out_i = sum_j w_ij v_j with w from :func:`attention_weights`.
+    """Apply attention: out_i = sum_j w_ij v_j with w from [`attention_weights`][jaxattn.fields.attention_weights].
 
-    ``block_size=None`` picks by the backend (:func:`default_block_size`: on a CPU dense
+    ``block_size=None`` picks by the backend ([`default_block_size`][jaxattn.fields.default_block_size]: on a CPU dense
     for n <= DEFAULT_BLOCK_SIZE and row blocks of DEFAULT_BLOCK_SIZE above); ``block_size=0``
-    forces dense. For n < :data:`SMALL_TOKENS` the softmax row sums are a separate reduction
+    forces dense. For n < `SMALL_TOKENS` the softmax row sums are a separate reduction
     (the batched small-n path; module docstring), otherwise a ones column of the product.
     ``normalisation=Sinkhorn(k)`` is always dense (its column sums couple all rows).
     """

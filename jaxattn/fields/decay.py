@@ -13,9 +13,9 @@ Content enters only through w_beta' (the weights are normalised over positions, 
 the content); theta_1 has an empty sum and never moves; lambda = 0 is the plain causal mean and
 lambda > 0 favours recent tokens. Note the factor beta in w_beta': this time is beta times the time of
 the causal (USA) circle model with kernel -sin e^{beta cos}. The mean-field limit, the Volterra-Hardy
-correlation profile and the U-shaped retrieval score are in :mod:`jaxattn.analysis.lost_in_middle`.
+correlation profile and the U-shaped retrieval score are in [`jaxattn.analysis.lost_in_middle`][jaxattn.analysis.lost_in_middle].
 
-Evaluated with the shared attention kernel (:func:`jaxattn.fields.attend`, "mean" normalisation): the
+Evaluated with the shared attention kernel ([`jaxattn.fields.attend`][jaxattn.fields.attend], "mean" normalisation): the
 positional factor e^{-lambda(j-k)/N} = e^{-lambda j/N} e^{lambda k/N} splits into a row scale and an
 extra key coordinate lambda k / N, and shifting the keys by one position turns the causal mask k <= j into
 k < j.
@@ -46,7 +46,7 @@ def decay_rule(lam) -> Check:
 
 
 def check_decay(lam: float | ArrayLike) -> Array:
-    """A scalar decay rate lambda >= 0 (:func:`decay_rule`): a ValueError at once when concrete, an
+    """A scalar decay rate lambda >= 0 (`decay_rule`): a ValueError at once when concrete, an
     ``equinox.error_if`` on the returned value when traced (the same message)."""
     lam = as_float_array(lam, "lam")
     if lam.ndim != 0:

@@ -18,7 +18,7 @@ ODE. With the logits beta <Q x, K y> = x^T A^T y, A = beta K^T Q:
   in d = 1: dSigma/dt = 2 v a Sigma^2, Sigma(t) = Sigma_0 / (1 - 2 v a Sigma_0 t), which blows up at
   t = 1 / (2 v a Sigma_0) when v a > 0.
 * **sinkhorn** (the entropic self-coupling pi of mu with kernel e^{x^T A^T y}, the doubly stochastic
-  limit of :class:`~jaxattn.fields.Sinkhorn` attention as its iterations grow): pi is Gaussian with
+  limit of [`Sinkhorn`][jaxattn.Sinkhorn] attention as its iterations grow): pi is Gaussian with
   cross-covariance S = Cov(x, y) = R S~ R, R = Sigma^{1/2}, where in whitened coordinates
 
       S~ = 2 (I + (I + 4 G G^T)^{1/2})^{-1} G,   G = R A^T R,
@@ -38,8 +38,8 @@ closure has no 1/sqrt(d) (beta = 1). The reduction is exact for the mean-field P
 Gaussian and up to blow-up; for n particles the empirical covariance follows it up to O(n^{-1/2})
 (``tests/test_gaussian.py`` checks n = 2000 tokens against the ODE).
 
-The state of :class:`GaussianAttention` is one (d + 1, d) array, rows 0..d-1 the covariance and
-row d the mean (:func:`gaussian_state`, :func:`gaussian_moments`), so that ``jaxattn.simulate``,
+The state of [`GaussianAttention`][jaxattn.fields.GaussianAttention] is one (d + 1, d) array, rows 0..d-1 the covariance and
+row d the mean ([`gaussian_state`][jaxattn.fields.gaussian_state], [`gaussian_moments`][jaxattn.fields.gaussian_moments]), so that ``jaxattn.simulate``,
 its ensembles and its gradients integrate it like any other field.
 """
 
@@ -99,7 +99,7 @@ def gaussian_sinkhorn_coupling(sigma: Float[ArrayLike, "d d"], a: Float[ArrayLik
 
 def gaussian_state(mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[ArrayLike, "d d"] | Sequence
                    ) -> Float[Array, "d1 d"]:
-    """The (d + 1, d) state of :class:`GaussianAttention`: the covariance, then the mean as the last row."""
+    """The (d + 1, d) state of [`GaussianAttention`][jaxattn.fields.GaussianAttention]: the covariance, then the mean as the last row."""
     mean = as_float_array(mean, "mean")
     covariance = as_float_array(covariance, "covariance")
     if mean.ndim != 1 or covariance.shape != (mean.shape[0], mean.shape[0]):
@@ -108,13 +108,13 @@ def gaussian_state(mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[Ar
 
 
 def gaussian_moments(state: Float[ArrayLike, "*batch d1 d"]) -> tuple[Float[Array, "*batch d"], Float[Array, "*batch d d"]]:
-    """(mean, covariance) of one state or a stack of states (e.g. ``Trajectory.xs``) of :class:`GaussianAttention`."""
+    """(mean, covariance) of one state or a stack of states (e.g. ``Trajectory.xs``) of [`GaussianAttention`][jaxattn.fields.GaussianAttention]."""
     state = jnp.asarray(state)
     return state[..., -1, :], state[..., :-1, :]
 
 
 def empirical_gaussian_state(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch d1 d"]:
-    """The state (mean, covariance with 1/n) of n tokens, to start or compare :class:`GaussianAttention`."""
+    """The state (mean, covariance with 1/n) of n tokens, to start or compare [`GaussianAttention`][jaxattn.fields.GaussianAttention]."""
     x = jnp.asarray(x)
     mean = jnp.mean(x, axis=-2)
     centred = x - mean[..., None, :]
@@ -129,10 +129,10 @@ class GaussianAttention(AbstractField):
         sinkhorn: dm/dt = V m,                 dSigma/dt = V S^T + S V^T,   S = Cov_pi(x, y),
 
     A = beta K^T Q. A configuration is the (d + 1, d) array ``gaussian_state(m, Sigma)`` on the manifold
-    :data:`jaxattn.manifolds.GAUSSIAN` (Sigma symmetric positive semidefinite); the field keeps Sigma exactly
+    `jaxattn.manifolds.GAUSSIAN` (Sigma symmetric positive semidefinite); the field keeps Sigma exactly
     symmetric.
-    :meth:`affine_velocity` gives the token velocity x -> M x + b of the mean-field Gamma, to compare
-    with particle fields (:class:`~jaxattn.EuclideanSelfAttention`, optionally with
+    [`affine_velocity`][jaxattn.fields.GaussianAttention.affine_velocity] gives the token velocity x -> M x + b of the mean-field Gamma, to compare
+    with particle fields ([`EuclideanSelfAttention`][jaxattn.EuclideanSelfAttention], optionally with
     ``normalisation=Sinkhorn(k)``).
 
     Args:

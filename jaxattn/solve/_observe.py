@@ -4,21 +4,20 @@ An ensemble sweep rarely needs the states themselves, only observables of them a
 times (the clustered-pair fraction of Geshkovski et al. 2023 (perspective) Figs 2-4, a cluster
 count, an energy). Saving the states costs O(batch x T x n x d) memory (250 MB per point of
 the paper-002 phase diagram at batch 128, d = 128, 61 saves) and is observed afterwards;
-:func:`observables_saveat` instead hands diffrax a ``SaveAt(ts=ts, fn=...)`` whose ``fn``
+`observables_saveat` instead hands diffrax a ``SaveAt(ts=ts, fn=...)`` whose ``fn``
 evaluates ``observe(t, x)`` on the (retracted) states at each save time inside the solve,
 so only O(batch x observables x T) numbers are kept.
 
 The states at a save time are the solver's dense interpolant, retracted to the sphere on the
 sphere (to diag(G) = 1 for Gram fields), i.e. exactly the states ``simulate`` saves with ``ts``; the
-observables therefore equal those of the saved states to round-off (a test). The observables travel through diffrax as one
-(batch, K) array per save time (the leaves of ``observe``'s output flattened and cast to the
-state's dtype; integers and booleans survive exactly, as they are small counts) and
-:func:`unflatten_observables` restores them as (batch, T, ...) arrays.
+observables therefore equal those of the saved states to round-off (a test). The observables travel
+through diffrax as the dict ``observe`` returns, each leaf in its own dtype (so an integer count stays
+an exact integer, also above 2^24 with float32 states, where a float32 would round it), and
+`unflatten_observables` returns them as (batch, T, ...) NumPy arrays.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 import diffrax
@@ -51,7 +50,7 @@ def as_observables(out, batch: int) -> dict:
 
 def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtypeStruct]:
     """The names, shapes (member axis first) and dtypes ``observe`` returns on states like ``x0``
-    (traced with :func:`jax.eval_shape`; nothing is computed)."""
+    (traced with `jax.eval_shape`; nothing is computed)."""
     t = jax.ShapeDtypeStruct((), x0.dtype)
     x = jax.ShapeDtypeStruct(x0.shape, x0.dtype)
     return as_observables(jax.eval_shape(observe, t, x), x0.shape[0])
@@ -59,14 +58,14 @@ def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtyp
 
 def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarray]:
     """``observe(t, x)`` at each saved time of the states ``xs`` (batch, T, ...), stacked to (batch, T, ...):
-    the same numbers as :func:`observables_saveat` inside the solve (to round-off)."""
+    the same numbers as `observables_saveat` inside the solve (to round-off)."""
     out = jax.vmap(lambda t, x: as_observables(observe(t, x), x.shape[0]), in_axes=(0, 1), out_axes=1)(ts, xs)
     return {key: np.asarray(value) for key, value in out.items()}
 
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
                        manifold: AbstractManifold, batched: bool) -> diffrax.SaveAt:
-    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
+    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` (a dict of member-first arrays) at each save time.
 
     ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
     is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``manifold``: the
@@ -77,7 +76,7 @@ def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.
 
 
 class _SaveObservables(eqx.Module):
-    """The ``SaveAt`` fn of :func:`observables_saveat`. A module rather than a closure: equal
+    """The ``SaveAt`` fn of `observables_saveat`. A module rather than a closure: equal
     arguments give an equal (static) ``SaveAt``, so repeated solves reuse one compilation as long
     as ``observe`` is the same object (or an equal ``eqx.Module``); a fresh closure per call would
     recompile every solve (measured: ~3 CPU s per call at n = 32, d = 128)."""
@@ -92,22 +91,11 @@ class _SaveObservables(eqx.Module):
         if not self.batched:
             x = x[None]
         out = as_observables(self.observe(t, x), x.shape[0])
-        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in self.names],
-                               axis=1)
-        return flat if self.batched else flat[0]
+        out = {key: jnp.asarray(out[key]) for key in self.names}
+        return out if self.batched else {key: value[0] for key, value in out.items()}
 
 
-def unflatten_observables(flat, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
-    """(batch, T, K) saved by :func:`observables_saveat` -> {name: (batch, T, ...)} NumPy arrays."""
-    flat = np.asarray(flat)
-    out, start = {}, 0
-    for key, leaf in structure.items():
-        size = math.prod(leaf.shape[1:])
-        part = flat[..., start:start + size].reshape(flat.shape[:2] + leaf.shape[1:])
-        if np.issubdtype(leaf.dtype, np.bool_):
-            part = part > 0.5
-        elif not np.issubdtype(leaf.dtype, np.floating):
-            part = np.rint(part)
-        out[key] = part.astype(leaf.dtype)
-        start += size
-    return out
+def unflatten_observables(saved, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
+    """The observables saved by `observables_saveat` ({name: (batch, T, ...)}, as ``simulate`` returns
+    them) as NumPy arrays of the dtypes ``observe`` returned."""
+    return {key: np.asarray(saved[key]).astype(leaf.dtype) for key, leaf in structure.items()}

@@ -4,14 +4,14 @@ One function per model of the field that jaxattn runs besides the five papers it
 plain NumPy arrays (a dict) for one figure, at a size set by its arguments (the notebook's fast mode passes
 smaller ones):
 
-* :func:`sinkhorn_marginals`, :func:`sinkformer_energy`, :func:`sphere_phase_diagram` — Sinkhorn attention
+* [`sinkhorn_marginals`][jaxattn.studies.field_models.sinkhorn_marginals], [`sinkformer_energy`][jaxattn.studies.field_models.sinkformer_energy], [`sphere_phase_diagram`][jaxattn.studies.field_models.sphere_phase_diagram] — Sinkhorn attention
   (Sander, Ablin, Blondel, Peyre, AISTATS 2022): convergence of the marginals, the causal limit I, the
   transport functional along the flow, clustering with softmax and Sinkhorn attention over (t, beta);
-* :func:`gaussian_rates` — the Gaussian covariance ODE (Castin et al., arXiv 2501.18322) against n tokens;
-* :func:`lost_in_middle` — ALiBi decay (Duerinckx, Geshkovski, Rossi, arXiv 2605.09213): retrieval profiles,
+* [`gaussian_rates`][jaxattn.studies.field_models.gaussian_rates] — the Gaussian covariance ODE (Castin et al., arXiv 2501.18322) against n tokens;
+* [`lost_in_middle`][jaxattn.studies.field_models.lost_in_middle] — ALiBi decay (Duerinckx, Geshkovski, Rossi, arXiv 2605.09213): retrieval profiles,
   critical time, particles;
-* :func:`long_context` — beta_n = gamma log n (Chen, Lin, Polyanskiy, Rigollet, arXiv 2510.05554);
-* :func:`metastable_example`, :func:`consensus_times`, :func:`staircase` — dynamic metastability
+* [`long_context`][jaxattn.studies.field_models.long_context] — beta_n = gamma log n (Chen, Lin, Polyanskiy, Rigollet, arXiv 2510.05554);
+* [`metastable_example`][jaxattn.studies.field_models.metastable_example], [`consensus_times`][jaxattn.studies.field_models.consensus_times], [`staircase`][jaxattn.studies.field_models.staircase] — dynamic metastability
   (Geshkovski, Koubbi, Polyanskiy, Rigollet, arXiv 2410.06833).
 """
 
@@ -145,7 +145,7 @@ def long_context(rho: float = 0.5, gammas: Sequence[float] = (1.0, 1.5, 2.0, 2.5
 
 
 def metastable_example(beta: float = 4.0, t1: float = 400.0, saves: int = 4001) -> dict:
-    """The authors' worked example: (SA) on S^1, n = 5, from :data:`METASTABLE_START`; energy, merge times, levels."""
+    """The authors' worked example: (SA) on S^1, n = 5, from `METASTABLE_START`; energy, merge times, levels."""
     ts = np.linspace(0.0, t1, saves)
     traj = simulate(SelfAttention(beta), METASTABLE_START / np.linalg.norm(METASTABLE_START, axis=1, keepdims=True),
                     t1, ts=ts, rtol=1e-10, atol=1e-10)
@@ -168,6 +168,6 @@ def consensus_times(betas: Sequence[float] = (3.0, 3.5, 4.0, 4.5, 5.0), t1: floa
 
 
 def staircase(betas: Sequence[float] = (500.0, 4000.0)) -> dict:
-    """The glued staircase flow from :data:`STAIRCASE_START` at each beta, with the closed-form levels."""
+    """The glued staircase flow from `STAIRCASE_START` at each beta, with the closed-form levels."""
     flows = {beta: st.staircase_flow(STAIRCASE_START, beta) for beta in betas}
     return {"flows": flows, "levels": st.staircase_levels(embed_angles(STAIRCASE_START)).levels}
