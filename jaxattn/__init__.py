@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Kuramoto,
         RescaledSelfAttention,
         SelfAttention,
+        Sinkhorn,
         UnnormalisedSelfAttention,
     )
     from .grad import checkpointed_adjoint, fit, value_and_grad_of
@@ -58,6 +59,7 @@ __all__ = [
     "RescaledSelfAttention",
     "RetractingSolver",
     "SelfAttention",
+    "Sinkhorn",
     "SoftmaxTransformer",
     "SolverStepLimitError",
     "Trajectory",
@@ -88,7 +90,7 @@ _SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers"
 _EXPORTS = {
     **dict.fromkeys(["AbstractField", "CircleSelfAttention", "EuclideanSelfAttention", "FeedForward",
                      "FrozenCentresCircleAttention", "GramSelfAttention", "Kuramoto", "RescaledSelfAttention", "SelfAttention",
-                     "UnnormalisedSelfAttention"], "fields"),
+                     "Sinkhorn", "UnnormalisedSelfAttention"], "fields"),
     **dict.fromkeys(["checkpointed_adjoint", "fit", "value_and_grad_of"], "grad"),
     **dict.fromkeys(["HardmaxTransformer", "SoftmaxTransformer"], "layers"),
     "load_trajectory": "io",

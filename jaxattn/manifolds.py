@@ -33,8 +33,9 @@ shape[1] - 1``, constraint checks |u_i| = 1 and r_i > 0, a projection that proje
 
 Concrete manifolds: [`Sphere`][jaxattn.manifolds.Sphere] (tokens on S^{d-1}, (n, d)), [`Circle`][jaxattn.manifolds.Circle] (angles on S^1, (n,)),
 [`Euclidean`][jaxattn.manifolds.Euclidean] (tokens in R^d, (n, d)), [`Gram`][jaxattn.manifolds.Gram] (Gram matrices G = X X^T of n unit tokens,
-(n, n): symmetric, positive semidefinite, unit diagonal); module-level instances `SPHERE`,
-`CIRCLE`, `EUCLIDEAN`, `GRAM`, and [`as_manifold`][jaxattn.manifolds.as_manifold] for their names.
+(n, n): symmetric, positive semidefinite, unit diagonal), [`GaussianMoments`][jaxattn.manifolds.GaussianMoments] (the mean and covariance
+of a Gaussian, (d + 1, d)); module-level instances `SPHERE`, `CIRCLE`, `EUCLIDEAN`,
+`GRAM`, `GAUSSIAN`, and [`as_manifold`][jaxattn.manifolds.as_manifold] for their names.
 """
 
 
@@ -268,13 +269,61 @@ class Gram(AbstractManifold):
         return retract_to_unit_diagonal(x)
 
 
+def _symmetrise_covariance(x: Array) -> Array:
+    """The covariance block (all rows but the last) replaced by its symmetric part, the mean row kept."""
+    cov = x[..., :-1, :]
+    return jnp.concatenate([0.5 * (cov + jnp.swapaxes(cov, -1, -2)), x[..., -1:, :]], axis=-2)
+
+
+class GaussianMoments(AbstractManifold):
+    """The moments (m, Sigma) of a Gaussian N(m, Sigma) on R^d packed as one (d + 1, d) array: rows 0..d-1 the
+    covariance (symmetric positive semidefinite), row d the mean (``jaxattn.fields.gaussian_state``). The state of
+    [`jaxattn.fields.GaussianAttention`][jaxattn.fields.GaussianAttention]. Tangent vectors: a symmetric covariance block and any mean
+    (projection: the symmetric part); unconstrained in the solver, since that field keeps Sigma exactly
+    symmetric and the flow keeps it positive semidefinite up to blow-up."""
+
+    name: ClassVar[str] = "gaussian"
+    event_ndim: ClassVar[int] = 2
+    variable: ClassVar[str] = "moments"
+    event_dims: ClassVar[tuple[str, ...]] = ("row", "dim")
+    constrained: ClassVar[bool] = False
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2 or shape[0] != shape[1] + 1 or shape[1] < 1:
+            raise ValueError(f"a Gaussian state is one (d + 1, d) array: the covariance (d, d), then the mean as the "
+                             f"last row (jaxattn.fields.gaussian_state(m, Sigma)); got shape {shape}")
+
+    def token_dim(self, shape: tuple[int, ...]) -> int:
+        return shape[1]
+
+    def constraint_checks(self, x: ArrayLike, what: str = "x0") -> list[Check]:
+        m = xp(x)
+        cov = x[..., :-1, :]
+        scale = m.maximum(1.0, m.max(m.abs(cov)))
+        asym = m.max(m.abs(cov - m.swapaxes(cov, -1, -2))) / scale
+        sym = Check(asym > SPHERE_TOLERANCE, f"the covariance block of {what} must be symmetric (relative "
+                    f"tolerance {SPHERE_TOLERANCE}){{got}}; build the state with jaxattn.fields.gaussian_state(m, Sigma)",
+                    lambda: f"max |Sigma - Sigma^T| / max |Sigma| = {float(asym):.3g}")
+        lowest = m.min(m.linalg.eigvalsh(0.5 * (cov + m.swapaxes(cov, -1, -2)))) / scale
+        psd = Check(lowest < -SPHERE_TOLERANCE, f"the covariance block of {what} must be positive semidefinite{{got}}",
+                    lambda: f"smallest eigenvalue / max |Sigma| = {float(lowest):.3g}")
+        return [sym, psd]
+
+    def project(self, x: Array, v: Array) -> Array:
+        return _symmetrise_covariance(v)
+
+    def retract(self, x: Array) -> Array:
+        return _symmetrise_covariance(x)
+
+
 SPHERE = Sphere()
 CIRCLE = Circle()
 EUCLIDEAN = Euclidean()
 GRAM = Gram()
+GAUSSIAN = GaussianMoments()
 
 #: the built-in manifolds by name ([`as_manifold`][jaxattn.manifolds.as_manifold])
-MANIFOLDS: dict[str, AbstractManifold] = {m.name: m for m in (SPHERE, CIRCLE, EUCLIDEAN, GRAM)}
+MANIFOLDS: dict[str, AbstractManifold] = {m.name: m for m in (SPHERE, CIRCLE, EUCLIDEAN, GRAM, GAUSSIAN)}
 
 
 def as_manifold(manifold: AbstractManifold | str) -> AbstractManifold:

@@ -16,7 +16,7 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import gamma, metastable, observables, renyi
+from . import gamma, long_context, lost_in_middle, metastable, observables, renyi, staircase
 from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
@@ -32,6 +32,7 @@ from .observables import (
     soft_min_inner_product,
     soft_time_to_cluster,
 )
+from .sinkhorn import sinkhorn_transport_cost
 from .renyi import (
     RENYI_CONSTANT,
     cap_fraction,
@@ -62,6 +63,8 @@ __all__ = [
     "gamma_trajectory",
     "interaction_g",
     "interaction_h",
+    "long_context",
+    "lost_in_middle",
     "lemma_5_1_bounds",
     "lemma_a2_bounds",
     "lemma_a2_conditions",
@@ -71,6 +74,8 @@ __all__ = [
     "observables",
     "renyi",
     "renyi_centres",
+    "sinkhorn_transport_cost",
+    "staircase",
     "soft_clustered_fraction",
     "soft_min_inner_product",
     "soft_time_to_cluster",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import abc
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -26,7 +26,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import as_finite_array, beta_rule, check_beta
 from ..manifolds import EUCLIDEAN, Euclidean
-from ._attention import attend, attention_weights
+from ._attention import Sinkhorn, attend, attention_weights, check_normalisation
 from ._base import AbstractField, parameter
 
 
@@ -43,7 +43,10 @@ class AbstractEuclideanAttention(AbstractField):
     """Attention in R^d with parameters Q, K, V, beta (module docstring).
 
     Fields and ``__init__`` live here; a concrete class supplies [`tokens`][jaxattn.fields.AbstractEuclideanAttention.tokens] (the tokens the
-    logits are computed from) and `velocity`.
+    logits are computed from) and `velocity`. ``normalisation=jaxattn.fields.Sinkhorn(k)``
+    replaces the row softmax P by doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
+    "Sinkformers", AISTATS 2022): rows and columns of P sum to 1 (rows exactly, columns after k
+    Sinkhorn iterations; [`Sinkhorn`][jaxattn.Sinkhorn]).
     """
 
     Q: Float[Array, "m d"] = parameter(logit="matrix")
@@ -52,12 +55,15 @@ class AbstractEuclideanAttention(AbstractField):
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
+    normalisation: Literal["softmax"] | Sinkhorn = eqx.field(static=True)
 
     manifold: ClassVar[Euclidean] = EUCLIDEAN
     num_tokens: ClassVar[None] = None
 
     def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *, beta: float | ArrayLike = 1.0,
-                 causal: bool = False, block_size: int | None = None):
+                 causal: bool = False, block_size: int | None = None,
+                 normalisation: Literal["softmax"] | Sinkhorn | str = "softmax"):
+        self.normalisation = check_normalisation(normalisation, ("softmax",))
         self.V = _matrix(V, "V", square=True)
         d = self.V.shape[0]
         self.Q = _matrix(Q, "Q", d)
@@ -79,11 +85,12 @@ class AbstractEuclideanAttention(AbstractField):
     def attention_matrix(self, t, x: Float[Array, "n d"]) -> Float[Array, "1 n n"]:
         """P(t), Geshkovski et al. 2023 (emergence) eq. (1.2) (the same in the original and the rescaled frame)."""
         y = self.tokens(t, x)
-        return attention_weights(self.beta * (y @ self.Q.T) @ (y @ self.K.T).T, causal=self.causal)[None]
+        return attention_weights(self.beta * (y @ self.Q.T) @ (y @ self.K.T).T, causal=self.causal,
+                                 normalisation=self.normalisation)[None]
 
     def _attend(self, y, values):
         return attend(self.beta * (y @ self.Q.T), y @ self.K.T, values,
-                      causal=self.causal, block_size=self.block_size)
+                      causal=self.causal, block_size=self.block_size, normalisation=self.normalisation)
 
 
 class EuclideanSelfAttention(AbstractEuclideanAttention):

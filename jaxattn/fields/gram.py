@@ -82,11 +82,12 @@ def gram_of(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
 
 def closes_on_gram(field: AbstractField) -> bool:
     """Whether ``field``'s dynamics close on G = X X^T as [`GramSelfAttention`][jaxattn.GramSelfAttention]: (SA) with Q = K = V = I,
-    no causal mask, no feed-forward sublayer (module docstring)."""
+    softmax attention (not [`Sinkhorn`][jaxattn.Sinkhorn]), no causal mask, no feed-forward sublayer (module
+    docstring)."""
     from .sphere import SelfAttention
 
     return (isinstance(field, SelfAttention) and field.Q is None and field.K is None and field.V is None
-            and not field.causal and field.feedforward is None)
+            and not field.causal and field.feedforward is None and field.normalisation == "softmax")
 
 
 def prefers_gram(exact: bool, n: int, d: int, formulation: str = "auto") -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -25,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import as_finite_array, as_float_array, beta_rule, check_beta, is_concrete
 from ..manifolds import SPHERE, Sphere
-from ._attention import Normalisation, attend, attention_weights
+from ._attention import Normalisation, Sinkhorn, attend, attention_weights, check_normalisation
 from ._base import AbstractField, parameter, tangent_projection
 from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
@@ -132,7 +132,8 @@ class AbstractSphereAttention(AbstractField):
 
     The fields below are shared by both concrete classes and set by their ``__init__``
     (through one validation function); a concrete class supplies `normalisation`
-    (``"softmax"`` or ``"mean"``, see [`jaxattn.fields.attend`][jaxattn.fields.attend]) and [`log_shift`][jaxattn.fields.AbstractSphereAttention.log_shift].
+    (``"softmax"``, ``"mean"`` or a [`Sinkhorn`][jaxattn.Sinkhorn], see [`jaxattn.fields.attend`][jaxattn.fields.attend])
+    and [`log_shift`][jaxattn.fields.AbstractSphereAttention.log_shift].
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -149,7 +150,7 @@ class AbstractSphereAttention(AbstractField):
 
     manifold: ClassVar[Sphere] = SPHERE
     num_tokens: ClassVar[None] = None
-    normalisation: eqx.AbstractClassVar[Normalisation]
+    normalisation: eqx.AbstractVar[Normalisation]
 
     @abc.abstractmethod
     def log_shift(self) -> Float[ArrayLike, ""]:
@@ -221,14 +222,23 @@ class SelfAttention(AbstractSphereAttention):
     non-causal) evaluates the field in O(n L^2) with the spherical-harmonic addition theorem
     to within ``harmonics_tol`` (see `jaxattn.fields._harmonics`); it is faster than
     the dense O(n^2) kernel above n ~ 2000.
+
+    ``normalisation=jaxattn.fields.Sinkhorn(k)`` replaces the row softmax by doubly stochastic
+    attention (Sander, Ablin, Blondel, Peyre, "Sinkformers", AISTATS 2022):
+    A = diag(e^u) exp(beta <Q x_i, K x_j>) diag(e^v) with rows and columns summing to 1 after k
+    log-domain Sinkhorn row normalisations ([`Sinkhorn`][jaxattn.Sinkhorn]; dense evaluator only).
     """
 
-    normalisation = "softmax"
+    normalisation: Literal["softmax"] | Sinkhorn = eqx.field(static=True)
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
                  V: ArrayLike | Sequence | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
                  block_size: int | None = None, evaluator: str = "dense",
-                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
+                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None,
+                 normalisation: Literal["softmax"] | Sinkhorn | str = "softmax"):
+        self.normalisation = check_normalisation(normalisation, ("softmax",))
+        if isinstance(self.normalisation, Sinkhorn) and evaluator != "dense":
+            raise ValueError(f"Sinkhorn attention is evaluated by the dense kernel only; got evaluator={evaluator!r}")
         _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
                                harmonics_degree)
 
