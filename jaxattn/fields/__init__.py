@@ -41,6 +41,18 @@ from .euclidean import (
     EuclideanSelfAttention as EuclideanSelfAttention,
     RescaledSelfAttention as RescaledSelfAttention,
 )
+from .normalised import (
+    NGPT as NGPT,
+    AbstractNormalisation as AbstractNormalisation,
+    MixLN as MixLN,
+    NormalisedSelfAttention as NormalisedSelfAttention,
+    PeriLN as PeriLN,
+    PostLN as PostLN,
+    PreLN as PreLN,
+    SqrtScaling as SqrtScaling,
+    cartesian as cartesian,
+    polar as polar,
+)
 from .sphere import (
     AbstractSphereAttention as AbstractSphereAttention,
     FeedForward as FeedForward,
