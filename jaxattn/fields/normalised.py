@@ -54,25 +54,25 @@ from ._base import AbstractField, tangent_projection
 from .sphere import SelfAttention, UnnormalisedSelfAttention
 
 
-def polar(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch n d+1"]:
+def polar(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch n _"]:
     """Tokens x_i in R^d -> the state [theta_i, r_i] with theta_i = x_i / |x_i|, r_i = |x_i| (x_i != 0)."""
     x = jnp.asarray(x)
     r = jnp.linalg.norm(x, axis=-1, keepdims=True)
     return jnp.concatenate([x / r, r], axis=-1)
 
 
-def cartesian(state: Float[ArrayLike, "*batch n d+1"]) -> Float[Array, "*batch n d"]:
+def cartesian(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n _"]:
     """The state [theta_i, r_i] -> tokens x_i = r_i theta_i."""
     state = jnp.asarray(state)
     return state[..., :-1] * state[..., -1:]
 
 
-def directions(state: Float[ArrayLike, "*batch n d+1"]) -> Float[Array, "*batch n d"]:
+def directions(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n _"]:
     """The unit directions theta_i of a state [theta_i, r_i]."""
     return jnp.asarray(state)[..., :-1]
 
 
-def radii(state: Float[ArrayLike, "*batch n d+1"]) -> Float[Array, "*batch n"]:
+def radii(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n"]:
     """The radii r_i of a state [theta_i, r_i]."""
     return jnp.asarray(state)[..., -1]
 
@@ -221,7 +221,7 @@ class NormalisedSelfAttention(AbstractField):
     manifold = "direction_radius"
     num_tokens: ClassVar[None] = None
 
-    def __init__(self, beta: float | ArrayLike, scheme: AbstractNormalisation | None = None,
+    def __init__(self, beta: float | ArrayLike, scheme: object = None,  # checked below, with its own TypeError
                  Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
                  V: ArrayLike | Sequence | None = None, *, unnormalised: bool = False, causal: bool = False,
                  block_size: int | None = None):

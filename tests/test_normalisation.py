@@ -1,0 +1,238 @@
+"""Normalisation schemes as speed regulation (Karagodin, Ge, Polyanskiy, Rigollet 2025; Rigollet 2025, §5.2):
+the field against a NumPy double loop, the equiangular reduction and its closed forms at beta = 0, and the
+asymptotic rates reproduced from particle runs (docs/normalisation.md).
+
+Oracles: a NumPy double loop of eq. (NA) with the speed factors of the schemes, an independent SciPy solve of
+the scalar equiangular ODEs written out below, and closed forms at beta = 0 derived by hand (docs/normalisation.md,
+"Equiangular reduction").
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
+
+import jaxattn
+from jaxattn.analysis.equiangular import clustering_rate, equiangular_rhs, equiangular_trajectory
+from jaxattn.fields import (
+    NGPT,
+    MixLN,
+    NormalisedSelfAttention,
+    PeriLN,
+    PostLN,
+    PreLN,
+    SqrtScaling,
+    cartesian,
+    polar,
+)
+
+ALPHA, TAU = 0.2, 1.0
+SCHEMES = {"post": PostLN(), "pre": PreLN(), "peri": PeriLN(), "mix": MixLN(TAU), "ngpt": NGPT(ALPHA),
+           "sqrt": SqrtScaling()}
+
+
+# ------------------------------------------------------------------------------------------ NumPy oracles
+
+
+def numpy_field(x, t, scheme, beta, Q=None, K=None, V=None, causal=False, unnormalised=False):
+    """Eq. (NA) with the speed factors and radial rates of the schemes, token by token (double loop)."""
+    n, d1 = x.shape
+    d = d1 - 1
+    theta, r = x[:, :d], x[:, d]
+    H = 1 if V is None else V.shape[0]
+    Q = np.stack([np.eye(d)] * H) if Q is None else Q
+    K = np.stack([np.eye(d)] * H) if K is None else K
+    V = np.stack([np.eye(d)] * H) if V is None else V
+    out = np.zeros_like(x)
+    for i in range(n):
+        A = np.zeros(d)
+        for h in range(H):
+            js = range(i + 1) if causal else range(n)
+            w = np.array([math.exp(beta * (Q[h] @ theta[i]) @ (K[h] @ theta[j])) for j in js])
+            norm = len(w) if unnormalised else w.sum()
+            A += sum(w[k] * (V[h] @ theta[j]) for k, j in enumerate(js)) / norm
+        a, nA = theta[i] @ A, np.linalg.norm(A)
+        s, rdot = {
+            "post": (1.0, 0.0), "pre": (r[i], a), "peri": (r[i] * nA, a / nA), "ngpt": (nA / ALPHA, 0.0),
+            "sqrt": (math.sqrt(t + 1), 0.0), "mix": (1.0, 0.0) if t <= TAU else (r[i], a),
+        }[scheme]
+        out[i, :d] = (A - a * theta[i]) / s
+        out[i, d] = rdot
+    return out
+
+
+def scalar_rhs(name, beta, n, t, y):
+    """(drho/dt, dr/dt) of the scalar equiangular ODE of each scheme (docs/normalisation.md)."""
+    rho, r = y
+    Z = math.exp(beta) + (n - 1) * math.exp(beta * rho)
+    F = 2 * math.exp(beta * rho) * (1 - rho) * ((n - 1) * rho + 1) / Z
+    a = (math.exp(beta) + (n - 1) * rho * math.exp(beta * rho)) / Z
+    nA = math.sqrt(math.exp(2 * beta) + 2 * (n - 1) * rho * math.exp(beta * (1 + rho))
+                   + math.exp(2 * beta * rho) * (n - 1) * (1 + (n - 2) * rho)) / Z
+    return {"post": (F, 0.0), "pre": (F / r, a), "peri": (F / (r * nA), a / nA), "ngpt": (ALPHA * F / nA, 0.0),
+            "sqrt": (F / math.sqrt(t + 1), 0.0), "mix": (F, 0.0) if t <= TAU else (F / r, a)}[name]
+
+
+def equiangular_scipy(name, beta, n, ts, rho0=0.0, r0=1.0):
+    """(rho, r) at ts from the scalar ODE, SciPy DOP853."""
+    sol = solve_ivp(lambda t, y: scalar_rhs(name, beta, n, t, y), (0, ts[-1]), [rho0, r0], t_eval=ts,
+                    method="DOP853", rtol=1e-12, atol=1e-14)
+    return sol.y
+
+
+def beta_zero_closed_form(scheme, t, n):
+    """rho(t) at beta = 0 from rho(0) = 0, r(0) = 1 (derived in docs/normalisation.md)."""
+    if scheme == "post":
+        return (math.exp(2 * t) - 1) / (math.exp(2 * t) + n - 1)
+    if scheme == "peri":
+        return 1 - 1 / ((t + n**-0.5) ** 2 + (n - 1) / n)
+    if scheme == "ngpt":
+        return (n * math.tanh(ALPHA * t + math.atanh(n**-0.5)) ** 2 - 1) / (n - 1)
+    if scheme == "pre":  # 1 - rho = 1 / r^2, t = (r - 1) + (sqrt(c)/2) log[((r - sqrt c)(1 + sqrt c)) / ((r + sqrt c)(1 - sqrt c))]
+        sc = math.sqrt((n - 1) / n)
+
+        def time_of(r):
+            return (r - 1) + sc / 2 * math.log((r - sc) * (1 + sc) / ((r + sc) * (1 - sc))) - t
+
+        return 1 - 1 / brentq(time_of, 1.0, t + 2.0, xtol=1e-15, rtol=1e-15) ** 2
+    raise ValueError(scheme)
+
+
+# ----------------------------------------------------------------------------------------------- the field
+
+
+def random_state(key, n, d, radius=True):
+    k1, k2 = jax.random.split(key)
+    theta = jaxattn.initial.uniform_sphere(k1, n, d)
+    r = jax.random.uniform(k2, (n,), minval=0.5, maxval=2.0) if radius else jnp.ones(n)
+    return jnp.concatenate([theta, r[:, None]], axis=1)
+
+
+@pytest.mark.parametrize("name", list(SCHEMES))
+@pytest.mark.parametrize("t", [0.5, 2.0])
+def test_velocity_matches_numpy_double_loop(key, name, t):
+    x = random_state(key, 7, 4)
+    got = NormalisedSelfAttention(1.7, SCHEMES[name])(t, x)
+    np.testing.assert_allclose(got, numpy_field(np.asarray(x), t, name, 1.7), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["pre", "peri", "ngpt"])
+def test_velocity_heads_causal_unnormalised(key, name):
+    """Two heads with random Q, K, V, a causal mask, and (USA) attention: the same double loop."""
+    k1, k2 = jax.random.split(key)
+    n, d, H = 6, 3, 2
+    x = random_state(k1, n, d)
+    Q, K, V = (np.asarray(jax.random.normal(k, (H, d, d))) / d for k in jax.random.split(k2, 3))
+    for unnormalised in (False, True):
+        field = NormalisedSelfAttention(2.0, SCHEMES[name], Q, K, V, causal=True, unnormalised=unnormalised)
+        expected = numpy_field(np.asarray(x), 1.0, name, 2.0, Q, K, V, causal=True, unnormalised=unnormalised)
+        np.testing.assert_allclose(field(1.0, x), expected, rtol=0, atol=1e-13)
+
+
+def test_post_ln_is_self_attention(key):
+    """Post-LN moves the directions by (SA) (and (USA) when unnormalised) and keeps every radius."""
+    x = random_state(key, 9, 5)
+    for unnormalised, plain in ((False, jaxattn.SelfAttention(3.0)), (True, jaxattn.UnnormalisedSelfAttention(3.0))):
+        v = NormalisedSelfAttention(3.0, PostLN(), unnormalised=unnormalised)(0.3, x)
+        np.testing.assert_allclose(v[:, :-1], plain(0.3, x[:, :-1]), rtol=0, atol=1e-14)
+        np.testing.assert_array_equal(v[:, -1], 0.0)
+
+
+def test_polar_cartesian_roundtrip(key):
+    x = 3.0 * jax.random.normal(key, (5, 4))
+    s = polar(x)
+    np.testing.assert_allclose(np.linalg.norm(s[:, :-1], axis=1), 1.0, atol=1e-15)
+    np.testing.assert_allclose(cartesian(s), x, atol=1e-14)
+
+
+def test_pre_and_peri_ln_are_the_ambient_equations(key):
+    """Polar form = ambient form: d(r theta)/dt = A(theta) (Pre-LN) and A/|A| (Peri-LN), Rigollet 2025 §5.2."""
+    x = random_state(key, 6, 4)
+    theta, r = x[:, :-1], x[:, -1:]
+    A = jaxattn.SelfAttention(1.2).attention_output(theta)
+    for scheme, ambient in ((PreLN(), A), (PeriLN(), A / jnp.linalg.norm(A, axis=-1, keepdims=True))):
+        v = NormalisedSelfAttention(1.2, scheme)(0.0, x)
+        np.testing.assert_allclose(v[:, -1:] * theta + r * v[:, :-1], ambient, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------- the equiangular reduction
+
+
+@pytest.mark.parametrize("beta", [1.0, 4.0])
+def test_equiangular_trajectory_matches_scipy(beta):
+    ts = np.array([0.5, 1, 2, 5, 10, 20, 50.0])
+    for name, scheme in SCHEMES.items():
+        rho, r = equiangular_scipy(name, beta, 8, ts)
+        eps, r_got = equiangular_trajectory(scheme, beta, 8, ts)
+        np.testing.assert_allclose(1 - np.asarray(eps), rho, rtol=0, atol=2e-9, err_msg=name)
+        np.testing.assert_allclose(r_got, r, rtol=1e-9, err_msg=name)
+
+
+def test_equiangular_spot_values():
+    """Spot values at n = 8, beta = 1 (to 1e-6): rho_Pre(5), rho_Peri(5), r_Pre(50)."""
+    eps, _ = equiangular_trajectory(PreLN(), 1.0, 8, [5.0])
+    assert abs(1 - float(eps[0]) - 0.924026) < 1e-6
+    eps, _ = equiangular_trajectory(PeriLN(), 1.0, 8, [5.0])
+    assert abs(1 - float(eps[0]) - 0.948833) < 1e-6
+    _, r = equiangular_trajectory(PreLN(), 1.0, 8, [50.0])
+    assert abs(float(r[0]) - 49.1920) < 1e-4
+
+
+def test_equiangular_rhs_matches_scalar_rhs():
+    for name, scheme in SCHEMES.items():
+        for t, rho, r in ((0.5, 0.3, 1.2), (3.0, 0.9, 4.0), (2.0, -0.1, 0.7)):
+            drho, dr = equiangular_rhs(t, rho, r, scheme, 2.0, 5)
+            np.testing.assert_allclose([float(drho), float(dr)], scalar_rhs(name, 2.0, 5, t, (rho, r)),
+                                       rtol=1e-13, atol=1e-15, err_msg=name)
+            drho, _ = equiangular_rhs(t, rho, r, PostLN(), 2.0, 5, unnormalised=True)  # (USA): (2/n) e^{beta rho}...
+            assert abs(float(drho) - 2 / 5 * math.exp(2.0 * rho) * (1 - rho) * (4 * rho + 1)) < 1e-13
+
+
+@pytest.mark.parametrize("name", ["post", "pre", "peri", "ngpt"])
+def test_beta_zero_closed_forms(name):  # F-02
+    ts = np.array([0.5, 1, 2, 5, 10.0])
+    eps, r = equiangular_trajectory(SCHEMES[name], 0.0, 8, ts)
+    expected = np.array([beta_zero_closed_form(name, t, 8) for t in ts])
+    np.testing.assert_allclose(1 - np.asarray(eps), expected, rtol=0, atol=1e-9)
+    if name in ("pre", "peri"):  # 1 - rho = 1/r^2 at beta = 0
+        np.testing.assert_allclose(np.asarray(eps) * np.asarray(r) ** 2, 1.0, rtol=1e-9)
+    if name == "peri":
+        assert abs(beta_zero_closed_form("peri", 2.0, 8) - 0.8440962418) < 1e-10
+
+
+def test_clustering_rate_of_exact_laws():
+    ts = np.linspace(10, 20, 101)
+    np.testing.assert_allclose(clustering_rate(ts, 3 * np.exp(-2 * ts)), 2.0, rtol=1e-12)
+    np.testing.assert_allclose(clustering_rate(ts, 3 / ts**2, speed=ts)[1:-1], 2.0, rtol=1e-3)
+    with pytest.raises(ValueError, match="1 - rho must be > 0"):
+        clustering_rate(ts, np.zeros_like(ts))
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: NGPT(0.0), "alpha"), (lambda: NGPT(-1.0), "alpha"), (lambda: NGPT(float("nan")), "alpha"),
+    (lambda: MixLN(0.0), "tau"), (lambda: MixLN(float("inf")), "tau"), (lambda: NGPT(np.array([0.1, 0.2])), "scalar"),
+    (lambda: NormalisedSelfAttention(1.0, "preln"), "scheme must be a normalisation scheme"),
+    (lambda: NormalisedSelfAttention(-1.0, PreLN()), "beta"),
+    (lambda: NormalisedSelfAttention(float("nan"), PreLN()), "beta"),
+])
+def test_bad_parameters_raise_eagerly(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_equiangular_bad_arguments():
+    with pytest.raises(ValueError, match="rho0"):
+        equiangular_trajectory(PreLN(), 1.0, 8, [1.0], rho0=1.0)
+    with pytest.raises(ValueError, match="r0"):
+        equiangular_trajectory(PreLN(), 1.0, 8, [1.0], r0=0.0)
+    with pytest.raises(ValueError, match="beta"):
+        equiangular_trajectory(PreLN(), -1.0, 8, [1.0])
+    with pytest.raises(TypeError, match="scheme"):
+        equiangular_trajectory("preln", 1.0, 8, [1.0])
