@@ -51,7 +51,15 @@ from .normalised import (
     PreLN as PreLN,
     SqrtScaling as SqrtScaling,
     cartesian as cartesian,
+    directions as directions,
     polar as polar,
+    radii as radii,
+)
+from .random_weights import (
+    KQ_ENSEMBLES as KQ_ENSEMBLES,
+    VALUE_ENSEMBLES as VALUE_ENSEMBLES,
+    RandomWeights as RandomWeights,
+    random_attention_matrices as random_attention_matrices,
 )
 from .sphere import (
     AbstractSphereAttention as AbstractSphereAttention,

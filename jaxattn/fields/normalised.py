@@ -51,6 +51,7 @@ from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._validate import as_float_array, check_positive
 from ._base import AbstractField, tangent_projection
+from .random_weights import RandomWeights
 from .sphere import SelfAttention, UnnormalisedSelfAttention
 
 
@@ -213,10 +214,14 @@ class NormalisedSelfAttention(AbstractField):
 
     A configuration is (n, d + 1): directions in the first d columns, radii > 0 in the last
     (:func:`polar` of tokens in R^d).
+
+    ``weights``: instead of fixed Q, K, V, random heads re-drawn every ``weights.period`` time units
+    (:class:`~jaxattn.fields.RandomWeights`; piecewise constant in time, drawn inside the field).
     """
 
     attention: SelfAttention | UnnormalisedSelfAttention
     scheme: AbstractNormalisation
+    weights: RandomWeights | None
 
     manifold = "direction_radius"
     num_tokens: ClassVar[None] = None
@@ -224,14 +229,21 @@ class NormalisedSelfAttention(AbstractField):
     def __init__(self, beta: float | ArrayLike, scheme: object = None,  # checked below, with its own TypeError
                  Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
                  V: ArrayLike | Sequence | None = None, *, unnormalised: bool = False, causal: bool = False,
-                 block_size: int | None = None):
+                 block_size: int | None = None, weights: RandomWeights | None = None):
         scheme = PreLN() if scheme is None else scheme
         if not isinstance(scheme, AbstractNormalisation):
             raise TypeError("scheme must be a normalisation scheme (PostLN(), PreLN(), PeriLN(), MixLN(tau), "
                             f"NGPT(alpha), SqrtScaling()), got {type(scheme).__name__}")
+        if weights is not None:
+            if not isinstance(weights, RandomWeights):
+                raise TypeError(f"weights must be a jaxattn.fields.RandomWeights, got {type(weights).__name__}")
+            if Q is not None or K is not None or V is not None:
+                raise ValueError("pass either Q, K, V or random weights, not both")
+            Q = K = V = jnp.broadcast_to(jnp.eye(weights.dim), (weights.heads, weights.dim, weights.dim))
         cls = UnnormalisedSelfAttention if unnormalised else SelfAttention
         self.attention = cls(beta, Q, K, V, causal=causal, block_size=block_size)
         self.scheme = scheme
+        self.weights = weights
 
     @property
     def beta(self) -> Float[Array, ""]:
@@ -242,13 +254,19 @@ class NormalisedSelfAttention(AbstractField):
         d = self.attention.dim
         return None if d is None else d + 1
 
-    def attention_vector(self, theta: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        """A_i(Theta), the attention output at the directions (before any projection)."""
-        return self.attention.attention_output(theta)
+    def attention_at(self, t: Real[ArrayLike, ""]) -> SelfAttention | UnnormalisedSelfAttention:
+        """The attention in force at time t (its Q, K, V drawn from :attr:`weights` when there are any)."""
+        if self.weights is None:
+            return self.attention
+        return eqx.tree_at(lambda a: (a.Q, a.K, a.V), self.attention, self.weights.at(t))
+
+    def attention_vector(self, t: Real[ArrayLike, ""], theta: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """A_i(Theta) at time t, the attention output at the directions (before any projection)."""
+        return self.attention_at(t).attention_output(theta)
 
     def velocity(self, t, x: Float[Array, "n d1"]) -> Float[Array, "n d1"]:
         theta, r = x[:, :-1], x[:, -1]
-        A = self.attention_vector(theta)
+        A = self.attention_vector(t, theta)
         a = jnp.sum(theta * A, axis=-1)
         norm_a = jnp.linalg.norm(A, axis=-1)
         s = self.scheme.speed(t, r, norm_a)
