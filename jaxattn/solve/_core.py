@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField
 from ._guard import NonFiniteGuard
-from ._retract import RetractingSolver, retraction
+from ._retract import RetractingSolver
 from ._trajectory import SolverStats
 
 #: how one call integrates x0: one configuration, or an ensemble by one of the strategies
@@ -66,8 +66,8 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     """
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
-    retract = retraction(field.manifold)
-    solver = config.solver if retract is None else RetractingSolver(config.solver, retract)
+    manifold = field.manifold
+    solver = RetractingSolver(config.solver, manifold.retract) if manifold.constrained else config.solver
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
     solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
     event = None
@@ -128,15 +128,15 @@ def _saved_states(field, sol, ts, batched):
         xs = jnp.moveaxis(xs, 0, 1)
     # save times after the event hold the state at the event
     reached = ts <= t_last
+    manifold = field.manifold
     if batched:
-        mask = reached.reshape((1, -1) + (1,) * field.event_ndim)
+        mask = reached.reshape((1, -1) + (1,) * manifold.event_ndim)
         xs = jnp.where(mask, xs, x_last[:, None])
     else:
-        mask = reached.reshape((-1,) + (1,) * field.event_ndim)
+        mask = reached.reshape((-1,) + (1,) * manifold.event_ndim)
         xs = jnp.where(mask, xs, x_last[None])
-    retract = retraction(field.manifold)
-    if retract is not None:
-        xs, x_last = retract(xs), retract(x_last)
+    if manifold.constrained:
+        xs, x_last = manifold.retract(xs), manifold.retract(x_last)
     return xs, x_last, t_last
 
 
@@ -147,7 +147,7 @@ def _custom_save_output(field, sol, batched):
     if batched:
         ys = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, 1) if a.ndim > 1 else a, ys)
     # states saved as is (batch, T, n, d) / (T, n, d); not e.g. observables saved by a SaveAt(fn=...)
-    retract = retraction(field.manifold)
-    if retract is not None and eqx.is_array(ys) and ys.ndim == field.event_ndim + (2 if batched else 1):
-        ys = jnp.where(jnp.isfinite(ys), retract(ys), ys)
+    manifold = field.manifold
+    if manifold.constrained and eqx.is_array(ys) and ys.ndim == manifold.event_ndim + (2 if batched else 1):
+        ys = jnp.where(jnp.isfinite(ys), manifold.retract(ys), ys)
     return ts, ys, t_last

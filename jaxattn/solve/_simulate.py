@@ -32,6 +32,7 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -43,8 +44,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Real
 
-from .._validate import is_concrete
-from ..fields import SPHERE_TOLERANCE, AbstractField
+from .._validate import enforce, is_concrete
+from ..fields import AbstractField
 from ._core import SolveConfig, SolveOutput
 from ._observe import observable_structure, observables_saveat, unflatten_observables
 from ._ensemble import (
@@ -58,7 +59,6 @@ from ._ensemble import (
     solve_chunked,
     solve_jit,
 )
-from ._retract import retraction
 from ._trajectory import Trajectory
 
 DEFAULT_RTOL = 1e-6
@@ -82,7 +82,8 @@ class NonFiniteStateError(FloatingPointError):
 
 
 def check_initial_tokens(field: AbstractField, x0: Array) -> None:
-    """Host-side checks of concrete initial tokens: finite, and on the sphere for sphere fields.
+    """Host-side checks of concrete initial tokens: finite, and on the field's manifold
+    (:meth:`jaxattn.manifolds.AbstractManifold.configuration_checks`: the unit sphere, a Gram matrix).
 
     An array sharded over several processes (``jax.distributed``) is checked by each process
     on the members it holds."""
@@ -90,24 +91,7 @@ def check_initial_tokens(field: AbstractField, x0: Array) -> None:
         x0_host = np.concatenate([np.asarray(shard.data) for shard in x0.addressable_shards])
     else:
         x0_host = np.asarray(x0)
-    if not np.all(np.isfinite(x0_host)):
-        raise ValueError("x0 contains NaN or inf; pass finite initial tokens")
-    if field.manifold == "sphere":
-        drift = float(np.max(np.abs(np.linalg.norm(x0_host, axis=-1) - 1.0)))
-        if drift > SPHERE_TOLERANCE:
-            raise ValueError(
-                f"x0 is off the unit sphere: max | |x_i| - 1 | = {drift:.3g} > {SPHERE_TOLERANCE}. "
-                "Normalise it first with jaxattn.initial.project_to_sphere(x0)."
-            )
-    if field.manifold == "gram":
-        asym = float(np.max(np.abs(x0_host - np.swapaxes(x0_host, -1, -2))))
-        diag = float(np.max(np.abs(np.diagonal(x0_host, axis1=-2, axis2=-1) - 1.0)))
-        if asym > SPHERE_TOLERANCE or diag > SPHERE_TOLERANCE:
-            raise ValueError(
-                f"x0 is not a Gram matrix of unit tokens: max |G - G^T| = {asym:.3g}, max |G_ii - 1| = {diag:.3g} "
-                f"(tolerance {SPHERE_TOLERANCE}). Pass G0 = X0 X0^T of tokens on the sphere "
-                "(jaxattn.analysis.pairwise_inner_products(x0))."
-            )
+    enforce(field.manifold.configuration_checks(x0_host), None)
 
 
 def simulate(
@@ -209,8 +193,7 @@ def simulate(
         saveat=saveat, mode=ensemble if is_ensemble else "single", traced=not concrete,
     )
     field = _cast_floats(field, dtype)
-    if is_concrete(field):
-        _check_field_parameters(field, dtype)
+    x0 = enforce(field.parameter_checks(), x0, prefix="jaxattn.simulate: ")  # host, or traced: eqx.error_if
     t0a = jnp.asarray(t0, dtype=dtype)
     t1a = jnp.asarray(t1, dtype=dtype)
     if not concrete:  # the same checks on traced values, inside the user's jit/grad/vmap
@@ -219,8 +202,8 @@ def simulate(
             config = eqx.tree_at(lambda c: c.dt0, config, dt0)
     chunk = x0.shape[0]
     if is_ensemble and max_memory is not None and saveat is None:
-        d = 1 if len(shape) == 1 else shape[1]
-        per_member = ensemble_bytes_per_member(shape[0], d, ts.shape[0], jnp.dtype(dtype).itemsize)
+        per_member = ensemble_bytes_per_member(shape[0], math.prod(shape[1:]), ts.shape[0],
+                                               jnp.dtype(dtype).itemsize)
         chunk = max(1, int(max_memory // per_member))
     if is_ensemble and chunk < x0.shape[0]:
         out = solve_chunked(chunk, config, field, x0, t0a, t1a, ts)
@@ -270,22 +253,6 @@ def _check_tolerances(rtol, atol) -> None:
         )
 
 
-def _check_field_parameters(field: AbstractField, dtype) -> None:
-    """The field's floating parameters, cast to the tokens' dtype, are finite."""
-    bad = [_leaf_name(path) for path, leaf in jax.tree_util.tree_leaves_with_path(field)
-           if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating)
-           and not np.all(np.isfinite(np.asarray(leaf)))]
-    if bad:
-        hint = (f" after the cast to the tokens' dtype {jnp.dtype(dtype).name} (largest {jnp.finfo(dtype).max:.3g}): "
-                "use float64 tokens or smaller parameters" if jnp.finfo(dtype).bits < 64 else
-                ": rebuild the field with finite parameters")
-        raise ValueError(f"the field has NaN or inf parameters ({', '.join(bad)}){hint}")
-
-
-def _leaf_name(path) -> str:
-    return ".".join(str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k)))) for k in path)
-
-
 #: the eager checks' messages, reused by their traced twins (``equinox.error_if``)
 _MSG_T_FINITE = "t0 and t1 must be finite"
 _MSG_T_ORDER = "t1 must be greater than t0"
@@ -300,11 +267,7 @@ def _traced_checks(field, x0, t0a, t1a, ts, t0, t1, dt0, check_ts: bool):
         x0 = eqx.error_if(x0, pred, f"jaxattn.simulate: {message}")
 
     if not is_concrete(x0):
-        fail(~jnp.all(jnp.isfinite(x0)), "x0 contains NaN or inf; pass finite initial tokens")
-        if field.manifold == "sphere":
-            fail(jnp.max(jnp.abs(jnp.linalg.norm(x0, axis=-1) - 1.0)) > SPHERE_TOLERANCE,
-                 f"x0 is off the unit sphere (max | |x_i| - 1 | > {SPHERE_TOLERANCE}). "
-                 "Normalise it first with jaxattn.initial.project_to_sphere(x0).")
+        x0 = enforce(field.manifold.configuration_checks(x0), x0, prefix="jaxattn.simulate: ")
     if not is_concrete(t0, t1):
         fail(~(jnp.isfinite(t0a) & jnp.isfinite(t1a)), f"t1 must be finite ({_MSG_T_FINITE})")
         fail(~(t1a > t0a), f"{_MSG_T_ORDER}")
@@ -315,17 +278,6 @@ def _traced_checks(field, x0, t0a, t1a, ts, t0, t1, dt0, check_ts: bool):
     if dt0 is not None and not is_concrete(dt0):  # on dt0 itself: it runs before diffrax's own check
         dt0 = eqx.error_if(dt0, ~(jnp.isfinite(dt0) & (dt0 > 0)),
                            "jaxattn.simulate: dt0 must be finite and > 0 (the solve runs forwards from t0 to t1)")
-    beta = getattr(field, "beta", None)
-    if eqx.is_array(beta) and not is_concrete(beta):
-        fail(~jnp.all(jnp.isfinite(beta) & (beta > 0)),
-             "beta must be finite and > 0 (an inverse temperature). For the beta = 0 model use "
-             "jaxattn.Kuramoto on the circle or a small beta.")
-    if not is_concrete(field):
-        params = [leaf for leaf in jax.tree_util.tree_leaves(field)
-                  if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating)]
-        if params:
-            fail(~jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in params])),
-                 "the field has NaN or inf parameters (after the cast to the tokens' dtype)")
     return x0, t0a, t1a, ts, dt0
 
 
@@ -415,14 +367,8 @@ def nonfinite_causes(field: AbstractField, dtype) -> str:
     big = float(jnp.finfo(dtype).max)
     name = jnp.dtype(dtype).name
     causes = []
-    beta = getattr(field, "beta", None)
-    if eqx.is_array(beta) and is_concrete(field):
-        scale = float(np.max(np.abs(np.asarray(beta, dtype=float))))
-        for attr in ("Q", "K"):
-            M = getattr(field, attr, None)
-            if eqx.is_array(M):
-                M = np.asarray(M, dtype=float).reshape((-1,) + M.shape[-2:])
-                scale *= float(np.max(np.linalg.norm(M, ord=2, axis=(-2, -1))))
+    scale = field.logit_scale()
+    if scale is not None:
         if not scale < big / 4:
             causes.append(
                 f"the attention logits beta <Q x_i, K x_j> reach {scale:.3g}, beyond the {name} range "
@@ -497,7 +443,7 @@ def _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs
     t0 = simulate_kwargs.get("t0", 0.0)
     ts = _save_times(ts, None, None, t0, t1, x0s.dtype)
     structure = observable_structure(observe, x0s)
-    saveat = observables_saveat(observe, ts, structure, retract=retraction(field.manifold), batched=True)
+    saveat = observables_saveat(observe, ts, structure, manifold=field.manifold, batched=True)
     kwargs = dict(simulate_kwargs, ensemble="batched", saveat=saveat)
     traj = simulate(field, x0s, t1, **kwargs)
     out = {key: value[:batch] for key, value in unflatten_observables(traj.xs, structure).items()}
