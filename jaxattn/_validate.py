@@ -97,6 +97,13 @@ def finite_rule(value, name: str) -> Check:
                  lambda: f"{int(np.sum(~np.isfinite(np.asarray(value))))} NaN/inf entries")
 
 
+def positive_rule(value, name: str) -> Check:
+    """Every entry finite and > 0 (a rate, a time, a noise level, a radius)."""
+    m = xp(value)
+    v = m.asarray(value)
+    return Check(~m.all(m.isfinite(v) & (v > 0)), f"{name} must be finite and > 0{{got}}", lambda: _show(v))
+
+
 def as_float_array(value, name: str) -> Array:
     """Convert to a floating JAX array, keeping float32 inputs float32."""
     if isinstance(value, jax.core.Tracer):

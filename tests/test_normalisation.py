@@ -19,20 +19,28 @@ from scipy.optimize import brentq
 import jaxattn
 from jaxattn.analysis.equiangular import clustering_rate, equiangular_rhs, equiangular_trajectory
 from jaxattn.fields import (
-    NGPT,
-    MixLN,
-    NormalisedSelfAttention,
-    PeriLN,
-    PostLN,
-    PreLN,
-    SqrtScaling,
+    MixLNAttention,
+    NGPTAttention,
+    PeriLNAttention,
+    PostLNAttention,
+    PreLNAttention,
+    SqrtScaledAttention,
     cartesian,
     polar,
 )
 
 ALPHA, TAU = 0.2, 1.0
-SCHEMES = {"post": PostLN(), "pre": PreLN(), "peri": PeriLN(), "mix": MixLN(TAU), "ngpt": NGPT(ALPHA),
-           "sqrt": SqrtScaling()}
+
+
+def scheme(name, beta, *args, **kwargs):
+    """The field of scheme ``name`` (the names of the oracles below)."""
+    extra = {"mix": {"tau": TAU}, "ngpt": {"alpha": ALPHA}}.get(name, {})
+    cls = {"post": PostLNAttention, "pre": PreLNAttention, "peri": PeriLNAttention, "mix": MixLNAttention,
+           "ngpt": NGPTAttention, "sqrt": SqrtScaledAttention}[name]
+    return cls(beta, *args, **kwargs, **extra)
+
+
+SCHEMES = ["post", "pre", "peri", "mix", "ngpt", "sqrt"]
 
 
 # ------------------------------------------------------------------------------------------ NumPy oracles
@@ -112,11 +120,11 @@ def random_state(key, n, d, radius=True):
     return jnp.concatenate([theta, r[:, None]], axis=1)
 
 
-@pytest.mark.parametrize("name", list(SCHEMES))
+@pytest.mark.parametrize("name", SCHEMES)
 @pytest.mark.parametrize("t", [0.5, 2.0])
 def test_velocity_matches_numpy_double_loop(key, name, t):
     x = random_state(key, 7, 4)
-    got = NormalisedSelfAttention(1.7, SCHEMES[name])(t, x)
+    got = scheme(name, 1.7)(t, x)
     np.testing.assert_allclose(got, numpy_field(np.asarray(x), t, name, 1.7), rtol=0, atol=1e-13)
 
 
@@ -128,7 +136,7 @@ def test_velocity_heads_causal_unnormalised(key, name):
     x = random_state(k1, n, d)
     Q, K, V = (np.asarray(jax.random.normal(k, (H, d, d))) / d for k in jax.random.split(k2, 3))
     for unnormalised in (False, True):
-        field = NormalisedSelfAttention(2.0, SCHEMES[name], Q, K, V, causal=True, unnormalised=unnormalised)
+        field = scheme(name, 2.0, Q, K, V, causal=True, unnormalised=unnormalised)
         expected = numpy_field(np.asarray(x), 1.0, name, 2.0, Q, K, V, causal=True, unnormalised=unnormalised)
         np.testing.assert_allclose(field(1.0, x), expected, rtol=0, atol=1e-13)
 
@@ -137,7 +145,7 @@ def test_post_ln_is_self_attention(key):
     """Post-LN moves the directions by (SA) (and (USA) when unnormalised) and keeps every radius."""
     x = random_state(key, 9, 5)
     for unnormalised, plain in ((False, jaxattn.SelfAttention(3.0)), (True, jaxattn.UnnormalisedSelfAttention(3.0))):
-        v = NormalisedSelfAttention(3.0, PostLN(), unnormalised=unnormalised)(0.3, x)
+        v = PostLNAttention(3.0, unnormalised=unnormalised)(0.3, x)
         np.testing.assert_allclose(v[:, :-1], plain(0.3, x[:, :-1]), rtol=0, atol=1e-14)
         np.testing.assert_array_equal(v[:, -1], 0.0)
 
@@ -154,8 +162,8 @@ def test_pre_and_peri_ln_are_the_ambient_equations(key):
     x = random_state(key, 6, 4)
     theta, r = x[:, :-1], x[:, -1:]
     A = jaxattn.SelfAttention(1.2).attention_output(theta)
-    for scheme, ambient in ((PreLN(), A), (PeriLN(), A / jnp.linalg.norm(A, axis=-1, keepdims=True))):
-        v = NormalisedSelfAttention(1.2, scheme)(0.0, x)
+    for cls, ambient in ((PreLNAttention, A), (PeriLNAttention, A / jnp.linalg.norm(A, axis=-1, keepdims=True))):
+        v = cls(1.2)(0.0, x)
         np.testing.assert_allclose(v[:, -1:] * theta + r * v[:, :-1], ambient, atol=1e-14)
 
 
@@ -168,9 +176,9 @@ TIMES = np.array([0.5, 1, 2, 5, 10, 20, 50.0])  # one length: one compilation pe
 @pytest.mark.parametrize("beta", [1.0, 4.0])
 def test_equiangular_trajectory_matches_scipy(beta):
     """The library's reduction (solved in u = -log(1 - rho)) against SciPy on rho; spot values at beta = 1."""
-    for name, scheme in SCHEMES.items():
+    for name in SCHEMES:
         rho, r = equiangular_scipy(name, beta, 8, TIMES)
-        eps, r_got = equiangular_trajectory(scheme, beta, 8, TIMES)
+        eps, r_got = equiangular_trajectory(scheme(name, beta), 8, TIMES)
         np.testing.assert_allclose(1 - np.asarray(eps), rho, rtol=0, atol=2e-9, err_msg=name)
         np.testing.assert_allclose(r_got, r, rtol=1e-9, err_msg=name)
         if beta == 1.0 and name == "pre":
@@ -180,19 +188,19 @@ def test_equiangular_trajectory_matches_scipy(beta):
 
 
 def test_equiangular_rhs_matches_scalar_rhs():
-    for name, scheme in SCHEMES.items():
+    for name in SCHEMES:
         for t, rho, r in ((0.5, 0.3, 1.2), (3.0, 0.9, 4.0), (2.0, -0.1, 0.7)):
-            drho, dr = equiangular_rhs(t, rho, r, scheme, 2.0, 5)
+            drho, dr = equiangular_rhs(t, rho, r, scheme(name, 2.0), 5)
             np.testing.assert_allclose([float(drho), float(dr)], scalar_rhs(name, 2.0, 5, t, (rho, r)),
                                        rtol=1e-13, atol=1e-15, err_msg=name)
-            drho, _ = equiangular_rhs(t, rho, r, PostLN(), 2.0, 5, unnormalised=True)  # (USA): (2/n) e^{beta rho}...
+            drho, _ = equiangular_rhs(t, rho, r, PostLNAttention(2.0, unnormalised=True), 5)  # (USA): (2/n) e^{beta rho}...
             assert abs(float(drho) - 2 / 5 * math.exp(2.0 * rho) * (1 - rho) * (4 * rho + 1)) < 1e-13
 
 
 @pytest.mark.parametrize("name", ["post", "pre", "peri", "ngpt"])
 def test_beta_zero_closed_forms(name):  # F-02
     ts = TIMES
-    eps, r = equiangular_trajectory(SCHEMES[name], 0.0, 8, ts)
+    eps, r = equiangular_trajectory(scheme(name, 1.0), 8, ts, beta=0.0)
     expected = np.array([beta_zero_closed_form(name, t, 8) for t in ts])
     np.testing.assert_allclose(1 - np.asarray(eps), expected, rtol=0, atol=1e-9)
     if name in ("pre", "peri"):  # 1 - rho = 1/r^2 at beta = 0
@@ -213,11 +221,12 @@ def test_clustering_rate_of_exact_laws():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: NGPT(0.0), "alpha"), (lambda: NGPT(-1.0), "alpha"), (lambda: NGPT(float("nan")), "alpha"),
-    (lambda: MixLN(0.0), "tau"), (lambda: MixLN(float("inf")), "tau"), (lambda: NGPT(np.array([0.1, 0.2])), "scalar"),
-    (lambda: NormalisedSelfAttention(1.0, "preln"), "scheme must be a normalisation scheme"),
-    (lambda: NormalisedSelfAttention(-1.0, PreLN()), "beta"),
-    (lambda: NormalisedSelfAttention(float("nan"), PreLN()), "beta"),
+    (lambda: NGPTAttention(1.0, alpha=0.0), "alpha"), (lambda: NGPTAttention(1.0, alpha=-1.0), "alpha"),
+    (lambda: NGPTAttention(1.0, alpha=float("nan")), "alpha"), (lambda: MixLNAttention(1.0, tau=0.0), "tau"),
+    (lambda: MixLNAttention(1.0, tau=float("inf")), "tau"),
+    (lambda: NGPTAttention(1.0, alpha=np.array([0.1, 0.2])), "scalar"),
+    (lambda: PreLNAttention(-1.0), "beta"), (lambda: PeriLNAttention(float("nan")), "beta"),
+    (lambda: PreLNAttention(1.0, redraw_period=1.0), "redraw_period re-draws random weights"),
 ])
 def test_bad_parameters_raise_eagerly(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -226,10 +235,12 @@ def test_bad_parameters_raise_eagerly(make, match):
 
 def test_equiangular_bad_arguments():
     with pytest.raises(ValueError, match="rho0"):
-        equiangular_trajectory(PreLN(), 1.0, 8, [1.0], rho0=1.0)
+        equiangular_trajectory(PreLNAttention(1.0), 8, [1.0], rho0=1.0)
     with pytest.raises(ValueError, match="r0"):
-        equiangular_trajectory(PreLN(), 1.0, 8, [1.0], r0=0.0)
+        equiangular_trajectory(PreLNAttention(1.0), 8, [1.0], r0=0.0)
     with pytest.raises(ValueError, match="beta"):
-        equiangular_trajectory(PreLN(), -1.0, 8, [1.0])
-    with pytest.raises(TypeError, match="scheme"):
-        equiangular_trajectory("preln", 1.0, 8, [1.0])
+        equiangular_trajectory(PreLNAttention(1.0), 8, [1.0], beta=-1.0)
+    with pytest.raises(TypeError, match="normalisation scheme"):
+        equiangular_trajectory(jaxattn.SelfAttention(1.0), 8, [1.0])
+    with pytest.raises(ValueError, match="Q = K = V = I"):
+        equiangular_trajectory(PreLNAttention(1.0, causal=True), 8, [1.0])

@@ -1,9 +1,9 @@
 r"""The equiangular reduction of the normalisation schemes and their clustering rates.
 
 Take Q = K = V = I, n tokens with equal pairwise inner products <theta_i, theta_j> = rho (i != j) and
-equal radii r (e.g. the orthogonal start theta_i(0) = e_i, d >= n, r(0) = 1). By symmetry the flow of
-:class:`~jaxattn.fields.NormalisedSelfAttention` keeps both (Rigollet 2025, "The mean-field dynamics of
-Transformers", §5.1-§5.2; Karagodin, Ge, Polyanskiy, Rigollet 2025), and the whole system reduces to
+equal radii r (e.g. the orthogonal start theta_i(0) = e_i, d >= n, r(0) = 1). By symmetry the flow of every
+normalisation scheme (:class:`~jaxattn.fields.AbstractNormalisedAttention`) keeps both (Rigollet 2025,
+"The mean-field dynamics of Transformers", §5.1-§5.2; Karagodin, Ge, Polyanskiy, Rigollet 2025), and the whole system reduces to
 
     drho/dt = F_beta(rho) / s(t, r, |A|),        dr/dt = the scheme's radial rate at (a, |A|),
 
@@ -37,7 +37,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._validate import as_float_array, check_positive, is_concrete
-from ..fields import AbstractNormalisation
+from ..fields import AbstractNormalisedAttention
 from .gamma import _h
 
 __all__ = ["clustering_rate", "equiangular_rhs", "equiangular_trajectory"]
@@ -49,11 +49,14 @@ def _check_n(n) -> int:
     return int(n)
 
 
-def _check_scheme(scheme) -> AbstractNormalisation:
-    if not isinstance(scheme, AbstractNormalisation):
-        raise TypeError("scheme must be a normalisation scheme (jaxattn.fields.PostLN(), PreLN(), PeriLN(), "
-                        f"MixLN(tau), NGPT(alpha), SqrtScaling()), got {type(scheme).__name__}")
-    return scheme
+def _check_field(field) -> AbstractNormalisedAttention:
+    if not isinstance(field, AbstractNormalisedAttention):
+        raise TypeError("field must be a normalisation scheme (jaxattn.fields.PreLNAttention(beta), ...; "
+                        f"jaxattn.fields.NORMALISATIONS), got {type(field).__name__}")
+    if not field.identity_weights:
+        raise ValueError("the equiangular reduction holds for Q = K = V = I, one head and no causal mask; "
+                         "build the field without Q, K, V, weights and causal")
+    return field
 
 
 def _attention_moments(rho, beta, n: int, unnormalised: bool):
@@ -69,26 +72,28 @@ def _attention_moments(rho, beta, n: int, unnormalised: bool):
 
 
 def equiangular_rhs(t: Real[ArrayLike, ""], rho: Float[ArrayLike, ""], r: Float[ArrayLike, ""],
-                    scheme: AbstractNormalisation, beta: Real[ArrayLike, ""], n: int, *,
-                    unnormalised: bool = False) -> tuple[Array, Array]:
-    """(drho/dt, dr/dt) of the equiangular reduction (module docstring) of ``scheme`` at time t.
+                    field: object, n: int, *, beta: Real[ArrayLike, ""] | None = None
+                    ) -> tuple[Array, Array]:
+    """(drho/dt, dr/dt) of the equiangular reduction (module docstring) of ``field``'s scheme at time t.
 
-    ``beta >= 0`` (beta = 0: uniform attention); ``unnormalised=True`` for (USA) attention.
+    The field's beta and normalisation ((SA) or, ``unnormalised``, (USA)) are used; ``beta`` overrides
+    the field's (>= 0: beta = 0 is uniform attention, which no field accepts).
     """
-    scheme = _check_scheme(scheme)
+    field = _check_field(field)
     n = _check_n(n)
+    beta = field.beta if beta is None else beta
     rho, r = jnp.asarray(rho), jnp.asarray(r)
-    h, a, norm_a = _attention_moments(rho, beta, n, unnormalised)
-    return (1 - rho) * h / scheme.speed(t, r, norm_a), scheme.radial(t, r, a, norm_a)
+    h, a, norm_a = _attention_moments(rho, beta, n, field.unnormalised)
+    return (1 - rho) * h / field.speed(t, r, norm_a), field.radial(t, r, a, norm_a)
 
 
 @eqx.filter_jit
-def _equiangular_solve(scheme, beta, ts, u0, r0, n, unnormalised, rtol, atol, max_steps):
+def _equiangular_solve(field, beta, ts, u0, r0, n, rtol, atol, max_steps):
     def rhs(t, y, args):
         u, r = y
         rho = 1 - jnp.exp(-u)
-        h, a, norm_a = _attention_moments(rho, beta, n, unnormalised)
-        return h / scheme.speed(t, r, norm_a), scheme.radial(t, r, a, norm_a)
+        h, a, norm_a = _attention_moments(rho, beta, n, field.unnormalised)
+        return h / field.speed(t, r, norm_a), field.radial(t, r, a, norm_a)
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs), diffrax.Tsit5(), 0.0, ts[-1], None, (u0, r0),
@@ -100,14 +105,13 @@ def _equiangular_solve(scheme, beta, ts, u0, r0, n, unnormalised, rtol, atol, ma
 
 
 def equiangular_trajectory(
-    scheme: AbstractNormalisation,
-    beta: Real[ArrayLike, ""],
+    field: object,  # an AbstractNormalisedAttention: checked below, with its own TypeError
     n: int,
     ts: Real[ArrayLike, " T"] | Sequence[float],
     *,
     rho0: Real[ArrayLike, ""] = 0.0,
     r0: Real[ArrayLike, ""] = 1.0,
-    unnormalised: bool = False,
+    beta: Real[ArrayLike, ""] | None = None,
     rtol: float = 1e-11,
     atol: float = 1e-12,
     max_steps: int = 100_000,
@@ -115,21 +119,21 @@ def equiangular_trajectory(
     """(1 - rho(t), r(t)) at the times ``ts`` from rho(0) = ``rho0``, r(0) = ``r0`` (module docstring).
 
     Args:
-        scheme: a normalisation scheme (``jaxattn.fields.PreLN()``, ...).
-        beta: inverse temperature >= 0 (beta = 0: uniform attention weights).
+        field: a normalisation scheme with Q = K = V = I (``jaxattn.fields.PreLNAttention(beta)``, ...): its
+            beta, its (SA)/(USA) attention and its speed factor and radial rate.
         n: number of tokens (>= 2).
         ts: non-decreasing save times >= 0.
         rho0: the common initial inner product, in (-1/(n - 1), 1).
         r0: the common initial radius (> 0).
-        unnormalised: (USA) attention instead of the softmax.
+        beta: overrides the field's beta (>= 0; beta = 0: uniform attention weights).
         rtol, atol: tolerances of the solve in u = -log(1 - rho) and r.
 
     Returns:
         1 - rho and r at ``ts`` (1 - rho rather than rho: resolved down to ~1e-300).
     """
-    scheme = _check_scheme(scheme)
+    field = _check_field(field)
     n = _check_n(n)
-    beta = as_float_array(beta, "beta")
+    beta = as_float_array(field.beta if beta is None else beta, "beta")
     if is_concrete(beta) and not (beta.ndim == 0 and np.isfinite(float(beta)) and float(beta) >= 0):
         raise ValueError(f"beta must be a finite scalar >= 0, got {beta!r}")
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
@@ -145,8 +149,7 @@ def equiangular_trajectory(
     check_positive("r0 (the initial radius)", r0)
     dtype = ts.dtype
     u0 = -jnp.log1p(-jnp.asarray(rho0, dtype))
-    return _equiangular_solve(scheme, beta.astype(dtype), ts, u0, jnp.asarray(r0, dtype), n, bool(unnormalised),
-                              rtol, atol, max_steps)
+    return _equiangular_solve(field, beta.astype(dtype), ts, u0, jnp.asarray(r0, dtype), n, rtol, atol, max_steps)
 
 
 def clustering_rate(ts: Real[ArrayLike, " T"], one_minus_rho: Float[ArrayLike, "T *rest"],

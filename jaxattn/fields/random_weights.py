@@ -16,10 +16,10 @@ Polyanskiy, Rigollet 2023 (perspective) Fig. 4 (identity, ginibre, goe; the auth
 ``randomV``) and of the simuformer simulator of Karagodin, Ge, Polyanskiy, Rigollet 2025 (also ``gpt2``).
 Matrices act on column vectors, eq. (2.3); a row-vector code applies V^T.
 
-:class:`RandomWeights` holds a PRNG key instead of matrices: its H heads of (Q, K, V) for the time t are a
-deterministic function of (key, floor(t / period)), drawn where they are used (inside the vector field), so
-an ensemble of any horizon costs no memory for them and a solve stays one ``diffeqsolve``. The heads'
-values are divided by H: the heads are averaged, as in the simuformer simulator.
+:class:`RandomWeights` holds a PRNG key instead of matrices: its H heads of (Q, K, V) are a deterministic
+function of (key, draw number), drawn where they are used (inside the vector field, re-drawn every
+``redraw_period`` time units), so an ensemble of any horizon costs no memory for them and a solve stays one
+``diffeqsolve``. The heads' values are divided by H: the heads are averaged, as in the simuformer simulator.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
-
-from .._validate import as_float_array, check_positive, is_concrete
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 KQ_ENSEMBLES = ("identity", "ginibre", "goe", "gpt2")
 VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre", "gpt2")
@@ -82,64 +80,35 @@ def random_attention_matrices(key: PRNGKeyArray, d: int, kq: str = "identity",
 
 
 class RandomWeights(eqx.Module):
-    """H heads of random (Q, K, V), re-drawn every ``period`` time units (module docstring).
+    """H heads of random (Q, K, V) from the ensembles ``kq`` and ``value`` (module docstring), drawn from a key.
+
+    Draw number p (:meth:`draw`) uses ``jax.random.fold_in(key, p)``; a field re-draws every
+    ``redraw_period`` time units by drawing number floor(t / redraw_period) at time t
+    (:class:`jaxattn.fields.PreLNAttention` and the other normalisation schemes).
 
     Args:
         key: a PRNG key (``jax.random.PRNGKey(seed)``).
         dim: the token dimension d.
         heads: the number of heads H (the values are divided by H: the heads are averaged).
         kq, value: the ensembles (:data:`KQ_ENSEMBLES`, :data:`VALUE_ENSEMBLES`).
-        period: time between redraws (> 0), or None to draw once. The draw for t in [p period, (p + 1) period)
-            uses ``jax.random.fold_in(key, p)``; a solve is cheapest told where the field jumps:
-            ``diffrax.PIDController(rtol, atol, jump_ts=weights.redraw_times(t1))``.
     """
 
     key: PRNGKeyArray
-    period: Float[Array, ""] | None
     dim: int = eqx.field(static=True)
     heads: int = eqx.field(static=True)
     kq: str = eqx.field(static=True)
     value: str = eqx.field(static=True)
 
-    def __init__(self, key: PRNGKeyArray, dim: int, *, heads: int = 1, kq: str = "ginibre", value: str = "identity",
-                 period: float | ArrayLike | None = None):
+    def __init__(self, key: PRNGKeyArray, dim: int, *, heads: int = 1, kq: str = "ginibre", value: str = "identity"):
         check_ensembles(kq, value)
         for name, k in (("dim", dim), ("heads", heads)):
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
                 raise ValueError(f"{name} must be a positive int, got {k!r}")
         self.key = jnp.asarray(key)
         self.dim, self.heads, self.kq, self.value = int(dim), int(heads), kq, value
-        if period is None:
-            self.period = None
-        else:
-            period = as_float_array(period, "period")
-            if period.ndim != 0:
-                raise ValueError(f"period (the time between redraws) must be a scalar, got shape {period.shape}")
-            check_positive("period (the time between redraws)", period)
-            self.period = period
 
-    def index(self, t: Real[ArrayLike, ""]) -> Array:
-        """The draw index floor(t / period) at time t (0 without redraws)."""
-        if self.period is None:
-            return jnp.zeros((), jnp.int32)
-        return jnp.floor(t / self.period).astype(jnp.int32)
-
-    def draw(self, index: ArrayLike) -> tuple[Array, Array, Array]:
+    def draw(self, index: ArrayLike = 0) -> tuple[Array, Array, Array]:
         """The heads (Q, K, V / H), each (H, d, d), of draw number ``index``."""
         keys = jax.random.split(jax.random.fold_in(self.key, index), self.heads)
         Q, K, V = jax.vmap(lambda k: random_attention_matrices(k, self.dim, self.kq, self.value))(keys)
         return Q, K, V / self.heads
-
-    def at(self, t: Real[ArrayLike, ""]) -> tuple[Array, Array, Array]:
-        """The heads in force at time t."""
-        return self.draw(self.index(t))
-
-    def redraw_times(self, t1: float, t0: float = 0.0) -> np.ndarray:
-        """The redraw times k period inside (t0, t1) (for a step-size controller's ``jump_ts``)."""
-        if self.period is None:
-            return np.zeros(0)
-        if not is_concrete(self.period):
-            raise ValueError("redraw_times needs a concrete period (build the weights outside jit)")
-        p = float(self.period)
-        k = np.arange(math.floor(t0 / p) + 1, math.ceil(t1 / p))
-        return k * p
