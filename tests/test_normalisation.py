@@ -9,6 +9,8 @@ the scalar equiangular ODEs written out below, and closed forms at beta = 0 deri
 
 import math
 
+import diffrax
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -244,3 +246,67 @@ def test_equiangular_bad_arguments():
         equiangular_trajectory(jaxattn.SelfAttention(1.0), 8, [1.0])
     with pytest.raises(ValueError, match="Q = K = V = I"):
         equiangular_trajectory(PreLNAttention(1.0, causal=True), 8, [1.0])
+
+
+# ----------------------------------------------------------------------------- particle runs (n = d = 8)
+
+ORTHOGONAL = polar(jnp.eye(8))  # theta_i(0) = e_i, r_i(0) = 1
+
+
+def particle_run(name, beta, ts):
+    """The full (theta, r) particle flow from the orthogonal start: 1 - rho of the pair (0, 1) computed as
+    |theta_0 - theta_1|^2 / 2 (exact far below the float64 resolution of rho itself), all Gram entries, radii.
+    Every call has 7 save times, so one compilation per scheme serves every test."""
+    field = scheme(name, beta)
+    controller = diffrax.PIDController(rtol=1e-12, atol=1e-12, jump_ts=[TAU] if name == "mix" else None)
+    traj = jaxattn.simulate(field, ORTHOGONAL, float(ts[-1]), ts=ts, stepsize_controller=controller)
+    theta = np.asarray(traj.xs[..., :-1])
+    eps = 0.5 * np.sum((theta[:, 0] - theta[:, 1]) ** 2, axis=-1)
+    return eps, np.einsum("tid,tjd->tij", theta, theta), np.asarray(traj.xs[..., -1])
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_full_flow_is_the_equiangular_reduction(name):  # F-01
+    """Every off-diagonal Gram entry and every radius follow the scalar ODE to 1e-9 (beta = 1 and 4)."""
+    off = ~np.eye(8, dtype=bool)
+    for beta in (1.0, 4.0):
+        _, gram, r = particle_run(name, beta, TIMES)
+        rho, r_ref = equiangular_scipy(name, beta, 8, TIMES)
+        assert np.max(np.abs(gram[:, off] - rho[:, None])) < 1e-9
+        assert np.max(np.abs(r - r_ref[:, None])) < 1e-9 * max(1.0, float(np.max(r_ref)))
+
+
+def _centred(ts, eps, k, speed):
+    """The regulated rate at ts[k] from its neighbours (clustering_rate on three times)."""
+    return float(clustering_rate(ts[k - 1:k + 2], eps[k - 1:k + 2], speed[k - 1:k + 2])[1])
+
+
+def test_post_ln_rate_is_exponential():  # F-03: 1 - rho ~ e^{-2t}
+    ts = np.array([0.0, 9.99, 10.0, 10.01, 19.99, 20.0, 20.01])
+    eps, _, _ = particle_run("post", 1.0, ts)
+    for k in (2, 5):
+        assert abs(_centred(ts, eps, k, np.ones(7)) - 2.0) < 1e-3
+
+
+@pytest.mark.parametrize("name, constant", [("pre", 1.533), ("peri", 1.533), ("mix", 0.734)])
+def test_pre_peri_mix_ln_rates_are_inverse_square(name, constant):  # F-04, F-05, F-08: 1 - rho ~ C / t^2
+    ts = np.array([0.0, 999.0, 1000.0, 1001.0, 9990.0, 10000.0, 10010.0])
+    eps, _, r = particle_run(name, 1.0, ts)
+    for k in (2, 5):
+        assert abs(_centred(ts, eps, k, ts) - 2.0) < 0.01  # the exponent of the power law
+    assert abs(ts[5] ** 2 * eps[5] / constant - 1) < 0.01
+    assert abs(r[5, 0] / ts[5] - 1) < (1e-3 if name != "peri" else 1e-4)  # r ~ t
+
+
+def test_ngpt_rate_is_two_alpha():  # F-06: 1 - rho ~ e^{-2 alpha t}
+    ts = np.array([0.0, 39.99, 40.0, 40.01, 59.99, 60.0, 60.01])
+    eps, _, _ = particle_run("ngpt", 1.0, ts)
+    for k in (2, 5):
+        assert abs(_centred(ts, eps, k, np.ones(7)) - 2 * ALPHA) < 1e-3
+
+
+def test_sqrt_scaling_rate():  # F-07: 1 - rho ~ exp(-4 sqrt(t + 1))
+    ts = np.array([0.0, 99.99, 100.0, 100.01, 119.99, 120.0, 120.01])
+    eps, _, _ = particle_run("sqrt", 1.0, ts)
+    for k in (2, 5):
+        assert abs(_centred(ts, eps, k, np.sqrt(ts + 1)) - 2.0) < 1e-3
