@@ -171,7 +171,7 @@ def clustering_rate(ts: Real[ArrayLike, " T"], one_minus_rho: Float[ArrayLike, "
     if not np.all(eps > 0):
         raise ValueError("1 - rho must be > 0 at every time (fully clustered to round-off: compute 1 - rho as "
                          "|theta_i - theta_j|^2 / 2, or use equiangular_trajectory)")
-    slope = np.gradient(np.log(eps), ts, axis=0)
+    slope = np.gradient(np.log(eps), ts, axis=0, edge_order=2)
     speed = np.asarray(speed, dtype=float)
     if speed.ndim == 1:
         speed = speed.reshape((-1,) + (1,) * (eps.ndim - 1))
