@@ -8,6 +8,8 @@ its result :class:`Trajectory`, the sphere retraction and the ensemble strategie
 * :mod:`._retract`: :class:`RetractingSolver`, which applies a manifold's retraction
   (:mod:`jaxattn.manifolds`) after every step (``docs/solving.md``);
 * :mod:`._guard`: :class:`NonFiniteGuard` (a non-finite state ends the solve at once);
+* :mod:`._failure`: the one map from ``diffrax.RESULTS`` to an exception (:func:`raise_failure`),
+  shared with the spectral solvers;
 * :mod:`._trajectory`: :class:`Trajectory`.
 """
 
@@ -22,6 +24,7 @@ from ._ensemble import (
     resolve_ensemble as resolve_ensemble,
     shard_ensemble as shard_ensemble,
 )
+from ._failure import is_failure as is_failure, raise_failure as raise_failure
 from ._guard import COLLAPSE as COLLAPSE, NonFiniteGuard as NonFiniteGuard, tree_all_finite as tree_all_finite
 from ..manifolds import retract_to_sphere as retract_to_sphere, retract_to_unit_diagonal as retract_to_unit_diagonal
 from ._retract import RetractingSolver as RetractingSolver

@@ -41,6 +41,8 @@ class SolveConfig(eqx.Module):
     saveat: diffrax.SaveAt | None
     mode: Mode
     traced: bool  # called under a user's jit/grad: failures raise through eqx.error_if
+    step_limit_advice: str = ""  # the messages of those failures (solve/_failure.py)
+    nonfinite_causes: str = ""
 
 
 class SolveOutput(eqx.Module):
@@ -51,10 +53,12 @@ class SolveOutput(eqx.Module):
     t_last: Float[Array, "*batch"]
     x_last: Array | None  # the state at t_last (None with a user's SaveAt)
     stats: SolverStats
-    failed: Bool[Array, "*batch"]  # max_steps reached before t1
-    nonfinite: Bool[Array, "*batch"]  # the state became non-finite (NonFiniteGuard); t_last is when
-    other_failure: Bool[Array, "*batch"]  # any other diffrax failure
-    event_occurred: Bool[Array, "*batch"]
+    result: diffrax.RESULTS  # diffrax's outcome, per member where the members took their own steps
+    # (failures: solve/_failure.py; after a non-finite state, NonFiniteGuard, t_last is when)
+
+    @property
+    def event_occurred(self) -> Bool[Array, "*batch"]:
+        return self.result == diffrax.RESULTS.event_occurred
 
 
 def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, ts: Array,
@@ -96,12 +100,6 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
         throw=False,
         progress_meter=config.progress_meter,
     )
-    failed = sol.result == diffrax.RESULTS.max_steps_reached
-    nonfinite = sol.result == diffrax.RESULTS.nonfinite
-    other_failure = (sol.result != diffrax.RESULTS.successful) & (
-        sol.result != diffrax.RESULTS.event_occurred
-    ) & ~failed & ~nonfinite
-    event_occurred = sol.result == diffrax.RESULTS.event_occurred
     stats = SolverStats(num_steps=sol.stats["num_steps"], num_accepted_steps=sol.stats["num_accepted_steps"],
                         num_rejected_steps=sol.stats["num_rejected_steps"])
     if saveat is not None:
@@ -110,8 +108,7 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     else:
         xs, x_last, t_last = _saved_states(field, sol, ts, batched)
         ts_out = ts
-    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, failed=failed,
-                       nonfinite=nonfinite, other_failure=other_failure, event_occurred=event_occurred)
+    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, result=sol.result)
 
 
 def _saved_states(field, sol, ts, batched):
