@@ -310,3 +310,23 @@ def test_sqrt_scaling_rate():  # F-07: 1 - rho ~ exp(-4 sqrt(t + 1))
     eps, _, _ = particle_run("sqrt", 1.0, ts)
     for k in (2, 5):
         assert abs(_centred(ts, eps, k, np.sqrt(ts + 1)) - 2.0) < 1e-3
+
+
+def test_bad_states_and_parameters_under_jit():
+    """A non-positive radius, NaN and non-positive scheme parameters: the same messages eagerly and under jit."""
+    x0 = ORTHOGONAL
+    with pytest.raises(ValueError, match="radius"):
+        jaxattn.simulate(PreLNAttention(1.0), x0.at[2, -1].set(0.0), 1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        jaxattn.simulate(PreLNAttention(1.0), x0.at[2, -1].set(jnp.nan), 1.0)
+    with pytest.raises(RuntimeError, match="radius"):
+        jax.block_until_ready(jax.jit(lambda x: jaxattn.simulate(PreLNAttention(1.0), x, 1.0, ts=2).final)(
+            x0.at[2, -1].set(-1.0)))
+    run = jax.jit(lambda a, b, p: jaxattn.simulate(
+        NGPTAttention(b, alpha=a, weights=jaxattn.fields.RandomWeights(jax.random.PRNGKey(0), 8), redraw_period=p),
+        x0, 1.0, ts=2).final)
+    for args, match in (((-0.2, 1.0, 1.0), "alpha"), ((0.2, -1.0, 1.0), "beta"), ((0.2, 1.0, 0.0), "redraw_period"),
+                        ((jnp.nan, 1.0, 1.0), "alpha")):
+        with pytest.raises(RuntimeError, match=match):
+            jax.block_until_ready(run(*args))
+    jax.block_until_ready(run(0.2, 1.0, 1.0))
