@@ -81,7 +81,7 @@ WORKER = textwrap.dedent(
         x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
         part = x0[:3] if jax.process_index() == 0 else x0[3:]
         obs = sw.solve_global_ensemble(jaxattn.SelfAttention(3.0), part, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
-                                       observe=lambda ts, xs: {"x": xs})
+                                       observe=lambda t, x: {"x": x})
         np.savez(Path(log, f"global-{rank}.npz"), x=obs["x"], steps=obs["num_steps"],
                  devices=len(jax.devices()), local=len(jax.local_devices()))
     print("DONE", jax.process_count(), len(jax.devices()), flush=True)
@@ -102,8 +102,8 @@ POINTS = textwrap.dedent(
         x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(seed), 6, 3, batch=5)
         ts = jnp.linspace(0.0, 4.0, 5)
         obs = solve_ensemble(jaxattn.SelfAttention(scale * beta), x0, 4.0, ts=ts,
-                             observe=lambda ts, xs: {"p": clustered_pair_fraction(xs, 1e-2), "x": xs[:, -1]})
-        return xr.Dataset({"p": (("member", "t"), obs["p"]), "x_final": (("member", "token", "dim"), obs["x"]),
+                             observe=lambda t, x: {"p": clustered_pair_fraction(x, 1e-2), "x": x})
+        return xr.Dataset({"p": (("member", "t"), obs["p"]), "x_final": (("member", "token", "dim"), obs["x"][:, -1]),
                            "steps": obs["num_steps"]}, coords={"t": np.asarray(ts)})
 
     def cheap_point(seed, beta, scale):  # deterministic, no solve: for the kill tests
@@ -206,7 +206,7 @@ def test_two_process_jax_distributed_sweep_equals_one_process(workspace):
     assert int(g0["devices"]) == 4 and int(g0["local"]) == 2
     x0 = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=5)
     one = sw.solve_ensemble(jaxattn.SelfAttention(3.0), x0, 4.0, ts=jnp.linspace(0.0, 4.0, 5),
-                            observe=lambda ts, xs: {"x": xs})
+                            observe=lambda t, x: {"x": x})
     assert g0["x"].shape == one["x"].shape == (5, 5, 6, 3)
     assert int(g0["steps"]) == int(g1["steps"]) == int(one["num_steps"])
     np.testing.assert_array_equal(g0["x"], g1["x"])

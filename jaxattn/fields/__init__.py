@@ -24,7 +24,14 @@ from ._fourier import (
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
 )
-from .gram import GramSelfAttention as GramSelfAttention
+from .gram import (
+    FORMULATIONS as FORMULATIONS,
+    GramSelfAttention as GramSelfAttention,
+    closes_on_gram as closes_on_gram,
+    gram_formulation as gram_formulation,
+    gram_of as gram_of,
+    prefers_gram as prefers_gram,
+)
 from ._harmonics import (
     legendre_coefficients as legendre_coefficients,
     sphere_attention_harmonics as sphere_attention_harmonics,

@@ -68,3 +68,51 @@ class GramSelfAttention(AbstractField):
         ag = a @ x
         s = ag - (jnp.diagonal(ag) / jnp.diagonal(x))[:, None] * x
         return s + s.T
+
+
+#: how a solve may integrate a field that closes on the Gram matrix (:func:`gram_formulation`)
+FORMULATIONS = ("auto", "gram", "tokens")
+
+
+def gram_of(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
+    """G = X X^T, the inner products <x_i, x_j> of each configuration."""
+    x = jnp.asarray(x)
+    return jnp.einsum("...id,...jd->...ij", x, x)
+
+
+def closes_on_gram(field: AbstractField) -> bool:
+    """Whether ``field``'s dynamics close on G = X X^T as :class:`GramSelfAttention`: (SA) with Q = K = V = I,
+    no causal mask, no feed-forward sublayer (module docstring)."""
+    from .sphere import SelfAttention
+
+    return (isinstance(field, SelfAttention) and field.Q is None and field.K is None and field.V is None
+            and not field.causal and field.feedforward is None)
+
+
+def prefers_gram(exact: bool, n: int, d: int, formulation: str = "auto") -> bool:
+    """The library's choice of formulation (:data:`FORMULATIONS`): ``"gram"`` (refused unless ``exact``),
+    ``"tokens"``, or ``"auto"``: Gram space where it is exact and cheaper, d > n (then the n x n state and the
+    O(n^3) right-hand side are smaller than the (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one
+    phase-diagram point costs 1/3 - 1/4 of the CPU time, benchmarks/README.md "Phase diagram:
+    work-precision")."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    if formulation == "gram" and not exact:
+        raise ValueError("formulation='gram' needs (SA) with Q = K = V = I (no mask, no feed-forward): the dynamics "
+                         "close on the Gram matrix only then. Use 'auto' or 'tokens'")
+    return formulation == "gram" or (formulation == "auto" and exact and d > n)
+
+
+def gram_formulation(field: AbstractField, x0: Float[ArrayLike, "*batch n d"],
+                     formulation: str = "auto") -> tuple[AbstractField, Array]:
+    """The field and initial condition a solve should integrate: ``(GramSelfAttention(beta), X0 X0^T)`` where
+    :func:`prefers_gram` chooses Gram space (an exact reformulation, module docstring), else ``(field, x0)``.
+
+    Use it only for observables of inner products (the clustered-pair fraction, min <x_i, x_j>, the
+    interaction energy): Gram space does not keep the tokens themselves. ``isinstance(result[0],
+    GramSelfAttention)`` tells which one was chosen.
+    """
+    x0 = jnp.asarray(x0)
+    if prefers_gram(closes_on_gram(field), x0.shape[-2], x0.shape[-1], formulation):
+        return GramSelfAttention(field.beta), gram_of(x0)
+    return field, x0

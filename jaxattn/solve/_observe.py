@@ -35,21 +35,33 @@ from ..manifolds import AbstractManifold
 Observe = Callable[[Array, Array], "Mapping[str, Array] | Array"]
 
 
+def as_observables(out, batch: int) -> dict:
+    """``observe``'s output as a dict (one array: ``{"value": array}``), each leaf checked to have the member
+    axis first (length ``batch``): the one normalisation of every observable path."""
+    out = {"value": out} if not isinstance(out, Mapping) else dict(out)
+    for key, leaf in out.items():
+        shape = getattr(leaf, "shape", None)
+        if shape is None or len(shape) == 0 or shape[0] != batch:
+            raise ValueError(
+                f"observe(t, x) must return arrays with the member axis first (length {batch}); "
+                f"{key!r} has shape {shape if shape is not None else type(leaf).__name__}"
+            )
+    return out
+
+
 def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtypeStruct]:
     """The names, shapes (member axis first) and dtypes ``observe`` returns on states like ``x0``
     (traced with :func:`jax.eval_shape`; nothing is computed)."""
     t = jax.ShapeDtypeStruct((), x0.dtype)
     x = jax.ShapeDtypeStruct(x0.shape, x0.dtype)
-    out = jax.eval_shape(observe, t, x)
-    out = {"value": out} if not isinstance(out, Mapping) else dict(out)
-    for key, leaf in out.items():
-        if not isinstance(leaf, jax.ShapeDtypeStruct) or leaf.ndim == 0 or leaf.shape[0] != x0.shape[0]:
-            shape = getattr(leaf, "shape", type(leaf).__name__)
-            raise ValueError(
-                f"observe(t, x) must return arrays with the member axis first (length {x0.shape[0]}); "
-                f"{key!r} has shape {shape}"
-            )
-    return out
+    return as_observables(jax.eval_shape(observe, t, x), x0.shape[0])
+
+
+def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarray]:
+    """``observe(t, x)`` at each saved time of the states ``xs`` (batch, T, ...), stacked to (batch, T, ...):
+    the same numbers as :func:`observables_saveat` inside the solve (to round-off)."""
+    out = jax.vmap(lambda t, x: as_observables(observe(t, x), x.shape[0]), in_axes=(0, 1), out_axes=1)(ts, xs)
+    return {key: np.asarray(value) for key, value in out.items()}
 
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
@@ -79,8 +91,7 @@ class _SaveObservables(eqx.Module):
         x = self.manifold.retract(y) if self.manifold.constrained else y
         if not self.batched:
             x = x[None]
-        out = self.observe(t, x)
-        out = {"value": out} if not isinstance(out, Mapping) else out
+        out = as_observables(self.observe(t, x), x.shape[0])
         flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in self.names],
                                axis=1)
         return flat if self.batched else flat[0]

@@ -14,7 +14,7 @@ from ... import initial
 from ...analysis import clustered_pair_fraction, count_clusters
 from ...fields import CircleSelfAttention
 from ...manifolds import CIRCLE
-from ...solve import simulate
+from ...solve import observe_saved, simulate
 from ..sweep import solve_ensemble
 
 __all__ = ["circle_metastability", "plot_circle_metastability"]
@@ -66,7 +66,7 @@ def circle_metastability(
     elif jnp.shape(x0) != (batch, n):
         raise ValueError(f"x0 must be (batch, n) = ({batch}, {n}) initial angles, got shape {jnp.shape(x0)}")
     for beta in betas:
-        def observe(ts_, th):
+        def observe(t, th):
             x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
             return {"clusters": count_clusters(th, manifold=CIRCLE, gap=gap),
                     "pair_fraction": clustered_pair_fraction(x, delta)}
@@ -77,7 +77,7 @@ def circle_metastability(
         else:
             traj = simulate(CircleSelfAttention(beta), x0, float(ts[-1]), ts=jnp.asarray(ts), rtol=rtol, atol=atol,
                             max_steps=2**20, solver=solver, ensemble=ensemble)
-            obs = {key: np.asarray(value) for key, value in observe(traj.ts, traj.xs).items()}
+            obs = observe_saved(observe, traj.ts, traj.xs)
         out.append(xr.Dataset({"clusters": (("member", "t"), obs["clusters"]),
                                "pair_fraction": (("member", "t"), obs["pair_fraction"])},
                               coords={"t": ts}))

@@ -26,10 +26,10 @@ from ...analysis import (
     clustered_pair_fraction,
     clustered_pair_fraction_of_gram,
     gamma_crossing_time,
-    pairwise_inner_products,
 )
 from ..._validate import check_save_times, crossing_delta_rule, enforce, pair_delta_rule
-from ...fields import GramSelfAttention, SelfAttention
+from ...fields import FORMULATIONS as LIBRARY_FORMULATIONS
+from ...fields import GramSelfAttention, SelfAttention, gram_formulation, prefers_gram
 from ...io import atomic_write_netcdf, describe
 from ..sweep import run_sweep, solve_ensemble
 
@@ -105,7 +105,7 @@ DEFAULT_PRECISION = "float64"
 
 #: how :func:`phase_diagram` integrates a point: "auto" (Gram space where :func:`uses_gram`),
 #: "gram" (Gram space; needs Q = K = V = I) or "tokens" (the (n, d) tokens, always valid)
-FORMULATIONS = ("auto", "gram", "tokens")
+FORMULATIONS = LIBRARY_FORMULATIONS
 
 
 def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") -> bool:
@@ -115,13 +115,7 @@ def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") ->
     G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
     (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one sweep point costs 1/3 - 1/4 the CPU
     time, benchmarks/README.md "Phase diagram: work-precision")."""
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
-    identity = kq == "identity" and value == "identity"
-    if formulation == "gram" and not identity:
-        raise ValueError("formulation='gram' needs Q = K = V = I (kq = value = 'identity'): the dynamics close "
-                         f"on the Gram matrix only then; got kq = {kq!r}, value = {value!r}. Use 'auto' or 'tokens'")
-    return formulation == "gram" or (formulation == "auto" and identity and d > n)
+    return prefers_gram(kq == "identity" and value == "identity", n, d, formulation)  # the library's rule
 
 
 class _PairFraction(eqx.Module):
@@ -143,14 +137,14 @@ def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int,
     key = jax.random.PRNGKey(seed)
     kx, km = jax.random.split(key)
     x0 = initial.uniform_sphere(kx, n, d, batch=batch).astype(precision)
-    gram = uses_gram(kq, value, d, n, formulation)
-    if gram:  # the same draws, as their Gram matrices G0 = X0 X0^T (an exact reformulation)
-        field, x0 = GramSelfAttention(beta), pairwise_inner_products(x0)
-    elif kq == "identity" and value == "identity":
+    if kq == "identity" and value == "identity":
         field = SelfAttention(beta)
     else:
         Q, K, V = random_matrices(km, d, kq, value)
         field = SelfAttention(beta, Q, K, V)
+    # Gram space where the library finds it exact and cheaper: the same draws, as G0 = X0 X0^T
+    field, x0 = gram_formulation(field, x0, formulation)
+    gram = isinstance(field, GramSelfAttention)
 
     observe = _PairFraction(delta, gram)
     # observables inside the solve (no (batch, T, n, d) states are kept); tolerances as arrays,

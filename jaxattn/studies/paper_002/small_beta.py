@@ -46,21 +46,21 @@ def small_beta_consensus(betas: Sequence[float], *, n: int = 32, d: int = 2, bat
             field = Kuramoto() if beta == 0 else CircleSelfAttention(beta)
             x0 = initial.uniform_circle(key, n, batch=batch)
 
-            def observe(ts, th):
-                return {"one_cluster": count_clusters(th[:, -1], manifold=CIRCLE, gap=0.1) == 1,
-                        "min_inner": jnp.min(jnp.cos(th[:, -1, :, None] - th[:, -1, None, :]), (-2, -1))}
+            def observe(t, th):
+                return {"one_cluster": count_clusters(th, manifold=CIRCLE, gap=0.1) == 1,
+                        "min_inner": jnp.min(jnp.cos(th[:, :, None] - th[:, None, :]), (-2, -1))}
         else:
             field = SelfAttention(1e-12 if beta == 0 else beta)
             x0 = initial.uniform_sphere(key, n, d, batch=batch)
 
-            def observe(ts, xs):
-                g = jnp.einsum("bid,bjd->bij", xs[:, -1], xs[:, -1])
+            def observe(t, xs):
+                g = jnp.einsum("bid,bjd->bij", xs, xs)
                 return {"one_cluster": jnp.min(g, (-2, -1)) >= 1 - delta, "min_inner": jnp.min(g, (-2, -1))}
 
         obs = solve_ensemble(field, x0, t1, ts=jnp.array([0.0, t1]), observe=observe, rtol=1e-8, atol=1e-8,
                              max_steps=2**20)
-        rows.append(xr.Dataset({"one_cluster": ("member", obs["one_cluster"].astype(bool)),
-                                "min_inner": ("member", obs["min_inner"])}))
+        rows.append(xr.Dataset({"one_cluster": ("member", obs["one_cluster"][:, -1].astype(bool)),
+                                "min_inner": ("member", obs["min_inner"][:, -1])}))
     ds = xr.concat(rows, dim=xr.DataArray(list(map(float, betas)), dims="beta", name="beta"))
     ds["fraction"] = ds.one_cluster.mean("member")
     ds.attrs.update(n=n, d=d, batch=batch, t1=t1, seed=seed, paper="002 Thm 5.1-5.2")
