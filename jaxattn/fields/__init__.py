@@ -63,7 +63,7 @@ from .normalised import (
     polar as polar,
     radii as radii,
 )
-from .noisy import NoisyField as NoisyField
+from .noisy import AbstractStochasticField as AbstractStochasticField, NoisyField as NoisyField
 from .random_weights import (
     KQ_ENSEMBLES as KQ_ENSEMBLES,
     VALUE_ENSEMBLES as VALUE_ENSEMBLES,

@@ -27,6 +27,7 @@ stationary states: :mod:`jaxattn.spectral.noisy`.
 
 from __future__ import annotations
 
+import abc
 from typing import Literal
 
 import diffrax
@@ -47,7 +48,27 @@ def _kappa_rule(kappa):
     return positive_rule(kappa, "kappa (the inverse noise level: noise sqrt(2/kappa) dW)")
 
 
-class NoisyField(AbstractField):
+class AbstractStochasticField(AbstractField):
+    """A field with noise, dX = velocity(t, X) dt + diffusion(t, X) o dW in the Stratonovich sense (module
+    docstring). ``jaxattn.simulate`` integrates it as a diffrax SDE (drift and a control term driven by
+    :meth:`brownian_motion`), adding :meth:`ito_correction` to the drift when the solver is an Itô solver.
+    """
+
+    @abc.abstractmethod
+    def diffusion(self, t: Real[ArrayLike, ""], x: Array) -> lx.AbstractLinearOperator:
+        """The linear map dW -> dX at (t, X), for one configuration or a batch of them (any leading axes)."""
+
+    @abc.abstractmethod
+    def ito_correction(self, t: Real[ArrayLike, ""], x: Array) -> Array:
+        """The Itô drift minus the Stratonovich drift at (t, X) (any leading axes)."""
+
+    @abc.abstractmethod
+    def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...], dtype,
+                        dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:
+        """The Brownian motion W of the given shape (one configuration, or an ensemble's) on [t0, t1]."""
+
+
+class NoisyField(AbstractStochasticField):
     """The field ``drift`` with tangent Brownian noise of intensity sqrt(2 / kappa) (module docstring):
 
         dX_i = drift_i(X) dt + sqrt(2 / kappa) P_{X_i} o dW_i        (Stratonovich)
@@ -128,7 +149,7 @@ class NoisyField(AbstractField):
 
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...],
                         dtype, dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:
-        """The Brownian motion W of the given shape (one configuration, or an ensemble's) on [t0, t1]."""
+        """The Brownian motion W of the given shape on [t0, t1], from :attr:`key` (``brownian``)."""
         structure = jax.ShapeDtypeStruct(shape, dtype)
         if self.brownian == "unsafe":
             return diffrax.UnsafeBrownianPath(shape=structure, key=self.key)

@@ -87,7 +87,7 @@ def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int 
     """
     model = "usa" if unnormalised else "sa"
     drift = Kuramoto() if beta == 0 else CircleSelfAttention(beta, unnormalised=unnormalised, evaluator="fourier")
-    ts = np.arange(burn_in, t1 + 1e-9, sample_every)
+    ts = np.linspace(burn_in, t1, int(round((t1 - burn_in) / sample_every)) + 1)
     means, sds = [], []
     for k, kappa in enumerate(kappas):
         key_x, key_w = jax.random.split(jax.random.PRNGKey(seed + k))
