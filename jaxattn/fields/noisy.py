@@ -16,9 +16,9 @@ the sphere. The same process in Itô form carries a drift correction,
 which :meth:`NoisyField.ito_correction` computes for any manifold from its projection,
 (sigma^2 / 2) sum_k D[P(x) e_k] P(x) e_k with sigma^2 = 2 / kappa (zero on the circle, where the angles diffuse
 additively, dtheta_i = b_i dt + sqrt(2 / kappa) dW_i, and Itô = Stratonovich). ``jaxattn.simulate`` integrates the
-Stratonovich form with Stratonovich solvers (its default ``diffrax.Heun()``, ``EulerHeun``, ``ReversibleHeun``,
-``Midpoint``) and adds the correction for Itô solvers (``diffrax.Euler``, ``ItoMilstein``); in both cases the
-states are retracted to the manifold after every step.
+Stratonovich form with Stratonovich solvers (its default ``diffrax.Heun()``, ``EulerHeun``, ``Midpoint``) and adds
+the correction for Itô solvers (``diffrax.Euler``); in both cases the states are retracted to the manifold after
+every step.
 
 **Fokker-Planck equation** of the mean-field limit: d mu/dt = kappa^{-1} Delta mu - div(mu b[mu]). (Rigollet 2025
 prints it with both signs of the right-hand side reversed; docs/normalisation.md, "Noise".) Its thresholds and
@@ -80,10 +80,10 @@ class NoisyField(AbstractStochasticField):
     Args:
         drift: any field; its manifold is this field's manifold.
         kappa: inverse noise level (> 0).
-        key: PRNG key of the Brownian motion (one ensemble member per row of it: ``simulate`` integrates a
-            noisy ensemble as one batched state with one Brownian motion of the ensemble's shape).
-        brownian: ``"virtual"`` (default: ``diffrax.VirtualBrownianTree``, queried at any time to tolerance
-            dt0 / 2, so adaptive steps and reverse-mode gradients work) or ``"unsafe"``
+        key: PRNG key of the Brownian motion (``simulate`` integrates a noisy ensemble as one batched state
+            with one Brownian motion of the ensemble's shape: its members get independent noise).
+        brownian: ``"virtual"`` (default: ``diffrax.VirtualBrownianTree``, resolved to dt0 / 2 and queried
+            again on the backward pass, so reverse-mode gradients work on a fixed path) or ``"unsafe"``
             (``diffrax.UnsafeBrownianPath``: one Gaussian draw per step, an order of magnitude cheaper, for
             fixed steps and forward-mode derivatives only: pass ``adjoint=diffrax.ForwardMode()``).
     """

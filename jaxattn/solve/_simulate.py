@@ -235,7 +235,7 @@ def _sde_defaults(field, solver, controller, dt0, ensemble, is_ensemble):
     solver = diffrax.Heun() if solver is None else solver
     if not isinstance(solver, (diffrax.AbstractItoSolver, diffrax.AbstractStratonovichSolver)):
         raise ValueError(f"diffrax.{type(solver).__name__} is not an SDE solver: use a Stratonovich solver "
-                         "(diffrax.Heun, the default, EulerHeun, ReversibleHeun) or an Itô solver (diffrax.Euler, "
+                         "(diffrax.Heun, the default, EulerHeun, Midpoint) or an Itô solver (diffrax.Euler, "
                          "with the Itô correction)")
     return solver, diffrax.ConstantStepSize() if controller is None else controller
 
