@@ -1,5 +1,5 @@
 """Noisy attention dynamics (Rigollet 2025, "The mean-field dynamics of Transformers", §6): the noise convention
-(Stratonovich projected Brownian motion, its Itô correction), the noisy Kuramoto pitchfork at kappa = 2 and the
+(Stratonovich projected Brownian motion; Itô solvers with the retraction), the noisy Kuramoto pitchfork at kappa = 2 and the
 noisy attention bifurcation reproduced as order-parameter curves (docs/normalisation.md, "Noise").
 
 Oracles: the heat kernel of the sphere (E <X_t, X_0> = e^{-(d-1) t/kappa}), the self-consistency equation
@@ -20,7 +20,7 @@ from scipy.special import gamma as gamma_fn
 from scipy.special import iv
 
 import jaxattn
-from jaxattn.fields import CircleSelfAttention, Kuramoto, NoisyField, PreLNAttention, polar
+from jaxattn.fields import CircleSelfAttention, Kuramoto, NoisyField
 from jaxattn.spectral.noisy import noisy_threshold, stationary_order_parameter
 
 
@@ -66,16 +66,17 @@ def test_mean_field_branch_bifurcates_at_the_threshold(model):
 # ------------------------------------------------------------------------------------------ the convention
 
 
-def test_ito_correction_from_the_projection(key):
-    x = jaxattn.initial.uniform_sphere(key, 5, 4)
+def test_diffusion_is_the_tangent_projection(key):
+    """dW -> sqrt(2/kappa) P_X dW: tangent on the sphere (for a batch too), the plain increment on the circle."""
+    x = jaxattn.initial.uniform_sphere(key, 5, 4, batch=2)
+    w = jax.random.normal(key, x.shape)
     noisy = NoisyField(jaxattn.UnnormalisedSelfAttention(1.0), 2.0, key)
-    np.testing.assert_allclose(noisy.ito_correction(0.0, x), -(4 - 1) / 2.0 * x, atol=1e-15)
-    np.testing.assert_array_equal(NoisyField(Kuramoto(), 3.0, key).ito_correction(0.0, jnp.ones(4)), 0.0)
-    state = polar(2.0 * x)  # directions x radii: the sphere's correction on the directions, none on the radii
-    corr = NoisyField(PreLNAttention(1.0), 3.0, key).ito_correction(0.0, state)
-    np.testing.assert_allclose(corr[:, :-1], -state[:, :-1], atol=1e-15)
-    np.testing.assert_array_equal(corr[:, -1], 0.0)
-    assert noisy.manifold is jaxattn.manifolds.SPHERE and NoisyField(Kuramoto(), 3.0, key).manifold is jaxattn.manifolds.CIRCLE
+    dx = noisy.diffusion(0.0, x).mv(w)
+    np.testing.assert_allclose(dx, jaxattn.manifolds.tangent_projection(x, w), atol=1e-15)  # sigma = 1
+    np.testing.assert_allclose(jnp.sum(dx * x, axis=-1), 0.0, atol=1e-14)
+    circle = NoisyField(Kuramoto(), 8.0, key)
+    np.testing.assert_allclose(circle.diffusion(0.0, jnp.ones(4)).mv(jnp.arange(4.0)), 0.5 * jnp.arange(4.0))
+    assert noisy.manifold is jaxattn.manifolds.SPHERE and circle.manifold is jaxattn.manifolds.CIRCLE
 
 
 class Still(jaxattn.AbstractField):
@@ -91,8 +92,9 @@ class Still(jaxattn.AbstractField):
 
 @pytest.mark.parametrize("solver", [diffrax.Heun(), diffrax.Euler()], ids=["stratonovich", "ito"])
 def test_sphere_brownian_motion_heat_kernel(solver):
-    """Pure noise on S^2 (kappa = 2): E <X_t, X_0> = e^{-(d-1) t/kappa} = e^{-t}, with the Stratonovich solver
-    and with the Itô solver plus the correction (4000 walkers, sampling error 0.008)."""
+    """Pure noise on S^2 (kappa = 2): E <X_t, X_0> = e^{-(d-1) t/kappa} = e^{-0.5} at t = 0.5, with the
+    Stratonovich solver and with the Itô solver plus the retraction (projected Euler-Maruyama; 4000 walkers,
+    sampling error 0.008)."""
     x0 = jnp.tile(jnp.array([[1.0, 0.0, 0.0]]), (4000, 1))
     field = NoisyField(Still(), 2.0, jax.random.PRNGKey(11), brownian="unsafe")
     traj = jaxattn.simulate(field, x0, 0.5, ts=2, solver=solver, dt0=0.005, adjoint=diffrax.ForwardMode())

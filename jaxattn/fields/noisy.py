@@ -11,14 +11,15 @@ On the sphere S^{d-1} this is Brownian motion with generator kappa^{-1} Delta_{S
 analysis on manifolds", §3.2; E <X_t, X_0> = e^{-(d - 1) t / kappa} for the pure noise), and the solution stays on
 the sphere. The same process in Itô form carries a drift correction,
 
-    dX = [ b(X) - ((d - 1) / kappa) X ] dt + sqrt(2 / kappa) P_X dW        (sphere; Itô),
+    dX = [ b(X) - ((d - 1) / kappa) X ] dt + sqrt(2 / kappa) P_X dW        (sphere; Itô).
 
-which :meth:`NoisyField.ito_correction` computes for any manifold from its projection,
-(sigma^2 / 2) sum_k D[P(x) e_k] P(x) e_k with sigma^2 = 2 / kappa (zero on the circle, where the angles diffuse
-additively, dtheta_i = b_i dt + sqrt(2 / kappa) dW_i, and Itô = Stratonovich). ``jaxattn.simulate`` integrates the
-Stratonovich form with Stratonovich solvers (its default ``diffrax.Heun()``, ``EulerHeun``, ``Midpoint``) and adds
-the correction for Itô solvers (``diffrax.Euler``); in both cases the states are retracted to the manifold after
-every step.
+``jaxattn.simulate`` integrates the Stratonovich form and retracts the states to the manifold after every step.
+Stratonovich solvers (its default ``diffrax.Heun()``, ``EulerHeun``, ``Midpoint``) converge to the process as
+they are. An Itô solver (``diffrax.Euler``) followed by the retraction x -> x/|x| is the projected
+Euler-Maruyama scheme, which converges to the same process without an explicit correction: normalising
+x + sigma P_x dW shrinks x by (sigma^2 / 2) |P_x dW|^2, i.e. by ((d - 1) / kappa) x dt on average, the Itô drift
+above (the retraction removes any radial drift, so adding the correction would change nothing at first order).
+On the circle the angles diffuse additively, dtheta_i = b_i dt + sqrt(2 / kappa) dW_i, and Itô = Stratonovich.
 
 **Fokker-Planck equation** of the mean-field limit: d mu/dt = kappa^{-1} Delta mu - div(mu b[mu]). (Rigollet 2025
 prints it with both signs of the right-hand side reversed; docs/normalisation.md, "Noise".) Its thresholds and
@@ -50,17 +51,13 @@ def _kappa_rule(kappa):
 
 class AbstractStochasticField(AbstractField):
     """A field with noise, dX = velocity(t, X) dt + diffusion(t, X) o dW in the Stratonovich sense (module
-    docstring). ``jaxattn.simulate`` integrates it as a diffrax SDE (drift and a control term driven by
-    :meth:`brownian_motion`), adding :meth:`ito_correction` to the drift when the solver is an Itô solver.
+    docstring). ``jaxattn.simulate`` integrates it as a diffrax SDE: the drift and a control term driven by
+    :meth:`brownian_motion`, the states retracted to the manifold after every step.
     """
 
     @abc.abstractmethod
     def diffusion(self, t: Real[ArrayLike, ""], x: Array) -> lx.AbstractLinearOperator:
         """The linear map dW -> dX at (t, X), for one configuration or a batch of them (any leading axes)."""
-
-    @abc.abstractmethod
-    def ito_correction(self, t: Real[ArrayLike, ""], x: Array) -> Array:
-        """The Itô drift minus the Stratonovich drift at (t, X) (any leading axes)."""
 
     @abc.abstractmethod
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...], dtype,
@@ -127,25 +124,13 @@ class NoisyField(AbstractStochasticField):
         return jnp.sqrt(2.0 / self.kappa)
 
     def velocity(self, t, x: Array) -> Array:
-        """The drift b(X) (the Stratonovich drift; :meth:`ito_correction` gives the Itô form's extra term)."""
+        """The drift b(X) (of the Stratonovich form)."""
         return self.drift.velocity(t, x)
 
     def diffusion(self, t: Real[ArrayLike, ""], x: Array) -> lx.FunctionLinearOperator:
         """dW -> sigma P_X dW, for one configuration or a batch of them (any leading axes)."""
         manifold, sigma = self.manifold, self.noise_scale
         return lx.FunctionLinearOperator(lambda w: sigma * manifold.project(x, w), jax.eval_shape(lambda: x))
-
-    def ito_correction(self, t: Real[ArrayLike, ""], x: Array) -> Array:
-        """(sigma^2 / 2) sum_k D[P(x) e_k] . P(x) e_k: the Itô drift minus the Stratonovich drift (module
-        docstring; -((d - 1) / kappa) x on the unit sphere, 0 on the circle). The e_k run over the ambient
-        coordinates of every token at once, which is exact for a projection acting token by token."""
-        project = self.manifold.project
-        total = jnp.zeros_like(x)
-        for k in range(x.shape[-1]):
-            e = jnp.zeros_like(x).at[..., k].set(1.0)
-            v = project(x, e)
-            total = total + jax.jvp(lambda y: project(y, e), (x,), (v,))[1]
-        return 0.5 * self.noise_scale**2 * total
 
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...],
                         dtype, dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:

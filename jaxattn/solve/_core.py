@@ -109,17 +109,12 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
 def _terms(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, batched: bool):
     """The diffrax terms of ``field``: its velocity, and for a stochastic field (docs/normalisation.md, "Noise")
     the SDE dX = velocity dt + diffusion o dW (Stratonovich) driven by the field's Brownian motion of x0's shape
-    (one path of the whole batch when ``batched``: independent members), with the field's Itô correction
-    added to the drift when the solver is an Itô solver."""
+    (one path of the whole batch when ``batched``: independent members). An Itô solver followed by the
+    retraction converges to the same process (the projected Euler-Maruyama scheme: ``fields/noisy.py``)."""
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     if not isinstance(field, AbstractStochasticField):
         return diffrax.ODETerm(lambda t, y, args: rhs(t, y))
-    solver = config.solver
-    ito = isinstance(solver, diffrax.AbstractItoSolver) and not isinstance(solver, diffrax.AbstractStratonovichSolver)
-    if ito:
-        drift = diffrax.ODETerm(lambda t, y, args: rhs(t, y) + field.ito_correction(t, y))
-    else:
-        drift = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    drift = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
     brownian = field.brownian_motion(t0, t1, x0.shape, x0.dtype, config.dt0)
     return diffrax.MultiTerm(drift, diffrax.ControlTerm(lambda t, y, args: field.diffusion(t, y), brownian))
 

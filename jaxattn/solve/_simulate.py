@@ -235,8 +235,8 @@ def _sde_defaults(field, solver, controller, dt0, ensemble, is_ensemble):
     solver = diffrax.Heun() if solver is None else solver
     if not isinstance(solver, (diffrax.AbstractItoSolver, diffrax.AbstractStratonovichSolver)):
         raise ValueError(f"diffrax.{type(solver).__name__} is not an SDE solver: use a Stratonovich solver "
-                         "(diffrax.Heun, the default, EulerHeun, Midpoint) or an Itô solver (diffrax.Euler, "
-                         "with the Itô correction)")
+                         "(diffrax.Heun, the default, EulerHeun, Midpoint) or an Itô solver (diffrax.Euler: with the "
+                         "retraction, the projected Euler-Maruyama scheme)")
     return solver, diffrax.ConstantStepSize() if controller is None else controller
 
 
