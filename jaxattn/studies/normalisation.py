@@ -78,8 +78,9 @@ def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int 
                           burn_in: float = 50.0, dt: float = 0.01, sample_every: float = 0.1, unnormalised: bool = True,
                           seed: int = 0) -> xr.Dataset:
     """The noisy dynamics on the circle (:class:`jaxattn.fields.NoisyField`) over kappa: the order parameter
-    r = |(1/n) sum_j e^{i theta_j}| averaged over [burn_in, t1] from a uniform start, against the mean-field
-    stationary branch (:func:`jaxattn.spectral.noisy.stationary_order_parameter`) and the threshold kappa_c
+    r = |(1/n) sum_j e^{i theta_j}| averaged over [burn_in, t1] from a uniform start (``order_parameter``, its
+    ``temporal_sd``), against the mean-field stationary branch (``mean_field`` at the same kappas,
+    ``mean_field_curve`` on 121 kappas ``kappa_fine``) (:func:`jaxattn.spectral.noisy.stationary_order_parameter`) and the threshold kappa_c
     (:func:`jaxattn.spectral.noisy.noisy_threshold`).
 
     beta = 0 is the noisy Kuramoto model (coupling 1; pitchfork at kappa = 2). Euler steps of ``dt`` (additive
@@ -99,10 +100,12 @@ def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int 
         means.append(r.mean())
         sds.append(r.std())
     theory = [stationary_order_parameter(beta, kappa, model) for kappa in kappas]
+    fine = np.linspace(min(kappas), max(kappas), 121)
+    curve = [stationary_order_parameter(beta, kappa, model) for kappa in fine]
     return xr.Dataset(
         {"order_parameter": ("kappa", np.array(means)), "temporal_sd": ("kappa", np.array(sds)),
-         "mean_field": ("kappa", np.array(theory))},
-        coords={"kappa": np.asarray(kappas, dtype=float)},
+         "mean_field": ("kappa", np.array(theory)), "mean_field_curve": ("kappa_fine", np.array(curve))},
+        coords={"kappa": np.asarray(kappas, dtype=float), "kappa_fine": fine},
         attrs={"beta": beta, "n": n, "model": model, "threshold": noisy_threshold(beta, 2, model), "t1": t1,
                "burn_in": burn_in, "dt": dt})
 
@@ -133,7 +136,7 @@ def plot_noisy_bifurcation(ds: xr.Dataset, ax=None):
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
     ax.errorbar(ds.kappa, ds.order_parameter, yerr=ds.temporal_sd, fmt="o", ms=4, label=f"particles, n = {ds.n}")
-    ax.plot(ds.kappa, ds.mean_field, "-", label="mean field")
+    ax.plot(ds.kappa_fine, ds.mean_field_curve, "-", label="mean field")
     ax.axvline(ds.threshold, color="k", ls="--", lw=1, label=f"kappa_c = {ds.threshold:.4g}")
     ax.set(xlabel="kappa (inverse noise)", ylabel="order parameter r",
            title=f"noisy {'Kuramoto' if ds.beta == 0 else ds.model.upper()} (beta = {ds.beta})")
