@@ -349,3 +349,14 @@ def test_ensembles_vmap_and_gradients(key):
     h = 1e-5
     fd = (radius(1.5 + h) - radius(1.5 - h)) / (2 * h)
     np.testing.assert_allclose(jax.grad(radius)(1.5), fd, rtol=1e-5)
+
+
+def test_rates_study_data():
+    """The figure data of docs/normalisation.md: particles and the equiangular theory agree, the regulated
+    rate reaches its limit 2 (the notebook's figure, at reduced size)."""
+    from jaxattn.studies.normalisation import normalisation_rates
+
+    rates = normalisation_rates(schemes=("postln", "preln"), num_times=40)
+    for name, ds in rates.items():
+        np.testing.assert_allclose(ds.one_minus_rho, ds.theory_one_minus_rho, rtol=1e-3)  # 1e-3 at 5e-17
+        assert abs(float(ds.rate[-2]) - 2.0) < 0.01 and abs(float(ds.theory_rate[-2]) - 2.0) < 0.01, name
