@@ -356,7 +356,7 @@ def test_rates_study_data():
     rate reaches its limit 2 (the notebook's figure, at reduced size)."""
     from jaxattn.studies.normalisation import normalisation_rates
 
-    rates = normalisation_rates(schemes=("postln", "preln"), num_times=40)
+    rates = normalisation_rates(schemes=("postln", "preln"))
     for name, ds in rates.items():
         np.testing.assert_allclose(ds.one_minus_rho, ds.theory_one_minus_rho, rtol=1e-3)  # 1e-3 at 5e-17
         assert abs(float(ds.rate[-2]) - 2.0) < 0.01 and abs(float(ds.theory_rate[-2]) - 2.0) < 0.01, name
