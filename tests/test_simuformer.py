@@ -79,3 +79,42 @@ def test_peer_configuration_converges_at_first_order(norm):
         errors.append(max(np.abs(theta[-1] - directions(exact)).max(), np.abs(r[-1] - radii(exact)).max()))
     assert errors[0] < 0.05
     assert 1.7 < errors[0] / errors[1] < 2.3 and 1.7 < errors[1] / errors[2] < 2.3, errors
+
+
+def test_random_weight_ensembles():
+    """The ensembles' defining properties: B = Q^T K with unit-variance entries (Gaussian products, GOE),
+    GOE symmetric, GPT-2 entries of standard deviation 0.02, V = +-B/normV, Wishart V >= 0; heads averaged."""
+    from jaxattn.fields import random_attention_matrices
+
+    d = 64
+    key = jax.random.PRNGKey(0)
+    Q, K, V = (np.asarray(m) for m in random_attention_matrices(key, d, "ginibre", "qk"))
+    B = Q.T @ K
+    assert abs(B.var() - 1) < 0.05 and abs(B.mean()) < 0.02
+    np.testing.assert_allclose(V, B / np.sqrt(d), atol=1e-12)
+    Q, K, V = (np.asarray(m) for m in random_attention_matrices(key, d, "goe", "minus_qk"))
+    B = Q.T @ K
+    np.testing.assert_array_equal(B, B.T)
+    assert abs(np.diag(B).var() - 2) < 0.5 and abs(B[np.triu_indices(d, 1)].var() - 1) < 0.05
+    np.testing.assert_allclose(V, -B / np.sqrt(d + 1), atol=1e-12)
+    Q, K, V = (np.asarray(m) for m in random_attention_matrices(key, d, "gpt2", "gpt2"))
+    assert abs((Q.T @ K).std() / 0.02 - 1) < 0.05 and abs(V.std() / 0.02 - 1) < 0.05
+    V = np.asarray(random_attention_matrices(key, d, "identity", "wishart")[2])
+    assert np.linalg.eigvalsh(V).min() > -1e-10
+    weights = RandomWeights(key, 8, heads=3, kq="ginibre", value="identity")
+    Qs, Ks, Vs = weights.draw(0)
+    assert Qs.shape == (3, 8, 8) and not np.allclose(Qs[0], Qs[1])
+    np.testing.assert_allclose(Vs, np.broadcast_to(np.eye(8) / 3, (3, 8, 8)))  # heads averaged
+    with pytest.raises(ValueError, match="kq must be one of"):
+        RandomWeights(key, 8, kq="wigner")
+
+
+def test_weights_are_redrawn_every_period():
+    """The field's heads at time t are draw number floor(t / period): constant inside a period, new after."""
+    weights = RandomWeights(jax.random.PRNGKey(1), 4, heads=2, kq="goe", value="ginibre")
+    field = NORMALISATIONS["postln"](1.0, weights=weights, redraw_period=0.5)
+    for t, index in ((0.0, 0), (0.49, 0), (0.5, 1), (1.2, 2)):
+        np.testing.assert_array_equal(field.attention_at(t).K, weights.draw(index)[1])
+    np.testing.assert_allclose(field.redraw_times(2.0), [0.5, 1.0, 1.5])
+    once = NORMALISATIONS["postln"](1.0, weights=weights)  # no period: drawn once
+    np.testing.assert_array_equal(once.attention_at(7.0).K, weights.draw(0)[1])
