@@ -25,8 +25,10 @@ As eta -> 0 the post-LN, nGPT and (paper rule) pre-/peri-LN updates converge at 
 applies V^T): ``tests/test_simuformer.py`` checks the O(eta) convergence.
 
 Run ``python -m benchmarks.simuformer`` (heavy: run under the shared lock) for the timing table of
-benchmarks/README.md, "simuformer": jaxattn (adaptive solve, one batched ensemble per beta) against this
-update (eta = 0.1) at batch 512, n = 64, d = 16, beta in linspace(0.1, 15, 20) (``--quick``: smaller).
+benchmarks/README.md, "simuformer": jaxattn (adaptive Tsit5, one batched ensemble per beta, at two tolerances)
+against this update (eta = 0.1, the simulator's, and finer) at the simulator's sizes, batch 512, n = 64, d = 16,
+8 heads, beta up to 15 (``--beta-values`` for a subset, ``--t1`` for the horizon; ``--quick``: seconds), each
+scored against a tight jaxattn reference on the same draws.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def attention_vector(theta: np.ndarray, beta: float, B: np.ndarray, V: np.ndarra
     heads = B.shape[0]
     out = np.zeros_like(theta)
     for h in range(heads):
-        logits = beta * np.einsum("bid,de,bje->bij", theta, B[h], theta)
+        logits = beta * (theta @ B[h]) @ np.swapaxes(theta, -1, -2)  # batched products, as the simulator's bmm
         if causal:
             logits = np.where(np.tril(np.ones((n, n), bool)), logits, -np.inf)
         logits = logits - logits.max(axis=-1, keepdims=True)
@@ -156,26 +158,26 @@ def clustered_fraction(theta: np.ndarray, threshold: float = 0.999) -> np.ndarra
 
 
 def _timing(settings) -> dict:
-    """Per beta and norm: CPU seconds of jaxattn's solve (one batched ensemble, adaptive Tsit5, the clustered-pair
-    fraction at 11 times) and of this update at eta on the same draws and weights, in this process, and the
-    error of each one's pair fraction against a tight jaxattn reference (rtol 1e-10)."""
+    """Per beta and norm, on the same draws and weights, in this process (CPU seconds): jaxattn's solve (one
+    batched ensemble, adaptive Tsit5 at each rtol, the clustered-pair fraction at 11 times) and this update at
+    each step eta; each one's error is the max |P - P_ref| over the 11 times against a tight jaxattn reference
+    (``reference_rtol``)."""
     import jax.numpy as jnp
 
     import jaxattn
     from jaxattn.analysis import clustered_pair_fraction
     from jaxattn.fields import NORMALISATIONS, RandomWeights, directions, polar
 
-    betas = np.linspace(0.1, settings.beta_max, settings.betas)
+    betas = np.linspace(0.1, settings.beta_max, settings.betas) if settings.beta_values is None else settings.beta_values
     ts = np.linspace(0.0, settings.t1, 11)
-    save_every = int(round(settings.t1 / settings.eta / 10))
     rows = []
     for b_index, beta in enumerate(betas):
         key = jax.random.PRNGKey(b_index)
         weights = RandomWeights(key, settings.d, heads=settings.heads, kq=settings.kq, value=settings.value)
         theta0 = np.asarray(jaxattn.initial.uniform_sphere(jax.random.fold_in(key, 1), settings.n, settings.d,
                                                            batch=settings.batch))
-        B, V = (np.einsum("hmd,hme->hde", *(np.asarray(m) for m in weights.draw(0)[:2])),
-                np.swapaxes(settings.heads * np.asarray(weights.draw(0)[2]), -1, -2))
+        Q, K, V = (np.asarray(m) for m in weights.draw(0))
+        peer = [(np.einsum("hmd,hme->hde", Q, K), np.swapaxes(settings.heads * V, -1, -2))]
         for norm in settings.norms:
             field = NORMALISATIONS[norm](beta, weights=weights, causal=settings.causal)
 
@@ -184,24 +186,24 @@ def _timing(settings) -> dict:
                                         max_steps=1_000_000)
                 return np.asarray(clustered_pair_fraction(directions(traj.xs), 1e-3)), int(traj.stats["num_steps"])
 
-            def numpy_run():
-                _, thetas, _ = run(theta0, beta, [(B, V)], settings.eta, settings.t1, norm=norm, causal=settings.causal,
-                                   save_every=save_every)
-                return clustered_fraction(thetas).T
-
-            reference, _ = jax_run(1e-10)
-            jax_run(settings.rtol)  # compile
-            c0 = time.process_time()
-            p_jax, steps = jax_run(settings.rtol)
-            c_jax = time.process_time() - c0
-            c0 = time.process_time()
-            p_np = numpy_run()
-            c_np = time.process_time() - c0
-            rows.append(dict(norm=norm, beta=float(beta), cpu_jaxattn=c_jax, cpu_numpy=c_np, ratio=c_np / c_jax,
-                             steps_jaxattn=steps, steps_numpy=int(round(settings.t1 / settings.eta)),
-                             error_jaxattn=float(np.max(np.abs(p_jax - reference))),
-                             error_numpy=float(np.max(np.abs(p_np - reference)))))
-            print(json.dumps(rows[-1]), flush=True)
+            reference, ref_steps = jax_run(settings.reference_rtol)
+            for rtol in settings.rtols:
+                jax_run(rtol)  # compiled already (tolerances are arrays); a warm run
+                c0 = time.process_time()
+                p, steps = jax_run(rtol)
+                rows.append(dict(norm=norm, beta=float(beta), impl="jaxattn", setting=f"rtol {rtol:g}",
+                                 cpu_s=time.process_time() - c0, steps=steps,
+                                 error=float(np.max(np.abs(p - reference)))))
+                print(json.dumps(rows[-1]), flush=True)
+            for eta in settings.etas:
+                c0 = time.process_time()
+                _, thetas, _ = run(theta0, beta, peer, eta, settings.t1, norm=norm, causal=settings.causal,
+                                   save_every=int(round(settings.t1 / eta / 10)))
+                p = clustered_fraction(thetas).T
+                rows.append(dict(norm=norm, beta=float(beta), impl="simuformer update (NumPy)", setting=f"eta {eta:g}",
+                                 cpu_s=time.process_time() - c0, steps=int(round(settings.t1 / eta)),
+                                 error=float(np.max(np.abs(p - reference)))))
+                print(json.dumps(rows[-1]), flush=True)
     return {"settings": vars(settings), "rows": rows}
 
 
@@ -209,21 +211,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--betas", type=int, default=20)
+    parser.add_argument("--betas", type=int, default=20, help="beta in linspace(0.1, 15, BETAS) (the simulator's grid)")
+    parser.add_argument("--beta-values", type=float, nargs="+", default=None, help="these betas instead")
     parser.add_argument("--t1", type=float, default=50.0)
     parser.add_argument("--norms", default="postln,preln", help="comma-separated: " + ", ".join(NORMS))
-    parser.add_argument("--out", default=None, help="write the JSON record here")
+    parser.add_argument("--etas", type=float, nargs="+", default=[0.1, 0.025], help="steps of the update (0.1: the "
+                        "simulator's)")
+    parser.add_argument("--rtols", type=float, nargs="+", default=[1e-4, 1e-6], help="jaxattn's tolerances")
+    parser.add_argument("--out", default=None, help="append the JSON record to this file")
     args = parser.parse_args(argv)
     settings = argparse.Namespace(batch=args.batch, n=64, d=16, heads=8, beta_max=15.0, betas=args.betas, t1=args.t1,
-                                  eta=0.1, kq="ginibre", value="identity", causal=False, norms=args.norms.split(","),
-                                  rtol=1e-6)
+                                  etas=args.etas, kq="ginibre", value="identity", causal=False,
+                                  norms=args.norms.split(","), rtols=args.rtols, reference_rtol=1e-9,
+                                  beta_values=args.beta_values)
     if args.quick:
         settings = argparse.Namespace(**{**vars(settings), "batch": 8, "n": 16, "d": 8, "heads": 2, "betas": 2,
-                                         "t1": 5.0})
+                                         "t1": 5.0, "beta_values": None})
     record = _timing(settings)
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(record, fh, indent=1)
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":
