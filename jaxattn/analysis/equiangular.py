@@ -2,7 +2,7 @@ r"""The equiangular reduction of the normalisation schemes and their clustering 
 
 Take Q = K = V = I, n tokens with equal pairwise inner products <theta_i, theta_j> = rho (i != j) and
 equal radii r (e.g. the orthogonal start theta_i(0) = e_i, d >= n, r(0) = 1). By symmetry the flow of every
-normalisation scheme (:class:`~jaxattn.fields.AbstractNormalisedAttention`) keeps both (Rigollet 2025,
+normalisation scheme ([`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention]) keeps both (Rigollet 2025,
 "The mean-field dynamics of Transformers", §5.1-§5.2; Karagodin, Ge, Polyanskiy, Rigollet 2025), and the whole system reduces to
 
     drho/dt = F_beta(rho) / s(t, r, |A|),        dr/dt = the scheme's radial rate at (a, |A|),
@@ -18,11 +18,11 @@ with q = e^{-beta (1 - rho)} and, for the softmax,
 from A_i = (e^beta theta_i + e^{beta rho} sum_{j != i} theta_j) / Z and drho/dt = 2 <dtheta_i/dt, theta_j>.
 
 Near rho = 1, F_beta ~ 2 (1 - rho) and a, |A| -> 1, so 1 - rho decays like exp(-2 int dt / s): every
-scheme's regulated rate -s d log(1 - rho)/dt tends to 2 (:func:`clustering_rate`): e^{-2t} for Post-LN,
+scheme's regulated rate -s d log(1 - rho)/dt tends to 2 ([`clustering_rate`][jaxattn.analysis.clustering_rate]): e^{-2t} for Post-LN,
 t^{-2} for Pre-LN, Peri-LN and Mix-LN (s = r ~ t), e^{-2 alpha t} for nGPT (s -> 1/alpha),
 e^{-4 sqrt(t + 1)} for sqrt-scaling, e^{-2 e^beta t} for Post-LN (USA).
 
-:func:`equiangular_trajectory` integrates u = -log(1 - rho) instead of rho (du/dt = F_beta / ((1 - rho) s)
+[`equiangular_trajectory`][jaxattn.analysis.equiangular_trajectory] integrates u = -log(1 - rho) instead of rho (du/dt = F_beta / ((1 - rho) s)
 is bounded), so 1 - rho is resolved far below the float64 resolution of rho itself.
 """
 

@@ -1,8 +1,8 @@
 """Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle, and
 (SA) in Gram space (``gram.py``: the n x n inner products instead of the n x d tokens).
 
-Every field is an :class:`AbstractField` (``field(t, x)``, diffrax's ``ODETerm`` signature).
-Evaluators of the attention sums, one module each: dense and row-blocked (:func:`attend`,
+Every field is an [`AbstractField`][jaxattn.AbstractField] (``field(t, x)``, diffrax's ``ODETerm`` signature).
+Evaluators of the attention sums, one module each: dense and row-blocked ([`attend`][jaxattn.fields.attend],
 ``_attention.py``), Bessel-Fourier modes on the circle (``_fourier.py``) and spherical harmonics
 on S^2 (``_harmonics.py``); the fields pick one with their ``evaluator`` argument.
 """

@@ -6,7 +6,7 @@ Transformers", §6 "Noisy Transformers"):
 with b the drift of any field (e.g. (USA) on the sphere, the survey's model, or its angle form on the circle).
 
 **Convention (Stratonovich, projected).** The noise is the Stratonovich differential ``o dW`` of an ambient
-Brownian motion W in R^d projected on the tangent space (:meth:`jaxattn.manifolds.AbstractManifold.project`).
+Brownian motion W in R^d projected on the tangent space ([`jaxattn.manifolds.AbstractManifold.project`][jaxattn.manifolds.AbstractManifold.project]).
 On the sphere S^{d-1} this is Brownian motion with generator kappa^{-1} Delta_{S^{d-1}} (Hsu 2002, "Stochastic
 analysis on manifolds", §3.2; E <X_t, X_0> = e^{-(d - 1) t / kappa} for the pure noise), and the solution stays on
 the sphere. The same process in Itô form carries a drift correction,
@@ -23,7 +23,7 @@ On the circle the angles diffuse additively, dtheta_i = b_i dt + sqrt(2 / kappa)
 
 **Fokker-Planck equation** of the mean-field limit: d mu/dt = kappa^{-1} Delta mu - div(mu b[mu]). (Rigollet 2025
 prints it with both signs of the right-hand side reversed; docs/normalisation.md, "Noise".) Its thresholds and
-stationary states: :mod:`jaxattn.spectral.noisy`.
+stationary states: `jaxattn.spectral.noisy`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _kappa_rule(kappa):
 class AbstractStochasticField(AbstractField):
     """A field with noise, dX = velocity(t, X) dt + diffusion(t, X) o dW in the Stratonovich sense (module
     docstring). ``jaxattn.simulate`` integrates it as a diffrax SDE: the drift and a control term driven by
-    :meth:`brownian_motion`, the states retracted to the manifold after every step.
+    [`brownian_motion`][jaxattn.fields.AbstractStochasticField.brownian_motion], the states retracted to the manifold after every step.
     """
 
     @abc.abstractmethod
@@ -134,7 +134,7 @@ class NoisyField(AbstractStochasticField):
 
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...],
                         dtype, dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:
-        """The Brownian motion W of the given shape on [t0, t1], from :attr:`key` (``brownian``)."""
+        """The Brownian motion W of the given shape on [t0, t1], from `key` (``brownian``)."""
         structure = jax.ShapeDtypeStruct(shape, dtype)
         if self.brownian == "unsafe":
             return diffrax.UnsafeBrownianPath(shape=structure, key=self.key)

@@ -30,13 +30,13 @@ dx_i/dt = A_i/|A_i| (Rigollet 2025, §5.2): with x = r theta, dr/dt = <theta, dx
 dtheta/dt = P_theta(dx/dt)/r. The radius equation is dr_i/dt = <theta_i, A_i>, not r_i times the sum of
 A_i's coordinates as one public simulator codes it (docs/normalisation.md, "The radius equation").
 
-Asymptotic rates at an equiangular start with Q = K = V = I (:mod:`jaxattn.analysis.equiangular`):
+Asymptotic rates at an equiangular start with Q = K = V = I (`jaxattn.analysis.equiangular`):
 1 - rho ~ e^{-2t} (Post-LN), ~ 1/t^2 (Pre-LN, Peri-LN, and Mix-LN after tau), ~ e^{-2 alpha t} (nGPT),
 ~ e^{-4 sqrt(t + 1)} (sqrt-scaling).
 
-A configuration is (n, d + 1) on :data:`jaxattn.manifolds.DIRECTION_RADIUS`: the unit directions theta_i in
-the first d columns and the radii r_i > 0 in the last (:func:`polar` builds one from tokens x_i in R^d,
-:func:`cartesian` goes back); ``simulate`` keeps the directions on the sphere after every step.
+A configuration is (n, d + 1) on `jaxattn.manifolds.DIRECTION_RADIUS`: the unit directions theta_i in
+the first d columns and the radii r_i > 0 in the last ([`polar`][jaxattn.fields.polar] builds one from tokens x_i in R^d,
+[`cartesian`][jaxattn.fields.cartesian] goes back); ``simulate`` keeps the directions on the sphere after every step.
 """
 
 from __future__ import annotations
@@ -107,14 +107,14 @@ class AbstractNormalisedAttention(AbstractField):
         dtheta_i/dt = P_{theta_i}(A_i(Theta)) / s_i,     dr_i/dt = the scheme's radial rate
 
     (Rigollet 2025, eq. (NA) of §5.2; speed factors and radial equations of Karagodin, Ge, Polyanskiy,
-    Rigollet 2025). A concrete scheme supplies :meth:`speed` (s_i) and :meth:`radial` (dr_i/dt) as
+    Rigollet 2025). A concrete scheme supplies [`speed`][jaxattn.fields.AbstractNormalisedAttention.speed] (s_i) and [`radial`][jaxattn.fields.AbstractNormalisedAttention.radial] (dr_i/dt) as
     functions of t, the radii r, a_i = <theta_i, A_i> and |A_i|.
 
-    A_i is the attention output of :class:`~jaxattn.fields.SelfAttention` (of
-    :class:`~jaxattn.fields.UnnormalisedSelfAttention` with ``unnormalised=True``) at the directions:
+    A_i is the attention output of [`SelfAttention`][jaxattn.SelfAttention] (of
+    [`UnnormalisedSelfAttention`][jaxattn.UnnormalisedSelfAttention] with ``unnormalised=True``) at the directions:
     ``beta``, ``Q``, ``K``, ``V`` (stacks (H, m, d), (H, d, d) give H heads whose outputs add: pass V / H for
     their average), ``causal`` and ``block_size`` mean what they mean there. ``weights``: random heads
-    instead (:class:`~jaxattn.fields.RandomWeights`), re-drawn every ``redraw_period`` time units (or drawn
+    instead ([`RandomWeights`][jaxattn.fields.RandomWeights]), re-drawn every ``redraw_period`` time units (or drawn
     once), i.e. a parameter piecewise constant in time, drawn inside the field.
 
     Args (of every concrete scheme):
@@ -122,8 +122,8 @@ class AbstractNormalisedAttention(AbstractField):
         Q, K, V: attention matrices (None: the identity); stacks of H heads add.
         unnormalised: (USA) attention, Z_i replaced by n.
         causal: token i attends to j <= i.
-        block_size: row blocks of the attention kernel (see :func:`jaxattn.fields.attend`).
-        weights: random heads (:class:`~jaxattn.fields.RandomWeights`) instead of Q, K, V.
+        block_size: row blocks of the attention kernel (see [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+        weights: random heads ([`RandomWeights`][jaxattn.fields.RandomWeights]) instead of Q, K, V.
         redraw_period: re-draw ``weights`` every this many time units (> 0; None: draw once).
     """
 
@@ -161,7 +161,7 @@ class AbstractNormalisedAttention(AbstractField):
         return self.Q is None and self.K is None and self.V is None and self.weights is None and not self.causal
 
     def attention_at(self, t: Real[ArrayLike, ""]) -> SelfAttention | UnnormalisedSelfAttention:
-        """The attention in force at time t (a :class:`~jaxattn.fields.SelfAttention` or its (USA) twin)."""
+        """The attention in force at time t (a [`SelfAttention`][jaxattn.SelfAttention] or its (USA) twin)."""
         if self.weights is None:
             Q, K, V = self.Q, self.K, self.V
         else:
@@ -189,7 +189,7 @@ class AbstractNormalisedAttention(AbstractField):
 
 
 def _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period) -> None:
-    """Validate and set the shared fields of :class:`AbstractNormalisedAttention` (called by ``__init__``)."""
+    """Validate and set the shared fields of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention] (called by ``__init__``)."""
     if weights is not None:
         if not isinstance(weights, RandomWeights):
             raise TypeError(f"weights must be a jaxattn.fields.RandomWeights, got {type(weights).__name__}")
@@ -209,7 +209,7 @@ def _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weigh
 class PostLNAttention(AbstractNormalisedAttention):
     """Post-LN, x <- LN(x + Attn(x)): s_i = 1 and r_i constant (Rigollet 2025, eq. (NA) with s = 1): the
     directions follow (SA) (Geshkovski et al. 2023 (perspective) eq. (2.6)) or, ``unnormalised``, (USA).
-    Arguments: those of :class:`AbstractNormalisedAttention`.
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -229,7 +229,7 @@ class PreLNAttention(AbstractNormalisedAttention):
     """Pre-LN, x <- x + Attn(LN(x)): s_i = r_i and dr_i/dt = <theta_i, A_i> (Rigollet 2025 §5.2, the polar
     form of dx_i/dt = A_i(x/|x|); Karagodin, Ge, Polyanskiy, Rigollet 2025). Large tokens turn slowly;
     at an equiangular start r ~ t and 1 - rho ~ 1/t^2.
-    Arguments: those of :class:`AbstractNormalisedAttention`.
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -248,7 +248,7 @@ class PreLNAttention(AbstractNormalisedAttention):
 class PeriLNAttention(AbstractNormalisedAttention):
     """Peri-LN, x <- x + LN(Attn(LN(x))): the unit-norm velocity dx_i/dt = A_i / |A_i| (Rigollet 2025 §5.2;
     Kim et al. 2025, "Peri-LN"), i.e. s_i = r_i |A_i| and dr_i/dt = <theta_i, A_i> / |A_i|.
-    Arguments: those of :class:`AbstractNormalisedAttention`.
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -269,7 +269,7 @@ class MixLNAttention(AbstractNormalisedAttention):
     s_i = 1 and dr_i/dt = 0 up to tau, s_i = r_i and dr_i/dt = <theta_i, A_i> after.
 
     The field jumps at t = tau: tell an adaptive solve, ``diffrax.PIDController(rtol, atol, jump_ts=[tau])``.
-    Arguments: those of :class:`AbstractNormalisedAttention`, and ``tau`` (> 0).
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and ``tau`` (> 0).
     """
 
     tau: Float[Array, ""] = parameter(check=_tau_rule)
@@ -293,7 +293,7 @@ class NGPTAttention(AbstractNormalisedAttention):
     """nGPT (Loshchilov et al. 2025), theta <- Norm(theta + alpha Norm(A)): dtheta_i/dt = alpha P(A_i) / |A_i|,
     i.e. s_i = |A_i| / alpha, radius constant (Karagodin, Ge, Polyanskiy, Rigollet 2025; the architecture's
     per-coordinate eigen learning rates are one scalar alpha here). 1 - rho ~ e^{-2 alpha t}.
-    Arguments: those of :class:`AbstractNormalisedAttention`, and ``alpha`` (> 0; 0.2 in the simuformer
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and ``alpha`` (> 0; 0.2 in the simuformer
     simulator).
     """
 
@@ -317,7 +317,7 @@ class NGPTAttention(AbstractNormalisedAttention):
 class SqrtScaledAttention(AbstractNormalisedAttention):
     """sqrt-scaling ("LN-scaling"): s_i = sqrt(t + 1), radius constant (Karagodin, Ge, Polyanskiy, Rigollet
     2025; Rigollet 2025 §5.2). 1 - rho ~ exp(-4 sqrt(t + 1)).
-    Arguments: those of :class:`AbstractNormalisedAttention`.
+    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,

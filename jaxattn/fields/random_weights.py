@@ -16,7 +16,7 @@ Polyanskiy, Rigollet 2023 (perspective) Fig. 4 (identity, ginibre, goe; the auth
 ``randomV``) and of the simuformer simulator of Karagodin, Ge, Polyanskiy, Rigollet 2025 (also ``gpt2``).
 Matrices act on column vectors, eq. (2.3); a row-vector code applies V^T.
 
-:class:`RandomWeights` holds a PRNG key instead of matrices: its H heads of (Q, K, V) are a deterministic
+[`RandomWeights`][jaxattn.fields.RandomWeights] holds a PRNG key instead of matrices: its H heads of (Q, K, V) are a deterministic
 function of (key, draw number), drawn where they are used (inside the vector field, re-drawn every
 ``redraw_period`` time units), so an ensemble of any horizon costs no memory for them and a solve stays one
 ``diffeqsolve``. The heads' values are divided by H: the heads are averaged, as in the simuformer simulator.
@@ -40,7 +40,7 @@ GPT2_SCALE = 0.02
 
 
 def check_ensembles(kq: str, value: str) -> None:
-    """ValueError unless ``kq`` and ``value`` name ensembles of :data:`KQ_ENSEMBLES`, :data:`VALUE_ENSEMBLES`."""
+    """ValueError unless ``kq`` and ``value`` name ensembles of [`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]."""
     if kq not in KQ_ENSEMBLES:
         raise ValueError(f"kq must be one of {KQ_ENSEMBLES}, got {kq!r}")
     if value not in VALUE_ENSEMBLES:
@@ -82,15 +82,15 @@ def random_attention_matrices(key: PRNGKeyArray, d: int, kq: str = "identity",
 class RandomWeights(eqx.Module):
     """H heads of random (Q, K, V) from the ensembles ``kq`` and ``value`` (module docstring), drawn from a key.
 
-    Draw number p (:meth:`draw`) uses ``jax.random.fold_in(key, p)``; a field re-draws every
+    Draw number p ([`draw`][jaxattn.fields.RandomWeights.draw]) uses ``jax.random.fold_in(key, p)``; a field re-draws every
     ``redraw_period`` time units by drawing number floor(t / redraw_period) at time t
-    (:class:`jaxattn.fields.PreLNAttention` and the other normalisation schemes).
+    ([`jaxattn.fields.PreLNAttention`][jaxattn.PreLNAttention] and the other normalisation schemes).
 
     Args:
         key: a PRNG key (``jax.random.PRNGKey(seed)``).
         dim: the token dimension d.
         heads: the number of heads H (the values are divided by H: the heads are averaged).
-        kq, value: the ensembles (:data:`KQ_ENSEMBLES`, :data:`VALUE_ENSEMBLES`).
+        kq, value: the ensembles ([`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]).
     """
 
     key: PRNGKeyArray

@@ -1,17 +1,17 @@
-"""Integrate particle fields with diffrax: :func:`simulate` (one configuration or an ensemble),
-its result :class:`Trajectory`, the sphere retraction and the ensemble strategies.
+"""Integrate particle fields with diffrax: [`simulate`][jaxattn.simulate] (one configuration or an ensemble),
+its result [`Trajectory`][jaxattn.Trajectory], the sphere retraction and the ensemble strategies.
 
-* :mod:`._simulate`: :func:`simulate` and :func:`solve_ensemble` (argument handling, failures);
-* :mod:`._ensemble`: :class:`AbstractEnsemble`, the strategies :class:`Batched`, :class:`Vmap`,
-  :class:`Map` and the wrappers :class:`Chunked`, :class:`Sharded`, :class:`GlobalSharded`
+* `._simulate`: [`simulate`][jaxattn.simulate] and [`solve_ensemble`][jaxattn.solve.solve_ensemble] (argument handling, failures);
+* `._ensemble`: [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble], the strategies [`Batched`][jaxattn.solve.Batched], [`Vmap`][jaxattn.solve.Vmap],
+  [`Map`][jaxattn.solve.Map] and the wrappers [`Chunked`][jaxattn.solve.Chunked], [`Sharded`][jaxattn.solve.Sharded], [`GlobalSharded`][jaxattn.solve.GlobalSharded]
   (measurement: ``docs/ensembles.md``);
-* :mod:`._core`: one ``diffeqsolve`` with its static :class:`SolveConfig`;
-* :mod:`._retract`: :class:`RetractingSolver`, which applies a manifold's retraction
-  (:mod:`jaxattn.manifolds`) after every step (``docs/solving.md``);
-* :mod:`._guard`: :class:`NonFiniteGuard` (a non-finite state ends the solve at once);
-* :mod:`._failure`: the one map from ``diffrax.RESULTS`` to an exception (:func:`raise_failure`),
+* `._core`: one ``diffeqsolve`` with its static `SolveConfig`;
+* `._retract`: [`RetractingSolver`][jaxattn.RetractingSolver], which applies a manifold's retraction
+  ([`jaxattn.manifolds`][jaxattn.manifolds]) after every step (``docs/solving.md``);
+* `._guard`: [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard] (a non-finite state ends the solve at once);
+* `._failure`: the one map from ``diffrax.RESULTS`` to an exception ([`raise_failure`][jaxattn.solve.raise_failure]),
   shared with the spectral solvers;
-* :mod:`._trajectory`: :class:`Trajectory`.
+* `._trajectory`: [`Trajectory`][jaxattn.Trajectory].
 """
 
 from ._ensemble import (
@@ -54,7 +54,9 @@ from ._simulate import (
     solve_global_ensemble as solve_global_ensemble,
 )
 from ._trajectory import (
+    TRAJECTORY_SUFFIXES as TRAJECTORY_SUFFIXES,
     TRAJECTORY_VARIABLES as TRAJECTORY_VARIABLES,
+    dataset_from_npz as dataset_from_npz,
     SolverStats as SolverStats,
     Trajectory as Trajectory,
 )

@@ -1,7 +1,7 @@
 """One ``diffrax.diffeqsolve`` of a field: the step every ensemble strategy runs.
 
 The static configuration of a solve (solver, controller, adjoint, saving, event, ...) travels as
-one :class:`SolveConfig`; a solve returns one :class:`SolveOutput`.
+one `SolveConfig`; a solve returns one `SolveOutput`.
 """
 
 from __future__ import annotations

@@ -1,36 +1,36 @@
 """Ensembles: the strategies behind ``simulate(ensemble=...)``, chunking and device sharding.
 
 ``x0`` of shape (batch, n, d) (or (batch, n) on the circle) is an ensemble. Everything that integrates
-one is an :class:`AbstractEnsemble` with one method, :meth:`~AbstractEnsemble.run` (the ensemble's
-:class:`~jaxattn.solve._core.SolveOutput` from the solve's static configuration, the field and the
+one is an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] with one method, [`run`][jaxattn.solve.AbstractEnsemble.run] (the ensemble's
+`SolveOutput` from the solve's static configuration, the field and the
 data), so a new way is one class:
 
-* the strategies (:class:`AbstractStrategy`), one compiled solve each (:func:`solve_jit`):
-  :class:`Batched` (the whole batch is one state with a shared step whose error norm is the max over
-  members of each member's RMS error, :func:`ensemble_max_norm`, so no member is less accurate than it
-  would be alone), :class:`Vmap` (``jax.vmap`` of the whole adaptive solve, each member with its own
-  steps; a vmapped while-loop runs until its slowest member is done), :class:`Map` (the members one after
+* the strategies ([`AbstractStrategy`][jaxattn.solve.AbstractStrategy]), one compiled solve each (`solve_jit`):
+  [`Batched`][jaxattn.solve.Batched] (the whole batch is one state with a shared step whose error norm is the max over
+  members of each member's RMS error, [`ensemble_max_norm`][jaxattn.solve.ensemble_max_norm], so no member is less accurate than it
+  would be alone), [`Vmap`][jaxattn.solve.Vmap] (``jax.vmap`` of the whole adaptive solve, each member with its own
+  steps; a vmapped while-loop runs until its slowest member is done), [`Map`][jaxattn.solve.Map] (the members one after
   another inside one compiled program, ``jax.lax.map``, each with its own steps and no padding to the
-  slowest member); :class:`Single` is one configuration;
-* :class:`Chunked` (``inner``, ``chunk``): the members in equal chunks of ``chunk``, the last padded with
-  copies of member 0 (:func:`pad_members`: the max-over-members error norm of a batched solve is unchanged
+  slowest member); [`Single`][jaxattn.solve.Single] is one configuration;
+* [`Chunked`][jaxattn.solve.Chunked] (``inner``, ``chunk``): the members in equal chunks of ``chunk``, the last padded with
+  copies of member 0 (`pad_members`: the max-over-members error norm of a batched solve is unchanged
   by duplicates, and one compilation serves every chunk); ``simulate`` wraps its strategy in it when the
-  estimate :func:`ensemble_bytes_per_member` x batch exceeds ``max_memory``;
-* :class:`Sharded` (``inner``, ``mesh``): the member axis placed on the devices of a one-axis mesh
+  estimate [`ensemble_bytes_per_member`][jaxattn.solve.ensemble_bytes_per_member] x batch exceeds ``max_memory``;
+* [`Sharded`][jaxattn.solve.Sharded] (``inner``, ``mesh``): the member axis placed on the devices of a one-axis mesh
   (this process's devices by default), padded to a multiple of the device count;
-* :class:`GlobalSharded` (``inner``): one ensemble over the devices of every process of a
+* [`GlobalSharded`][jaxattn.solve.GlobalSharded] (``inner``): one ensemble over the devices of every process of a
   ``jax.distributed`` job, each process passing its own members (``solve_global_ensemble``).
 
 The strings ``"batched"``, ``"vmap"``, ``"map"`` name the strategies; ``"auto"`` (default) is "map" on a
-CPU when n >= :data:`AUTO_MAP_MIN_TOKENS`, otherwise "batched" (and always "batched" on GPU/TPU, where
+CPU when n >= [`AUTO_MAP_MIN_TOKENS`][jaxattn.solve.AUTO_MAP_MIN_TOKENS], otherwise "batched" (and always "batched" on GPU/TPU, where
 one wide vectorised step is what the hardware wants; ``python -m benchmarks.device`` measures it), and
-"batched" whenever ``stop_when`` is given (below). The backend is read from x0 (:func:`backend_of`).
+"batched" whenever ``stop_when`` is given (below). The backend is read from x0 ([`backend_of`][jaxattn.solve.backend_of]).
 All strategies agree with a loop over members (vmap and map to 1e-12, batched to the solver tolerance).
 
 **stop_when has one meaning for every strategy**: the ensemble stops at the end of the first step at
 which the condition holds for *every* member; every member reports that time as ``t_final``, and saves
 after it hold each member's state there. A one-state strategy (batched) has that as one event; with
-per-member steps (vmap, map) and in chunks, :func:`stop_together` solves each part with its own event,
+per-member steps (vmap, map) and in chunks, [`stop_together`][jaxattn.solve.stop_together] solves each part with its own event,
 continues the parts that stopped earlier to the latest of those times T without the event, and ends there
 if the condition holds for every member at T (if it no longer does, the condition is not monotone, the
 search resumes from T). That needs host control between the phases, so under ``jax.jit`` it is refused
@@ -80,9 +80,9 @@ def backend_of(x) -> str:
 
 def resolve_ensemble(ensemble: "str | AbstractEnsemble", n: int, backend: str | None = None,
                      stop_when: object = None) -> "AbstractEnsemble":
-    """The ensemble object ``simulate(ensemble=...)`` uses: an :class:`AbstractEnsemble` as given, a
+    """The ensemble object ``simulate(ensemble=...)`` uses: an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] as given, a
     strategy by name, or for ``"auto"`` the rule of the module docstring at n tokens on ``backend``
-    (default ``jax.default_backend()``; ``simulate`` passes :func:`backend_of` its x0)."""
+    (default ``jax.default_backend()``; ``simulate`` passes [`backend_of`][jaxattn.solve.backend_of] its x0)."""
     if isinstance(ensemble, AbstractEnsemble):
         return ensemble
     if ensemble == "auto":
@@ -136,7 +136,7 @@ def _solve_member(config, field, t1, x, t0, ts, batched):
 
 
 class AbstractEnsemble(eqx.Module):
-    """A way to integrate an ensemble (module docstring): one method, :meth:`run`."""
+    """A way to integrate an ensemble (module docstring): one method, [`run`][jaxattn.solve.AbstractEnsemble.run]."""
 
     @abc.abstractmethod
     def run(self, config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
@@ -151,7 +151,7 @@ class AbstractEnsemble(eqx.Module):
 
 class AbstractStrategy(AbstractEnsemble):
     """How the members of an ensemble are integrated inside one compiled solve (module docstring): a new
-    strategy is one final subclass with :meth:`integrate`.
+    strategy is one final subclass with [`integrate`][jaxattn.solve.AbstractStrategy.integrate].
 
     ``name`` (class variable) is the string ``simulate(ensemble=...)`` accepts for it; ``one_state``
     (class variable) is True when all members form one diffrax state sharing every step (then a PID
@@ -171,7 +171,8 @@ class AbstractStrategy(AbstractEnsemble):
         return self
 
     def run(self, config, field, x0, t0, t1, ts):
-        config = dataclasses.replace(config, strategy=self)
+        if config.strategy is not self:
+            config = dataclasses.replace(config, strategy=self)
         if config.stop_when is not None and not self.one_state:
             return _join(stop_together(config, field, [x0], t0, t1, ts), x0.shape[0], x0.shape[0])
         return solve_jit(config, field, x0, t0, t1, ts)
@@ -232,6 +233,9 @@ class Map(AbstractStrategy):
         return jax.lax.map(one, per_member)
 
 
+#: the strategy of one configuration
+SINGLE = Single()
+
 #: the strategies by the names ``simulate(ensemble=...)`` accepts (``"auto"`` chooses among them)
 STRATEGIES: dict[str, AbstractStrategy] = {s.name: s for s in (Batched(), Vmap(), Map())}
 
@@ -259,8 +263,8 @@ class Chunked(AbstractEnsemble):
 
 
 class Sharded(AbstractEnsemble):
-    """The member axis on the devices of ``mesh`` (default :func:`ensemble_mesh`: this process's devices),
-    padded to a multiple of the device count with copies of member 0 (:func:`shard_ensemble`), integrated by
+    """The member axis on the devices of ``mesh`` (default [`ensemble_mesh`][jaxattn.solve.ensemble_mesh]: this process's devices),
+    padded to a multiple of the device count with copies of member 0 ([`shard_ensemble`][jaxattn.solve.shard_ensemble]), integrated by
     ``inner``; the padding is dropped from the output."""
 
     inner: AbstractEnsemble
@@ -281,10 +285,10 @@ class GlobalSharded(AbstractEnsemble):
     Each process passes its own members (its ``x0``, shape (b_k, ...); the sizes may differ); the global
     ensemble is their concatenation in process order. Each part is padded with copies of its first member
     to a common multiple of the local device count (duplicates leave the max-over-members error norm,
-    hence every step, unchanged), assembled with :func:`jax.make_array_from_process_local_data` on a
+    hence every step, unchanged), assembled with `jax.make_array_from_process_local_data` on a
     one-axis mesh over ``jax.devices()`` ordered by process, and integrated as one SPMD program. The
     per-member outputs reach every process (``process_allgather``), padding dropped. With one process this
-    is :class:`Sharded` over the local devices.
+    is [`Sharded`][jaxattn.solve.Sharded] over the local devices.
     """
 
     inner: AbstractEnsemble
@@ -414,7 +418,7 @@ def shard_ensemble(x0: Float[Array, "batch ..."],
     """Place the leading (ensemble) axis of ``x0`` on the devices of ``mesh``.
 
     Returns ``(x0_sharded, batch)``: when the batch size is not a multiple of the device
-    count, x0 is padded with copies of its first member (:func:`pad_members`; the
+    count, x0 is padded with copies of its first member (`pad_members`; the
     max-over-members error norm of the batched solve is unchanged by duplicates) and
     ``batch`` is the original size to slice the results back to.
     """

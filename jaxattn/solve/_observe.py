@@ -4,7 +4,7 @@ An ensemble sweep rarely needs the states themselves, only observables of them a
 times (the clustered-pair fraction of Geshkovski et al. 2023 (perspective) Figs 2-4, a cluster
 count, an energy). Saving the states costs O(batch x T x n x d) memory (250 MB per point of
 the paper-002 phase diagram at batch 128, d = 128, 61 saves) and is observed afterwards;
-:func:`observables_saveat` instead hands diffrax a ``SaveAt(ts=ts, fn=...)`` whose ``fn``
+`observables_saveat` instead hands diffrax a ``SaveAt(ts=ts, fn=...)`` whose ``fn``
 evaluates ``observe(t, x)`` on the (retracted) states at each save time inside the solve,
 so only O(batch x observables x T) numbers are kept.
 
@@ -13,7 +13,7 @@ sphere (to diag(G) = 1 for Gram fields), i.e. exactly the states ``simulate`` sa
 observables therefore equal those of the saved states to round-off (a test). The observables travel
 through diffrax as the dict ``observe`` returns, each leaf in its own dtype (so an integer count stays
 an exact integer, also above 2^24 with float32 states, where a float32 would round it), and
-:func:`unflatten_observables` returns them as (batch, T, ...) NumPy arrays.
+`unflatten_observables` returns them as (batch, T, ...) NumPy arrays.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def as_observables(out, batch: int) -> dict:
 
 def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtypeStruct]:
     """The names, shapes (member axis first) and dtypes ``observe`` returns on states like ``x0``
-    (traced with :func:`jax.eval_shape`; nothing is computed)."""
+    (traced with `jax.eval_shape`; nothing is computed)."""
     t = jax.ShapeDtypeStruct((), x0.dtype)
     x = jax.ShapeDtypeStruct(x0.shape, x0.dtype)
     return as_observables(jax.eval_shape(observe, t, x), x0.shape[0])
@@ -58,7 +58,7 @@ def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtyp
 
 def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarray]:
     """``observe(t, x)`` at each saved time of the states ``xs`` (batch, T, ...), stacked to (batch, T, ...):
-    the same numbers as :func:`observables_saveat` inside the solve (to round-off)."""
+    the same numbers as `observables_saveat` inside the solve (to round-off)."""
     out = jax.vmap(lambda t, x: as_observables(observe(t, x), x.shape[0]), in_axes=(0, 1), out_axes=1)(ts, xs)
     return {key: np.asarray(value) for key, value in out.items()}
 
@@ -76,7 +76,7 @@ def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.
 
 
 class _SaveObservables(eqx.Module):
-    """The ``SaveAt`` fn of :func:`observables_saveat`. A module rather than a closure: equal
+    """The ``SaveAt`` fn of `observables_saveat`. A module rather than a closure: equal
     arguments give an equal (static) ``SaveAt``, so repeated solves reuse one compilation as long
     as ``observe`` is the same object (or an equal ``eqx.Module``); a fresh closure per call would
     recompile every solve (measured: ~3 CPU s per call at n = 32, d = 128)."""
@@ -96,6 +96,6 @@ class _SaveObservables(eqx.Module):
 
 
 def unflatten_observables(saved, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
-    """The observables saved by :func:`observables_saveat` ({name: (batch, T, ...)}, as ``simulate`` returns
+    """The observables saved by `observables_saveat` ({name: (batch, T, ...)}, as ``simulate`` returns
     them) as NumPy arrays of the dtypes ``observe`` returned."""
     return {key: np.asarray(saved[key]).astype(leaf.dtype) for key, leaf in structure.items()}

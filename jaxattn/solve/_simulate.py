@@ -1,24 +1,24 @@
 """``simulate``: integrate a particle field with diffrax, for one configuration or an ensemble.
 
-``simulate`` is a thin layer over :func:`diffrax.diffeqsolve`: any diffrax solver, step-size
+``simulate`` is a thin layer over `diffrax.diffeqsolve`: any diffrax solver, step-size
 controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 
 * **Defaults**: ``Tsit5`` with ``PIDController(rtol=1e-6, atol=1e-6)``, the cheapest accurate
   choice in every measured configuration (21-32 steps for T = 10 against 100 for RK4 at
   h = 0.1; ``docs/solving.md``). Pass ``rtol`` / ``atol`` or a controller for other accuracies.
 * **Tokens stay on the sphere**: on the sphere every solver is wrapped in
-  :class:`~jaxattn.solve.RetractingSolver` (x -> x/|x| after each step, error estimate
+  [`RetractingSolver`][jaxattn.RetractingSolver] (x -> x/|x| after each step, error estimate
   unchanged); saved states between step end points come from the inner solver's dense
   interpolant and are retracted too (Gram fields: to diag(G) = 1). The drift then stays at round-off: <= 1e-9 over T = 50 for
   SA and USA with V = -I, beta = 4 (a test); the retraction is 3-5x cheaper than tightening the
   tolerance of a plain solve (``docs/solving.md``).
 * **Ensembles**: ``x0`` with a leading batch axis is an ensemble, integrated by an
-  :class:`~jaxattn.solve.AbstractEnsemble` of :mod:`jaxattn.solve._ensemble` (the strategies
+  [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] of `jaxattn.solve._ensemble` (the strategies
   ``Batched``, ``Vmap``, ``Map`` or their names; "auto" picks by the measurement in
   ``docs/ensembles.md``; wrappers ``Chunked``, ``Sharded``) and chunked past a memory budget.
-* **Clear failures**: hitting ``max_steps`` raises :class:`SolverStepLimitError` naming
+* **Clear failures**: hitting ``max_steps`` raises [`SolverStepLimitError`][jaxattn.SolverStepLimitError] naming
   the time reached; a state that turns NaN/inf stops the solve at once
-  (:class:`~jaxattn.solve.NonFiniteGuard`) and raises :class:`NonFiniteStateError` naming the
+  ([`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]) and raises [`NonFiniteStateError`][jaxattn.NonFiniteStateError] naming the
   time and the likely cause. Bad inputs raise ``ValueError``/``TypeError`` before solving. Inside
   ``jax.jit``/``jax.grad``/``jax.vmap`` (where the host cannot see values) the same checks run on
   the traced values through ``equinox.error_if``: a ``RuntimeError`` (``JaxRuntimeError`` under
@@ -60,7 +60,7 @@ from ._ensemble import (
     Chunked,
     GlobalSharded,
     Sharded,
-    Single,
+    SINGLE,
     backend_of,
     ensemble_bytes_per_member,
     ensemble_max_norm,
@@ -76,7 +76,7 @@ DEFAULT_NUM_SAVES = 101
 
 def check_initial_tokens(field: AbstractField, x0: Array) -> None:
     """Host-side checks of concrete initial tokens: finite, and on the field's manifold
-    (:meth:`jaxattn.manifolds.AbstractManifold.configuration_checks`: the unit sphere, a Gram matrix).
+    ([`jaxattn.manifolds.AbstractManifold.configuration_checks`][jaxattn.manifolds.AbstractManifold.configuration_checks]: the unit sphere, a Gram matrix).
 
     An array sharded over several processes (``jax.distributed``) is checked by each process
     on the members it holds."""
@@ -127,7 +127,7 @@ def simulate(
         dt0: initial step (None lets diffrax choose; required for ``ConstantStepSize``).
         adjoint: diffrax adjoint for ``jax.grad`` (default recursive checkpointing;
             ``BacksolveAdjoint`` warns: it is unstable for clustering dynamics).
-        max_steps: step budget; exceeding it raises :class:`SolverStepLimitError`.
+        max_steps: step budget; exceeding it raises [`SolverStepLimitError`][jaxattn.SolverStepLimitError].
         saveat: a ``diffrax.SaveAt`` passed straight through instead of ``ts`` (then
             ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
             with unreached slots inf as diffrax leaves them; states saved as is are retracted
@@ -135,7 +135,7 @@ def simulate(
         ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched", and "batched" with
             ``stop_when``; the backend is x0's platform, or ``jax.default_backend()`` for traced/host
             arrays), "batched" (one state, shared step), "vmap" (own steps, run in lockstep) or "map"
-            (own steps, members one after another), or any :class:`~jaxattn.solve.AbstractEnsemble`
+            (own steps, members one after another), or any [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble]
             (``Batched()``, ``Chunked(Map(), 16)``, ``Sharded(Batched(), mesh)``, ...); see
             ``docs/ensembles.md`` for the measurement.
         stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops at the end of the
@@ -144,7 +144,7 @@ def simulate(
             strategies and chunks need host control for that: outside ``jax.jit`` only).
         progress_bar: show a tqdm progress bar (adds a host callback per step).
         max_memory: byte budget for an ensemble: when the estimate
-            :func:`~jaxattn.solve.ensemble_bytes_per_member` x batch exceeds it, the ensemble is
+            [`ensemble_bytes_per_member`][jaxattn.solve.ensemble_bytes_per_member] x batch exceeds it, the ensemble is
             solved in equal chunks (padded with copies of member 0, so one compilation serves all)
             and the trajectories are concatenated. Chunks have their own shared steps, so results
             differ from one unchunked solve at the solver tolerance. None disables chunking.
@@ -158,7 +158,7 @@ def simulate(
     if isinstance(field, AbstractStochasticField) and isinstance(ensemble, str) and ensemble == "auto":
         ensemble = "batched"  # one Brownian motion of the ensemble's shape (_sde_defaults)
     ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0), stop_when)  # a bad name raises here
-    ensemble = ensemble if is_ensemble else Single()
+    ensemble = ensemble if is_ensemble else SINGLE
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
     concrete = is_concrete(field, x0, t0, t1, ts, dt0, rtol, atol)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
@@ -217,7 +217,7 @@ def simulate(
     if concrete:
         raise_failure(out.result, label="jaxattn.simulate", t0=float(t0), t1=float(t1), t_reached=out.t_last,
                       num_steps=out.stats["num_steps"], max_steps=max_steps, dtype=dtype,
-                      step_limit_advice=STEP_LIMIT_ADVICE, nonfinite_causes=nonfinite_causes(field, dtype))
+                      step_limit_advice=STEP_LIMIT_ADVICE, nonfinite_causes=lambda: nonfinite_causes(field, dtype))
     return Trajectory(ts=out.ts, xs=out.xs, t_final=out.t_last, stats=out.stats, field=field,
                       event_occurred=out.result == diffrax.RESULTS.event_occurred)
 
@@ -354,7 +354,7 @@ def solve_ensemble(
 ) -> dict[str, np.ndarray]:
     """Batched, device-sharded ensemble solve reduced to observables (as NumPy arrays).
 
-    ``x0`` is (batch, n, d) (or (batch, n) angles); :func:`simulate` integrates it as one state
+    ``x0`` is (batch, n, d) (or (batch, n) angles); [`simulate`][jaxattn.simulate] integrates it as one state
     (``ensemble=Sharded(Batched(), mesh)``: the member axis on the devices of ``mesh``, by default
     this process's devices). ``observe(t, x)`` is called at each save time t (a scalar) on the states
     x (batch, ...) there and returns an array or a dict of arrays whose **leading axis is the member
@@ -362,7 +362,7 @@ def solve_ensemble(
     Extra keyword arguments go to ``simulate`` (``rtol``, ``solver``, ``max_steps``, ...).
 
     ``in_solve=True`` evaluates ``observe`` inside the solve (diffrax ``SaveAt(ts=ts, fn=...)``,
-    :mod:`jaxattn.solve._observe`) on the interpolated, retracted states, so no state is saved and
+    `jaxattn.solve._observe`) on the interpolated, retracted states, so no state is saved and
     memory is O(batch x observables x T); ``in_solve=False`` evaluates it on the saved states
     afterwards. The two give the same numbers to round-off.
     """
@@ -380,16 +380,16 @@ def solve_global_ensemble(
     in_solve: bool = False,
     **simulate_kwargs,
 ) -> dict[str, np.ndarray]:
-    """:func:`solve_ensemble` of one ensemble sharded over the devices of **every** process
+    """[`solve_ensemble`][jaxattn.solve.solve_ensemble] of one ensemble sharded over the devices of **every** process
     (``jax.distributed``; ``ensemble=GlobalSharded(Batched())``).
 
     Every process calls this with its own members ``x0_local`` (shape (b_k, n, d); the sizes may
     differ); the global ensemble is their concatenation in process order, integrated as one batched
     state (one SPMD program over all processes, whose shared step is the same as a one-process solve
-    of the whole ensemble). The observables, ``observe(t, x)`` as for :func:`solve_ensemble`, reach
+    of the whole ensemble). The observables, ``observe(t, x)`` as for [`solve_ensemble`][jaxattn.solve.solve_ensemble], reach
     every process as NumPy arrays of length ``sum_k b_k`` (padding dropped), with ``num_steps``.
     ``in_solve=True`` gathers only the observables; ``in_solve=False`` gathers the saved states first.
-    With one process this is :func:`solve_ensemble` over the local devices.
+    With one process this is [`solve_ensemble`][jaxattn.solve.solve_ensemble] over the local devices.
     """
     return _observed_solve(field, x0_local, t1, ts, observe, in_solve, GlobalSharded(Batched()), simulate_kwargs,
                            "solve_global_ensemble")

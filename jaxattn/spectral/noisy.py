@@ -2,7 +2,7 @@ r"""Mean-field theory of the noisy attention dynamics: the threshold of the unif
 stationary states on the circle (Rigollet 2025, "The mean-field dynamics of Transformers", §6 "Noisy
 Transformers"; Bertini, Giacomin, Pakdaman 2010 for the noisy Kuramoto model).
 
-The particle system (:class:`jaxattn.fields.NoisyField`) is
+The particle system ([`jaxattn.fields.NoisyField`][jaxattn.NoisyField]) is
 
     dX_i = P_{X_i}(b_i(X)) dt + sqrt(2 / kappa) P_{X_i} o dW_i        (Stratonovich; W_i Brownian in R^d)
 
@@ -15,7 +15,7 @@ N = 1 (USA) or N = int e^{beta <x, y>} dmu(y) (SA). (The survey prints it with b
 without P_x: docs/normalisation.md, "Noise".)
 
 **Threshold.** At the uniform state, mode k (degree-k harmonics) of the noiseless equation grows at
-gamma_k (:func:`jaxattn.spectral.growth_rates`) and the noise damps it at k (k + d - 2) / kappa, so the
+gamma_k ([`jaxattn.spectral.growth_rates`][jaxattn.spectral.growth_rates]) and the noise damps it at k (k + d - 2) / kappa, so the
 uniform state loses stability at
 
     kappa_c = (d - 1) / gamma_1 = beta^{d/2} / (2^{d/2 - 1} Gamma(d/2) I_{d/2}(beta))                     (USA)
@@ -31,7 +31,7 @@ v = U' (USA) and v = (log U)' / beta (SA), hence the self-consistency equations
     rho propto exp(kappa U)   (USA),        rho propto U^{kappa / beta}   (SA)
 
 (at beta = 0: rho propto exp(kappa r cos theta) with r = I_1(kappa r) / I_0(kappa r), the noisy Kuramoto
-branch). :func:`stationary_order_parameter` solves them by damped fixed-point iteration on a grid and
+branch). `stationary_order_parameter` solves them by damped fixed-point iteration on a grid and
 returns the order parameter r = |int e^{i theta} rho(theta) dtheta|.
 """
 

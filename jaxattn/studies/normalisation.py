@@ -1,12 +1,12 @@
 """Data for the figures of the normalisation schemes and of the noisy dynamics (docs/normalisation.md).
 
-* :func:`normalisation_rates`: every scheme's clustering from the orthogonal start (particles, n = d), its
+* `normalisation_rates`: every scheme's clustering from the orthogonal start (particles, n = d), its
   regulated rate -s d log(1 - rho)/dt against the limit 2 of the linearisation, and the equiangular theory
   curve (Karagodin, Ge, Polyanskiy, Rigollet 2025; Rigollet 2025 §5.2).
-* :func:`noisy_order_parameter`: the time-averaged order parameter of the noisy dynamics on the circle over
+* `noisy_order_parameter`: the time-averaged order parameter of the noisy dynamics on the circle over
   kappa, against the mean-field stationary branch and the threshold (Rigollet 2025 §6).
 
-Plots: :func:`plot_normalisation_rates`, :func:`plot_noisy_bifurcation`.
+Plots: `plot_normalisation_rates`, `plot_noisy_bifurcation`.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def normalisation_rates(beta: float = 1.0, n: int = 8, *, schemes: Sequence[str]
     """Clustering of each scheme from theta_i(0) = e_i, r_i(0) = 1 (n = d, Q = K = V = I).
 
     Returns one dataset per scheme (``NORMALISATIONS`` names), over log-spaced times up to
-    :data:`HORIZONS`: ``one_minus_rho`` (particles: |theta_1 - theta_2|^2 / 2, resolved far below the float64
+    `HORIZONS`: ``one_minus_rho`` (particles: |theta_1 - theta_2|^2 / 2, resolved far below the float64
     resolution of rho), ``radius``, ``rate`` (the regulated rate -s d log(1 - rho)/dt with s the scheme's speed
-    factor at the clustered state, :func:`jaxattn.analysis.clustering_rate`; its limit is 2 for every scheme),
+    factor at the clustered state, [`jaxattn.analysis.clustering_rate`][jaxattn.analysis.clustering_rate]; its limit is 2 for every scheme),
     and the equiangular reduction's ``theory_one_minus_rho``, ``theory_radius`` and ``theory_rate``.
     """
     out = {}
@@ -77,11 +77,11 @@ def normalisation_rates(beta: float = 1.0, n: int = 8, *, schemes: Sequence[str]
 def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int = 500, t1: float = 100.0,
                           burn_in: float = 50.0, dt: float = 0.01, sample_every: float = 0.1, unnormalised: bool = True,
                           seed: int = 0) -> xr.Dataset:
-    """The noisy dynamics on the circle (:class:`jaxattn.fields.NoisyField`) over kappa: the order parameter
+    """The noisy dynamics on the circle ([`jaxattn.fields.NoisyField`][jaxattn.NoisyField]) over kappa: the order parameter
     r = |(1/n) sum_j e^{i theta_j}| averaged over [burn_in, t1] from a uniform start (``order_parameter``, its
     ``temporal_sd``), against the mean-field stationary branch (``mean_field`` at the same kappas,
-    ``mean_field_curve`` on 121 kappas ``kappa_fine``) (:func:`jaxattn.spectral.noisy.stationary_order_parameter`) and the threshold kappa_c
-    (:func:`jaxattn.spectral.noisy.noisy_threshold`).
+    ``mean_field_curve`` on 121 kappas ``kappa_fine``) (`jaxattn.spectral.noisy.stationary_order_parameter`) and the threshold kappa_c
+    (`jaxattn.spectral.noisy.noisy_threshold`).
 
     beta = 0 is the noisy Kuramoto model (coupling 1; pitchfork at kappa = 2). Euler steps of ``dt`` (additive
     noise: Itô = Stratonovich) with a Brownian path drawn step by step.

@@ -93,7 +93,7 @@ def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
 #: the solvers ``phase_diagram(solver=...)`` accepts (explicit Runge-Kutta pairs of diffrax)
 PHASE_SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "bosh3": diffrax.Bosh3, "heun": diffrax.Heun}
 
-#: defaults of :func:`phase_diagram` and of ``jaxattn sweep phase-diagram``, chosen from the
+#: defaults of `phase_diagram` and of ``jaxattn sweep phase-diagram``, chosen from the
 #: work-precision study (``python -m benchmarks.phase_diagram --work-precision``; the plot and
 #: table are in benchmarks/README.md, "Phase diagram: work-precision"): on the Gram path the
 #: cheapest float64 setting with max |P error| <= 1e-3 (3.5e-4 at 10 betas x 64 draws; rtol 1e-4
@@ -103,13 +103,13 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_PRECISION = "float64"
 
 
-#: how :func:`phase_diagram` integrates a point: "auto" (Gram space where :func:`uses_gram`),
+#: how `phase_diagram` integrates a point: "auto" (Gram space where `uses_gram`),
 #: "gram" (Gram space; needs Q = K = V = I) or "tokens" (the (n, d) tokens, always valid)
 FORMULATIONS = LIBRARY_FORMULATIONS
 
 
 def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") -> bool:
-    """Whether a phase-diagram point is integrated in Gram space (:class:`jaxattn.fields.GramSelfAttention`).
+    """Whether a phase-diagram point is integrated in Gram space ([`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]).
 
     ``"auto"``: when Q = K = V = I (``kq == value == "identity"``, where the dynamics close on
     G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
@@ -193,16 +193,16 @@ def phase_diagram(
     (kq, value) in {(ginibre, ginibre), (goe, wishart), (ginibre, qk), (goe, qk)}. The
     paper used n = 32, delta = 1e-2, t in [0, 30], beta in [0.1, 9] and 2^10 realisations.
 
-    Solver: ``solver`` in :data:`PHASE_SOLVERS` at ``rtol`` (``atol`` defaults to ``rtol``); the
+    Solver: ``solver`` in `PHASE_SOLVERS` at ``rtol`` (``atol`` defaults to ``rtol``); the
     fraction is evaluated inside the solve, so memory is O(batch x T) per point. The defaults
     (Tsit5, rtol = 1e-5, float64) come from the work-precision study in benchmarks/README.md
     ("Phase diagram: work-precision"). ``precision="float32"`` is an explicit opt-in (the
     fraction at delta = 1e-2 tolerates it; its error against float64 is a curve of that study).
 
     Formulation: with Q = K = V = I and d > n (Fig 2) a point is integrated in Gram space,
-    G = X X^T with :class:`jaxattn.fields.GramSelfAttention` (exact: the dynamics close on G, and P
+    G = X X^T with [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention] (exact: the dynamics close on G, and P
     depends on G only), from the Gram matrices of the same draws; other points integrate the tokens.
-    ``formulation`` ("auto", "gram", "tokens"; :func:`uses_gram`) overrides the choice; the path
+    ``formulation`` ("auto", "gram", "tokens"; `uses_gram`) overrides the choice; the path
     taken is the dataset attribute ``formulation``.
     """
     if solver not in PHASE_SOLVERS:

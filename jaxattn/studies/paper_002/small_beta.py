@@ -1,7 +1,7 @@
 """beta = 0 and small beta (Geshkovski et al. 2023, Thms 5.1-5.2): consensus from random starts.
 
-beta = 0 (eq. (5.1)): :class:`jaxattn.SelfAttention` requires beta > 0, so the beta = 0 model is run as
-:class:`jaxattn.Kuramoto` on the circle (exactly (6.1) at beta = 0) and as SA with beta = 1e-12 in
+beta = 0 (eq. (5.1)): [`jaxattn.SelfAttention`][jaxattn.SelfAttention] requires beta > 0, so the beta = 0 model is run as
+[`jaxattn.Kuramoto`][jaxattn.Kuramoto] on the circle (exactly (6.1) at beta = 0) and as SA with beta = 1e-12 in
 d >= 3 (the field is analytic in beta and differs from (5.1) by O(beta)).
 """
 
@@ -35,7 +35,7 @@ def small_beta_consensus(betas: Sequence[float], *, n: int = 32, d: int = 2, bat
                          t1: float = 200.0, seed: int = 0, delta: float = 1e-3) -> xr.Dataset:
     """Fraction of random starts ending in one cluster (Geshkovski et al. 2023, Thms 5.1-5.2).
 
-    beta = 0 runs (5.1): on the circle :class:`jaxattn.Kuramoto` (K = 1, omega = 0, which
+    beta = 0 runs (5.1): on the circle [`jaxattn.Kuramoto`][jaxattn.Kuramoto] (K = 1, omega = 0, which
     *is* (6.1) at beta = 0); in d >= 3 SA at beta = 1e-12 (SelfAttention needs beta > 0;
     the O(beta) difference is far below the tolerances). beta > 0 runs (SA).
     """
