@@ -29,13 +29,16 @@ The interface ([`AbstractManifold`][jaxattn.manifolds.AbstractManifold]); a new 
 one array along the last axis, so that ensembles, padding, saving and checks keep working unchanged:
 a manifold of states (n, d + 1) with columns [u_i, r_i] has ``event_ndim = 2``, ``token_dim(shape) =
 shape[1] - 1``, constraint checks |u_i| = 1 and r_i > 0, a projection that projects the u-part with
-[`tangent_projection`][jaxattn.fields.tangent_projection] and keeps the r-part, and a retraction that normalises u_i and keeps r_i.
+[`tangent_projection`][jaxattn.fields.tangent_projection] and keeps the r-part, and a retraction that normalises u_i and keeps r_i:
+[`DirectionRadius`][jaxattn.manifolds.DirectionRadius], the space of the normalisation schemes (`jaxattn.fields.normalised`).
 
 Concrete manifolds: [`Sphere`][jaxattn.manifolds.Sphere] (tokens on S^{d-1}, (n, d)), [`Circle`][jaxattn.manifolds.Circle] (angles on S^1, (n,)),
 [`Euclidean`][jaxattn.manifolds.Euclidean] (tokens in R^d, (n, d)), [`Gram`][jaxattn.manifolds.Gram] (Gram matrices G = X X^T of n unit tokens,
 (n, n): symmetric, positive semidefinite, unit diagonal), [`GaussianMoments`][jaxattn.manifolds.GaussianMoments] (the mean and covariance
-of a Gaussian, (d + 1, d)); module-level instances `SPHERE`, `CIRCLE`, `EUCLIDEAN`,
-`GRAM`, `GAUSSIAN`, and [`as_manifold`][jaxattn.manifolds.as_manifold] for their names.
+of a Gaussian, (d + 1, d)), [`DirectionRadius`][jaxattn.manifolds.DirectionRadius] (tokens x_i = r_i u_i
+as a direction on S^{d-1} and a radius r_i > 0, (n, d + 1)); module-level instances `SPHERE`,
+`CIRCLE`, `EUCLIDEAN`, `GRAM`, `GAUSSIAN`, `DIRECTION_RADIUS`, and [`as_manifold`][jaxattn.manifolds.as_manifold]
+for their names.
 """
 
 
@@ -314,6 +317,40 @@ class GaussianMoments(AbstractManifold):
 
     def retract(self, x: Array) -> Array:
         return _symmetrise_covariance(x)
+class DirectionRadius(AbstractManifold):
+    """Tokens x_i = r_i u_i as a direction u_i on S^{d-1} and a radius r_i > 0: configurations (n, d + 1) with
+    columns [u_i, r_i] (d >= 2). Tangent projection: P_{u_i} on the direction part, the radius part kept;
+    retraction u_i -> u_i / |u_i|, r_i kept (the product of the sphere's and the identity)."""
+
+    name: ClassVar[str] = "direction-radius"
+    event_ndim: ClassVar[int] = 2
+    variable: ClassVar[str] = "x"
+    event_dims: ClassVar[tuple[str, ...]] = ("token", "dim")
+    constrained: ClassVar[bool] = True
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2 or shape[1] < 3:
+            raise ValueError(f"a direction-radius configuration is (n, d + 1) = [u_i, r_i] with d >= 2 (directions "
+                             f"on S^(d-1), radii in the last column); got shape {shape}. Build one from tokens "
+                             "x_i in R^d with jaxattn.fields.polar(x)")
+        _n_tokens(shape)
+
+    def token_dim(self, shape: tuple[int, ...]) -> int:
+        return shape[1] - 1
+
+    def constraint_checks(self, x: ArrayLike, what: str = "x0") -> list[Check]:
+        m = xp(x)
+        r = x[..., -1]
+        radius = Check(~m.all(r > 0), f"{what}: every radius r_i (the last column) must be > 0{{got}}; build the "
+                       f"state from nonzero tokens x_i in R^d with jaxattn.fields.polar(x)",
+                       lambda: f"min r_i = {float(np.min(r)):.3g}")
+        return [*SPHERE.constraint_checks(x[..., :-1], what), radius]
+
+    def project(self, x: Array, v: Array) -> Array:
+        return jnp.concatenate([tangent_projection(x[..., :-1], v[..., :-1]), v[..., -1:]], axis=-1)
+
+    def retract(self, x: Array) -> Array:
+        return jnp.concatenate([retract_to_sphere(x[..., :-1]), x[..., -1:]], axis=-1)
 
 
 SPHERE = Sphere()
@@ -321,9 +358,11 @@ CIRCLE = Circle()
 EUCLIDEAN = Euclidean()
 GRAM = Gram()
 GAUSSIAN = GaussianMoments()
+DIRECTION_RADIUS = DirectionRadius()
 
 #: the built-in manifolds by name ([`as_manifold`][jaxattn.manifolds.as_manifold])
-MANIFOLDS: dict[str, AbstractManifold] = {m.name: m for m in (SPHERE, CIRCLE, EUCLIDEAN, GRAM, GAUSSIAN)}
+MANIFOLDS: dict[str, AbstractManifold] = {m.name: m for m in (SPHERE, CIRCLE, EUCLIDEAN, GRAM, GAUSSIAN,
+                                                                    DIRECTION_RADIUS)}
 
 
 def as_manifold(manifold: AbstractManifold | str) -> AbstractManifold:

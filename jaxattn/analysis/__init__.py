@@ -16,7 +16,8 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import gamma, long_context, lost_in_middle, metastable, observables, renyi, staircase
+from . import equiangular, gamma, long_context, lost_in_middle, metastable, observables, renyi, staircase
+from .equiangular import clustering_rate, equiangular_rhs, equiangular_trajectory
 from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
@@ -50,6 +51,10 @@ from .renyi import (
 )
 
 __all__ = [
+    "clustering_rate",
+    "equiangular",
+    "equiangular_rhs",
+    "equiangular_trajectory",
     "RENYI_CONSTANT",
     "cap_fraction",
     "cluster_count_series",

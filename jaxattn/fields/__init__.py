@@ -64,6 +64,27 @@ from .euclidean import (
     EuclideanSelfAttention as EuclideanSelfAttention,
     RescaledSelfAttention as RescaledSelfAttention,
 )
+from .normalised import (
+    NORMALISATIONS as NORMALISATIONS,
+    AbstractNormalisedAttention as AbstractNormalisedAttention,
+    MixLNAttention as MixLNAttention,
+    NGPTAttention as NGPTAttention,
+    PeriLNAttention as PeriLNAttention,
+    PostLNAttention as PostLNAttention,
+    PreLNAttention as PreLNAttention,
+    SqrtScaledAttention as SqrtScaledAttention,
+    cartesian as cartesian,
+    directions as directions,
+    polar as polar,
+    radii as radii,
+)
+from .noisy import AbstractStochasticField as AbstractStochasticField, NoisyField as NoisyField
+from .random_weights import (
+    KQ_ENSEMBLES as KQ_ENSEMBLES,
+    VALUE_ENSEMBLES as VALUE_ENSEMBLES,
+    RandomWeights as RandomWeights,
+    random_attention_matrices as random_attention_matrices,
+)
 from .sphere import (
     AbstractSphereAttention as AbstractSphereAttention,
     FeedForward as FeedForward,

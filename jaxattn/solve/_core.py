@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
-from ..fields import AbstractField
+from ..fields import AbstractField, AbstractStochasticField
 from ._guard import NonFiniteGuard
 from ._trajectory import SolverStats
 
@@ -63,8 +63,7 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     With ``config.saveat=None`` the states at ``ts`` are saved (plus the final state, used to hold
     the state after an event); a user's ``diffrax.SaveAt`` passes straight through.
     """
-    rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
-    term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    term = _terms(config, field, x0, t0, t1, batched)
     manifold = field.manifold
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
     # one wrapper: the retraction of a constrained manifold and the non-finite guard
@@ -105,6 +104,19 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
         xs, x_last, t_last = _saved_states(field, sol, ts, batched)
         ts_out = ts
     return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, result=sol.result)
+
+
+def _terms(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, batched: bool):
+    """The diffrax terms of ``field``: its velocity, and for a stochastic field (docs/normalisation.md, "Noise")
+    the SDE dX = velocity dt + diffusion o dW (Stratonovich) driven by the field's Brownian motion of x0's shape
+    (one path of the whole batch when ``batched``: independent members). An Itô solver followed by the
+    retraction converges to the same process (the projected Euler-Maruyama scheme: ``fields/noisy.py``)."""
+    rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
+    if not isinstance(field, AbstractStochasticField):
+        return diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    drift = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    brownian = field.brownian_motion(t0, t1, x0.shape, x0.dtype, config.dt0)
+    return diffrax.MultiTerm(drift, diffrax.ControlTerm(lambda t, y, args: field.diffusion(t, y), brownian))
 
 
 def _saved_states(field, sol, ts, batched):

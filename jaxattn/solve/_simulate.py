@@ -46,7 +46,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Real
 
 from .._validate import check_save_times, enforce, is_concrete, positive_rule, time_rules, tolerance_rules
-from ..fields import AbstractField
+from ..fields import AbstractField, AbstractStochasticField
 from ._core import SolveConfig
 from ._failure import NonFiniteStateError as NonFiniteStateError
 from ._failure import SolverStepLimitError as SolverStepLimitError
@@ -155,6 +155,8 @@ def simulate(
     x0 = _as_tokens(x0)
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
+    if isinstance(field, AbstractStochasticField) and isinstance(ensemble, str) and ensemble == "auto":
+        ensemble = "batched"  # one Brownian motion of the ensemble's shape (_sde_defaults)
     ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0), stop_when)  # a bad name raises here
     ensemble = ensemble if is_ensemble else SINGLE
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
@@ -167,6 +169,9 @@ def simulate(
         raise TypeError(f"max_memory must be a positive int number of bytes (e.g. 2 * 1024**3 for 2 GiB) or None, "
                         f"got {max_memory!r}")
     dtype = x0.dtype
+    stochastic = isinstance(field, AbstractStochasticField)
+    if stochastic:
+        solver, stepsize_controller = _sde_defaults(field, solver, stepsize_controller, dt0, ensemble, is_ensemble)
     solver = diffrax.Tsit5() if solver is None else solver
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
@@ -202,7 +207,7 @@ def simulate(
     )
     field = _cast_floats(field, dtype)
     x0 = enforce(field.parameter_checks(), x0, prefix=_WHERE)
-    if is_ensemble and auto_chunk and max_memory is not None and saveat is None:
+    if is_ensemble and auto_chunk and max_memory is not None and saveat is None and not stochastic:
         per_member = ensemble_bytes_per_member(shape[0], math.prod(shape[1:]), ts.shape[0],
                                                jnp.dtype(dtype).itemsize)
         chunk = max(1, int(max_memory // per_member))
@@ -215,6 +220,24 @@ def simulate(
                       step_limit_advice=STEP_LIMIT_ADVICE, nonfinite_causes=lambda: nonfinite_causes(field, dtype))
     return Trajectory(ts=out.ts, xs=out.xs, t_final=out.t_last, stats=out.stats, field=field,
                       event_occurred=out.result == diffrax.RESULTS.event_occurred)
+
+
+def _sde_defaults(field, solver, controller, dt0, ensemble, is_ensemble):
+    """The solver and controller of a stochastic field (Heun, the Stratonovich default, with fixed steps dt0),
+    and its rules: dt0 given, one batched state for an ensemble (one Brownian motion of the ensemble's shape:
+    independent members; per-member strategies would share one path), an SDE solver."""
+    if dt0 is None:
+        raise ValueError("a noisy field (jaxattn.fields.NoisyField) is integrated with fixed steps: pass dt0 "
+                         "(e.g. dt0=0.01)")
+    if is_ensemble and not (isinstance(ensemble, AbstractStrategy) and ensemble.one_state):
+        raise ValueError("a noisy ensemble is integrated as one batched state (its members then get independent "
+                         "Brownian motions): pass ensemble='batched' (or leave 'auto')")
+    solver = diffrax.Heun() if solver is None else solver
+    if not isinstance(solver, (diffrax.AbstractItoSolver, diffrax.AbstractStratonovichSolver)):
+        raise ValueError(f"diffrax.{type(solver).__name__} is not an SDE solver: use a Stratonovich solver "
+                         "(diffrax.Heun, the default, EulerHeun, Midpoint) or an Itô solver (diffrax.Euler: with the "
+                         "retraction, the projected Euler-Maruyama scheme)")
+    return solver, diffrax.ConstantStepSize() if controller is None else controller
 
 
 def _as_tokens(x0) -> Array:
