@@ -1,0 +1,16 @@
+"""diffrax solvers for long, mildly stiff particle solves (layer between ``fields`` and ``solve``).
+
+* :mod:`._rkc`: :class:`RKC2`, the damped second-order Runge-Kutta-Chebyshev method (stability
+  interval ~0.65 s^2 for s stages), for Jacobians with eigenvalues near the negative real axis.
+
+Measurements and the choice ``simulate`` makes among them: ``docs/solving.md``.
+"""
+
+from ._rkc import DEFAULT_DAMPING as DEFAULT_DAMPING, RKC2 as RKC2, stability_bound as stability_bound
+from ._collapse import (
+    COLLAPSE_MANIFOLDS as COLLAPSE_MANIFOLDS,
+    DEFAULT_MERGE_TOL as DEFAULT_MERGE_TOL,
+    CollapsingSolver as CollapsingSolver,
+    gather_tokens as gather_tokens,
+    merge_clusters as merge_clusters,
+)

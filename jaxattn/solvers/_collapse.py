@@ -1,0 +1,211 @@
+r"""Cluster collapse: tokens that have merged are integrated as one particle.
+
+For (SA) and (USA) without a causal mask (Geshkovski et al. 2023 (perspective) eqs. (2.6), (3.11);
+the circle form eq. (6.1)) the velocity of token i is a function of x_i and of the *set* of all
+tokens: identical tokens have identical velocities, so tokens that coincide at some time coincide
+for ever, and n tokens of which m_c sit at x_c move exactly as K weighted particles,
+
+    dx_c/dt = P_{x_c}( sum_k m_k e^{beta <Q x_c, K x_k>} V x_k / sum_k m_k e^{beta <Q x_c, K x_k>} )   (SA)
+
+(USA: divide by n instead). Inside a cluster, though, the tokens' differences contract at rate ~1
+(SA; ~m e^beta / n for USA), which bounds every explicit solver's step by its stability limit for
+as long as the clusters live, i.e. for the whole metastable phase (Geshkovski, Koubbi, Polyanskiy,
+Rigollet 2024: log T_2 ~ beta).
+
+:class:`CollapsingSolver` removes those modes. It keeps the n tokens as the state and a map
+``root`` (token -> the representative of its cluster) in its solver state: every evaluation of the
+field returns v[root] (a merged token takes its representative's velocity, so it stays an exact
+copy: the same stage values, the same arithmetic), and after every step the tokens of different
+clusters closer than ``tol`` are merged: the component is moved to its mean (renormalised on the
+sphere; on the circle the mean angle offset from the representative) and every member becomes a
+copy of it. With exact copies the attention sums over all n tokens *are* the sums with
+multiplicities above, so no other field is needed, and the within-cluster differences have zero
+velocity: the Jacobian's contracting modes of rate ~1 are gone and the steps follow the slow drift
+between clusters.
+
+What a merge changes: it moves each token of the merged component by at most ``tol`` (the
+component's diameter) to the component's mean; because the mean is kept, the velocities of the
+other tokens change at second order, O(beta tol^2) for SA. So the merge changes a trajectory by
+O(tol) in the merged tokens (which were converging to each other anyway) and O(beta tol^2)
+elsewhere; ``docs/solving.md`` gives the measured changes against the full solve.
+
+**Not for causal masks.** Under the mask of Karagodin et al. 2024 token k sees only j <= k, so
+two coincident tokens j < k have different velocities (k also sees tokens j+1..k), and a later
+token that coincides with an earlier one moves away from it at first order; the merge is not
+exact there and :func:`jaxattn.simulate` refuses it (``docs/solving.md`` says what holds).
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import equinox.internal as eqxi
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+#: manifolds whose tokens the collapse can merge (the event shape of one configuration)
+COLLAPSE_MANIFOLDS = {"sphere": 2, "euclidean": 2, "circle": 1}
+
+#: default merge distance: the chordal (sphere), Euclidean or angular distance below which two
+#: clusters become one
+DEFAULT_MERGE_TOL = 1e-8
+
+
+class _GatherTerm(diffrax.AbstractTerm):
+    """``term`` whose vector field is read at each token's representative: v -> v[root]."""
+
+    term: diffrax.AbstractTerm
+    root: Int[Array, "*batch n"]
+    event_ndim: int = eqx.field(static=True)
+
+    def vf(self, t, y, args):
+        return gather_tokens(self.term.vf(t, y, args), self.root, self.event_ndim)
+
+    def contr(self, t0, t1, **kwargs):
+        return self.term.contr(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        return self.term.prod(vf, control)
+
+    def is_vf_expensive(self, t0, t1, y, args):
+        return self.term.is_vf_expensive(t0, t1, y, args)
+
+
+def gather_tokens(x: Array, root: Int[Array, "*batch n"], event_ndim: int) -> Array:
+    """x[..., root, :]: every token replaced by its representative (per member of a batch)."""
+    index = root if event_ndim == 1 else root[..., None]
+    return jnp.take_along_axis(x, jnp.broadcast_to(index, root.shape + x.shape[root.ndim:]), axis=root.ndim - 1)
+
+
+def _distances(x: Array, manifold: str) -> Array:
+    """Pairwise distances of one configuration: chordal/Euclidean |x_i - x_j|, or the angle on S^1."""
+    if manifold == "circle":
+        d = x[:, None] - x[None, :]
+        return jnp.abs(jnp.mod(d + jnp.pi, 2 * jnp.pi) - jnp.pi)
+    g = jnp.sum(x * x, axis=-1)
+    sq = g[:, None] + g[None, :] - 2 * x @ x.T
+    return jnp.sqrt(jnp.maximum(sq, 0.0))
+
+
+def _components(linked: Array, root: Array) -> Array:
+    """The smallest token index of each token's connected component of ``linked`` (which links
+    every token to its own representative's cluster), by min-label propagation."""
+    n = root.shape[0]
+
+    def step(label):
+        return jnp.min(jnp.where(linked, label[None, :], n), axis=1)
+
+    def cond(c):
+        return jnp.any(c[0] != c[1])
+
+    def body(c):
+        return step(c[0]), c[0]
+
+    label, _ = jax.lax.while_loop(cond, body, (step(root), root))
+    return label
+
+
+def merge_clusters(x: Array, root: Int[Array, " n"], tol: float | Array, manifold: str) -> tuple[Array, Array]:
+    """Merge the clusters of one configuration that have tokens closer than ``tol``.
+
+    ``root[i]`` is the representative (smallest index) of token i's cluster, whose tokens are exact
+    copies. Returns the new positions (each merged component at its mean: renormalised on the
+    sphere, the mean angle offset from the representative on the circle) and the new roots.
+    Components that did not change keep their positions bit for bit.
+    """
+    n = root.shape[0]
+    dist = _distances(x, manifold)
+    same = root[:, None] == root[None, :]
+    close = (dist <= tol) & ~same
+    linked = close | same
+
+    def merge(_):
+        label = _components(linked, root)
+        member = label[:, None] == jnp.arange(n)[None, :]  # (token, component)
+        count = jnp.sum(member, axis=0)
+        changed = jnp.zeros(n, bool).at[label].max(label != root)  # components that absorbed another
+        if manifold == "circle":
+            base = x[label]
+            offset = jnp.mod(x - base + jnp.pi, 2 * jnp.pi) - jnp.pi
+            mean_c = member.T.astype(x.dtype) @ offset / jnp.maximum(count, 1)  # per component
+            new = base + mean_c[label]
+        else:
+            mean_c = member.T.astype(x.dtype) @ x / jnp.maximum(count, 1)[:, None]
+            if manifold == "sphere":
+                mean_c = mean_c / jnp.linalg.norm(mean_c, axis=-1, keepdims=True).clip(jnp.finfo(x.dtype).tiny)
+            new = mean_c[label]
+        moved = changed[label] if manifold == "circle" else changed[label][:, None]
+        return jnp.where(moved, new, x), label
+
+    # unvmap_any: under vmap the merge runs only when some member has a pair to merge (a merge of a
+    # member without one returns it unchanged), not on every step as a select of both branches
+    return jax.lax.cond(eqxi.unvmap_any(jnp.any(close)), merge, lambda _: (x, root), None)
+
+
+class CollapsingSolver(diffrax.AbstractWrappedSolver):
+    """Wrap a diffrax solver so that tokens closer than ``tol`` are merged and move as one
+    particle from then on (module docstring). For fields without a causal mask whose velocity
+    of token i depends on x_i and the set of tokens only (SA, USA, their circle forms).
+
+    Args:
+        solver: the inner solver (any explicit diffrax solver, e.g. Tsit5 or :class:`RKC2`).
+        manifold: "sphere", "circle" (angles) or "euclidean": how distances and means are taken.
+        tol: the merge distance (chordal on the sphere, angular on the circle); default 1e-8.
+    """
+
+    solver: diffrax.AbstractSolver
+    manifold: str = eqx.field(static=True, default="sphere")
+    tol: Float[Array, ""] = eqx.field(default=DEFAULT_MERGE_TOL, converter=jnp.asarray)  # traced: no recompilation
+
+    def __check_init__(self):
+        if self.manifold not in COLLAPSE_MANIFOLDS:
+            raise ValueError(f"CollapsingSolver merges tokens on {sorted(COLLAPSE_MANIFOLDS)}, got manifold "
+                             f"{self.manifold!r}")
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    @property
+    def event_ndim(self) -> int:
+        return COLLAPSE_MANIFOLDS[self.manifold]
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def _root0(self, y0):
+        n = y0.shape[y0.ndim - self.event_ndim]
+        batch = y0.shape[: y0.ndim - self.event_ndim]
+        return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), batch + (n,))
+
+    def init(self, terms, t0, t1, y0, args):
+        root = self._root0(y0)
+        return self.solver.init(_GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args), root
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        inner, root = solver_state
+        y1, y_error, dense_info, inner, result = self.solver.step(
+            _GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args, inner, made_jump)
+        merge = lambda x, r: merge_clusters(x, r, self.tol, self.manifold)  # noqa: E731
+        for _ in range(root.ndim - 1):  # an ensemble solved as one batched state
+            merge = jax.vmap(merge)
+        y1, root = merge(y1, root)
+        return y1, y_error, dense_info, (inner, root), result
