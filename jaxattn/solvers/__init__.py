@@ -14,3 +14,8 @@ from ._collapse import (
     gather_tokens as gather_tokens,
     merge_clusters as merge_clusters,
 )
+from ._unrolled import (
+    AbstractUnrolledERK as AbstractUnrolledERK,
+    UnrolledBosh3 as UnrolledBosh3,
+    UnrolledTsit5 as UnrolledTsit5,
+)
