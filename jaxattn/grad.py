@@ -44,7 +44,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from .fields import AbstractField, tangent_projection
+from .fields import AbstractField
 from .solve import Trajectory, check_initial_tokens, simulate
 
 __all__ = [
@@ -106,7 +106,9 @@ class Gradients(eqx.Module):
 
     * ``field``: a pytree shaped like the field whose array leaves are d obs / d leaf
       (``grads.field.beta``, ``.Q``, ``.K``, ``.V``; None where the field had None);
-    * ``x0``: d obs / d x0; on the sphere the Riemannian gradient P_{x_i} (d obs / d x_i(0)), so
+    * ``x0``: d obs / d x0, projected onto the tangent space of the field's manifold
+      (:meth:`jaxattn.manifolds.AbstractManifold.project`): on the sphere the Riemannian gradient
+      P_{x_i} (d obs / d x_i(0)), on Gram matrices its symmetric part with zero diagonal; so
       obs(retract(x0 + h v)) = obs(x0) + h <x0 gradient, v> + O(h^2) for tangent v;
     * ``t1``: d obs / d t1 (the saved times move with t1 when ``ts`` is an int or None).
     """
@@ -183,8 +185,7 @@ def value_and_grad_of(
     value, (g_field, g_x0, g_t1) = _particle_value_and_grad(
         observable, field_dyn, field_static, x0, jnp.asarray(t1, dtype=x0.dtype), adjoint, simulate_kwargs
     )
-    if field.manifold == "sphere":
-        g_x0 = tangent_projection(x0, g_x0)
+    g_x0 = field.manifold.project(x0, g_x0)  # the Riemannian gradient on a constrained manifold
     return value, Gradients(field=g_field, x0=g_x0, t1=g_t1)
 
 

@@ -27,6 +27,7 @@ LAYERS = {
     "_validate": 0,
     "_version": 0,
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
+    "manifolds": 0.75,  # above _validate (its checks); fields, solve, grad, analysis use the manifolds
     "plot": 1,
     "fields": 1,
     "layers": 1,

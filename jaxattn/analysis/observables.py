@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_positive
+from .._validate import check_positive, enforce, pair_delta_rule
 from .clusters import DEFAULT_DELTA, pairwise_inner_products
 from ._checks import check_threshold, check_tokens
 
@@ -60,7 +60,7 @@ def _check_config(x) -> Array:
 
 
 def _check_delta(delta) -> None:
-    check_threshold("delta", delta, 2.0, "pairs are delta-close when <x_i, x_j> >= 1 - delta")
+    enforce([pair_delta_rule(delta)], None)
 
 
 def _pair_values(x: Array) -> Array:

@@ -15,6 +15,7 @@ from ._attention import (
 from ._base import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
     AbstractField as AbstractField,
+    parameter as parameter,
     tangent_projection as tangent_projection,
 )
 from ._fourier import (

@@ -65,6 +65,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._special import ive
+from .._validate import host_beta
 
 #: default truncation tolerance eps_M(beta) (see the module docstring)
 DEFAULT_FOURIER_TOL = 1e-16
@@ -82,9 +83,7 @@ def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
 
 def truncation_error(beta: float, M: int) -> float:
     """eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta): the error bound of the module docstring."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     M = int(M)
     if M < 0:
         raise ValueError(f"M must be >= 0, got {M}")
@@ -101,9 +100,7 @@ def truncation_error(beta: float, M: int) -> float:
 
 def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
     """Smallest M >= 1 with eps_M(beta) <= tol (see the module docstring), from a concrete beta."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     tol = float(tol)
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be finite and > 0, got {tol}")

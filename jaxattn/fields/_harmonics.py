@@ -64,6 +64,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._special import kernel_coefficients
+from .._validate import host_beta
 
 #: points per block in the two passes (each block's working set stays in L2 cache)
 DEFAULT_BLOCK = 128
@@ -95,9 +96,7 @@ def truncation_degree(beta: float, n: int, tol: float = DEFAULT_TOLERANCE,
     ``normalisation="softmax"`` (SA) needs 2 n tau_L / (1 - n tau_L) <= tol;
     ``"mean"`` (USA) needs tau_L <= tol.
     """
-    beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be finite and > 0 to choose a truncation, got {beta}")
+    beta = host_beta(beta)
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     lmax = int(2 * beta + 40 * math.sqrt(beta + 1) + 80)

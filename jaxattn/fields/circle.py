@@ -26,9 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta, is_concrete
+from .._validate import Check, as_finite_array, beta_rule, check_beta, enforce, is_concrete, xp
+from ..manifolds import CIRCLE, Circle
 from ._attention import attend, attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 from ._fourier import (
     DEFAULT_FOURIER_TOL,
     DEFAULT_NEAR_BLOCK,
@@ -109,7 +110,7 @@ class CircleSelfAttention(AbstractField):
       (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     fourier_weights: Float[Array, " M1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
@@ -117,7 +118,7 @@ class CircleSelfAttention(AbstractField):
     evaluator: str = eqx.field(static=True)
     modes: int | None = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
@@ -181,9 +182,9 @@ class Kuramoto(AbstractField):
     """
 
     coupling: Float[Array, ""]
-    omega: Float[Array, "*n"]
+    omega: Float[Array, "*n"] = parameter(per_token="frequencies")
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
 
     def __init__(self, coupling: float | ArrayLike = 1.0, omega: float | ArrayLike = 0.0):
@@ -200,6 +201,14 @@ class Kuramoto(AbstractField):
         # zero logits: every weight is 1/n, so y_i is the mean of the x_j
         y = attend(jnp.zeros_like(x), x, x, normalisation="mean")
         return self.omega + self.coupling * _angular_velocity(theta, y)
+
+
+def centre_weights_rule(weights: Float[ArrayLike, "*m"]) -> Check:
+    """The frozen tokens' weights a_j >= 1 (Karagodin et al. 2024, Theorem 5.2 assumes a_j >= 1)."""
+    m = xp(weights)
+    low = m.min(m.asarray(weights))
+    return Check(low < 1, "weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2){got}",
+                 lambda: f"min {float(low)}")
 
 
 class FrozenCentresCircleAttention(AbstractField):
@@ -242,13 +251,13 @@ class FrozenCentresCircleAttention(AbstractField):
         block_size: row-block size passed to ``attend`` (None: its default).
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     centres: Float[Array, " m"]
-    weights: Float[Array, " m"]
+    weights: Float[Array, " m"] = parameter(check=centre_weights_rule)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
@@ -265,11 +274,7 @@ class FrozenCentresCircleAttention(AbstractField):
         elif weights.shape != (m,):
             raise ValueError(f"weights must be a scalar or an (m,) = ({m},) array matching centres, "
                              f"got shape {weights.shape}")
-        if is_concrete(weights):
-            low = np.asarray(weights)
-            if np.any(low < 1):
-                raise ValueError(f"weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2), "
-                                 f"got min {float(low.min())}")
+        weights = enforce([centre_weights_rule(weights)], weights)
         if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 0):
             raise ValueError(f"block_size must be None or an int >= 0, got {block_size!r}")
         self.centres = centres

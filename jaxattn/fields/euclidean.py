@@ -24,9 +24,10 @@ import jax
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta
+from .._validate import as_finite_array, beta_rule, check_beta
+from ..manifolds import EUCLIDEAN, Euclidean
 from ._attention import attend, attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 
 
 def _matrix(M, name: str, d: int | None = None, square: bool = False) -> Array:
@@ -45,14 +46,14 @@ class AbstractEuclideanAttention(AbstractField):
     logits are computed from) and :meth:`velocity`.
     """
 
-    Q: Float[Array, "m d"]
-    K: Float[Array, "m d"]
+    Q: Float[Array, "m d"] = parameter(logit="matrix")
+    K: Float[Array, "m d"] = parameter(logit="matrix")
     V: Float[Array, "d d"]
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
 
-    manifold = "euclidean"
+    manifold: ClassVar[Euclidean] = EUCLIDEAN
     num_tokens: ClassVar[None] = None
 
     def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *, beta: float | ArrayLike = 1.0,

@@ -33,9 +33,10 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_beta
+from .._validate import beta_rule, check_beta
+from ..manifolds import GRAM, Gram
 from ._attention import attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 
 
 class GramSelfAttention(AbstractField):
@@ -45,14 +46,14 @@ class GramSelfAttention(AbstractField):
 
     (Geshkovski et al. 2023 (perspective), eq. (2.6) written for G_ij = <x_i, x_j>). A
     configuration is one symmetric positive semidefinite (n, n) matrix with unit diagonal (the
-    correlation matrices, ``manifold == "gram"``); ``jaxattn.simulate`` retracts every step to
+    correlation matrices, :data:`jaxattn.manifolds.GRAM`); ``jaxattn.simulate`` retracts every step to
     diag(G) = 1. Integrating it from G0 = X0 X0^T gives X(t) X(t)^T of ``SelfAttention(beta)``
     from X0, at O(n^3) instead of O(n^2 d) per evaluation.
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
 
-    manifold = "gram"
+    manifold: ClassVar[Gram] = GRAM
     num_tokens: ClassVar[None] = None
 
     def __init__(self, beta: float | ArrayLike):

@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, as_float_array, check_beta, is_concrete
+from .._validate import as_finite_array, as_float_array, beta_rule, check_beta, is_concrete
+from ..manifolds import SPHERE, Sphere
 from ._attention import Normalisation, attend, attention_weights
-from ._base import AbstractField, tangent_projection
+from ._base import AbstractField, parameter, tangent_projection
 from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
 
@@ -134,9 +135,9 @@ class AbstractSphereAttention(AbstractField):
     (``"softmax"`` or ``"mean"``, see :func:`jaxattn.fields.attend`) and :meth:`log_shift`.
     """
 
-    beta: Float[Array, ""]
-    Q: Float[Array, "H m d"] | None
-    K: Float[Array, "H m d"] | None
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
+    Q: Float[Array, "H m d"] | None = parameter(logit="matrix")
+    K: Float[Array, "H m d"] | None = parameter(logit="matrix")
     V: Float[Array, "H d d"] | None
     feedforward: FeedForward | None
     causal: bool = eqx.field(static=True)
@@ -146,7 +147,7 @@ class AbstractSphereAttention(AbstractField):
     harmonics_beta: float | None = eqx.field(static=True)
     harmonics_degree: int | None = eqx.field(static=True)
 
-    manifold = "sphere"
+    manifold: ClassVar[Sphere] = SPHERE
     num_tokens: ClassVar[None] = None
     normalisation: eqx.AbstractClassVar[Normalisation]
 

@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._validate import as_float_array, check_finite, check_positive, is_concrete
+from .._validate import as_float_array, check_finite, check_positive, enforce, finite_rule, is_concrete
 
 __all__ = [
     "DEFAULT_TIE_RTOL",
@@ -145,11 +145,7 @@ def _check_tokens(Z, d: int | None = None, name: str = "Z") -> Array:
         raise ValueError(f"{name} must have at least one token and d >= 1, got shape {Z.shape}")
     if d is not None and Z.shape[1] != d:
         raise ValueError(f"{name} has tokens in R^{Z.shape[1]} but A is {d} x {d}")
-    if is_concrete(Z):
-        check_finite(Z, name)
-    else:
-        Z = eqx.error_if(Z, ~jnp.all(jnp.isfinite(Z)), f"{name} contains NaN or inf")
-    return Z
+    return enforce([finite_rule(Z, name)], Z)
 
 
 def _check_tie_rtol(tie_rtol) -> float:

@@ -5,9 +5,11 @@ its result :class:`Trajectory`, the sphere retraction and the ensemble strategie
 * :mod:`._ensemble`: the strategies "batched"/"vmap"/"map", chunking and device sharding
   (measurement: ``docs/ensembles.md``);
 * :mod:`._core`: one ``diffeqsolve`` with its static :class:`SolveConfig`;
-* :mod:`._retract`: :class:`RetractingSolver` and the retractions of the sphere and of Gram
-  matrices (``docs/solving.md``);
+* :mod:`._retract`: :class:`RetractingSolver`, which applies a manifold's retraction
+  (:mod:`jaxattn.manifolds`) after every step (``docs/solving.md``);
 * :mod:`._guard`: :class:`NonFiniteGuard` (a non-finite state ends the solve at once);
+* :mod:`._failure`: the one map from ``diffrax.RESULTS`` to an exception (:func:`raise_failure`),
+  shared with the spectral solvers;
 * :mod:`._trajectory`: :class:`Trajectory`.
 """
 
@@ -22,14 +24,10 @@ from ._ensemble import (
     resolve_ensemble as resolve_ensemble,
     shard_ensemble as shard_ensemble,
 )
+from ._failure import is_failure as is_failure, raise_failure as raise_failure
 from ._guard import COLLAPSE as COLLAPSE, NonFiniteGuard as NonFiniteGuard, tree_all_finite as tree_all_finite
-from ._retract import (
-    RETRACTIONS as RETRACTIONS,
-    RetractingSolver as RetractingSolver,
-    retract_to_sphere as retract_to_sphere,
-    retract_to_unit_diagonal as retract_to_unit_diagonal,
-    retraction as retraction,
-)
+from ..manifolds import retract_to_sphere as retract_to_sphere, retract_to_unit_diagonal as retract_to_unit_diagonal
+from ._retract import RetractingSolver as RetractingSolver
 from ._simulate import (
     DEFAULT_ATOL as DEFAULT_ATOL,
     DEFAULT_MAX_STEPS as DEFAULT_MAX_STEPS,

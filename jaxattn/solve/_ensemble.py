@@ -30,6 +30,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -37,8 +38,10 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
+from .._validate import enforce
 from ..fields import AbstractField
 from ._core import SolveConfig, SolveOutput, solve_one
+from ._failure import failure_checks, is_failure
 
 Ensemble = Literal["auto", "batched", "vmap", "map"]
 
@@ -101,20 +104,9 @@ def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
             out = dataclasses.replace(out, ts=ts)
     else:
         out = solve_one(config, field, x0, t0, t1, ts, batched=config.mode == "batched")
-    if config.traced:
-        xs = eqx.error_if(
-            out.xs, jnp.any(out.failed),
-            "jaxattn.simulate: the solver reached max_steps before t1. Increase max_steps, "
-            "loosen rtol/atol, or shorten t1 (outside jit the error names the time reached).",
-        )
-        xs = eqx.error_if(
-            xs, jnp.any(out.nonfinite),
-            "jaxattn.simulate: the state became non-finite (the solve stopped there; outside jit the "
-            "error names the time). Likely causes: overflowing attention logits (beta |Q x| |K y| beyond "
-            "the float range), a beta too large for float32, or NaN/inf parameters of the field.")
-        xs = eqx.error_if(xs, jnp.any(out.other_failure),
-                          "jaxattn.simulate: the diffrax solve failed before t1 (neither max_steps nor a "
-                          "non-finite state, e.g. an implicit solver's nonlinear solve diverged)")
+    if config.traced:  # the host cannot read the result: the same failures through equinox.error_if
+        xs = enforce(failure_checks(out.result, label="jaxattn.simulate", step_limit_advice=config.step_limit_advice,
+                                    nonfinite_causes=config.nonfinite_causes), out.xs)
         out = dataclasses.replace(out, xs=xs)
     return out
 
@@ -168,16 +160,22 @@ def _global_event(config: SolveConfig, field: AbstractField, chunks: list[Array]
     check = jax.jit(jax.vmap(config.stop_when))
     parts = [solve_jit(config, field, c, t0, t1, ts) for c in chunks]
     while True:
-        if any(bool(p.nonfinite | p.failed | p.other_failure) for p in parts):
+        if any(bool(jnp.any(is_failure(p.result))) for p in parts):
             return parts  # the failure is reported for the whole ensemble
         T = max(p.t_last for p in parts)
         parts = [p if not bool(p.t_last < T) else _merge(p, solve_jit(
             free, field, p.x_last, p.t_last, T, jnp.clip(ts, p.t_last, T)), ts) for p in parts]
         if bool(T >= t1):  # some chunk never met the condition: no event, every chunk at t1
-            return [dataclasses.replace(p, event_occurred=jnp.zeros_like(p.event_occurred)) for p in parts]
+            return [_with_result(p, diffrax.RESULTS.successful) for p in parts]
         if all(bool(jnp.all(check(p.x_last))) for p in parts):
-            return [dataclasses.replace(p, event_occurred=jnp.ones_like(p.event_occurred)) for p in parts]
+            return [_with_result(p, diffrax.RESULTS.event_occurred) for p in parts]
         parts = [_merge(p, solve_jit(config, field, p.x_last, T, t1, jnp.clip(ts, T, t1)), ts) for p in parts]
+
+
+def _with_result(out: SolveOutput, item) -> SolveOutput:
+    """``out`` with every member's result set to ``item``."""
+    everywhere = jnp.ones(jnp.shape(out.result._value), dtype=bool)
+    return dataclasses.replace(out, result=diffrax.RESULTS.where(everywhere, item, out.result))
 
 
 def _merge(before: SolveOutput, after: SolveOutput, ts: Array) -> SolveOutput:

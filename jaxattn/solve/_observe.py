@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ..manifolds import AbstractManifold
+
 
 #: ``observe(t, x) -> dict | array``: t a scalar save time, x the states (batch, n, d) there
 Observe = Callable[[Array, Array], "Mapping[str, Array] | Array"]
@@ -51,15 +53,15 @@ def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtyp
 
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
-                       retract: Callable[[Array], Array] | None, batched: bool) -> diffrax.SaveAt:
+                       manifold: AbstractManifold, batched: bool) -> diffrax.SaveAt:
     """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
 
     ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
-    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``retract``: the
-    manifold's retraction (``jaxattn.solve.retraction``; None off constrained manifolds), applied
-    to the interpolated states first, as ``simulate`` does for saved states.
+    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``manifold``: the
+    field's manifold, whose retraction (on constrained manifolds) is applied to the interpolated
+    states first, as ``simulate`` does for saved states.
     """
-    return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), retract, batched))
+    return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), manifold, batched))
 
 
 class _SaveObservables(eqx.Module):
@@ -70,11 +72,11 @@ class _SaveObservables(eqx.Module):
 
     observe: Callable
     names: tuple[str, ...] = eqx.field(static=True)
-    retract: Callable | None = eqx.field(static=True)
+    manifold: AbstractManifold = eqx.field(static=True)
     batched: bool = eqx.field(static=True)
 
     def __call__(self, t, y, args):
-        x = y if self.retract is None else self.retract(y)
+        x = self.manifold.retract(y) if self.manifold.constrained else y
         if not self.batched:
             x = x[None]
         out = self.observe(t, x)

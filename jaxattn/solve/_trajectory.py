@@ -61,7 +61,7 @@ class Trajectory(eqx.Module):
     @property
     def final(self) -> Float[Array, "*batch n d"] | Float[Array, "*batch n"]:
         """The last saved state(s): xs[..., -1, :, :]."""
-        return self.xs[..., -1, :, :] if self.field.event_ndim == 2 else self.xs[..., -1, :]
+        return jnp.take(self.xs, -1, axis=self.xs.ndim - self.field.manifold.event_ndim - 1)
 
     @property
     def is_ensemble(self) -> bool:
@@ -85,14 +85,15 @@ class Trajectory(eqx.Module):
         if not isinstance(self.xs, jax.Array | np.ndarray):
             raise TypeError(f"to_xarray needs xs to be one array, got {type(self.xs).__name__} (a saveat=SaveAt("
                             "fn=...) pytree): convert the fields you need with xarray yourself")
-        event_ndim = self.field.event_ndim
+        manifold = self.field.manifold
+        event_ndim = manifold.event_ndim
         batch = self.xs.ndim - event_ndim - 1
         if batch not in (0, 1):
-            raise TypeError(f"to_xarray expects xs of shape ([B,] T, n{', d' if event_ndim == 2 else ''}), "
+            raise TypeError(f"to_xarray expects xs of shape ([B,] T, {', '.join(manifold.event_dims)}), "
                             f"got {self.xs.shape}")
         lead = ("member",) * batch
-        token_dims = ("token", "dim") if event_ndim == 2 else ("token",)
-        name = "x" if event_ndim == 2 else "theta"
+        token_dims = manifold.event_dims
+        name = manifold.variable
         ts = np.asarray(self.ts)
         data: dict[str, Any] = {name: ((*lead, "t", *token_dims), np.asarray(self.xs), _attrs(name))}
         coords: dict[str, Any] = {"token": ("token", np.arange(self.xs.shape[batch + 1]), _attrs("token"))}
@@ -102,8 +103,8 @@ class Trajectory(eqx.Module):
             data["ts"] = (tuple(f"ts_dim{i}" for i in range(ts.ndim)), ts, _attrs("ts"))
         if batch:
             coords["member"] = ("member", np.arange(self.xs.shape[0]), _attrs("member"))
-        if event_ndim == 2:
-            coords["dim"] = ("dim", np.arange(self.xs.shape[-1]), _attrs("dim"))
+        for axis, dim in enumerate(token_dims[1:], start=batch + 2):
+            coords[dim] = (dim, np.arange(self.xs.shape[axis]), _attrs(dim))
         for key, value in (("t_final", self.t_final), ("event_occurred", self.event_occurred),
                            *((k, self.stats[k]) for k in _STATS)):
             value = np.asarray(value)
@@ -113,7 +114,7 @@ class Trajectory(eqx.Module):
             data[key] = (tuple(f"{key}_dim{i}" for i in range(value.ndim)), value, _field_attrs(key))
         attrs = {"jaxattn_trajectory": TRAJECTORY_FORMAT, "field_class": type(self.field).__name__,
                  "field_module": type(self.field).__module__, "field_static": json.dumps(static),
-                 "manifold": self.field.manifold, "Conventions": "CF-1.11",
+                 "manifold": manifold.name, "Conventions": "CF-1.11",
                  "title": f"jaxattn trajectory of {type(self.field).__name__}"}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -153,7 +154,7 @@ class Trajectory(eqx.Module):
             field = _rebuild_module(cls_name, static, {k: ds[k].values for k in ds.variables
                                                        if str(k).startswith("field.")},
                                     where=f"{ds.attrs.get('field_module', '?')}.{cls_name}")
-        name = "x" if "x" in ds.variables else "theta"
+        name = field.manifold.variable
         ts = ds["t"].values if "t" in ds.coords else ds["ts"].values
         as_jax = lambda key: jnp.asarray(ds[key].values)  # noqa: E731
         return cls(ts=jnp.asarray(ts), xs=as_jax(name), t_final=as_jax("t_final"), stats=SolverStats(

@@ -26,8 +26,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
-from .._validate import check_beta, check_model, check_nonneg_int, check_sign
-from ..solve import NonFiniteGuard
+from .._validate import check_beta, check_model, check_nonneg_int, check_save_times, check_sign, enforce, time_rules
+from ..solve import NonFiniteGuard, raise_failure
 
 __all__ = ["AbstractSpectralModel", "SpectralTrajectory", "solve_monitored", "check_times", "check_mass"]
 
@@ -112,13 +112,11 @@ def model_parameters(beta, name: str, size: int, minimum: int, model: str, sign:
 def check_times(t1, ts, n_save: int) -> np.ndarray:
     """Save times: ``ts`` as given (strictly increasing, finite, >= 2 entries) or ``n_save`` uniform times in [0, t1]."""
     if ts is None:
-        if t1 is None or not np.isfinite(t1) or t1 <= 0:
-            raise ValueError(f"t1 must be a finite time > 0, got {t1!r}")
+        if t1 is None:
+            raise ValueError("pass t1 (a finite time > 0) or the save times ts")
+        enforce(time_rules(0.0, t1), None)
         ts = np.linspace(0.0, float(t1), n_save)
-    ts = np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size < 2 or not np.all(np.diff(ts) > 0) or not np.all(np.isfinite(ts)):
-        raise ValueError("ts must be a strictly increasing 1-D array of finite times with >= 2 entries")
-    return ts
+    return np.asarray(check_save_times(ts, strict=True, min_count=2))
 
 
 def check_mass(c0: Array, mass: complex | Shaped[ArrayLike, ""], expected: float, what: str, shown: str = "1") -> None:
@@ -150,9 +148,7 @@ def _run(model, terms, solver, y0, ts, rtol, atol, max_steps, tail_tol, neg_tol,
         event=diffrax.Event(unresolved) if stop else None,
         throw=False,
     )
-    return (sol.ys[0], sol.event_mask, sol.ts[1], sol.result == diffrax.RESULTS.nonfinite,
-            sol.result == diffrax.RESULTS.max_steps_reached,
-            (sol.result != diffrax.RESULTS.successful) & (sol.result != diffrax.RESULTS.event_occurred))
+    return sol.ys[0], sol.event_mask, sol.ts[1], sol.result, sol.stats["num_steps"]
 
 
 def solve_monitored(
@@ -181,21 +177,14 @@ def solve_monitored(
     """
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
-    ys, event_mask, t_end, nonfinite, step_limit, failed = _run(
+    ys, event_mask, t_end, result, num_steps = _run(
         model, terms, solver, y0, jnp.asarray(ts), rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
     )
-    if bool(nonfinite):
-        span = float(ts[-1] - ts[0])
-        t_bad = float(ts[0]) + round((float(t_end[0]) - float(ts[0])) / span, 9) * span  # null step <= 1e-12 span
-        raise FloatingPointError(
-            f"{label}: the state became non-finite at t = {t_bad:.6g} (the solve stopped there). "
-            f"Likely causes: kernel coefficients that overflow at beta = {float(np.max(np.asarray(model.beta))):.6g} "
-            "(lower beta), NaN/inf model parameters (e.g. spectral_filter), or non-finite initial coefficients.")
-    if bool(step_limit):
-        raise RuntimeError(f"{label}: the solver took max_steps = {max_steps} steps before t = {float(ts[-1]):.6g}; "
-                           "increase max_steps or loosen rtol/atol")
-    if bool(failed):
-        raise RuntimeError(f"{label}: the diffrax solve failed before t = {float(ts[-1]):.6g}")
+    raise_failure(result, label=label, t0=float(ts[0]), t1=float(ts[-1]), t_reached=t_end[0], num_steps=num_steps,
+                  max_steps=max_steps, dtype=ys.dtype, step_limit_advice="Increase max_steps or loosen rtol/atol.",
+                  nonfinite_causes=f"Likely causes: kernel coefficients that overflow at beta = "
+                                   f"{float(np.max(np.asarray(model.beta))):.6g} (lower beta), NaN/inf model "
+                                   "parameters (e.g. spectral_filter), or non-finite initial coefficients.")
     ys = np.asarray(ys)
     finite = np.all(np.isfinite(ys), axis=-1)
     c = eqx.filter_vmap(model.coefficients)(jnp.asarray(np.where(finite[:, None], ys, 0.0)))

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from .._validate import check_dim, check_nonneg_int
+from .._validate import check_dim, check_finite, check_nonneg_int
 from ..fields import angles_of as _signed_angles
 from ._gegenbauer import gegenbauer_table, harmonic_dimension
 
@@ -56,15 +56,6 @@ __all__ = [
 ]
 
 
-def _finite(name, x):
-    try:
-        a = np.asarray(x)
-    except Exception:
-        return
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-
-
 def angles_of(points: ArrayLike) -> Float[Array, "... n"]:  # shape checked below
     """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
     :func:`jaxattn.fields.angles_of` (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
@@ -80,7 +71,7 @@ def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, 
     angles = jnp.asarray(angles)
     if angles.ndim < 1:
         raise ValueError("angles must have shape (..., n)")
-    _finite("angles", angles)
+    check_finite(angles, "angles")
     k = jnp.arange(kmax + 1)
     return jnp.mean(jnp.exp(-1j * angles[..., None, :] * k[:, None]), axis=-1)
 
@@ -88,7 +79,7 @@ def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, 
 def histogram(angles: Float[Array, "... n"], bins: int = 100) -> Float[Array, "... bins"]:
     """Fraction of particles in each of ``bins`` equal arcs [2pi b/bins, 2pi (b+1)/bins) (masses, sum 1)."""
     angles = jnp.mod(jnp.asarray(angles), TWO_PI)
-    _finite("angles", angles)
+    check_finite(angles, "angles")
     idx = jnp.clip(jnp.floor(angles * (bins / TWO_PI)).astype(int), 0, bins - 1)
     one_hot = jax.nn.one_hot(idx, bins, dtype=angles.dtype)
     return jnp.mean(one_hot, axis=-2)
@@ -167,8 +158,8 @@ def _as_measure(m):
     else:
         pos = jnp.asarray(m)
         w = jnp.full(pos.shape, 1.0 / pos.shape[-1])
-    _finite("positions", pos)
-    _finite("weights", w)
+    check_finite(pos, "positions")
+    check_finite(w, "weights")
     return jnp.mod(pos, TWO_PI), w
 
 
@@ -233,7 +224,7 @@ def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "
     if points.ndim < 2:
         raise ValueError(f"points must have shape (..., n, d), got {points.shape}")
     d = check_dim(points.shape[-1])
-    _finite("points", points)
+    check_finite(points, "points")
     n = points.shape[-2]
     G = jnp.clip(jnp.einsum("...id,...jd->...ij", points, points), -1.0, 1.0)
     P, _ = gegenbauer_table(kmax, d, G)  # (kmax+1, ..., n, n)
@@ -261,8 +252,8 @@ def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | Sequence[float
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must be (n, d) and (m, d) with the same d, got {x.shape}, {y.shape}")
-    _finite("x", x)
-    _finite("y", y)
+    check_finite(x, "x")
+    check_finite(y, "y")
     if np.max(np.abs(np.linalg.norm(x, axis=1) - 1)) > 1e-8 or np.max(np.abs(np.linalg.norm(y, axis=1) - 1)) > 1e-8:
         raise ValueError("points must lie on the unit sphere")
     if p < 1:

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .. import initial
+from ..manifolds import EUCLIDEAN
 from ..analysis import cluster_labels
 from ..fields import EuclideanSelfAttention, RescaledSelfAttention
 from ..solve import simulate
@@ -170,7 +171,7 @@ def rescaled_trajectories(
 
 def cluster_centres(z, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """(centres, labels) of the single-linkage clusters of ``z`` (n, d) at distance ``tol``."""
-    labels = np.asarray(cluster_labels(jnp.asarray(z), manifold="euclidean", tol=tol))
+    labels = np.asarray(cluster_labels(jnp.asarray(z), manifold=EUCLIDEAN, tol=tol))
     centres = np.stack([np.asarray(z)[labels == k].mean(0) for k in range(labels.max() + 1)])
     return centres, labels
 

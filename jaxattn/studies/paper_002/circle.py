@@ -13,6 +13,7 @@ import xarray as xr
 from ... import initial
 from ...analysis import clustered_pair_fraction, count_clusters
 from ...fields import CircleSelfAttention
+from ...manifolds import CIRCLE
 from ...solve import simulate
 from ..sweep import solve_ensemble
 
@@ -67,7 +68,7 @@ def circle_metastability(
     for beta in betas:
         def observe(ts_, th):
             x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
-            return {"clusters": count_clusters(th, manifold="circle", gap=gap),
+            return {"clusters": count_clusters(th, manifold=CIRCLE, gap=gap),
                     "pair_fraction": clustered_pair_fraction(x, delta)}
 
         if ensemble == "batched":

@@ -28,6 +28,7 @@ from ...analysis import (
     gamma_crossing_time,
     pairwise_inner_products,
 )
+from ..._validate import check_save_times, crossing_delta_rule, enforce, pair_delta_rule
 from ...fields import GramSelfAttention, SelfAttention
 from ...io import atomic_write_netcdf, describe
 from ..sweep import run_sweep, solve_ensemble
@@ -217,11 +218,8 @@ def phase_diagram(
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32' (an explicit opt-in), got {precision!r}")
     atol = rtol if atol is None else atol
-    ts = np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size < 2 or np.any(np.diff(ts) <= 0) or ts[0] < 0:
-        raise ValueError("ts must be an increasing 1-d grid of times >= 0 with at least 2 entries")
-    if not 0 < delta < 2:
-        raise ValueError(f"delta must be in (0, 2), got {delta}")
+    ts = np.asarray(check_save_times(ts, t0=0.0, strict=True, min_count=2))
+    enforce([pair_delta_rule(delta), crossing_delta_rule(delta)], None)  # the fraction P, and the curve t*
     as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
     grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
             "kq": as_list(kq), "value": as_list(value)}

@@ -17,6 +17,7 @@ import xarray as xr
 from ... import initial
 from ...analysis import count_clusters
 from ...fields import CircleSelfAttention, Kuramoto, SelfAttention
+from ...manifolds import CIRCLE
 from ..sweep import solve_ensemble
 
 __all__ = ["antipodal_configuration", "small_beta_consensus"]
@@ -46,7 +47,7 @@ def small_beta_consensus(betas: Sequence[float], *, n: int = 32, d: int = 2, bat
             x0 = initial.uniform_circle(key, n, batch=batch)
 
             def observe(ts, th):
-                return {"one_cluster": count_clusters(th[:, -1], manifold="circle", gap=0.1) == 1,
+                return {"one_cluster": count_clusters(th[:, -1], manifold=CIRCLE, gap=0.1) == 1,
                         "min_inner": jnp.min(jnp.cos(th[:, -1, :, None] - th[:, -1, None, :]), (-2, -1))}
         else:
             field = SelfAttention(1e-12 if beta == 0 else beta)
