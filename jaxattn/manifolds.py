@@ -23,7 +23,9 @@ The interface (:class:`AbstractManifold`); a new space is one new final class:
 * :meth:`~AbstractManifold.project`: the orthogonal projection of an ambient vector onto the tangent
   space at x (the Riemannian gradient of a function of x is the projection of its Euclidean gradient);
 * :meth:`~AbstractManifold.retract`: a retraction, the map back onto the manifold applied after every
-  solver step (identity where ``constrained`` is False, and then no retraction wrapper is added).
+  solver step (identity where ``constrained`` is False, and then no retraction wrapper is added);
+* :meth:`~AbstractManifold.difference`: x - y in the configuration's coordinates (wrapped on the circle),
+  in which the cluster collapse (:mod:`jaxattn.solvers`) measures distances and takes means.
 
 **Product states** (e.g. a direction on the sphere with a positive radius per token) are packed into
 one array along the last axis, so that ensembles, padding, saving and checks keep working unchanged:
@@ -107,6 +109,12 @@ class AbstractManifold(eqx.Module):
     def retract(self, x: Array) -> Array:
         """A point near the manifold mapped onto it (the identity where ``constrained`` is False)."""
 
+    @abc.abstractmethod
+    def difference(self, x: Array, y: Array) -> Array:
+        """x - y in the coordinates of the configurations (elementwise, any leading axes): y + difference(x, y)
+        is x again, up to a period where the coordinates are periodic (angles on the circle: wrapped to
+        [-pi, pi)), so means and distances of nearby configurations are taken in these differences."""
+
     def configuration_checks(self, x: ArrayLike, what: str = "x0") -> list[Check]:
         """Finite entries, then :meth:`constraint_checks`: the rules of an initial condition."""
         m = xp(x)
@@ -172,6 +180,9 @@ class Sphere(AbstractManifold):
     def retract(self, x: Array) -> Array:
         return retract_to_sphere(x)
 
+    def difference(self, x: Array, y: Array) -> Array:
+        return x - y
+
 
 class AbstractFlatManifold(AbstractManifold):
     """A space without constraint: no configuration rule but finiteness, the identity as tangent
@@ -205,6 +216,9 @@ class Circle(AbstractFlatManifold):
     def token_dim(self, shape: tuple[int, ...]) -> None:
         return None
 
+    def difference(self, x: Array, y: Array) -> Array:
+        return jnp.mod(x - y + jnp.pi, 2 * jnp.pi) - jnp.pi
+
 
 class Euclidean(AbstractFlatManifold):
     """n tokens in R^d: configurations (n, d), unconstrained."""
@@ -219,6 +233,9 @@ class Euclidean(AbstractFlatManifold):
 
     def token_dim(self, shape: tuple[int, ...]) -> int:
         return shape[1]
+
+    def difference(self, x: Array, y: Array) -> Array:
+        return x - y
 
 
 class Gram(AbstractManifold):
@@ -266,6 +283,9 @@ class Gram(AbstractManifold):
 
     def retract(self, x: Array) -> Array:
         return retract_to_unit_diagonal(x)
+
+    def difference(self, x: Array, y: Array) -> Array:
+        return x - y
 
 
 SPHERE = Sphere()

@@ -81,13 +81,13 @@ def test_merge_clusters_means_and_chains():
     component that did not change keeps its position bit for bit."""
     x = np.array([[1.0, 0.0], [1.0, 1e-6], [1.0, 2e-6], [0.0, 1.0], [-1.0, 0.0]])
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    new, root = merge_clusters(jnp.asarray(x), jnp.arange(5, dtype=jnp.int32), 1.5e-6, "sphere")
+    new, root = merge_clusters(jnp.asarray(x), jnp.arange(5, dtype=jnp.int32), 1.5e-6, jaxattn.manifolds.SPHERE)
     np.testing.assert_array_equal(np.asarray(root), [0, 0, 0, 3, 4])
     mean = x[:3].mean(0) / np.linalg.norm(x[:3].mean(0))
     np.testing.assert_allclose(np.asarray(new)[:3], np.broadcast_to(mean, (3, 2)), atol=1e-15)
     np.testing.assert_array_equal(np.asarray(new)[3:], x[3:])
     th = np.array([np.pi - 1e-7, -np.pi + 1e-7, 0.5])
-    new, root = merge_clusters(jnp.asarray(th), jnp.arange(3, dtype=jnp.int32), 1e-6, "circle")
+    new, root = merge_clusters(jnp.asarray(th), jnp.arange(3, dtype=jnp.int32), 1e-6, jaxattn.manifolds.CIRCLE)
     np.testing.assert_array_equal(np.asarray(root), [0, 0, 2])
     assert abs(np.cos(float(new[0])) + 1) < 1e-13 and new[0] == new[1] and new[2] == th[2]
 

@@ -8,10 +8,10 @@ Measurements and the choice ``simulate`` makes among them: ``docs/solving.md``.
 
 from ._rkc import DEFAULT_DAMPING as DEFAULT_DAMPING, RKC2 as RKC2, stability_bound as stability_bound
 from ._collapse import (
-    COLLAPSE_MANIFOLDS as COLLAPSE_MANIFOLDS,
     DEFAULT_MERGE_TOL as DEFAULT_MERGE_TOL,
     CollapsingSolver as CollapsingSolver,
     gather_tokens as gather_tokens,
+    has_token_rows as has_token_rows,
     merge_clusters as merge_clusters,
 )
 from ._unrolled import (

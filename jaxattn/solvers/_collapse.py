@@ -44,12 +44,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-#: manifolds whose tokens the collapse can merge (the event shape of one configuration)
-COLLAPSE_MANIFOLDS = {"sphere": 2, "euclidean": 2, "circle": 1}
+from ..manifolds import SPHERE, AbstractManifold, as_manifold
 
 #: default merge distance: the chordal (sphere), Euclidean or angular distance below which two
 #: clusters become one
 DEFAULT_MERGE_TOL = 1e-8
+
+
+def has_token_rows(manifold: AbstractManifold) -> bool:
+    """Whether a configuration of ``manifold`` is one row (or one angle) per token, which the collapse
+    can merge: the sphere, the circle, R^d; not Gram matrices (a token there is a row and a column)."""
+    return manifold.event_ndim == 1 or manifold.token_dim((2, 2)) is not None
 
 
 class _GatherTerm(diffrax.AbstractTerm):
@@ -78,14 +83,8 @@ def gather_tokens(x: Array, root: Int[Array, "*batch n"], event_ndim: int) -> Ar
     return jnp.take_along_axis(x, jnp.broadcast_to(index, root.shape + x.shape[root.ndim:]), axis=root.ndim - 1)
 
 
-def _distances(x: Array, manifold: str) -> Array:
-    """Pairwise distances of one configuration: chordal/Euclidean |x_i - x_j|, or the angle on S^1."""
-    if manifold == "circle":
-        d = x[:, None] - x[None, :]
-        return jnp.abs(jnp.mod(d + jnp.pi, 2 * jnp.pi) - jnp.pi)
-    g = jnp.sum(x * x, axis=-1)
-    sq = g[:, None] + g[None, :] - 2 * x @ x.T
-    return jnp.sqrt(jnp.maximum(sq, 0.0))
+def _token_norm(d: Array, event_ndim: int) -> Array:
+    return jnp.abs(d) if event_ndim == 1 else jnp.linalg.norm(d, axis=-1)
 
 
 def _components(linked: Array, root: Array) -> Array:
@@ -106,36 +105,32 @@ def _components(linked: Array, root: Array) -> Array:
     return label
 
 
-def merge_clusters(x: Array, root: Int[Array, " n"], tol: float | Array, manifold: str) -> tuple[Array, Array]:
+def merge_clusters(x: Array, root: Int[Array, " n"], tol: float | Array,
+                   manifold: AbstractManifold) -> tuple[Array, Array]:
     """Merge the clusters of one configuration that have tokens closer than ``tol``.
 
     ``root[i]`` is the representative (smallest index) of token i's cluster, whose tokens are exact
-    copies. Returns the new positions (each merged component at its mean: renormalised on the
-    sphere, the mean angle offset from the representative on the circle) and the new roots.
-    Components that did not change keep their positions bit for bit.
+    copies. Distances are |manifold.difference(x_i, x_j)| (chordal on the sphere, the angle on the
+    circle). A merged component goes to its mean: its representative plus the mean difference of its
+    tokens from it, retracted to the manifold (on the sphere: the normalised mean). Returns the new
+    positions and roots; components that did not change keep their positions bit for bit.
     """
     n = root.shape[0]
-    dist = _distances(x, manifold)
+    k = manifold.event_ndim
+    dist = _token_norm(manifold.difference(x[:, None], x[None, :]), k)
     same = root[:, None] == root[None, :]
     close = (dist <= tol) & ~same
-    linked = close | same
 
     def merge(_):
-        label = _components(linked, root)
-        member = label[:, None] == jnp.arange(n)[None, :]  # (token, component)
-        count = jnp.sum(member, axis=0)
+        label = _components(close | same, root)
+        member = (label[:, None] == jnp.arange(n)[None, :]).astype(x.dtype)  # (token, component)
+        count = jnp.maximum(jnp.sum(member, axis=0), 1)
         changed = jnp.zeros(n, bool).at[label].max(label != root)  # components that absorbed another
-        if manifold == "circle":
-            base = x[label]
-            offset = jnp.mod(x - base + jnp.pi, 2 * jnp.pi) - jnp.pi
-            mean_c = member.T.astype(x.dtype) @ offset / jnp.maximum(count, 1)  # per component
-            new = base + mean_c[label]
-        else:
-            mean_c = member.T.astype(x.dtype) @ x / jnp.maximum(count, 1)[:, None]
-            if manifold == "sphere":
-                mean_c = mean_c / jnp.linalg.norm(mean_c, axis=-1, keepdims=True).clip(jnp.finfo(x.dtype).tiny)
-            new = mean_c[label]
-        moved = changed[label] if manifold == "circle" else changed[label][:, None]
+        base = x[label]
+        offset = manifold.difference(x, base)
+        mean = jnp.tensordot(member.T, offset, axes=1) / (count if k == 1 else count[:, None])
+        new = manifold.retract(base + mean[label])
+        moved = changed[label] if k == 1 else changed[label][:, None]
         return jnp.where(moved, new, x), label
 
     # unvmap_any: under vmap the merge runs only when some member has a pair to merge (a merge of a
@@ -150,18 +145,19 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
 
     Args:
         solver: the inner solver (any explicit diffrax solver, e.g. Tsit5 or :class:`RKC2`).
-        manifold: "sphere", "circle" (angles) or "euclidean": how distances and means are taken.
+        manifold: the field's manifold (``field.manifold``: the sphere, the circle or R^d, or its
+            name), which measures distances and takes means (:meth:`AbstractManifold.difference`).
         tol: the merge distance (chordal on the sphere, angular on the circle); default 1e-8.
     """
 
     solver: diffrax.AbstractSolver
-    manifold: str = eqx.field(static=True, default="sphere")
+    manifold: AbstractManifold = eqx.field(static=True, default=SPHERE, converter=as_manifold)
     tol: Float[Array, ""] = eqx.field(default=DEFAULT_MERGE_TOL, converter=jnp.asarray)  # traced: no recompilation
 
     def __check_init__(self):
-        if self.manifold not in COLLAPSE_MANIFOLDS:
-            raise ValueError(f"CollapsingSolver merges tokens on {sorted(COLLAPSE_MANIFOLDS)}, got manifold "
-                             f"{self.manifold!r}")
+        if not has_token_rows(self.manifold):
+            raise ValueError(f"CollapsingSolver merges tokens stored one per row (the sphere, the circle, R^d); "
+                             f"a configuration on {self.manifold} is not")
 
     @property
     def term_structure(self):
@@ -177,7 +173,7 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
 
     @property
     def event_ndim(self) -> int:
-        return COLLAPSE_MANIFOLDS[self.manifold]
+        return self.manifold.event_ndim
 
     def order(self, terms):
         return self.solver.order(terms)
