@@ -154,6 +154,13 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
     manifold: AbstractManifold = eqx.field(static=True, default=SPHERE, converter=as_manifold)
     tol: Float[Array, ""] = eqx.field(default=DEFAULT_MERGE_TOL, converter=jnp.asarray)  # traced: no recompilation
 
+    def __getattr__(self, name: str):
+        # diffrax reads (and eqx.tree_at rewrites) attributes of the wrapped solver on its wrapper
+        # (scan_kind under ForwardMode, root_finder of implicit solvers): read them from ``solver``
+        if name.startswith("__") or name == "solver":
+            raise AttributeError(name)
+        return getattr(self.solver, name)
+
     def __check_init__(self):
         if not has_token_rows(self.manifold):
             raise ValueError(f"CollapsingSolver merges tokens stored one per row (the sphere, the circle, R^d); "
