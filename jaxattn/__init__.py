@@ -2,7 +2,7 @@
 
 Tokens are particles, layers are time. See README.md for a tour; the public API is
 re-exported here and nothing else lives in this file. Importing jaxattn turns on JAX's
-float64 mode (see :mod:`jaxattn._config`).
+float64 mode (see `jaxattn._config`).
 
 The re-exports are lazy (PEP 562): ``import jaxattn`` imports neither JAX nor any sub-package,
 so the ``jaxattn`` console script answers ``--help`` at once; ``jaxattn.simulate``,

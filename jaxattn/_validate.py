@@ -4,7 +4,7 @@ Each ``check_*`` returns the validated value (converted where useful) and raises
 ``ValueError``/``TypeError`` with a message that says what is wrong and how to fix it.
 
 A rule that must also hold for traced values (inside ``jax.jit``/``vmap``/``grad``) is written once
-as a function returning :class:`Check` pairs (violated, message); :func:`enforce` then raises the
+as a function returning `Check` pairs (violated, message); `enforce` then raises the
 message on the host where the values are concrete, or attaches it with ``equinox.error_if``
 where they are traced, so the user reads the same text either way (eagerly with the offending
 value appended).
@@ -35,7 +35,7 @@ def is_concrete(*trees) -> bool:
 
 class Check(NamedTuple):
     """One rule evaluated on values: ``violated`` is a Python/NumPy bool where the values are concrete
-    and a traced boolean array where they are not (:func:`xp` picks the array module); ``message``
+    and a traced boolean array where they are not (`xp` picks the array module); ``message``
     says what is wrong and how to fix it. A ``{got}`` in the message is replaced by ``", got "`` +
     ``shown()`` on the host (``shown`` formats the concrete offending value) and dropped when traced."""
 
@@ -114,7 +114,7 @@ def as_float_array(value, name: str) -> Array:
 
 
 def check_beta(beta, *, scalar: bool = True, allow_zero: bool = False) -> Array:
-    """Validate an inverse temperature (:func:`beta_rule`): finite and > 0 (>= 0 with ``allow_zero``);
+    """Validate an inverse temperature (`beta_rule`): finite and > 0 (>= 0 with ``allow_zero``);
     a scalar unless ``scalar=False``.
 
     Returns ``beta`` as a floating array. Values of tracers cannot be read and are not checked.
@@ -128,7 +128,7 @@ def check_beta(beta, *, scalar: bool = True, allow_zero: bool = False) -> Array:
 
 
 def host_beta(beta) -> float:
-    """A concrete inverse temperature as a Python float, checked with :func:`beta_rule` (for host-side
+    """A concrete inverse temperature as a Python float, checked with `beta_rule` (for host-side
     computations such as choosing a truncation; ``float`` fails on a tracer with JAX's own message)."""
     value = float(beta)
     enforce([beta_rule(value)], None)
@@ -136,7 +136,7 @@ def host_beta(beta) -> float:
 
 
 def as_finite_array(value, name: str, ndim: int | tuple[int, ...] | None = None, expected: str = "") -> Array:
-    """:func:`as_float_array`, then the rank ``ndim`` (one or several allowed) and :func:`check_finite`.
+    """`as_float_array`, then the rank ``ndim`` (one or several allowed) and `check_finite`.
 
     ``expected`` names the accepted shape in the error, e.g. ``"a matrix (m, d)"``.
     """
@@ -198,13 +198,13 @@ def check_positive(name: str, value) -> None:
 
 # ----------------------------------------------------------------------------------------- times
 
-#: a time span must hold at least this many floating-point spacings of its times (:func:`time_rules`)
+#: a time span must hold at least this many floating-point spacings of its times (`time_rules`)
 TIME_RESOLUTION = 1024
 
 
 def time_rules(t0, t1, dtype=None) -> list[Check]:
     """t0 and t1 finite, t1 > t0, and (with ``dtype``, the precision the solve runs in) the span resolved:
-    t1 - t0 at least :data:`TIME_RESOLUTION` spacings of ``dtype`` near max(|t0|, |t1|). A span below that
+    t1 - t0 at least `TIME_RESOLUTION` spacings of ``dtype`` near max(|t0|, |t1|). A span below that
     (float32 t0 = 1e8, t1 = 1e8 + 1: the two round to the same number) cannot be integrated honestly."""
     m = xp(t0, t1)
     finite = m.isfinite(t0) & m.isfinite(t1)
@@ -230,7 +230,7 @@ def check_save_times(ts, *, t0=None, t1=None, strict: bool = False, min_count: i
                      dtype=None, where: str = ""):
     """Save times: a 1-d array of at least ``min_count`` finite times, non-decreasing (increasing with
     ``strict``), inside [t0, t1] (each bound where given). Returns them as an array of ``dtype`` (default
-    float); checked on the host, or through ``equinox.error_if`` where traced (:func:`enforce`, with the
+    float); checked on the host, or through ``equinox.error_if`` where traced (`enforce`, with the
     message prefix ``where``)."""
     ts = jnp.asarray(ts, dtype=jnp.result_type(float) if dtype is None else dtype)
     if ts.ndim != 1 or ts.shape[0] < min_count:

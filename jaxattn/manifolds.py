@@ -2,41 +2,41 @@ r"""Manifolds: where one configuration of a particle field lives, as objects.
 
 Every field declares its manifold (``field.manifold``, a class-level instance: ``SelfAttention.manifold
 is SPHERE``), and everything that depends on the space rather than on the dynamics asks the manifold:
-the solver (:func:`jaxattn.simulate`) for the shape of one configuration and the ensemble axes, the
-initial-condition checks, the retraction after each step; :mod:`jaxattn.grad` for the tangent
-projection of a gradient with respect to x0; saving (:meth:`jaxattn.Trajectory.to_xarray`) for the
+the solver ([`jaxattn.simulate`][jaxattn.simulate]) for the shape of one configuration and the ensemble axes, the
+initial-condition checks, the retraction after each step; [`jaxattn.grad`][jaxattn.grad] for the tangent
+projection of a gradient with respect to x0; saving ([`jaxattn.Trajectory.to_xarray`][jaxattn.solve.Trajectory.to_xarray]) for the
 variable name and its dimensions. No code outside this module compares manifold names.
 
-The interface (:class:`AbstractManifold`); a new space is one new final class:
+The interface ([`AbstractManifold`][jaxattn.manifolds.AbstractManifold]); a new space is one new final class:
 
 * ``name`` (class variable): a short printable name, written into saved files (``"sphere"``);
 * ``event_ndim`` (class variable): the number of trailing axes of one configuration; an array with
   more axes is an ensemble, its leading axes are the members (one leading axis in ``simulate``);
 * ``variable``, ``event_dims`` (class variables): the netCDF variable of a saved trajectory and the
   names of the configuration's axes (``"x"``, ``("token", "dim")``);
-* :meth:`~AbstractManifold.check_shape`: ``ValueError`` unless a shape is one configuration;
-* :meth:`~AbstractManifold.token_dim`: the token dimension d a configuration of that shape has (what a
+* [`check_shape`][jaxattn.manifolds.AbstractManifold.check_shape]: ``ValueError`` unless a shape is one configuration;
+* [`token_dim`][jaxattn.manifolds.AbstractManifold.token_dim]: the token dimension d a configuration of that shape has (what a
   field's Q/K/V must act on), or None where the configuration has none (angles, Gram matrices);
-* :meth:`~AbstractManifold.constraint_checks`: the rules a configuration must satisfy to lie on the
-  manifold (to :data:`SPHERE_TOLERANCE`), as :class:`jaxattn._validate.Check` pairs that hold on the
-  host and under ``jax.jit`` alike; :meth:`~AbstractManifold.configuration_checks` adds finiteness;
-* :meth:`~AbstractManifold.project`: the orthogonal projection of an ambient vector onto the tangent
+* [`constraint_checks`][jaxattn.manifolds.AbstractManifold.constraint_checks]: the rules a configuration must satisfy to lie on the
+  manifold (to [`SPHERE_TOLERANCE`][jaxattn.fields.SPHERE_TOLERANCE]), as `jaxattn._validate.Check` pairs that hold on the
+  host and under ``jax.jit`` alike; [`configuration_checks`][jaxattn.manifolds.AbstractManifold.configuration_checks] adds finiteness;
+* [`project`][jaxattn.manifolds.AbstractManifold.project]: the orthogonal projection of an ambient vector onto the tangent
   space at x (the Riemannian gradient of a function of x is the projection of its Euclidean gradient);
-* :meth:`~AbstractManifold.retract`: a retraction, the map back onto the manifold applied after every
+* [`retract`][jaxattn.manifolds.AbstractManifold.retract]: a retraction, the map back onto the manifold applied after every
   solver step (identity where ``constrained`` is False, and then no retraction wrapper is added);
-* :meth:`~AbstractManifold.difference`: x - y in the configuration's coordinates (wrapped on the circle),
-  in which the cluster collapse (:mod:`jaxattn.solvers`) measures distances and takes means.
+* [`difference`][jaxattn.manifolds.AbstractManifold.difference]: x - y in the configuration's coordinates (wrapped on the circle),
+  in which the cluster collapse ([`jaxattn.solvers`][jaxattn.solvers]) measures distances and takes means.
 
 **Product states** (e.g. a direction on the sphere with a positive radius per token) are packed into
 one array along the last axis, so that ensembles, padding, saving and checks keep working unchanged:
 a manifold of states (n, d + 1) with columns [u_i, r_i] has ``event_ndim = 2``, ``token_dim(shape) =
 shape[1] - 1``, constraint checks |u_i| = 1 and r_i > 0, a projection that projects the u-part with
-:func:`tangent_projection` and keeps the r-part, and a retraction that normalises u_i and keeps r_i.
+[`tangent_projection`][jaxattn.fields.tangent_projection] and keeps the r-part, and a retraction that normalises u_i and keeps r_i.
 
-Concrete manifolds: :class:`Sphere` (tokens on S^{d-1}, (n, d)), :class:`Circle` (angles on S^1, (n,)),
-:class:`Euclidean` (tokens in R^d, (n, d)), :class:`Gram` (Gram matrices G = X X^T of n unit tokens,
-(n, n): symmetric, positive semidefinite, unit diagonal); module-level instances :data:`SPHERE`,
-:data:`CIRCLE`, :data:`EUCLIDEAN`, :data:`GRAM`, and :func:`as_manifold` for their names.
+Concrete manifolds: [`Sphere`][jaxattn.manifolds.Sphere] (tokens on S^{d-1}, (n, d)), [`Circle`][jaxattn.manifolds.Circle] (angles on S^1, (n,)),
+[`Euclidean`][jaxattn.manifolds.Euclidean] (tokens in R^d, (n, d)), [`Gram`][jaxattn.manifolds.Gram] (Gram matrices G = X X^T of n unit tokens,
+(n, n): symmetric, positive semidefinite, unit diagonal); module-level instances `SPHERE`,
+`CIRCLE`, `EUCLIDEAN`, `GRAM`, and [`as_manifold`][jaxattn.manifolds.as_manifold] for their names.
 """
 
 
@@ -116,7 +116,7 @@ class AbstractManifold(eqx.Module):
         [-pi, pi)), so means and distances of nearby configurations are taken in these differences."""
 
     def configuration_checks(self, x: ArrayLike, what: str = "x0") -> list[Check]:
-        """Finite entries, then :meth:`constraint_checks`: the rules of an initial condition."""
+        """Finite entries, then [`constraint_checks`][jaxattn.manifolds.AbstractManifold.constraint_checks]: the rules of an initial condition."""
         m = xp(x)
         finite = Check(~m.all(m.isfinite(x)), f"{what} contains NaN or inf; pass finite initial tokens")
         return [finite, *self.constraint_checks(x, what)]
@@ -242,8 +242,8 @@ class Gram(AbstractManifold):
     """Gram matrices G_ij = <x_i, x_j> of n unit tokens: (n, n) symmetric positive semidefinite matrices with
     diag(G) = 1 (the correlation matrices). Tangent vectors are the symmetric matrices with zero diagonal
     (projection: the symmetric part, diagonal zeroed); retraction G -> D^{-1/2} G D^{-1/2}, D = diag(G)
-    (:func:`retract_to_unit_diagonal`, the image of x_i -> x_i / |x_i|). The smallest eigenvalue may be
-    negative by round-off only: down to -:data:`SPHERE_TOLERANCE` x n (|G| <= n)."""
+    ([`retract_to_unit_diagonal`][jaxattn.manifolds.retract_to_unit_diagonal], the image of x_i -> x_i / |x_i|). The smallest eigenvalue may be
+    negative by round-off only: down to -[`SPHERE_TOLERANCE`][jaxattn.fields.SPHERE_TOLERANCE] x n (|G| <= n)."""
 
     name: ClassVar[str] = "gram"
     event_ndim: ClassVar[int] = 2
@@ -293,7 +293,7 @@ CIRCLE = Circle()
 EUCLIDEAN = Euclidean()
 GRAM = Gram()
 
-#: the built-in manifolds by name (:func:`as_manifold`)
+#: the built-in manifolds by name ([`as_manifold`][jaxattn.manifolds.as_manifold])
 MANIFOLDS: dict[str, AbstractManifold] = {m.name: m for m in (SPHERE, CIRCLE, EUCLIDEAN, GRAM)}
 
 

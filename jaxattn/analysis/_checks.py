@@ -1,5 +1,5 @@
 """Input checks shared by the analysis functions (values are checked when concrete, as in
-:mod:`jaxattn._validate`): a configuration is finite floating point, thresholds lie in their range."""
+`jaxattn._validate`): a configuration is finite floating point, thresholds lie in their range."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
 
 
 def check_threshold(name: str, value, upper: float, meaning: str) -> None:
-    """A concrete threshold lies in (0, upper] (:func:`jaxattn._validate.interval_rule`)."""
+    """A concrete threshold lies in (0, upper] (`jaxattn._validate.interval_rule`)."""
     if is_concrete(value):
         enforce([interval_rule(np.asarray(value, dtype=float), name, 0.0, upper, closed_high=True,
                                meaning=f" ({meaning})")], None)

@@ -67,8 +67,8 @@ def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAU
 
 
 def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
-    """:func:`clustered_pair_fraction` from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
-    :class:`jaxattn.fields.GramSelfAttention`): the fraction of i != j with G_ij >= 1 - delta."""
+    """[`clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
+    [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]): the fraction of i != j with G_ij >= 1 - delta."""
     g = jnp.asarray(g)
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     n = g.shape[-1]
@@ -187,6 +187,6 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
 
 def count_clusters(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
-    """Number of clusters (see :func:`cluster_labels`)."""
+    """Number of clusters (see [`cluster_labels`][jaxattn.analysis.cluster_labels])."""
     labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)
     return jnp.max(labels, axis=-1) + 1

@@ -139,7 +139,7 @@ def renyi_centres(x: ArrayLike, delta: float, *, manifold: AbstractManifold | st
     """Mask of Rényi centres: greedy, token k is a centre if it is > delta from every earlier centre.
 
     A ``lax.scan`` over tokens carries a buffer of at most ``max_centres`` centres (default: the
-    rigorous packing bound :func:`packing_bound`), so the cost is O(n * max_centres).
+    rigorous packing bound `packing_bound`), so the cost is O(n * max_centres).
     """
     _check_delta(delta)
     p = _as_points(jnp.asarray(x), manifold)

@@ -1,22 +1,22 @@
 """Base class of particle vector fields, and the declaration of their parameters.
 
-A field is a frozen :class:`equinox.Module` whose array leaves (beta, Q, K, V, ...) are
+A field is a frozen `equinox.Module` whose array leaves (beta, Q, K, V, ...) are
 JAX arrays, so ``jax.jit``, ``jax.vmap`` and ``jax.grad`` pass straight through it, and
 changing beta does not recompile a solve. Its call signature ``field(t, x, args)`` is
 the one diffrax's ``ODETerm`` expects; ``x`` is one configuration on the field's
-:attr:`~AbstractField.manifold` (:mod:`jaxattn.manifolds`):
+`manifold` ([`jaxattn.manifolds`][jaxattn.manifolds]):
 
-* :data:`~jaxattn.manifolds.SPHERE`: (n, d) tokens on S^{d-1};
-* :data:`~jaxattn.manifolds.EUCLIDEAN`: (n, d) tokens in R^d;
-* :data:`~jaxattn.manifolds.CIRCLE`: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i));
-* :data:`~jaxattn.manifolds.GRAM`: (n, n) Gram matrices G_ij = <x_i, x_j> of n tokens on a sphere
+* `SPHERE`: (n, d) tokens on S^{d-1};
+* `EUCLIDEAN`: (n, d) tokens in R^d;
+* `CIRCLE`: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i));
+* `GRAM`: (n, n) Gram matrices G_ij = <x_i, x_j> of n tokens on a sphere
   (symmetric, positive semidefinite, diag(G) = 1; ``gram.py``).
 
-Parameters declare what the solver must know about them with :func:`parameter` (dataclass field
+Parameters declare what the solver must know about them with [`parameter`][jaxattn.fields.parameter] (dataclass field
 metadata), so that no code outside a field reads its parameters by name: a domain rule (``check``,
-e.g. beta > 0; run by :meth:`AbstractField.parameter_checks` on the host and under ``jax.jit``
+e.g. beta > 0; run by [`AbstractField.parameter_checks`][jaxattn.fields.AbstractField.parameter_checks] on the host and under ``jax.jit``
 alike, also for fields rebuilt from a file without ``__init__``), a ``logit`` role (the scale of the
-attention logits beta <Q x, K y>, for the overflow diagnosis of :meth:`AbstractField.logit_scale`)
+attention logits beta <Q x, K y>, for the overflow diagnosis of [`AbstractField.logit_scale`][jaxattn.fields.AbstractField.logit_scale])
 and ``per_token`` (one entry per token: its name in the error when n does not match).
 """
 
@@ -48,8 +48,8 @@ def parameter(*, check: Callable[[Array], Check] | None = None, logit: Literal["
               per_token: str | None = None, **kwargs: Any) -> Any:
     """A field parameter (``eqx.field``) with what the solver needs to know about it (module docstring).
 
-    ``check``: the parameter's domain rule (value -> :class:`jaxattn._validate.Check`), e.g.
-    :func:`jaxattn._validate.beta_rule`; ``logit``: ``"scale"`` (a factor of the attention logits, like
+    ``check``: the parameter's domain rule (value -> `jaxattn._validate.Check`), e.g.
+    `jaxattn._validate.beta_rule`; ``logit``: ``"scale"`` (a factor of the attention logits, like
     beta) or ``"matrix"`` (a matrix applied to the tokens inside the logits, like Q and K; its operator
     norm is the factor); ``per_token``: the parameter holds one entry per token along its only axis
     (the plural noun for the error message, e.g. ``"frequencies"``).
@@ -64,15 +64,15 @@ class AbstractField(eqx.Module):
 
     Concrete fields define
 
-    * :attr:`manifold` (class variable): where a configuration lives, a
-      :class:`~jaxattn.manifolds.AbstractManifold` (module docstring; the name ``"sphere"`` etc. is
+    * `manifold` (class variable): where a configuration lives, a
+      [`AbstractManifold`][jaxattn.manifolds.AbstractManifold] (module docstring; the name ``"sphere"`` etc. is
       accepted and converted);
-    * :attr:`dim`: the token dimension d their parameters fix (e.g. the size of V), or ``None``;
-    * :attr:`num_tokens`: the number of tokens n their parameters fix (e.g. one natural
+    * [`dim`][jaxattn.fields.AbstractField.dim]: the token dimension d their parameters fix (e.g. the size of V), or ``None``;
+    * [`num_tokens`][jaxattn.fields.AbstractField.num_tokens]: the number of tokens n their parameters fix (e.g. one natural
       frequency per oscillator), or ``None``;
-    * :meth:`velocity`;
+    * [`velocity`][jaxattn.fields.AbstractField.velocity];
 
-    and declare their parameters' rules with :func:`parameter`.
+    and declare their parameters' rules with [`parameter`][jaxattn.fields.parameter].
     """
 
     manifold: eqx.AbstractClassVar[AbstractManifold]
@@ -98,7 +98,7 @@ class AbstractField(eqx.Module):
         """dx/dt at time t for one configuration x (see the module docstring)."""
 
     def __call__(self, t: Real[ArrayLike, ""], x: Float[ArrayLike, "..."], args=None) -> Array:
-        """diffrax's ``ODETerm`` signature: :meth:`velocity` of ``x`` (any array-like, e.g. NumPy)."""
+        """diffrax's ``ODETerm`` signature: [`velocity`][jaxattn.fields.AbstractField.velocity] of ``x`` (any array-like, e.g. NumPy)."""
         return self.velocity(t, jnp.asarray(x))
 
     @property
@@ -131,8 +131,8 @@ class AbstractField(eqx.Module):
 
     def parameter_checks(self) -> list[Check]:
         """The rules the field's parameters must satisfy, for the solver to enforce on the host or
-        under ``jax.jit`` (:func:`jaxattn._validate.enforce`): each parameter's declared ``check``
-        (:func:`parameter`) and every floating array leaf finite, one rule per leaf (its name in the
+        under ``jax.jit`` (`jaxattn._validate.enforce`): each parameter's declared ``check``
+        ([`parameter`][jaxattn.fields.parameter]) and every floating array leaf finite, one rule per leaf (its name in the
         message). In float32 the finiteness rules come first: there a cast to the tokens' dtype that
         overflows is the likely cause; otherwise the declared rules, whose messages are more specific."""
         declared = [meta["check"](value) for _, value, meta in self._parameters() if "check" in meta]

@@ -11,8 +11,8 @@ Both are evaluated with the shared attention kernel on the embedded points: the 
 returns y_i = sum_j w_ij x_j and dtheta_i/dt = <y_i, x_i^perp> with
 x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - theta_i).
 ``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
-O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
-:class:`FrozenCentresCircleAttention` adds m frozen, weighted keys to the causal circle field
+O(n M) (`jaxattn.fields._fourier`, with its error bound).
+[`FrozenCentresCircleAttention`][jaxattn.FrozenCentresCircleAttention] adds m frozen, weighted keys to the causal circle field
 (Karagodin et al. 2024 Theorem 5.2).
 """
 
@@ -53,7 +53,7 @@ def _angular_velocity(theta, y):
     return -jnp.sin(theta) * y[:, 0] + jnp.cos(theta) * y[:, 1]
 
 
-#: row blocks of the causal circle kernel below :data:`CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
+#: row blocks of the causal circle kernel below `CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
 CAUSAL_BLOCKS = 2
 CAUSAL_BLOCKS_MAX_N = 1024
 
@@ -99,7 +99,7 @@ class CircleSelfAttention(AbstractField):
 
     * ``evaluator="dense"`` (default): the shared O(n^2) attention kernel (row-blocked above
       ``block_size``);
-    * ``evaluator="fourier"``: O(n M) Bessel-Fourier sums (:mod:`jaxattn.fields._fourier`),
+    * ``evaluator="fourier"``: O(n M) Bessel-Fourier sums (`jaxattn.fields._fourier`),
       M = ``modes`` or, by default, the smallest M with truncation bound
       eps_M(beta) = 2 sum_{k>M} (1 + k/beta) e^{-beta} I_k(beta) <= ``tol``; then
       |error of dtheta_i/dt| <= (|S_i|/Z_i) eps_M <= n eps_M for SA and <= e^beta eps_M for USA,
@@ -225,7 +225,7 @@ class FrozenCentresCircleAttention(AbstractField):
     h(x) = e^{beta(cos x - 1)} sin x (eq. C.3). The frozen tokens never move. ``causal=False``
     lets every particle see every other particle (not covered by the theorem).
 
-    **Sequential gradient flow (Lemma 5.3).** With the energies (:meth:`sequential_energies`)
+    **Sequential gradient flow (Lemma 5.3).** With the energies ([`sequential_energies`][jaxattn.fields.FrozenCentresCircleAttention.sequential_energies])
 
         E_k = -( sum_{j<k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_j a_j e^{beta(cos(phi_k - theta_j) - 1)} ),
 
@@ -233,7 +233,7 @@ class FrozenCentresCircleAttention(AbstractField):
     -(1/Z_k) dE_k/dphi_k, omitting the factor 1/beta. Since a_j >= 1, 1 <= Z_k <= N with
     N = n + sum_j a_j (the "0 < c < Z_k < C" of Lemma 5.3). Theorem 5.2: if the frozen angles
     are more than c beta^{-1/2} apart and (N, beta, eps, c) satisfy
-    :func:`jaxattn.analysis.metastable.theorem_5_2_conditions`, almost every initial state
+    [`jaxattn.analysis.metastable.theorem_5_2_conditions`][jaxattn.analysis.theorem_5_2_conditions], almost every initial state
     converges to a strongly stable critical point with every particle within eps beta^{-1/2}
     of some theta_j.
 

@@ -42,8 +42,8 @@ def _matrix(M, name: str, d: int | None = None, square: bool = False) -> Array:
 class AbstractEuclideanAttention(AbstractField):
     """Attention in R^d with parameters Q, K, V, beta (module docstring).
 
-    Fields and ``__init__`` live here; a concrete class supplies :meth:`tokens` (the tokens the
-    logits are computed from) and :meth:`velocity`.
+    Fields and ``__init__`` live here; a concrete class supplies [`tokens`][jaxattn.fields.AbstractEuclideanAttention.tokens] (the tokens the
+    logits are computed from) and `velocity`.
     """
 
     Q: Float[Array, "m d"] = parameter(logit="matrix")
@@ -101,7 +101,7 @@ class RescaledSelfAttention(AbstractEuclideanAttention):
 
         dz_i/dt = sum_j P_ij V (z_j - z_i).
 
-    Recover the original tokens with :meth:`to_original` (x(t) = e^{tV} z(t)).
+    Recover the original tokens with [`to_original`][jaxattn.fields.RescaledSelfAttention.to_original] (x(t) = e^{tV} z(t)).
     """
 
     def propagator(self, t) -> Float[Array, "d d"]:

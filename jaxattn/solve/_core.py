@@ -1,13 +1,12 @@
 """One ``diffrax.diffeqsolve`` of a field: the step every ensemble strategy runs.
 
 The static configuration of a solve (solver, controller, adjoint, saving, event, ...) travels as
-one :class:`SolveConfig`; a solve returns one :class:`SolveOutput`.
+one `SolveConfig`; a solve returns one `SolveOutput`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -19,9 +18,6 @@ from ..fields import AbstractField
 from ._guard import NonFiniteGuard
 from ._retract import RetractingSolver
 from ._trajectory import SolverStats
-
-#: how one call integrates x0: one configuration, or an ensemble by one of the strategies
-Mode = Literal["single", "batched", "vmap", "map"]
 
 
 class SolveConfig(eqx.Module):
@@ -39,7 +35,7 @@ class SolveConfig(eqx.Module):
     stop_when: Callable[[Array], Array] | None
     progress_meter: diffrax.AbstractProgressMeter
     saveat: diffrax.SaveAt | None
-    mode: Mode
+    strategy: eqx.Module  # the AbstractStrategy integrating the members (solve/_ensemble.py)
     traced: bool  # called under a user's jit/grad: failures raise through eqx.error_if
     step_limit_advice: str = ""  # the messages of those failures (solve/_failure.py)
     nonfinite_causes: str = ""

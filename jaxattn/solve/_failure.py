@@ -1,15 +1,15 @@
 """How a solve that did not reach t1 is reported: one map from ``diffrax.RESULTS`` to an exception.
 
-Every solve in the package (:func:`jaxattn.simulate`, ``jaxattn.spectral``'s monitored PDE solve) runs
-with ``throw=False`` and carries diffrax's ``RESULTS`` in its output; :func:`raise_failure` turns a
+Every solve in the package ([`jaxattn.simulate`][jaxattn.simulate], ``jaxattn.spectral``'s monitored PDE solve) runs
+with ``throw=False`` and carries diffrax's ``RESULTS`` in its output; [`raise_failure`][jaxattn.solve.raise_failure] turns a
 failed result into the exception the user sees on the host (naming the time reached), and
-:func:`failure_checks` into the same messages as :class:`jaxattn._validate.Check` pairs for
+`failure_checks` into the same messages as `jaxattn._validate.Check` pairs for
 ``equinox.error_if`` when the solve runs under the user's ``jax.jit``/``grad``/``vmap``:
 
-* ``max_steps_reached``: :class:`SolverStepLimitError` (a ``RuntimeError``), with the advice the caller
+* ``max_steps_reached``: [`SolverStepLimitError`][jaxattn.SolverStepLimitError] (a ``RuntimeError``), with the advice the caller
   passes, or, where the remaining span is below the floating-point resolution of the times, that cause;
-* ``nonfinite``: :class:`NonFiniteStateError` (a ``FloatingPointError``), with the likely causes the caller
-  passes (e.g. :func:`jaxattn.solve.nonfinite_causes`);
+* ``nonfinite``: [`NonFiniteStateError`][jaxattn.NonFiniteStateError] (a ``FloatingPointError``), with the likely causes the caller
+  passes (e.g. `jaxattn.solve.nonfinite_causes`);
 * any other failure (an implicit solver's nonlinear solve diverged, ...): ``RuntimeError`` with diffrax's own
   message.
 
@@ -23,7 +23,7 @@ import numpy as np
 from .._validate import Check
 
 #: resolvable time spans hold at least this many floating-point spacings of the times (see
-#: :func:`jaxattn._validate.time_rules`)
+#: `jaxattn._validate.time_rules`)
 TIME_RESOLUTION = 1024
 
 
@@ -33,7 +33,7 @@ class SolverStepLimitError(RuntimeError):
 
 class NonFiniteStateError(FloatingPointError):
     """The state became NaN/inf during the solve; ``t`` is when and ``num_steps`` the steps taken
-    (the solve stops there at once, see :class:`~jaxattn.solve.NonFiniteGuard`)."""
+    (the solve stops there at once, see [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard])."""
 
     def __init__(self, message: str, t: float, num_steps: int):
         super().__init__(message)
@@ -47,8 +47,8 @@ def is_failure(result) -> object:
 
 
 def failure_checks(result, *, label: str, step_limit_advice: str, nonfinite_causes: str) -> list[Check]:
-    """The failures of a traced solve as rules for ``equinox.error_if`` (:func:`jaxattn._validate.enforce`):
-    the messages of :func:`raise_failure` without the times, which the host cannot read there."""
+    """The failures of a traced solve as rules for ``equinox.error_if`` (`jaxattn._validate.enforce`):
+    the messages of [`raise_failure`][jaxattn.solve.raise_failure] without the times, which the host cannot read there."""
     step_limit = result == diffrax.RESULTS.max_steps_reached
     nonfinite = result == diffrax.RESULTS.nonfinite
     return [
@@ -65,7 +65,7 @@ def failure_checks(result, *, label: str, step_limit_advice: str, nonfinite_caus
 
 def reached_time(t: float, t0: float, t1: float) -> float:
     """A time reached by a solve, rounded to 1e-9 of the span: the null step that ends a solve at a
-    non-finite state (:class:`~jaxattn.solve.NonFiniteGuard`) is <= 1e-12 of the span."""
+    non-finite state ([`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]) is <= 1e-12 of the span."""
     span = t1 - t0
     return t0 + round((t - t0) / span, 9) * span
 

@@ -1,30 +1,31 @@
 """``simulate``: integrate a particle field with diffrax, for one configuration or an ensemble.
 
-``simulate`` is a thin layer over :func:`diffrax.diffeqsolve`: any diffrax solver, step-size
+``simulate`` is a thin layer over `diffrax.diffeqsolve`: any diffrax solver, step-size
 controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 
 * **Defaults**: ``Tsit5`` with ``PIDController(rtol=1e-6, atol=1e-6)``, the cheapest accurate
   choice in every measured configuration (21-32 steps for T = 10 against 100 for RK4 at
   h = 0.1; ``docs/solving.md``). Pass ``rtol`` / ``atol`` or a controller for other accuracies.
 * **Tokens stay on the sphere**: on the sphere every solver is wrapped in
-  :class:`~jaxattn.solve.RetractingSolver` (x -> x/|x| after each step, error estimate
+  [`RetractingSolver`][jaxattn.RetractingSolver] (x -> x/|x| after each step, error estimate
   unchanged); saved states between step end points come from the inner solver's dense
   interpolant and are retracted too (Gram fields: to diag(G) = 1). The drift then stays at round-off: <= 1e-9 over T = 50 for
   SA and USA with V = -I, beta = 4 (a test); the retraction is 3-5x cheaper than tightening the
   tolerance of a plain solve (``docs/solving.md``).
-* **Ensembles**: ``x0`` with a leading batch axis is an ensemble, integrated by one of the
-  strategies of :mod:`jaxattn.solve._ensemble` ("batched", "vmap", "map"; "auto" picks by the
-  measurement in ``docs/ensembles.md``) and chunked past a memory budget.
-* **Clear failures**: hitting ``max_steps`` raises :class:`SolverStepLimitError` naming
+* **Ensembles**: ``x0`` with a leading batch axis is an ensemble, integrated by an
+  [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] of `jaxattn.solve._ensemble` (the strategies
+  ``Batched``, ``Vmap``, ``Map`` or their names; "auto" picks by the measurement in
+  ``docs/ensembles.md``; wrappers ``Chunked``, ``Sharded``) and chunked past a memory budget.
+* **Clear failures**: hitting ``max_steps`` raises [`SolverStepLimitError`][jaxattn.SolverStepLimitError] naming
   the time reached; a state that turns NaN/inf stops the solve at once
-  (:class:`~jaxattn.solve.NonFiniteGuard`) and raises :class:`NonFiniteStateError` naming the
+  ([`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]) and raises [`NonFiniteStateError`][jaxattn.NonFiniteStateError] naming the
   time and the likely cause. Bad inputs raise ``ValueError``/``TypeError`` before solving. Inside
   ``jax.jit``/``jax.grad``/``jax.vmap`` (where the host cannot see values) the same checks run on
   the traced values through ``equinox.error_if``: a ``RuntimeError`` (``JaxRuntimeError`` under
   ``jax.jit``, ``EquinoxRuntimeError`` under ``eqx.filter_jit``) whose text is the eager message.
 * **Stop on an event**: ``stop_when(x) -> bool`` (one configuration) ends the solve when
-  it becomes true (for an ensemble in batched mode: when it is true for every member, also when
-  the ensemble is chunked under ``max_memory``; with vmap/map each member stops on its own).
+  it becomes true; an ensemble stops when it is true for every member, whatever the strategy
+  (chunked or not; ``docs/ensembles.md``), and every member reports that time.
   Saved times after the event hold the state at the event; ``Trajectory.t_final`` is the
   time reached. The condition is checked at the end of each step, so ``t_final`` is the
   end of the first step where it holds (accurate to one step size).
@@ -50,17 +51,20 @@ from ._core import SolveConfig
 from ._failure import NonFiniteStateError as NonFiniteStateError
 from ._failure import SolverStepLimitError as SolverStepLimitError
 from ._failure import raise_failure
-from ._observe import observable_structure, observables_saveat, unflatten_observables
+from ._observe import observable_structure, observables_saveat, observe_saved, unflatten_observables
 from ._ensemble import (
     DEFAULT_MAX_MEMORY,
-    Ensemble,
+    AbstractEnsemble,
+    AbstractStrategy,
+    Batched,
+    Chunked,
+    GlobalSharded,
+    Sharded,
+    Single,
     backend_of,
     ensemble_bytes_per_member,
     ensemble_max_norm,
     resolve_ensemble,
-    shard_ensemble,
-    solve_chunked,
-    solve_jit,
 )
 from ._trajectory import Trajectory
 
@@ -72,7 +76,7 @@ DEFAULT_NUM_SAVES = 101
 
 def check_initial_tokens(field: AbstractField, x0: Array) -> None:
     """Host-side checks of concrete initial tokens: finite, and on the field's manifold
-    (:meth:`jaxattn.manifolds.AbstractManifold.configuration_checks`: the unit sphere, a Gram matrix).
+    ([`jaxattn.manifolds.AbstractManifold.configuration_checks`][jaxattn.manifolds.AbstractManifold.configuration_checks]: the unit sphere, a Gram matrix).
 
     An array sharded over several processes (``jax.distributed``) is checked by each process
     on the members it holds."""
@@ -98,7 +102,7 @@ def simulate(
     adjoint: diffrax.AbstractAdjoint | None = None,
     max_steps: int | np.integer = DEFAULT_MAX_STEPS,
     saveat: diffrax.SaveAt | None = None,
-    ensemble: Ensemble | str = "auto",  # checked below, with its own ValueError naming the choices
+    ensemble: object = "auto",  # a name or an AbstractEnsemble: checked below, with its own ValueError
     stop_when: Callable[[Array], Array] | None = None,
     progress_bar: bool = False,
     max_memory: object = DEFAULT_MAX_MEMORY,  # an int or None: checked below, with its own TypeError
@@ -123,32 +127,36 @@ def simulate(
         dt0: initial step (None lets diffrax choose; required for ``ConstantStepSize``).
         adjoint: diffrax adjoint for ``jax.grad`` (default recursive checkpointing;
             ``BacksolveAdjoint`` warns: it is unstable for clustering dynamics).
-        max_steps: step budget; exceeding it raises :class:`SolverStepLimitError`.
+        max_steps: step budget; exceeding it raises [`SolverStepLimitError`][jaxattn.SolverStepLimitError].
         saveat: a ``diffrax.SaveAt`` passed straight through instead of ``ts`` (then
             ``Trajectory.ts``/``xs`` are diffrax's ``sol.ts``/``sol.ys``, batch axis first,
             with unreached slots inf as diffrax leaves them; states saved as is are retracted
             to the sphere).
-        ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched"; the backend is
-            x0's platform, or ``jax.default_backend()`` for traced/host arrays), "batched"
-            (one state, shared step), "vmap" (own steps, run in lockstep) or "map" (own
-            steps, members one after another); see ``docs/ensembles.md`` for the measurement.
-        stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops when it
-            becomes true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``).
+        ensemble: "auto" (default: "map" on a CPU for n >= 128, else "batched", and "batched" with
+            ``stop_when``; the backend is x0's platform, or ``jax.default_backend()`` for traced/host
+            arrays), "batched" (one state, shared step), "vmap" (own steps, run in lockstep) or "map"
+            (own steps, members one after another), or any [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble]
+            (``Batched()``, ``Chunked(Map(), 16)``, ``Sharded(Batched(), mesh)``, ...); see
+            ``docs/ensembles.md`` for the measurement.
+        stop_when: optional ``f(x) -> bool`` on one configuration; the solve stops at the end of the
+            first step where it is true (e.g. ``lambda x: jaxattn.analysis.is_clustered(x, 1e-3)``); an
+            ensemble stops where it is true for every member, whatever the strategy (per-member
+            strategies and chunks need host control for that: outside ``jax.jit`` only).
         progress_bar: show a tqdm progress bar (adds a host callback per step).
         max_memory: byte budget for an ensemble: when the estimate
-            :func:`~jaxattn.solve.ensemble_bytes_per_member` x batch exceeds it, the ensemble is
+            [`ensemble_bytes_per_member`][jaxattn.solve.ensemble_bytes_per_member] x batch exceeds it, the ensemble is
             solved in equal chunks (padded with copies of member 0, so one compilation serves all)
             and the trajectories are concatenated. Chunks have their own shared steps, so results
             differ from one unchunked solve at the solver tolerance. None disables chunking.
     """
     if not isinstance(field, AbstractField):
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
-    if ensemble not in ("auto", "batched", "vmap", "map"):
-        raise ValueError(f"ensemble must be 'auto', 'batched', 'vmap' or 'map', got {ensemble!r}")
+    auto_chunk = not isinstance(ensemble, AbstractEnsemble) or isinstance(ensemble, AbstractStrategy)
     x0 = _as_tokens(x0)
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
-    ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0))
+    ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0), stop_when)  # a bad name raises here
+    ensemble = ensemble if is_ensemble else Single()
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
     concrete = is_concrete(field, x0, t0, t1, ts, dt0, rtol, atol)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
@@ -173,7 +181,7 @@ def simulate(
     t0a = jnp.asarray(t0, dtype=dtype)
     t1a = jnp.asarray(t1, dtype=dtype)
     ts = _save_times(ts, saveat, stop_when, t0a, t1a, dtype)
-    if is_ensemble and ensemble == "batched" and isinstance(controller, diffrax.PIDController):
+    if is_ensemble and ensemble.strategy.one_state and isinstance(controller, diffrax.PIDController):
         if controller.norm is optx.rms_norm:
             controller = eqx.tree_at(lambda c: c.norm, controller, ensemble_max_norm)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
@@ -188,21 +196,19 @@ def simulate(
         solver=solver, controller=controller, adjoint=adjoint, dt0=dt0, max_steps=max_steps,
         stop_when=stop_when,
         progress_meter=diffrax.TqdmProgressMeter() if progress_bar else diffrax.NoProgressMeter(),
-        saveat=saveat, mode=ensemble if is_ensemble else "single", traced=not concrete,
+        saveat=saveat, strategy=ensemble.strategy, traced=not concrete,
         step_limit_advice=STEP_LIMIT_ADVICE,
         nonfinite_causes=nonfinite_causes(field, dtype) if not concrete else "",
     )
     field = _cast_floats(field, dtype)
     x0 = enforce(field.parameter_checks(), x0, prefix=_WHERE)
-    chunk = x0.shape[0]
-    if is_ensemble and max_memory is not None and saveat is None:
+    if is_ensemble and auto_chunk and max_memory is not None and saveat is None:
         per_member = ensemble_bytes_per_member(shape[0], math.prod(shape[1:]), ts.shape[0],
                                                jnp.dtype(dtype).itemsize)
         chunk = max(1, int(max_memory // per_member))
-    if is_ensemble and chunk < x0.shape[0]:
-        out = solve_chunked(chunk, config, field, x0, t0a, t1a, ts)
-    else:
-        out = solve_jit(config, field, x0, t0a, t1a, ts)
+        if chunk < x0.shape[0]:
+            ensemble = Chunked(ensemble, chunk)
+    out = ensemble.run(config, field, x0, t0a, t1a, ts)
     if concrete:
         raise_failure(out.result, label="jaxattn.simulate", t0=float(t0), t1=float(t1), t_reached=out.t_last,
                       num_steps=out.stats["num_steps"], max_steps=max_steps, dtype=dtype,
@@ -322,60 +328,67 @@ def solve_ensemble(
 ) -> dict[str, np.ndarray]:
     """Batched, device-sharded ensemble solve reduced to observables (as NumPy arrays).
 
-    ``x0`` is (batch, n, d) (or (batch, n) angles); it is sharded with
-    :func:`~jaxattn.solve.shard_ensemble` and integrated by :func:`simulate` as one state.
-    ``observe(ts, xs)`` receives the saved times (T,) and the states (batch, T, ...) and
-    returns an array or a dict of arrays whose **leading axis is the member axis**
-    (padding members are sliced off afterwards). Extra keyword arguments go to
-    ``simulate`` (``rtol``, ``solver``, ``max_steps``, ...).
+    ``x0`` is (batch, n, d) (or (batch, n) angles); [`simulate`][jaxattn.simulate] integrates it as one state
+    (``ensemble=Sharded(Batched(), mesh)``: the member axis on the devices of ``mesh``, by default
+    this process's devices). ``observe(t, x)`` is called at each save time t (a scalar) on the states
+    x (batch, ...) there and returns an array or a dict of arrays whose **leading axis is the member
+    axis**; the results are stacked to (batch, T, ...) (padding members dropped), with ``num_steps``.
+    Extra keyword arguments go to ``simulate`` (``rtol``, ``solver``, ``max_steps``, ...).
 
-    ``in_solve=True`` evaluates the observables inside the solve instead (diffrax
-    ``SaveAt(ts=ts, fn=...)``, :mod:`jaxattn.solve._observe`): ``observe(t, x)`` is called at
-    each save time t (a scalar) on the states x (batch, ...) there and returns member-first
-    arrays, stacked to (batch, T, ...); no state is saved, so memory is O(batch x observables
-    x T). An observable that is pointwise in time (the same function of each saved state, e.g.
-    ``clustered_pair_fraction(xs, delta)``) gives the same numbers either way (to round-off).
+    ``in_solve=True`` evaluates ``observe`` inside the solve (diffrax ``SaveAt(ts=ts, fn=...)``,
+    `jaxattn.solve._observe`) on the interpolated, retracted states, so no state is saved and
+    memory is O(batch x observables x T); ``in_solve=False`` evaluates it on the saved states
+    afterwards. The two give the same numbers to round-off.
     """
-    if "ensemble" in simulate_kwargs and simulate_kwargs["ensemble"] != "batched":
-        raise ValueError("solve_ensemble integrates the ensemble as one batched state")
-    x0s, batch = shard_ensemble(x0, mesh)
-    if in_solve:
-        return _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs)
-    traj = simulate(field, x0s, t1, ts=ts, **simulate_kwargs)
-    obs = observe(traj.ts, traj.xs)
-    single = not isinstance(obs, Mapping)
-    obs = {"value": obs} if single else dict(obs)
-    out = {}
-    for key, value in obs.items():
-        value = np.asarray(value)
-        if value.ndim == 0 or value.shape[0] != x0s.shape[0]:
-            raise ValueError(
-                f"observe must return arrays with the member axis first (length {x0s.shape[0]}); "
-                f"{key!r} has shape {value.shape}"
-            )
-        out[key] = value[:batch]
-    out["num_steps"] = np.asarray(traj.stats["num_steps"])
-    return out
+    return _observed_solve(field, x0, t1, ts, observe, in_solve, Sharded(Batched(), mesh), simulate_kwargs,
+                           "solve_ensemble")
 
 
-# ------------------------------------------------------------ observables inside the solve (issue 12)
+def solve_global_ensemble(
+    field: AbstractField,
+    x0_local: Array,
+    t1: float,
+    *,
+    ts,
+    observe: Callable[[Array, Array], Mapping[str, Array] | Array],
+    in_solve: bool = False,
+    **simulate_kwargs,
+) -> dict[str, np.ndarray]:
+    """[`solve_ensemble`][jaxattn.solve.solve_ensemble] of one ensemble sharded over the devices of **every** process
+    (``jax.distributed``; ``ensemble=GlobalSharded(Batched())``).
+
+    Every process calls this with its own members ``x0_local`` (shape (b_k, n, d); the sizes may
+    differ); the global ensemble is their concatenation in process order, integrated as one batched
+    state (one SPMD program over all processes, whose shared step is the same as a one-process solve
+    of the whole ensemble). The observables, ``observe(t, x)`` as for [`solve_ensemble`][jaxattn.solve.solve_ensemble], reach
+    every process as NumPy arrays of length ``sum_k b_k`` (padding dropped), with ``num_steps``.
+    ``in_solve=True`` gathers only the observables; ``in_solve=False`` gathers the saved states first.
+    With one process this is [`solve_ensemble`][jaxattn.solve.solve_ensemble] over the local devices.
+    """
+    return _observed_solve(field, x0_local, t1, ts, observe, in_solve, GlobalSharded(Batched()), simulate_kwargs,
+                           "solve_global_ensemble")
 
 
-def _solve_ensemble_in_solve(field, x0s, batch, t1, ts, observe, simulate_kwargs) -> dict[str, np.ndarray]:
-    """:func:`solve_ensemble` with ``in_solve=True``: one batched solve saving
-    ``observe(t, x)`` at ``ts`` through :func:`~jaxattn.solve._observe.observables_saveat`."""
+def _observed_solve(field, x0, t1, ts, observe, in_solve: bool, ensemble: AbstractEnsemble, kwargs: dict,
+                    name: str) -> dict[str, np.ndarray]:
+    """The observables of one batched ensemble solve by ``ensemble`` (a placement of ``Batched()``)."""
+    if str(kwargs.get("ensemble", "batched")) != "batched":
+        raise ValueError(f"{name} integrates the ensemble as one batched state")
     if not isinstance(field, AbstractField):
         raise TypeError(f"field must be a jaxattn field (an AbstractField), got {type(field).__name__}")
-    for key in ("saveat", "stop_when"):
-        if simulate_kwargs.get(key) is not None:
-            raise ValueError(f"solve_ensemble(in_solve=True) builds its own SaveAt; {key} cannot be combined")
-    x0s = _as_tokens(x0s)
-    t0 = simulate_kwargs.get("t0", 0.0)
-    ts = _save_times(ts, None, None, t0, t1, x0s.dtype)
-    structure = observable_structure(observe, x0s)
-    saveat = observables_saveat(observe, ts, structure, manifold=field.manifold, batched=True)
-    kwargs = dict(simulate_kwargs, ensemble="batched", saveat=saveat)
-    traj = simulate(field, x0s, t1, **kwargs)
-    out = {key: value[:batch] for key, value in unflatten_observables(traj.xs, structure).items()}
+    kwargs = dict(kwargs, ensemble=ensemble)
+    x0 = _as_tokens(x0)
+    if in_solve:
+        for key in ("saveat", "stop_when"):
+            if kwargs.get(key) is not None:
+                raise ValueError(f"{name}(in_solve=True) builds its own SaveAt; {key} cannot be combined")
+        ts = _save_times(ts, None, None, kwargs.get("t0", 0.0), t1, x0.dtype)
+        structure = observable_structure(observe, x0)
+        kwargs["saveat"] = observables_saveat(observe, ts, structure, manifold=field.manifold, batched=True)
+        traj = simulate(field, x0, t1, **kwargs)
+        out = unflatten_observables(traj.xs, structure)
+    else:
+        traj = simulate(field, x0, t1, ts=ts, **kwargs)
+        out = observe_saved(observe, traj.ts, traj.xs)
     out["num_steps"] = np.asarray(traj.stats["num_steps"])
     return out

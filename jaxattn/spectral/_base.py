@@ -6,11 +6,11 @@ Agazzi 2025, eq. (2)),
     d_t rho + div( rho v[rho] ) = 0,   USA: v = sign grad(W * mu),   SA: v = sign grad(W * mu) / (beta W * mu),
 
 in a spectral basis, as an ODE dy/dt = F(y) on a *real* state y (diffrax's complex support is poor).
-An :class:`AbstractSpectralModel` is that right-hand side plus the two diagnostics that decide
+An [`AbstractSpectralModel`][jaxattn.spectral.AbstractSpectralModel] is that right-hand side plus the two diagnostics that decide
 whether K modes still resolve the solution: the spectral tail (largest relative coefficient over the
 top eighth of the spectrum) and the minimum of the density on the model's grid (Gibbs undershoots).
-:func:`solve_monitored` integrates with both monitors inside the solve (a :class:`diffrax.Event`)
-and returns a :class:`SpectralTrajectory` holding only trustworthy saved times; see
+[`solve_monitored`][jaxattn.spectral.solve_monitored] integrates with both monitors inside the solve (a `diffrax.Event`)
+and returns a [`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory] holding only trustworthy saved times; see
 ``docs/spectral.md`` ("Resolution honesty").
 """
 
@@ -35,8 +35,8 @@ __all__ = ["AbstractSpectralModel", "SpectralTrajectory", "solve_monitored", "ch
 class AbstractSpectralModel(eqx.Module):
     """Right-hand side ``model(t, y)`` of a spectral discretisation of the mean-field PDE on a real state y.
 
-    Concrete models (:class:`~jaxattn.spectral.CircleModel`, :class:`~jaxattn.spectral.ZonalModel`,
-    :class:`~jaxattn.spectral.SphereModel`) carry ``beta``, ``model`` ("usa"/"sa"), ``sign`` (V = sign I),
+    Concrete models ([`CircleModel`][jaxattn.spectral.CircleModel], [`ZonalModel`][jaxattn.spectral.ZonalModel],
+    [`SphereModel`][jaxattn.spectral.SphereModel]) carry ``beta``, ``model`` ("usa"/"sa"), ``sign`` (V = sign I),
     the dimension ``d`` of the ambient space (S^{d-1}) and the class constant ``uniform_density``
     (the uniform density in the model's units: 1/(2 pi) on S^1 w.r.t. d theta, 1 on S^{d-1} w.r.t. the
     normalised surface measure). They implement the right-hand side, the map from the real state to
@@ -83,7 +83,7 @@ class SpectralTrajectory(eqx.Module):
     ``min_density`` (model's density unit), ``energy`` and ``resolved`` (T,), ``t_lost`` (the time
     resolution was lost, inf if never), and the parameters ``beta``, ``model``, ``sign``, ``d``.
     After a stop the unresolved saved times are dropped, so every returned value is trustworthy to
-    the thresholds. :class:`~jaxattn.spectral.DensityTrajectory`, ``ZonalTrajectory`` and
+    the thresholds. [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory], ``ZonalTrajectory`` and
     ``SphereTrajectory`` are this class with the density evaluation of their basis added.
     """
 

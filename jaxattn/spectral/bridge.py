@@ -1,24 +1,24 @@
 r"""Particles <-> PDE: the same observables from particle positions and from a density solution.
 
 Particle inputs are plain arrays: angles ``(..., n)`` on S^1, or points ``(..., n, d)`` on S^{d-1} (the
-``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use :func:`angles_of` to turn
+``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use [`angles_of`][jaxattn.spectral.angles_of] to turn
 planar points (..., n, 2) into angles. Density solutions are Fourier moments mu_0..mu_K (S^1,
-convention of :mod:`jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density w.r.t. d theta).
+convention of `jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density w.r.t. d theta).
 
 Observables
-* :func:`fourier_moments` (particles) <-> ``DensityTrajectory.coeffs`` (PDE): the identical quantity.
-* :func:`histogram` (particles) <-> :func:`bin_masses` (PDE, exact bin integrals of the density).
-* :func:`harmonic_power` S_k = sum_m |<mu, Y_km>|^2 on S^{d-1} (addition theorem, any d) for points.
+* [`fourier_moments`][jaxattn.spectral.fourier_moments] (particles) <-> ``DensityTrajectory.coeffs`` (PDE): the identical quantity.
+* [`histogram`][jaxattn.spectral.histogram] (particles) <-> [`bin_masses`][jaxattn.spectral.bin_masses] (PDE, exact bin integrals of the density).
+* [`harmonic_power`][jaxattn.spectral.harmonic_power] S_k = sum_m |<mu, Y_km>|^2 on S^{d-1} (addition theorem, any d) for points.
 
-Sampling from a density: :func:`quantile_sample` (deterministic, theta_i = F^{-1}((i+1/2)/n)) and
-:func:`iid_sample` (inverse CDF of uniforms).
+Sampling from a density: [`quantile_sample`][jaxattn.spectral.quantile_sample] (deterministic, theta_i = F^{-1}((i+1/2)/n)) and
+[`iid_sample`][jaxattn.spectral.iid_sample] (inverse CDF of uniforms).
 
 Distances
-* :func:`w1_circle`: exact W1 with geodesic cost on S^1 between discrete measures,
+* [`w1_circle`][jaxattn.spectral.w1_circle]: exact W1 with geodesic cost on S^1 between discrete measures,
   W1 = min_c \int_0^{2pi} |F_mu - F_nu - c| d theta (c = median of F_mu - F_nu; Rabin, Delon, Gousseau 2011). A density
-  enters through :func:`discretize_density` (cell masses, exact from the CDF, at cell centres: the
+  enters through [`discretize_density`][jaxattn.spectral.discretize_density] (cell masses, exact from the CDF, at cell centres: the
   added error is at most half a cell width h/2 and O(h^2) for smooth densities against a fixed measure).
-* :func:`wasserstein_sphere`: W_p on S^{d-1} with geodesic cost, by exact optimal transport with SciPy
+* [`wasserstein_sphere`][jaxattn.spectral.wasserstein_sphere]: W_p on S^{d-1} with geodesic cost, by exact optimal transport with SciPy
   (an assignment problem for two equal-size uniform measures, the transport linear program otherwise);
   NumPy, not differentiable.
 """
@@ -58,7 +58,7 @@ __all__ = [
 
 def angles_of(points: ArrayLike) -> Float[Array, "... n"]:  # shape checked below
     """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
-    :func:`jaxattn.fields.angles_of` (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
+    [`jaxattn.fields.angles_of`][jaxattn.fields.angles_of] (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
     points = jnp.asarray(points)
     if points.ndim < 2 or points.shape[-1] != 2:
         raise ValueError(f"points on S^1 must have shape (..., n, 2), got {points.shape}")
@@ -95,7 +95,7 @@ def cdf(coeffs: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "...
 
 
 def bin_masses(coeffs: Complex[Array, "... K1"], bins: int = 100) -> Float[Array, "... bins"]:
-    """PDE counterpart of :func:`histogram`: the exact mass of each arc, from the CDF."""
+    """PDE counterpart of [`histogram`][jaxattn.spectral.histogram]: the exact mass of each arc, from the CDF."""
     edges = jnp.arange(bins + 1) * (TWO_PI / bins)
     return jnp.diff(cdf(coeffs, edges), axis=-1)
 
@@ -184,7 +184,7 @@ def w1_circle(mu, nu) -> Float[Array, "..."]:
     r"""Exact Wasserstein-1 distance with geodesic (arc-length) cost on S^1 between two discrete measures.
 
     ``mu``/``nu``: angles (..., n) with equal weights, or a tuple (positions, weights) with weights
-    summing to 1 (e.g. :func:`discretize_density`, :func:`cluster_measure`). Leading batch axes of an
+    summing to 1 (e.g. [`discretize_density`][jaxattn.spectral.discretize_density], [`cluster_measure`][jaxattn.spectral.cluster_measure]). Leading batch axes of an
     angles array (e.g. times of a trajectory) are mapped over. Uses W1 = min_c \int |F_mu - F_nu - c|
     d theta, whose minimiser c is the median of F_mu - F_nu; cost O((n+m) log(n+m)).
     Reference values: W1(uniform, delta^k) = pi/(2k); W1(delta_a, delta_b) = geodesic |a - b|.
