@@ -1,6 +1,6 @@
 """diffrax solvers for long, mildly stiff particle solves (layer between ``fields`` and ``solve``).
 
-* :mod:`._rkc`: :class:`RKC2`, the damped second-order Runge-Kutta-Chebyshev method (stability
+* `_rkc.py`: [`RKC2`][jaxattn.solvers.RKC2], the damped second-order Runge-Kutta-Chebyshev method (stability
   interval ~0.65 s^2 for s stages), for Jacobians with eigenvalues near the negative real axis.
 
 Measurements and the choice ``simulate`` makes among them: ``docs/solving.md``.

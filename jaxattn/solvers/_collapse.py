@@ -12,7 +12,7 @@ for ever, and n tokens of which m_c sit at x_c move exactly as K weighted partic
 as long as the clusters live, i.e. for the whole metastable phase (Geshkovski, Koubbi, Polyanskiy,
 Rigollet 2024: log T_2 ~ beta).
 
-:class:`CollapsingSolver` removes those modes. It keeps the n tokens as the state and a map
+[`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] removes those modes. It keeps the n tokens as the state and a map
 ``root`` (token -> the representative of its cluster) in its solver state: every evaluation of the
 field returns v[root] (a merged token takes its representative's velocity, so it stays an exact
 copy: the same stage values, the same arithmetic), and after every step the tokens of different
@@ -32,7 +32,7 @@ elsewhere; ``docs/solving.md`` gives the measured changes against the full solve
 **Not for causal masks.** Under the mask of Karagodin et al. 2024 token k sees only j <= k, so
 two coincident tokens j < k have different velocities (k also sees tokens j+1..k), and a later
 token that coincides with an earlier one moves away from it at first order; the merge is not
-exact there and :func:`jaxattn.simulate` refuses it (``docs/solving.md`` says what holds).
+exact there and [`jaxattn.simulate`][jaxattn.solve.simulate] refuses it (``docs/solving.md`` says what holds).
 """
 
 from __future__ import annotations
@@ -144,9 +144,9 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
     of token i depends on x_i and the set of tokens only (SA, USA, their circle forms).
 
     Args:
-        solver: the inner solver (any explicit diffrax solver, e.g. Tsit5 or :class:`RKC2`).
+        solver: the inner solver (any explicit diffrax solver, e.g. Tsit5 or [`RKC2`][jaxattn.solvers.RKC2]).
         manifold: the field's manifold (``field.manifold``: the sphere, the circle or R^d, or its
-            name), which measures distances and takes means (:meth:`AbstractManifold.difference`).
+            name), which measures distances and takes means ([`AbstractManifold.difference`][jaxattn.manifolds.AbstractManifold.difference]).
         tol: the merge distance (chordal on the sphere, angular on the circle); default 1e-8.
     """
 
