@@ -1,7 +1,9 @@
 """diffrax solvers for long, mildly stiff particle solves (layer between ``fields`` and ``solve``).
 
 * `_rkc.py`: [`RKC2`][jaxattn.solvers.RKC2], the damped second-order Runge-Kutta-Chebyshev method (stability
-  interval ~0.65 s^2 for s stages), for Jacobians with eigenvalues near the negative real axis.
+  interval ~0.65 s^2 for s stages), for Jacobians with eigenvalues near the negative real axis;
+* `_collapse.py`: [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver], the cluster collapse: tokens closer
+  than a tolerance are merged and move as one particle (exact for (SA)/(USA) without a causal mask).
 
 Measurements and the choice ``simulate`` makes among them: ``docs/solving.md``.
 """
@@ -13,9 +15,4 @@ from ._collapse import (
     gather_tokens as gather_tokens,
     has_token_rows as has_token_rows,
     merge_clusters as merge_clusters,
-)
-from ._unrolled import (
-    AbstractUnrolledERK as AbstractUnrolledERK,
-    UnrolledBosh3 as UnrolledBosh3,
-    UnrolledTsit5 as UnrolledTsit5,
 )
