@@ -152,7 +152,8 @@ def value_and_grad_of(
         x0: a single configuration or an ensemble, as for [`jaxattn.simulate`][jaxattn.simulate].
         t1: the final time, as for [`jaxattn.simulate`][jaxattn.simulate].
         checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
-        adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
+        adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode: ``jax.jacfwd``
+            through [`jaxattn.simulate`][jaxattn.simulate] works with it or ``diffrax.ForwardMode()``, ``docs/gradients.md``);
             ``BacksolveAdjoint`` raises ValueError (module docstring).
         **simulate_kwargs (Any): passed to [`jaxattn.simulate`][jaxattn.simulate] (``ts``, ``rtol``, ``atol``, ...).
 

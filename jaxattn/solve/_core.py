@@ -16,7 +16,6 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField
 from ._guard import NonFiniteGuard
-from ._retract import RetractingSolver
 from ._trajectory import SolverStats
 
 
@@ -67,9 +66,10 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
     manifold = field.manifold
-    solver = RetractingSolver(config.solver, manifold.retract) if manifold.constrained else config.solver
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
-    solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
+    # one wrapper: the retraction of a constrained manifold and the non-finite guard
+    solver = NonFiniteGuard(config.solver, jnp.abs(t1 - t0), adaptive=not fixed_steps,
+                            retract=manifold.retract if manifold.constrained else None)
     event = None
     if config.stop_when is not None:
         stop_when = config.stop_when

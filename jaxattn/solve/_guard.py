@@ -15,7 +15,10 @@ non-finite end point ends the solve.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -38,17 +41,24 @@ class NonFiniteGuard(AbstractDelegatingSolver):
     ``span`` is |t1 - t0| of the solve: a step whose end point is non-finite although it is shorter
     than ``COLLAPSE * span`` (or whose size is not finite) is turned into an accepted null step
     (y1 = y0, zero error) with the failure result, so the solve stops where the state broke down.
-    Healthy steps pass through unchanged (one ``isfinite`` reduction per step).
+    Healthy steps pass through unchanged (one ``isfinite`` reduction per step). With ``retract`` the
+    end point of every step is retracted first ([`RetractingSolver`][jaxattn.RetractingSolver]'s job, in the
+    same wrapper).
     """
 
     solver: diffrax.AbstractSolver
     span: Float[Array, ""]
     adaptive: bool = True  # False for fixed steps: no retry can follow a non-finite step
+    # the manifold's retraction applied to the end point first (as [`RetractingSolver`][jaxattn.RetractingSolver] does), so that
+    # a constrained solve nests one wrapper, not two (diffrax reads solver attributes one level deep)
+    retract: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
+        if self.retract is not None:
+            y1 = self.retract(y1)
         dt = t1 - t0
         collapsed = ~jnp.isfinite(dt) | (jnp.abs(dt) <= COLLAPSE * self.span) | (not self.adaptive)
         broken = collapsed & ~tree_all_finite(y1)

@@ -10,15 +10,14 @@ so only O(batch x observables x T) numbers are kept.
 
 The states at a save time are the solver's dense interpolant, retracted to the sphere on the
 sphere (to diag(G) = 1 for Gram fields), i.e. exactly the states ``simulate`` saves with ``ts``; the
-observables therefore equal those of the saved states to round-off (a test). The observables travel through diffrax as one
-(batch, K) array per save time (the leaves of ``observe``'s output flattened and cast to the
-state's dtype; integers and booleans survive exactly, as they are small counts) and
-`unflatten_observables` restores them as (batch, T, ...) arrays.
+observables therefore equal those of the saved states to round-off (a test). The observables travel
+through diffrax as the dict ``observe`` returns, each leaf in its own dtype (so an integer count stays
+an exact integer, also above 2^24 with float32 states, where a float32 would round it), and
+`unflatten_observables` returns them as (batch, T, ...) NumPy arrays.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 import diffrax
@@ -66,7 +65,7 @@ def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarra
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
                        manifold: AbstractManifold, batched: bool) -> diffrax.SaveAt:
-    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
+    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` (a dict of member-first arrays) at each save time.
 
     ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
     is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``manifold``: the
@@ -92,22 +91,11 @@ class _SaveObservables(eqx.Module):
         if not self.batched:
             x = x[None]
         out = as_observables(self.observe(t, x), x.shape[0])
-        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in self.names],
-                               axis=1)
-        return flat if self.batched else flat[0]
+        out = {key: jnp.asarray(out[key]) for key in self.names}
+        return out if self.batched else {key: value[0] for key, value in out.items()}
 
 
-def unflatten_observables(flat, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
-    """(batch, T, K) saved by `observables_saveat` -> {name: (batch, T, ...)} NumPy arrays."""
-    flat = np.asarray(flat)
-    out, start = {}, 0
-    for key, leaf in structure.items():
-        size = math.prod(leaf.shape[1:])
-        part = flat[..., start:start + size].reshape(flat.shape[:2] + leaf.shape[1:])
-        if np.issubdtype(leaf.dtype, np.bool_):
-            part = part > 0.5
-        elif not np.issubdtype(leaf.dtype, np.floating):
-            part = np.rint(part)
-        out[key] = part.astype(leaf.dtype)
-        start += size
-    return out
+def unflatten_observables(saved, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
+    """The observables saved by `observables_saveat` ({name: (batch, T, ...)}, as ``simulate`` returns
+    them) as NumPy arrays of the dtypes ``observe`` returned."""
+    return {key: np.asarray(saved[key]).astype(leaf.dtype) for key, leaf in structure.items()}

@@ -27,9 +27,24 @@ from ..manifolds import retract_to_sphere
 
 
 class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
-    """A diffrax solver wrapper that delegates everything but `step` to ``solver``."""
+    """A diffrax solver wrapper that delegates everything but `step` to ``solver``.
+
+    diffrax treats a wrapper as its wrapped solver (``isinstance(wrapper, diffrax.AbstractImplicitSolver)``
+    looks one level inside) and then reads and rewrites that solver's attributes on the wrapper:
+    ``root_finder`` and ``root_find_max_steps`` (implicit solvers: the root finder takes the step-size
+    controller's tolerances), ``scan_kind`` (Runge-Kutta stage loops: ``ForwardMode``/``DirectAdjoint`` set
+    it for forward-mode autodiff), ``tableau``, ... Every attribute the wrapper does not define is
+    therefore read from ``solver`` (so ``eqx.tree_at`` on it rewrites the wrapped solver's leaf). Because
+    diffrax looks only one level deep, solves never nest two wrappers: [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard] takes the
+    retraction itself.
+    """
 
     solver: eqx.AbstractVar[diffrax.AbstractSolver]
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "solver":  # not yet set (construction), or a Python protocol
+            raise AttributeError(name)
+        return getattr(self.solver, name)
 
     @property
     def term_structure(self):

@@ -239,8 +239,11 @@ def _as_tokens(x0) -> Array:
 _WHERE = "jaxattn.simulate: "
 
 #: what the max_steps error recommends
-STEP_LIMIT_ADVICE = ("Increase max_steps, loosen rtol/atol, or shorten t1 (stiff cases: USA at large beta is stiff; "
-                     "use time_rescaled=True or an implicit solver).")
+STEP_LIMIT_ADVICE = ("Increase max_steps, loosen rtol/atol, or shorten t1. A stiff field (USA at large beta, whose "
+                     "clusters contract at rate ~e^beta and cap explicit steps) takes far fewer steps with an implicit "
+                     "solver: solver=diffrax.Kvaerno3() (USA at beta = 12, n = 16, T = 3: 797 steps against 99358 "
+                     "for Tsit5, 15x less CPU; docs/solving.md); time_rescaled=True only rescales time and takes the "
+                     "same steps.")
 
 
 def _as_time(t, name: str):

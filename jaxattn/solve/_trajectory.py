@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .. import fields as _fields_package
 from ..fields import AbstractField
@@ -55,7 +55,7 @@ class Trajectory(eqx.Module):
     """
 
     ts: Float[Array, "*members T"]  # (B, T) only with a user's saveat in vmap/map mode (each member's own times)
-    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | Array  # Array: a user's SaveAt(fn=...) output
+    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | PyTree[Array]  # a SaveAt(fn=...)'s output
     t_final: Float[Array, "*solves"]  # () when the members share one solve (ensemble="batched"), else (B,)
     stats: SolverStats
     field: AbstractField
