@@ -119,11 +119,11 @@ def _collapse_errors(manifold, batch, t1, ts, tols):
 def test_collapsed_solve_stays_within_its_tolerance_of_the_full_solve():
     """(SA) on S^2, beta = 9, n = 12, two starts, t up to 100 (clusters by t ~ 10): Tsit5 at rtol 1e-10 with
     merges at tol = 1e-7 stays within 20 tol of the full solve at rtol 1e-12 (the stated bound; measured
-    ~6 tol), merged tokens are exact copies (bit-identical rows), and the collapsed solve takes fewer steps
-    than the full one at the same rtol (the within-cluster modes contracting at rate ~1 are gone)."""
+    ~6 tol), merged tokens are exact copies (bit-identical rows), and the collapsed solve takes no more steps
+    than the full one at the same rtol (at this tolerance the merges come late: the savings are a test below)."""
     (error,), (steps,), full_steps, final = _collapse_errors("sphere", 2, 100.0, [30.0, 100.0], [1e-7])
     assert error < 20 * 1e-7, error
-    assert np.all(steps < full_steps), (steps, full_steps)
+    assert np.all(steps <= full_steps), (steps, full_steps)
     distinct = [len({tuple(row) for row in member}) for member in final]
     assert max(distinct) < 12, distinct
 
@@ -139,3 +139,31 @@ def test_collapsed_solve_within_its_tolerance_long(manifold):
     for tol, error, s in zip((1e-7, 1e-6), errors, steps):
         assert error < 20 * tol, (tol, error)
         assert np.all(s <= full_steps), (s, full_steps)
+
+
+def test_simulate_picks_the_collapse_for_exchangeable_tokens(key):
+    """simulate's default solver (jaxattn.solvers.default_solver): the collapse for (SA)/(USA) on the sphere
+    and the circle without a causal mask, merging at 10 max(rtol, atol); plain Tsit5 under a causal mask
+    (coincident tokens separate there), for per-token parameters and in Gram space. A default solve of
+    (SA) on S^2 (n = 16, beta = 9, T = 300, metastable clusters from t ~ 20) ends with exact copies inside each
+    cluster, the cluster count of an rtol 1e-10 solve without merges, and fewer steps than Tsit5 alone."""
+    from jaxattn.solvers import default_solver
+
+    for field, collapses in ((jaxattn.SelfAttention(4.0), True), (jaxattn.UnnormalisedSelfAttention(4.0), True),
+                             (jaxattn.CircleSelfAttention(4.0), True), (jaxattn.SelfAttention(4.0, causal=True), False),
+                             (jaxattn.CircleSelfAttention(4.0, causal=True), False),
+                             (jaxattn.Kuramoto(1.0, jnp.zeros(5)), False), (jaxattn.GramSelfAttention(4.0), False)):
+        solver = default_solver(field, 1e-6, 1e-7)
+        assert isinstance(solver, CollapsingSolver) == collapses, field
+        if collapses:
+            assert float(solver.tol) == pytest.approx(1e-5)
+    x0 = jaxattn.initial.uniform_sphere(key, 16, 3)
+    field = jaxattn.SelfAttention(9.0)
+    traj = jaxattn.simulate(field, x0, 300.0, ts=2)
+    plain = jaxattn.simulate(field, x0, 300.0, ts=2, solver=diffrax.Tsit5())
+    ref = jaxattn.simulate(field, x0, 300.0, ts=2, solver=diffrax.Tsit5(), rtol=1e-10, atol=1e-10)
+    final = np.asarray(traj.final)
+    count = int(jaxattn.analysis.count_clusters(ref.final, delta=1e-6))
+    assert int(jaxattn.analysis.count_clusters(traj.final, delta=1e-6)) == count
+    assert len({tuple(row) for row in final}) == count  # every cluster is one point, bit for bit
+    assert int(traj.stats["num_steps"]) < int(plain.stats["num_steps"])

@@ -148,6 +148,7 @@ class AbstractSphereAttention(AbstractField):
     harmonics_degree: int | None = eqx.field(static=True)
 
     manifold: ClassVar[Sphere] = SPHERE
+    exchangeable_tokens: ClassVar[bool] = True
     num_tokens: ClassVar[None] = None
     normalisation: eqx.AbstractClassVar[Normalisation]
 

@@ -16,3 +16,4 @@ from ._collapse import (
     has_token_rows as has_token_rows,
     merge_clusters as merge_clusters,
 )
+from ._choice import MERGE_FACTOR as MERGE_FACTOR, default_solver as default_solver, merge_tolerance as merge_tolerance

@@ -198,17 +198,20 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
 
     def init(self, terms, t0, t1, y0, args):
         root = self._root0(y0)
-        return self.solver.init(_GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args), root
+        inner = self.solver.init(_GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args)
+        return inner, root, jnp.array(False)
 
     def func(self, terms, t0, y0, args):
         return self.solver.func(terms, t0, y0, args)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        inner, root = solver_state
+        inner, root, merged = solver_state
+        # after a merge the inner solver's first-same-as-last evaluation belongs to the unmerged state: a
+        # jump makes it evaluate the field at the merged one (else copies would differ by h |v_i - v_j|)
         y1, y_error, dense_info, inner, result = self.solver.step(
-            _GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args, inner, made_jump)
+            _GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args, inner, made_jump | merged)
         merge = lambda x, r: merge_clusters(x, r, self.tol, self.manifold)  # noqa: E731
         for _ in range(root.ndim - 1):  # an ensemble solved as one batched state
             merge = jax.vmap(merge)
-        y1, root = merge(y1, root)
-        return y1, y_error, dense_info, (inner, root), result
+        new_y1, new_root = merge(y1, root)
+        return new_y1, y_error, dense_info, (inner, new_root, jnp.any(new_root != root)), result
