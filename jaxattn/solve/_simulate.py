@@ -124,10 +124,11 @@ def simulate(
             or an increasing array inside [t0, t1].
         solver: any diffrax solver. Default ([`default_solver`][jaxattn.solvers.default_solver]):
             ``diffrax.Tsit5()``, inside the cluster collapse for (SA)/(USA) on the sphere or the
-            circle without a causal mask (tokens closer than 10 max(rtol, atol) merge and move as
-            one particle: exact, since coincident tokens stay coincident, and the metastable phase
-            no longer runs at the explicit stability limit; ``docs/solving.md``). Pass
-            ``diffrax.Tsit5()`` for the solve without merges.
+            circle without a causal mask, unless the ensemble shares one step ("batched"): tokens
+            closer than 10 max(rtol, atol) merge and move as one particle (exact, since coincident
+            tokens stay coincident, and the metastable phase no longer runs at the explicit
+            stability limit; ``docs/solving.md``). Pass ``diffrax.Tsit5()`` for the solve without
+            merges; for long ensembles ``ensemble="map"`` or ``"vmap"`` gets the collapse.
         stepsize_controller: any diffrax controller (default
             ``PIDController(rtol, atol)``; in batched mode a PID controller's default RMS
             norm is replaced by the max over members of each member's RMS norm).
@@ -176,7 +177,8 @@ def simulate(
         raise TypeError(f"max_memory must be a positive int number of bytes (e.g. 2 * 1024**3 for 2 GiB) or None, "
                         f"got {max_memory!r}")
     dtype = x0.dtype
-    solver = default_solver(field, rtol, atol) if solver is None else solver
+    if solver is None:  # the field's default (jaxattn.solvers.default_solver), after the ensemble strategy
+        solver = default_solver(field, rtol, atol, shared_step=is_ensemble and ensemble.strategy.one_state)
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
     # every argument rule once, raised here on the host or attached to x0 where traced (equinox.error_if)
