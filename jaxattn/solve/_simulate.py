@@ -178,7 +178,8 @@ def simulate(
                         f"got {max_memory!r}")
     dtype = x0.dtype
     if solver is None:  # the field's default (jaxattn.solvers.default_solver), after the ensemble strategy
-        solver = default_solver(field, rtol, atol, shared_step=is_ensemble and ensemble.strategy.one_state)
+        solver = default_solver(field, rtol, atol, shared_step=is_ensemble and ensemble.strategy.one_state,
+                                forward_mode=isinstance(adjoint, (diffrax.ForwardMode, diffrax.DirectAdjoint)))
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
     # every argument rule once, raised here on the host or attached to x0 where traced (equinox.error_if)

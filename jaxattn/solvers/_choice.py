@@ -33,14 +33,18 @@ def merge_tolerance(rtol: Real[ArrayLike, ""], atol: Real[ArrayLike, ""]) -> Arr
 
 
 def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
-                   atol: Real[ArrayLike, ""] = 1e-6, shared_step: bool = False) -> diffrax.AbstractSolver:
+                   atol: Real[ArrayLike, ""] = 1e-6, shared_step: bool = False,
+                   forward_mode: bool = False) -> diffrax.AbstractSolver:
     """Tsit5 with the cluster collapse (merge distance [`merge_tolerance`][jaxattn.solvers.merge_tolerance])
     for fields with exchangeable tokens on a manifold of token rows, plain Tsit5 otherwise (module
     docstring) and for an ensemble integrated with one shared step (``shared_step``, the "batched"
     strategy: there the members merge at different times, the step is set by the member with the most
     unmerged clusters, and the collapse measured 1.3-1.6x slower: (SA) on S^2, n = 32, beta = 4 and 9,
-    T = 50 and 500, 16 members). Pass ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate] for
-    another choice, e.g. ``diffrax.Tsit5()`` for the solve without merges."""
-    if field.exchangeable and has_token_rows(field.manifold) and not shared_step:
+    T = 50 and 500, 16 members), and for forward-mode differentiation (``forward_mode``: the adjoint is
+    ``diffrax.ForwardMode`` or ``DirectAdjoint``, which set the Runge-Kutta stage loop's kind on the
+    solver through one wrapper, the solve's own guard, and would not reach through a second). Pass
+    ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate] for another choice, e.g.
+    ``diffrax.Tsit5()`` for the solve without merges."""
+    if field.exchangeable and has_token_rows(field.manifold) and not (shared_step or forward_mode):
         return CollapsingSolver(diffrax.Tsit5(), field.manifold, merge_tolerance(rtol, atol))
     return diffrax.Tsit5()
