@@ -63,7 +63,7 @@ def enforce(checks: Iterable[Check], attach: _T, *, prefix: str = "", error: typ
     ``equinox.error_if``, so it raises the same message (without the value) when the computation runs.
     With ``attach=None`` only the concrete rules are checked (a host-side check)."""
     for check in checks:
-        if is_concrete(check.violated):
+        if isinstance(check.violated, (bool, np.bool_, np.ndarray)) or is_concrete(check.violated):
             if bool(np.any(check.violated)):
                 raise error(prefix + _eager_message(check))
         elif attach is not None:

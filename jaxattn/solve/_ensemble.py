@@ -171,7 +171,8 @@ class AbstractStrategy(AbstractEnsemble):
         return self
 
     def run(self, config, field, x0, t0, t1, ts):
-        config = dataclasses.replace(config, strategy=self)
+        if config.strategy is not self:
+            config = dataclasses.replace(config, strategy=self)
         if config.stop_when is not None and not self.one_state:
             return _join(stop_together(config, field, [x0], t0, t1, ts), x0.shape[0], x0.shape[0])
         return solve_jit(config, field, x0, t0, t1, ts)
@@ -231,6 +232,9 @@ class Map(AbstractStrategy):
 
         return jax.lax.map(one, per_member)
 
+
+#: the strategy of one configuration
+SINGLE = Single()
 
 #: the strategies by the names ``simulate(ensemble=...)`` accepts (``"auto"`` chooses among them)
 STRATEGIES: dict[str, AbstractStrategy] = {s.name: s for s in (Batched(), Vmap(), Map())}

@@ -16,6 +16,8 @@ failed result into the exception the user sees on the host (naming the time reac
 ``successful`` and ``event_occurred`` are not failures.
 """
 
+from collections.abc import Callable
+
 import diffrax
 import jax.numpy as jnp
 import numpy as np
@@ -80,10 +82,13 @@ def _distinct(a: float, b: float) -> tuple[str, str]:
 
 
 def raise_failure(result, *, label: str, t0: float, t1: float, t_reached, num_steps, max_steps: int,
-                  dtype, step_limit_advice: str, nonfinite_causes: str) -> None:
+                  dtype, step_limit_advice: str, nonfinite_causes: "str | Callable[[], str]") -> None:
     """Raise the exception of the first failure in ``result`` (one result, or one per member with
-    ``t_reached`` and ``num_steps`` alike); nothing for a successful solve or an event."""
+    ``t_reached`` and ``num_steps`` alike); nothing for a successful solve or an event.
+    ``nonfinite_causes`` may be a function, called only for a non-finite state."""
     values = np.asarray(getattr(result, "_value", result)).reshape(-1)
+    if np.all((values == int(diffrax.RESULTS.successful._value)) | (values == int(diffrax.RESULTS.event_occurred._value))):
+        return
     t_reached = np.broadcast_to(np.asarray(t_reached, dtype=float).reshape(-1), values.shape)
     steps = int(np.max(np.asarray(num_steps)))
 
@@ -94,9 +99,10 @@ def raise_failure(result, *, label: str, t0: float, t1: float, t_reached, num_st
     t = first(diffrax.RESULTS.nonfinite)
     if t is not None:
         t = reached_time(t, t0, t1)
+        causes = nonfinite_causes() if callable(nonfinite_causes) else nonfinite_causes
         raise NonFiniteStateError(
             f"{label}: the state became non-finite at t = {t:.6g} (after {steps} solver steps; the solve stopped "
-            f"there). {nonfinite_causes}", t, steps)
+            f"there). {causes}", t, steps)
     t = first(diffrax.RESULTS.max_steps_reached)
     if t is not None:
         shown, end = _distinct(t, t1)

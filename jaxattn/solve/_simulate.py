@@ -64,7 +64,7 @@ from ._ensemble import (
     Chunked,
     GlobalSharded,
     Sharded,
-    Single,
+    SINGLE,
     backend_of,
     ensemble_bytes_per_member,
     ensemble_max_norm,
@@ -166,7 +166,7 @@ def simulate(
     is_ensemble, shape = _as_ensemble_info(field, x0)
     field.check_shape(shape)
     ensemble = resolve_ensemble(ensemble, shape[0], backend_of(x0), stop_when)  # a bad name raises here
-    ensemble = ensemble if is_ensemble else Single()
+    ensemble = ensemble if is_ensemble else SINGLE
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
     concrete = is_concrete(field, x0, t0, t1, ts, dt0, rtol, atol)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
@@ -224,7 +224,7 @@ def simulate(
     if concrete:
         raise_failure(out.result, label="jaxattn.simulate", t0=float(t0), t1=float(t1), t_reached=out.t_last,
                       num_steps=out.stats["num_steps"], max_steps=max_steps, dtype=dtype,
-                      step_limit_advice=STEP_LIMIT_ADVICE, nonfinite_causes=nonfinite_causes(field, dtype))
+                      step_limit_advice=STEP_LIMIT_ADVICE, nonfinite_causes=lambda: nonfinite_causes(field, dtype))
     return Trajectory(ts=out.ts, xs=out.xs, t_final=out.t_last, stats=out.stats, field=field,
                       event_occurred=out.result == diffrax.RESULTS.event_occurred)
 
