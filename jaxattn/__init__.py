@@ -27,7 +27,7 @@ elif _os.environ.get("JAXATTN_ENABLE_X64", "1") != "0" and "JAX_ENABLE_X64" not 
     _SET_JAX_ENV = True
 
 if TYPE_CHECKING:
-    from . import analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, spectral, studies
+    from . import analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, solvers, spectral, studies
     from .fields import (
         AbstractField,
         CircleSelfAttention,
@@ -92,6 +92,7 @@ __all__ = [
     "sentiment",
     "simulate",
     "solve",
+    "solvers",
     "spectral",
     "studies",
     "value_and_grad_of",
@@ -99,7 +100,7 @@ __all__ = [
 
 #: sub-packages imported on first attribute access
 _SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers", "manifolds", "plot", "sentiment",
-                         "solve", "spectral", "studies"})
+                         "solve", "solvers", "spectral", "studies"})
 #: re-exported name -> the sub-package it comes from
 _EXPORTS = {
     **dict.fromkeys(["AbstractField", "CircleSelfAttention", "EuclideanSelfAttention", "FeedForward",

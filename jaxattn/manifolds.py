@@ -23,7 +23,9 @@ The interface ([`AbstractManifold`][jaxattn.manifolds.AbstractManifold]); a new 
 * [`project`][jaxattn.manifolds.AbstractManifold.project]: the orthogonal projection of an ambient vector onto the tangent
   space at x (the Riemannian gradient of a function of x is the projection of its Euclidean gradient);
 * [`retract`][jaxattn.manifolds.AbstractManifold.retract]: a retraction, the map back onto the manifold applied after every
-  solver step (identity where ``constrained`` is False, and then no retraction wrapper is added).
+  solver step (identity where ``constrained`` is False, and then no retraction wrapper is added);
+* [`difference`][jaxattn.manifolds.AbstractManifold.difference] (concrete; ``period`` for periodic coordinates): x - y in the configuration's coordinates (wrapped on the circle),
+  in which the cluster collapse ([`jaxattn.solvers`][jaxattn.solvers]) measures distances and takes means.
 
 **Product states** (e.g. a direction on the sphere with a positive radius per token) are packed into
 one array along the last axis, so that ensembles, padding, saving and checks keep working unchanged:
@@ -90,6 +92,8 @@ class AbstractManifold(eqx.Module):
     variable: eqx.AbstractClassVar[str]
     event_dims: eqx.AbstractClassVar[tuple[str, ...]]
     constrained: eqx.AbstractClassVar[bool]
+    #: the period of the coordinates (2 pi for angles), or None: see [`difference`][jaxattn.manifolds.AbstractManifold.difference]
+    period: ClassVar[float | None] = None
 
     @abc.abstractmethod
     def check_shape(self, shape: tuple[int, ...]) -> None:
@@ -110,6 +114,15 @@ class AbstractManifold(eqx.Module):
     @abc.abstractmethod
     def retract(self, x: Array) -> Array:
         """A point near the manifold mapped onto it (the identity where ``constrained`` is False)."""
+
+    def difference(self, x: Array, y: Array) -> Array:
+        """x - y in the coordinates of the configurations (elementwise, any leading axes), wrapped to
+        [-period/2, period/2) where the coordinates are periodic (``period``: 2 pi for angles on the
+        circle), so that y + difference(x, y) is x up to a period: means and distances of nearby
+        configurations are taken in these differences (the cluster collapse of `jaxattn.solvers`)."""
+        if self.period is None:
+            return x - y
+        return jnp.mod(x - y + self.period / 2, self.period) - self.period / 2
 
     def configuration_checks(self, x: ArrayLike, what: str = "x0") -> list[Check]:
         """Finite entries, then [`constraint_checks`][jaxattn.manifolds.AbstractManifold.constraint_checks]: the rules of an initial condition."""
@@ -199,6 +212,7 @@ class Circle(AbstractFlatManifold):
     name: ClassVar[str] = "circle"
     event_ndim: ClassVar[int] = 1
     variable: ClassVar[str] = "theta"
+    period: ClassVar[float] = 2 * np.pi
     event_dims: ClassVar[tuple[str, ...]] = ("token",)
 
     def check_shape(self, shape: tuple[int, ...]) -> None:

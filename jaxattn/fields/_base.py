@@ -24,7 +24,7 @@ and ``per_token`` (one entry per token: its name in the error when n does not ma
 import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -76,6 +76,9 @@ class AbstractField(eqx.Module):
     """
 
     manifold: eqx.AbstractClassVar[AbstractManifold]
+    #: the velocity of token i is a function of x_i and of the set of all tokens (permuting the tokens
+    #: permutes the velocities) when there is no causal mask: see [`exchangeable`][jaxattn.fields.AbstractField.exchangeable]
+    exchangeable_tokens: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -100,6 +103,16 @@ class AbstractField(eqx.Module):
     def __call__(self, t: Real[ArrayLike, ""], x: Float[ArrayLike, "..."], args=None) -> Array:
         """diffrax's ``ODETerm`` signature: [`velocity`][jaxattn.fields.AbstractField.velocity] of ``x`` (any array-like, e.g. NumPy)."""
         return self.velocity(t, jnp.asarray(x))
+
+    @property
+    def exchangeable(self) -> bool:
+        """Whether coincident tokens stay coincident: the class declares exchangeable tokens
+        (``exchangeable_tokens``: (SA) and (USA) on the sphere and the circle) and this field has
+        neither a causal mask (under it token i sees only j <= i, so two coincident tokens move apart,
+        Karagodin et al. 2024) nor a parameter per token. Then tokens merged to round-off move as one
+        weighted particle ([`jaxattn.solvers.CollapsingSolver`][jaxattn.solvers.CollapsingSolver], the
+        default solver of such fields; ``docs/solving.md``)."""
+        return type(self).exchangeable_tokens and not getattr(self, "causal", False) and self.num_tokens is None
 
     @property
     def event_ndim(self) -> int:

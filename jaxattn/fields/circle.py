@@ -119,6 +119,7 @@ class CircleSelfAttention(AbstractField):
     modes: int | None = eqx.field(static=True)
 
     manifold: ClassVar[Circle] = CIRCLE
+    exchangeable_tokens: ClassVar[bool] = True
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 

@@ -149,6 +149,7 @@ class AbstractSphereAttention(AbstractField):
     harmonics_degree: int | None = eqx.field(static=True)
 
     manifold: ClassVar[Sphere] = SPHERE
+    exchangeable_tokens: ClassVar[bool] = True
     num_tokens: ClassVar[None] = None
     normalisation: eqx.AbstractVar[Normalisation]
 

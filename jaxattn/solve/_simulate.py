@@ -6,6 +6,9 @@ controller, adjoint and ``SaveAt`` pass straight through. What it adds:
 * **Defaults**: ``Tsit5`` with ``PIDController(rtol=1e-6, atol=1e-6)``, the cheapest accurate
   choice in every measured configuration (21-32 steps for T = 10 against 100 for RK4 at
   h = 0.1; ``docs/solving.md``). Pass ``rtol`` / ``atol`` or a controller for other accuracies.
+  For (SA)/(USA) on the sphere or the circle without a causal mask, Tsit5 runs inside the cluster
+  collapse ([`jaxattn.solvers.CollapsingSolver`][jaxattn.solvers.CollapsingSolver]): long
+  metastable solves cost 10-25x less (``benchmarks/longtime.py``).
 * **Tokens stay on the sphere**: on the sphere every solver is wrapped in
   [`RetractingSolver`][jaxattn.RetractingSolver] (x -> x/|x| after each step, error estimate
   unchanged); saved states between step end points come from the inner solver's dense
@@ -47,6 +50,7 @@ from jaxtyping import Array, ArrayLike, Real
 
 from .._validate import check_save_times, enforce, is_concrete, positive_rule, time_rules, tolerance_rules
 from ..fields import AbstractField, AbstractStochasticField
+from ..solvers import default_solver
 from ._core import SolveConfig
 from ._failure import NonFiniteStateError as NonFiniteStateError
 from ._failure import SolverStepLimitError as SolverStepLimitError
@@ -118,7 +122,13 @@ def simulate(
         t1: final time (> t0).
         ts: save times: None for 101 evenly spaced times in [t0, t1], an int for that many,
             or an increasing array inside [t0, t1].
-        solver: any diffrax solver (default ``diffrax.Tsit5()``).
+        solver: any diffrax solver. Default ([`default_solver`][jaxattn.solvers.default_solver]):
+            ``diffrax.Tsit5()``, inside the cluster collapse for (SA)/(USA) on the sphere or the
+            circle without a causal mask, unless the ensemble shares one step ("batched"): tokens
+            closer than 10 max(rtol, atol) merge and move as one particle (exact, since coincident
+            tokens stay coincident, and the metastable phase no longer runs at the explicit
+            stability limit; ``docs/solving.md``). Pass ``diffrax.Tsit5()`` for the solve without
+            merges; for long ensembles ``ensemble="map"`` or ``"vmap"`` gets the collapse.
         stepsize_controller: any diffrax controller (default
             ``PIDController(rtol, atol)``; in batched mode a PID controller's default RMS
             norm is replaced by the max over members of each member's RMS norm).
@@ -172,7 +182,9 @@ def simulate(
     stochastic = isinstance(field, AbstractStochasticField)
     if stochastic:
         solver, stepsize_controller = _sde_defaults(field, solver, stepsize_controller, dt0, ensemble, is_ensemble)
-    solver = diffrax.Tsit5() if solver is None else solver
+    if solver is None:  # the field's default (jaxattn.solvers.default_solver), after the ensemble strategy
+        solver = default_solver(field, rtol, atol, shared_step=is_ensemble and ensemble.strategy.one_state,
+                                forward_mode=isinstance(adjoint, (diffrax.ForwardMode, diffrax.DirectAdjoint)))
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
     # every argument rule once, raised here on the host or attached to x0 where traced (equinox.error_if)
