@@ -37,6 +37,7 @@ MODULES = [
     "jaxattn.solve._retract",
     "jaxattn.solve._simulate",
     "jaxattn.solve._trajectory",
+    "jaxattn.manifolds",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
