@@ -38,6 +38,7 @@ MODULES = [
     "jaxattn.solve._simulate",
     "jaxattn.solve._trajectory",
     "jaxattn.manifolds",
+    "jaxattn.grad",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
