@@ -39,6 +39,7 @@ MODULES = [
     "jaxattn.solve._trajectory",
     "jaxattn.manifolds",
     "jaxattn.grad",
+    "jaxattn._validate",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
