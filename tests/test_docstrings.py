@@ -40,6 +40,7 @@ MODULES = [
     "jaxattn.manifolds",
     "jaxattn.grad",
     "jaxattn._validate",
+    "jaxattn.initial",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
