@@ -41,6 +41,8 @@ MODULES = [
     "jaxattn.grad",
     "jaxattn._validate",
     "jaxattn.initial",
+    "jaxattn.layers.hardmax",
+    "jaxattn.layers.polytope",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
