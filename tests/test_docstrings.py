@@ -43,6 +43,7 @@ MODULES = [
     "jaxattn.initial",
     "jaxattn.layers.hardmax",
     "jaxattn.layers.polytope",
+    "jaxattn.plot",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
