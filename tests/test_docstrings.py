@@ -44,6 +44,9 @@ MODULES = [
     "jaxattn.layers.hardmax",
     "jaxattn.layers.polytope",
     "jaxattn.plot",
+    "jaxattn.io.trajectory",
+    "jaxattn.io.cf",
+    "jaxattn.io.netcdf",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
