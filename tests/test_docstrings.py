@@ -47,6 +47,11 @@ MODULES = [
     "jaxattn.io.trajectory",
     "jaxattn.io.cf",
     "jaxattn.io.netcdf",
+    "jaxattn.fields._base",
+    "jaxattn.fields.sphere",
+    "jaxattn.fields.circle",
+    "jaxattn.fields.euclidean",
+    "jaxattn.fields.gram",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
