@@ -52,6 +52,10 @@ MODULES = [
     "jaxattn.fields.circle",
     "jaxattn.fields.euclidean",
     "jaxattn.fields.gram",
+    "jaxattn.analysis.attention",
+    "jaxattn.analysis.clusters",
+    "jaxattn.analysis.energy",
+    "jaxattn.analysis._checks",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
