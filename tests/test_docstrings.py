@@ -56,6 +56,9 @@ MODULES = [
     "jaxattn.analysis.clusters",
     "jaxattn.analysis.energy",
     "jaxattn.analysis._checks",
+    "jaxattn.analysis.metastable",
+    "jaxattn.analysis.observables",
+    "jaxattn.analysis.gamma",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
