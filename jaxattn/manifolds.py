@@ -63,13 +63,13 @@ def tangent_projection(x: Float[Array, "*batch n d"], y: Float[Array, "*batch n 
 
     **Arguments:**
 
-    - `x`: the base points, float (*batch, n, d), rows nonzero (|x_i| = 1 on the sphere; a zero row
+    - `x`: the base points, float ``(*batch, n, d)``, rows nonzero (|x_i| = 1 on the sphere; a zero row
         gives NaN).
-    - `y`: the ambient vectors to project, float (*batch, n, d), the shape of ``x``.
+    - `y`: the ambient vectors to project, float ``(*batch, n, d)``, the shape of ``x``.
 
     **Returns:**
 
-    P_x y, float (*batch, n, d): each row of ``y`` minus its component along the row of ``x``.
+    P_x y, float ``(*batch, n, d)``: each row of ``y`` minus its component along the row of ``x``.
     """
     coef = jnp.sum(x * y, axis=-1, keepdims=True) / jnp.sum(x * x, axis=-1, keepdims=True)
     return y - coef * x
@@ -80,11 +80,11 @@ def retract_to_sphere(x: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
 
     **Arguments:**
 
-    - `x`: float (*batch, d), rows nonzero (a zero row gives NaN).
+    - `x`: float ``(*batch, d)``, rows nonzero (a zero row gives NaN).
 
     **Returns:**
 
-    x / |x|, float (*batch, d), every row of unit norm.
+    x / |x|, float ``(*batch, d)``, every row of unit norm.
     """
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -97,11 +97,11 @@ def retract_to_unit_diagonal(g: Float[Array, "*batch n n"]) -> Float[Array, "*ba
 
     **Arguments:**
 
-    - `g`: float (*batch, n, n), diagonal > 0 (a zero diagonal entry gives NaN/inf).
+    - `g`: float ``(*batch, n, n)``, diagonal > 0 (a zero diagonal entry gives NaN/inf).
 
     **Returns:**
 
-    D^{-1/2} G D^{-1/2}, float (*batch, n, n), with unit diagonal.
+    D^{-1/2} G D^{-1/2}, float ``(*batch, n, n)``, with unit diagonal.
     """
     r = 1.0 / jnp.sqrt(jnp.diagonal(g, axis1=-2, axis2=-1))
     return g * (r[..., :, None] * r[..., None, :])

@@ -17,7 +17,7 @@ gamma' = (1 - gamma) h(gamma) gives dt/du = 1 / h(gamma(u)), so
       t*(beta) = \int_0^{log(1/delta)} du / h(1 - e^{-u}),
 
 an integrand bounded on the whole range, integrated with diffrax and differentiable in beta.
-Reference values (n = 32, delta = 1e-2, SA): t*(1) = 4.1145, t*(5) = 8.3879, t*(9) = 177.57.
+Reference values (n = 32, delta = 1e-2, SA): ``t*(1) = 4.1145``, ``t*(5) = 8.3879``, ``t*(9) = 177.57``.
 """
 
 from __future__ import annotations
@@ -166,12 +166,12 @@ def gamma_crossing_time(
     rtol: float = 1e-11,
     atol: float = 1e-13,
 ) -> Float[Array, ""]:
-    r"""Phase-boundary time t*(beta) with gamma_beta(t*) = 1 - delta (eq. (4.11)).
+    r"""Phase-boundary time ``t*(beta)`` with ``gamma_beta(t*) = 1 - delta`` (eq. (4.11)).
 
-    t* = \int_0^{log(1/delta)} du / h(1 - e^{-u}) (module docstring), a smooth function of beta, so
-    ``jax.grad`` gives dt*/dbeta. By the implicit function theorem, along the boundary
-    d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta (a test). Reference values (n = 32,
-    delta = 1e-2, SA): t*(1) = 4.1145, t*(5) = 8.3879, t*(9) = 177.57.
+    ``t* = \int_0^{log(1/delta)} du / h(1 - e^{-u})`` (module docstring), a smooth function of beta, so
+    ``jax.grad`` gives ``dt*/dbeta``. By the implicit function theorem, along the boundary
+    ``d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta`` (a test). Reference values (n = 32,
+    delta = 1e-2, SA): ``t*(1) = 4.1145``, ``t*(5) = 8.3879``, ``t*(9) = 177.57``.
 
     **Arguments:**
 
@@ -184,7 +184,7 @@ def gamma_crossing_time(
 
     **Returns:**
 
-    t*(beta), a float scalar.
+    ``t*(beta)``, a float scalar.
 
     **Raises:**
 

@@ -202,7 +202,7 @@ def soft_time_to_cluster(
     integrand really goes to 0 after clustering (a sigmoid in ⟨x_i, x_j⟩ itself would not: it saturates
     at ⟨x_i, x_j⟩ = 1). Errors: O(log(N)/(p lambda)) from the soft max (D_p underestimates the max
     distance by at most a factor N^{1/p}), O(dt) from the trapezoid rule at the crossing.
-    Its gradient is -(d log D / d theta)(t*) / (d log D / dt)(t*): the sensitivity of the clustering
+    Its gradient is ``-(d log D / d theta)(t*) / (d log D / dt)(t*)``: the sensitivity of the clustering
     time. A trajectory that never clusters gives t_end - t_0 and a zero gradient: choose the horizon
     so that the crossing is inside it.
 

@@ -192,7 +192,7 @@ def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
 
     - `config`: the static `SolveConfig` (solver, controller, strategy, ...).
     - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
-    - `x0`: the initial states, shape (batch, *event) for an ensemble or (*event) for ``Single``.
+    - `x0`: the initial states, shape ``(batch, *event)`` for an ensemble or ``(*event)`` for ``Single``.
     - `t0`: start time, a scalar or one per member (batch,).
     - `t1`: end time, a scalar.
     - `ts`: save times, shape (T,) shared or (batch, T) per member, within [t0, t1].
@@ -231,7 +231,7 @@ class AbstractEnsemble(eqx.Module):
 
         - `config`: the solve's static `SolveConfig`; its ``strategy`` is set by the ensemble.
         - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
-        - `x0`: the members, shape (batch, *event) (event: (n, d), (n,) on the circle, (n, n) for Gram).
+        - `x0`: the members, shape ``(batch, *event)`` (event: (n, d), (n,) on the circle, (n, n) for Gram).
         - `t0`: start time, a scalar or one per member (batch,).
         - `t1`: end time, a scalar.
         - `ts`: save times, shape (T,) shared or (batch, T) per member.
@@ -274,7 +274,7 @@ class AbstractStrategy(AbstractEnsemble):
 
         - `solve`: ``solve(x, t0, ts, batched) -> SolveOutput``: one ``diffeqsolve`` of ``x`` (one
             configuration, or the whole batch as one state when ``batched``) from ``t0`` saving at ``ts``.
-        - `x0`: the members, shape (batch, *event).
+        - `x0`: the members, shape ``(batch, *event)``.
         - `t0`: start time, a scalar (shared) or shape (batch,) (per member).
         - `ts`: save times, shape (T,) (shared) or (batch, T) (per member).
 
@@ -506,7 +506,7 @@ def stop_together(config: SolveConfig, field: AbstractField, parts: list[Array],
     - `config`: the solve's static `SolveConfig`, with ``stop_when`` set and ``strategy`` the strategy of
         each part.
     - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
-    - `parts`: the parts of the ensemble, each of shape (b_k, *event).
+    - `parts`: the parts of the ensemble, each of shape ``(b_k, *event)``.
     - `t0`: start time, a scalar or one per member.
     - `t1`: end time, a scalar.
     - `ts`: save times, shape (T,) shared.

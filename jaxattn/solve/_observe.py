@@ -69,8 +69,8 @@ def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtyp
 
     **Arguments:**
 
-    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states (batch, *event).
-    - `x0`: the ensemble's initial states, shape (batch, *event).
+    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states ``(batch, *event)``.
+    - `x0`: the ensemble's initial states, shape ``(batch, *event)``.
 
     **Returns:**
 
@@ -91,10 +91,10 @@ def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarra
 
     **Arguments:**
 
-    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states (batch, *event) at t;
+    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states ``(batch, *event)`` at t;
         every returned leaf has the member axis first.
     - `ts`: the save times, shape (T,).
-    - `xs`: the saved states, shape (batch, T, *event).
+    - `xs`: the saved states, shape ``(batch, T, *event)``.
 
     **Returns:**
 
@@ -115,7 +115,7 @@ def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.
 
     **Arguments:**
 
-    - `observe`: ``observe(t, x) -> dict | array`` on states (batch, *event).
+    - `observe`: ``observe(t, x) -> dict | array`` on states ``(batch, *event)``.
     - `ts`: the save times, shape (T,).
     - `structure`: what ``observe`` returns (`observable_structure`);
         its names fix the saved leaves.

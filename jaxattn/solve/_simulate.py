@@ -180,7 +180,7 @@ def simulate(
 
     **Returns:**
 
-    A [`Trajectory`][jaxattn.Trajectory]: ``ts`` (T,), ``xs`` (T, *event) or (batch, T, *event),
+    A [`Trajectory`][jaxattn.Trajectory]: ``ts`` (T,), ``xs`` ``(T, *event)`` or ``(batch, T, *event)``,
     ``t_final`` (the time reached: t1, or the stopping time), ``stats`` (solver step counts),
     ``field`` and ``event_occurred``.
 

@@ -100,7 +100,7 @@ class Trajectory(eqx.Module):
 
         **Raises:**
 
-        - `TypeError`: ``xs`` is not one array of shape ([B,] T, *event) (a user's
+        - `TypeError`: ``xs`` is not one array of shape ``([B,] T, *event)`` (a user's
             ``saveat=SaveAt(fn=...)`` pytree), or the field holds a function that is not one of
             ``jax.nn``/``jax.numpy``'s.
         """
