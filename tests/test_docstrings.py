@@ -10,7 +10,9 @@ API pages say what each argument is and what comes back:
   without one, a ``return value`` in its body);
 * ``**Raises:**`` whenever its body raises an exception itself;
 * no raw ``<a, b>`` outside code spans, which Markdown would swallow as an HTML tag (inner products are
-  written ⟨x_i, x_j⟩).
+  written ⟨x_i, x_j⟩), and no accidental emphasis: asterisks of maths (``t*``, ``(*batch, n, d)``) belong
+  in code spans, or Markdown italicises the text between two of them (checked where the docs extra
+  provides ``markdown``).
 
 Public means: a name without a leading underscore that a package ``__init__`` re-exports, or that a public
 module (no underscore in its dotted path) defines, plus the shared argument rules of ``jaxattn._validate``
@@ -231,6 +233,32 @@ def _problems(module_name: str) -> list[str]:
     return problems
 
 
+#: what intended emphasis looks like: words (``*every*``); anything else between two asterisks is maths
+WORDS = re.compile(r"^\w[\w\s\-']*$")
+
+
+def _accidental_emphasis(module_name: str) -> list[str]:
+    """Italic runs of the rendered docstrings of a module that are not words (asterisks of maths)."""
+    markdown = pytest.importorskip("markdown")
+    tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            html = markdown.markdown(doc or "", extensions=["admonition", "tables"])
+            for hit in re.findall(r"<em>(.*?)</em>", html, re.S):
+                if not WORDS.match(hit):
+                    where = getattr(node, "name", module_name)
+                    problems.append(f"{module_name}.{where}: *{hit}* renders in italics; put the maths in a code span")
+    return problems
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstrings_render_without_accidental_emphasis(module_name):
+    problems = _accidental_emphasis(module_name)
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("module_name", MODULES)
 def test_public_callables_have_structured_docstrings(module_name):
     problems = _problems(module_name)
@@ -279,3 +307,4 @@ def test_the_rule_catches_a_missing_section():
     # an inner product in angle brackets is an HTML tag to Markdown, unless in a code span or ⟨...⟩
     assert RAW_HTML.findall(CODE_SPAN.sub("", "P_x y = y - <x, y> x")) == ["<x, y>"]
     assert not RAW_HTML.findall(CODE_SPAN.sub("", "``y - <x, y> x``, ⟨x, y⟩, 0 < t <= 1"))
+    assert WORDS.match("every") and not WORDS.match("(beta) with gamma_beta(t")

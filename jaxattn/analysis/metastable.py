@@ -7,7 +7,7 @@ host-side (NumPy/float64) checks of scalar conditions or of one initial configur
 
 * **Lemma 5.1 (strong Rényi centres stay put).** A strong centre s_j (1-based token index) whose
   nearest earlier token is at angle Delta_j satisfies hypothesis (1) with
-  c_j = Delta_j beta^{1/2} / (1 + 2 eps); if c_j beta^{-1/2} > tau*_beta (hypothesis (2)) then for
+  c_j = Delta_j beta^{1/2} / (1 + 2 eps); if ``c_j beta^{-1/2} > tau*_beta`` (hypothesis (2)) then for
   T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})) (hypothesis (3) with equality; any smaller
   T_j works) the centre moves by less than eps c_j beta^{-1/2} on [0, T_j]
   ([`lemma_5_1_bounds`][jaxattn.analysis.lemma_5_1_bounds]). **Erratum (``docs/paper_003.md``, 5):** the paper's (1) uses the chord
@@ -265,7 +265,7 @@ class Lemma51Bounds(NamedTuple):
     - `c`: c_j = Delta_j beta^{1/2} / (1 + 2 eps).
     - `T`: T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})).
     - `bound`: eps c_j beta^{-1/2}, the displacement bound on [0, T_j].
-    - `valid`: bool, whether hypothesis (2) c_j beta^{-1/2} > tau*_beta holds (False for token 1).
+    - `valid`: bool, whether hypothesis (2) ``c_j beta^{-1/2} > tau*_beta`` holds (False for token 1).
     """
 
     index: np.ndarray  #: (J,) 1-based token index s_j of each strong centre

@@ -20,7 +20,7 @@ Surrogates (s(z) = 1 / (1 + e^{-z}) is the logistic sigmoid)
 * smooth maximum pair distance  D_p(X) = (mean_{i != j} (1 - ⟨x_i, x_j⟩)^p)^{1/p} (in log form);
 * soft time to cluster  T_soft = \int_{t_0}^{t_end} s((log D_p(X(t)) - log delta) / w) dt (trapezoid
   rule on the saved times): the time spent before all pairs are delta-close, which tends to the
-  clustering time t* = inf{t : min_{i != j} ⟨x_i, x_j⟩ >= 1 - delta} (capped at t_end) as w -> 0,
+  clustering time ``t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta}`` (capped at t_end) as w -> 0,
   p -> infinity;
 * the interaction energy E_beta (Geshkovski et al. 2023 (perspective), eq. (3.5)) is [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy]
   (already smooth).
@@ -195,10 +195,10 @@ def soft_time_to_cluster(
     r"""T_soft = \int s((log D_p(X(t)) - log delta) / width) dt over the saved times (trapezoid rule).
 
     D_p is the smooth maximum of 1 - ⟨x_i, x_j⟩ ([`log_soft_max_pair_distance`][jaxattn.analysis.log_soft_max_pair_distance]), so the integrand
-    is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: T_soft ~ t*, the
+    is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: ``T_soft ~ t*``, the
     first time min_{i != j} ⟨x_i, x_j⟩ >= 1 - delta (capped at the last saved time). Working with
     log(1 - ⟨x_i, x_j⟩) makes the smoothing scale-free: near consensus 1 - ⟨x_i, x_j⟩ decays like
-    e^{-lambda t}, so the sigmoid has width ``width``/lambda in time and is symmetric about t*, and the
+    e^{-lambda t}, so the sigmoid has width ``width``/lambda in time and is symmetric about ``t*``, and the
     integrand really goes to 0 after clustering (a sigmoid in ⟨x_i, x_j⟩ itself would not: it saturates
     at ⟨x_i, x_j⟩ = 1). Errors: O(log(N)/(p lambda)) from the soft max (D_p underestimates the max
     distance by at most a factor N^{1/p}), O(dt) from the trapezoid rule at the crossing.
