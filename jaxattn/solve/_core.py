@@ -24,6 +24,22 @@ class SolveConfig(eqx.Module):
 
     Non-array leaves are static under ``eqx.filter_jit``, so one compilation serves every
     field parameter and initial condition of the same shapes.
+
+    **Arguments:**
+
+    - `solver`: the diffrax solver (wrapped by the solve in `NonFiniteGuard`).
+    - `controller`: the diffrax step-size controller.
+    - `adjoint`: the diffrax adjoint.
+    - `dt0`: the initial step, or None (diffrax chooses); traced under a user's jit.
+    - `max_steps`: the step budget, a positive int.
+    - `stop_when`: ``f(x) -> bool`` on one configuration, or None.
+    - `progress_meter`: the diffrax progress meter.
+    - `saveat`: a user's ``diffrax.SaveAt``, or None (save at ``ts``).
+    - `strategy`: the `AbstractStrategy` integrating the members (``solve/_ensemble.py``).
+    - `traced`: whether the call runs under a user's jit/grad (failures then raise through
+        ``equinox.error_if``).
+    - `step_limit_advice`: the advice of a ``max_steps`` failure; default ``""``.
+    - `nonfinite_causes`: the likely causes of a non-finite state; default ``""``.
     """
 
     solver: diffrax.AbstractSolver
@@ -41,7 +57,18 @@ class SolveConfig(eqx.Module):
 
 
 class SolveOutput(eqx.Module):
-    """What one solve returns (per member where the members took their own steps)."""
+    """What one solve returns (per member where the members took their own steps).
+
+    **Attributes:**
+
+    - `ts`: the save times (T,) (with a user's ``SaveAt``: diffrax's ``sol.ts``).
+    - `xs`: the saved states (batch first), or what a user's ``SaveAt(fn=...)`` saved.
+    - `t_last`: the time reached, shape () or (batch,).
+    - `x_last`: the state at ``t_last`` (None with a user's ``SaveAt``).
+    - `stats`: the solver's step counts (`SolverStats`).
+    - `result`: diffrax's ``RESULTS`` (failures: ``solve/_failure.py``; after a non-finite state,
+        `NonFiniteGuard`, ``t_last`` is when).
+    """
 
     ts: Float[Array, " T"] | None  # None with a user's SaveAt
     xs: PyTree[Array]
@@ -53,15 +80,31 @@ class SolveOutput(eqx.Module):
 
     @property
     def event_occurred(self) -> Bool[Array, "*batch"]:
+        """Whether ``stop_when`` ended the solve, shape () or (batch,)."""
         return self.result == diffrax.RESULTS.event_occurred
 
 
 def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, ts: Array,
               batched: bool) -> SolveOutput:
-    """One diffeqsolve: x0 is a single configuration, or an ensemble when ``batched``.
+    """One ``diffrax.diffeqsolve`` of ``field`` (``throw=False``: the result carries the failure).
 
     With ``config.saveat=None`` the states at ``ts`` are saved (plus the final state, used to hold
-    the state after an event); a user's ``diffrax.SaveAt`` passes straight through.
+    the state after an event) and retracted onto a constrained manifold; a user's ``diffrax.SaveAt``
+    passes straight through.
+
+    **Arguments:**
+
+    - `config`: the static `SolveConfig`.
+    - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
+    - `x0`: one configuration, or an ensemble (batch first) when ``batched``.
+    - `t0`: start time, a scalar.
+    - `t1`: end time, a scalar.
+    - `ts`: save times (T,).
+    - `batched`: integrate the whole ensemble as one state (the vector field vmapped over members).
+
+    **Returns:**
+
+    The `SolveOutput`.
     """
     term = _terms(config, field, x0, t0, t1, batched)
     manifold = field.manifold
