@@ -55,7 +55,16 @@ BOOT = _boot_id()
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine is running (``True`` when that cannot be told)."""
+    """Whether process ``pid`` of this machine is running.
+
+    **Arguments:**
+
+    - `pid`: a process id of this machine.
+
+    **Returns:**
+
+    False when no such process exists; True when it runs or when that cannot be told (no permission).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +79,16 @@ def _tmp_name(path: Path) -> Path:
 
 
 def netcdf_engine() -> str:
-    """The netCDF backend to write with: netCDF4 (preferred), h5netcdf, else scipy (netCDF3)."""
+    """The netCDF backend to write with: netCDF4 (preferred), h5netcdf, else scipy (netCDF3).
+
+    **Returns:**
+
+    The xarray engine name: ``"netcdf4"``, ``"h5netcdf"`` or ``"scipy"``.
+
+    **Raises:**
+
+    - `ImportError`: none of the three packages is installed.
+    """
     for module, engine in (("netCDF4", "netcdf4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
         try:
             __import__(module)
@@ -111,11 +129,24 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str 
 
     The variables get their CF attributes (``long_name``, ``units``, ``description``) from
     [`jaxattn.io.cf.describe`][jaxattn.io.describe] where the writer left them out, and the file the attributes that say
-    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``).
+    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``). The file either exists
+    complete or not at all; parent folders are created.
 
-    Raises:
-        ValueError: ``path`` does not end in ``.nc``.
-        OSError: the file could not be written; the message names it and the cause (a full disk).
+    **Arguments:**
+
+    - `ds`: the ``xarray.Dataset`` to write (not changed).
+    - `path`: the file, ending in ``.nc``.
+    - `source`: what made the data, for the ``source`` attribute; default None: the dataset's
+        ``title``, else ``"jaxattn"``.
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``).
+
+    **Raises:**
+
+    - `ValueError`: ``path`` does not end in ``.nc``.
+    - `OSError`: the file could not be written; the message names it and the cause (a full disk).
     """
     path = Path(path)
     if path.suffix.lower() != ".nc":
@@ -134,11 +165,20 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str 
 
 
 def atomic_write_text(text: str, path: str | os.PathLike, *, exclusive: bool = False) -> Path | None:
-    """Write ``text`` to ``path`` atomically (as [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]).
+    """Write ``text`` to ``path`` atomically: temporary file beside it, fsync, ``os.replace`` (as
+    [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]).
 
-    ``exclusive=True`` creates the file only if ``path`` does not exist yet, with its full content
-    from the moment it appears (`os.link` of the synced temporary file: exactly one of
-    several concurrent writers wins, also on NFS); it returns ``None`` when ``path`` existed.
+    **Arguments:**
+
+    - `text`: the content.
+    - `path`: the file (its folder must exist).
+    - `exclusive`: create the file only if ``path`` does not exist yet, with its full content from
+      the moment it appears (`os.link` of the synced temporary file: exactly one of several
+      concurrent writers wins, also on NFS); default False.
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``), or None when ``exclusive`` and ``path`` existed.
     """
     path = Path(path)
     with _staged(path) as tmp:
@@ -162,7 +202,15 @@ def remove_stale_temporaries(directory: str | os.PathLike, expiry: float) -> lis
     A temporary file is stale when its writer ran on this host (same boot) and its pid is
     gone, or when it is older than ``expiry`` seconds (a writer on another host). Files of
     live writers are left alone, so concurrent sweeps never pull a file from under each other.
-    Returns the removed paths.
+
+    **Arguments:**
+
+    - `directory`: the folder to clean (not recursive).
+    - `expiry`: the age in seconds beyond which any temporary file is stale, >= 0.
+
+    **Returns:**
+
+    The removed paths (a list of ``pathlib.Path``).
     """
     removed = []
     now = time.time()
@@ -184,7 +232,16 @@ def remove_stale_temporaries(directory: str | os.PathLike, expiry: float) -> lis
 
 
 def netcdf_attr(value: Any) -> Any:
-    """An attribute value netCDF accepts: strings and numbers as they are, anything else as JSON text."""
+    """An attribute value netCDF accepts.
+
+    **Arguments:**
+
+    - `value`: any value (a bool, list, dict, None, ... is not a netCDF attribute).
+
+    **Returns:**
+
+    Strings and numbers (not bools) as they are, anything else as sorted-key JSON text.
+    """
     if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return value
     return json.dumps(value, sort_keys=True, default=str)

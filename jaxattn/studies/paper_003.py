@@ -74,7 +74,8 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-4, atol: float = 1e-4,
                       ensemble: str = "map", solver=None, theta0: Float[ArrayLike, "runs n"] | None = None,
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
-                      return_angles: bool = False, progress: bool = False, directory=None) -> xr.Dataset:
+                      return_angles: bool = False, progress: bool = False, precision: str = "float64",
+                      directory=None) -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
@@ -104,7 +105,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
     if theta0 is not None:
-        theta0 = np.asarray(theta0, dtype=float)
+        theta0 = np.asarray(theta0, dtype=precision)
         if theta0.shape != (runs, n):
             raise ValueError(f"theta0 must hold the initial angles of every run, shape (runs, n) = ({runs}, {n}), "
                              f"got {theta0.shape}")
@@ -112,7 +113,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
     delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
     point = CausalChunkPoint(key=key, runs=runs, chunk=chunk, n=n, beta=float(beta), ts=ts,
         evaluator=evaluator, rtol=rtol, atol=atol, ensemble=ensemble, solver=solver, theta0=theta0, delta=delta,
-        gap=gap, return_angles=return_angles)
+        gap=gap, return_angles=return_angles, precision=precision)
     chunks = list(range(-(-runs // chunk)))
     attrs = dict(n=n, beta=beta, runs=runs, rtol=rtol, atol=atol, delta=delta, gap=gap, evaluator=evaluator,
                  ensemble=ensemble, model="causal SA on S^1 (CSA-2d)",
@@ -159,18 +160,20 @@ class CausalChunkPoint(AbstractPoint):
     delta: float
     gap: float
     return_angles: bool
+    precision: str = "float64"
 
     def __call__(self, chunk: int) -> xr.Dataset:
         keys = jax.random.split(self.key, -(-self.runs // self.chunk))
         start = chunk * self.chunk
         b = min(self.chunk, self.runs - start)
-        x0 = initial.uniform_circle(keys[chunk], self.n, batch=b) if self.theta0 is None else jnp.asarray(
-            self.theta0[start:start + b])
-        ts = jnp.asarray(self.ts, dtype=jnp.result_type(float))
+        x0 = (initial.uniform_circle(keys[chunk], self.n, batch=b) if self.theta0 is None else jnp.asarray(
+            self.theta0[start:start + b])).astype(self.precision)
+        ts = jnp.asarray(self.ts, dtype=self.precision)
         field = CircleSelfAttention(self.beta, causal=True, evaluator=self.evaluator)
         traj = simulate(field, x0, float(ts[-1]), ts=ts, solver=diffrax.Bosh3() if self.solver is None else self.solver,
-                        rtol=self.rtol, atol=self.atol, max_steps=10**6, ensemble=self.ensemble)
-        stats = _fig3_statistics_jit(traj.xs, self.beta, delta=self.delta, gap=self.gap)
+                        rtol=jnp.asarray(self.rtol, self.precision), atol=jnp.asarray(self.atol, self.precision),
+                        max_steps=10**6, ensemble=self.ensemble)
+        stats = _fig3_statistics_jit(traj.xs.astype(jnp.float64), self.beta, delta=self.delta, gap=self.gap)
         data = {name: (("member", "t")[:np.ndim(value)], np.asarray(value)) for name, value in stats.items()}
         data["steps"] = ("member", np.broadcast_to(np.asarray(traj.stats["num_steps"]), (b,)))
         if self.return_angles:
