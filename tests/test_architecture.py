@@ -7,13 +7,17 @@
    ``from jaxattn.pkg.module import _name`` from another package. The top-level private modules
    ``_config``, ``_validate``, ``_special`` and ``_provenance`` are shared by every package by design.
 3. The product cites the papers and its own docs, never research notes outside the repository.
+4. One home per idea: a function is defined once (the sweep engine in ``sweeps``, the ensemble solves in
+   ``solve``, the PDE adjoint in ``spectral``), and ``studies`` re-exports no library name, only its studies.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -148,3 +152,79 @@ def test_no_citation_of_notes_outside_the_repository(folder):
             continue
         hits += [f"{path.relative_to(ROOT)}: {line.strip()[:100]}" for line in lines if OUTSIDE_CITATION.search(line)]
     assert not hits, "cite the papers or docs/ instead of:\n" + "\n".join(hits)
+
+
+#: function name -> the package that holds its one definition
+HOMES = {
+    "solve_global_ensemble": "solve",
+    "solve_ensemble": "solve",
+    "run_sweep": "sweeps",
+    "function_identity": "sweeps",
+    "claim": "sweeps",
+    "merge_points": "sweeps",
+    "circle_pde_value_and_grad": "spectral",
+    "euler_renormalise": "studies",
+}
+
+
+def _definitions(package: Path = PACKAGE) -> dict[str, list[str]]:
+    """Function name -> the modules (paths relative to the package's parent) that define it at any depth."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.setdefault(node.name, []).append(str(path.relative_to(package.parent)))
+    return out
+
+
+def _home_problems(package: Path = PACKAGE) -> list[str]:
+    defs = _definitions(package)
+    problems = []
+    for name, home in HOMES.items():
+        where = defs.get(name, [])
+        if len(where) != 1 or not where[0].startswith(f"jaxattn/{home}/"):
+            problems.append(f"{name} must be defined once, in jaxattn/{home}/: defined in {where}")
+    return problems
+
+
+def test_each_moved_function_has_one_definition_in_its_package():
+    assert not _home_problems(), "\n".join(_home_problems())
+
+
+def test_the_home_rule_detects_a_second_copy(tmp_path):
+    """The checker can fail: a copy of solve_global_ensemble in a study is reported."""
+    fake = tmp_path / "jaxattn"
+    for part, text in [("solve/_simulate.py", "def solve_global_ensemble(): ...\n"),
+                       ("studies/sweep.py", "def solve_global_ensemble(): ...\n")]:
+        (fake / part).parent.mkdir(parents=True, exist_ok=True)
+        (fake / part).write_text(text)
+    assert any(p.startswith("solve_global_ensemble") for p in _home_problems(fake))
+
+
+def _public(module) -> dict[str, object]:
+    """The public names of ``module`` (its ``__all__``, else its names without a leading underscore), less
+    third-party modules (the test run's jaxtyping import hook puts ``jaxtyping`` into every module)."""
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    values = {n: getattr(module, n) for n in names}
+    return {n: v for n, v in values.items()
+            if not (isinstance(v, types.ModuleType) and not v.__name__.startswith("jaxattn"))}
+
+
+def test_studies_exports_only_its_studies_and_no_library_name():
+    """``jaxattn.studies`` holds only study modules; sweeps/spectral names are not re-exported by solve or grad."""
+    studies = importlib.import_module("jaxattn.studies")
+    exported = _public(studies)
+    not_studies = [n for n, v in exported.items()
+                   if not (isinstance(v, types.ModuleType) and v.__name__ == f"jaxattn.studies.{n}")]
+    assert not not_studies, f"jaxattn.studies re-exports library names: {not_studies}"
+    library = set()
+    for name in ("jaxattn.solve", "jaxattn.grad", "jaxattn.sweeps", "jaxattn.spectral"):
+        library |= set(_public(importlib.import_module(name)))
+    for name in ("gradients", "paper_002", "paper_003", "figures"):
+        module = importlib.import_module(f"jaxattn.studies.{name}")
+        again = sorted(n for n in getattr(module, "__all__", []) if n in library)
+        assert not again, f"jaxattn.studies.{name}.__all__ re-exports {again}"
+    sweeps = importlib.import_module("jaxattn.sweeps")
+    assert not set(_public(sweeps)) & set(_public(importlib.import_module("jaxattn.solve")))
+    spectral = importlib.import_module("jaxattn.spectral")
+    assert spectral.circle_pde_value_and_grad.__module__ == "jaxattn.spectral.gradients"
