@@ -219,6 +219,11 @@ def _sweep_command(parent, name: str, runner: str, help: str, description: str, 
     return p
 
 
+#: ``jaxattn sweep phase-diagram --norm`` (jaxattn.studies.paper_002.phase_diagrams.NORMS, written out so that
+#: ``--help`` imports nothing heavy; tests/test_studies_cli.py checks that the two agree)
+PHASE_NORMS = ("sa", "post-ln", "pre-ln", "peri-ln", "mix-ln", "ngpt", "sqrt")
+
+
 def _add_sweep(sub) -> None:
     _, sw = _group(sub, "sweep", "parameter sweeps reproducing paper 002 (dataset + PNG; resumable)", "sweep_command")
     pd = _sweep_command(sw, "phase-diagram", "phase_diagram_command",
@@ -234,8 +239,17 @@ def _add_sweep(sub) -> None:
     pd.add_argument("--batch", type=COUNT, default=128, help="initial conditions per (beta, seed)")
     pd.add_argument("--seeds", type=COUNT, default=1, help="independent seeds per beta")
     pd.add_argument("--delta", type=POSITIVE, default=1e-2, help="clustering threshold delta")
-    pd.add_argument("--kq", default="identity", help="ensemble of Q^T K: identity, or a random ensemble of Fig 4")
-    pd.add_argument("--value", default="identity", help="ensemble of V: identity, or a random ensemble of Fig 4")
+    pd.add_argument("--kq", default="identity",
+                    help="ensemble of Q^T K: identity, ginibre, goe (Fig 4) or gpt2 (0.02 G)")
+    pd.add_argument("--value", default="identity",
+                    help="ensemble of V: identity, wishart, qk, minus_qk, ginibre (Fig 4) or gpt2 (0.02 G)")
+    pd.add_argument("--norm", default="sa", choices=PHASE_NORMS,
+                    help="dynamics: sa, softmax SA on the sphere (paper 002), or a normalisation scheme on "
+                         "directions x radii (jaxattn.fields.normalised; post-ln is SA on the directions)")
+    pd.add_argument("--heads", type=COUNT, default=1, help="number of random heads (averaged)")
+    pd.add_argument("--causal", action="store_true", help="causal mask: token i attends to tokens j <= i")
+    pd.add_argument("--redraw-period", type=POSITIVE, default=None, metavar="T",
+                    help="re-draw the random weights every T time units (default: drawn once per point)")
     pd.add_argument("--rtol", type=POSITIVE, default=1e-5,
                     help="relative (and absolute) tolerance (chosen by the work-precision study in "
                          "benchmarks/README.md)")

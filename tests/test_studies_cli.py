@@ -173,3 +173,103 @@ def test_every_sweep_command_resumes_after_sigint(tmp_path, command):
     resumed, ref = xr.load_dataset(out / product), xr.load_dataset(tmp_path / "ref" / product)
     xr.testing.assert_identical(strip_provenance(resumed), strip_provenance(ref))  # (other command lines)
     assert (out / Path(product).with_suffix(".png")).exists()
+
+
+# ----------------------------------------------------------------- phase diagram: normalisation, heads, mask, redraws
+
+TINY = ["sweep", "phase-diagram", "--betas", "2", "2", "1", "--d", "3", "--n", "4", "--batch", "3", "--t1", "4",
+        "--saves", "3", "--delta", "0.1", "--rtol", "1e-8"]
+
+
+def _numpy_pair_fraction(theta, delta):
+    """Fraction of ordered pairs i != j with <theta_i, theta_j> >= 1 - delta, per member and time (NumPy)."""
+    g = np.einsum("...id,...jd->...ij", theta, theta)
+    n = theta.shape[-2]
+    close = (g >= 1 - delta) & ~np.eye(n, dtype=bool)
+    return close.sum(axis=(-2, -1)) / (n * (n - 1))
+
+
+def test_phase_diagram_with_a_normalisation_scheme_matches_a_direct_solve(tmp_path):
+    """``--norm pre-ln --heads 2 --causal --redraw-period 1 --kq ginibre``: the stored P(t) of each member is the
+    fraction of clustered direction pairs of the same model solved directly (Pre-LN with two averaged random heads
+    re-drawn at t = 1, 2, 3, a causal mask; tokens from radius 1), and lies in [0, 1]."""
+    import diffrax
+    import jax
+
+    import jaxattn
+    from jaxattn import initial
+    from jaxattn.fields import NORMALISATIONS, RandomWeights, polar
+
+    out = tmp_path / "pre"
+    assert run([*TINY, "--out", str(out), "--kq", "ginibre", "--norm", "pre-ln", "--heads", "2", "--causal",
+                "--redraw-period", "1"]) == 0
+    ds = xr.load_dataset(out / "phase_diagram.nc")
+    P = ds.pair_fraction.isel(beta=0, d=0, kq=0, value=0, seed=0).values  # (member, t)
+    assert np.all((P >= 0) & (P <= 1))
+    assert ds.attrs["norm"] == "pre-ln" and ds.attrs["heads"] == 2 and ds.attrs["causal"] == 1
+    kx, km = jax.random.split(jax.random.PRNGKey(0))  # seed 0: the point's draws
+    x0 = initial.uniform_sphere(kx, 4, 3, batch=3)
+    field = NORMALISATIONS["preln"](2.0, weights=RandomWeights(km, 3, heads=2, kq="ginibre"), redraw_period=1.0,
+                                    causal=True)
+    controller = diffrax.PIDController(rtol=1e-11, atol=1e-11, jump_ts=[1.0, 2.0, 3.0])
+    expected = np.stack([
+        _numpy_pair_fraction(np.asarray(jaxattn.simulate(field, polar(x0[m]), 4.0, ts=3,
+                                                         stepsize_controller=controller).xs)[..., :-1], 0.1)
+        for m in range(3)])
+    np.testing.assert_array_equal(P, expected)
+    assert len(set(np.round(P.ravel(), 12))) > 1  # P changes: the comparison is not of constants
+
+
+def test_post_ln_phase_diagram_is_the_sa_phase_diagram(tmp_path):
+    """Post-LN is (SA) on the directions with constant radii (Rigollet 2025, §5.2, s_i = 1): ``--norm post-ln``
+    (directions x radii, the identity heads of RandomWeights) gives the P(t) of the default ``--norm sa``."""
+    assert run([*TINY, "--out", str(tmp_path / "sa")]) == 0
+    assert run([*TINY, "--out", str(tmp_path / "post"), "--norm", "post-ln"]) == 0
+    sa, post = (xr.load_dataset(tmp_path / name / "phase_diagram.nc") for name in ("sa", "post"))
+    assert sa.attrs["model"] == "SA" and post.attrs["model"].startswith("post-ln")
+    np.testing.assert_array_equal(post.pair_fraction.values, sa.pair_fraction.values)
+    assert np.ptp(sa.pair_fraction.values) > 0
+
+
+def test_a_changed_dynamics_flag_never_resumes_stale_points(tmp_path, capsys):
+    """Every dynamics flag is part of the sweep's identity (``--kq`` of its grid): rerun in the same folder with one
+    flag changed, the sweep is refused (exit 2, nothing recomputed or overwritten) instead of handing back the old
+    points; rerun unchanged, it reuses them."""
+    out = tmp_path / "out"
+    base = [*TINY, "--out", str(out), "--norm", "pre-ln", "--heads", "2"]
+    assert run(base) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("p*.nc")}
+    merged = (out / "phase_diagram.nc").read_bytes()
+    for change in (["--norm", "peri-ln"], ["--heads", "3"], ["--causal"], ["--redraw-period", "2"], ["--kq", "goe"]):
+        assert run([*base, *change]) == 2, change
+        err = capsys.readouterr().err
+        assert "error" in err and str(out) in err, change
+        assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("p*.nc")} == before
+        assert (out / "phase_diagram.nc").read_bytes() == merged
+    assert run(base) == 0  # unchanged flags: the stored point is reused
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("p*.nc")} == before
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--norm", "layernorm"], "argument --norm: invalid choice"),
+    (["--heads", "0"], "argument --heads"),
+    (["--heads", "1.5"], "argument --heads"),
+    (["--redraw-period", "0"], "argument --redraw-period"),
+    (["--redraw-period", "nan"], "argument --redraw-period"),
+])
+def test_bad_dynamics_flags_are_one_line_errors(tmp_path, capsys, flags, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        run([*TINY, "--out", str(out), *flags])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) <= 2  # usage line + the one error line
+    assert not out.exists()
+
+
+def test_norm_choices_are_the_studies_schemes():
+    from jaxattn.fields import NORMALISATIONS
+    from jaxattn.studies.paper_002.phase_diagrams import NORMS
+
+    assert cli.PHASE_NORMS == NORMS
+    assert {n.replace("-", "") for n in NORMS[1:]} == set(NORMALISATIONS)

@@ -333,7 +333,7 @@ class SqrtScaledAttention(AbstractNormalisedAttention):
         return jnp.zeros_like(r)
 
 
-#: the schemes by the names of ``jaxattn sweep phase-diagram --norm`` (the simuformer simulator's names)
+#: the schemes by the simuformer simulator's names (``jaxattn sweep phase-diagram --norm`` spells them post-ln, ...)
 NORMALISATIONS: dict[str, type[AbstractNormalisedAttention]] = {
     "postln": PostLNAttention, "preln": PreLNAttention, "periln": PeriLNAttention, "mixln": MixLNAttention,
     "ngpt": NGPTAttention, "sqrt": SqrtScaledAttention,

@@ -3,7 +3,9 @@
 Sub-commands (arguments declared in `jaxattn.cli`, so ``--help`` imports nothing heavy):
 
 * ``jaxattn sweep phase-diagram --d 128 --betas 0.1 9 30 --t1 30 --batch 128 --out runs/fig2``
-  (paper 002 Figs 2-4; ``--kq``/``--value`` pick the random ensembles of Fig 4);
+  (paper 002 Figs 2-4; ``--kq``/``--value`` pick the random ensembles of Fig 4; ``--norm``, ``--heads``,
+  ``--causal``, ``--redraw-period`` the normalisation scheme, random heads, mask and weight redraws of
+  [`phase_field`][jaxattn.studies.paper_002.phase_diagrams.phase_field]);
 * ``jaxattn sweep circle --betas 1 9 3 --times 30 100 300 --out runs/fig3`` (Fig 3 / Problem 2);
 * ``jaxattn sweep gamma --n 32 --delta 0.01 --out runs/gamma`` (t*(beta), eq. (4.11));
 * ``jaxattn causal fig3 --runs 100 --n 200 --beta 64 --out runs/fig3`` (paper 003 Fig. 3).
@@ -44,7 +46,8 @@ def phase_diagram_command(args) -> int:
 
     ts = np.linspace(0.0, args.t1, args.saves)
     ds = p2.phase_diagram(_betas(args), ts, directory=args.out, n=args.n, d=args.d, kq=args.kq, value=args.value,
-                          delta=args.delta, batch=args.batch, seeds=args.seeds, rtol=args.rtol, atol=args.rtol)
+                          delta=args.delta, batch=args.batch, seeds=args.seeds, rtol=args.rtol, atol=args.rtol,
+                          norm=args.norm, heads=args.heads, causal=args.causal, redraw_period=args.redraw_period)
     print(f"wrote {args.out / 'phase_diagram.nc'}")
     _save_figure(figures.plot_phase_diagram(ds), args.out / "phase_diagram.png", args)
     return 0

@@ -27,12 +27,10 @@ from . import wendel as wendel
 from .circle import CircleMetastabilityPoint as CircleMetastabilityPoint
 from .circle import circle_metastability as circle_metastability
 from .euler import euler_bias as euler_bias
-from .phase_diagrams import KQ_ENSEMBLES as KQ_ENSEMBLES
 from .phase_diagrams import CrossingTimePoint as CrossingTimePoint
 from .phase_diagrams import crossing_times as crossing_times
 from .phase_diagrams import PhaseDiagramPoint as PhaseDiagramPoint
 from .phase_diagrams import PHASE_SOLVERS as PHASE_SOLVERS
-from .phase_diagrams import VALUE_ENSEMBLES as VALUE_ENSEMBLES
 from .phase_diagrams import phase_diagram as phase_diagram
 from .phase_diagrams import random_matrices as random_matrices
 from .repulsion import repulsive_configuration as repulsive_configuration

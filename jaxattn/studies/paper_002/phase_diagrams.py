@@ -29,17 +29,32 @@ from ...analysis import (
 )
 from ..._validate import check_save_times, crossing_delta_rule, enforce, pair_delta_rule
 from ...fields import FORMULATIONS as LIBRARY_FORMULATIONS
-from ...fields import GramSelfAttention, SelfAttention, gram_formulation, prefers_gram
+from ...fields import (
+    NORMALISATIONS,
+    AbstractNormalisedAttention,
+    GramSelfAttention,
+    MixLNAttention,
+    RandomWeights,
+    SelfAttention,
+    directions,
+    gram_formulation,
+    polar,
+    prefers_gram,
+)
+from ...fields import random_attention_matrices
+from ...fields.random_weights import check_ensembles
 from ...io import atomic_write_netcdf, describe
 from ...solve import solve_ensemble
 from ...sweeps import AbstractPoint, run_sweep
 
-__all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "FORMULATIONS", "KQ_ENSEMBLES", "PHASE_SOLVERS",
-           "VALUE_ENSEMBLES", "CrossingTimePoint", "PhaseDiagramPoint", "crossing_times", "phase_diagram",
-           "random_matrices", "uses_gram"]
+__all__ = ["DEFAULT_PRECISION", "DEFAULT_RTOL", "DEFAULT_SOLVER", "FORMULATIONS", "NORMS",
+           "PHASE_SOLVERS", "CrossingTimePoint", "PhaseDiagramPoint", "crossing_times",
+           "phase_diagram", "phase_field", "random_matrices", "uses_gram"]
 
-KQ_ENSEMBLES = ("identity", "ginibre", "goe")
-VALUE_ENSEMBLES = ("identity", "wishart", "qk", "minus_qk", "ginibre")
+#: the dynamics of a phase diagram (``jaxattn sweep phase-diagram --norm``): ``"sa"``, softmax (SA) on the
+#: sphere (paper 002), or a normalisation scheme of `jaxattn.fields.normalised` on directions x radii
+#: (``"post-ln"`` is (SA) on the directions with constant radii; `NORMALISATIONS` without the dash)
+NORMS = ("sa", "post-ln", "pre-ln", "peri-ln", "mix-ln", "ngpt", "sqrt")
 
 
 def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
@@ -62,34 +77,10 @@ def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
 
     Matrices act on column vectors as in eq. (2.3); the authors' row-vector code applies
     V^T, which differs only for non-symmetric V. One draw per call: sweeps draw one set
-    per (beta, seed) point (the code's ``noanneal=1``) and average over seeds.
+    per (beta, seed) point (the code's ``noanneal=1``) and average over seeds. The draw is
+    [`jaxattn.fields.random_attention_matrices`][jaxattn.fields.random_attention_matrices] (which also has the ``"gpt2"`` ensembles).
     """
-    if kq not in KQ_ENSEMBLES:
-        raise ValueError(f"kq must be one of {KQ_ENSEMBLES}, got {kq!r}")
-    if value not in VALUE_ENSEMBLES:
-        raise ValueError(f"value must be one of {VALUE_ENSEMBLES}, got {value!r}")
-    k1, k2, k3 = jax.random.split(key, 3)
-    eye = jnp.eye(d)
-    if kq == "identity":
-        Q, K, B, norm = eye, eye, eye, 1.0
-    elif kq == "ginibre":
-        G1 = jax.random.normal(k1, (d, d))
-        G2 = jax.random.normal(k2, (d, d))
-        Q, K = G1.T / d**0.25, G2 / d**0.25
-        B, norm = G1 @ G2 / math.sqrt(d), math.sqrt(d)
-    else:
-        G = jax.random.normal(k1, (d, d))
-        B = (G + G.T) / math.sqrt(2.0)
-        Q, K, norm = eye, B, math.sqrt(d + 1.0)
-    G3 = jax.random.normal(k3, (d, d))
-    V = {
-        "identity": eye,
-        "wishart": G3 @ G3.T / math.sqrt(d),
-        "qk": B / norm,
-        "minus_qk": -B / norm,
-        "ginibre": G3 / math.sqrt(d),
-    }[value]
-    return Q, K, V
+    return random_attention_matrices(key, d, kq, value)  # the library's ensembles (also "gpt2")
 
 
 #: the solvers ``phase_diagram(solver=...)`` accepts (explicit Runge-Kutta pairs of diffrax)
@@ -110,14 +101,18 @@ DEFAULT_PRECISION = "float64"
 FORMULATIONS = LIBRARY_FORMULATIONS
 
 
-def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") -> bool:
+def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto", *, norm: str = "sa", heads: int = 1,
+              causal: bool = False, redraw_period: float | None = None) -> bool:
     """Whether a phase-diagram point is integrated in Gram space ([`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]).
 
     ``"auto"``: when Q = K = V = I (``kq == value == "identity"``, where the dynamics close on
     G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
     (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one sweep point costs 1/3 - 1/4 the CPU
-    time, benchmarks/README.md "Phase diagram: work-precision")."""
-    return prefers_gram(kq == "identity" and value == "identity", n, d, formulation)  # the library's rule
+    time, benchmarks/README.md "Phase diagram: work-precision"). Only (SA) with one head, no causal mask
+    and fixed weights closes on G (``norm``, ``heads``, ``causal``, ``redraw_period``: `phase_field`)."""
+    exact = (kq == "identity" and value == "identity" and norm == "sa" and heads == 1 and not causal
+             and redraw_period is None)
+    return prefers_gram(exact, n, d, formulation)  # the library's rule
 
 
 class _PairFraction(eqx.Module):
@@ -126,34 +121,85 @@ class _PairFraction(eqx.Module):
 
     delta: float = eqx.field(static=True)
     gram: bool = eqx.field(static=True, default=False)
+    polar: bool = eqx.field(static=True, default=False)  # states [theta_i, r_i]: the fraction of the directions
 
     def __call__(self, t, xs):
         if self.gram:
             return {"pair_fraction": clustered_pair_fraction_of_gram(xs, self.delta)}
-        return {"pair_fraction": clustered_pair_fraction(xs, self.delta)}
+        return {"pair_fraction": clustered_pair_fraction(directions(xs) if self.polar else xs, self.delta)}
+
+
+def phase_field(key, beta: float, d: int, kq: str = "identity", value: str = "identity", *, norm: str = "sa",
+                heads: int = 1, causal: bool = False, redraw_period: float | None = None):
+    """The field of one phase-diagram point: its dynamics (``norm``) with weights drawn from ``key``.
+
+    ``norm="sa"`` with one head and fixed weights is (SA) on S^{d-1} (Geshkovski et al. 2023, eq. (2.6)) with
+    one draw (Q, K, V) of [`random_matrices`][jaxattn.studies.paper_002.phase_diagrams.random_matrices] (the identity for ``kq = value = "identity"``), as in
+    paper 002 Figs 2-4. Otherwise the point integrates directions x radii under the scheme ``norm``
+    (`NORMS`; ``"sa"`` is then Post-LN, the same (SA) on the directions) with ``heads`` random heads of
+    [`jaxattn.fields.RandomWeights`][jaxattn.fields.RandomWeights] (averaged), re-drawn every ``redraw_period`` time units
+    (None: drawn once), as in the simulator of Karagodin, Ge, Polyanskiy, Rigollet 2025. ``causal``: token i
+    attends to j <= i.
+
+    **Arguments:**
+
+    - `key`: the PRNG key of the weights.
+    - `beta`: inverse temperature (> 0).
+    - `d`: the token dimension.
+    - `kq`, `value`: the ensembles of B = Q^T K and V ([`jaxattn.fields.KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`jaxattn.fields.VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]).
+    - `norm`: one of `NORMS`; default ``"sa"``.
+    - `heads`: the number of heads (>= 1); default 1.
+    - `causal`: a causal mask; default False.
+    - `redraw_period`: re-draw the weights every this many time units (> 0); default None (drawn once).
+
+    **Returns:**
+
+    A [`SelfAttention`][jaxattn.SelfAttention] (state (n, d)) or an
+    [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention] (state (n, d + 1), `jaxattn.fields.polar`).
+
+    **Raises:**
+
+    - `ValueError`: an unknown ``norm``, ``kq`` or ``value``; ``heads`` < 1; ``redraw_period`` <= 0.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    check_ensembles(kq, value)
+    if norm == "sa" and heads == 1 and redraw_period is None:
+        if kq == "identity" and value == "identity":
+            return SelfAttention(beta, causal=causal)
+        return SelfAttention(beta, *random_matrices(key, d, kq, value), causal=causal)
+    weights = RandomWeights(key, d, heads=heads, kq=kq, value=value)
+    scheme = NORMALISATIONS[("post-ln" if norm == "sa" else norm).replace("-", "")]
+    return scheme(beta, causal=causal, weights=weights, redraw_period=redraw_period)
 
 
 def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int, batch: int,
                  delta: float, ts: np.ndarray, rtol: float, atol: float, solver: str = DEFAULT_SOLVER,
-                 precision: str = DEFAULT_PRECISION, formulation: str = "auto") -> xr.Dataset:
+                 precision: str = DEFAULT_PRECISION, formulation: str = "auto", norm: str = "sa", heads: int = 1,
+                 causal: bool = False, redraw_period: float | None = None) -> xr.Dataset:
     key = jax.random.PRNGKey(seed)
     kx, km = jax.random.split(key)
     x0 = initial.uniform_sphere(kx, n, d, batch=batch).astype(precision)
-    if kq == "identity" and value == "identity":
-        field = SelfAttention(beta)
-    else:
-        Q, K, V = random_matrices(km, d, kq, value)
-        field = SelfAttention(beta, Q, K, V)
-    # Gram space where the library finds it exact and cheaper: the same draws, as G0 = X0 X0^T
-    field, x0 = gram_formulation(field, x0, formulation)
+    field = phase_field(km, beta, d, kq, value, norm=norm, heads=heads, causal=causal, redraw_period=redraw_period)
+    rtol, atol = jnp.asarray(rtol, dtype=precision), jnp.asarray(atol, dtype=precision)
+    tolerances = dict(rtol=rtol, atol=atol)
+    normalised = isinstance(field, AbstractNormalisedAttention)
+    if normalised:  # directions x radii from unit radii; the field jumps at each redraw (and Mix-LN's switch)
+        x0 = polar(x0)
+        jumps = [float(t) for t in field.redraw_times(float(ts[-1]))]
+        if isinstance(field, MixLNAttention):
+            jumps.append(float(field.tau))
+        if jumps:
+            tolerances = dict(stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=sorted(jumps)))
+    else:  # Gram space where the library finds it exact and cheaper: the same draws, as G0 = X0 X0^T
+        field, x0 = gram_formulation(field, x0, formulation)
     gram = isinstance(field, GramSelfAttention)
 
-    observe = _PairFraction(delta, gram)
+    observe = _PairFraction(delta, gram, normalised)
     # observables inside the solve (no (batch, T, n, d) states are kept); tolerances as arrays,
     # so one compilation serves every rtol
     obs = solve_ensemble(field, x0, float(ts[-1]), ts=jnp.asarray(ts, dtype=precision), observe=observe,
-                         in_solve=True, solver=PHASE_SOLVERS[solver](),
-                         rtol=jnp.asarray(rtol, dtype=precision), atol=jnp.asarray(atol, dtype=precision))
+                         in_solve=True, solver=PHASE_SOLVERS[solver](), **tolerances)
     return xr.Dataset(
         {"pair_fraction": (("member", "t"), obs["pair_fraction"]),
          "num_steps": ((), int(obs["num_steps"]))},
@@ -181,11 +227,16 @@ class PhaseDiagramPoint(AbstractPoint):
     solver: str = DEFAULT_SOLVER
     precision: str = DEFAULT_PRECISION
     formulation: str = "auto"
+    norm: str = "sa"
+    heads: int = 1
+    causal: bool = False
+    redraw_period: float | None = None
 
     def __call__(self, seed: int, beta: float, d: int, kq: str, value: str) -> xr.Dataset:
         return _phase_point(seed, beta, d, kq, value, n=self.n, batch=self.batch, delta=self.delta,
                             ts=np.asarray(self.ts), rtol=self.rtol, atol=self.atol, solver=self.solver,
-                            precision=self.precision, formulation=self.formulation)
+                            precision=self.precision, formulation=self.formulation, norm=self.norm,
+                            heads=self.heads, causal=self.causal, redraw_period=self.redraw_period)
 
 
 def phase_diagram(
@@ -205,6 +256,10 @@ def phase_diagram(
     solver: str = DEFAULT_SOLVER,
     precision: str = DEFAULT_PRECISION,
     formulation: str = "auto",
+    norm: str = "sa",
+    heads: int = 1,
+    causal: bool = False,
+    redraw_period: float | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
     """Paper 002 Figs 2-4: P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t).
@@ -233,6 +288,12 @@ def phase_diagram(
     depends on G only), from the Gram matrices of the same draws; other points integrate the tokens.
     ``formulation`` ("auto", "gram", "tokens"; `uses_gram`) overrides the choice; the path
     taken is the dataset attribute ``formulation``.
+
+    Beyond paper 002 (`phase_field`): ``norm`` picks a normalisation scheme of
+    `jaxattn.fields.normalised` (Karagodin, Ge, Polyanskiy, Rigollet 2025; tokens start at radius 1 and P
+    is the fraction of their directions), ``heads`` averaged random heads, ``causal`` a causal mask, and
+    ``redraw_period`` weights re-drawn every that many time units (passed to the step-size controller as
+    jumps). Each is part of the sweep's identity: a directory started with other values is refused.
     """
     if solver not in PHASE_SOLVERS:
         raise ValueError(f"solver must be one of {sorted(PHASE_SOLVERS)}, got {solver!r}")
@@ -240,18 +301,35 @@ def phase_diagram(
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32' (an explicit opt-in), got {precision!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if isinstance(heads, bool) or not isinstance(heads, (int, np.integer)) or heads < 1:
+        raise ValueError(f"heads must be a whole number >= 1, got {heads!r}")
+    if redraw_period is not None:
+        redraw_period = float(redraw_period)
+        if not (math.isfinite(redraw_period) and redraw_period > 0):
+            raise ValueError(f"redraw_period must be a finite time > 0 (or None: weights drawn once), "
+                             f"got {redraw_period!r}")
+    heads, causal = int(heads), bool(causal)
     atol = rtol if atol is None else atol
     ts = np.asarray(check_save_times(ts, t0=0.0, strict=True, min_count=2))
     enforce([pair_delta_rule(delta), crossing_delta_rule(delta)], None)  # the fraction P, and the curve t*
     as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
     grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
             "kq": as_list(kq), "value": as_list(value)}
-    paths = {uses_gram(k, v, dd, n, formulation) for dd in grid["d"] for k in grid["kq"] for v in grid["value"]}
+    for k in grid["kq"]:
+        for v in grid["value"]:
+            check_ensembles(k, v)
+    dynamics = dict(norm=norm, heads=heads, causal=causal, redraw_period=redraw_period)
+    paths = {uses_gram(k, v, dd, n, formulation, **dynamics)
+             for dd in grid["d"] for k in grid["kq"] for v in grid["value"]}
     path = ("gram" if paths == {True} else "tokens" if paths == {False} else
             "gram where kq = value = identity and d > n, tokens elsewhere")
     fn = PhaseDiagramPoint(n=n, batch=batch, delta=delta, ts=tuple(ts.tolist()), rtol=rtol, atol=atol,
-                           solver=solver, precision=precision, formulation=formulation)
-    attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol, model="SA",
+                           solver=solver, precision=precision, formulation=formulation, **dynamics)
+    attrs = dict(n=n, delta=delta, batch=batch, rtol=rtol, atol=atol,
+                 model="SA" if norm == "sa" else f"{norm} (directions x radii)", norm=norm, heads=heads,
+                 causal=int(causal), redraw_period="none" if redraw_period is None else redraw_period,
                  ts=ts.tolist(), init="uniform on S^{d-1}", precision=precision, paper="002 Figs 2-4",
                  formulation=path,
                  solver=f"{solver} + " + {"gram": "diag(G) = 1 retraction", "tokens": "sphere retraction"}.get(
