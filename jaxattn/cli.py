@@ -229,7 +229,8 @@ def _add_sweep(sub) -> None:
     pd = _sweep_command(sw, "phase-diagram", "phase_diagram_command",
                         "paper 002 Figs 2-4: P(<x_i, x_j> >= 1 - delta) over (beta, t)",
                         "Paper 002 Figs 2-4: the fraction of token pairs with <x_i, x_j> >= 1 - delta over a (beta, t) "
-                        "grid, batched ensembles of SA. Writes OUT/phase_diagram.nc and OUT/phase_diagram.png. "
+                        "grid, batched ensembles of SA (or, with --norm, --heads, --causal, --redraw-period, of a "
+                        "normalisation scheme with random heads). Writes OUT/phase_diagram.nc and OUT/phase_diagram.png. "
                         "Example: jaxattn sweep phase-diagram --d 128 --betas 0.1 9 90 --t1 30 --batch 128 "
                         "--out runs/fig2.", (0.1, 9.0, 30))
     pd.add_argument("--t1", type=POSITIVE, default=30.0, help="final time")

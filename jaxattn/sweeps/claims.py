@@ -35,7 +35,11 @@ class Claim:
     """A point held by this process: the claim file ``<key>.<generation>`` it created.
 
     The file's modification time is the heartbeat; its content records the owner
-    (host, boot id, pid, time).
+    (host, boot id, pid, time). Made by [`claim`][jaxattn.sweeps.claim].
+
+    **Arguments:**
+
+    - `path`: the claim file ``claims/⟨key⟩.⟨generation⟩``.
     """
 
     path: Path
@@ -46,11 +50,21 @@ class Claim:
         return self.path.with_name(f"{key}.{int(gen) + 1}")
 
     def lost(self) -> bool:
-        """Whether another process has taken this claim over (its heartbeat was too old)."""
+        """Whether another process has taken this claim over (its heartbeat was too old).
+
+        **Returns:**
+
+        True when the next generation of the claim file exists.
+        """
         return self._next.exists()
 
     def renew(self) -> bool:
-        """Refresh the heartbeat; returns ``False`` if the claim was taken over."""
+        """Refresh the heartbeat (the claim file's modification time).
+
+        **Returns:**
+
+        False if the claim was taken over (or its file removed), else True.
+        """
         try:
             os.utime(self.path)
         except FileNotFoundError:
@@ -100,6 +114,16 @@ def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
     current one. A free point is taken by creating generation 0; a stale one (owner dead on this
     host, heartbeat older than ``expiry`` seconds, released, or no owner recorded) by creating the
     next generation. Each file is created exclusively and complete (module docstring).
+
+    **Arguments:**
+
+    - `claims`: the folder of claim files (it must exist).
+    - `key`: the point's name (a file-name-safe string).
+    - `expiry`: seconds after which a heartbeat is stale, > 0.
+
+    **Returns:**
+
+    The [`Claim`][jaxattn.sweeps.Claim], or None if another live process holds the point.
     """
     claims = Path(claims)
     gen = 0
@@ -115,7 +139,12 @@ def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
 
 
 class Heartbeat:
-    """A daemon thread that renews the claims in `held` every ``interval`` seconds until `stop`."""
+    """A daemon thread that renews the claims in ``held`` every ``interval`` seconds until ``stop``.
+
+    **Arguments:**
+
+    - `interval`: seconds between renewals, > 0.
+    """
 
     def __init__(self, interval: float):
         self.held: list[Claim] = []
@@ -130,5 +159,6 @@ class Heartbeat:
                 held.renew()
 
     def stop(self) -> None:
+        """End the thread (after its current round of renewals)."""
         self._stop.set()
         self._thread.join()

@@ -132,7 +132,17 @@ def _normalise_seeds(seeds: int | Sequence[int] | None) -> list[int] | None:
 
 
 def sweep_points(grid: Mapping[str, Sequence[Any]], seeds: int | Sequence[int] | None) -> list[dict[str, Scalar]]:
-    """All points of a sweep in execution order (grid axes in order, then the seed; no seed if ``seeds=None``)."""
+    """All points of a sweep in execution order (grid axes in order, then the seed).
+
+    **Arguments:**
+
+    - `grid`: ``{name: [values]}``, the sweep's axes.
+    - `seeds`: an int (``range(seeds)``), a list of ints, or None (no seed).
+
+    **Returns:**
+
+    A list of dicts, one per point: its grid values and ``"seed"`` (none if ``seeds=None``).
+    """
     grid = _normalise_grid(grid)
     seeds = _normalise_seeds(seeds)
     names = list(grid)
@@ -189,39 +199,42 @@ def run_sweep(
     ``k`` takes points ``k, k + P, ...`` first and helps with the rest when done; after a
     barrier process 0 merges and every process returns the merged dataset.
 
-    Args:
-        fn: ``fn(seed=int, **params) -> xarray.Dataset`` for one point (deterministic given
-            its arguments; ``fn(**params)`` when ``seeds=None``). Its dims (e.g. ``t``,
-            ``member``) are kept. Its identity
-            ([`jaxattn.sweeps.function_identity`][jaxattn.sweeps.function_identity]; an [`jaxattn.sweeps.AbstractPoint`][jaxattn.sweeps.AbstractPoint]
-            declares it) is recorded in the manifest and in every point file.
-        grid: ``{name: [values]}``; values are ints, floats or strings (name random-matrix
-            ensembles by strings). The outer product is swept, axes in the given order.
-        directory: where points, the manifest and the merged ``<name>.nc`` are written.
-        seeds: an int (``range(seeds)``) or a list of distinct ints; becomes dim ``seed``.
-            ``None``: a deterministic sweep without a seed axis.
-        name: the sweep's name: a plain file name (no path) for the merged dataset, and the
-            progress bar's label.
-        attrs: extra parameters stored in the dataset's attributes (and the manifest).
-        progress: show a tqdm bar over points with an ETA.
-        allow_nan: accept NaN/inf observables (default: raise ``ValueError``).
-        claim_expiry: seconds without a heartbeat after which another process takes a
-            point over (claims are renewed every ``claim_expiry / 4`` s while a point is
-            computed; a claim whose owner died on this host is taken over at once). Keep it
-            well above the clock skew between machines sharing the directory.
-        poll_interval: seconds between looks at the directory while waiting for points
-            that other processes are computing.
+    **Arguments:**
 
-    Returns:
-        The merged dataset, dims ``(*grid, "seed", *point dims)`` (no ``seed`` if ``seeds=None``). Its ``attrs`` hold
-        ``sweep_name``, ``sweep_grid`` and ``sweep_seeds`` (JSON), ``sweep_function`` (the
-        identity hash) and ``attrs``.
+    - `fn`: ``fn(seed=int, **params) -> xarray.Dataset`` for one point (deterministic given
+        its arguments; ``fn(**params)`` when ``seeds=None``). Its dims (e.g. ``t``,
+        ``member``) are kept. Its identity
+        ([`jaxattn.sweeps.function_identity`][jaxattn.sweeps.function_identity]; an [`jaxattn.sweeps.AbstractPoint`][jaxattn.sweeps.AbstractPoint]
+        declares it) is recorded in the manifest and in every point file.
+    - `grid`: ``{name: [values]}``; values are ints, floats or strings (name random-matrix
+        ensembles by strings). The outer product is swept, axes in the given order.
+    - `directory`: where points, the manifest and the merged ``⟨name⟩.nc`` are written.
+    - `seeds`: an int (``range(seeds)``) or a list of distinct ints; becomes dim ``seed``.
+        ``None``: a deterministic sweep without a seed axis.
+    - `name`: the sweep's name: a plain file name (no path) for the merged dataset, and the
+        progress bar's label.
+    - `attrs`: extra parameters stored in the dataset's attributes (and the manifest).
+    - `progress`: show a tqdm bar over points with an ETA.
+    - `allow_nan`: accept NaN/inf observables (default: raise ``ValueError``).
+    - `claim_expiry`: seconds without a heartbeat after which another process takes a
+        point over (claims are renewed every ``claim_expiry / 4`` s while a point is
+        computed; a claim whose owner died on this host is taken over at once). Keep it
+        well above the clock skew between machines sharing the directory.
+    - `poll_interval`: seconds between looks at the directory while waiting for points
+        that other processes are computing.
 
-    Raises:
-        SweepMismatchError: ``directory`` holds a sweep started with other arguments or
-            another point function, or (its manifest deleted) points of another point function.
-        ValueError: ``directory/manifest.json`` is corrupt (the message says what to do), or
-            ``name`` is not a plain file name.
+    **Returns:**
+
+    The merged dataset, dims ``(*grid, "seed", *point dims)`` (no ``seed`` if ``seeds=None``). Its ``attrs`` hold
+    ``sweep_name``, ``sweep_grid`` and ``sweep_seeds`` (JSON), ``sweep_function`` (the
+    identity hash) and ``attrs``.
+
+    **Raises:**
+
+    - `SweepMismatchError`: ``directory`` holds a sweep started with other arguments or
+        another point function, or (its manifest deleted) points of another point function.
+    - `ValueError`: ``directory/manifest.json`` is corrupt (the message says what to do), or
+        ``name`` is not a plain file name.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")

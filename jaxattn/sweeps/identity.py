@@ -75,7 +75,17 @@ class AbstractPoint(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, seed: int, **params: Any) -> Any:
-        """One point: an `xarray.Dataset` for the PRNG seed ``seed`` and the grid values ``params``."""
+        """One point of the sweep.
+
+        **Arguments:**
+
+        - `seed`: the PRNG seed (absent in a sweep with ``seeds=None``).
+        - `params`: the grid values of the point, by the grid's names.
+
+        **Returns:**
+
+        An ``xarray.Dataset``.
+        """
 
 
 def _code_digest(code: types.CodeType, h: Any) -> None:
@@ -109,6 +119,15 @@ def stable_value(value: Any, _depth: int = 0) -> Any:
     and dtype; functions, partials and callable objects by [`function_identity`][jaxattn.sweeps.function_identity]; dataclasses
     (equinox modules) by their class and fields; other objects by their class and ``vars``; what
     has none of these by its repr with memory addresses removed.
+
+    **Arguments:**
+
+    - `value`: any Python value.
+    - `_depth`: the nesting depth reached (internal; leave it at 0). Deeper than 8 levels a value is ``"..."``.
+
+    **Returns:**
+
+    A JSON-serialisable value.
     """
     if _depth > _MAX_DEPTH:
         return "..."
@@ -155,20 +174,23 @@ def _state(obj: Any) -> dict[str, Any] | None:
 def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, Any]:
     """The identity of a point function, recorded in a sweep's manifest and point files.
 
-    Args:
-        fn: an [`AbstractPoint`][jaxattn.sweeps.AbstractPoint], a function, a `functools.partial` of one, a bound
-            method or any other callable object.
+    **Arguments:**
 
-    Returns:
-        A JSON object (the module docstring says what enters it):
+    - `fn`: an [`AbstractPoint`][jaxattn.sweeps.AbstractPoint], a function, a `functools.partial` of one, a bound
+        method or any other callable object.
+    - `_depth`: the nesting depth reached (internal; leave it at 0).
 
-        * [`AbstractPoint`][jaxattn.sweeps.AbstractPoint]: ``{"point": identity_name, "version": identity_version,
-          "fields": {...}}``;
-        * a function: ``{"function": module.qualname, "code": bytecode hash, "bound": {...}}``
-          with ``bound`` holding a partial's ``args``/``keywords``, a bound method's ``self``,
-          the ``closure`` cells, ``defaults`` and ``kwdefaults``;
-        * another callable object: ``{"object": module.qualname of its class, "code": hash of its
-          ``__call__``, "state": its fields or ``vars``}``.
+    **Returns:**
+
+    A JSON object (the module docstring says what enters it):
+
+    * [`AbstractPoint`][jaxattn.sweeps.AbstractPoint]: ``{"point": identity_name, "version": identity_version,
+      "fields": {...}}``;
+    * a function: ``{"function": module.qualname, "code": bytecode hash, "bound": {...}}``
+      with ``bound`` holding a partial's ``args``/``keywords``, a bound method's ``self``,
+      the ``closure`` cells, ``defaults`` and ``kwdefaults``;
+    * another callable object: ``{"object": module.qualname of its class, "code": hash of its
+      ``__call__``, "state": its fields or ``vars``}``.
     """
     if isinstance(fn, AbstractPoint):
         fields = {f.name: stable_value(getattr(fn, f.name), _depth + 1) for f in dataclasses.fields(fn)}
@@ -206,6 +228,15 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
-    """A short SHA-256 hash (hex) of an identity ([`function_identity`][jaxattn.sweeps.function_identity]), stored in every point file."""
+    """A short SHA-256 hash (hex) of an identity, stored in every point file.
+
+    **Arguments:**
+
+    - `identity`: a [`function_identity`][jaxattn.sweeps.function_identity].
+
+    **Returns:**
+
+    24 hexadecimal digits (a str).
+    """
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -4,10 +4,10 @@
 
     directory/
       manifest.json          the sweep's arguments and its point function's identity
-      points/p<index>-<hash>.nc   one finished point each (written atomically)
+      points/p⟨index⟩-⟨hash⟩.nc   one finished point each (written atomically)
       claims/                who computes which point (`.claims`)
       corrupt/               bad point files moved aside, with a warning naming each
-      <name>.nc              the merged dataset
+      ⟨name⟩.nc              the merged dataset
 
 * [`check_manifest`][jaxattn.sweeps.check_manifest] creates ``manifest.json`` (exclusively: the first of several concurrent
   processes wins) and reports which arguments differ from a stored one.
@@ -70,10 +70,19 @@ class SweepMismatchError(ValueError):
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any] | None:
-    """The sweep arguments stored in ``directory/manifest.json`` (``None`` if there is none).
+    """The sweep arguments stored in ``directory/manifest.json``.
 
-    Raises:
-        ValueError: the file is not a JSON object (names the file and what to do).
+    **Arguments:**
+
+    - `directory`: the sweep's folder.
+
+    **Returns:**
+
+    The manifest (a dict), or None if there is none.
+
+    **Raises:**
+
+    - `ValueError`: the file is not a JSON object (names the file and what to do).
     """
     path = Path(directory) / MANIFEST
     try:
@@ -99,11 +108,20 @@ def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
     """Compare ``manifest`` with ``directory/manifest.json``, creating it if absent.
 
     Creation is atomic and exclusive (the first of several concurrent processes wins and the
-    others compare against its manifest). Returns the sorted keys whose values differ (empty
-    when the directory holds the same sweep or none yet).
+    others compare against its manifest).
 
-    Raises:
-        ValueError: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.sweeps.read_manifest]).
+    **Arguments:**
+
+    - `directory`: the sweep's folder (it must exist).
+    - `manifest`: this run's sweep arguments, JSON-serialisable.
+
+    **Returns:**
+
+    The sorted keys whose values differ (empty when the directory holds the same sweep or none yet).
+
+    **Raises:**
+
+    - `ValueError`: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.sweeps.read_manifest]).
     """
     old = read_manifest(directory)
     if old is None:
@@ -117,7 +135,17 @@ def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
 
 
 def point_file_name(index: int, point: Mapping[str, Any]) -> str:
-    """``p<index>-<hash of the point's coordinates>.nc``."""
+    """The file name of a point: ``p⟨index⟩-⟨hash of the point's coordinates⟩.nc``.
+
+    **Arguments:**
+
+    - `index`: the point's number in the sweep.
+    - `point`: its grid values and ``"seed"``.
+
+    **Returns:**
+
+    The file name (a str, no folder).
+    """
     tag = hashlib.sha1(json.dumps(point, sort_keys=True).encode()).hexdigest()[:12]
     return f"p{index:06d}-{tag}.nc"
 
@@ -126,8 +154,17 @@ def write_point(ds: xr.Dataset, path: str | os.PathLike, index: int, point: Mapp
                 function: str) -> Path:
     """Write one point's dataset atomically with its coordinates and record (module docstring).
 
-    ``point`` holds the grid values and ``"seed"`` (they become scalar coordinates), ``function``
-    the [`jaxattn.sweeps.identity_hash`][jaxattn.sweeps.identity_hash] of the point function.
+    **Arguments:**
+
+    - `ds`: the point's dataset.
+    - `path`: the point file.
+    - `index`: the point's number in the sweep.
+    - `point`: the grid values and ``"seed"`` (they become scalar coordinates).
+    - `function`: the [`jaxattn.sweeps.identity_hash`][jaxattn.sweeps.identity_hash] of the point function.
+
+    **Returns:**
+
+    The path written.
     """
     ds = ds.assign_coords(dict(point))
     ds.attrs[POINT_ATTR] = json.dumps({"index": index, "point": dict(point)}, sort_keys=True)
@@ -136,7 +173,16 @@ def write_point(ds: xr.Dataset, path: str | os.PathLike, index: int, point: Mapp
 
 
 def point_record(ds: xr.Dataset) -> tuple[int, dict[str, Any], str] | None:
-    """(index, coordinates, function hash) recorded in a point dataset, ``None`` if it has no record."""
+    """The record a point dataset carries ([`write_point`][jaxattn.sweeps.write_point]).
+
+    **Arguments:**
+
+    - `ds`: a point dataset.
+
+    **Returns:**
+
+    ``(index, coordinates, function hash)``, or None if it has no record.
+    """
     try:
         record = json.loads(ds.attrs[POINT_ATTR])
         return int(record["index"]), dict(record["point"]), str(ds.attrs[FUNCTION_ATTR])
@@ -149,8 +195,19 @@ def point_file_problem(path: str | os.PathLike, index: int | None = None, point:
     """``None`` if the point file at ``path`` loads and holds the expected point, else what is wrong.
 
     Problems: ``"missing"``, ``"zero bytes"``, unreadable (the backend's error), no point record,
-    or a record ([`write_point`][jaxattn.sweeps.write_point]) whose index, coordinates (``point``: grid values and seed) or
-    function hash differ from the expected ones (those given).
+    or a record ([`write_point`][jaxattn.sweeps.write_point]) whose index, coordinates or function hash differ from
+    the expected ones (those given).
+
+    **Arguments:**
+
+    - `path`: a netCDF point file.
+    - `index`: the expected point number; default None (not checked).
+    - `point`: the expected grid values and seed; default None (not checked).
+    - `function`: the expected identity hash of the point function; default None (not checked).
+
+    **Returns:**
+
+    None if the file is usable, else the problem (a str).
     """
     path = Path(path)
     try:
@@ -175,7 +232,18 @@ def point_file_problem(path: str | os.PathLike, index: int | None = None, point:
 
 
 def move_aside(path: str | os.PathLike, reason: str, directory: str | os.PathLike) -> Path | None:
-    """Move a bad file to ``directory/corrupt/`` with a warning that names it; returns the new path."""
+    """Move a bad file to ``directory/corrupt/`` (with a time stamp) and warn with its name.
+
+    **Arguments:**
+
+    - `path`: the bad file.
+    - `reason`: what is wrong with it (shown in the warning).
+    - `directory`: the sweep's folder (``corrupt/`` is created in it).
+
+    **Returns:**
+
+    The new path, or None when another process moved the file first.
+    """
     path = Path(path)
     dest_dir = Path(directory) / CORRUPT
     dest_dir.mkdir(exist_ok=True)
@@ -197,10 +265,19 @@ def merge_points(
 ) -> xr.Dataset:
     """Load the point files and stack them to dims ``(*grid, "seed", *point dims)``.
 
-    ``points[i]`` holds the grid values and ``"seed"`` of ``files[i]``; the result is
-    reindexed to the order of ``grid`` and ``seeds`` (``None``: a sweep without seeds, no
-    ``seed`` dim). The per-point record attribute is dropped (the function hash, equal in every
-    file, is kept).
+    The per-point record attribute is dropped (the function hash, equal in every file, is kept).
+
+    **Arguments:**
+
+    - `files`: the point files (netCDF), one per point.
+    - `points`: ``points[i]`` holds the grid values and ``"seed"`` of ``files[i]``.
+    - `grid`: the sweep's axes, name -> values (in the order of the result).
+    - `seeds`: the seeds (the order of the ``seed`` axis); None: a sweep without seeds, no ``seed`` dim.
+
+    **Returns:**
+
+    One ``xarray.Dataset`` with dims ``(*grid, "seed", *point dims)``, reindexed to the order of
+    ``grid`` and ``seeds`` (missing points NaN).
     """
     names = [*grid] + ([] if seeds is None else ["seed"])
     parts = []
