@@ -11,6 +11,7 @@ modified.
     python docs/scripts/mutants.py --all             # every mutant
     python docs/scripts/mutants.py NAME --whole-file # run the model's whole test file with -x instead, and
                                                      # report the first test that fails
+    python docs/scripts/mutants.py NAME --test NODE  # run another test against the mutant
 
 Exit status 0 when every mutant run was caught (its test failed) and the unmutated test passes
 (``--check-clean`` also runs each named test on the unmutated copy). Not part of the default test suite: each
@@ -51,62 +52,62 @@ MUTANTS: dict[str, Mutant] = {m.model: m for m in [
            "    def speed(self, t, r, norm_a):\n        return jnp.ones_like(r)\n",
            "    def speed(self, t, r, norm_a):\n        return 2.0 * jnp.ones_like(r)\n",
            "Post-LN speed factor s = 1 -> 2 (directions twice as slow)",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[post]"),
     Mutant("preln", "jaxattn/fields/normalised.py",
            "    def radial(self, t, r, a, norm_a):\n        return a\n",
            "    def radial(self, t, r, a, norm_a):\n        return r * a\n",
            "Pre-LN radius dr/dt = <theta, A> -> r <theta, A>",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[pre]"),
     Mutant("periln", "jaxattn/fields/normalised.py",
            "        return r * norm_a\n",
            "        return r / norm_a\n",
            "Peri-LN speed s = r |A| -> r / |A|",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[peri]"),
     Mutant("mixln", "jaxattn/fields/normalised.py",
            "jnp.where(t <= self.tau, jnp.ones_like(r), r)",
            "jnp.where(t < 0.5 * self.tau, jnp.ones_like(r), r)",
            "Mix-LN switches from Post-LN to Pre-LN speed at tau/2 instead of tau",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[mix]"),
     Mutant("ngpt", "jaxattn/fields/normalised.py",
            "        return norm_a / self.alpha\n",
            "        return norm_a * self.alpha\n",
            "nGPT speed s = |A| / alpha -> |A| alpha",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[ngpt]"),
     Mutant("sqrt", "jaxattn/fields/normalised.py",
            "jnp.sqrt(t + 1.0)",
            "jnp.sqrt(t + 2.0)",
            "sqrt-scaling speed s = sqrt(t + 1) -> sqrt(t + 2)",
-           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop"),
+           "tests/test_normalisation.py::test_velocity_matches_numpy_double_loop[sqrt]"),
     Mutant("noisy", "jaxattn/fields/noisy.py",
            "        return jnp.sqrt(2.0 / self.kappa)\n",
            "        return jnp.sqrt(1.0 / self.kappa)\n",
            "NoisyField noise sqrt(2 / kappa) -> sqrt(1 / kappa) (generator Delta / (2 kappa))",
-           "tests/test_noise.py::test_first_test"),
+           "tests/test_noise.py::test_diffusion_is_the_tangent_projection"),
     Mutant("sinkhorn", "jaxattn/fields/_attention.py",
            "        return log_col_mass - logsumexp(logits + u[:, None], axis=0)\n",
            "        return 0.5 * (log_col_mass - logsumexp(logits + u[:, None], axis=0))\n",
            "Sinkhorn column step v = log(rows/n) - logsumexp(...) -> half of it (a damped step)",
-           "tests/test_sinkhorn.py::test_first_test"),
+           "tests/test_sinkhorn.py::test_one_iteration_is_the_softmax_and_many_give_doubly_stochastic_weights"),
     Mutant("gaussian", "jaxattn/fields/gaussian.py",
            "            half = vsa @ cov\n",
            "            half = vsa @ cov.T @ self.a.T @ cov\n",
            "Gaussian ODE dSigma/dt = V Sigma A Sigma + (.)^T -> V Sigma A Sigma A^T Sigma + (.)^T",
-           "tests/test_gaussian.py::test_first_test"),
+           "tests/test_gaussian.py::test_covariance_ode_from_the_exact_start"),
     Mutant("alibi", "jaxattn/fields/decay.py",
            "        z = jnp.cumsum(jnp.exp(-self.lam * gaps / n))  # Z_j for j = 2..N\n",
            "        z = jnp.cumsum(jnp.exp(self.lam * gaps / n))  # Z_j for j = 2..N\n",
            "ALiBi normaliser Z_j = sum e^{-lambda (j-k)/N} -> sum e^{+lambda (j-k)/N}",
-           "tests/test_decay.py::test_first_test"),
+           "tests/test_decay.py::test_velocity_matches_a_numpy_double_loop[1.0]"),
     Mutant("staircase", "jaxattn/fields/clusters.py",
            "        w = jnp.where(off, jnp.exp(self.beta * (c - shift) + log_m - log_den[:, None]), 0.0)\n",
            "        w = jnp.where(off, jnp.exp(self.beta * (c - shift) - log_den[:, None]), 0.0)\n",
            "WeightedCircleAttention drops the cluster masses m_j from the numerator",
-           "tests/test_staircase.py::test_first_test"),
+           "tests/test_staircase.py::test_weighted_particles_are_coincident_tokens_and_the_clock_is_a_time_change"),
     Mutant("long_context", "jaxattn/analysis/long_context.py",
            "    r = jnp.exp(-gamma * (1.0 - rho) * jnp.log(n))\n",
            "    r = jnp.exp(-gamma * (1.0 + rho) * jnp.log(n))\n",
            "long context: off-diagonal weight ratio n^{-gamma (1 - rho)} -> n^{-gamma (1 + rho)}",
-           "tests/test_long_context.py::test_first_test"),
+           "tests/test_long_context.py::test_formula_equals_the_kernel_on_200_tokens[1.0]"),
 ]}
 
 
@@ -143,8 +144,8 @@ def first_failure(output: str) -> str | None:
     return m.group(1) if m else None
 
 
-def run(mutant: Mutant, whole_file: bool, check_clean: bool) -> bool:
-    target = mutant.test_file if whole_file else mutant.test
+def run(mutant: Mutant, whole_file: bool, check_clean: bool, test: str | None = None) -> bool:
+    target = test or (mutant.test_file if whole_file else mutant.test)
     with tempfile.TemporaryDirectory(prefix="jaxattn-mutant-") as tmp:
         tree = Path(tmp)
         copy_repo(tree)
@@ -171,6 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="run every mutant")
     parser.add_argument("--whole-file", action="store_true", help="run the model's whole test file (-x)")
     parser.add_argument("--check-clean", action="store_true", help="first check that the unmutated test passes")
+    parser.add_argument("--test", help="run this pytest node id (or file) instead of the mutant's own test")
     args = parser.parse_args(argv)
     if args.list or not (args.names or args.all):
         for m in MUTANTS.values():
@@ -180,7 +182,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown mutants {unknown}; known: {', '.join(MUTANTS)}")
     names = list(MUTANTS) if args.all else args.names
-    results = [run(MUTANTS[n], args.whole_file, args.check_clean) for n in names]
+    results = [run(MUTANTS[n], args.whole_file, args.check_clean, args.test) for n in names]
     return 0 if all(results) else 1
 
 
