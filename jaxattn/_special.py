@@ -239,14 +239,19 @@ def ive(nu: ArrayLike, x: ArrayLike) -> Float[Array, "..."]:
     return jnp.exp(log_ive(nu, x))
 
 
-def refuse_overflow(values, message: str):
-    """``values``, or an error with ``message`` where they overflowed: a ValueError eagerly, through
+def refuse(values, bad, message: str):
+    """``values``, or an error with ``message`` where ``bad`` holds: a ValueError eagerly, through
     ``equinox.error_if`` when traced (so ``jit``/``grad``/``vmap`` report it too)."""
-    if is_concrete(values):
-        if not bool(np.all(np.isfinite(np.asarray(values)))):
+    if is_concrete(values, bad):
+        if bool(np.any(np.asarray(bad))):
             raise ValueError(message)
         return values
-    return eqx.error_if(values, ~jnp.all(jnp.isfinite(values)), message)
+    return eqx.error_if(values, jnp.any(bad), message)
+
+
+def refuse_overflow(values, message: str):
+    """``values``, or an error with ``message`` where they overflowed (:func:`refuse` on non-finite values)."""
+    return refuse(values, ~jnp.isfinite(values), message)
 
 
 def iv(nu: ArrayLike, x: ArrayLike) -> Float[Array, "..."]:

@@ -32,9 +32,10 @@ from ._base import AbstractField
 from ._fourier import (
     DEFAULT_FOURIER_TOL,
     DEFAULT_NEAR_BLOCK,
+    check_modes,
     fourier_circle_velocity,
     fourier_modes,
-    scaled_bessel_weights,
+    truncation_limit,
 )
 
 
@@ -104,18 +105,21 @@ class CircleSelfAttention(AbstractField):
       |error of dtheta_i/dt| <= (|S_i|/Z_i) eps_M <= n eps_M for SA and <= e^beta eps_M for USA,
       plus round-off (~1e-13 against the dense sum at n ~ 10^3). M ~ sqrt(2 beta ln(1/tol)):
       68 modes at beta = 64. Faster than dense once n >> M (measured in docs/paper_003.md).
-      ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``).
-      The Bessel weights are computed here from beta, so build a new field to change beta
-      (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
+      ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``);
+      explicit ``modes`` that do not meet ``tol`` at a concrete beta raise (with the bound and the fix).
+      The Bessel weights are computed from the field's beta at every evaluation (inside a solve XLA
+      computes them once), so ``jax.grad`` in beta and ``eqx.tree_at`` on beta see them; the number
+      of modes is fixed when the field is built, and an evaluation refuses once it no longer resolves
+      the current beta (a bound on eps_M(beta) above max(``tol``, 1e-10, its value at the built beta)).
     """
 
     beta: Float[Array, ""]
-    fourier_weights: Float[Array, " M1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
     evaluator: str = eqx.field(static=True)
     modes: int | None = eqx.field(static=True)
+    truncation_limit: float | None = eqx.field(static=True)
 
     manifold = "circle"
     dim: ClassVar[None] = None
@@ -134,8 +138,10 @@ class CircleSelfAttention(AbstractField):
         if evaluator == "dense":
             if modes is not None:
                 raise ValueError("modes is an option of evaluator='fourier'")
-            self.modes, self.fourier_weights = None, None
+            self.modes, self.truncation_limit = None, None
             return
+        if not (isinstance(tol, (int, float, np.floating, np.integer)) and np.isfinite(tol) and tol > 0):
+            raise ValueError(f"tol must be finite and > 0, got {tol!r}")
         if modes is None:
             if not is_concrete(self.beta):
                 raise ValueError(
@@ -148,7 +154,10 @@ class CircleSelfAttention(AbstractField):
         if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
             raise ValueError(f"block_size must be a positive int for evaluator='fourier', got {block_size!r}")
         self.modes = int(modes)
-        self.fourier_weights = scaled_bessel_weights(self.beta, self.modes)
+        beta0 = float(self.beta) if is_concrete(self.beta) else None
+        if beta0 is not None:
+            check_modes(beta0, self.modes, tol)
+        self.truncation_limit = truncation_limit(beta0, self.modes, tol)
 
     def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n n"]:
         """Weights exp(beta cos(theta_i - theta_j)) / Z_i (or / n for USA)."""
@@ -159,8 +168,9 @@ class CircleSelfAttention(AbstractField):
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
         if self.evaluator == "fourier":
             return fourier_circle_velocity(
-                theta, self.beta, self.fourier_weights, unnormalised=self.unnormalised,
-                causal=self.causal, block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
+                theta, self.beta, self.modes, unnormalised=self.unnormalised, causal=self.causal,
+                block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
+                max_truncation=self.truncation_limit,
             )
         if self.causal and not self.unnormalised and self.block_size is None and theta.shape[0] <= CAUSAL_BLOCKS_MAX_N:
             return causal_circle_velocity(theta, self.beta)
