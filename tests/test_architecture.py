@@ -27,8 +27,8 @@ LAYERS = {
     "_validate": 0,
     "_version": 0,
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
-    "plot": 1,
     "fields": 1,
+    "plot": 2,  # uses fields' coordinates (angles_of)
     "layers": 1,
     "initial": 2,
     "solve": 2,

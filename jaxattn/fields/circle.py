@@ -18,6 +18,7 @@ O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -39,14 +40,25 @@ from ._fourier import (
 )
 
 
+TWO_PI = 2 * math.pi
+
+
 def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
     """theta -> (cos theta, sin theta)."""
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
 
 
-def angles_of(x: Float[ArrayLike, "... n 2"]) -> Float[Array, "... n"]:
-    """Points in R^2 -> angles in (-pi, pi]."""
-    return jnp.arctan2(x[..., 1], x[..., 0])
+def angles_of(x: ArrayLike) -> Float[Array, "... n"]:  # shape checked below, with its own message
+    """Points in R^2, shape (..., n, 2) -> their angles in [0, 2 pi), shape (..., n): the inverse of
+    :func:`embed_angles` on S^1, and the range of the PDE's moments, histograms and plots (jaxattn.spectral,
+    jaxattn.plot), so callers need no further reduction. Every angle is < 2 pi, also for points just below
+    the positive x axis (arctan2 = -1e-20 would round to 2 pi when shifted: it becomes 0)."""
+    x = jnp.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != 2:
+        raise ValueError(f"points on S^1 must have shape (..., n, 2), got {x.shape}")
+    theta = jnp.arctan2(x[..., 1], x[..., 0])  # (-pi, pi], with -0.0 below the positive x axis
+    theta = jnp.where(jnp.signbit(theta), theta + TWO_PI, theta)  # -0.0 and -1e-20 become 2 pi here ...
+    return jnp.where(theta >= TWO_PI, theta - TWO_PI, theta)  # ... and +0.0 here (slope 1 on every branch)
 
 
 def _angular_velocity(theta, y):
