@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from ..fields import embed_angles
 from .clusters import cluster_labels
 
 #: Rényi's parking constant (Rényi 1958), the paper's "c ~ 0.75"
@@ -97,7 +98,7 @@ def tau_star_table(betas=(1, 4, 9, 10, 14, 16, 64, 256)) -> dict[str, np.ndarray
 
 def _as_points(x: Array, manifold: str) -> Array:
     if manifold == "circle":
-        return jnp.stack([jnp.cos(x), jnp.sin(x)], axis=-1)
+        return embed_angles(x)
     if manifold == "sphere":
         return x
     raise ValueError(f"manifold must be 'circle' (angles) or 'sphere' (unit vectors), got {manifold!r}")
