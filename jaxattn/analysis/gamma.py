@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
+from .._special import refuse
 from .._validate import as_float_array, check_model, is_concrete
 
 __all__ = ["gamma_crossing_time", "gamma_rhs", "gamma_trajectory"]
@@ -98,8 +99,9 @@ def _crossing_solve(beta, delta, n, model, rtol, atol):
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=100_000,
+        throw=False,
     )
-    return sol.ys[-1]
+    return sol.ys[-1], sol.result == diffrax.RESULTS.successful
 
 
 def gamma_trajectory(
@@ -149,4 +151,8 @@ def gamma_crossing_time(
     if is_concrete(delta) and not (np.isfinite(delta) and 0 < float(delta) < 1):
         raise ValueError(f"delta must be in (0, 1) for a crossing of 1 - delta from gamma(0) = 0, got {delta!r}")
     dtype = jnp.result_type(float)
-    return _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
+    t_star, solved = _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
+    return refuse(t_star, ~solved | ~jnp.isfinite(t_star), (
+        f"gamma_crossing_time: t*(beta) could not be computed ({model.upper()}, n = {n}). For SA the crossing "
+        "time grows like e^beta / (2 beta) (5.8e304 at beta = 709): beyond beta ~ 709.7 it is not representable "
+        "in float64; otherwise loosen rtol/atol (the integral took more than 100,000 steps)"))
