@@ -66,8 +66,11 @@ class AbstractSpectralModel(eqx.Module):
         return self.kernel() if self.kernel_cache is None else self.kernel_cache
 
     def prepared(self) -> AbstractSpectralModel:
-        """This model with :attr:`W` computed once from its beta, for one solve (call it inside the solve's trace,
-        as the solvers do: a prepared model whose beta is changed afterwards keeps the old W)."""
+        """This model with :attr:`W` computed once from its beta, for one solve (itself if it is prepared already).
+        The solvers call it inside their trace (so gradients in beta reach W); a prepared model whose beta is
+        changed afterwards keeps the old W, so prepared models stay inside the solvers."""
+        if self.kernel_cache is not None:
+            return self
         return eqx.tree_at(lambda m: m.kernel_cache, self, self.kernel(), is_leaf=lambda x: x is None)
 
     @abc.abstractmethod
@@ -212,6 +215,7 @@ def solve_monitored(
     """
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
+    model = model.prepared()  # W once (it refuses a beta whose coefficients overflow), for the solve and diagnostics
     ys, event_mask, t_end, nonfinite, step_limit, failed = _run(
         model, terms, solver, y0, jnp.asarray(ts), rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
     )

@@ -133,7 +133,6 @@ class CircleModel(AbstractSpectralModel):
             raise ValueError(f"grid size M={M} must be >= 2K+2 = {2 * self.K + 2}")
         self.M = int(M)
         self.kernel_cache = None
-        self.kernel()  # refuses an overflowing beta (USA, beta > ~705) here rather than in the solve
         k = np.arange(self.K + 1)
         if spectral_filter is None:
             self.sigma = jnp.ones(self.K + 1)
@@ -392,8 +391,9 @@ def solve_circle(
     c0 = check_coefficients(coeffs0)
     ts = check_times(t1, ts, n_save)
     K = c0.shape[0] - 1
-    m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M)
-    if float(m.W[K] * K) > 1e-13 * float(jnp.max(jnp.arange(K + 1) * m.W)):
+    m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M).prepared()
+    W = np.asarray(m.W)
+    if W[K] * K > 1e-13 * np.max(np.arange(K + 1) * W):
         warnings.warn(
             f"K={K} modes do not resolve the kernel at beta={beta} (|K W_K| / max|k W_k| > 1e-13): increase K",
             stacklevel=2,

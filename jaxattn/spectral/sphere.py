@@ -99,7 +99,6 @@ class SphereModel(AbstractSpectralModel):
         # every beta. USA velocities are ~ e^beta W-sized: beyond beta ~ 705 they overflow float64 and the
         # unscaled coefficients raise with a message naming the alternatives.
         self.kernel_cache = None
-        self.kernel()  # refuses an overflowing USA beta here rather than in the solve
         l = np.arange(self.L_pad)
         self.lam = jnp.asarray(l * (l + 1.0))
         self.pre_inv, self.pre_fwd = _precomputes(self.L_pad)

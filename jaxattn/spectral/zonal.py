@@ -68,7 +68,6 @@ class ZonalModel(AbstractSpectralModel):
         self.P, self.dP = gegenbauer_table(self.N, self.d, self.u)
         self.Z = jnp.asarray([float(harmonic_dimension(n, self.d)) for n in range(self.N + 1)])
         self.kernel_cache = None
-        self.kernel()  # refuses an overflowing beta here rather than in the solve
 
     def kernel(self) -> Float[Array, " N1"]:
         """Funk-Hecke coefficients W_n(beta, d), n = 0..N."""
