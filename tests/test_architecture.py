@@ -5,7 +5,7 @@
    one makes every change to the higher one a change to the lower one.
 2. Private names stay inside their package: no ``from jaxattn.pkg._module import ...`` and no
    ``from jaxattn.pkg.module import _name`` from another package. The top-level private modules
-   ``_config``, ``_validate`` and ``_special`` are shared by every package by design.
+   ``_config``, ``_validate``, ``_special`` and ``_provenance`` are shared by every package by design.
 3. The product cites the papers and its own docs, never research notes outside the repository.
 """
 
@@ -26,10 +26,13 @@ LAYERS = {
     "_config": 0,
     "_validate": 0,
     "_version": 0,
+    "_provenance": 0.5,  # above _version: records it
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
+    "manifolds": 0.75,  # above _validate (its checks); fields, solve, grad, analysis use the manifolds
     "fields": 1,
     "plot": 2,  # uses fields' coordinates (angles_of)
     "layers": 1,
+    "solvers": 1.5,  # diffrax solvers (RKC2, cluster collapse): simulate picks among them
     "initial": 2,
     "solve": 2,
     "grad": 3,
@@ -42,7 +45,7 @@ LAYERS = {
     "cli": 6,
     "__init__": 7,
 }
-SHARED_PRIVATE = {"_config", "_validate", "_special", "_version"}
+SHARED_PRIVATE = {"_config", "_validate", "_special", "_version", "_provenance"}
 
 
 def _modules(package: Path):

@@ -1,6 +1,6 @@
 r"""O(n M) evaluation of the circle attention field by Bessel-weighted Fourier modes.
 
-The circle fields of :mod:`jaxattn.fields.circle` (Geshkovski et al. 2023 (perspective) eq. (6.1);
+The circle fields of `jaxattn.fields.circle` (Geshkovski et al. 2023 (perspective) eq. (6.1);
 Karagodin et al. 2024 (CSA-2d))
 need, for every token i and its visible set S_i (all j, or j <= i under a causal mask),
 
@@ -32,7 +32,7 @@ Both pieces are exact up to the truncation of (F), so the result equals the dens
 With k - 1 = a m + b (a ~ sqrt(M)), e^{ik theta} = e^{i a m theta} e^{i(b+1) theta}, so one cos/sin
 per token and products give the 2 sqrt(M) factors, and every mode sum is a (batched) matmul.
 Cost: O(n M) complex multiply-adds + n * block exponentials; memory O(n sqrt(M)) for the sums (swept
-``chunk`` tokens at a time) and O(M) for the weights at any beta (:mod:`jaxattn._special` does a fixed
+``chunk`` tokens at a time) and O(M) for the weights at any beta (`jaxattn._special` does a fixed
 amount of work per order: M = 8306 weights at beta = 10^6 in a 430 MB process, where the former
 power series tried to allocate 40 GB of modes x series terms).
 
@@ -45,7 +45,7 @@ to first order in eps_M
     SA :  |dtheta_i/dt (M) - dtheta_i/dt| <= (|S_i| / Z_i) eps_M(beta) <= n eps_M(beta)   (Z_i >= 1: the self term)
     USA:  |dtheta_i/dt (M) - dtheta_i/dt| <= e^{beta} eps_M(beta)       (the natural scale of USA velocities)
 
-(|dtheta/dt| <= 1 for SA, a weighted mean of sines). :func:`fourier_modes` returns the smallest
+(|dtheta/dt| <= 1 for SA, a weighted mean of sines). [`fourier_modes`][jaxattn.fields.fourier_modes] returns the smallest
 M with eps_M(beta) <= tol; the tail beyond the computed modes is bounded with Amos' bound
 I_{k+1}(x) / I_k(x) < x / (k + sqrt(k^2 + x^2)) (a geometric series). Since
 I~_k(beta) ~ e^{-k^2/(2 beta)} / sqrt(2 pi beta) for k << beta, M ~ sqrt(2 beta ln(1/tol)):
@@ -65,6 +65,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._special import ive, refuse
+from .._validate import host_beta
 
 #: default truncation tolerance eps_M(beta) (see the module docstring)
 DEFAULT_FOURIER_TOL = 1e-16
@@ -72,7 +73,7 @@ DEFAULT_FOURIER_TOL = 1e-16
 DEFAULT_NEAR_BLOCK = 16
 #: tokens per step of the scan over the configuration (bounds every temporary)
 DEFAULT_CHUNK = 4096
-#: truncation bounds up to max(tol, TRUNCATION_FLOOR) are accepted when evaluating (:func:`truncation_limit`): a field
+#: truncation bounds up to max(tol, TRUNCATION_FLOOR) are accepted when evaluating (`truncation_limit`): a field
 #: keeps working while beta moves (under jit, in a fit) as long as its modes still resolve it to this level
 TRUNCATION_FLOOR = 1e-10
 #: weights computed beyond the M used, for the bound eps_M at the current beta (the tail after them is geometric)
@@ -101,9 +102,7 @@ def _truncation_bound(w, M: int, beta):
 
 def truncation_error(beta: float, M: int) -> float:
     """eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta): the error bound of the module docstring."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     M = int(M)
     if M < 0:
         raise ValueError(f"M must be >= 0, got {M}")
@@ -113,9 +112,7 @@ def truncation_error(beta: float, M: int) -> float:
 
 def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
     """Smallest M >= 1 with eps_M(beta) <= tol (see the module docstring), from a concrete beta."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     tol = float(tol)
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be finite and > 0, got {tol}")
@@ -155,7 +152,7 @@ def _bound_now(beta, M: int):
 
 
 def truncation_limit(beta: float | None, M: int, tol: float) -> float:
-    """The largest bound an evaluation with M modes accepts (see :func:`fourier_circle_velocity`): max(``tol``,
+    """The largest bound an evaluation with M modes accepts (see [`fourier_circle_velocity`][jaxattn.fields.fourier_circle_velocity]): max(``tol``,
     ``TRUNCATION_FLOOR``), and at least the evaluation's own bound at the ``beta`` a field was built with (when
     concrete; it may exceed eps_M(beta) where M << sqrt(beta), and explicit ``modes`` may be accepted by ``tol``)."""
     limit = max(float(tol), TRUNCATION_FLOOR)
@@ -325,12 +322,12 @@ def fourier_circle_velocity(
 ) -> Float[Array, " n"]:
     """dtheta/dt of (SA)/(USA) on S^1 (Q = K = V = I), causal or not, in O(n M), M = ``modes``.
 
-    The weights I~_k(beta), k = 0..M (:func:`scaled_bessel_weights`), are computed here from ``beta``, so
+    The weights I~_k(beta), k = 0..M ([`scaled_bessel_weights`][jaxattn.fields.scaled_bessel_weights]), are computed here from ``beta``, so
     they always belong to it and ``jax.grad`` in beta sees them (inside a solve, XLA computes them once:
-    they do not depend on the state). Matches the dense sum of :class:`jaxattn.CircleSelfAttention` to the
+    they do not depend on the state). Matches the dense sum of [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] to the
     bound of the module docstring; refuses (ValueError eagerly, an error under ``jit``) to evaluate once
     that bound eps_M(beta) exceeds ``max_truncation`` (by default ``TRUNCATION_FLOOR`` = 1e-10; a
-    :class:`jaxattn.CircleSelfAttention` passes :func:`truncation_limit`). Tokens are swept ``chunk``
+    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] passes `truncation_limit`). Tokens are swept ``chunk``
     at a time (rounded to a multiple of ``block``); the result does not depend on ``chunk`` beyond round-off.
     """
     theta = jnp.asarray(theta)
