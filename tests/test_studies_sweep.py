@@ -393,3 +393,36 @@ def test_stale_temporary_files_are_removed(tmp_path):
     os.utime(top, (0, 0))
     sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
     assert not old.exists() and not dead.exists() and not top.exists()
+
+
+class _Scaled:
+    """A callable object whose repr does not show its state (as many user classes)."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __repr__(self):
+        return "Scaled"
+
+    def __call__(self, seed, beta):
+        return xr.Dataset({"v": ((), float(self.k * beta + seed))})
+
+
+def test_callable_objects_with_one_repr_are_different_sweeps(tmp_path):
+    """Scaled(1) and Scaled(2) share a repr: the second call returned the first one's stored points."""
+    first = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    assert first.v.values.ravel().tolist() == [1.0, 2.0]
+    with pytest.raises(sw.SweepMismatchError, match="function"):
+        sw.run_sweep(_Scaled(2), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    again = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)  # same state: resumes
+    assert again.v.values.ravel().tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "sub/escaped", "/tmp/escaped-absolute", "..", ""])
+def test_sweep_name_cannot_leave_the_directory(tmp_path, name):
+    """name = '../../escaped' or an absolute path wrote the merged dataset outside the sweep directory."""
+    inner = tmp_path / "a" / "b"
+    with pytest.raises(ValueError, match="plain file name"):
+        sw.run_sweep(lambda seed, beta: xr.Dataset({"v": ((), beta)}), {"beta": [1.0]}, directory=inner, name=name,
+                  progress=False)
+    assert not any(p.suffix == ".nc" for p in tmp_path.rglob("*"))

@@ -233,6 +233,14 @@ def _stable(value: Any, depth: int = 0) -> Any:
     return _ADDRESS.sub("", repr(value))
 
 
+def _check_sweep_name(name: Any) -> None:
+    """``name`` becomes ``directory/<name>.nc``: a plain file name, so the merged dataset stays in the directory."""
+    seps = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or any(sep in name for sep in seps):
+        raise ValueError(f"name must be a plain file name without path separators (the merged dataset is "
+                         f"directory/<name>.nc, inside the sweep directory), got {name!r}")
+
+
 def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, Any]:
     """A stable identity of a point function, recorded in the sweep's manifest.
 
@@ -255,9 +263,11 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
         fn = fn.__func__
     qualname = f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
     code = getattr(fn, "__code__", None)
-    if code is None:  # a callable object: its class and its repr
+    if code is None:  # a callable object: its class, its repr and its attributes (two objects may share a repr)
         code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
         bound["object"] = _ADDRESS.sub("", repr(fn))
+        if getattr(fn, "__dict__", None):
+            bound["state"] = _stable(dict(vars(fn)), _depth + 1)
     source = None
     try:
         source = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
@@ -341,6 +351,7 @@ def run_sweep(
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     if not (claim_expiry > 0 and poll_interval > 0):
         raise ValueError(f"claim_expiry and poll_interval must be > 0, got {claim_expiry}, {poll_interval}")
+    _check_sweep_name(name)
     grid = _normalise_grid(grid)
     seeds = _normalise_seeds(seeds)
     attrs = dict(attrs or {})
