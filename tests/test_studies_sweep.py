@@ -426,3 +426,32 @@ def test_sweep_name_cannot_leave_the_directory(tmp_path, name):
         sw.run_sweep(lambda seed, beta: xr.Dataset({"v": ((), beta)}), {"beta": [1.0]}, directory=inner, name=name,
                   progress=False)
     assert not any(p.suffix == ".nc" for p in tmp_path.rglob("*"))
+
+
+def _times(k):
+    def point(seed, beta):
+        return xr.Dataset({"v": ((), float(k * beta + 10 * seed))})
+
+    return point
+
+
+def test_points_of_another_function_are_refused_after_the_manifest_is_deleted(tmp_path):
+    """The corrupt-manifest message says to delete manifest.json; a different function then got the old points."""
+    sw.run_sweep(_times(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(sw.SweepMismatchError, match="another point function"):
+        sw.run_sweep(_times(2), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    (tmp_path / "manifest.json").unlink(missing_ok=True)
+    again = sw.run_sweep(_times(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)  # its own points
+    assert again.v.values.ravel().tolist() == [1.0, 2.0]
+
+
+def test_a_point_file_copied_over_another_is_refused(tmp_path):
+    """A valid point file copied over another point's file was merged as if it were that point."""
+    grid = {"beta": [1.0, 2.0]}
+    sw.run_sweep(_times(1), grid, directory=tmp_path, progress=False)
+    first, second = sorted((tmp_path / "points").glob("p*.nc"))
+    second.write_bytes(first.read_bytes())
+    (tmp_path / "sweep.nc").unlink()  # the merge runs again
+    with pytest.raises(ValueError, match="holds the point .* it was copied or moved"):
+        sw.run_sweep(_times(1), grid, directory=tmp_path, progress=False)

@@ -497,7 +497,13 @@ def merge_points(
     names = [*grid, "seed"]
     parts = []
     for i, (f, point) in enumerate(zip(files, points)):
-        part = xr.load_dataset(f).drop_vars(names, errors="ignore").expand_dims(point=[i])
+        part = xr.load_dataset(f)
+        held = {k: part[k].values.item() for k in point if k in part.coords and part[k].ndim == 0}
+        if any(held[k] != v for k, v in point.items() if k in held):
+            raise ValueError(f"the point file {f} holds the point {held}, not {dict(point)}: it was copied or moved "
+                             "over another point's file. Delete it (the sweep recomputes it)")
+        part.attrs.pop("sweep_function", None)  # the point's own record (see jaxattn.studies.run_sweep)
+        part = part.drop_vars(names, errors="ignore").expand_dims(point=[i])
         parts.append(part.assign_coords({k: ("point", [v]) for k, v in point.items()}))
     point_dims = list(parts[0].dims)
     point_dims.remove("point")

@@ -376,6 +376,7 @@ def run_sweep(
     for folder in (directory, points_dir):
         remove_stale_temporaries(folder, claim_expiry)
     sweep = _Sweep(fn, grid, seeds, attrs, directory, name, allow_nan, claim_expiry, poll_interval)
+    sweep.identity = hashlib.sha256(json.dumps(manifest["function"], sort_keys=True).encode()).hexdigest()[:16]
     return sweep.run(progress)
 
 
@@ -418,6 +419,23 @@ class _Sweep:
         self.files = [directory / POINTS / _point_file(i, p) for i, p in enumerate(self.points)]
         self.out = directory / f"{name}.nc"
         self.bar = None
+        self.identity = None  # a hash of the point function's identity, recorded in every point file
+
+    def _check_points_belong(self) -> None:
+        """Stored points computed by another point function (their files record its identity) are refused,
+        also when the manifest that would have said so was deleted."""
+        for f in self.files:
+            if not f.exists() or f.stat().st_size == 0:
+                continue
+            try:
+                with xr.open_dataset(f) as ds:
+                    recorded = ds.attrs.get("sweep_function")
+            except Exception:  # noqa: BLE001 - an unreadable file is recomputed by the merge
+                continue
+            if recorded is not None and recorded != self.identity:
+                raise SweepMismatchError(
+                    f"{f} was computed by another point function than this one (its identity {recorded} != "
+                    f"{self.identity}); use a new directory (or delete this one) to start a different sweep")
 
     # a point is done when its file exists and is not empty (zero-byte files are redone; a
     # truncated file is found when the merge reads it, see _merge)
@@ -428,6 +446,7 @@ class _Sweep:
             return False
 
     def run(self, progress: bool) -> xr.Dataset:
+        self._check_points_belong()
         if all(self._done(i) for i in range(len(self.files))) and point_file_problem(self.out) is None:
             return xr.load_dataset(self.out)  # finished before
         processes, rank = jax.process_count(), jax.process_index()
@@ -487,6 +506,8 @@ class _Sweep:
                 self.bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in point.items()), refresh=False)
             ds = _check_point_dataset(self.fn(seed=point["seed"], **params), point, self.allow_nan)
             ds = ds.assign_coords({k: v for k, v in point.items()})
+            if self.identity is not None:
+                ds = ds.assign_attrs(sweep_function=self.identity)
             atomic_write_netcdf(ds, self.files[i])
             if self.bar is not None:
                 self.bar.update(1)
