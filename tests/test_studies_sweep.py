@@ -455,3 +455,19 @@ def test_a_point_file_copied_over_another_is_refused(tmp_path):
     (tmp_path / "sweep.nc").unlink()  # the merge runs again
     with pytest.raises(ValueError, match="holds the point .* it was copied or moved"):
         sw.run_sweep(_times(1), grid, directory=tmp_path, progress=False)
+
+
+def test_an_empty_claim_file_does_not_block_its_point(tmp_path):
+    """A claim file left empty (its writer killed between creating and writing it, or a full disk) blocked the
+    point for claim_expiry (300 s) without a message; past a short write grace it is taken over at once."""
+    from jaxattn.io import netcdf
+
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "p000000.0").write_bytes(b"")
+    assert netcdf.claim(claims, "p000000", 300.0) is None  # just created: its owner may be writing it
+    old = time.time() - 2 * netcdf.CLAIM_WRITE_GRACE
+    os.utime(claims / "p000000.0", (old, old))
+    held = netcdf.claim(claims, "p000000", 300.0)
+    assert held is not None and (claims / "p000000.1").exists()
+    held.release()

@@ -370,6 +370,11 @@ class Claim:
             pass
 
 
+#: seconds a claim file may stay empty or unreadable while its owner writes it (it writes a few bytes right
+#: after creating it); after that the owner died between the two (a kill, a full disk) and the point is free
+CLAIM_WRITE_GRACE = 10.0
+
+
 def _stale(path: Path, expiry: float) -> bool:
     """Whether the claim file at ``path`` may be taken over."""
     try:
@@ -380,8 +385,8 @@ def _stale(path: Path, expiry: float) -> bool:
         return True
     try:
         owner = json.loads(path.read_text())
-    except (OSError, ValueError):  # being written right now: alive
-        return False
+    except (OSError, ValueError):  # being written right now (alive), or its writer died before writing it
+        return time.time() - mtime > CLAIM_WRITE_GRACE
     if owner.get("host") == HOST and owner.get("boot") == BOOT and owner.get("pid") != os.getpid():
         return not _pid_alive(int(owner.get("pid", -1)))
     return False
