@@ -498,6 +498,11 @@ def merge_points(
 
     One ``xarray.Dataset`` with dims ``(*grid, "seed", *point dims)``, reindexed to the order of
     ``grid`` and ``seeds`` (missing points NaN).
+
+    **Raises:**
+
+    - `ValueError`: a file's scalar coordinates hold another point than ``points[i]`` (a point file copied or
+        moved over another's).
     """
     names = [*grid, "seed"]
     parts = []

@@ -344,8 +344,9 @@ def run_sweep(
 
     Raises:
         SweepMismatchError: ``directory`` holds a sweep started with other arguments or
-            another point function.
-        ValueError: ``directory/manifest.json`` is corrupt (the message says what to do).
+            another point function (also point files of another function, without a manifest).
+        ValueError: ``directory/manifest.json`` is corrupt (the message says what to do); ``name``
+            is not a plain file name; a point file holds another point (copied over it).
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
