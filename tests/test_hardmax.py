@@ -476,8 +476,8 @@ def _numpy_layers(Z, alpha, A, K):
 
 @pytest.mark.parametrize("alpha", [0.3, 2.5])
 def test_call_at_alpha_other_than_one_matches_numpy(alpha):
-    """HardmaxTransformer(alpha)(Z) at alpha != 1, where the step alpha/(1+alpha) differs from 1/(1+alpha): against
-    the NumPy layers above, with A = I and a general A, eagerly and under jit."""
+    """HardmaxTransformer(alpha)(Z), .step and .trajectory at alpha != 1, where the step alpha/(1+alpha) differs from
+    1/(1+alpha): against the NumPy layers above, with A = I and a general A, eagerly and under jit."""
     rng = np.random.default_rng(11)
     Z0 = rng.standard_normal((9, 3))
     for A in (None, np.array([[1.0, 0.3, 0.0], [0.3, 2.0, -0.2], [0.0, -0.2, 0.7]])):
@@ -486,3 +486,7 @@ def test_call_at_alpha_other_than_one_matches_numpy(alpha):
         np.testing.assert_allclose(np.asarray(model(jnp.asarray(Z0))), expected, rtol=0, atol=1e-12)
         np.testing.assert_allclose(np.asarray(eqx.filter_jit(lambda m, z: m(z))(model, jnp.asarray(Z0))), expected,
                                    rtol=0, atol=1e-12)
+        # the other entry points of the same map: one layer (step) and the stored trajectory
+        np.testing.assert_allclose(np.asarray(model.step(jnp.asarray(Z0))),
+                                   _numpy_layers(Z0, alpha, np.eye(3) if A is None else A, 1), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(model.trajectory(jnp.asarray(Z0)).final), expected, rtol=0, atol=1e-12)
