@@ -54,7 +54,6 @@ from .gradients import (
     circle_pde_value_and_grad as circle_pde_value_and_grad,
 )
 from .bridge import (
-    angles_of as angles_of,
     bin_masses as bin_masses,
     cluster_measure as cluster_measure,
     discretize_density as discretize_density,
