@@ -327,7 +327,7 @@ def main(argv=None):
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"causal_work_precision{args.tag}.json").write_text(json.dumps(result, indent=1))
         plot(result, RESULTS / f"causal_work_precision{args.tag}.png")
-        print(f"wrote {RESULTS / 'causal_work_precision.json'} and .png")
+        print(f"wrote {RESULTS / f'causal_work_precision{args.tag}.json'} and .png")
         return
     ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t <= args.t1] or [0.0])
     if ts[-1] != args.t1:
