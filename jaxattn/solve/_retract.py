@@ -36,7 +36,8 @@ class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
     it for forward-mode autodiff), ``tableau``, ... Every attribute the wrapper does not define is
     therefore read from ``solver`` (so ``eqx.tree_at`` on it rewrites the wrapped solver's leaf). Because
     diffrax looks only one level deep, solves never nest two wrappers: [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard] takes the
-    retraction itself.
+    retraction itself, and a wrapper the user passes as ``solver`` (a second level) gets diffrax's rewrites
+    from ``simulate`` (``jaxattn.solve._core.reach_wrapped``).
     """
 
     solver: eqx.AbstractVar[diffrax.AbstractSolver]
