@@ -312,13 +312,13 @@ def main(argv=None):
             return
         result = circle_work_precision(euler_h=tuple(args.euler_h or EULER_H))
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "causal_circle_work_precision.json").write_text(json.dumps(result, indent=1))
-        print(f"wrote {RESULTS / 'causal_circle_work_precision.json'}")
+        (RESULTS / f"causal_circle_work_precision{args.tag}.json").write_text(json.dumps(result, indent=1))
+        print(f"wrote {RESULTS / f'causal_circle_work_precision{args.tag}.json'}")
         return
     args.ensemble = args.ensemble or "map"
     if args.work_precision and args.quick:
         work_precision(4, n=args.n, beta=args.beta, t1=args.t1, solvers=tuple(args.solvers or ("Bosh3", "RKC2")),
-                       euler_h=(0.1,), ensembles=False)
+                       euler_h=(0.05,), ensembles=False)  # h = 0.05: the baseline the ratios are taken against
         return
     if args.work_precision:
         runs = 24 if args.runs == 5000 else args.runs
