@@ -41,8 +41,8 @@ def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
     strategy: there the members merge at different times, the step is set by the member with the most
     unmerged clusters, and the collapse measured 1.3-1.6x slower: (SA) on S^2, n = 32, beta = 4 and 9,
     T = 50 and 500, 16 members), and for forward-mode differentiation (``forward_mode``: the adjoint is
-    ``diffrax.ForwardMode`` or ``DirectAdjoint``, which set the Runge-Kutta stage loop's kind on the
-    solver through one wrapper, the solve's own guard, and would not reach through a second). Pass
+    ``diffrax.ForwardMode`` or ``DirectAdjoint``: the default path differentiates the solve without
+    merges; a [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] passed as ``solver=`` runs under them too). Pass
     ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate] for another choice, e.g.
     ``diffrax.Tsit5()`` for the solve without merges."""
     if field.exchangeable and has_token_rows(field.manifold) and not (shared_step or forward_mode):
