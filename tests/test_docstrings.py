@@ -49,6 +49,7 @@ MODULES = [
     "jaxattn.io.trajectory",
     "jaxattn.io.cf",
     "jaxattn.io.netcdf",
+    "jaxattn.io.safetensors",
     "jaxattn.fields._base",
     "jaxattn.fields.sphere",
     "jaxattn.fields.circle",
