@@ -74,6 +74,9 @@ MODULES = [
     "jaxattn.analysis.metastable",
     "jaxattn.analysis.observables",
     "jaxattn.analysis.gamma",
+    "jaxattn.analysis.equiangular",
+    "jaxattn.analysis.long_context",
+    "jaxattn.analysis.sinkhorn",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -6,11 +6,11 @@ Rigollet, "The mean-field dynamics of transformers" (arXiv 2512.01868, 2025, §4
 theorem of Bruno, Pasqualotto, Agazzi, "A multiscale analysis of mean-field transformers in the moderate
 interaction regime" (NeurIPS 2025, arXiv 2509.25040).
 
-* **Normalised energy** (gkpr §6): E^(X) = 2 beta e^{-beta} E_beta(X) = (1/n^2) sum_{i,j} e^{beta(<x_i, x_j> - 1)}
+* **Normalised energy** (gkpr §6): E^(X) = 2 beta e^{-beta} E_beta(X) = (1/n^2) sum_{i,j} e^{beta(⟨x_i, x_j⟩ - 1)}
   in (0, 1], with E_beta of Geshkovski et al. 2023 (perspective) eq. (3.5) ([`normalised_energy`][jaxattn.analysis.staircase.normalised_energy]).
   For clusters of sizes m_c at centres w_c it is ([`cluster_energy`][jaxattn.analysis.staircase.cluster_energy])
 
-      E^ = sum_c m_c^2 / n^2 + sum_{c != c'} m_c m_c' e^{beta(<w_c, w_c'> - 1)} / n^2 -> sum_c m_c^2 / n^2,
+      E^ = sum_c m_c^2 / n^2 + sum_{c != c'} m_c m_c' e^{beta(⟨w_c, w_c'⟩ - 1)} / n^2 -> sum_c m_c^2 / n^2,
 
   the cross terms exponentially small in beta: a plateau. Merging clusters of sizes a and b raises the
   limit by exactly 2ab/n^2.
@@ -18,7 +18,7 @@ interaction regime" (NeurIPS 2025, arXiv 2509.25040).
   1/n to 1; the closest pair of clusters (largest inner product) merges next, at its mass-weighted mean
   (the rule of the authors' code). [`staircase_levels`][jaxattn.analysis.staircase.staircase_levels] computes the levels of that greedy rule.
 * **Merge times**: [`merge_times`][jaxattn.analysis.staircase.merge_times] reads the first time each pair's inner product exceeds 1 - delta off
-  a saved trajectory (log-linear interpolation of 1 - <x_i, x_j> between saves: exact for an exponential
+  a saved trajectory (log-linear interpolation of 1 - ⟨x_i, x_j⟩ between saves: exact for an exponential
   approach). Metastable times grow like e^{c beta} (gkpr Theorem metastability: T_2 >= (eps/n) e^{(1-alpha) beta}).
 * **Two tokens** (SA, Q = K = V = I): the inner product rho obeys d rho/dt = 2 e^{beta rho}(1 - rho^2)/(e^beta + e^{beta rho}),
   so the merge time t*(beta) = int_{rho_0}^{rho_1} (e^{beta(1 - rho)} + 1)/(2(1 - rho^2)) d rho has the closed form
@@ -75,14 +75,14 @@ MERGED = 1e-4
 
 
 def normalised_energy(x: Float[ArrayLike, "... n d"], beta: Float[ArrayLike, ""]) -> Float[Array, "..."]:
-    """E^(X) = (1/n^2) sum_ij e^{beta(<x_i, x_j> - 1)} = 2 beta e^{-beta} E_beta(X), in (0, 1] (module docstring)."""
+    """E^(X) = (1/n^2) sum_ij e^{beta(⟨x_i, x_j⟩ - 1)} = 2 beta e^{-beta} E_beta(X), in (0, 1] (module docstring)."""
     beta = check_beta(beta)
     return jnp.exp(interaction_energy(x, beta, log=True) + jnp.log(2.0 * beta) - beta)
 
 
 def cluster_energy(centres: Float[ArrayLike, "k d"], sizes: Float[ArrayLike, " k"] | Sequence, beta: Float[ArrayLike, ""]
                    ) -> Float[Array, ""]:
-    """E^ of collapsed clusters: sum_{c, c'} m_c m_c' e^{beta(<w_c, w_c'> - 1)} / n^2 with n = sum_c m_c."""
+    """E^ of collapsed clusters: sum_{c, c'} m_c m_c' e^{beta(⟨w_c, w_c'⟩ - 1)} / n^2 with n = sum_c m_c."""
     beta = check_beta(beta)
     centres = check_tokens(centres, name="centres")
     sizes = jnp.asarray(sizes, dtype=centres.dtype)
@@ -136,9 +136,9 @@ def staircase_levels(x: Float[ArrayLike, "n d"], sizes: Float[ArrayLike, " n"] |
 
 
 def merge_times(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], delta: float = MERGED) -> Float[Array, "n n"]:
-    """(n, n) first times at which <x_i, x_j> >= 1 - delta along saved tokens (inf if never; 0 on the diagonal).
+    """(n, n) first times at which ⟨x_i, x_j⟩ >= 1 - delta along saved tokens (inf if never; 0 on the diagonal).
 
-    Between the two saves that bracket the crossing, log(1 - <x_i, x_j>) is interpolated linearly (exact for an
+    Between the two saves that bracket the crossing, log(1 - ⟨x_i, x_j⟩) is interpolated linearly (exact for an
     exponential approach); save densely enough to resolve the approach (e.g. every 0.1 for beta = 4).
 
     Args:
@@ -191,7 +191,7 @@ def _check_rho(rho0, rho1):
 
 
 def two_token_merge_time(beta: Float[ArrayLike, ""], rho0: float = 0.0, rho1: float = 0.99) -> Float[Array, ""]:
-    """Time t* for two SA tokens (Q = K = V = I) to go from <x_1, x_2> = rho0 to rho1 (closed form, module docstring)."""
+    """Time t* for two SA tokens (Q = K = V = I) to go from ⟨x_1, x_2⟩ = rho0 to rho1 (closed form, module docstring)."""
     beta = check_beta(beta)
     _check_rho(rho0, rho1)
     u0, u1, w0, w1 = 1 - rho0, 1 - rho1, 1 + rho0, 1 + rho1
@@ -220,7 +220,7 @@ def pairing_clock(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], bet
                   delta: float = MERGED) -> Float[Array, " T"]:
     """The pairing theorem's rescaled time s(t) = int_0^t e^{-beta(1 - rho*(tau))} dtau along saved tokens.
 
-    rho* is the largest inner product among pairs not yet merged (<x_i, x_j> < 1 - delta); once every pair has
+    rho* is the largest inner product among pairs not yet merged (⟨x_i, x_j⟩ < 1 - delta); once every pair has
     merged the clock runs at rate 1. Between saves log(rate) is interpolated linearly (the integral of an
     exponential is then exact), so a smooth rho*(t) needs only moderately dense saves."""
     beta = check_beta(beta)
