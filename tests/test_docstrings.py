@@ -76,6 +76,7 @@ MODULES = [
     "jaxattn.analysis.gamma",
     "jaxattn.analysis.equiangular",
     "jaxattn.analysis.long_context",
+    "jaxattn.analysis.lost_in_middle",
     "jaxattn.analysis.sinkhorn",
 ]
 #: private modules whose unprefixed names are public rules all the same
