@@ -78,6 +78,7 @@ MODULES = [
     "jaxattn.analysis.long_context",
     "jaxattn.analysis.lost_in_middle",
     "jaxattn.analysis.sinkhorn",
+    "jaxattn.analysis.staircase",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
