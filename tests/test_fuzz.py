@@ -372,3 +372,40 @@ def test_kernel_and_rate_gradients_at_the_series_switch():
         for ours in (forward(b), reverse(b)):
             bad = ~np.isclose(np.asarray(ours), ref, rtol=1e-8, atol=1e-11)
             assert not bad.any(), [(names[i], float(ours[i]), ref[i]) for i in np.flatnonzero(bad)]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".npz"])
+def test_fuzz_damaged_trajectory_files(tmp_path_factory, suffix):
+    """Every loader of a saved trajectory, fed damaged copies of a valid file (truncated at any length,
+    bytes overwritten anywhere): a clear ``ValueError`` naming the file, or a trajectory of the saved
+    shape whose times are the saved ones (a flipped byte inside the state data can only change values,
+    which no format without checksums can detect; a changed shape is never returned)."""
+    folder = tmp_path_factory.mktemp("damaged")
+    traj = jaxattn.simulate(jaxattn.SelfAttention(1.0), X, 1.0, ts=4)
+    good = traj.save(folder / f"good{suffix}").read_bytes()
+    tally = Tally(f"load_trajectory[{suffix}]")
+
+    @settings(max_examples=25 * SCALE, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(cut=st.one_of(st.just(len(good)), st.integers(0, len(good))), flips=st.lists(st.tuples(st.integers(0, len(good) - 1),
+                                                                   st.integers(0, 255)), max_size=4))
+    def corpus(cut, flips):
+        data = bytearray(good[:cut])
+        for at, value in flips:
+            if at < len(data):
+                data[at] = value
+        path = folder / f"case{suffix}"
+        path.write_bytes(bytes(data))
+        inputs = dict(cut=cut, flips=flips)
+
+        def same_axes(loaded):
+            if np.shape(loaded.xs) != np.shape(traj.xs) or np.shape(loaded.ts) != np.shape(traj.ts):
+                return f"shapes {np.shape(loaded.ts)}, {np.shape(loaded.xs)}"
+            if bytes(data) == good and not np.array_equal(np.asarray(loaded.xs), np.asarray(traj.xs)):
+                return "the undamaged file loads other values"
+            return None
+
+        tally.run(inputs, lambda: jaxattn.load_trajectory(path), same_axes)
+
+    corpus()
+    tally.finish()
