@@ -12,7 +12,8 @@ Workloads (``--only`` picks a subset): rhs, solve, ensembles, fast_sphere, fast_
 compile, scaling, and the other benchmark modules: phase_diagram, causal_statistics,
 gradients (run at the reduced sizes of ``RUNNER_ARGV``; the modules' own defaults are the
 papers' full sizes), phase_diagram_wp (the phase-diagram work-precision study at its reduced
-size, 10 betas x 64 draws, writing ``phase_diagram_work_precision.png``) and circle_pde
+size, 10 betas x 64 draws, writing ``phase_diagram_work_precision.png``), longtime (SA on the
+circle to T = 500 and 10^4, writing ``longtime_circle.json``; ~5 CPU-min at full size) and circle_pde
 (``jaxattn.spectral.circle.solve_circle``).
 
     taskset -c 0 python -m benchmarks --quick            # ~minutes, small sizes
@@ -33,7 +34,7 @@ import time
 import jax
 
 WORKLOADS = ["rhs", "solve", "ensembles", "fast_sphere", "fast_circle", "compile", "scaling",
-             "phase_diagram", "phase_diagram_wp", "causal_statistics", "gradients", "circle_pde"]
+             "phase_diagram", "phase_diagram_wp", "causal_statistics", "longtime", "gradients", "circle_pde"]
 
 #: sizes the runner uses for the standalone benchmark modules (their own defaults are the
 #: papers' full sizes, which take 6-20 CPU-minutes each: run those modules directly)
@@ -87,6 +88,8 @@ def _run_workload(name: str, quick: bool, out_dir: str):
         plot = ["--plot", os.path.join(out_dir, "phase_diagram_work_precision.png")]
         return w.external("phase_diagram", quick, argv_quick=["--work-precision", "--quick", *plot],
                           argv_full=["--work-precision", *plot])
+    if name == "longtime":  # long-time workload (circle, T = 500 and 10^4): its results file in out_dir
+        return w.external("longtime", quick, argv_full=["--out", out_dir])
     return w.external(name, quick, argv_full=RUNNER_ARGV.get(name))
 
 

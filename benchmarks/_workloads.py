@@ -199,7 +199,7 @@ def external(name: str, quick: bool, argv_quick: list[str] | None = None,
         with contextlib.redirect_stdout(buf):
             module.main(argv)
         note = "own table below"
-    except Exception as exc:  # report, keep the runner going
+    except (Exception, SystemExit) as exc:  # report, keep the runner going (argparse exits on a bad argv)
         note = f"failed: {exc.__class__.__name__}: {exc}"[:200]
     rec = Record(name, " ".join(argv) or "(full)", f"benchmarks.{name}", time.process_time() - c0,
                  time.perf_counter() - w0, peak_rss_mb(), note=note)

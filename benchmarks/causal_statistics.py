@@ -16,7 +16,8 @@ the circle, n = 200, beta = 64, Q = K = V = I, t in [0, 500]; RÃ©nyi / strong RÃ
 
 Both sides report process CPU time (the machine is shared) and wall time. Usage:
 ``taskset -c 0 python -m benchmarks.causal_statistics --runs 5000`` (full size; long), or
-``--runs 40 --baseline-runs 4 --t1 50`` to check that it works.
+``--quick`` (= ``--runs 40 --baseline-runs 4 --t1 50 --chunk 40``) to check that it works; with
+``--work-precision`` or ``--circle``, ``--quick`` runs a few draws to t = 50 (or 30) and writes no results file.
 
 ``--work-precision`` (issue 12): the error of the statistic against a tight reference (jaxattn
 Tsit5 rtol = atol = 1e-10 on the same ``--runs`` draws; default 24 runs, t in [0, 500]) against
@@ -294,19 +295,31 @@ def main(argv=None):
     parser.add_argument("--float32-check", type=int, default=0, metavar="RUNS",
                         help="the statistic in float32 vs float64 (RKC2 rtol 1e-3) on RUNS draws, against the reference")
     parser.add_argument("--tag", default="", help="suffix of the results file names (a study split into parts)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: --runs 40 --baseline-runs 4 --t1 50 --chunk 40; with --work-precision or "
+                             "--circle a few draws, short times, no results file")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.baseline_runs, args.t1, args.chunk = 40, 4, 50.0, 40
     if args.float32_check:
         result = float32_check(args.float32_check)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"causal_float32_check{args.tag}.json").write_text(json.dumps(result, indent=1))
         return
     if args.circle:
+        if args.quick:
+            circle_work_precision(4, betas=(4.0,), ts=(0.0, 10.0, 30.0), rows_of=CIRCLE_ROWS[:1], euler_h=(0.1,))
+            return
         result = circle_work_precision(euler_h=tuple(args.euler_h or EULER_H))
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "causal_circle_work_precision.json").write_text(json.dumps(result, indent=1))
-        print(f"wrote {RESULTS / 'causal_circle_work_precision.json'}")
+        (RESULTS / f"causal_circle_work_precision{args.tag}.json").write_text(json.dumps(result, indent=1))
+        print(f"wrote {RESULTS / f'causal_circle_work_precision{args.tag}.json'}")
         return
     args.ensemble = args.ensemble or "map"
+    if args.work_precision and args.quick:
+        work_precision(4, n=args.n, beta=args.beta, t1=args.t1, solvers=tuple(args.solvers or ("Bosh3", "RKC2")),
+                       euler_h=(0.05,), ensembles=False)  # h = 0.05: the baseline the ratios are taken against
+        return
     if args.work_precision:
         runs = 24 if args.runs == 5000 else args.runs
         result = work_precision(runs, n=args.n, beta=args.beta, t1=args.t1, solvers=tuple(args.solvers or SOLVERS),
@@ -314,7 +327,7 @@ def main(argv=None):
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"causal_work_precision{args.tag}.json").write_text(json.dumps(result, indent=1))
         plot(result, RESULTS / f"causal_work_precision{args.tag}.png")
-        print(f"wrote {RESULTS / 'causal_work_precision.json'} and .png")
+        print(f"wrote {RESULTS / f'causal_work_precision{args.tag}.json'} and .png")
         return
     ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t <= args.t1] or [0.0])
     if ts[-1] != args.t1:

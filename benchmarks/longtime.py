@@ -104,7 +104,7 @@ def numpy_euler(workload, x0, beta, ts, h):
 def methods(workload: str, quick: bool):
     """(label, knob, solver factory, rtol, dtype, ensemble) rows of the study."""
     manifold = "circle" if workload == "circle" else "sphere"
-    rows = [("Tsit5 (simulate's default solver)", "rtol 1e-6", lambda: diffrax.Tsit5(), 1e-6, "float64", "vmap"),
+    rows = [("Tsit5, plain (simulate's former default)", "rtol 1e-6", lambda: diffrax.Tsit5(), 1e-6, "float64", "vmap"),
             ("Tsit5", "rtol 1e-4", lambda: diffrax.Tsit5(), 1e-4, "float64", "vmap"),
             ("RKC2", "rtol 1e-6", lambda: RKC2(), 1e-6, "float64", "vmap"),
             ("RKC2", "rtol 1e-4", lambda: RKC2(), 1e-4, "float64", "vmap")]
@@ -180,6 +180,39 @@ def study(workload: str, batch: int = 16, n: int = 32, beta: float = 16.0, euler
                 reference_clusters=ref["clusters"].mean(0).tolist(), rows=rows)
 
 
+def plot(results: dict, path) -> None:
+    """Two panels per workload: CPU ms per member against T (the slope is the growth of cost with T), and
+    the work-precision plane at the longest T (error of the mean cluster count; 0 drawn at a floor)."""
+    from jaxattn.plot import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 4.2 * len(results)), squeeze=False)
+    for (workload, result), (ax_t, ax_e) in zip(results.items(), axes):
+        floor = 0.5 / result["batch"]  # below one cluster in one draw: error 0
+        ax_t.set_prop_cycle(color=plt.cm.tab20.colors)  # > 10 rows: distinct colours, shared by both panels
+        for row in result["rows"]:
+            Ts = [float(T) for T in row["horizons"]]
+            cpu = [1e3 * r["cpu_per_member"] for r in row["horizons"].values()]
+            style = "s--" if "Euler" in row["method"] else "o-"
+            label = f"{row['method']} {row['knob']}".replace("Tsit5 (simulate's default solver)",  # older runs' label
+                                                                "Tsit5, plain (simulate's former default)")
+            (line,) = ax_t.loglog(Ts, cpu, style, label=label, lw=1, ms=3)
+            last = list(row["horizons"].values())[-1]
+            ax_e.loglog([1e3 * last["cpu_per_member"]], [max(last["err_clusters"], floor)], style[0], ms=6,
+                        color=line.get_color(), alpha=0.8)
+        ax_e.axhline(floor, color="grey", lw=0.5)
+        ax_t.set_xlabel("T")
+        ax_t.set_ylabel("CPU ms per member (one core)")
+        ax_t.set_title(f"SA on the {workload}, n = {result['n']}, beta = {result['beta']:g}: cost vs T", fontsize=9)
+        ax_t.legend(fontsize=5)
+        ax_e.set_xlabel(f"CPU ms per member at T = {result['horizons'][-1]:g}")
+        ax_e.set_ylabel("max |error| of the mean cluster count")
+        ax_e.set_title(f"work-precision at T = {result['horizons'][-1]:g} ({result['batch']} draws; grey: error 0)",
+                       fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def defaults(workload: str, batch: int = 16, n: int = 32, seed: int = 3,
              cases=((1.0, 50.0), (4.0, 50.0), (9.0, 50.0), (4.0, 500.0), (9.0, 500.0), (16.0, 500.0),
                     (16.0, 10000.0))) -> list[dict]:
@@ -228,7 +261,17 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--defaults", action="store_true",
                         help="simulate's default solver against plain Tsit5 at the default tolerance, beta 1-16, T 50-10^4")
+    parser.add_argument("--plot-from", nargs="+", default=None, metavar="JSON",
+                        help="only draw benchmarks/results/longtime_work_precision.png (in --out) from finished runs")
     args = parser.parse_args(argv)
+    if args.plot_from:
+        results = {}
+        for path in args.plot_from:
+            result = json.loads(Path(path).read_text())
+            results[result["workload"]] = result
+        plot(results, Path(args.out) / "longtime_work_precision.png")
+        print(f"wrote {Path(args.out) / 'longtime_work_precision.png'}")
+        return
     if args.defaults:
         rows = {w: defaults(w) for w in ("circle", "sphere")}
         out = Path(args.out)

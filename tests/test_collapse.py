@@ -167,3 +167,25 @@ def test_simulate_picks_the_collapse_for_exchangeable_tokens(key):
     assert int(jaxattn.analysis.count_clusters(traj.final, delta=1e-6)) == count
     assert len({tuple(row) for row in final}) == count  # every cluster is one point, bit for bit
     assert int(traj.stats["num_steps"]) < int(plain.stats["num_steps"])
+
+
+def test_a_users_collapse_forwards_what_diffrax_reads():
+    """A CollapsingSolver given as ``solver=`` sits inside the solve's non-finite guard, a second wrapper that
+    diffrax does not see through (it failed: "Type of `other` not understood" for an implicit inner solver,
+    "can't apply forward-mode autodiff (jvp) to a custom_vjp function" under ForwardMode). On the circle
+    (SA, n = 5, beta = 1.5, T = 1, no merges) Kvaerno3 inside the collapse follows a Tsit5 rtol 1e-12
+    reference to its tolerance, and jax.jacfwd through the collapse with ForwardMode equals central
+    differences in beta."""
+    x0 = jnp.arange(5.0) * 0.9
+    reference = jaxattn.simulate(jaxattn.CircleSelfAttention(1.5), x0, 1.0, ts=2, solver=diffrax.Tsit5(),
+                                 rtol=1e-12, atol=1e-12).final
+    implicit = jaxattn.simulate(jaxattn.CircleSelfAttention(1.5), x0, 1.0, ts=2, rtol=1e-8, atol=1e-8,
+                                solver=CollapsingSolver(diffrax.Kvaerno3(), "circle", 1e-7)).final
+    assert float(jnp.max(jnp.abs(implicit - reference))) < 1e-6
+    final = lambda b: jaxattn.simulate(jaxattn.CircleSelfAttention(b), x0, 1.0, ts=2, rtol=1e-10,  # noqa: E731
+                                       atol=1e-10, solver=CollapsingSolver(diffrax.Tsit5(), "circle", 1e-9),
+                                       adjoint=diffrax.ForwardMode()).final
+    jacobian = jax.jacfwd(final)(1.5)
+    h = 1e-5
+    np.testing.assert_allclose(jacobian, (final(1.5 + h) - final(1.5 - h)) / (2 * h), atol=1e-8)
+    assert float(jnp.max(jnp.abs(jacobian))) > 1e-2

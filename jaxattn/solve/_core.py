@@ -16,6 +16,47 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField, AbstractStochasticField
 from ._guard import NonFiniteGuard
+
+#: diffrax's marker of a root finder tolerance "taken from the step-size controller" (not exported by name)
+_USE_STEPSIZE_TOL = diffrax.Kvaerno3().root_finder.rtol
+_FORWARD_SCAN_KIND = {diffrax.ForwardMode: "lax", diffrax.DirectAdjoint: "bounded"}  # as diffrax sets them
+
+
+def reach_wrapped(solver: diffrax.AbstractSolver, controller, adjoint) -> diffrax.AbstractSolver:
+    """diffrax's rewrites of a solver's attributes, done on the solver inside a user's wrapper.
+
+    diffrax treats a wrapper as its wrapped solver one level deep only: for an implicit solver it
+    sets ``root_finder``'s unset tolerances to the step-size controller's, and under
+    ``ForwardMode``/``DirectAdjoint`` it sets a Runge-Kutta solver's ``scan_kind`` (a stage loop that
+    forward-mode autodiff can pass). The solve's own guard is that one level, so a wrapper given as
+    ``solver`` ([`CollapsingSolver`][jaxattn.solvers.CollapsingSolver]) is a second one, which diffrax
+    does not see through; this function does the same rewrites on its wrapped solver. Other solvers
+    are returned unchanged.
+
+    **Arguments:**
+
+    - `solver`: the solver ``simulate`` was given.
+    - `controller`: the step-size controller of the solve.
+    - `adjoint`: the diffrax adjoint of the solve.
+
+    **Returns:**
+
+    ``solver`` with its wrapped solver's ``root_finder`` tolerances and ``scan_kind`` set as diffrax would.
+    """
+    if not isinstance(solver, diffrax.AbstractWrappedSolver) or not hasattr(solver, "solver"):
+        return solver
+    inner = solver.solver
+    if (isinstance(inner, diffrax.AbstractImplicitSolver)
+            and isinstance(controller, diffrax.AbstractAdaptiveStepSizeController)):
+        unset = [a for a in ("rtol", "atol", "norm") if getattr(inner.root_finder, a) is _USE_STEPSIZE_TOL]
+        if unset:
+            solver = eqx.tree_at(lambda s: [getattr(s.solver.root_finder, a) for a in unset], solver,
+                                 [getattr(controller, a) for a in unset])
+    kind = _FORWARD_SCAN_KIND.get(type(adjoint))
+    if kind is not None and isinstance(inner, (diffrax.AbstractRungeKutta, diffrax.AbstractSRK)) \
+            and inner.scan_kind is None:
+        solver = eqx.tree_at(lambda s: s.solver.scan_kind, solver, kind, is_leaf=lambda x: x is None)
+    return solver
 from ._trajectory import SolverStats
 
 
@@ -110,7 +151,8 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     manifold = field.manifold
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
     # one wrapper: the retraction of a constrained manifold and the non-finite guard
-    solver = NonFiniteGuard(config.solver, jnp.abs(t1 - t0), adaptive=not fixed_steps,
+    solver = NonFiniteGuard(reach_wrapped(config.solver, config.controller, config.adjoint), jnp.abs(t1 - t0),
+                            adaptive=not fixed_steps,
                             retract=manifold.retract if manifold.constrained else None)
     event = None
     if config.stop_when is not None:

@@ -50,10 +50,11 @@ def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
     docstring) and for an ensemble integrated with one shared step (``shared_step``, the "batched"
     strategy: there the members merge at different times, the step is set by the member with the most
     unmerged clusters, and the collapse is slower: docs/solving.md, "Long solves"), and for forward-mode
-    differentiation (``forward_mode``: the adjoint is ``diffrax.ForwardMode`` or ``DirectAdjoint``, which
-    set the Runge-Kutta stage loop's kind on the solver through one wrapper, the solve's own guard, and
-    would not reach through a second). Pass ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate]
-    for another choice, e.g. ``diffrax.Tsit5()`` for the solve without merges.
+    differentiation (``forward_mode``: the adjoint is ``diffrax.ForwardMode`` or ``DirectAdjoint``: the
+    default path differentiates the solve without merges; a
+    [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] passed as ``solver=`` runs under them too). Pass
+    ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate] for another choice, e.g.
+    ``diffrax.Tsit5()`` for the solve without merges.
 
     **Arguments:**
 

@@ -23,7 +23,8 @@ class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
     it for forward-mode autodiff), ``tableau``, ... Every attribute the wrapper does not define is
     therefore read from ``solver`` (so ``eqx.tree_at`` on it rewrites the wrapped solver's leaf). Because
     diffrax looks only one level deep, solves never nest two wrappers: [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard] takes the
-    retraction itself. Subclasses: [`AbstractStepWrapper`][jaxattn.solvers.AbstractStepWrapper] (the wrapped solver's state,
+    retraction itself, and a wrapper passed to ``simulate`` as ``solver`` (a second level) gets diffrax's
+    rewrites on its wrapped solver from the solve (``reach_wrapped`` in ``jaxattn/solve/_core.py``). Subclasses: [`AbstractStepWrapper`][jaxattn.solvers.AbstractStepWrapper] (the wrapped solver's state,
     a modified step: the retraction, the non-finite guard) and [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] (its own state).
     """
 
