@@ -1,6 +1,6 @@
 r"""The equiangular reduction of the normalisation schemes and their clustering rates.
 
-Take Q = K = V = I, n tokens with equal pairwise inner products <theta_i, theta_j> = rho (i != j) and
+Take Q = K = V = I, n tokens with equal pairwise inner products ⟨theta_i, theta_j⟩ = rho (i != j) and
 equal radii r (e.g. the orthogonal start theta_i(0) = e_i, d >= n, r(0) = 1). By symmetry the flow of every
 normalisation scheme ([`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention]) keeps both (Rigollet 2025,
 "The mean-field dynamics of Transformers", §5.1-§5.2; Karagodin, Ge, Polyanskiy, Rigollet 2025), and the whole system reduces to
@@ -11,11 +11,11 @@ with q = e^{-beta (1 - rho)} and, for the softmax,
 
     F_beta(rho) = 2 (1 - rho) ((n - 1) rho + 1) q / (1 + (n - 1) q)      (Post-LN = (SA), Geshkovski et al.
                                                                           2023 (perspective) eq. (4.8))
-    a(rho)      = <theta_i, A_i> = (1 + (n - 1) rho q) / (1 + (n - 1) q)
+    a(rho)      = ⟨theta_i, A_i⟩ = (1 + (n - 1) rho q) / (1 + (n - 1) q)
     |A(rho)|^2  = (1 + 2 (n - 1) rho q + (n - 1)(1 + (n - 2) rho) q^2) / (1 + (n - 1) q)^2.
 
 (USA) multiplies A, hence F, a and |A|, by Z/n = e^beta (1 + (n - 1) q) / n (eq. (4.9)). These follow
-from A_i = (e^beta theta_i + e^{beta rho} sum_{j != i} theta_j) / Z and drho/dt = 2 <dtheta_i/dt, theta_j>.
+from A_i = (e^beta theta_i + e^{beta rho} sum_{j != i} theta_j) / Z and drho/dt = 2 ⟨dtheta_i/dt, theta_j⟩.
 
 Near rho = 1, F_beta ~ 2 (1 - rho) and a, |A| -> 1, so 1 - rho decays like exp(-2 int dt / s): every
 scheme's regulated rate -s d log(1 - rho)/dt tends to 2 ([`clustering_rate`][jaxattn.analysis.clustering_rate]): e^{-2t} for Post-LN,
@@ -76,8 +76,28 @@ def equiangular_rhs(t: Real[ArrayLike, ""], rho: Float[ArrayLike, ""], r: Float[
                     ) -> tuple[Array, Array]:
     """(drho/dt, dr/dt) of the equiangular reduction (module docstring) of ``field``'s scheme at time t.
 
-    The field's beta and normalisation ((SA) or, ``unnormalised``, (USA)) are used; ``beta`` overrides
-    the field's (>= 0: beta = 0 is uniform attention, which no field accepts).
+    The field's beta and normalisation ((SA) or, ``unnormalised``, (USA)) are used.
+
+    **Arguments:**
+
+    - `t`: the time, a real scalar.
+    - `rho`: float scalar, the common inner product.
+    - `r`: float scalar > 0, the common radius.
+    - `field`: a normalisation scheme with Q = K = V = I
+        ([`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], e.g.
+        ``jaxattn.fields.PreLNAttention(beta)``).
+    - `n`: int >= 2, the number of tokens.
+    - `beta`: keyword-only, overrides the field's beta (>= 0: beta = 0 is uniform attention, which no
+        field accepts); default None (the field's).
+
+    **Returns:**
+
+    A tuple ``(drho/dt, dr/dt)`` of float scalars.
+
+    **Raises:**
+
+    - `TypeError`: ``field`` is not a normalisation scheme.
+    - `ValueError`: the field has Q, K, V, random weights or a causal mask; ``n`` is not an int >= 2.
     """
     field = _check_field(field)
     n = _check_n(n)
@@ -118,18 +138,31 @@ def equiangular_trajectory(
 ) -> tuple[Float[Array, " T"], Float[Array, " T"]]:
     """(1 - rho(t), r(t)) at the times ``ts`` from rho(0) = ``rho0``, r(0) = ``r0`` (module docstring).
 
-    Args:
-        field: a normalisation scheme with Q = K = V = I (``jaxattn.fields.PreLNAttention(beta)``, ...): its
-            beta, its (SA)/(USA) attention and its speed factor and radial rate.
-        n: number of tokens (>= 2).
-        ts: non-decreasing save times >= 0.
-        rho0: the common initial inner product, in (-1/(n - 1), 1).
-        r0: the common initial radius (> 0).
-        beta: overrides the field's beta (>= 0; beta = 0: uniform attention weights).
-        rtol, atol: tolerances of the solve in u = -log(1 - rho) and r.
+    **Arguments:**
 
-    Returns:
-        1 - rho and r at ``ts`` (1 - rho rather than rho: resolved down to ~1e-300).
+    - `field`: a normalisation scheme with Q = K = V = I (``jaxattn.fields.PreLNAttention(beta)``, ...): its
+        beta, its (SA)/(USA) attention and its speed factor and radial rate.
+    - `n`: int >= 2, the number of tokens.
+    - `ts`: float (T,), non-decreasing save times >= 0.
+    - `rho0`: keyword-only, the common initial inner product, in (-1/(n - 1), 1); default 0.0.
+    - `r0`: keyword-only, the common initial radius > 0; default 1.0.
+    - `beta`: keyword-only, overrides the field's beta (a finite scalar >= 0; beta = 0: uniform attention
+        weights); default None (the field's).
+    - `rtol`: keyword-only, the relative tolerance of the solve in u = -log(1 - rho) and r; default 1e-11.
+    - `atol`: keyword-only, the absolute tolerance; default 1e-12.
+    - `max_steps`: keyword-only, the most steps of the solve; default 100000.
+
+    **Returns:**
+
+    A tuple ``(1 - rho, r)`` of float (T,) arrays at ``ts`` (1 - rho rather than rho: resolved down to
+    ~1e-300).
+
+    **Raises:**
+
+    - `TypeError`: ``field`` is not a normalisation scheme.
+    - `ValueError`: the field has Q, K, V, random weights or a causal mask; ``n`` not an int >= 2;
+        ``beta`` not a finite scalar >= 0; ``ts`` not 1-D, finite, non-decreasing and >= 0; ``rho0`` out
+        of range; ``r0`` not > 0.
     """
     field = _check_field(field)
     n = _check_n(n)
@@ -159,7 +192,23 @@ def clustering_rate(ts: Real[ArrayLike, " T"], one_minus_rho: Float[ArrayLike, "
     Its limit is 2 for every scheme at an equiangular start (module docstring) when s is the
     scheme's speed factor at the clustered state: s = 1 (Post-LN, rate of e^{-2t}), s = t (the exponent
     of a power law t^{-2}: Pre-LN, Peri-LN, Mix-LN), s = 1/alpha (nGPT), s = sqrt(t + 1) (sqrt-scaling);
-    for (USA) with s = 1 the limit is 2 e^beta. ``one_minus_rho`` has time on its first axis.
+    for (USA) with s = 1 the limit is 2 e^beta.
+
+    **Arguments:**
+
+    - `ts`: float (T,), T >= 3 strictly increasing times.
+    - `one_minus_rho`: float ``(T, *rest)``, 1 - rho > 0 with time on its first axis.
+    - `speed`: the speed factor s: a scalar (default 1.0), a (T,) array of s(t), or an array that
+        broadcasts against ``one_minus_rho``.
+
+    **Returns:**
+
+    A float NumPy array of the shape of ``one_minus_rho``, the rate at each time.
+
+    **Raises:**
+
+    - `ValueError`: fewer than 3 times, mismatched shapes, times not strictly increasing, or some
+        1 - rho <= 0.
     """
     ts = np.asarray(ts, dtype=float)
     eps = np.asarray(one_minus_rho, dtype=float)

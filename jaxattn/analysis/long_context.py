@@ -2,24 +2,24 @@
 
 Chen, Lin, Polyanskiy, Rigollet, "Critical attention scaling in long-context transformers" (ICLR 2026,
 arXiv 2510.05554), as stated in Rigollet, "The mean-field dynamics of transformers" (arXiv 2512.01868,
-2025, §5.3, Theorem long-context-phase-transition). n unit tokens with <x_i, x_j> = rho in (0, 1) for
+2025, §5.3, Theorem long-context-phase-transition). n unit tokens with ⟨x_i, x_j⟩ = rho in (0, 1) for
 i != j pass through one softmax attention layer with inverse temperature beta_n = gamma log n,
 
-    ATT(x_i) = sum_j A_ij x_j,   A_ij = n^{gamma <x_i, x_j>} / sum_k n^{gamma <x_i, x_k>}   (j = i included),
+    ATT(x_i) = sum_j A_ij x_j,   A_ij = n^{gamma ⟨x_i, x_j⟩} / sum_k n^{gamma ⟨x_i, x_k⟩}   (j = i included),
 
 and the outputs are renormalised, theta_i = ATT(x_i)/|ATT(x_i)| (pre-LN). With r = n^{-gamma(1 - rho)},
 a = 1/(1 + (n - 1) r) (the self weight), b = r a (every other weight) and c = a - b, the exact finite-n
 cosine is (derived by expanding sum_j A_ij x_j over the equiangular Gram matrix)
 
-    <theta_i, theta_j> = [c^2 rho + 2 c b (1 + (n-1) rho) + b^2 n (1 + (n-1) rho)]
+    ⟨theta_i, theta_j⟩ = [c^2 rho + 2 c b (1 + (n-1) rho) + b^2 n (1 + (n-1) rho)]
                          / [c^2 + 2 c b (1 + (n-1) rho) + b^2 n (1 + (n-1) rho)],
 
 and with s = n r = n^{1 - gamma(1 - rho)} it tends to rho (1 + s)^2 / (1 + 2 s rho + s^2 rho), hence the
 three regimes around the critical gamma_c = 1/(1 - rho):
 
-* gamma < gamma_c (s -> inf): collapse, <theta_i, theta_j> -> 1, with 1 - cos ~ n^{-2(1 - gamma(1 - rho))};
-* gamma = gamma_c (s = 1): <theta_i, theta_j> -> 4 rho/(1 + 3 rho), at rate O(1/n);
-* gamma > gamma_c (s -> 0): the layer is the identity, <theta_i, theta_j> -> rho, with cos - rho ~
+* gamma < gamma_c (s -> inf): collapse, ⟨theta_i, theta_j⟩ -> 1, with 1 - cos ~ n^{-2(1 - gamma(1 - rho))};
+* gamma = gamma_c (s = 1): ⟨theta_i, theta_j⟩ -> 4 rho/(1 + 3 rho), at rate O(1/n);
+* gamma > gamma_c (s -> 0): the layer is the identity, ⟨theta_i, theta_j⟩ -> rho, with cos - rho ~
   n^{-(gamma(1 - rho) - 1)}.
 
 ``tests/test_long_context.py`` checks the formula against the one attention kernel on explicit
@@ -41,23 +41,42 @@ def _check_rho(rho):
 
 
 def critical_gamma(rho: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
-    """gamma_c = 1 / (1 - rho): the scale beta_n = gamma log n at which one layer neither collapses nor is the identity."""
+    """gamma_c = 1 / (1 - rho): the scale beta_n = gamma log n at which one layer neither collapses nor is the identity.
+
+    **Arguments:**
+
+    - `rho`: float in (0, 1) (any shape), the common inner product of the equiangular tokens.
+
+    **Returns:**
+
+    Float of the shape of ``rho``.
+
+    **Raises:**
+
+    - `ValueError`: ``rho`` (concrete) is not in (0, 1); traced, an ``equinox.error_if`` with the same message.
+    """
     return 1.0 / (1.0 - _check_rho(rho))
 
 
 def long_context_cosine(n: Float[ArrayLike, "..."], rho: Float[ArrayLike, "..."], gamma: Float[ArrayLike, "..."]
                         ) -> Float[Array, "..."]:
-    """<theta_i, theta_j> after one layer at beta_n = gamma log n from equiangular tokens (exact, module docstring).
+    """⟨theta_i, theta_j⟩ after one layer at beta_n = gamma log n from equiangular tokens (exact, module docstring).
 
     ``n`` may be a float (n = 1e15 is fine): everything is computed from r = n^{-gamma(1 - rho)} in log space.
 
-    Args:
-        n: the number of tokens, >= 2.
-        rho: the common inner product of the inputs, in (0, 1).
-        gamma: the scale of beta_n = gamma log n.
+    **Arguments:**
 
-    Returns:
-        the cosine between two outputs (broadcast over the arguments).
+    - `n`: float >= 2 (any shape), the number of tokens.
+    - `rho`: float in (0, 1), the common inner product of the inputs.
+    - `gamma`: float, the scale of beta_n = gamma log n.
+
+    **Returns:**
+
+    Float, the cosine between two outputs (broadcast over the arguments).
+
+    **Raises:**
+
+    - `ValueError`: ``rho`` not in (0, 1) or ``n`` < 2 (concrete; traced, an ``equinox.error_if``).
     """
     rho = _check_rho(rho)
     m = xp(n)
@@ -73,9 +92,19 @@ def long_context_cosine(n: Float[ArrayLike, "..."], rho: Float[ArrayLike, "..."]
 
 
 def long_context_limit(rho: Float[ArrayLike, "..."], gamma: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
-    """lim_{n -> inf} <theta_i, theta_j>: 1 (gamma < gamma_c), 4 rho/(1 + 3 rho) (gamma = gamma_c), rho (gamma > gamma_c).
+    """lim_{n -> inf} ⟨theta_i, theta_j⟩: 1 (gamma < gamma_c), 4 rho/(1 + 3 rho) (gamma = gamma_c), rho (gamma > gamma_c).
 
-    gamma = gamma_c is recognised to a relative 1e-12."""
+    gamma = gamma_c is recognised to a relative 1e-12.
+
+    **Arguments:**
+
+    - `rho`: float in (0, 1), the common inner product of the inputs.
+    - `gamma`: float, the scale of beta_n = gamma log n.
+
+    **Returns:**
+
+    Float, the limit (broadcast over the arguments).
+    """
     rho = jnp.asarray(rho, dtype=float)
     gamma = jnp.asarray(gamma, dtype=float)
     gc = critical_gamma(rho)
@@ -84,8 +113,18 @@ def long_context_limit(rho: Float[ArrayLike, "..."], gamma: Float[ArrayLike, "..
 
 
 def long_context_exponent(rho: Float[ArrayLike, "..."], gamma: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
-    """p with |<theta_i, theta_j> - limit| ~ n^{-p}: 2(1 - gamma(1 - rho)) below gamma_c, 1 at it,
-    gamma(1 - rho) - 1 above."""
+    """p with |⟨theta_i, theta_j⟩ - limit| ~ n^{-p}: 2(1 - gamma(1 - rho)) below gamma_c, 1 at it,
+    gamma(1 - rho) - 1 above.
+
+    **Arguments:**
+
+    - `rho`: float in (0, 1), the common inner product of the inputs.
+    - `gamma`: float, the scale of beta_n = gamma log n.
+
+    **Returns:**
+
+    Float, the exponent p (broadcast over the arguments).
+    """
     rho = jnp.asarray(rho, dtype=float)
     gamma = jnp.asarray(gamma, dtype=float)
     gc = critical_gamma(rho)

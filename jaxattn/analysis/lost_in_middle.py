@@ -58,7 +58,24 @@ def _c(lam):
 
 def alibi_kernel(sigma: Float[ArrayLike, "..."], sigma0: Float[ArrayLike, "..."], lam: Float[ArrayLike, ""]
                  ) -> Float[Array, "..."]:
-    """k_lambda(sigma, sigma_0) = lambda e^{-lambda(sigma - sigma_0)} / (1 - e^{-lambda sigma}) for sigma_0 < sigma, else 0."""
+    """k_lambda(sigma, sigma_0) = lambda e^{-lambda(sigma - sigma_0)} / (1 - e^{-lambda sigma}) for sigma_0 < sigma, else 0.
+
+    The kernel of Theorem mf-gpt (1/sigma at lambda = 0).
+
+    **Arguments:**
+
+    - `sigma`: float in (0, 1] (any shape), the relative position of the attending token.
+    - `sigma0`: float in (0, 1] (broadcasts against ``sigma``), the relative position of the attended token.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+
+    **Returns:**
+
+    Float, the kernel (broadcast over ``sigma`` and ``sigma0``).
+
+    **Raises:**
+
+    - `ValueError`: ``lam`` is not a finite scalar >= 0.
+    """
     lam = check_decay(lam)
     sigma, sigma0 = jnp.asarray(sigma), jnp.asarray(sigma0)
     value = _c(lam * sigma) / sigma * jnp.exp(-lam * (sigma - sigma0))
@@ -67,7 +84,24 @@ def alibi_kernel(sigma: Float[ArrayLike, "..."], sigma0: Float[ArrayLike, "..."]
 
 def hardy_exponent(sigma: Float[ArrayLike, "..."], sigma0: Float[ArrayLike, "..."], lam: Float[ArrayLike, ""]
                    ) -> Float[Array, "..."]:
-    """Y(sigma; sigma_0) = log((e^{lambda sigma} - 1)/(e^{lambda sigma_0} - 1)) (lambda = 0: log(sigma/sigma_0))."""
+    """Y(sigma; sigma_0) = log((e^{lambda sigma} - 1)/(e^{lambda sigma_0} - 1)) (lambda = 0: log(sigma/sigma_0)).
+
+    The exponent of the closed form of the Volterra-Hardy equation (Proposition Bessel).
+
+    **Arguments:**
+
+    - `sigma`: float in (0, 1] (any shape).
+    - `sigma0`: float in (0, 1] (broadcasts against ``sigma``).
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+
+    **Returns:**
+
+    Float, Y (broadcast over ``sigma`` and ``sigma0``).
+
+    **Raises:**
+
+    - `ValueError`: ``lam`` is not a finite scalar >= 0.
+    """
     lam = check_decay(lam)
     sigma, sigma0 = jnp.asarray(sigma), jnp.asarray(sigma0)
     # (e^{l s} - 1)/(e^{l s0} - 1) = (s/s0) * [c(l s0) / c(l s)] * e^{l (s - s0)}, finite at lambda = 0
@@ -85,7 +119,24 @@ def _psi(z, y):
 
 def hardy_profile(a: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."], sigma: Float[ArrayLike, "..."],
                   sigma0: Float[ArrayLike, "..."], lam: Float[ArrayLike, ""]) -> Float[Array, "..."]:
-    """g_a(t, sigma; sigma_0) = k_lambda(sigma, sigma_0) sqrt(a t/Y) I_1(2 sqrt(a t Y)) (Proposition Bessel)."""
+    """g_a(t, sigma; sigma_0) = k_lambda(sigma, sigma_0) sqrt(a t/Y) I_1(2 sqrt(a t Y)) (Proposition Bessel).
+
+    **Arguments:**
+
+    - `a`: float (any shape), the mode's rate a.
+    - `t`: float, the time.
+    - `sigma`: float in (0, 1], the relative position of the token.
+    - `sigma0`: float in (0, 1], the relative position of the source token.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+
+    **Returns:**
+
+    Float, the correlation profile (all arguments broadcast together).
+
+    **Raises:**
+
+    - `ValueError`: ``lam`` is not a finite scalar >= 0.
+    """
     z = jnp.asarray(a) * jnp.asarray(t)
     y = hardy_exponent(jnp.maximum(sigma, sigma0), sigma0, lam)
     return alibi_kernel(sigma, sigma0, lam) * _psi(z, y)
@@ -93,7 +144,22 @@ def hardy_profile(a: Float[ArrayLike, "..."], t: Float[ArrayLike, "..."], sigma:
 
 def mode_weights(beta: Float[ArrayLike, ""], codewords: int = DEFAULT_CODEWORDS, modes: int = DEFAULT_MODES
                  ) -> tuple[Float[Array, " modes"], Float[Array, " modes"]]:
-    """(a_n, omega_n) for n = 1..modes: a_n = n^2 I_n(beta), omega_n = e^{-pi^2 n^2 / (2 M^2)}."""
+    """(a_n, omega_n) for n = 1..modes: a_n = n^2 I_n(beta), omega_n = e^{-pi^2 n^2 / (2 M^2)}.
+
+    **Arguments:**
+
+    - `beta`: the kernel's inverse temperature, a float scalar > 0.
+    - `codewords`: M > 0, the number of codewords of the retrieval task; default 8 (the authors').
+    - `modes`: int >= 0, the number of Fourier modes; default 20 (the authors').
+
+    **Returns:**
+
+    A tuple ``(a, omega)`` of float (modes,) arrays.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, ``codewords`` not > 0, or ``modes`` not an int >= 0.
+    """
     beta = check_beta(beta)
     check_positive("codewords", codewords)
     modes = check_nonneg_int("modes", modes)
@@ -106,16 +172,24 @@ def retrieval_score(t: Float[ArrayLike, ""], sigma0: Float[ArrayLike, "..."], be
                     ) -> Float[Array, "..."]:
     """S_t(sigma_0) = sum_{n <= modes} omega_n g_{a_n}(t, 1; sigma_0) (module docstring; sigma_0 in (0, 1)).
 
-    Args:
-        t: time of the particle model ([`jaxattn.fields.AlibiCircleAttention`][jaxattn.fields.AlibiCircleAttention]).
-        sigma0: relative position(s) j/N of the source token.
-        beta: the kernel's inverse temperature.
-        lam: the ALiBi decay rate >= 0.
-        codewords: M, the number of codewords of the retrieval task (omega_n = e^{-pi^2 n^2/(2 M^2)}).
-        modes: the Fourier modes n = 1..modes summed.
+    **Arguments:**
 
-    Returns:
-        S_t at each sigma0.
+    - `t`: float scalar, the time of the particle model
+        ([`jaxattn.fields.AlibiCircleAttention`][jaxattn.fields.AlibiCircleAttention]).
+    - `sigma0`: float in (0, 1) (any shape), relative position(s) j/N of the source token.
+    - `beta`: the kernel's inverse temperature, a float scalar > 0.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+    - `codewords`: keyword-only, M, the number of codewords of the retrieval task
+        (``omega_n = e^{-pi^2 n^2/(2 M^2)}``); default 8.
+    - `modes`: keyword-only, the Fourier modes n = 1..modes summed; default 20.
+
+    **Returns:**
+
+    Float of the shape of ``sigma0``, S_t at each sigma0.
+
+    **Raises:**
+
+    - `ValueError`: ``beta``, ``lam``, ``codewords`` or ``modes`` out of range.
     """
     a, omega = mode_weights(beta, codewords, modes)
     sigma0 = jnp.asarray(sigma0)
@@ -125,7 +199,24 @@ def retrieval_score(t: Float[ArrayLike, ""], sigma0: Float[ArrayLike, "..."], be
 
 def recency_slope(t: Float[ArrayLike, ""], beta: Float[ArrayLike, ""], lam: Float[ArrayLike, ""], *,
                   codewords: int = DEFAULT_CODEWORDS, modes: int = DEFAULT_MODES) -> Float[Array, ""]:
-    """S_t'(1-) = sum_n omega_n [lambda c a_n t - c^2 (a_n t)^2 / 2], c = lambda/(1 - e^{-lambda}) (module docstring)."""
+    """S_t'(1-) = sum_n omega_n [lambda c a_n t - c^2 (a_n t)^2 / 2], c = lambda/(1 - e^{-lambda}) (module docstring).
+
+    **Arguments:**
+
+    - `t`: float scalar, the time.
+    - `beta`: the kernel's inverse temperature, a float scalar > 0.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+    - `codewords`: keyword-only, M, the number of codewords; default 8.
+    - `modes`: keyword-only, the Fourier modes summed; default 20.
+
+    **Returns:**
+
+    A float scalar, the right-end slope of the retrieval score (positive: recency).
+
+    **Raises:**
+
+    - `ValueError`: ``beta``, ``lam``, ``codewords`` or ``modes`` out of range.
+    """
     lam = check_decay(lam)
     a, omega = mode_weights(beta, codewords, modes)
     c = _c(lam)
@@ -135,7 +226,23 @@ def recency_slope(t: Float[ArrayLike, ""], beta: Float[ArrayLike, ""], lam: Floa
 
 def critical_time(beta: Float[ArrayLike, ""], lam: Float[ArrayLike, ""], *, codewords: int = DEFAULT_CODEWORDS,
                   modes: int = DEFAULT_MODES) -> Float[Array, ""]:
-    """t_crit = 2 (1 - e^{-lambda}) sum omega_n a_n / sum omega_n a_n^2: recency (S_t'(1-) > 0) holds for t < t_crit."""
+    """t_crit = 2 (1 - e^{-lambda}) sum omega_n a_n / sum omega_n a_n^2: recency (S_t'(1-) > 0) holds for t < t_crit.
+
+    **Arguments:**
+
+    - `beta`: the kernel's inverse temperature, a float scalar > 0.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+    - `codewords`: keyword-only, M, the number of codewords; default 8.
+    - `modes`: keyword-only, the Fourier modes summed; default 20.
+
+    **Returns:**
+
+    A float scalar, t_crit (0 at lambda = 0).
+
+    **Raises:**
+
+    - `ValueError`: ``beta``, ``lam``, ``codewords`` or ``modes`` out of range.
+    """
     lam = check_decay(lam)
     a, omega = mode_weights(beta, codewords, modes)
     return -2.0 * jnp.expm1(-lam) * jnp.sum(omega * a) / jnp.sum(omega * a**2)
@@ -145,7 +252,22 @@ def smallness_bound(beta: Float[ArrayLike, ""], lam: Float[ArrayLike, ""], *, mo
     """min(3 - sqrt 3, 2(1 - e^{-lambda})) / sup_{n >= 1} a_n: the U-shape theorem holds for t up to this.
 
     a_n = n^2 I_n(beta) decays like (beta/2)^n n^2/n! once n > beta, so the sup over n <= ``modes`` (256) is the
-    sup over all n for beta up to ~100."""
+    sup over all n for beta up to ~100.
+
+    **Arguments:**
+
+    - `beta`: the kernel's inverse temperature, a float scalar > 0.
+    - `lam`: the ALiBi decay rate lambda, a float scalar >= 0.
+    - `modes`: keyword-only, int >= 1, the modes over which the sup is taken; default 256.
+
+    **Returns:**
+
+    A float scalar, the largest t of the U-shape theorem's smallness condition.
+
+    **Raises:**
+
+    - `ValueError`: ``beta``, ``lam`` or ``modes`` out of range.
+    """
     lam = check_decay(lam)
     a, _ = mode_weights(beta, DEFAULT_CODEWORDS, modes)
     return jnp.minimum(3.0 - jnp.sqrt(3.0), -2.0 * jnp.expm1(-lam)) / jnp.max(a)

@@ -1,6 +1,6 @@
 """The Lyapunov functional of Sinkhorn (doubly stochastic) attention: an entropic transport cost.
 
-For the empirical measure mu = (1/n) sum_i delta_{x_i} and logits C_ij = <Q x_i, K x_j> (any scale beta
+For the empirical measure mu = (1/n) sum_i delta_{x_i} and logits C_ij = ⟨Q x_i, K x_j⟩ (any scale beta
 folded in), the entropic self-transport cost with cost -C and regularisation 1 is
 
     OT_1(mu, mu) = min_pi  int -C dpi + KL(pi | mu x mu) = int f dmu + int g dmu,
@@ -31,11 +31,25 @@ from ..fields import Sinkhorn, sinkhorn_potentials
 
 def sinkhorn_transport_cost(logits: Float[ArrayLike, "rows cols"], normalisation: Sinkhorn = Sinkhorn(200)
                             ) -> Float[Array, ""]:
-    """OT_1(mu, mu) = log n + mean(u) + mean(v) for square logits C_ij = <Q x_i, K x_j> (module docstring).
+    """OT_1(mu, mu) = log n + mean(u) + mean(v) for square logits C_ij = ⟨Q x_i, K x_j⟩ (module docstring).
 
     Differentiable in the logits (through the unrolled Sinkhorn steps). Exact at convergence of the
     iterations: pass enough (``Sinkhorn(k)``) for the column sums of the weights to be 1 to the accuracy
     needed (their error decays geometrically in k).
+
+    **Arguments:**
+
+    - `logits`: float (n, n), the logits C_ij of the measure with itself.
+    - `normalisation`: a [`Sinkhorn`][jaxattn.Sinkhorn]; default ``Sinkhorn(200)``.
+
+    **Returns:**
+
+    A float scalar, OT_1(mu, mu).
+
+    **Raises:**
+
+    - `ValueError`: ``logits`` is not square.
+    - `TypeError`: ``normalisation`` is not a ``Sinkhorn``.
     """
     logits = jnp.asarray(logits)
     if logits.ndim != 2 or logits.shape[0] != logits.shape[1]:

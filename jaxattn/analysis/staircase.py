@@ -6,11 +6,11 @@ Rigollet, "The mean-field dynamics of transformers" (arXiv 2512.01868, 2025, §4
 theorem of Bruno, Pasqualotto, Agazzi, "A multiscale analysis of mean-field transformers in the moderate
 interaction regime" (NeurIPS 2025, arXiv 2509.25040).
 
-* **Normalised energy** (gkpr §6): E^(X) = 2 beta e^{-beta} E_beta(X) = (1/n^2) sum_{i,j} e^{beta(<x_i, x_j> - 1)}
+* **Normalised energy** (gkpr §6): E^(X) = 2 beta e^{-beta} E_beta(X) = (1/n^2) sum_{i,j} e^{beta(⟨x_i, x_j⟩ - 1)}
   in (0, 1], with E_beta of Geshkovski et al. 2023 (perspective) eq. (3.5) ([`normalised_energy`][jaxattn.analysis.staircase.normalised_energy]).
   For clusters of sizes m_c at centres w_c it is ([`cluster_energy`][jaxattn.analysis.staircase.cluster_energy])
 
-      E^ = sum_c m_c^2 / n^2 + sum_{c != c'} m_c m_c' e^{beta(<w_c, w_c'> - 1)} / n^2 -> sum_c m_c^2 / n^2,
+      E^ = sum_c m_c^2 / n^2 + sum_{c != c'} m_c m_c' e^{beta(⟨w_c, w_c'⟩ - 1)} / n^2 -> sum_c m_c^2 / n^2,
 
   the cross terms exponentially small in beta: a plateau. Merging clusters of sizes a and b raises the
   limit by exactly 2ab/n^2.
@@ -18,21 +18,21 @@ interaction regime" (NeurIPS 2025, arXiv 2509.25040).
   1/n to 1; the closest pair of clusters (largest inner product) merges next, at its mass-weighted mean
   (the rule of the authors' code). [`staircase_levels`][jaxattn.analysis.staircase.staircase_levels] computes the levels of that greedy rule.
 * **Merge times**: [`merge_times`][jaxattn.analysis.staircase.merge_times] reads the first time each pair's inner product exceeds 1 - delta off
-  a saved trajectory (log-linear interpolation of 1 - <x_i, x_j> between saves: exact for an exponential
+  a saved trajectory (log-linear interpolation of 1 - ⟨x_i, x_j⟩ between saves: exact for an exponential
   approach). Metastable times grow like e^{c beta} (gkpr Theorem metastability: T_2 >= (eps/n) e^{(1-alpha) beta}).
 * **Two tokens** (SA, Q = K = V = I): the inner product rho obeys d rho/dt = 2 e^{beta rho}(1 - rho^2)/(e^beta + e^{beta rho}),
-  so the merge time t*(beta) = int_{rho_0}^{rho_1} (e^{beta(1 - rho)} + 1)/(2(1 - rho^2)) d rho has the closed form
+  so the merge time ``t*(beta)`` = int_{rho_0}^{rho_1} (e^{beta(1 - rho)} + 1)/(2(1 - rho^2)) d rho has the closed form
   (with u = 1 - rho, w = 1 + rho, Ei and E_1 the exponential integrals)
 
       t* = (atanh rho_1 - atanh rho_0)/2 + [Ei(beta u_0) - Ei(beta u_1)]/4 + e^{2 beta} [E_1(beta w_0) - E_1(beta w_1)]/4
 
-  ([`two_token_merge_time`][jaxattn.analysis.staircase.two_token_merge_time]); t* ~ e^beta/(2 beta).
-* **Pairing theorem** (survey Theorem agazzi_merge): as beta -> inf, after the time change dt = e^{beta(1 - rho*)} ds
-  with rho* the largest inner product between distinct clusters, only the closest pair moves, along the
+  ([`two_token_merge_time`][jaxattn.analysis.staircase.two_token_merge_time]); ``t* ~ e^beta/(2 beta)``.
+* **Pairing theorem** (survey Theorem agazzi_merge): as beta -> inf, after the time change ``dt = e^{beta(1 - rho*)} ds``
+  with ``rho*`` the largest inner product between distinct clusters, only the closest pair moves, along the
   geodesic, dy_i/ds = P_{y_i} y_j, dy_j/ds = P_{y_j} y_i, so d rho/ds = 2 (1 - rho^2) and a merge from rho_0 to
   rho_1 takes s = (atanh rho_1 - atanh rho_0)/2 ([`pairing_time`][jaxattn.analysis.staircase.pairing_time]). The clock must run with the state
-  (rho* = rho*(s)): with the survey's printed fixed clock, e^{beta(1 - rho*(0))}, the pair collapses at
-  s ~ 1/(2 beta) (beta t* e^{-beta} -> 1/2). For two SA tokens the running-clock time has the closed form
+  (``rho* = rho*(s)``): with the survey's printed fixed clock, ``e^{beta(1 - rho*(0))}``, the pair collapses at
+  s ~ 1/(2 beta) (``beta t* e^{-beta} -> 1/2``). For two SA tokens the running-clock time has the closed form
   ([`two_token_pairing_time`][jaxattn.analysis.staircase.two_token_pairing_time])
 
       s* = (atanh rho_1 - atanh rho_0)/2 + [E_1(beta u_1) - E_1(beta u_0)]/4 + e^{-2 beta} [Ei(beta w_1) - Ei(beta w_0)]/4,
@@ -75,14 +75,43 @@ MERGED = 1e-4
 
 
 def normalised_energy(x: Float[ArrayLike, "... n d"], beta: Float[ArrayLike, ""]) -> Float[Array, "..."]:
-    """E^(X) = (1/n^2) sum_ij e^{beta(<x_i, x_j> - 1)} = 2 beta e^{-beta} E_beta(X), in (0, 1] (module docstring)."""
+    """E^(X) = (1/n^2) sum_ij e^{beta(⟨x_i, x_j⟩ - 1)} = 2 beta e^{-beta} E_beta(X), in (0, 1] (module docstring).
+
+    **Arguments:**
+
+    - `x`: float ``(..., n, d)``, unit tokens.
+    - `beta`: the inverse temperature, a float scalar > 0.
+
+    **Returns:**
+
+    Float of shape ``(...)``, the normalised energy.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, or ``x`` not tokens (see ``check_tokens``).
+    """
     beta = check_beta(beta)
     return jnp.exp(interaction_energy(x, beta, log=True) + jnp.log(2.0 * beta) - beta)
 
 
 def cluster_energy(centres: Float[ArrayLike, "k d"], sizes: Float[ArrayLike, " k"] | Sequence, beta: Float[ArrayLike, ""]
                    ) -> Float[Array, ""]:
-    """E^ of collapsed clusters: sum_{c, c'} m_c m_c' e^{beta(<w_c, w_c'> - 1)} / n^2 with n = sum_c m_c."""
+    """E^ of collapsed clusters: sum_{c, c'} m_c m_c' e^{beta(⟨w_c, w_c'⟩ - 1)} / n^2 with n = sum_c m_c.
+
+    **Arguments:**
+
+    - `centres`: float (k, d), the unit centres w_c.
+    - `sizes`: float (k,), the cluster sizes m_c > 0.
+    - `beta`: the inverse temperature, a float scalar > 0.
+
+    **Returns:**
+
+    A float scalar.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, or ``centres`` not tokens.
+    """
     beta = check_beta(beta)
     centres = check_tokens(centres, name="centres")
     sizes = jnp.asarray(sizes, dtype=centres.dtype)
@@ -93,9 +122,15 @@ def cluster_energy(centres: Float[ArrayLike, "k d"], sizes: Float[ArrayLike, " k
 class Staircase(NamedTuple):
     """The greedy closest-pair merging of [`staircase_levels`][jaxattn.analysis.staircase.staircase_levels].
 
-    ``levels[k]`` is sum_c m_c^2 / n^2 after k merges (``levels[0]`` the start, ``levels[-1]`` = 1);
-    ``pairs[k]`` the two clusters merged at step k + 1 (as the smallest token index of each);
-    ``inner_products[k]`` their centres' inner product then; ``jumps[k]`` = 2ab/n^2."""
+    **Attributes:**
+
+    - `levels`: float (k + 1,): ``levels[k]`` is sum_c m_c^2 / n^2 after k merges (``levels[0]`` the start,
+        ``levels[-1]`` = 1).
+    - `pairs`: int (k, 2): ``pairs[k]`` the two clusters merged at step k + 1 (as the smallest token index
+        of each).
+    - `inner_products`: float (k,): ``inner_products[k]`` their centres' inner product then.
+    - `jumps`: float (k,): ``jumps[k]`` = 2ab/n^2 for clusters of sizes a and b.
+    """
 
     levels: np.ndarray
     pairs: np.ndarray
@@ -106,7 +141,21 @@ class Staircase(NamedTuple):
 def staircase_levels(x: Float[ArrayLike, "n d"], sizes: Float[ArrayLike, " n"] | Sequence | None = None) -> Staircase:
     """Energy levels of the beta -> inf staircase (gkpr §6): merge the closest pair, place it at the mass-weighted mean.
 
-    ``x`` are the initial tokens (or cluster centres with ``sizes``). Host-side NumPy (a combinatorial rule)."""
+    Host-side NumPy (a combinatorial rule).
+
+    **Arguments:**
+
+    - `x`: float (n, d), the initial tokens (or cluster centres with ``sizes``).
+    - `sizes`: float (n,), positive masses of the clusters; default None (every token has mass 1).
+
+    **Returns:**
+
+    A [`Staircase`][jaxattn.analysis.staircase.Staircase].
+
+    **Raises:**
+
+    - `ValueError`: ``x`` is not one configuration (n, d), or ``sizes`` is not n positive masses.
+    """
     pts = np.asarray(check_tokens(x), dtype=float)
     if pts.ndim != 2:
         raise ValueError(f"x must be one configuration (n, d), got shape {pts.shape}")
@@ -136,18 +185,24 @@ def staircase_levels(x: Float[ArrayLike, "n d"], sizes: Float[ArrayLike, " n"] |
 
 
 def merge_times(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], delta: float = MERGED) -> Float[Array, "n n"]:
-    """(n, n) first times at which <x_i, x_j> >= 1 - delta along saved tokens (inf if never; 0 on the diagonal).
+    """(n, n) first times at which ⟨x_i, x_j⟩ >= 1 - delta along saved tokens (inf if never; 0 on the diagonal).
 
-    Between the two saves that bracket the crossing, log(1 - <x_i, x_j>) is interpolated linearly (exact for an
+    Between the two saves that bracket the crossing, log(1 - ⟨x_i, x_j⟩) is interpolated linearly (exact for an
     exponential approach); save densely enough to resolve the approach (e.g. every 0.1 for beta = 4).
 
-    Args:
-        ts: (T,) increasing save times.
-        xs: (T, n, d) unit tokens at those times (angles: ``jaxattn.fields.embed_angles(theta)``).
-        delta: the merge threshold, in (0, 2] (default 1e-4, the authors').
+    **Arguments:**
 
-    Returns:
-        (n, n) symmetric array of first-passage times.
+    - `ts`: float (T,), increasing save times.
+    - `xs`: float (T, n, d), unit tokens at those times (angles: ``jaxattn.fields.embed_angles(theta)``).
+    - `delta`: the merge threshold, in (0, 2]; default 1e-4 (`MERGED`, the authors').
+
+    **Returns:**
+
+    Float (n, n), the symmetric array of first-passage times.
+
+    **Raises:**
+
+    - `ValueError`: ``delta`` not in (0, 2], or ``xs`` not tokens.
     """
     enforce([pair_delta_rule(delta)], None)
     ts = jnp.asarray(ts)
@@ -191,7 +246,22 @@ def _check_rho(rho0, rho1):
 
 
 def two_token_merge_time(beta: Float[ArrayLike, ""], rho0: float = 0.0, rho1: float = 0.99) -> Float[Array, ""]:
-    """Time t* for two SA tokens (Q = K = V = I) to go from <x_1, x_2> = rho0 to rho1 (closed form, module docstring)."""
+    """Time ``t*`` for two SA tokens (Q = K = V = I) to go from ⟨x_1, x_2⟩ = rho0 to rho1 (closed form, module docstring).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `rho0`: float, the initial inner product; default 0.0.
+    - `rho1`: float, the final inner product, -1 < rho0 < rho1 < 1; default 0.99.
+
+    **Returns:**
+
+    A float scalar, ``t*``.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, or not -1 < rho0 < rho1 < 1.
+    """
     beta = check_beta(beta)
     _check_rho(rho0, rho1)
     u0, u1, w0, w1 = 1 - rho0, 1 - rho1, 1 + rho0, 1 + rho1
@@ -202,12 +272,39 @@ def two_token_merge_time(beta: Float[ArrayLike, ""], rho0: float = 0.0, rho1: fl
 
 
 def pairing_time(rho0: Float[ArrayLike, "..."], rho1: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
-    """Rescaled time s = (atanh rho1 - atanh rho0)/2 of the pairing limit d rho/ds = 2(1 - rho^2) (module docstring)."""
+    """Rescaled time s = (atanh rho1 - atanh rho0)/2 of the pairing limit d rho/ds = 2(1 - rho^2) (module docstring).
+
+    **Arguments:**
+
+    - `rho0`: float in (-1, 1) (any shape), the initial inner product.
+    - `rho1`: float in (-1, 1) (broadcasts against ``rho0``), the final inner product.
+
+    **Returns:**
+
+    Float, s (broadcast over the arguments).
+    """
     return (jnp.arctanh(jnp.asarray(rho1)) - jnp.arctanh(jnp.asarray(rho0))) / 2
 
 
 def two_token_pairing_time(beta: Float[ArrayLike, ""], rho0: float = 0.0, rho1: float = 0.99) -> Float[Array, ""]:
-    """Running-clock time s* (dt = e^{beta(1 - rho)} ds) for two SA tokens from rho0 to rho1 (closed form); -> pairing_time."""
+    """Running-clock time ``s*`` (``dt = e^{beta(1 - rho)} ds``) for two SA tokens from rho0 to rho1 (closed form).
+
+    It tends to [`pairing_time`][jaxattn.analysis.staircase.pairing_time] as beta -> inf (module docstring).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `rho0`: float, the initial inner product; default 0.0.
+    - `rho1`: float, the final inner product, -1 < rho0 < rho1 < 1; default 0.99.
+
+    **Returns:**
+
+    A float scalar, ``s*``.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, or not -1 < rho0 < rho1 < 1.
+    """
     beta = check_beta(beta)
     _check_rho(rho0, rho1)
     u0, u1, w0, w1 = 1 - rho0, 1 - rho1, 1 + rho0, 1 + rho1
@@ -218,11 +315,27 @@ def two_token_pairing_time(beta: Float[ArrayLike, ""], rho0: float = 0.0, rho1: 
 
 def pairing_clock(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], beta: Float[ArrayLike, ""],
                   delta: float = MERGED) -> Float[Array, " T"]:
-    """The pairing theorem's rescaled time s(t) = int_0^t e^{-beta(1 - rho*(tau))} dtau along saved tokens.
+    """The pairing theorem's rescaled time ``s(t) = int_0^t e^{-beta(1 - rho*(tau))} dtau`` along saved tokens.
 
-    rho* is the largest inner product among pairs not yet merged (<x_i, x_j> < 1 - delta); once every pair has
+    ``rho*`` is the largest inner product among pairs not yet merged (⟨x_i, x_j⟩ < 1 - delta); once every pair has
     merged the clock runs at rate 1. Between saves log(rate) is interpolated linearly (the integral of an
-    exponential is then exact), so a smooth rho*(t) needs only moderately dense saves."""
+    exponential is then exact), so a smooth ``rho*(t)`` needs only moderately dense saves.
+
+    **Arguments:**
+
+    - `ts`: float (T,), increasing save times.
+    - `xs`: float (T, n, d), unit tokens at those times.
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `delta`: the merge threshold, in (0, 2]; default 1e-4 (`MERGED`).
+
+    **Returns:**
+
+    Float (T,), s at each save time (0 at the first).
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, ``delta`` not in (0, 2], or ``xs`` not tokens.
+    """
     beta = check_beta(beta)
     enforce([pair_delta_rule(delta)], None)
     ts = jnp.asarray(ts)
@@ -241,23 +354,61 @@ def pairing_clock(ts: Float[ArrayLike, " T"], xs: Float[ArrayLike, "T n d"], bet
 
 
 def cap_collapse_time(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: Float[ArrayLike, ""]) -> Float[Array, ""]:
-    """First time with 1 - u <= e^{-c beta} for u' = u(1 - u) e^{beta(u - 1)}, u(0) = u0 (exact, module docstring)."""
+    """First time with 1 - u <= e^{-c beta} for u' = u(1 - u) e^{beta(u - 1)}, u(0) = u0 (exact, module docstring).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `u0`: float in (0, 1), the initial value.
+    - `c`: float > 0, the target 1 - u = e^{-c beta}.
+
+    **Returns:**
+
+    A float scalar, the hitting time.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0.
+    """
     beta = check_beta(beta)
     u1 = -jnp.expm1(-c * beta)
     return jnp.exp(beta) * (exp1(beta * u0) - exp1(beta * u1)) + expi(beta * (1 - u0)) - expi(beta * (1 - u1))
 
 
 def cap_collapse_bound(beta: Float[ArrayLike, ""], u0: Float[ArrayLike, ""], c: Float[ArrayLike, ""]) -> Float[Array, ""]:
-    """gkpr lem: eminem: the hitting time of [`cap_collapse_time`][jaxattn.analysis.staircase.cap_collapse_time] is at most e^{beta(1-u0)}/u0 + beta^2 c e/(beta - 1) (beta > 1)."""
+    """gkpr lem: eminem: the hitting time of [`cap_collapse_time`][jaxattn.analysis.staircase.cap_collapse_time] is at most e^{beta(1-u0)}/u0 + beta^2 c e/(beta - 1) (beta > 1).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 1.
+    - `u0`: float in (0, 1), the initial value.
+    - `c`: float > 0, the target 1 - u = e^{-c beta}.
+
+    **Returns:**
+
+    A float scalar, the bound.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0.
+    """
     beta = check_beta(beta)
     return jnp.exp(beta * (1 - u0)) / u0 + beta**2 * c * jnp.e / (beta - 1)
 
 
 class StaircaseFlow(NamedTuple):
-    """The glued flow of [`staircase_flow`][jaxattn.analysis.staircase.staircase_flow]: rescaled times ``s`` and energies ``energy`` along the phases
-    (concatenated, one phase per number of clusters, each ending with the glued state at the merge time), the
-    rescaled time of each merge and the energy levels between merges (``levels[k]`` after k merges, the closed form
-    sum m_c^2/n^2 plus exponentially small cross terms)."""
+    """The glued flow of [`staircase_flow`][jaxattn.analysis.staircase.staircase_flow].
+
+    **Attributes:**
+
+    - `s`: float, the rescaled times along the phases (concatenated, one phase per number of clusters, each
+        ending with the glued state at the merge time).
+    - `energy`: float, the normalised energy at those times.
+    - `merge_s`: float (merges,), the rescaled time of each merge.
+    - `levels`: float (merges + 1,), the energy levels between merges (``levels[k]`` after k merges, the
+        closed form sum m_c^2/n^2 plus exponentially small cross terms).
+    - `pairs`: list of (i, j), the particles glued at each merge (indices among the clusters then).
+    """
 
     s: np.ndarray
     energy: np.ndarray
@@ -276,16 +427,27 @@ def staircase_flow(theta0: Float[ArrayLike, " n"], beta: float, *, radius: float
     at its mass-weighted mean direction. The merge time is read off the saves by log-linear interpolation of the
     gap. Host loop over at most n - 1 phases (one compilation per number of clusters).
 
-    Args:
-        theta0: (n,) initial angles.
-        beta: inverse temperature > 0 (any size: the clock keeps every rate O(1)).
-        radius: collision radius (angular gap) at which a pair is glued.
-        saves: save points per phase (the merge time is interpolated between them).
-        horizon: the longest phase, in rescaled time.
-        rtol: tolerance of each phase's solve (rtol = atol).
+    **Arguments:**
 
-    Returns:
-        [`StaircaseFlow`][jaxattn.analysis.staircase.StaircaseFlow] (rescaled times, energies, merge times, levels, merged pairs).
+    - `theta0`: float (n,), the initial angles.
+    - `beta`: the inverse temperature > 0 (any size: the clock keeps every rate O(1)).
+    - `radius`: keyword-only, float > 0, the collision radius (angular gap) at which a pair is glued;
+        default None: 1/sqrt(beta log beta).
+    - `saves`: keyword-only, int, save points per phase (the merge time is interpolated between them);
+        default 400.
+    - `horizon`: keyword-only, float, the longest phase, in rescaled time; default 100.0.
+    - `rtol`: keyword-only, the tolerance of each phase's solve (rtol = atol); default 1e-8.
+
+    **Returns:**
+
+    A [`StaircaseFlow`][jaxattn.analysis.staircase.StaircaseFlow] (rescaled times, energies, merge times,
+    levels, merged pairs).
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0, ``theta0`` not a 1-d array of n >= 1 angles, or ``radius``
+        not > 0.
+    - `RuntimeError`: no pair came within ``radius`` in ``horizon`` units of rescaled time.
     """
     beta = float(check_beta(beta))
     theta = np.asarray(theta0, dtype=float)

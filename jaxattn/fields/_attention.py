@@ -2,22 +2,22 @@
 
 Given queries q_i, keys k_j and values v_j the kernel returns
 
-    out_i = sum_j w_ij v_j,        w_ij = exp(<q_i, k_j>) / N_i,
+    out_i = sum_j w_ij v_j,        w_ij = exp(⟨q_i, k_j⟩) / N_i,
 
 restricted to j <= i when ``causal`` (Karagodin et al. 2024: token i attends to j <= i, itself
 included), with one of two normalisations:
 
-* ``"softmax"`` — N_i = sum_j exp(<q_i, k_j>) (Geshkovski et al. 2023 (perspective) eqs. (2.4)-(2.5);
+* ``"softmax"`` — N_i = sum_j exp(⟨q_i, k_j⟩) (Geshkovski et al. 2023 (perspective) eqs. (2.4)-(2.5);
   Geshkovski et al. 2023 (emergence)
   eq. (1.2)): the rows of w are probability vectors (the attention matrix);
-* ``"mean"`` — N_i = (number of keys row i sees) * exp(shift): the unnormalised
+* ``"mean"`` — ``N_i = (number of keys row i sees) * exp(shift)``: the unnormalised
   surrogate (USA, Geshkovski et al. 2023 (perspective) §3.3) where the partition function Z_i is replaced by n
   (by i under a causal mask). ``log_shift`` multiplies the whole row by exp(-shift),
   i.e. rescales time by exp(shift); with shift = beta this is the time-rescaled USA
-  (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(<x_i, x_j> - 1))/n;
+  (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(⟨x_i, x_j⟩ - 1))/n;
 * [`Sinkhorn`][jaxattn.Sinkhorn] ``(iterations)`` — doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
   "Sinkformers: Transformers with doubly stochastic attention", AISTATS 2022, §3): the weights
-  w_ij = exp(<q_i, k_j> + u_i + v_j) with row and column potentials u, v from log-domain Sinkhorn
+  w_ij = exp(⟨q_i, k_j⟩ + u_i + v_j) with row and column potentials u, v from log-domain Sinkhorn
   iterations, alternately normalising rows (to sum 1) and columns (to sum n / n_keys, i.e. 1 for
   self-attention). ``iterations`` counts the row normalisations; a column normalisation sits
   between two of them, and the last step is always a row normalisation, so the rows are exact
@@ -31,31 +31,27 @@ Numerics. Logits are max-subtracted row by row before exponentiation, so the sof
 finite for any finite logits (tested up to 1e300); the mean normalisation adds the row
 max back in log space, so it overflows only when the true velocity does.
 
-Blocking. A dense evaluation materialises several n x n temporaries; on this CPU fresh
-n x n buffers pay page faults and ran the exponentials 4x slower at n = 4096 (measured; see
-benchmarks/README.md). For n > ``block_size`` (256) the rows are processed ``block_size`` at a time
-with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
-results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
-earlier threshold of 4 blocks still ran dense). That rule is the CPU's: the default reads the
-backend ([`default_block_size`][jaxattn.fields.default_block_size]), and on GPU/TPU evaluates tiles of up to 2^24 entries.
+Blocking. A dense evaluation materialises several n x n temporaries, and on a CPU fresh n x n
+buffers pay page faults. For n > ``block_size`` (256) the rows are processed ``block_size`` at a
+time with ``jax.lax.map`` (``O(n * block)`` memory, no n x n temporary), which gives identical
+results. That rule is the CPU's: the default reads the backend
+([`default_block_size`][jaxattn.fields.default_block_size]), and on GPU/TPU evaluates tiles of up
+to 2^24 entries. The measurements behind the threshold are in benchmarks/README.md.
 
 Normalising after the product. ``attend`` multiplies the unnormalised exponentials by
 the values first and divides the (rows, dv) result by the row sums, instead of dividing
-the (rows, n) weight matrix: n/dv times fewer divisions, measured 1.2-1.3x faster for
-d = 2-3 at n = 200-1024; same result to round-off. For the softmax the values carry an
-extra column of ones, so the same product also returns the row sums Z_i and the tile is
-not read a further time for them (another 1.14-1.25x for d = 3, n = 256-2048).
+the (rows, n) weight matrix: n/dv times fewer divisions, same result to round-off. For the
+softmax the values carry an extra column of ones, so the same product also returns the row sums
+Z_i and the tile is not read a further time for them (benchmarks/README.md).
 
 Dispatch by shape: small n (ensembles). Below `SMALL_TOKENS` (128) tokens the softmax
 takes its row sums from a separate reduction instead (``(e @ v) / sum(e)``: one einsum, max,
 exp + sum, one einsum). That is the path ensembles run: ``simulate`` integrates n < 128 as one
 batched state (``ensemble="auto"``) and ``jax.vmap`` turns it into batched ``einsum`` + softmax
-+ ``einsum``, where the ones column costs a concatenation and a (dv + 1)-wide batched product
-per evaluation. Measured (one core, float64, vmapped over B members, ``benchmarks/roofline.py
---kernel``): separate sums 1.7-3.7x faster at (B, n, d) = (128, 32, 128), (1024, 32, 3),
-(256, 64, 64), within 3% for one configuration at n = 32. From n = 128 on the ones column stays
-(one configuration, as ``ensemble="auto"`` runs n >= 128 member by member: it is 1.06-1.12x
-faster there at d = 3, n = 128-256).
++ ``einsum``, where the ones column would cost a concatenation and a (dv + 1)-wide batched product
+per evaluation. From n = 128 on the ones column stays (``ensemble="auto"`` runs n >= 128 member
+by member). The timings of both paths (``benchmarks/roofline.py --kernel``) are in
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -82,6 +78,15 @@ class Sinkhorn(eqx.Module):
     steps, so reverse-mode gradients flow through them at O(iterations * n) extra memory.
     Sinkhorn attention couples every row with every column, so it is evaluated densely (O(n^2)
     memory; ``block_size`` does not apply).
+
+    **Arguments:**
+
+    - `iterations`: int >= 1, the number of row normalisations (static); default 20. 1 is the softmax.
+
+    **Raises:**
+
+    - `TypeError`: ``iterations`` is not an int (a bool is refused).
+    - `ValueError`: ``iterations`` < 1.
     """
 
     iterations: int = eqx.field(static=True)
@@ -100,7 +105,21 @@ Normalisation = Literal["softmax", "mean"] | Sinkhorn
 
 
 def check_normalisation(normalisation: object, allowed: tuple[str, ...] = ("softmax", "mean")) -> object:
-    """``normalisation`` if it is one of ``allowed`` or a [`Sinkhorn`][jaxattn.Sinkhorn], else a ValueError naming them."""
+    """``normalisation`` if it is one of ``allowed`` or a [`Sinkhorn`][jaxattn.Sinkhorn], else a ValueError naming them.
+
+    **Arguments:**
+
+    - `normalisation`: the value to check.
+    - `allowed`: the accepted strings; default ``("softmax", "mean")``.
+
+    **Returns:**
+
+    ``normalisation`` unchanged.
+
+    **Raises:**
+
+    - `ValueError`: ``normalisation`` is neither one of ``allowed`` nor a ``Sinkhorn``.
+    """
     if isinstance(normalisation, Sinkhorn) or (isinstance(normalisation, str) and normalisation in allowed):
         return normalisation
     names = " or ".join(repr(a) for a in allowed)
@@ -128,6 +147,15 @@ def default_block_size(n: int, backend: str | None = None) -> int:
     is what the hardware wants, so dense while the n x n tile has at most
     `ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
     (a multiple of 256 rows, at least 256), bounding the working set of every block.
+
+    **Arguments:**
+
+    - `n`: int, the number of tokens (query rows).
+    - `backend`: ``"cpu"``, ``"gpu"``, ``"tpu"`` or None (default: ``jax.default_backend()``).
+
+    **Returns:**
+
+    int, the rows per block; 0 means a dense evaluation.
     """
     backend = jax.default_backend() if backend is None else backend
     if backend == "cpu":
@@ -158,6 +186,15 @@ def sinkhorn_potentials(logits: Float[Array, "rows n"], normalisation: Sinkhorn
     (``jax.checkpoint``), so a gradient stores the potentials, not an n x n matrix per step.
     For square logits the potentials give the entropic transport value of the empirical measure
     ([`jaxattn.analysis.sinkhorn_transport_cost`][jaxattn.analysis.sinkhorn_transport_cost]).
+
+    **Arguments:**
+
+    - `logits`: float (rows, n), the logits ⟨q_i, k_j⟩; entries of -inf are masked.
+    - `normalisation`: a [`Sinkhorn`][jaxattn.Sinkhorn], whose ``iterations`` counts the row steps.
+
+    **Returns:**
+
+    A tuple ``(u, v)``: float (rows,) row potentials and float (n,) column potentials.
     """
     rows, cols = logits.shape[-2], logits.shape[-1]
     log_col_mass = jnp.log(jnp.asarray(rows / cols, logits.dtype))
@@ -214,11 +251,27 @@ def attention_weights(
     row_offset: int | Array = 0,
     log_shift: float | Array = 0.0,
 ) -> Float[Array, "rows n"]:
-    """Attention weights w_ij from logits <q_i, k_j> (max-subtracted, optionally causal).
+    """Attention weights w_ij from logits ⟨q_i, k_j⟩ (max-subtracted, optionally causal).
 
-    ``row_offset`` is the global index of the first row (used by the blocked evaluation
-    for the causal mask: row r is token ``row_offset + r`` and sees keys j <= that).
+    ``w_ij = exp(logits_ij) / N_i`` with N_i of the normalisation (module docstring).
     With ``normalisation=Sinkhorn(k)`` the rows are the whole matrix (``row_offset`` must be 0).
+
+    **Arguments:**
+
+    - `logits`: float (rows, n), the logits ⟨q_i, k_j⟩ (already scaled by beta).
+    - `normalisation`: ``"softmax"`` (default), ``"mean"`` or a [`Sinkhorn`][jaxattn.Sinkhorn].
+    - `causal`: bool, default False; row i sees keys j <= i only.
+    - `row_offset`: int, default 0: the global index of the first row (used by the blocked
+        evaluation for the causal mask: row r is token ``row_offset + r`` and sees keys j <= that).
+    - `log_shift`: float, default 0.0; with ``"mean"`` every row is multiplied by exp(-log_shift).
+
+    **Returns:**
+
+    Float (rows, n), the weights (rows sum to 1 for the softmax and Sinkhorn, masked entries 0).
+
+    **Raises:**
+
+    - `ValueError`: ``normalisation`` is not one of the above.
     """
     check_normalisation(normalisation)
     if isinstance(normalisation, Sinkhorn):
@@ -239,11 +292,30 @@ def attend(
 ) -> Float[Array, "n dv"]:
     """Apply attention: out_i = sum_j w_ij v_j with w from [`attention_weights`][jaxattn.fields.attention_weights].
 
-    ``block_size=None`` picks by the backend ([`default_block_size`][jaxattn.fields.default_block_size]: on a CPU dense
-    for n <= DEFAULT_BLOCK_SIZE and row blocks of DEFAULT_BLOCK_SIZE above); ``block_size=0``
-    forces dense. For n < `SMALL_TOKENS` the softmax row sums are a separate reduction
-    (the batched small-n path; module docstring), otherwise a ones column of the product.
-    ``normalisation=Sinkhorn(k)`` is always dense (its column sums couple all rows).
+    The logits are ``queries @ keys.T`` (scale beta into the queries). For n < `SMALL_TOKENS` the
+    softmax row sums are a separate reduction (the batched small-n path; module docstring),
+    otherwise a ones column of the product. ``normalisation=Sinkhorn(k)`` is always dense (its
+    column sums couple all rows).
+
+    **Arguments:**
+
+    - `queries`: float (n, m), the queries q_i.
+    - `keys`: float (nk, m), the keys k_j.
+    - `values`: float (nk, dv), the values v_j.
+    - `normalisation`: ``"softmax"`` (default), ``"mean"`` or a [`Sinkhorn`][jaxattn.Sinkhorn].
+    - `causal`: bool, default False; query i attends to keys j <= i only.
+    - `log_shift`: float, default 0.0; with ``"mean"`` every row is multiplied by exp(-log_shift).
+    - `block_size`: int or None (default): rows per block. None picks by the backend
+        ([`default_block_size`][jaxattn.fields.default_block_size]: on a CPU dense for n <= 256 and
+        row blocks of 256 above); 0 forces dense.
+
+    **Returns:**
+
+    Float (n, dv), the outputs out_i.
+
+    **Raises:**
+
+    - `ValueError`: ``normalisation`` is not one of the above.
     """
     check_normalisation(normalisation)
     if isinstance(normalisation, Sinkhorn):

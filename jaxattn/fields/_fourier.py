@@ -12,15 +12,15 @@ e^{beta} N_i / |S_i| (USA). The generating function of the modified Bessel funct
     e^{beta cos u} = sum_{k in Z} I_k(beta) e^{i k u},                      (Abramowitz-Stegun 9.6.34)
 
 and its u-derivative  -beta sin u e^{beta cos u} = sum_k i k I_k(beta) e^{iku}  give, with
-the scaled weights I~_k = e^{-beta} I_k(beta) (``ive``: nothing overflows for any beta) and the
-mode sums R_ik = sum_{j in S_i} e^{ik(theta_i - theta_j)} = e^{ik theta_i} sum_{j in S_i} e^{-ik theta_j},
+the scaled weights ``I~_k = e^{-beta} I_k(beta)`` (``ive``: nothing overflows for any beta) and the
+mode sums ``R_ik = sum_{j in S_i} e^{ik(theta_i - theta_j)} = e^{ik theta_i} sum_{j in S_i} e^{-ik theta_j}``,
 
     Z_i = I~_0 |S_i| + 2 sum_{k=1}^{M} I~_k Re R_ik,
     N_i = -(2/beta) sum_{k=1}^{M} k I~_k Im R_ik,                               (F)
 
 exact as M -> infinity. Non-causal: sum_j e^{-ik theta_j} is one sum per mode, O(n M) in all.
 Causal: the sums over j <= i are prefix sums. XLA's CPU ``cumsum`` turned out to be slow
-(measured 50 ms for 2^20 float64 on one core; ``associative_scan`` 22 ms), so instead of a
+(benchmarks/README.md), so instead of a
 prefix sum over tokens per mode the tokens are cut into blocks of ``block`` consecutive tokens:
 
 * far field (tokens in earlier blocks): per-block mode sums (a reshape and a sum) and an exclusive
@@ -38,8 +38,8 @@ power series tried to allocate 40 GB of modes x series terms).
 
 Truncation and error bound
 --------------------------
-Let eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta). Dropping the modes k > M changes Z_i
-by at most 2 |S_i| sum_{k>M} I~_k and N_i by at most (2/beta) |S_i| sum_{k>M} k I~_k, so
+Let ``eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta)``. Dropping the modes k > M changes Z_i
+by at most ``2 |S_i| sum_{k>M} I~_k`` and N_i by at most ``(2/beta) |S_i| sum_{k>M} k I~_k``, so
 to first order in eps_M
 
     SA :  |dtheta_i/dt (M) - dtheta_i/dt| <= (|S_i| / Z_i) eps_M(beta) <= n eps_M(beta)   (Z_i >= 1: the self term)
@@ -87,8 +87,9 @@ def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
 
 
 def _tail_beyond(w_K, K: int, beta):
-    """2 sum_{k>K} (1 + k/beta) I~_k(beta) <= this, from I~_K alone: Amos (1974), I_{k+1}(x)/I_k(x) < r_k =
-    x/(k + sqrt(k^2 + x^2)), decreasing in k, makes the tail a geometric series (NumPy or JAX values)."""
+    """``2 sum_{k>K} (1 + k/beta) I~_k(beta)`` <= this, from ``I~_K`` alone: Amos (1974),
+    ``I_{k+1}(x)/I_k(x) < r_k = x/(k + sqrt(k^2 + x^2))``, decreasing in k, makes the tail a geometric
+    series (NumPy or JAX values)."""
     r = beta / (K + (K * K + beta * beta) ** 0.5)
     return 2 * w_K * ((1 + K / beta) * r / (1 - r) + r / (beta * (1 - r) ** 2))
 
@@ -101,7 +102,23 @@ def _truncation_bound(w, M: int, beta):
 
 
 def truncation_error(beta: float, M: int) -> float:
-    """eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta): the error bound of the module docstring."""
+    """``eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta)``: the error bound of the module docstring.
+
+    The modes beyond those computed are bounded with Amos' bound (1974) on ``I_{k+1}(x) / I_k(x)``.
+
+    **Arguments:**
+
+    - `beta`: float > 0, concrete (a host value), the inverse temperature.
+    - `M`: int >= 0, the number of modes kept.
+
+    **Returns:**
+
+    float, the bound eps_M(beta).
+
+    **Raises:**
+
+    - `ValueError`: ``M`` < 0, or ``beta`` is not a finite positive concrete number.
+    """
     beta = host_beta(beta)
     M = int(M)
     if M < 0:
@@ -111,7 +128,22 @@ def truncation_error(beta: float, M: int) -> float:
 
 
 def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
-    """Smallest M >= 1 with eps_M(beta) <= tol (see the module docstring), from a concrete beta."""
+    """Smallest M >= 1 with eps_M(beta) <= tol (see the module docstring), from a concrete beta.
+
+    **Arguments:**
+
+    - `beta`: float > 0, concrete (a host value), the inverse temperature.
+    - `tol`: float > 0, finite; default `DEFAULT_FOURIER_TOL` = 1e-16.
+
+    **Returns:**
+
+    int, the number of modes M (M ~ ``sqrt(2 beta ln(1/tol))``).
+
+    **Raises:**
+
+    - `ValueError`: ``tol`` is not finite and positive, or ``beta`` is not a finite positive
+        concrete number.
+    """
     beta = host_beta(beta)
     tol = float(tol)
     if not (tol > 0 and math.isfinite(tol)):
@@ -140,13 +172,23 @@ def check_modes(beta: float, M: int, tol: float) -> None:
 
 
 def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " {M+1}"]:
-    """I~_k(beta) = e^{-beta} I_k(beta), k = 0..M, differentiable in beta (traced beta allowed)."""
+    """``I~_k(beta) = e^{-beta} I_k(beta)``, k = 0..M, differentiable in beta (traced beta allowed).
+
+    **Arguments:**
+
+    - `beta`: float scalar > 0, the inverse temperature (may be traced).
+    - `M`: int >= 0, the highest order (static).
+
+    **Returns:**
+
+    Float (M + 1,) in the dtype of ``beta``.
+    """
     beta = jnp.asarray(beta)
     return ive(jnp.arange(M + 1, dtype=beta.dtype), beta).astype(beta.dtype)
 
 
 def _bound_now(beta, M: int):
-    """(I~_0..I~_M, a bound on eps_M) at ``beta`` from I~_0..I~_{M + _BOUND_TERMS}: cheap enough for every evaluation."""
+    """(``I~_0..I~_M``, a bound on eps_M) at ``beta`` from ``I~_0..I~_{M + _BOUND_TERMS}``: cheap enough for every evaluation."""
     w = scaled_bessel_weights(beta, M + _BOUND_TERMS)
     return w[: M + 1], _truncation_bound(w, M, beta)
 
@@ -326,9 +368,29 @@ def fourier_circle_velocity(
     they always belong to it and ``jax.grad`` in beta sees them (inside a solve, XLA computes them once:
     they do not depend on the state). Matches the dense sum of [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] to the
     bound of the module docstring; refuses (ValueError eagerly, an error under ``jit``) to evaluate once
-    that bound eps_M(beta) exceeds ``max_truncation`` (by default ``TRUNCATION_FLOOR`` = 1e-10; a
-    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] passes `truncation_limit`). Tokens are swept ``chunk``
-    at a time (rounded to a multiple of ``block``); the result does not depend on ``chunk`` beyond round-off.
+    that bound eps_M(beta) exceeds ``max_truncation`` (a [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] passes
+    `truncation_limit`). Tokens are swept ``chunk`` at a time (rounded to a multiple of ``block``); the
+    result does not depend on ``chunk`` beyond round-off.
+
+    **Arguments:**
+
+    - `theta`: float (n,), the angles of the tokens.
+    - `beta`: float scalar > 0, the inverse temperature.
+    - `modes`: int >= 1, the number of Fourier modes M (static).
+    - `unnormalised`: bool, default False: (USA) ``e^{beta} N_i / |S_i|`` instead of (SA) N_i / Z_i.
+    - `causal`: bool, default False; token i sees tokens j <= i only.
+    - `block`: int >= 1, tokens per near-field block of the causal evaluator; default 16.
+    - `chunk`: int >= 1, tokens per step of the sweep; default 4096.
+    - `max_truncation`: float, the largest truncation bound eps_M(beta) accepted; default
+        ``TRUNCATION_FLOOR`` = 1e-10.
+
+    **Returns:**
+
+    Float (n,), dtheta_i/dt.
+
+    **Raises:**
+
+    - `ValueError`: (eagerly; an error under ``jit``) eps_M(beta) exceeds ``max_truncation``.
     """
     theta = jnp.asarray(theta)
     beta = jnp.asarray(beta, theta.dtype)

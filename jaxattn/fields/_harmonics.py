@@ -2,7 +2,7 @@
 
 For tokens x_i on S^2 and Q = K = V = I, (SA) and (USA) need the kernel sums
 
-    S_i[w] = sum_j exp(beta (<x_i, x_j> - 1)) w_j,     w_j in {1, x_j^1, x_j^2, x_j^3}
+    S_i[w] = sum_j exp(beta (⟨x_i, x_j⟩ - 1)) w_j,     w_j in {1, x_j^1, x_j^2, x_j^3}
 
 (the factor e^{-beta} keeps every number <= n). The dense kernel costs O(n^2).
 
@@ -15,7 +15,7 @@ with i_l the modified spherical Bessel function, i_l(beta) = sqrt(pi / (2 beta))
 The addition theorem, in fully normalised associated Legendre functions
 Pbar_lm = sqrt((l-m)!/(l+m)!) P_l^m, reads
 
-    P_l(<x, y>) = sum_{m=0}^{l} (2 - delta_m0) Pbar_lm(x^3) Pbar_lm(y^3) cos(m (phi_x - phi_y)).
+    P_l(⟨x, y⟩) = sum_{m=0}^{l} (2 - delta_m0) Pbar_lm(x^3) Pbar_lm(y^3) cos(m (phi_x - phi_y)).
 
 Writing Pbar_lm(z) = sin^m(theta) Q_lm(z) and E_m(x) = (x^1 + i x^2)^m = sin^m(theta) e^{i m phi}
 makes every basis function a polynomial in the Cartesian coordinates (no angles, no poles):
@@ -39,7 +39,7 @@ truncated after degree L is off by at most
 
 which decays like (beta/2)^L / L! once L > beta. Hence, per token,
 
-* USA (weights e^{beta <x_i,x_j>} / n, time shift s): |v_fast - v_dense| <= e^{beta - s} tau_L,
+* USA (weights e^{beta ⟨x_i,x_j⟩} / n, time shift s): |v_fast - v_dense| <= e^{beta - s} tau_L,
   i.e. tau_L relative to the field's natural scale e^{beta - s};
 * SA: the self term gives Z_i >= e^beta, and |x_j| = 1, so
   |v_fast - v_dense| <= 2 n tau_L / (1 - n tau_L).
@@ -102,7 +102,24 @@ def truncation_degree(beta: float, n: int, tol: float = DEFAULT_TOLERANCE,
     """Smallest L whose error bound (module docstring) is <= ``tol``.
 
     ``normalisation="softmax"`` (SA) needs 2 n tau_L / (1 - n tau_L) <= tol;
-    ``"mean"`` (USA) needs tau_L <= tol.
+    ``"mean"`` (USA) needs tau_L <= tol, with tau_L = sum_{l > L} lambda_l.
+
+    **Arguments:**
+
+    - `beta`: float > 0, concrete (a host value), the inverse temperature.
+    - `n`: int, the number of tokens.
+    - `tol`: float > 0, the bound on the velocity error; default 1e-13 (`DEFAULT_TOLERANCE`).
+    - `normalisation`: ``"softmax"`` (default, SA) or ``"mean"`` (USA).
+
+    **Returns:**
+
+    int, the degree L (the largest degree tried, ``2 beta + 40 sqrt(beta + 1) + 80``, if none
+    reaches ``tol``).
+
+    **Raises:**
+
+    - `ValueError`: ``tol`` <= 0, ``normalisation`` is neither string, or ``beta`` is not a finite
+        positive concrete number.
     """
     beta = host_beta(beta)
     if not tol > 0:
@@ -142,6 +159,15 @@ def legendre_coefficients(beta: Float[ArrayLike, ""], degree: int) -> Float[Arra
     the Funk-Hecke coefficients W_l(beta, 3) = i_l(beta) / beta of [`jaxattn._special.kernel_coefficients`][jaxattn.spectral.kernel_coefficients]
     times beta e^{-beta} and the multiplicity 2l + 1 of the degree-l harmonics on S^2. Relative
     accuracy ~3e-14 (the log-space Bessel series; sum_l lambda_l = 1 to ~2e-14 at beta = 60).
+
+    **Arguments:**
+
+    - `beta`: float scalar > 0, the inverse temperature (may be traced).
+    - `degree`: int >= 0, the highest degree L (static).
+
+    **Returns:**
+
+    Float (degree + 1,), lambda_0..lambda_L.
     """
     beta = jnp.asarray(beta, dtype=jnp.result_type(float))
     ls = jnp.arange(degree + 1, dtype=beta.dtype)
@@ -245,9 +271,18 @@ def harmonic_sums(
     *,
     block: int = DEFAULT_BLOCK,
 ) -> Float[Array, "n p"]:
-    """S_i = sum_j k(<x_i, x_j>) w_j with k(t) = sum_{l <= L} lambdas_l P_l(t), in O(n L^2 p).
+    """S_i = sum_j k(⟨x_i, x_j⟩) w_j with k(t) = sum_{l <= L} lambdas_l P_l(t), in O(n L^2 p).
 
-    ``x`` must lie on S^2; ``lambdas`` has length L + 1 (static degree L).
+    **Arguments:**
+
+    - `x`: float (n, 3), tokens on S^2.
+    - `w`: float (n, p), the weights w_j summed.
+    - `lambdas`: float (L + 1,), the kernel's coefficients (its length fixes the static degree L).
+    - `block`: int >= 1, tokens per block of the sweep; default 128 (`DEFAULT_BLOCK`).
+
+    **Returns:**
+
+    Float (n, p), S_i.
     """
     n = x.shape[0]
     degree = lambdas.shape[0] - 1
@@ -291,15 +326,36 @@ def sphere_attention_harmonics(
     Refuses (ValueError eagerly, an error under ``jit``) when the truncation bound of degree L at this
     beta exceeds max(``tol``, ``TRUNCATION_FLOOR``) (module docstring).
 
-    softmax (SA): N_i / Z_i with Z_i = sum_j e^{beta<x_i,x_j>}, N_i = sum_j e^{beta<x_i,x_j>} x_j;
+    softmax (SA): N_i / Z_i with Z_i = sum_j e^{beta⟨x_i,x_j⟩}, N_i = sum_j e^{beta⟨x_i,x_j⟩} x_j;
     mean (USA): e^{-log_shift} N_i / n. Matches [`jaxattn.fields._attention.attend`][jaxattn.fields.attend]
     with queries beta x, keys x, values x up to the bound in the module docstring.
 
     Tokens are normalised to x / |x| first. On the sphere this changes nothing; inside a
     Runge-Kutta stage (slightly off the sphere) the result is the field at the projected
-    tokens, while the dense kernel uses exp(beta <x_i, x_j>) as is: the two extensions
+    tokens, while the dense kernel uses exp(beta ⟨x_i, x_j⟩) as is: the two extensions
     differ by O(beta ||x| - 1|), which is below the step's own error (solves agree to
     the solver tolerance, not to round-off).
+
+    **Arguments:**
+
+    - `x`: float (n, 3), the tokens (normalised to the sphere here).
+    - `beta`: float scalar > 0, the inverse temperature.
+    - `degree`: int >= 0, the truncation degree L (static;
+        [`truncation_degree`][jaxattn.fields.truncation_degree] picks one).
+    - `normalisation`: ``"softmax"`` (default, SA) or ``"mean"`` (USA).
+    - `log_shift`: float, default 0.0; with ``"mean"`` the sums are multiplied by e^{-log_shift}.
+    - `block`: int >= 1, tokens per block of the sweep; default 128 (`DEFAULT_BLOCK`).
+    - `tol`: float, the truncation bound accepted (at least ``TRUNCATION_FLOOR`` = 1e-10); default
+        1e-13 (`DEFAULT_TOLERANCE`).
+
+    **Returns:**
+
+    Float (n, 3), sum_j w_ij x_j.
+
+    **Raises:**
+
+    - `ValueError`: ``x`` is not (n, 3), ``normalisation`` is neither string, or (eagerly; an error under
+        ``jit``) the truncation bound of degree L at this beta exceeds max(``tol``, ``TRUNCATION_FLOOR``).
     """
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"the harmonics evaluator works on S^2 only: tokens must be (n, 3), got {x.shape}")

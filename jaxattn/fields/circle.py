@@ -60,7 +60,7 @@ def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
 
 def angles_of(x: ArrayLike) -> Float[Array, "... n"]:  # shape checked below, with its own message
     """Points in R^2 to angles in [0, 2 pi): the one angle convention of the package (the range of the PDE's
-    moments, histograms and plots, [`jaxattn.spectral`][jaxattn.spectral] and [`jaxattn.plot`][jaxattn.plot]),
+    moments, histograms and plots, [`jaxattn.spectral`][jaxattn.spectral] and `jaxattn.plot`),
     the inverse of [`embed_angles`][jaxattn.fields.embed_angles] on the unit circle modulo 2 pi. Every angle
     is < 2 pi, also for points just below the positive x axis (atan2 = -1e-20 would round to 2 pi when
     shifted: it becomes 0), and the slope is 1 on every branch (gradients are the tangent on both sides of 0).

@@ -11,13 +11,13 @@ Polyanskiy, Rigollet ("Dynamic metastability in the self-attention model", arXiv
 particles closer than a collision radius are glued into one (``jaxattn.analysis.staircase.staircase_flow``).
 
 With ``clock=True`` time runs in the pairing theorem's clock (Rigollet, arXiv 2512.01868, Theorem
-agazzi_merge, after Bruno, Pasqualotto, Agazzi, arXiv 2509.25040): dt = e^{beta(1 - rho*)} ds with
-rho* = max_{i != j} cos(theta_i - theta_j) the closest pair, so that
+agazzi_merge, after Bruno, Pasqualotto, Agazzi, arXiv 2509.25040): ``dt = e^{beta(1 - rho*)} ds`` with
+``rho* = max_{i != j} cos(theta_i - theta_j)`` the closest pair, so that
 
     dtheta_i/ds = sum_j m_j e^{beta(cos(theta_j - theta_i) - rho*)} sin(theta_j - theta_i) / sum_j m_j e^{beta(cos(theta_j - theta_i) - 1)},
 
 every exponent <= 0 off the diagonal: the closest pair moves at speed O(1) and every other pair is
-exponentially slower, for any beta (beta = 4000 is fine; the physical time e^{beta(1 - rho*)} is not
+exponentially slower, for any beta (beta = 4000 is fine; the physical time ``e^{beta(1 - rho*)}`` is not
 representable there). The terms are summed pair by pair (no cancellation against the self term), so even
 the exponentially small velocities are accurate to round-off.
 """
@@ -44,10 +44,17 @@ def _masses_rule(masses):
 class WeightedCircleAttention(AbstractField):
     """(SA) on S^1 for weighted particles (cluster sizes ``masses``), in physical time or the pairing clock.
 
-    Args:
-        beta: inverse temperature > 0.
-        masses: (k,) positive weights m_j (cluster sizes); fixes the number of particles.
-        clock: integrate in the pairing clock dt = e^{beta(1 - rho*)} ds (module docstring).
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `masses`: float (k,), positive weights m_j (cluster sizes); fixes the number of particles k.
+    - `clock`: bool, keyword-only, default False: integrate in the pairing clock
+        ``dt = e^{beta(1 - rho*)} ds`` (module docstring).
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` is not finite and > 0, or ``masses`` is not a 1-d array of positive
+        finite numbers.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -68,6 +75,17 @@ class WeightedCircleAttention(AbstractField):
         return self.masses.shape[0]
 
     def velocity(self, t, theta: Float[Array, " k"]) -> Float[Array, " k"]:
+        """dtheta_i/dt (or dtheta_i/ds in the pairing clock) of the module docstring.
+
+        **Arguments:**
+
+        - `t`: the time (unused: the field is autonomous).
+        - `theta`: angles theta_i of the k particles, float (k,).
+
+        **Returns:**
+
+        The velocity, float (k,).
+        """
         d = theta[None, :] - theta[:, None]  # theta_j - theta_i
         c = jnp.cos(d)
         k = theta.shape[0]

@@ -37,7 +37,16 @@ from .circle import _angular_velocity, embed_angles
 
 
 def decay_rule(lam) -> Check:
-    """The ALiBi decay rate: finite and >= 0."""
+    """The ALiBi decay rate: finite and >= 0.
+
+    **Arguments:**
+
+    - `lam`: the decay rate lambda, a scalar or an array (every entry is checked), concrete or traced.
+
+    **Returns:**
+
+    The `Check`.
+    """
     m = xp(lam)
     v = m.asarray(lam)
     return Check(~m.all(m.isfinite(v) & (v >= 0)),
@@ -47,7 +56,21 @@ def decay_rule(lam) -> Check:
 
 def check_decay(lam: float | ArrayLike) -> Array:
     """A scalar decay rate lambda >= 0 (`decay_rule`): a ValueError at once when concrete, an
-    ``equinox.error_if`` on the returned value when traced (the same message)."""
+    ``equinox.error_if`` on the returned value when traced (the same message).
+
+    **Arguments:**
+
+    - `lam`: the decay rate lambda, a real scalar >= 0.
+
+    **Returns:**
+
+    ``lam`` as a float array of shape ().
+
+    **Raises:**
+
+    - `ValueError`: ``lam`` is not a scalar, or (concrete) not finite and >= 0.
+    - `TypeError`: ``lam`` is not real-valued.
+    """
     lam = as_float_array(lam, "lam")
     if lam.ndim != 0:
         raise ValueError(f"lam must be a scalar decay rate, got shape {lam.shape}")
@@ -55,7 +78,19 @@ def check_decay(lam: float | ArrayLike) -> Array:
 
 
 def positional_weights(n: int, lam: Float[ArrayLike, ""]) -> Float[Array, "n n"]:
-    """p_jk = e^{-lambda (j - k)/n} / Z_j for k < j, else 0 (row 1 is all zero: theta_1 sees nothing)."""
+    """p_jk = e^{-lambda (j - k)/n} / Z_j for k < j, else 0 (row 1 is all zero: theta_1 sees nothing).
+
+    Z_j = sum_{k<j} e^{-lambda (j - k)/n} (module docstring).
+
+    **Arguments:**
+
+    - `n`: int, the number of tokens.
+    - `lam`: the decay rate lambda >= 0, a float scalar.
+
+    **Returns:**
+
+    Float (n, n), lower triangular with zero diagonal; rows 2..n sum to 1.
+    """
     j = jnp.arange(n)
     gap = (j[:, None] - j[None, :]).astype(jnp.result_type(lam, float))
     w = jnp.where(gap > 0, jnp.exp(-lam * gap / n), 0.0)
@@ -68,10 +103,16 @@ class AlibiCircleAttention(AbstractField):
 
         dtheta_j/dt = (1/Z_j) sum_{k<j} e^{-lambda (j-k)/N} (-beta) sin(theta_j - theta_k) e^{beta cos(theta_j - theta_k)}
 
-    Args:
-        beta: the kernel's inverse temperature > 0 (velocities scale like beta e^beta).
-        lam: the decay rate lambda >= 0 per unit of relative position j/N.
-        block_size: row blocks of the kernel (``attend``'s argument; None: its default).
+    **Arguments:**
+
+    - `beta`: the kernel's inverse temperature, a float scalar > 0 (velocities scale like beta e^beta).
+    - `lam`: the decay rate lambda >= 0 per unit of relative position j/N, a float scalar; default 1.0.
+    - `block_size`: int or None (default), keyword-only: row blocks of the kernel
+        ([`attend`][jaxattn.fields.attend]'s argument; None: its default).
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` is not finite and > 0, or ``lam`` is not a finite scalar >= 0.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -88,10 +129,31 @@ class AlibiCircleAttention(AbstractField):
         self.block_size = block_size
 
     def attention_matrix(self, t, theta: Float[ArrayLike, " n"]) -> Float[Array, "1 n n"]:
-        """The positional weights p_jk (each row j >= 2 sums to 1; row 1 is zero)."""
+        """The positional weights p_jk (each row j >= 2 sums to 1; row 1 is zero).
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `theta`: angles, float (n,) (only n is used: the weights are positional).
+
+        **Returns:**
+
+        Float (1, n, n) (one head), from [`positional_weights`][jaxattn.fields.positional_weights].
+        """
         return positional_weights(jnp.shape(theta)[0], self.lam)[None]
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        """dtheta_j/dt of eq. (gpt-dyn-alibi) (class docstring); theta_1 does not move.
+
+        **Arguments:**
+
+        - `t`: the time (unused: the field is autonomous).
+        - `theta`: angles theta_j, float (n,).
+
+        **Returns:**
+
+        dtheta/dt, float (n,).
+        """
         n = theta.shape[0]
         if n == 1:
             return jnp.zeros_like(theta)

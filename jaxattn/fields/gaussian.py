@@ -8,7 +8,7 @@ Castin, Ablin, Carrillo, Peyre, "A unified perspective on the dynamics of deep T
 (Geshkovski et al. 2023 (emergence) eq. (1.1) in the limit of many tokens, no layer norm) keeps
 Gaussian measures Gaussian, for softmax and for Sinkhorn attention. For mu = N(m, Sigma) the
 conditional mean E[y | x] is affine in x, so the token velocity is affine and (m, Sigma) solve an
-ODE. With the logits beta <Q x, K y> = x^T A^T y, A = beta K^T Q:
+ODE. With the logits beta ⟨Q x, K y⟩ = x^T A^T y, A = beta K^T Q:
 
 * **softmax** (each query x tilts mu by e^{(A x)^T y}, whose mean is m + Sigma A x):
 
@@ -87,6 +87,15 @@ def gaussian_sinkhorn_coupling(sigma: Float[ArrayLike, "d d"], a: Float[ArrayLik
     L2 cost -|x - y|^2 / eps is A = (2 / eps) I: for N(0, s^2) in d = 1 the coupling's slope
     E[y | x] = c x has c = S / s^2 = 4 s^2 / (eps + sqrt(eps^2 + 16 s^4)) = 1 - eps / (4 s^2) + O(eps^2),
     the heat-flow limit of Sinkformers (Sander et al. 2022, §4).
+
+    **Arguments:**
+
+    - `sigma`: float (d, d), the covariance Sigma (symmetric positive semidefinite).
+    - `a`: float (d, d), the logit matrix A (logits ``x^T A^T y``).
+
+    **Returns:**
+
+    Float (d, d), the cross-covariance S.
     """
     sigma = jnp.asarray(sigma)
     a = jnp.asarray(a)
@@ -99,7 +108,22 @@ def gaussian_sinkhorn_coupling(sigma: Float[ArrayLike, "d d"], a: Float[ArrayLik
 
 def gaussian_state(mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[ArrayLike, "d d"] | Sequence
                    ) -> Float[Array, "d1 d"]:
-    """The (d + 1, d) state of [`GaussianAttention`][jaxattn.fields.GaussianAttention]: the covariance, then the mean as the last row."""
+    """The (d + 1, d) state of [`GaussianAttention`][jaxattn.fields.GaussianAttention]: the covariance, then the mean as the last row.
+
+    **Arguments:**
+
+    - `mean`: float (d,), the mean m.
+    - `covariance`: float (d, d), the covariance Sigma.
+
+    **Returns:**
+
+    Float (d + 1, d).
+
+    **Raises:**
+
+    - `ValueError`: ``mean`` is not (d,) or ``covariance`` not (d, d).
+    - `TypeError`: either is not real-valued.
+    """
     mean = as_float_array(mean, "mean")
     covariance = as_float_array(covariance, "covariance")
     if mean.ndim != 1 or covariance.shape != (mean.shape[0], mean.shape[0]):
@@ -108,13 +132,31 @@ def gaussian_state(mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[Ar
 
 
 def gaussian_moments(state: Float[ArrayLike, "*batch d1 d"]) -> tuple[Float[Array, "*batch d"], Float[Array, "*batch d d"]]:
-    """(mean, covariance) of one state or a stack of states (e.g. ``Trajectory.xs``) of [`GaussianAttention`][jaxattn.fields.GaussianAttention]."""
+    """(mean, covariance) of one state or a stack of states (e.g. ``Trajectory.xs``) of [`GaussianAttention`][jaxattn.fields.GaussianAttention].
+
+    **Arguments:**
+
+    - `state`: float ``(*batch, d + 1, d)``, states of [`gaussian_state`][jaxattn.fields.gaussian_state]'s layout.
+
+    **Returns:**
+
+    A tuple ``(mean, covariance)``: float ``(*batch, d)`` and ``(*batch, d, d)``.
+    """
     state = jnp.asarray(state)
     return state[..., -1, :], state[..., :-1, :]
 
 
 def empirical_gaussian_state(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch d1 d"]:
-    """The state (mean, covariance with 1/n) of n tokens, to start or compare [`GaussianAttention`][jaxattn.fields.GaussianAttention]."""
+    """The state (mean, covariance with 1/n) of n tokens, to start or compare [`GaussianAttention`][jaxattn.fields.GaussianAttention].
+
+    **Arguments:**
+
+    - `x`: float ``(*batch, n, d)``, tokens in R^d.
+
+    **Returns:**
+
+    Float ``(*batch, d + 1, d)``, the state of the empirical mean and covariance.
+    """
     x = jnp.asarray(x)
     mean = jnp.mean(x, axis=-2)
     centred = x - mean[..., None, :]
@@ -135,12 +177,20 @@ class GaussianAttention(AbstractField):
     with particle fields ([`EuclideanSelfAttention`][jaxattn.EuclideanSelfAttention], optionally with
     ``normalisation=Sinkhorn(k)``).
 
-    Args:
-        Q: (m, d) query matrix (rectangular allowed).
-        K: (m, d) key matrix.
-        V: (d, d) value matrix.
-        beta: scale of the logits beta <Q x, K y> (Castin et al.'s softmax uses beta = d^{-1/2}).
-        normalisation: ``"softmax"`` or ``"sinkhorn"`` (the converged doubly stochastic coupling).
+    **Arguments:**
+
+    - `Q`: float (m, d), the query matrix (rectangular allowed).
+    - `K`: float (m, d), the key matrix.
+    - `V`: float (d, d), the value matrix.
+    - `beta`: float scalar > 0, keyword-only, default 1.0: the scale of the logits beta ⟨Q x, K y⟩
+        (Castin et al.'s softmax uses beta = d^{-1/2}).
+    - `normalisation`: ``"softmax"`` (default) or ``"sinkhorn"`` (the converged doubly stochastic
+        coupling), keyword-only.
+
+    **Raises:**
+
+    - `ValueError`: an unknown ``normalisation``; V not square; Q and K not both (m, d) with V's d;
+        a non-finite matrix entry; ``beta`` not finite and > 0.
     """
 
     Q: Float[Array, "m d"] = parameter(logit="matrix")
@@ -181,7 +231,19 @@ class GaussianAttention(AbstractField):
 
     def affine_velocity(self, mean: Float[ArrayLike, " d"] | Sequence, covariance: Float[ArrayLike, "d d"] | Sequence
                         ) -> tuple[Float[Array, "d d"], Float[Array, " d"]]:
-        """(M, b) with Gamma[N(m, Sigma)](x) = M x + b, the token velocity of the mean-field flow."""
+        """(M, b) with Gamma[N(m, Sigma)](x) = M x + b, the token velocity of the mean-field flow.
+
+        Softmax: M = V Sigma A, b = V m; Sinkhorn: ``M = V S^T Sigma^{-1}``, b = V m - M m (class docstring).
+
+        **Arguments:**
+
+        - `mean`: float (d,), the mean m.
+        - `covariance`: float (d, d), the covariance Sigma (positive definite for ``"sinkhorn"``).
+
+        **Returns:**
+
+        A tuple ``(M, b)``: float (d, d) and float (d,).
+        """
         mean = jnp.asarray(mean)
         covariance = jnp.asarray(covariance)
         if self.normalisation == "softmax":

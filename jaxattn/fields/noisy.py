@@ -8,7 +8,7 @@ with b the drift of any field (e.g. (USA) on the sphere, the survey's model, or 
 **Convention (Stratonovich, projected).** The noise is the Stratonovich differential ``o dW`` of an ambient
 Brownian motion W in R^d projected on the tangent space ([`jaxattn.manifolds.AbstractManifold.project`][jaxattn.manifolds.AbstractManifold.project]).
 On the sphere S^{d-1} this is Brownian motion with generator kappa^{-1} Delta_{S^{d-1}} (Hsu 2002, "Stochastic
-analysis on manifolds", §3.2; E <X_t, X_0> = e^{-(d - 1) t / kappa} for the pure noise), and the solution stays on
+analysis on manifolds", §3.2; E ⟨X_t, X_0⟩ = e^{-(d - 1) t / kappa} for the pure noise), and the solution stays on
 the sphere. The same process in Itô form carries a drift correction,
 
     dX = [ b(X) - ((d - 1) / kappa) X ] dt + sqrt(2 / kappa) P_X dW        (sphere; Itô).
@@ -57,12 +57,35 @@ class AbstractStochasticField(AbstractField):
 
     @abc.abstractmethod
     def diffusion(self, t: Real[ArrayLike, ""], x: Array) -> lx.AbstractLinearOperator:
-        """The linear map dW -> dX at (t, X), for one configuration or a batch of them (any leading axes)."""
+        """The linear map dW -> dX at (t, X), for one configuration or a batch of them (any leading axes).
+
+        **Arguments:**
+
+        - `t`: the time, a real scalar.
+        - `x`: one configuration, or a batch of them (any leading axes).
+
+        **Returns:**
+
+        A ``lineax.AbstractLinearOperator`` from the shape of ``x`` to the shape of ``x``.
+        """
 
     @abc.abstractmethod
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...], dtype,
                         dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:
-        """The Brownian motion W of the given shape (one configuration, or an ensemble's) on [t0, t1]."""
+        """The Brownian motion W of the given shape (one configuration, or an ensemble's) on [t0, t1].
+
+        **Arguments:**
+
+        - `t0`: the start time, a real scalar.
+        - `t1`: the end time, a real scalar.
+        - `shape`: the shape of W (that of one configuration, or of an ensemble's batched state).
+        - `dtype`: the floating dtype of W.
+        - `dt0`: the step of the solve, or None for adaptive steps.
+
+        **Returns:**
+
+        A ``diffrax.AbstractBrownianPath``.
+        """
 
 
 class NoisyField(AbstractStochasticField):
@@ -74,15 +97,22 @@ class NoisyField(AbstractStochasticField):
     this is the survey's noisy Transformer; with ``drift = Kuramoto()`` (or ``CircleSelfAttention(beta,
     unnormalised=True)`` at beta -> 0) the noisy Kuramoto model, whose uniform state loses stability at kappa = 2.
 
-    Args:
-        drift: any field; its manifold is this field's manifold.
-        kappa: inverse noise level (> 0).
-        key: PRNG key of the Brownian motion (``simulate`` integrates a noisy ensemble as one batched state
-            with one Brownian motion of the ensemble's shape: its members get independent noise).
-        brownian: ``"virtual"`` (default: ``diffrax.VirtualBrownianTree``, resolved to dt0 / 2 and queried
-            again on the backward pass, so reverse-mode gradients work on a fixed path) or ``"unsafe"``
-            (``diffrax.UnsafeBrownianPath``: one Gaussian draw per step, an order of magnitude cheaper, for
-            fixed steps and forward-mode derivatives only: pass ``adjoint=diffrax.ForwardMode()``).
+    **Arguments:**
+
+    - `drift`: any field (an [`AbstractField`][jaxattn.fields.AbstractField], not itself noisy); its
+        manifold is this field's manifold.
+    - `kappa`: the inverse noise level, a float scalar > 0.
+    - `key`: the PRNG key of the Brownian motion (``simulate`` integrates a noisy ensemble as one batched
+        state with one Brownian motion of the ensemble's shape: its members get independent noise).
+    - `brownian`: keyword-only, ``"virtual"`` (default: ``diffrax.VirtualBrownianTree``, resolved to
+        dt0 / 2 and queried again on the backward pass, so reverse-mode gradients work on a fixed path) or
+        ``"unsafe"`` (``diffrax.UnsafeBrownianPath``: one Gaussian draw per step, much cheaper, for fixed
+        steps and forward-mode derivatives only: pass ``adjoint=diffrax.ForwardMode()``).
+
+    **Raises:**
+
+    - `TypeError`: ``drift`` is not a field, or is already a ``NoisyField``; ``kappa`` is not real-valued.
+    - `ValueError`: an unknown ``brownian``; ``kappa`` not a scalar, or not finite and > 0.
     """
 
     drift: AbstractField
@@ -108,6 +138,7 @@ class NoisyField(AbstractStochasticField):
 
     @property
     def manifold(self) -> AbstractManifold:  # pyright: ignore[reportIncompatibleVariableOverride]
+        """The manifold of ``drift``."""
         return self.drift.manifold
 
     @property
@@ -124,17 +155,54 @@ class NoisyField(AbstractStochasticField):
         return jnp.sqrt(2.0 / self.kappa)
 
     def velocity(self, t, x: Array) -> Array:
-        """The drift b(X) (of the Stratonovich form)."""
+        """The drift b(X) (of the Stratonovich form): ``drift.velocity(t, x)``.
+
+        **Arguments:**
+
+        - `t`: the time, a scalar.
+        - `x`: one configuration on the manifold.
+
+        **Returns:**
+
+        dX/dt of the drift, the shape and dtype of ``x``.
+        """
         return self.drift.velocity(t, x)
 
     def diffusion(self, t: Real[ArrayLike, ""], x: Array) -> lx.FunctionLinearOperator:
-        """dW -> sigma P_X dW, for one configuration or a batch of them (any leading axes)."""
+        """dW -> sigma P_X dW, for one configuration or a batch of them (any leading axes).
+
+        **Arguments:**
+
+        - `t`: the time, a real scalar (unused).
+        - `x`: one configuration, or a batch of them (any leading axes).
+
+        **Returns:**
+
+        A ``lineax.FunctionLinearOperator`` w -> ``sigma * manifold.project(x, w)``, sigma = sqrt(2 / kappa).
+        """
         manifold, sigma = self.manifold, self.noise_scale
         return lx.FunctionLinearOperator(lambda w: sigma * manifold.project(x, w), jax.eval_shape(lambda: x))
 
     def brownian_motion(self, t0: Real[ArrayLike, ""], t1: Real[ArrayLike, ""], shape: tuple[int, ...],
                         dtype, dt0: Real[ArrayLike, ""] | None) -> diffrax.AbstractBrownianPath:
-        """The Brownian motion W of the given shape on [t0, t1], from `key` (``brownian``)."""
+        """The Brownian motion W of the given shape on [t0, t1], from `key` (``brownian``).
+
+        **Arguments:**
+
+        - `t0`: the start time, a real scalar.
+        - `t1`: the end time, a real scalar.
+        - `shape`: the shape of W (that of one configuration, or of an ensemble's batched state).
+        - `dtype`: the floating dtype of W.
+        - `dt0`: the step of the solve; required for ``brownian="virtual"`` (the tree's tolerance is dt0 / 2).
+
+        **Returns:**
+
+        A ``diffrax.UnsafeBrownianPath`` (``"unsafe"``) or ``diffrax.VirtualBrownianTree`` (``"virtual"``).
+
+        **Raises:**
+
+        - `ValueError`: ``brownian="virtual"`` and ``dt0`` is None.
+        """
         structure = jax.ShapeDtypeStruct(shape, dtype)
         if self.brownian == "unsafe":
             return diffrax.UnsafeBrownianPath(shape=structure, key=self.key)

@@ -4,15 +4,15 @@ a radius (Karagodin, Ge, Polyanskiy, Rigollet 2025, "Normalization in attention 
 
 Every scheme moves the directions by the same attention vector, computed from the directions only,
 
-    A_i(Theta) = sum_j exp(beta <Q theta_i, K theta_j>) V theta_j / sum_k exp(beta <Q theta_i, K theta_k>)
+    A_i(Theta) = sum_j exp(beta ⟨Q theta_i, K theta_j⟩) V theta_j / sum_k exp(beta ⟨Q theta_i, K theta_k⟩)
 
 (the softmax sum includes j = i; several heads add, a causal mask restricts j <= i, and
 ``unnormalised=True`` replaces the denominator by n as in (USA)), with a scheme-dependent speed factor
 s_i (Rigollet 2025, eq. (NA) of §5.2):
 
-    dtheta_i/dt = P_{theta_i}(A_i) / s_i,        P_theta y = y - <theta, y> theta,
+    dtheta_i/dt = P_{theta_i}(A_i) / s_i,        P_theta y = y - ⟨theta, y⟩ theta,
 
-and, where the scheme has one, a radial equation for r_i > 0. With a_i = <theta_i, A_i>:
+and, where the scheme has one, a radial equation for r_i > 0. With a_i = ⟨theta_i, A_i⟩:
 
     =================== ========================= ================== ==================================
     field                layer map                 s_i                dr_i/dt
@@ -26,8 +26,8 @@ and, where the scheme has one, a radial equation for r_i > 0. With a_i = <theta_
     =================== ========================= ================== ==================================
 
 The Pre-LN and Peri-LN rows are the polar form of the ambient equations dx_i/dt = A_i(x/|x|) and
-dx_i/dt = A_i/|A_i| (Rigollet 2025, §5.2): with x = r theta, dr/dt = <theta, dx/dt> and
-dtheta/dt = P_theta(dx/dt)/r. The radius equation is dr_i/dt = <theta_i, A_i>, not r_i times the sum of
+dx_i/dt = A_i/|A_i| (Rigollet 2025, §5.2): with x = r theta, dr/dt = ⟨theta, dx/dt⟩ and
+dtheta/dt = P_theta(dx/dt)/r. The radius equation is dr_i/dt = ⟨theta_i, A_i⟩, not r_i times the sum of
 A_i's coordinates as one public simulator codes it (docs/normalisation.md, "The radius equation").
 
 Asymptotic rates at an equiangular start with Q = K = V = I (`jaxattn.analysis.equiangular`):
@@ -59,25 +59,61 @@ from .sphere import SelfAttention, UnnormalisedSelfAttention
 
 
 def polar(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch n _"]:
-    """Tokens x_i in R^d -> the state [theta_i, r_i] with theta_i = x_i / |x_i|, r_i = |x_i| (x_i != 0)."""
+    """Tokens x_i in R^d -> the state [theta_i, r_i] with theta_i = x_i / |x_i|, r_i = |x_i| (x_i != 0).
+
+    **Arguments:**
+
+    - `x`: float ``(*batch, n, d)``, tokens in R^d, none of them 0.
+
+    **Returns:**
+
+    Float ``(*batch, n, d + 1)``, the state.
+    """
     x = jnp.asarray(x)
     r = jnp.linalg.norm(x, axis=-1, keepdims=True)
     return jnp.concatenate([x / r, r], axis=-1)
 
 
 def cartesian(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n _"]:
-    """The state [theta_i, r_i] -> tokens x_i = r_i theta_i."""
+    """The state [theta_i, r_i] -> tokens x_i = r_i theta_i.
+
+    **Arguments:**
+
+    - `state`: float ``(*batch, n, d + 1)``, the state [theta_i, r_i].
+
+    **Returns:**
+
+    Float ``(*batch, n, d)``, the tokens.
+    """
     state = jnp.asarray(state)
     return state[..., :-1] * state[..., -1:]
 
 
 def directions(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n _"]:
-    """The unit directions theta_i of a state [theta_i, r_i]."""
+    """The unit directions theta_i of a state [theta_i, r_i].
+
+    **Arguments:**
+
+    - `state`: float ``(*batch, n, d + 1)``, the state [theta_i, r_i].
+
+    **Returns:**
+
+    Float ``(*batch, n, d)``.
+    """
     return jnp.asarray(state)[..., :-1]
 
 
 def radii(state: Float[ArrayLike, "*batch n _"]) -> Float[Array, "*batch n"]:
-    """The radii r_i of a state [theta_i, r_i]."""
+    """The radii r_i of a state [theta_i, r_i].
+
+    **Arguments:**
+
+    - `state`: float ``(*batch, n, d + 1)``, the state [theta_i, r_i].
+
+    **Returns:**
+
+    Float ``(*batch, n)``.
+    """
     return jnp.asarray(state)[..., -1]
 
 
@@ -108,7 +144,7 @@ class AbstractNormalisedAttention(AbstractField):
 
     (Rigollet 2025, eq. (NA) of §5.2; speed factors and radial equations of Karagodin, Ge, Polyanskiy,
     Rigollet 2025). A concrete scheme supplies [`speed`][jaxattn.fields.AbstractNormalisedAttention.speed] (s_i) and [`radial`][jaxattn.fields.AbstractNormalisedAttention.radial] (dr_i/dt) as
-    functions of t, the radii r, a_i = <theta_i, A_i> and |A_i|.
+    functions of t, the radii r, a_i = ⟨theta_i, A_i⟩ and |A_i|.
 
     A_i is the attention output of [`SelfAttention`][jaxattn.SelfAttention] (of
     [`UnnormalisedSelfAttention`][jaxattn.UnnormalisedSelfAttention] with ``unnormalised=True``) at the directions:
@@ -117,14 +153,27 @@ class AbstractNormalisedAttention(AbstractField):
     instead ([`RandomWeights`][jaxattn.fields.RandomWeights]), re-drawn every ``redraw_period`` time units (or drawn
     once), i.e. a parameter piecewise constant in time, drawn inside the field.
 
-    Args (of every concrete scheme):
-        beta: inverse temperature (> 0).
-        Q, K, V: attention matrices (None: the identity); stacks of H heads add.
-        unnormalised: (USA) attention, Z_i replaced by n.
-        causal: token i attends to j <= i.
-        block_size: row blocks of the attention kernel (see [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-        weights: random heads ([`RandomWeights`][jaxattn.fields.RandomWeights]) instead of Q, K, V.
-        redraw_period: re-draw ``weights`` every this many time units (> 0; None: draw once).
+    **Arguments** (of every concrete scheme; [`MixLNAttention`][jaxattn.fields.MixLNAttention] adds
+    ``tau``, [`NGPTAttention`][jaxattn.fields.NGPTAttention] adds ``alpha``):
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -142,12 +191,35 @@ class AbstractNormalisedAttention(AbstractField):
 
     @abc.abstractmethod
     def speed(self, t: Real[ArrayLike, ""], r: Float[Array, " n"], norm_a: Float[Array, " n"]) -> Float[Array, " n"]:
-        """s_i > 0: dtheta_i/dt = P_{theta_i}(A_i) / s_i."""
+        """The speed factor s_i > 0 of the scheme: dtheta_i/dt = P_{theta_i}(A_i) / s_i (class docstring's table).
+
+        **Arguments:**
+
+        - `t`: the time, a real scalar.
+        - `r`: float (n,), the radii r_i.
+        - `norm_a`: float (n,), the norms |A_i| of the attention outputs.
+
+        **Returns:**
+
+        Float (n,), s_i.
+        """
 
     @abc.abstractmethod
     def radial(self, t: Real[ArrayLike, ""], r: Float[Array, " n"], a: Float[Array, " n"],
                norm_a: Float[Array, " n"]) -> Float[Array, " n"]:
-        """dr_i/dt, with a_i = <theta_i, A_i>."""
+        """The radial rate dr_i/dt of the scheme (class docstring's table).
+
+        **Arguments:**
+
+        - `t`: the time, a real scalar.
+        - `r`: float (n,), the radii r_i.
+        - `a`: float (n,), a_i = ⟨theta_i, A_i⟩.
+        - `norm_a`: float (n,), the norms |A_i|.
+
+        **Returns:**
+
+        Float (n,), dr_i/dt.
+        """
 
     @property
     def dim(self) -> int | None:
@@ -161,7 +233,16 @@ class AbstractNormalisedAttention(AbstractField):
         return self.Q is None and self.K is None and self.V is None and self.weights is None and not self.causal
 
     def attention_at(self, t: Real[ArrayLike, ""]) -> SelfAttention | UnnormalisedSelfAttention:
-        """The attention in force at time t (a [`SelfAttention`][jaxattn.SelfAttention] or its (USA) twin)."""
+        """The attention in force at time t (a [`SelfAttention`][jaxattn.SelfAttention] or its (USA) twin).
+
+        **Arguments:**
+
+        - `t`: the time, a real scalar (selects the draw of random ``weights``: index floor(t / redraw_period)).
+
+        **Returns:**
+
+        A [`SelfAttention`][jaxattn.SelfAttention] or [`UnnormalisedSelfAttention`][jaxattn.UnnormalisedSelfAttention].
+        """
         if self.weights is None:
             Q, K, V = self.Q, self.K, self.V
         else:
@@ -171,6 +252,17 @@ class AbstractNormalisedAttention(AbstractField):
         return cls(self.beta, Q, K, V, causal=self.causal, block_size=self.block_size)
 
     def velocity(self, t, x: Float[Array, "n d1"]) -> Float[Array, "n d1"]:
+        """dtheta_i/dt = P_{theta_i}(A_i) / s_i and dr_i/dt of the scheme (class docstring).
+
+        **Arguments:**
+
+        - `t`: the time, a scalar.
+        - `x`: float (n, d + 1), the state [theta_i, r_i].
+
+        **Returns:**
+
+        Float (n, d + 1), the velocity of the directions (tangent) and of the radii.
+        """
         theta, r = x[:, :-1], x[:, -1]
         A = self.attention_at(t).attention_output(theta)
         a = jnp.sum(theta * A, axis=-1)
@@ -181,7 +273,17 @@ class AbstractNormalisedAttention(AbstractField):
 
     def redraw_times(self, t1: float, t0: float = 0.0) -> np.ndarray:
         """The times k redraw_period in (t0, t1) where random weights are re-drawn (the field jumps there):
-        pass them to an adaptive controller, ``diffrax.PIDController(rtol, atol, jump_ts=...)``."""
+        pass them to an adaptive controller, ``diffrax.PIDController(rtol, atol, jump_ts=...)``.
+
+        **Arguments:**
+
+        - `t1`: float, the end of the interval.
+        - `t0`: float, the start of the interval; default 0.0.
+
+        **Returns:**
+
+        A float NumPy array of the jump times (empty without random weights or a redraw period).
+        """
         if self.weights is None or self.redraw_period is None:
             return np.zeros(0)
         p = float(self.redraw_period)
@@ -209,7 +311,26 @@ def _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weigh
 class PostLNAttention(AbstractNormalisedAttention):
     """Post-LN, x <- LN(x + Attn(x)): s_i = 1 and r_i constant (Rigollet 2025, eq. (NA) with s = 1): the
     directions follow (SA) (Geshkovski et al. 2023 (perspective) eq. (2.6)) or, ``unnormalised``, (USA).
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -226,10 +347,29 @@ class PostLNAttention(AbstractNormalisedAttention):
 
 
 class PreLNAttention(AbstractNormalisedAttention):
-    """Pre-LN, x <- x + Attn(LN(x)): s_i = r_i and dr_i/dt = <theta_i, A_i> (Rigollet 2025 §5.2, the polar
+    """Pre-LN, x <- x + Attn(LN(x)): s_i = r_i and dr_i/dt = ⟨theta_i, A_i⟩ (Rigollet 2025 §5.2, the polar
     form of dx_i/dt = A_i(x/|x|); Karagodin, Ge, Polyanskiy, Rigollet 2025). Large tokens turn slowly;
     at an equiangular start r ~ t and 1 - rho ~ 1/t^2.
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -247,8 +387,27 @@ class PreLNAttention(AbstractNormalisedAttention):
 
 class PeriLNAttention(AbstractNormalisedAttention):
     """Peri-LN, x <- x + LN(Attn(LN(x))): the unit-norm velocity dx_i/dt = A_i / |A_i| (Rigollet 2025 §5.2;
-    Kim et al. 2025, "Peri-LN"), i.e. s_i = r_i |A_i| and dr_i/dt = <theta_i, A_i> / |A_i|.
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
+    Kim et al. 2025, "Peri-LN"), i.e. s_i = r_i |A_i| and dr_i/dt = ⟨theta_i, A_i⟩ / |A_i|.
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
@@ -266,10 +425,30 @@ class PeriLNAttention(AbstractNormalisedAttention):
 
 class MixLNAttention(AbstractNormalisedAttention):
     """Mix-LN (Li et al. 2024): Post-LN for t <= tau, then Pre-LN (Karagodin, Ge, Polyanskiy, Rigollet 2025):
-    s_i = 1 and dr_i/dt = 0 up to tau, s_i = r_i and dr_i/dt = <theta_i, A_i> after.
+    s_i = 1 and dr_i/dt = 0 up to tau, s_i = r_i and dr_i/dt = ⟨theta_i, A_i⟩ after.
 
     The field jumps at t = tau: tell an adaptive solve, ``diffrax.PIDController(rtol, atol, jump_ts=[tau])``.
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and ``tau`` (> 0).
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `tau`: float > 0, keyword-only, default 1.0: the Post-LN -> Pre-LN switch time.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period`` or ``tau``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     tau: Float[Array, ""] = parameter(check=_tau_rule)
@@ -293,8 +472,27 @@ class NGPTAttention(AbstractNormalisedAttention):
     """nGPT (Loshchilov et al. 2025), theta <- Norm(theta + alpha Norm(A)): dtheta_i/dt = alpha P(A_i) / |A_i|,
     i.e. s_i = |A_i| / alpha, radius constant (Karagodin, Ge, Polyanskiy, Rigollet 2025; the architecture's
     per-coordinate eigen learning rates are one scalar alpha here). 1 - rho ~ e^{-2 alpha t}.
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and ``alpha`` (> 0; 0.2 in the simuformer
-    simulator).
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `alpha`: float > 0, keyword-only, default 0.2 (as in the simuformer simulator): the nGPT step.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period`` or ``alpha``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     alpha: Float[Array, ""] = parameter(check=_alpha_rule)
@@ -317,7 +515,26 @@ class NGPTAttention(AbstractNormalisedAttention):
 class SqrtScaledAttention(AbstractNormalisedAttention):
     """sqrt-scaling ("LN-scaling"): s_i = sqrt(t + 1), radius constant (Karagodin, Ge, Polyanskiy, Rigollet
     2025; Rigollet 2025 §5.2). 1 - rho ~ exp(-4 sqrt(t + 1)).
-    Arguments: those of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a float scalar > 0.
+    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
+    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
+    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
+    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
+    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
+    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
+        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
+    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
+        random heads instead of Q, K, V.
+    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
+        this many time units.
+
+    **Raises:**
+
+    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
+        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
+    - `TypeError`: ``weights`` is not a ``RandomWeights``.
     """
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,

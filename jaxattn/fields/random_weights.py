@@ -1,7 +1,7 @@
 """Random attention weights: the (Q, K, V) ensembles of the random-weight experiments, and weights re-drawn
 every ``period`` time units.
 
-The logits are beta <Q x_i, K x_j> = beta x_i^T B x_j with B = Q^T K. Ensembles of B (``kq``):
+The logits are beta ⟨Q x_i, K x_j⟩ = beta x_i^T B x_j with B = Q^T K. Ensembles of B (``kq``):
 
 * ``"identity"``: B = I;
 * ``"ginibre"``: B = G_1 G_2 / sqrt(d), a product of Gaussian matrices (Q = G_1^T d^{-1/4}, K = G_2 d^{-1/4});
@@ -40,7 +40,17 @@ GPT2_SCALE = 0.02
 
 
 def check_ensembles(kq: str, value: str) -> None:
-    """ValueError unless ``kq`` and ``value`` name ensembles of [`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]."""
+    """ValueError unless ``kq`` and ``value`` name ensembles of [`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES].
+
+    **Arguments:**
+
+    - `kq`: the name of an ensemble of B = Q^T K.
+    - `value`: the name of an ensemble of V.
+
+    **Raises:**
+
+    - `ValueError`: either name is unknown (the message lists the known ones).
+    """
     if kq not in KQ_ENSEMBLES:
         raise ValueError(f"kq must be one of {KQ_ENSEMBLES}, got {kq!r}")
     if value not in VALUE_ENSEMBLES:
@@ -49,7 +59,23 @@ def check_ensembles(kq: str, value: str) -> None:
 
 def random_attention_matrices(key: PRNGKeyArray, d: int, kq: str = "identity",
                               value: str = "identity") -> tuple[Array, Array, Array]:
-    """One draw (Q, K, V), each (d, d), from the ensembles ``kq`` and ``value`` (module docstring)."""
+    """One draw (Q, K, V), each (d, d), from the ensembles ``kq`` and ``value`` (module docstring).
+
+    **Arguments:**
+
+    - `key`: a PRNG key.
+    - `d`: int >= 1, the token dimension.
+    - `kq`: the ensemble of B = Q^T K, one of [`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES]; default ``"identity"``.
+    - `value`: the ensemble of V, one of [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]; default ``"identity"``.
+
+    **Returns:**
+
+    A tuple ``(Q, K, V)`` of float (d, d) arrays (the default float dtype).
+
+    **Raises:**
+
+    - `ValueError`: an unknown ensemble name.
+    """
     check_ensembles(kq, value)
     k1, k2, k3 = jax.random.split(key, 3)
     eye = jnp.eye(d)
@@ -86,11 +112,20 @@ class RandomWeights(eqx.Module):
     ``redraw_period`` time units by drawing number floor(t / redraw_period) at time t
     ([`jaxattn.fields.PreLNAttention`][jaxattn.PreLNAttention] and the other normalisation schemes).
 
-    Args:
-        key: a PRNG key (``jax.random.PRNGKey(seed)``).
-        dim: the token dimension d.
-        heads: the number of heads H (the values are divided by H: the heads are averaged).
-        kq, value: the ensembles ([`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES], [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES]).
+    **Arguments:**
+
+    - `key`: a PRNG key (``jax.random.PRNGKey(seed)``).
+    - `dim`: int >= 1, the token dimension d (static).
+    - `heads`: int >= 1, keyword-only, default 1: the number of heads H (the values are divided by H:
+        the heads are averaged).
+    - `kq`: keyword-only, the ensemble of B = Q^T K, one of [`KQ_ENSEMBLES`][jaxattn.fields.KQ_ENSEMBLES];
+        default ``"ginibre"``.
+    - `value`: keyword-only, the ensemble of V, one of [`VALUE_ENSEMBLES`][jaxattn.fields.VALUE_ENSEMBLES];
+        default ``"identity"``.
+
+    **Raises:**
+
+    - `ValueError`: an unknown ensemble, or ``dim`` / ``heads`` not a positive int.
     """
 
     key: PRNGKeyArray
@@ -108,7 +143,16 @@ class RandomWeights(eqx.Module):
         self.dim, self.heads, self.kq, self.value = int(dim), int(heads), kq, value
 
     def draw(self, index: ArrayLike = 0) -> tuple[Array, Array, Array]:
-        """The heads (Q, K, V / H), each (H, d, d), of draw number ``index``."""
+        """The heads (Q, K, V / H), each (H, d, d), of draw number ``index``.
+
+        **Arguments:**
+
+        - `index`: int scalar (may be traced), the draw number p; default 0.
+
+        **Returns:**
+
+        A tuple ``(Q, K, V / H)`` of float (H, d, d) arrays.
+        """
         keys = jax.random.split(jax.random.fold_in(self.key, index), self.heads)
         Q, K, V = jax.vmap(lambda k: random_attention_matrices(k, self.dim, self.kq, self.value))(keys)
         return Q, K, V / self.heads

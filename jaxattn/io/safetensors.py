@@ -107,8 +107,23 @@ def read_safetensors(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray
     """Read tensors (all, or those in ``keys``) from a local ``.safetensors`` file.
 
     BF16 tensors are widened to float32. Every declared size and offset is checked against the file's size
-    before anything is read or allocated (`_header_entries`); a malformed or hostile file raises
-    ``ValueError`` naming the file and the problem, a missing key ``KeyError``.
+    before anything is read or allocated (`_header_entries`).
+
+    **Arguments:**
+
+    - `path`: the path of the file.
+    - `keys`: the names of the tensors to read (an iterable of str), or None (default) for all.
+
+    **Returns:**
+
+    A dict ``{name: NumPy array}`` in the file's shapes and dtypes (BF16 as float32).
+
+    **Raises:**
+
+    - `ValueError`: a malformed or hostile file (the message names the file and the problem): too short,
+        a header that is malformed or implausibly large, sizes or offsets outside the file, an unsupported
+        dtype or the wrong number of values.
+    - `KeyError`: some of ``keys`` are not in the file.
     """
     with open(path, "rb") as fh:
         file_size = os.fstat(fh.fileno()).st_size
@@ -149,7 +164,18 @@ def read_safetensors(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray
 
 def write_safetensors(tensors: Mapping[str, np.ndarray], path: str | os.PathLike,
                       metadata: Mapping[str, str] | None = None) -> None:
-    """Write NumPy arrays in the safetensors format (used to make synthetic checkpoints)."""
+    """Write NumPy arrays in the safetensors format (used to make synthetic checkpoints).
+
+    **Arguments:**
+
+    - `tensors`: a mapping ``{name: array}``; dtypes float16/32/64, int8/16/32/64, uint8 or bool.
+    - `path`: the path of the file to write (overwritten).
+    - `metadata`: an optional mapping of strings stored under ``__metadata__``; default None.
+
+    **Raises:**
+
+    - `TypeError`: an array's dtype has no safetensors name.
+    """
     header: dict = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -201,7 +227,25 @@ def value_matrix(state, head: int, *, num_heads: int = 16, prefix: str = ALBERT_
                  value_key: str = "value.weight", output_key: str = "dense.weight") -> np.ndarray:
     """The full (hidden x hidden) value matrix V_h = W_O[:, hs] @ W_V[hs, :] of one head.
 
-    ``state`` is a mapping of arrays or a path to a local safetensors file.
+    **Arguments:**
+
+    - `state`: a mapping of arrays or a path to a local safetensors file.
+    - `head`: int, the 0-based head h, in [0, num_heads).
+    - `num_heads`: int, keyword-only, default 16 (ALBERT's).
+    - `prefix`: str, keyword-only, the prefix of the attention layer's keys; default ALBERT's
+        ``ALBERT_ATTENTION_PREFIX``.
+    - `value_key`: str, keyword-only, the value projection's key after ``prefix``; default ``"value.weight"``.
+    - `output_key`: str, keyword-only, the output projection's key after ``prefix``; default ``"dense.weight"``.
+
+    **Returns:**
+
+    A float64 NumPy array (hidden, hidden), of rank <= dk.
+
+    **Raises:**
+
+    - `KeyError`: the checkpoint has no such keys.
+    - `ValueError`: the weights do not compose, the value rows do not split into ``num_heads`` heads,
+        or ``head`` is out of range.
     """
     wv, wo = _weights(state, prefix, value_key, output_key)
     hs = _head_slice(wv, num_heads, head)
@@ -210,8 +254,29 @@ def value_matrix(state, head: int, *, num_heads: int = 16, prefix: str = ALBERT_
 
 def value_spectra(state, *, num_heads: int = 16, prefix: str = ALBERT_ATTENTION_PREFIX,
                   value_key: str = "value.weight", output_key: str = "dense.weight") -> np.ndarray:
-    """Non-zero eigenvalues of every head's value matrix: (num_heads, dk) complex, each
-    row sorted by decreasing modulus (the paper's order)."""
+    """Non-zero eigenvalues of every head's value matrix, each row sorted by decreasing modulus
+    (the paper's order).
+
+    The eigenvalues of the dk x dk matrix ``W_V[hs, :] @ W_O[:, hs]`` (module docstring).
+
+    **Arguments:**
+
+    - `state`: a mapping of arrays or a path to a local safetensors file.
+    - `num_heads`: int, keyword-only, default 16 (ALBERT's).
+    - `prefix`: str, keyword-only, the prefix of the attention layer's keys; default ALBERT's
+        ``ALBERT_ATTENTION_PREFIX``.
+    - `value_key`: str, keyword-only, the value projection's key after ``prefix``; default ``"value.weight"``.
+    - `output_key`: str, keyword-only, the output projection's key after ``prefix``; default ``"dense.weight"``.
+
+    **Returns:**
+
+    A complex NumPy array (num_heads, dk).
+
+    **Raises:**
+
+    - `KeyError`: the checkpoint has no such keys.
+    - `ValueError`: the weights do not compose, or the value rows do not split into ``num_heads`` heads.
+    """
     wv, wo = _weights(state, prefix, value_key, output_key)
     rows = []
     for h in range(num_heads):
@@ -223,7 +288,18 @@ def value_spectra(state, *, num_heads: int = 16, prefix: str = ALBERT_ATTENTION_
 
 def dominant_eigenvalue_is_real_positive(eigenvalues, tol: float = 1e-9) -> np.ndarray:
     """Paper 001 §4's eigenvalue assumption per head: the top-modulus eigenvalue is real,
-    positive and simple (strictly larger modulus than the next)."""
+    positive and simple (strictly larger modulus than the next).
+
+    **Arguments:**
+
+    - `eigenvalues`: complex (num_heads, k) (or (k,) for one head), rows sorted by decreasing modulus
+        as [`value_spectra`][jaxattn.io.value_spectra] returns them.
+    - `tol`: float >= 0, the tolerance of each comparison; default 1e-9.
+
+    **Returns:**
+
+    A bool NumPy array (num_heads,).
+    """
     lam = np.atleast_2d(eigenvalues)
     top, second = lam[:, 0], lam[:, 1] if lam.shape[1] > 1 else np.zeros(lam.shape[0])
     return (np.abs(top.imag) <= tol) & (top.real > tol) & (np.abs(top) > np.abs(second) + tol)

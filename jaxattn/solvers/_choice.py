@@ -1,6 +1,6 @@
 """The solver [`jaxattn.simulate`][jaxattn.solve.simulate] uses when none is given: chosen from the field.
 
-Measured (``docs/solving.md``, "Long solves"; ``benchmarks/longtime.py``): for fields whose tokens are
+Measured (the timings are in ``docs/solving.md``, "Long solves"; ``benchmarks/longtime.py``): for fields whose tokens are
 exchangeable ([`AbstractField.exchangeable`][jaxattn.fields.AbstractField.exchangeable]: (SA) and
 (USA) on the sphere and on the circle without a causal mask) the explicit solvers spend the
 metastable phase at their stability limit (a token contracts onto its cluster at rate ~1), and the
@@ -28,7 +28,17 @@ MERGE_FACTOR = 10.0
 
 
 def merge_tolerance(rtol: Real[ArrayLike, ""], atol: Real[ArrayLike, ""]) -> Array:
-    """The merge distance of the default collapse: `MERGE_FACTOR` x max(rtol, atol)."""
+    """The merge distance of the default collapse: `MERGE_FACTOR` x max(rtol, atol).
+
+    **Arguments:**
+
+    - `rtol`: the solve's relative tolerance, a real scalar.
+    - `atol`: the solve's absolute tolerance, a real scalar.
+
+    **Returns:**
+
+    A float scalar array, ``10 * max(rtol, atol)``.
+    """
     return MERGE_FACTOR * jnp.maximum(jnp.asarray(rtol), jnp.asarray(atol))
 
 
@@ -39,12 +49,26 @@ def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
     for fields with exchangeable tokens on a manifold of token rows, plain Tsit5 otherwise (module
     docstring) and for an ensemble integrated with one shared step (``shared_step``, the "batched"
     strategy: there the members merge at different times, the step is set by the member with the most
-    unmerged clusters, and the collapse measured 1.3-1.6x slower: (SA) on S^2, n = 32, beta = 4 and 9,
-    T = 50 and 500, 16 members), and for forward-mode differentiation (``forward_mode``: the adjoint is
-    ``diffrax.ForwardMode`` or ``DirectAdjoint``: the default path differentiates the solve without
-    merges; a [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] passed as ``solver=`` runs under them too). Pass
+    unmerged clusters, and the collapse is slower: docs/solving.md, "Long solves"), and for forward-mode
+    differentiation (``forward_mode``: the adjoint is ``diffrax.ForwardMode`` or ``DirectAdjoint``: the
+    default path differentiates the solve without merges; a
+    [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] passed as ``solver=`` runs under them too). Pass
     ``solver=`` to [`jaxattn.simulate`][jaxattn.solve.simulate] for another choice, e.g.
-    ``diffrax.Tsit5()`` for the solve without merges."""
+    ``diffrax.Tsit5()`` for the solve without merges.
+
+    **Arguments:**
+
+    - `field`: the field to be solved (its ``exchangeable`` flag and manifold decide).
+    - `rtol`: the solve's relative tolerance; default 1e-6 (sets the merge distance).
+    - `atol`: the solve's absolute tolerance; default 1e-6.
+    - `shared_step`: bool, default False: an ensemble integrated as one batched state with one step.
+    - `forward_mode`: bool, default False: the solve is differentiated in forward mode.
+
+    **Returns:**
+
+    A ``diffrax.AbstractSolver``: a [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] around
+    ``diffrax.Tsit5()``, or ``diffrax.Tsit5()``.
+    """
     if field.exchangeable and has_token_rows(field.manifold) and not (shared_step or forward_mode):
         return CollapsingSolver(diffrax.Tsit5(), field.manifold, merge_tolerance(rtol, atol))
     return diffrax.Tsit5()

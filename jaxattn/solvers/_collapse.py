@@ -5,7 +5,7 @@ the circle form eq. (6.1)) the velocity of token i is a function of x_i and of t
 tokens: identical tokens have identical velocities, so tokens that coincide at some time coincide
 for ever, and n tokens of which m_c sit at x_c move exactly as K weighted particles,
 
-    dx_c/dt = P_{x_c}( sum_k m_k e^{beta <Q x_c, K x_k>} V x_k / sum_k m_k e^{beta <Q x_c, K x_k>} )   (SA)
+    dx_c/dt = P_{x_c}( sum_k m_k e^{beta ⟨Q x_c, K x_k⟩} V x_k / sum_k m_k e^{beta ⟨Q x_c, K x_k⟩} )   (SA)
 
 (USA: divide by n instead). Inside a cluster, though, the tokens' differences contract at rate ~1
 (SA; ~m e^beta / n for USA), which bounds every explicit solver's step by its stability limit for
@@ -54,7 +54,16 @@ DEFAULT_MERGE_TOL = 1e-8
 
 def has_token_rows(manifold: AbstractManifold) -> bool:
     """Whether a configuration of ``manifold`` is one row (or one angle) per token, which the collapse
-    can merge: the sphere, the circle, R^d; not Gram matrices (a token there is a row and a column)."""
+    can merge: the sphere, the circle, R^d; not Gram matrices (a token there is a row and a column).
+
+    **Arguments:**
+
+    - `manifold`: a manifold ([`AbstractManifold`][jaxattn.manifolds.AbstractManifold]).
+
+    **Returns:**
+
+    bool.
+    """
     return manifold.event_ndim == 1 or manifold.token_dim((2, 2)) is not None
 
 
@@ -79,7 +88,18 @@ class _GatherTerm(diffrax.AbstractTerm):
 
 
 def gather_tokens(x: Array, root: Int[Array, "*batch n"], event_ndim: int) -> Array:
-    """x[..., root, :]: every token replaced by its representative (per member of a batch)."""
+    """x[..., root, :]: every token replaced by its representative (per member of a batch).
+
+    **Arguments:**
+
+    - `x`: float ``(*batch, n)`` (angles, ``event_ndim`` 1) or ``(*batch, n, d)`` (token rows, 2).
+    - `root`: int ``(*batch, n)``, the representative of each token's cluster.
+    - `event_ndim`: 1 or 2, the axes of one configuration.
+
+    **Returns:**
+
+    An array of the shape of ``x``.
+    """
     index = root if event_ndim == 1 else root[..., None]
     return jnp.take_along_axis(x, jnp.broadcast_to(index, root.shape + x.shape[root.ndim:]), axis=root.ndim - 1)
 
@@ -113,8 +133,19 @@ def merge_clusters(x: Array, root: Int[Array, " n"], tol: float | Array,
     ``root[i]`` is the representative (smallest index) of token i's cluster, whose tokens are exact
     copies. Distances are |manifold.difference(x_i, x_j)| (chordal on the sphere, the angle on the
     circle). A merged component goes to its mean: its representative plus the mean difference of its
-    tokens from it, retracted to the manifold (on the sphere: the normalised mean). Returns the new
-    positions and roots; components that did not change keep their positions bit for bit.
+    tokens from it, retracted to the manifold (on the sphere: the normalised mean). Components that did
+    not change keep their positions bit for bit.
+
+    **Arguments:**
+
+    - `x`: one configuration, float (n,) angles or (n, d) token rows.
+    - `root`: int (n,), the representative of each token's cluster.
+    - `tol`: float scalar >= 0, the merge distance.
+    - `manifold`: the configuration's manifold (its ``difference`` and ``retract``).
+
+    **Returns:**
+
+    A tuple ``(x, root)``: the new positions (the shape of ``x``) and int (n,) roots.
     """
     n = root.shape[0]
     k = manifold.event_ndim
@@ -144,11 +175,18 @@ class CollapsingSolver(AbstractDelegatingSolver):
     particle from then on (module docstring). For fields without a causal mask whose velocity
     of token i depends on x_i and the set of tokens only (SA, USA, their circle forms).
 
-    Args:
-        solver: the inner solver (any explicit diffrax solver, e.g. Tsit5 or [`RKC2`][jaxattn.solvers.RKC2]).
-        manifold: the field's manifold (``field.manifold``: the sphere, the circle or R^d, or its
-            name), which measures distances and takes means ([`AbstractManifold.difference`][jaxattn.manifolds.AbstractManifold.difference]).
-        tol: the merge distance (chordal on the sphere, angular on the circle); default 1e-8.
+    **Arguments:**
+
+    - `solver`: the inner solver (any explicit diffrax solver, e.g. Tsit5 or [`RKC2`][jaxattn.solvers.RKC2]).
+    - `manifold`: the field's manifold (``field.manifold``: the sphere, the circle or R^d, or its
+        name), which measures distances and takes means
+        ([`AbstractManifold.difference`][jaxattn.manifolds.AbstractManifold.difference]); default the sphere.
+    - `tol`: float scalar, the merge distance (chordal on the sphere, angular on the circle); default
+        1e-8. Traced: changing it does not recompile.
+
+    **Raises:**
+
+    - `ValueError`: a configuration of ``manifold`` is not one row (or angle) per token (Gram matrices).
     """
 
     solver: diffrax.AbstractSolver
@@ -162,6 +200,7 @@ class CollapsingSolver(AbstractDelegatingSolver):
 
     @property
     def event_ndim(self) -> int:
+        """The axes of one configuration of ``manifold`` (1: angles, 2: token rows)."""
         return self.manifold.event_ndim
 
     def _root0(self, y0):
@@ -170,6 +209,20 @@ class CollapsingSolver(AbstractDelegatingSolver):
         return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), batch + (n,))
 
     def init(self, terms, t0, t1, y0, args):
+        """The wrapped solver's state, with every token its own representative and no merge yet.
+
+        **Arguments:**
+
+        - `terms`: the terms of the solve.
+        - `t0`: the start time.
+        - `t1`: the end time.
+        - `y0`: the initial state (one configuration, or an ensemble's batched state).
+        - `args`: the solve's ``args``.
+
+        **Returns:**
+
+        The solver state ``(inner state, root, merged)``.
+        """
         root = self._root0(y0)
         inner = self.solver.init(_GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args)
         return inner, root, jnp.array(False)

@@ -68,7 +68,19 @@ def _norm(tree) -> Array:
 
 def stability_bound(stages: int | ArrayLike, damping: float = DEFAULT_DAMPING) -> Array:
     """beta(s) = (w0 + 1) T_s''(w0) / T_s'(w0): the real stability interval [-beta(s), 0] of the
-    s-stage damped method (Verwer, Hundsdorfer & Sommeijer 1990, eq. (2.7)); ~0.65 s^2."""
+    s-stage damped method (Verwer, Hundsdorfer & Sommeijer 1990, eq. (2.7)); ~0.65 s^2.
+
+    Here w0 = 1 + eps/s^2 and T_s is the Chebyshev polynomial of the first kind (module docstring).
+
+    **Arguments:**
+
+    - `stages`: int >= 2 (or an int array, may be traced), the stage count s.
+    - `damping`: float eps >= 0; default 2/13 (`DEFAULT_DAMPING`, the RKC code's).
+
+    **Returns:**
+
+    A float array of the shape of ``stages``, beta(s).
+    """
     s = jnp.asarray(stages)
     w0 = 1.0 + damping / s**2
     _, dT, ddT = _chebyshev(w0, s)
@@ -97,15 +109,18 @@ class RKC2(diffrax.AbstractAdaptiveSolver):
     s = 1 + floor(sqrt(1 + 1.54 h rho)), between 2 and ``max_stages`` (a step that would need more
     is rejected with an infinite error estimate, so the controller shrinks it).
 
-    Args:
-        spectral_radius: rho, a number (a bound on the Jacobian's spectral radius along the
-            solution), or a callable ``(t, y) -> rho``, or None (default) to estimate it by power
-            iteration every ``estimate_every`` accepted steps.
-        damping: eps of the damped Chebyshev polynomial (2/13 as in the RKC code).
-        max_stages: the most stages one step may take.
-        safety: the power-iteration estimate is multiplied by this (the RKC code's 1.2).
-        estimate_every: accepted steps between two power iterations.
-        power_iterations: the most iterations of one estimate (it stops at 1% agreement).
+    **Arguments:**
+
+    - `spectral_radius`: rho, a number (a bound on the Jacobian's spectral radius along the
+        solution), or a callable ``(t, y) -> rho``, or None (default) to estimate it by power
+        iteration every ``estimate_every`` accepted steps.
+    - `damping`: float, eps of the damped Chebyshev polynomial (static); default 2/13 as in the RKC code.
+    - `max_stages`: int, the most stages one step may take (static); default 256.
+    - `safety`: float, the power-iteration estimate is multiplied by this (static); default 1.2, the
+        RKC code's.
+    - `estimate_every`: int, accepted steps between two power iterations (static); default 25.
+    - `power_iterations`: int, the most iterations of one estimate (it stops at 1% agreement; static);
+        default 20.
     """
 
     spectral_radius: float | Array | Callable | None = None
@@ -120,12 +135,47 @@ class RKC2(diffrax.AbstractAdaptiveSolver):
         diffrax.ThirdOrderHermitePolynomialInterpolation)
 
     def order(self, terms):
+        """The order of the method: 2, for every stage count.
+
+        **Arguments:**
+
+        - `terms`: the terms of the solve (unused).
+
+        **Returns:**
+
+        2.
+        """
         return 2
 
     def error_order(self, terms):
-        return 3  # the estimate is O(h^3): the controller's exponent is 1/3
+        """The order of the error estimate: O(h^3), so the controller's exponent is 1/3.
+
+        **Arguments:**
+
+        - `terms`: the terms of the solve (unused).
+
+        **Returns:**
+
+        3.
+        """
+        return 3
 
     def init(self, terms, t0, t1, y0, args) -> _State:
+        """The solver state before the first step: no F_0 yet, no spectral radius, a fixed start vector
+        for the power iteration.
+
+        **Arguments:**
+
+        - `terms`: the terms of the solve.
+        - `t0`: the start time.
+        - `t1`: the end time.
+        - `y0`: the initial state (a pytree).
+        - `args`: the solve's ``args``.
+
+        **Returns:**
+
+        The state ``(first step, F_0, rho, eigenvector, accepted steps since the last estimate)``.
+        """
         f0 = jtu.tree_map(jnp.zeros_like, y0)
         # a fixed, generic start vector (not orthogonal to the dominant eigenvector in practice)
         leaves, tree = jtu.tree_flatten(y0)
@@ -135,6 +185,19 @@ class RKC2(diffrax.AbstractAdaptiveSolver):
         return jnp.array(True), f0, jnp.zeros((), dtype), v, jnp.zeros((), jnp.int32)
 
     def func(self, terms, t0, y0, args):
+        """The vector field F(t0, y0) (used to pick the first step).
+
+        **Arguments:**
+
+        - `terms`: the terms of the solve.
+        - `t0`: the time.
+        - `y0`: the state.
+        - `args`: the solve's ``args``.
+
+        **Returns:**
+
+        ``terms.vf(t0, y0, args)``.
+        """
         return terms.vf(t0, y0, args)
 
     def _estimate(self, terms, t0, y0, f0, args, v):
