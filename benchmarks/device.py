@@ -458,7 +458,7 @@ def section_ensembles(quick: bool, budget: Budget) -> dict:
             rows.append({**row, "wall_s": t, "ms_per_member": 1e3 * t / batch, "first_s": first,
                          "steps": f"{int(steps.max())}" if mode != "map" else f"{steps.mean():.1f} mean",
                          "status": "ok", "note": ""})
-        auto = resolve_ensemble("auto", n, backend)
+        auto = resolve_ensemble("auto", n, backend).name
         fastest = min(measured, key=measured.get) if measured else "-"
         for r in rows[-3:]:
             if r["case"] == f"n={n} d=3 batch={batch}" and r["mode"] == auto:

@@ -2,7 +2,7 @@
 
 Tokens are particles, layers are time. See README.md for a tour; the public API is
 re-exported here and nothing else lives in this file. Importing jaxattn turns on JAX's
-float64 mode (see :mod:`jaxattn._config`).
+float64 mode (see `jaxattn._config`).
 
 The re-exports are lazy (PEP 562): ``import jaxattn`` imports neither JAX nor any sub-package,
 so the ``jaxattn`` console script answers ``--help`` at once; ``jaxattn.simulate``,
@@ -27,13 +27,14 @@ elif _os.environ.get("JAXATTN_ENABLE_X64", "1") != "0" and "JAX_ENABLE_X64" not 
     _SET_JAX_ENV = True
 
 if TYPE_CHECKING:
-    from . import analysis, fields, grad, initial, io, layers, plot, sentiment, solve, spectral, studies
+    from . import analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, spectral, studies
     from .fields import (
         AbstractField,
         CircleSelfAttention,
         EuclideanSelfAttention,
         FeedForward,
         FrozenCentresCircleAttention,
+        GramSelfAttention,
         Kuramoto,
         RescaledSelfAttention,
         SelfAttention,
@@ -50,6 +51,7 @@ __all__ = [
     "EuclideanSelfAttention",
     "FeedForward",
     "FrozenCentresCircleAttention",
+    "GramSelfAttention",
     "HardmaxTransformer",
     "Kuramoto",
     "NonFiniteStateError",
@@ -69,6 +71,7 @@ __all__ = [
     "io",
     "layers",
     "load_trajectory",
+    "manifolds",
     "plot",
     "sentiment",
     "simulate",
@@ -79,12 +82,12 @@ __all__ = [
 ]
 
 #: sub-packages imported on first attribute access
-_SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers", "plot", "sentiment", "solve",
-                         "spectral", "studies"})
+_SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers", "manifolds", "plot", "sentiment",
+                         "solve", "spectral", "studies"})
 #: re-exported name -> the sub-package it comes from
 _EXPORTS = {
     **dict.fromkeys(["AbstractField", "CircleSelfAttention", "EuclideanSelfAttention", "FeedForward",
-                     "FrozenCentresCircleAttention", "Kuramoto", "RescaledSelfAttention", "SelfAttention",
+                     "FrozenCentresCircleAttention", "GramSelfAttention", "Kuramoto", "RescaledSelfAttention", "SelfAttention",
                      "UnnormalisedSelfAttention"], "fields"),
     **dict.fromkeys(["checkpointed_adjoint", "fit", "value_and_grad_of"], "grad"),
     **dict.fromkeys(["HardmaxTransformer", "SoftmaxTransformer"], "layers"),

@@ -2,7 +2,7 @@
 
 jaxattn is a research library whose tests compare against theory to 1e-9 and whose
 metastable dynamics drift on exponentially long time scales, so **float64 is the
-default**: importing :mod:`jaxattn` switches on JAX's ``jax_enable_x64`` flag (the
+default**: importing `jaxattn` switches on JAX's ``jax_enable_x64`` flag (the
 documented mechanism; it is a process-wide JAX setting, so import jaxattn *before*
 creating arrays you want in float64).
 

@@ -34,12 +34,12 @@ Accuracy (``tests/test_extreme_beta.py``, against ``scipy.special.ive`` and 30-d
 on nu in [0, 2000], x in [1e-3, 1e5]): relative error < 1e-12 wherever e^{-x} I_nu(x) > 1e-290
 (typically a few 1e-15); d/dx log(e^{-x} I_nu) matches (I_{nu-1} + I_{nu+1}) / (2 I_nu) - 1.
 
-:func:`kernel_coefficients` gives the Funk-Hecke coefficients of the attention kernel
+[`kernel_coefficients`][jaxattn.spectral.kernel_coefficients] gives the Funk-Hecke coefficients of the attention kernel
 W(q) = beta^{-1} e^{beta q} on S^{d-1} (Bruno, Pasqualotto, Agazzi 2025, eq. (4) and Remark 4.1)
 from these functions; it is the one implementation behind the linear theory and the spectral
-solvers (:mod:`jaxattn.spectral`) and the S^2 harmonics evaluator (:mod:`jaxattn.fields`).
+solvers ([`jaxattn.spectral`][jaxattn.spectral]) and the S^2 harmonics evaluator ([`jaxattn.fields`][jaxattn.fields]).
 Unscaled values overflow float64 once beta > ~705 (W_0 ~ e^beta / beta^{3/2}): they raise a clear
-error, eagerly and under ``jit``; ``scaled=True`` and :func:`log_kernel_coefficients` are finite
+error, eagerly and under ``jit``; ``scaled=True`` and [`log_kernel_coefficients`][jaxattn.spectral.log_kernel_coefficients] are finite
 for every beta.
 """
 
@@ -247,7 +247,7 @@ def iv(nu: ArrayLike, x: ArrayLike) -> Float[Array, "..."]:
 
 
 def log_kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2) -> Float[Array, "... {kmax+1}"]:
-    r"""log W_k(beta, d), k = 0..kmax (see :func:`kernel_coefficients`): finite for every beta > 0.
+    r"""log W_k(beta, d), k = 0..kmax (see [`kernel_coefficients`][jaxattn.spectral.kernel_coefficients]): finite for every beta > 0.
 
         log W_k = log Gamma(d/2) + ((d-2)/2) log(2/beta) - log beta + log(e^{-beta} I_{k+(d-2)/2}(beta)) + beta.
     """
@@ -274,9 +274,9 @@ def kernel_coefficients(beta: ArrayLike, kmax: int, d: int = 2, scaled: bool = F
     Fourier coefficient of W(theta) = beta^{-1} e^{beta cos theta} = sum_k W_k e^{ik theta}, W_k = I_k(beta)/beta;
     on S^2 (d = 3) it is W_k = i_k(beta)/beta with the modified spherical Bessel function i_k.
     ``scaled=True`` returns e^{-beta} W_k (finite for every beta). ``beta`` may be an array (leading
-    axes); differentiable in beta, relative accuracy that of :func:`log_ive`. Unscaled W_k overflow
+    axes); differentiable in beta, relative accuracy that of `log_ive`. Unscaled W_k overflow
     float64 for beta > ~705: that raises (eagerly and under ``jit``) and names the alternatives
-    (``scaled=True``, :func:`log_kernel_coefficients`).
+    (``scaled=True``, [`log_kernel_coefficients`][jaxattn.spectral.log_kernel_coefficients]).
     """
     log_w = log_kernel_coefficients(beta, kmax, d)
     if scaled:

@@ -2,16 +2,26 @@
 
 Each ``check_*`` returns the validated value (converted where useful) and raises
 ``ValueError``/``TypeError`` with a message that says what is wrong and how to fix it.
-Checks of *values* run on the host and are skipped for tracers (see :func:`is_concrete`);
-code that must also check traced values does so with ``equinox.error_if``.
+
+A rule that must also hold for traced values (inside ``jax.jit``/``vmap``/``grad``) is written once
+as a function returning `Check` pairs (violated, message); `enforce` then raises the
+message on the host where the values are concrete, or attaches it with ``equinox.error_if``
+where they are traced, so the user reads the same text either way (eagerly with the offending
+value appended).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeVar
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike
+
+_T = TypeVar("_T")
 
 #: the attention models of the mean-field papers: normalised SA and unnormalised USA
 MODELS = ("usa", "sa")
@@ -21,6 +31,70 @@ def is_concrete(*trees) -> bool:
     """True when no leaf is a tracer (so values can be checked on the host)."""
     leaves = jax.tree_util.tree_leaves(trees)
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+class Check(NamedTuple):
+    """One rule evaluated on values: ``violated`` is a Python/NumPy bool where the values are concrete
+    and a traced boolean array where they are not (`xp` picks the array module); ``message``
+    says what is wrong and how to fix it. A ``{got}`` in the message is replaced by ``", got "`` +
+    ``shown()`` on the host (``shown`` formats the concrete offending value) and dropped when traced."""
+
+    violated: Any
+    message: str
+    shown: Callable[[], str] | None = None
+
+
+def xp(*values):
+    """NumPy where every value is concrete (checks on the host), ``jax.numpy`` where one is traced."""
+    return np if is_concrete(values) else jnp
+
+
+def _eager_message(check: Check) -> str:
+    try:
+        got = f", got {check.shown()}" if check.shown is not None else ""
+    except jax.errors.JAXTypeError:  # concrete verdict on a traced value (e.g. under eager jax.grad)
+        got = ""
+    return check.message.replace("{got}", got)
+
+
+def enforce(checks: Iterable[Check], attach: _T, *, prefix: str = "", error: type[Exception] = ValueError) -> _T:
+    """Raise or attach every rule of ``checks``: a concrete violated rule raises ``error(prefix + message)``
+    at once; a traced rule is attached to ``attach`` (any pytree of arrays, returned) with
+    ``equinox.error_if``, so it raises the same message (without the value) when the computation runs.
+    With ``attach=None`` only the concrete rules are checked (a host-side check)."""
+    for check in checks:
+        if is_concrete(check.violated):
+            if bool(np.any(check.violated)):
+                raise error(prefix + _eager_message(check))
+        elif attach is not None:
+            attach = eqx.error_if(attach, jnp.any(check.violated), prefix + check.message.replace("{got}", ""))
+    return attach
+
+
+def beta_rule(beta, *, allow_zero: bool = False) -> Check:
+    """An inverse temperature: finite and > 0 (>= 0 with ``allow_zero``, where a formula has a beta = 0 limit)."""
+    m = xp(beta)
+    b = m.asarray(beta)
+    bad = ~m.all(m.isfinite(b) & ((b >= 0) if allow_zero else (b > 0)))
+    if allow_zero:
+        message = "beta must be finite and >= 0 (an inverse temperature){got}"
+    else:
+        message = ("beta must be finite and > 0 (an inverse temperature){got}. For the beta = 0 model use "
+                   "jaxattn.Kuramoto on the circle or a small beta (the field is smooth in beta).")
+    return Check(bad, message, lambda: _show(b))
+
+
+def _show(value) -> str:
+    v = np.asarray(value)
+    return str(float(v)) if v.ndim == 0 else np.array2string(v, threshold=8)
+
+
+def finite_rule(value, name: str) -> Check:
+    """Every entry finite (no NaN/inf)."""
+    m = xp(value)
+    bad = ~m.all(m.isfinite(m.asarray(value)))
+    return Check(bad, f"{name} must be finite (no NaN or inf){{got}}",
+                 lambda: f"{int(np.sum(~np.isfinite(np.asarray(value))))} NaN/inf entries")
 
 
 def as_float_array(value, name: str) -> Array:
@@ -39,8 +113,9 @@ def as_float_array(value, name: str) -> Array:
     return arr
 
 
-def check_beta(beta, *, scalar: bool = True) -> Array:
-    """Validate an inverse temperature: finite and > 0; a scalar unless ``scalar=False``.
+def check_beta(beta, *, scalar: bool = True, allow_zero: bool = False) -> Array:
+    """Validate an inverse temperature (`beta_rule`): finite and > 0 (>= 0 with ``allow_zero``);
+    a scalar unless ``scalar=False``.
 
     Returns ``beta`` as a floating array. Values of tracers cannot be read and are not checked.
     """
@@ -48,18 +123,20 @@ def check_beta(beta, *, scalar: bool = True) -> Array:
     if scalar and arr.ndim != 0:
         raise ValueError(f"beta must be a scalar, got shape {arr.shape}")
     if is_concrete(arr):
-        b = np.asarray(arr, dtype=float)
-        if not np.all(np.isfinite(b)) or np.any(b <= 0):
-            shown = float(b) if b.ndim == 0 else b
-            raise ValueError(
-                f"beta must be finite and > 0 (an inverse temperature), got {shown}. For the beta = 0 "
-                "model use jaxattn.Kuramoto on the circle or a small beta (the field is smooth in beta)."
-            )
+        enforce([beta_rule(np.asarray(arr, dtype=float), allow_zero=allow_zero)], None)
     return arr
 
 
+def host_beta(beta) -> float:
+    """A concrete inverse temperature as a Python float, checked with `beta_rule` (for host-side
+    computations such as choosing a truncation; ``float`` fails on a tracer with JAX's own message)."""
+    value = float(beta)
+    enforce([beta_rule(value)], None)
+    return value
+
+
 def as_finite_array(value, name: str, ndim: int | tuple[int, ...] | None = None, expected: str = "") -> Array:
-    """:func:`as_float_array`, then the rank ``ndim`` (one or several allowed) and :func:`check_finite`.
+    """`as_float_array`, then the rank ``ndim`` (one or several allowed) and `check_finite`.
 
     ``expected`` names the accepted shape in the error, e.g. ``"a matrix (m, d)"``.
     """
@@ -71,7 +148,7 @@ def as_finite_array(value, name: str, ndim: int | tuple[int, ...] | None = None,
     return arr
 
 
-def check_finite(x: Array, name: str) -> None:
+def check_finite(x: ArrayLike, name: str) -> None:
     """Raise ValueError if a concrete array has NaN/inf (host-side numpy: works inside jit)."""
     if is_concrete(x):
         finite = np.isfinite(np.asarray(x))
@@ -117,3 +194,111 @@ def check_positive(name: str, value) -> None:
         raise TypeError(f"{name} must be real-valued, got {value!r}") from exc
     if not (np.all(np.isfinite(v)) and np.all(v > 0)):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------- times
+
+#: a time span must hold at least this many floating-point spacings of its times (`time_rules`)
+TIME_RESOLUTION = 1024
+
+
+def time_rules(t0, t1, dtype=None) -> list[Check]:
+    """t0 and t1 finite, t1 > t0, and (with ``dtype``, the precision the solve runs in) the span resolved:
+    t1 - t0 at least `TIME_RESOLUTION` spacings of ``dtype`` near max(|t0|, |t1|). A span below that
+    (float32 t0 = 1e8, t1 = 1e8 + 1: the two round to the same number) cannot be integrated honestly."""
+    m = xp(t0, t1)
+    finite = m.isfinite(t0) & m.isfinite(t1)
+    checks = [Check(~finite, "t0 and t1 must be finite{got}", lambda: f"t0 = {t0}, t1 = {t1}"),
+              Check(finite & ~(m.asarray(t1) > m.asarray(t0)), "t1 must be greater than t0{got}",
+                    lambda: f"t0 = {t0}, t1 = {t1}")]
+    if dtype is not None:
+        a0, a1 = m.asarray(t0, dtype=dtype), m.asarray(t1, dtype=dtype)
+        if m is jnp:  # a verdict, not a value: no derivative (nextafter has none)
+            a0, a1 = jax.lax.stop_gradient(a0), jax.lax.stop_gradient(a1)
+        spacing = m.spacing(m.maximum(m.abs(a0), m.abs(a1)))
+        name = np.dtype(dtype).name
+        checks.append(Check(
+            finite & (m.asarray(t1) > m.asarray(t0)) & ((a1 - a0) < TIME_RESOLUTION * spacing),
+            f"t1 - t0 is not resolved by {name} times: near max(|t0|, |t1|) neighbouring {name} numbers are too far "
+            f"apart for {TIME_RESOLUTION} distinct times in [t0, t1]{{got}}. Shift the times towards 0 (t0 = 0; the "
+            "fields do not depend on t unless they say so) or integrate in float64",
+            lambda: f"t0 = {t0}, t1 = {t1}, {name} spacing {float(spacing):.3g}"))
+    return checks
+
+
+def check_save_times(ts, *, t0=None, t1=None, strict: bool = False, min_count: int = 1, name: str = "ts",
+                     dtype=None, where: str = ""):
+    """Save times: a 1-d array of at least ``min_count`` finite times, non-decreasing (increasing with
+    ``strict``), inside [t0, t1] (each bound where given). Returns them as an array of ``dtype`` (default
+    float); checked on the host, or through ``equinox.error_if`` where traced (`enforce`, with the
+    message prefix ``where``)."""
+    ts = jnp.asarray(ts, dtype=jnp.result_type(float) if dtype is None else dtype)
+    if ts.ndim != 1 or ts.shape[0] < min_count:
+        raise ValueError(f"{name} must be a 1-d array of at least {min_count} save time"
+                         f"{'s' if min_count > 1 else ''}, got shape {ts.shape}")
+    m = xp(ts, t0, t1)
+    v = np.asarray(ts) if m is np else ts
+    finite = m.all(m.isfinite(v))
+    step = m.diff(v)
+    ordered = m.all(step > 0) if strict else m.all(step >= 0)
+    inside = m.asarray(True)
+    if t0 is not None:
+        inside = inside & (v[0] >= t0)
+    if t1 is not None:
+        inside = inside & (v[-1] <= t1)
+    if t0 is not None:
+        bounds = "inside [t0, t1]" if t1 is not None else (">= 0" if _is_zero(t0) else ">= t0")
+    else:
+        bounds = "<= t1" if t1 is not None else ""
+    rule = f"{name} must be {'increasing' if strict else 'non-decreasing'}" + (f" and {bounds}" if bounds else "")
+    shown = lambda: (f"{name} from {float(v[0])} to {float(v[-1])}"  # noqa: E731
+                     + (f" with t0 = {t0}" if t0 is not None else "") + (f", t1 = {t1}" if t1 is not None else ""))
+    checks = [Check(~finite, f"{name} must be finite (NaN or inf save times){{got}}",
+                    lambda: f"{int(np.sum(~np.isfinite(np.asarray(v))))} NaN or inf"),
+              Check(finite & ~(ordered & inside), rule + "{got}", shown)]
+    return enforce(checks, ts, prefix=where)
+
+
+def _is_zero(value) -> bool:
+    return is_concrete(value) and float(value) == 0.0
+
+
+def tolerance_rules(rtol, atol) -> list[Check]:
+    """rtol and atol of an adaptive step-size controller: finite, >= 0 and not both zero (a pure
+    relative or absolute tolerance is fine)."""
+    m = xp(rtol, atol)
+    r, a = m.asarray(rtol), m.asarray(atol)
+    good = (m.all(m.isfinite(r)) & m.all(m.isfinite(a)) & m.all(r >= 0) & m.all(a >= 0)
+            & m.all((r > 0) | (a > 0)))
+    return [Check(~good, "rtol and atol must be finite, >= 0 and not both zero{got}",
+                  lambda: f"rtol = {rtol!r}, atol = {atol!r}")]
+
+
+def positive_rule(value, name: str, meaning: str = "") -> Check:
+    """Every entry finite and > 0."""
+    m = xp(value)
+    v = m.asarray(value)
+    return Check(~m.all(m.isfinite(v) & (v > 0)), f"{name} must be finite and > 0{meaning}{{got}}",
+                 lambda: _show(v))
+
+
+def interval_rule(value, name: str, low: float, high: float, *, closed_high: bool = False, meaning: str = "") -> Check:
+    """low < value < high (<= high with ``closed_high``), finite."""
+    m = xp(value)
+    v = m.asarray(value)
+    upper = (v <= high) if closed_high else (v < high)
+    interval = f"({low:g}, {high:g}{']' if closed_high else ')'}"
+    return Check(~m.all(m.isfinite(v) & (v > low) & upper), f"{name} must be in {interval}{meaning}{{got}}",
+                 lambda: _show(v))
+
+
+def pair_delta_rule(delta) -> Check:
+    """The closeness threshold of a pair of unit tokens, <x_i, x_j> >= 1 - delta: delta in (0, 2] (inner
+    products lie in [-1, 1], so delta = 2 makes every pair close; 0 would need exact coincidence)."""
+    return interval_rule(delta, "delta", 0.0, 2.0, closed_high=True,
+                         meaning=" (pairs are delta-close when <x_i, x_j> >= 1 - delta)")
+
+
+def crossing_delta_rule(delta) -> Check:
+    """The level 1 - delta that gamma_beta(t), rising from gamma(0) = 0 to 1, crosses: delta in (0, 1)."""
+    return interval_rule(delta, "delta", 0.0, 1.0, meaning=" for a crossing of 1 - delta from gamma(0) = 0")

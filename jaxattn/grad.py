@@ -1,13 +1,13 @@
-r"""Gradients through :func:`jaxattn.simulate`, the adjoint's memory/time knob, and an optax loop.
+r"""Gradients through [`jaxattn.simulate`][jaxattn.simulate], the adjoint's memory/time knob, and an optax loop.
 
-:func:`jaxattn.simulate` is already differentiable: build the field *inside* the differentiated
+[`jaxattn.simulate`][jaxattn.simulate] is already differentiable: build the field *inside* the differentiated
 function and ``jax.grad`` reaches beta, Q, K, V, x0 and t1. This module only makes that pleasant:
 
-* :func:`value_and_grad_of` ``(observable, field, x0, t1)`` -> (value, :class:`Gradients`) with the
+* [`value_and_grad_of`][jaxattn.value_and_grad_of] ``(observable, field, x0, t1)`` -> (value, [`Gradients`][jaxattn.grad.Gradients]) with the
   gradient as a field-shaped pytree (``grads.field.beta``, ``grads.field.Q``, ...), the Riemannian
   gradient in x0 (projected on the tangent space of the sphere, since x0 lives on it) and d/dt1;
-* :func:`checkpointed_adjoint`: the adjoint and its memory/time knob;
-* :func:`fit`: a thin optax loop over any differentiable loss of a pytree of parameters.
+* [`checkpointed_adjoint`][jaxattn.checkpointed_adjoint]: the adjoint and its memory/time knob;
+* [`fit`][jaxattn.fit]: a thin optax loop over any differentiable loss of a pytree of parameters.
 
 Adjoint and the memory/time knob
 --------------------------------
@@ -44,7 +44,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from .fields import AbstractField, tangent_projection
+from .fields import AbstractField
 from .solve import Trajectory, check_initial_tokens, simulate
 
 __all__ = [
@@ -102,11 +102,13 @@ def check_real_scalar(value: Any, what: str) -> None:
 
 
 class Gradients(eqx.Module):
-    """Gradient of an observable of a :class:`jaxattn.Trajectory`.
+    """Gradient of an observable of a [`jaxattn.Trajectory`][jaxattn.Trajectory].
 
     * ``field``: a pytree shaped like the field whose array leaves are d obs / d leaf
       (``grads.field.beta``, ``.Q``, ``.K``, ``.V``; None where the field had None);
-    * ``x0``: d obs / d x0; on the sphere the Riemannian gradient P_{x_i} (d obs / d x_i(0)), so
+    * ``x0``: d obs / d x0, projected onto the tangent space of the field's manifold
+      ([`jaxattn.manifolds.AbstractManifold.project`][jaxattn.manifolds.AbstractManifold.project]): on the sphere the Riemannian gradient
+      P_{x_i} (d obs / d x_i(0)), on Gram matrices its symmetric part with zero diagonal; so
       obs(retract(x0 + h v)) = obs(x0) + h <x0 gradient, v> + O(h^2) for tangent v;
     * ``t1``: d obs / d t1 (the saved times move with t1 when ``ts`` is an int or None).
     """
@@ -146,13 +148,13 @@ def value_and_grad_of(
     Args:
         observable: ``Trajectory -> real scalar``, e.g.
             ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
-        field: the field, as for :func:`jaxattn.simulate`.
-        x0: a single configuration or an ensemble, as for :func:`jaxattn.simulate`.
-        t1: the final time, as for :func:`jaxattn.simulate`.
+        field: the field, as for [`jaxattn.simulate`][jaxattn.simulate].
+        x0: a single configuration or an ensemble, as for [`jaxattn.simulate`][jaxattn.simulate].
+        t1: the final time, as for [`jaxattn.simulate`][jaxattn.simulate].
         checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
         adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
             ``BacksolveAdjoint`` raises ValueError (module docstring).
-        **simulate_kwargs (Any): passed to :func:`jaxattn.simulate` (``ts``, ``rtol``, ``atol``, ...).
+        **simulate_kwargs (Any): passed to [`jaxattn.simulate`][jaxattn.simulate] (``ts``, ``rtol``, ``atol``, ...).
 
     Example::
 
@@ -183,13 +185,12 @@ def value_and_grad_of(
     value, (g_field, g_x0, g_t1) = _particle_value_and_grad(
         observable, field_dyn, field_static, x0, jnp.asarray(t1, dtype=x0.dtype), adjoint, simulate_kwargs
     )
-    if field.manifold == "sphere":
-        g_x0 = tangent_projection(x0, g_x0)
+    g_x0 = field.manifold.project(x0, g_x0)  # the Riemannian gradient on a constrained manifold
     return value, Gradients(field=g_field, x0=g_x0, t1=g_t1)
 
 
 class FitResult(eqx.Module):
-    """Result of :func:`fit`: final ``params``, ``losses`` per step (the loss *before* each update,
+    """Result of [`fit`][jaxattn.fit]: final ``params``, ``losses`` per step (the loss *before* each update,
     then the final loss), and ``history`` (params before each update, then the final params;
     stacked leaves)."""
 

@@ -2,7 +2,7 @@
 
 Every sampler takes ``batch=None`` (one configuration) or an int (an ensemble with a
 leading batch axis) and a ``dtype`` (float64 by default; pass ``jnp.float32`` to opt in to
-single precision, see :mod:`jaxattn._config`).
+single precision, see `jaxattn._config`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Matplotlib helpers used by the CLI, the notebooks and the README gallery.
 
-:func:`pyplot` is the one way the library gets ``matplotlib.pyplot`` (imported lazily, so
+`pyplot` is the one way the library gets ``matplotlib.pyplot`` (imported lazily, so
 matplotlib stays optional until something is plotted).
 """
 
@@ -9,15 +9,25 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "FIGURE_FORMATS",
     "animate",
     "cell_edges",
     "circle_paths",
+    "frame_schedule",
+    "log_limits",
+    "parameter_title",
     "plot_attention",
     "plot_circle_trajectories",
     "plot_sphere_trajectories",
     "plot_value_spectra",
     "pyplot",
+    "save_figure",
 ]
+
+#: the figure files the library and the ``jaxattn`` command write (``--format``): raster PNG, vector SVG/PDF
+FIGURE_FORMATS = ("png", "svg", "pdf")
+#: the default resolution of raster figures (``--dpi``)
+DEFAULT_DPI = 150
 
 
 def pyplot():
@@ -33,6 +43,93 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None, close: bool = True):
+    """Write a matplotlib figure; the one way the ``jaxattn`` commands write figures.
+
+    ``format`` (``"png"``, ``"svg"`` or ``"pdf"``; default: the path's suffix, else png) replaces the path's
+    suffix, so ``--format pdf`` turns ``run.png`` into ``run.pdf``; ``dpi`` sets the resolution of raster
+    output (default `DEFAULT_DPI`; vector formats keep text and lines as vectors). The file's metadata
+    say what made it (the jaxattn version, and the ``jaxattn`` command line or the script). The figure is
+    trimmed to its drawn content and closed unless ``close=False``. Returns the path written.
+
+    Raises:
+        ValueError: an unknown format or suffix, or a non-positive dpi.
+        OSError: the file could not be written (the message names it and the cause).
+    """
+    from pathlib import Path
+
+    from ._provenance import current_command, write_error
+    from ._version import __version__
+
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".") or "png").lower()
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"figures are written as {', '.join(FIGURE_FORMATS)}, got {fmt!r} ({path.name})")
+    if dpi is not None and not dpi > 0:
+        raise ValueError(f"dpi must be > 0, got {dpi}")
+    path = path.with_suffix(f".{fmt}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made, command = f"jaxattn {__version__}", current_command()  # what made the file, in its metadata
+    metadata = {"png": {"Software": made, "Source": command}, "svg": {"Creator": made, "Description": command},
+                "pdf": {"Creator": made, "Subject": command}}[fmt]
+    try:
+        fig.savefig(path, dpi=dpi or DEFAULT_DPI, format=fmt, bbox_inches="tight", pad_inches=0.03,
+                    metadata=metadata)
+    except OSError as err:
+        raise write_error(path, err) from err
+    finally:
+        if close:
+            pyplot().close(fig)
+    return path
+
+
+_GREEK = {"alpha", "beta", "gamma", "delta", "tau", "theta", "mu", "sigma", "omega"}
+
+
+def parameter_title(what: str, **params) -> str:
+    """A figure title that states the parameters: ``parameter_title("SA on $S^1$", n=32, beta=4)`` is
+    ``"SA on $S^1$: $n = 32$, $\\beta = 4$"``.
+
+    The convention of every figure the project draws: the model, then each parameter the figure depends
+    on (numbers with ``:g``; Greek names as symbols; a sequence as ``$\\beta \\in [min, max]$ (k values)``).
+    """
+    parts = []
+    for name, value in params.items():
+        symbol = f"\\{name}" if name in _GREEK else name
+        if isinstance(value, str):
+            parts.append(f"{name} {value}")
+            continue
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim == 0:
+            text = f"{float(arr):g}"
+        elif arr.size == 1:
+            text = f"{float(arr.ravel()[0]):g}"
+        else:
+            parts.append(f"${symbol} \\in [{arr.min():g}, {arr.max():g}]$ ({arr.size} values)")
+            continue
+        parts.append(f"${symbol} = {text}$")
+    return f"{what}: {', '.join(parts)}" if parts else what
+
+
+def log_limits(values, *, floor: float = 1e-12, pad: float = 1.5) -> tuple[float, float]:
+    """y-limits of a log axis that show the data, not its exact zeros.
+
+    Values that are exactly 0 (a mode absent from the initial condition) or below ``floor`` times the
+    largest value are ignored, so the axis is not stretched to 1e-300 and the curves stay readable;
+    the limits are padded by the factor ``pad``. Returns ``(low, high)``.
+
+    Raises:
+        ValueError: no positive finite value to show.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        raise ValueError("log_limits needs at least one positive finite value")
+    top = float(v.max())
+    low = float(v[v >= floor * top].min())
+    return low / pad, top * pad
 
 
 def cell_edges(centres) -> np.ndarray:
@@ -173,7 +270,7 @@ def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0, title: str
     """Angles theta_i(t) in [0, 2 pi) against t (paper 002 Fig 3 style), lines cut where they wrap.
 
     ``trajectory.xs`` holds angles (T, n) or unit vectors (T, n, 2) on $S^1$; ensembles draw ``member``.
-    Paths are drawn by :func:`circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
+    Paths are drawn by `circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
     re-enters at the bottom without a vertical jump. Returns the axes.
     """
     plt = pyplot()
@@ -234,7 +331,7 @@ def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
     """Scatter of each head's value-matrix eigenvalues in the complex plane.
 
     Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, Fig. 10 style; ``eigenvalues`` is the
-    (num_heads, dk) output of :func:`jaxattn.io.value_spectra`.
+    (num_heads, dk) output of [`jaxattn.io.value_spectra`][jaxattn.io.value_spectra].
     """
     plt = pyplot()
     lam = np.atleast_2d(eigenvalues)
@@ -253,6 +350,48 @@ def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
     return axes
 
 
+def frame_schedule(ts, xs, frames: int, *, uniform: float = 0.1) -> np.ndarray:
+    """Indices of the saved states to show as ``frames`` animation frames, spaced by the motion.
+
+    The frames are equally spaced in the arc length of the motion, s(t_k) = sum over saved steps of the
+    mean token displacement |x_i(t_{j+1}) - x_i(t_j)| (angles: the wrapped angle difference), blended with
+    time: the schedule follows w(t) = (1 - ``uniform``) s(t) / s(T) + ``uniform`` (t - t_0) / (T - t_0).
+    Where the tokens move fast the frames are dense; a long metastable stretch gets few frames (a fraction
+    ``uniform`` of them, so that time still visibly passes). ``uniform=1`` gives evenly spaced times.
+
+    Returns increasing indices into ``ts``, first and last included, at most ``frames`` of them (fewer when
+    the saved times are too coarse to place them all).
+    """
+    ts = np.asarray(ts, dtype=float)
+    xs = np.asarray(xs, dtype=float)
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if not 0 <= uniform <= 1:
+        raise ValueError(f"uniform must be in [0, 1], got {uniform}")
+    if ts.ndim != 1 or xs.shape[0] != ts.shape[0]:
+        raise ValueError(f"xs has {xs.shape[0]} saved states but ts has shape {ts.shape}")
+    T = ts.shape[0]
+    if T == 1 or frames == 1:
+        return np.array([T - 1] if frames == 1 else [0])
+    step = np.diff(xs, axis=0)
+    if xs.ndim == 2:  # angles: the shortest way round
+        step = np.angle(np.exp(1j * step))
+        dist = np.abs(step).mean(axis=1)
+    else:
+        dist = np.linalg.norm(step, axis=-1).mean(axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(dist)])
+    span = ts[-1] - ts[0]
+    time = (ts - ts[0]) / span if span > 0 else np.linspace(0, 1, T)
+    w = (1 - uniform) * (arc / arc[-1] if arc[-1] > 0 else time) + uniform * time
+    targets = np.linspace(0.0, 1.0, min(frames, T))
+    idx = np.clip(np.searchsorted(w, targets, side="left"), 0, T - 1)
+    # the saved state nearest each target (searchsorted gives the first at or above it)
+    below = np.clip(idx - 1, 0, T - 1)
+    idx = np.where(np.abs(w[below] - targets) < np.abs(w[idx] - targets), below, idx)
+    idx[0], idx[-1] = 0, T - 1
+    return np.unique(idx)
+
+
 def _token_space(xs: np.ndarray) -> str:
     """'circle' (angles), 'S1', 'S2', 'R2' or 'R3' for states of shape (T, n) or (T, n, d)."""
     if xs.ndim == 2:
@@ -265,15 +404,19 @@ def _token_space(xs: np.ndarray) -> str:
     return (f"S{d - 1}" if on_sphere else f"R{d}")
 
 
-def animate(trajectory, path, *, member: int = 0, frames: int = 60, fps: int = 12, dpi: int = 80,
-            size: float = 4.0, title: str | None = None):
+def animate(trajectory, path, *, member: int = 0, frames: int = 80, fps: int = 15, dpi: int = 96,
+            size: float = 5.0, title: str | None = None, uniform: float = 0.1, hold: float = 1.0):
     """Write an animation of the tokens x_i(t) of a trajectory: a GIF, or an MP4 if ``path`` ends in .mp4.
 
-    ``trajectory`` is a :class:`jaxattn.Trajectory` (or anything with ``ts`` (T,) and ``xs`` (T, n) angles or
+    ``trajectory`` is a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs`` (T, n) angles or
     (T, n, d) points; ensembles draw ``member``). Tokens are drawn on S^1 (angles or unit vectors in R^2),
     S^2 (unit vectors in R^3; tokens on the far side of the sphere from the viewer are faded), or in R^2 / R^3
-    with fixed axes covering the whole path. ``frames`` saved times (evenly spaced indices, first and last
-    included; at most T) become frames shown at ``fps`` frames per second; every frame is labelled with its t.
+    with fixed axes covering the whole path. Up to ``frames`` saved states become frames shown at ``fps``
+    frames per second, chosen by `frame_schedule`: equally spaced in the arc length of the motion
+    (blended with time by ``uniform``), so the frames go where the tokens move and a metastable stretch
+    passes quickly; every frame is labelled with its t, and the last is held for ``hold`` seconds. The
+    picture is ``size`` inches at ``dpi`` (480 x 480 pixels by default). Save the trajectory densely
+    (e.g. ``ts=401``) so that the schedule has states to choose from.
 
     GIFs use matplotlib's Pillow writer (no ffmpeg needed); MP4 needs ffmpeg on the PATH.
     Returns the path written.
@@ -298,9 +441,10 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 60, fps: int = 1
         raise ValueError(f"xs has {xs.shape[0]} saved states but ts has {ts.shape[0]} times")
     if not np.all(np.isfinite(xs)):
         raise ValueError("the trajectory contains NaN or inf; nothing sensible to draw")
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
-    idx = np.unique(np.round(np.linspace(0, len(ts) - 1, min(frames, len(ts)))).astype(int))
+    if hold < 0:
+        raise ValueError(f"hold must be >= 0 seconds, got {hold}")
+    idx = frame_schedule(ts, xs, frames, uniform=uniform)
+    idx = np.concatenate([idx, np.full(int(round(hold * fps)), idx[-1])])  # rest on the final state
     space = _token_space(xs)
     n = xs.shape[1]
     colours = plt.cm.viridis(np.linspace(0, 1, n))
@@ -309,11 +453,12 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 60, fps: int = 1
         ax = fig.add_subplot(projection="3d", computed_zorder=False)
         u, v = np.mgrid[0 : 2 * np.pi : 30j, 0 : np.pi : 15j]
         ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", lw=0.3)
-        ax.set_box_aspect((1, 1, 1))
+        ax.set_box_aspect((1, 1, 1), zoom=1.45)  # the sphere fills the frame
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95)
         ax.set_axis_off()
         ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
         view = _view_direction(ax)
-        scat = ax.scatter(*xs[0].T, s=22, depthshade=False)
+        scat = ax.scatter(*xs[0].T, s=36, depthshade=False)
 
         def draw(k):
             x = xs[k]

@@ -5,7 +5,7 @@
    one makes every change to the higher one a change to the lower one.
 2. Private names stay inside their package: no ``from jaxattn.pkg._module import ...`` and no
    ``from jaxattn.pkg.module import _name`` from another package. The top-level private modules
-   ``_config``, ``_validate`` and ``_special`` are shared by every package by design.
+   ``_config``, ``_validate``, ``_special`` and ``_provenance`` are shared by every package by design.
 3. The product cites the papers and its own docs, never research notes outside the repository.
 """
 
@@ -28,7 +28,9 @@ LAYERS = {
     "_config": 0,
     "_validate": 0,
     "_version": 0,
+    "_provenance": 0.5,  # above _version: records it
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
+    "manifolds": 0.75,  # above _validate (its checks); fields, solve, grad, analysis use the manifolds
     "plot": 1,
     "fields": 1,
     "layers": 1,
@@ -44,7 +46,7 @@ LAYERS = {
     "cli": 6,
     "__init__": 7,
 }
-SHARED_PRIVATE = {"_config", "_validate", "_special", "_version"}
+SHARED_PRIVATE = {"_config", "_validate", "_special", "_version", "_provenance"}
 
 
 def _modules(package: Path):

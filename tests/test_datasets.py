@@ -4,7 +4,8 @@
   with its dtype, the field equal (``equinox.tree_equal``) and, as an independent check, the
   rebuilt field gives the same velocities as the original on a fresh configuration.
 * Every variable (data and coordinate) of every netCDF file the library writes carries
-  ``long_name``, ``units`` and ``description`` (CF conventions): the files are produced by the
+  ``long_name``, ``units`` and ``description`` (CF conventions), and every file says what made it
+  (``Conventions``, ``jaxattn_version``, ``source``, ``history``): the files are produced by the
   library's own writers (the console commands, the sweeps, ``Trajectory.save``) and walked
   (all of them: slow, about 1-3 minutes; the cheap writers in the default run).
 * The phase-diagram file holds what its figure shows (``probability`` = the mean of
@@ -25,7 +26,7 @@ import xarray as xr
 
 import jaxattn
 from jaxattn import cli
-from jaxattn.io import REQUIRED, describe, missing_attributes
+from jaxattn.io import PROVENANCE, REQUIRED, describe, missing_attributes
 
 KEY = jax.random.PRNGKey(3)
 
@@ -185,6 +186,9 @@ def _walk_netcdf(root):
     for path in files:
         with xr.open_dataset(path) as ds:
             missing = missing_attributes(ds)
+            absent = [key for key in PROVENANCE if not str(ds.attrs.get(key, "")).strip()]
+        if absent:  # what made the file: Conventions, version, source, history
+            missing["(global)"] = absent
         if missing:
             problems[str(path.relative_to(root))] = missing
     return files, problems

@@ -72,10 +72,10 @@ def test_compare_row_flags_a_discrepancy():
 
 
 def test_auto_ensemble_reads_the_backend():
-    assert resolve_ensemble("auto", 256, "cpu") == "map"
-    assert resolve_ensemble("auto", 32, "cpu") == "batched"
-    assert resolve_ensemble("auto", 256, "gpu") == "batched" == resolve_ensemble("auto", 256, "tpu")
-    assert resolve_ensemble("vmap", 256, "gpu") == "vmap"
+    assert resolve_ensemble("auto", 256, "cpu").name == "map"
+    assert resolve_ensemble("auto", 32, "cpu").name == "batched"
+    assert resolve_ensemble("auto", 256, "gpu").name == "batched" == resolve_ensemble("auto", 256, "tpu").name
+    assert resolve_ensemble("vmap", 256, "gpu").name == "vmap"
     cpu_x = jax.device_put(jnp.ones((2, 3)), jax.devices("cpu")[0])
     assert backend_of(cpu_x) == "cpu"
     assert backend_of(np.ones(3)) == jax.default_backend()

@@ -167,7 +167,7 @@ def test_checks_hold_traced(name, fn, args, message, transform):
 
 def test_checks_hold_under_grad_and_vmap():
     loss = lambda b: jnp.sum(_beta_final(b))  # noqa: E731
-    with pytest.raises(RuntimeError, match="beta must be finite and > 0"):
+    with pytest.raises((ValueError, RuntimeError), match="beta must be finite and > 0"):
         jax.grad(loss)(-1.0)
     assert np.isfinite(jax.grad(loss)(1.0))
     with pytest.raises(RuntimeError, match="t1 must be greater than t0"):
@@ -287,3 +287,80 @@ def test_stop_when_under_chunking_is_global():
     assert bool(np.all(jax.vmap(stop)(chunked.final)))
     # the chunks differ from the whole only at the solver tolerance
     np.testing.assert_allclose(chunked.xs[:, :20], whole.xs[:, :20], atol=1e-4)
+
+
+# ------------------------------------------------------------------ one rule, eager and traced alike
+
+
+@pytest.mark.parametrize("tol", [-1e-3, float("inf"), float("nan")])
+def test_traced_tolerances_checked(tol):
+    """Bad rtol/atol used to be checked only eagerly: under jit and grad the solve returned."""
+    f = lambda r: jaxattn.simulate(SA1, X, 1.0, ts=2, rtol=r, atol=r).final  # noqa: E731
+    with pytest.raises(ValueError, match="rtol and atol must be finite, >= 0 and not both zero"):
+        f(tol)
+    with pytest.raises(RuntimeError, match="rtol and atol must be finite, >= 0 and not both zero"):
+        jax.block_until_ready(jax.jit(f)(tol))
+    with pytest.raises((ValueError, RuntimeError), match="rtol and atol must be finite"):
+        jax.block_until_ready(jax.grad(lambda r: jnp.sum(f(r)))(tol))
+
+
+def test_a_loaded_field_is_validated_at_solve_time(tmp_path):
+    """A file whose beta was edited to -5 rebuilds a field without ``__init__``: simulate refuses it."""
+    traj = jaxattn.simulate(SA1, X, 1.0, ts=2)
+    ds = traj.to_xarray()
+    ds["field.beta"] = ds["field.beta"] * 0 - 5.0
+    loaded = jaxattn.solve.Trajectory.from_xarray(ds)
+    assert float(loaded.field.beta) == -5.0
+    with pytest.raises(ValueError, match=r"beta must be finite and > 0 .*got -5"):
+        jaxattn.simulate(loaded.field, X, 1.0, ts=2)
+
+
+def test_times_beyond_the_state_precision_raise():
+    """float32 cannot tell t0 = 1e8 from t1 = 1e8 + 1: the solve used to return x0 unchanged (the true
+    motion is 0.28). float64 resolves them, and the autonomous field gives the t0 = 0 result."""
+    x32 = X.astype(jnp.float32)
+    with pytest.raises(ValueError, match="t1 - t0 is not resolved by float32 times.*spacing 8"):
+        jaxattn.simulate(SA1, x32, 1e8 + 1, t0=1e8)
+    with pytest.raises(RuntimeError, match="t1 - t0 is not resolved by float32 times"):
+        jax.block_until_ready(jax.jit(lambda a, b: jaxattn.simulate(SA1, x32, b, t0=a, ts=2).final)(1e8, 1e8 + 1))
+    reference = jaxattn.simulate(SA1, X, 1.0, ts=2, rtol=1e-10, atol=1e-10).final
+    assert float(jnp.max(jnp.abs(reference - X))) > 0.2  # the motion that was lost
+    late = jaxattn.simulate(SA1, X, 1e8 + 1, t0=1e8, ts=2, rtol=1e-10, atol=1e-10).final
+    np.testing.assert_allclose(late, reference, atol=1e-8)
+    early32 = jaxattn.simulate(SA1, x32, 1.0, ts=2).final  # t0 = 0 in float32 is fine
+    np.testing.assert_allclose(early32, reference, atol=1e-5)
+
+
+def test_scalar_times_and_memory_budget_types():
+    with pytest.raises(ValueError, match=r"t1 must be a scalar time, got shape \(1,\)"):
+        jaxattn.simulate(SA1, X, jnp.array([1.0]))
+    with pytest.raises(ValueError, match=r"t0 must be a scalar time"):
+        jaxattn.simulate(SA1, X, 1.0, t0=np.zeros(1))
+    with pytest.raises(TypeError, match=r"max_memory must be a positive int number of bytes.*'1GB'"):
+        jaxattn.simulate(SA1, jnp.stack([X, X]), 1.0, max_memory="1GB")
+
+
+def test_step_limit_message_names_times_that_differ():
+    """The step-limit error printed 'stopped after t = 1e+07 before t1 = 1e+07'; it now shows the digits
+    that differ, and blames the time resolution where the remaining span is below it."""
+    from jaxattn.solve import SolverStepLimitError, raise_failure
+
+    kw = dict(label="x", t0=0.0, num_steps=10, max_steps=10, step_limit_advice="ADVICE", nonfinite_causes="")
+    with pytest.raises(SolverStepLimitError, match=r"after t = 9999999\.5 .*before t1 = 10000000\. ADVICE"):
+        raise_failure(diffrax.RESULTS.max_steps_reached, t1=1e7, t_reached=1e7 - 0.5, dtype=jnp.float64, **kw)
+    with pytest.raises(SolverStepLimitError, match=r"below the resolution of float32 times"):
+        raise_failure(diffrax.RESULTS.max_steps_reached, t1=1e7, t_reached=1e7 - 0.5, dtype=jnp.float32, **kw)
+    raise_failure(diffrax.RESULTS.event_occurred, t1=1.0, t_reached=0.5, dtype=jnp.float64, **kw)
+
+
+def test_spectral_and_particle_solves_share_one_failure_map():
+    """The PDE solve reports a step limit and a non-finite state with the same exceptions as simulate."""
+    from jaxattn.solve import NonFiniteStateError, SolverStepLimitError
+    from jaxattn.spectral import circle
+
+    c0 = circle.mode_coefficients(16, cos={2: 0.1})
+    with pytest.raises(SolverStepLimitError, match=r"circle PDE .*max_steps = 2 steps and stopped after t = "):
+        circle.solve_circle(c0, 4.0, 5.0, n_save=3, max_steps=2)
+    with pytest.raises(RuntimeError, match="max_steps before t1"):
+        jax.block_until_ready(jax.jit(lambda t: jaxattn.simulate(SA1, X, t, max_steps=3).final)(1.0))
+    assert issubclass(NonFiniteStateError, FloatingPointError) and issubclass(SolverStepLimitError, RuntimeError)

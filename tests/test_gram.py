@@ -154,3 +154,20 @@ def test_gram_formulation_needs_identity_matrices(tmp_path):
         p2.phase_diagrams.uses_gram("ginibre", "identity", 128, 32, "gram")
     with pytest.raises(ValueError, match="formulation must be one of"):
         p2.phase_diagram([1.0], [0.0, 1.0], directory=tmp_path, formulation="cholesky", progress=False)
+
+
+def test_gram_formulation_is_a_library_decision():
+    """gram_formulation: Gram space where exact and cheaper (SA, Q = K = V = I, d > n), the tokens otherwise."""
+    from jaxattn.fields import gram_formulation
+
+    x0 = _tokens(1, 4, 6, batch=2)
+    field, g0 = gram_formulation(SelfAttention(2.0), x0)
+    assert isinstance(field, GramSelfAttention) and float(field.beta) == 2.0
+    np.testing.assert_array_equal(g0, pairwise_inner_products(x0))
+    for kept in (SelfAttention(2.0, causal=True), SelfAttention(2.0, V=-jnp.eye(6)),
+                 jaxattn.UnnormalisedSelfAttention(2.0)):
+        assert gram_formulation(kept, x0)[0] is kept
+    assert gram_formulation(SelfAttention(2.0), _tokens(1, 8, 6))[0].manifold is jaxattn.manifolds.SPHERE  # d < n
+    assert isinstance(gram_formulation(SelfAttention(2.0), _tokens(1, 8, 6), "gram")[0], GramSelfAttention)
+    with pytest.raises(ValueError, match="Q = K = V = I"):
+        gram_formulation(SelfAttention(2.0, causal=True), x0, "gram")

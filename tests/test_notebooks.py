@@ -75,6 +75,41 @@ def test_every_figure_cell_is_followed_by_assertions(path):
                            f"from the paper's prediction in that cell or the next): {unchecked}")
 
 
+def _cleaner():
+    import importlib.util
+
+    path = pathlib.Path(__file__).parent.parent / "docs" / "scripts" / "notebooks.py"
+    spec = importlib.util.spec_from_file_location("notebooks_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_outputs_hold_no_local_paths_or_tqdm_warnings(path):
+    """Outputs are stored clean (``python docs/scripts/notebooks.py`` executes and cleans them)."""
+    nbformat = pytest.importorskip("nbformat")
+    found = _cleaner().problems(nbformat.read(path, as_version=4))
+    assert not found, f"{path.name}: {found}; run python docs/scripts/notebooks.py --clean-only {path.stem}"
+
+
+def test_the_cleaner_finds_and_removes_what_it_must():
+    """The check above is not vacuous: a dirty notebook is flagged, and cleaning it leaves nothing to flag."""
+    nbformat = pytest.importorskip("nbformat")
+    cleaner = _cleaner()
+    out = [nbformat.v4.new_output("stream", name="stderr", text="/home/u/venv/lib/python3.11/site-packages/tqdm/auto.py:21: "
+                                  "TqdmWarning: IProgress not found\n"),
+           nbformat.v4.new_output("stream", name="stdout", text="sweeps in /tmp/tmpab12cd\n"),
+           nbformat.v4.new_output("stream", name="stderr", text="/work/main/jaxattn/studies/paper_004.py:203: "
+                                  "RuntimeWarning: lost\n")]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=out)])
+    assert len(cleaner.problems(nb)) == 4
+    cleaner.clean(nb)
+    assert cleaner.problems(nb) == []
+    texts = [o["text"] for o in nb.cells[0].outputs]
+    assert texts == ["sweeps in <tmp>\n", "jaxattn/studies/paper_004.py:203: RuntimeWarning: lost\n"]
+
+
 def test_figure_detector_is_not_vacuous():
     """The two regexes above recognise what they must (a test that cannot fail is a defect)."""
     assert DRAWS.search("p1.plot_tokens(poly); plt.show()") and not DRAWS.search("x = np.ones(3)")

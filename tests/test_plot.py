@@ -254,3 +254,79 @@ def test_gallery_pngs_are_small_made_by_the_script_and_shown_in_the_readme():
         assert png.exists() and png.stat().st_size < 80_000, name
         assert f"docs/img/gallery/{name}" in readme, name
     assert sorted(p.name for p in GALLERY.glob("*.png")) == sorted(names)  # no stale images
+
+
+# ------------------------------------------------------------------------------- limits, titles, files
+
+
+def test_log_limits_ignore_exact_zeros():
+    from jaxattn.plot import log_limits
+
+    low, high = log_limits([0.0, 0.0, 1e-5, 3e-5, 1e-9, 1e-320])
+    assert 1e-9 / 2 < low < 1e-9 and 3e-5 < high < 1e-4
+    with pytest.raises(ValueError, match="positive"):
+        log_limits([0.0, np.nan])
+
+
+def test_sphere_pde_plot_axis_shows_the_data(tmp_path):
+    """jaxattn pde sphere from 1 + a P_2: modes other than l = 2 are exactly 0 at t = 0; the log axis spans
+    the curves (not 1e-314), and only degrees that carry power are drawn (odd ones hold round-off only)."""
+    from jaxattn import cli
+
+    assert cli.main(["pde", "sphere", "--out", str(tmp_path), "--L", "6", "--beta", "5", "--t1", "0.1",
+                     "--saves", "5", "--mode", "2", "--format", "svg"]) == 0
+    ds = xr.load_dataset(tmp_path / "pde_sphere.nc")
+    assert (tmp_path / "pde_sphere.svg").read_text().lstrip().startswith("<?xml")  # a vector figure
+    from jaxattn._demo import sphere_power_axes
+
+    _, ax = pyplot().subplots()
+    sphere_power_axes(ax, ds.t.values, ds.power.values)
+    low, high = ax.get_ylim()
+    s2 = ds.power.sel(l=2).values
+    assert high / s2.max() < 2 and low > 1e-16 * s2.max(), (low, high)  # within decades of the data
+    labels = [line.get_label() for line in ax.get_lines()]
+    # odd degrees are not excited from P_2 (parity): round-off (< 1e-30), not drawn
+    assert "$\\ell = 2$" in labels and "$\\ell = 1$" not in labels, labels
+    assert float(ds.power.sel(l=1).max()) < 1e-30 and float(ds.power.sel(l=4)[0]) == 0.0
+    pyplot().close(ax.figure)
+
+
+def test_parameter_title_and_save_figure(tmp_path):
+    from jaxattn.plot import parameter_title, save_figure
+
+    assert parameter_title("SA on $S^1$", n=32, beta=4.0, delta=0.01) == \
+        "SA on $S^1$: $n = 32$, $\\beta = 4$, $\\delta = 0.01$"
+    assert parameter_title("x", beta=[1, 2, 3]) == "x: $\\beta \\in [1, 3]$ (3 values)"
+    fig, _ = pyplot().subplots(figsize=(2, 2))
+    png = save_figure(fig, tmp_path / "a.png", dpi=50)
+    pdf = save_figure(pyplot().subplots()[0], tmp_path / "a.png", format="pdf")
+    assert png.suffix == ".png" and pdf == tmp_path / "a.pdf" and pdf.read_bytes().startswith(b"%PDF")
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert max(im.size) <= 2 * 50 + 10  # 2 inches at 50 dpi (trimmed)
+        assert im.text["Software"].startswith("jaxattn ") and im.text["Source"]  # what made it
+    with pytest.raises(ValueError, match="png, svg, pdf"):
+        save_figure(pyplot().subplots()[0], tmp_path / "a.jpg")
+
+
+def test_full_size_gallery_is_drawn_costed_and_shown_in_the_notebooks():
+    """docs/gallery.md shows every full-size figure of make_gallery.FULL with its measured CPU cost, each PNG is
+    small, and the notebook it belongs to shows it beside its fast-mode rerun."""
+    import json
+
+    sys.path.insert(0, str(GALLERY))
+    try:
+        import make_gallery
+    finally:
+        sys.path.remove(str(GALLERY))
+    costs = json.loads((GALLERY / "full" / "costs.json").read_text())
+    page = (ROOT / "docs" / "gallery.md").read_text()
+    assert set(costs) == set(make_gallery.FULL)
+    assert sorted(p.name for p in (GALLERY / "full").glob("*.png")) == sorted(make_gallery.FULL)  # none stale
+    for name, fig in make_gallery.FULL.items():
+        assert (GALLERY / "full" / name).stat().st_size < 150_000, name
+        assert f"](img/gallery/full/{name})" in page and make_gallery.format_cost(costs[name]["cpu_s"]) in page, name
+        notebook = (ROOT / "notebooks" / f"{fig.notebook}.ipynb").read_text()
+        assert f"../docs/img/gallery/full/{name}" in notebook, (name, fig.notebook)
+    assert make_gallery.gallery_table(costs) in page  # the page is what the script writes

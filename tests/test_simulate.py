@@ -149,12 +149,13 @@ def test_vmap_equals_loop_and_batched_within_tolerance(key):
 
 def test_auto_ensemble_follows_the_measured_rule(key):
     """auto = per-member steps (map) on a CPU from n = 128 tokens on, one shared step below."""
-    from jaxattn.solve import AUTO_MAP_MIN_TOKENS, resolve_ensemble
+    from jaxattn.solve import AUTO_MAP_MIN_TOKENS, Batched, Map, Vmap, resolve_ensemble
 
     assert jax.default_backend() == "cpu"
-    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS) == "map"
-    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS - 1) == "batched"
-    assert resolve_ensemble("vmap", 4096) == "vmap"
+    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS) == Map()
+    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS - 1) == Batched()
+    assert resolve_ensemble("auto", AUTO_MAP_MIN_TOKENS, stop_when=bool) == Batched()  # stops together natively
+    assert resolve_ensemble("vmap", 4096) == Vmap() and str(Vmap()) == "vmap"
     field = jaxattn.CircleSelfAttention(9.0)
     theta0 = jaxattn.initial.uniform_circle(key, AUTO_MAP_MIN_TOKENS, batch=3)
     auto = jaxattn.simulate(field, theta0, 2.0, ts=3)
@@ -257,3 +258,66 @@ def test_memory_cap_chunks_ensembles(key):
     vm = jaxattn.simulate(field, x0, 5.0, ts=11, ensemble="vmap", max_memory=2 * per)
     loop = np.stack([np.asarray(jaxattn.simulate(field, x0[b], 5.0, ts=11).xs) for b in range(5)])
     np.testing.assert_allclose(vm.xs, loop, atol=1e-12)
+
+
+def test_stop_when_means_one_thing_for_every_strategy():
+    """The ensemble stops where the condition holds for every member, whatever the strategy (per-member
+    steps used to stop each member on its own): one t_final for all members, equal across strategies to
+    within a step, and the states there those of an event-free solve to that time."""
+    from jaxattn.solve import Chunked, Map
+
+    xb = jaxattn.initial.uniform_sphere(jax.random.PRNGKey(3), 6, 3, batch=4)
+    field = jaxattn.SelfAttention(2.0)
+    stop = lambda x: jaxattn.analysis.is_clustered(x, 1e-2)  # noqa: E731
+    kw = dict(ts=11, rtol=1e-8, atol=1e-8, stop_when=stop)
+    alone = jaxattn.simulate(field, xb, 40.0, ts=11, ensemble="map", rtol=1e-8, atol=1e-8,
+                             stop_when=None).xs  # no event: the members cluster at different times
+    finals = {}
+    for ensemble in ("batched", "vmap", "map", Chunked(Map(), 3)):
+        traj = jaxattn.simulate(field, xb, 40.0, ensemble=ensemble, **kw)
+        t = np.asarray(traj.t_final) * np.ones(4)
+        np.testing.assert_array_equal(t, t[0])  # one time for every member
+        assert bool(np.all(traj.event_occurred)) and bool(np.all(jax.vmap(stop)(traj.final)))
+        reference = jaxattn.simulate(field, xb, float(t[0]), ts=2, ensemble="vmap", rtol=1e-8, atol=1e-8).final
+        np.testing.assert_allclose(traj.final, reference, atol=1e-6)
+        finals[str(ensemble)] = t[0]
+    first_alone = [float(np.argmax(jax.vmap(stop)(alone[i]))) for i in range(4)]
+    assert max(first_alone) > min(first_alone)  # a test that could fail: members alone stop apart
+    assert max(finals.values()) - min(finals.values()) < 0.05 * min(finals.values())
+
+
+def test_a_new_strategy_is_one_class(key):
+    """An ensemble strategy written here (members in reverse order, then put back) runs through
+    simulate and equals Map member by member."""
+    from typing import ClassVar
+
+    from jaxattn.solve import AbstractStrategy
+
+    class Reversed(AbstractStrategy):
+        name: ClassVar[str] = "reversed"
+        one_state: ClassVar[bool] = False
+
+        def integrate(self, solve, x0, t0, ts):
+            out = jax.lax.map(lambda x: solve(x, t0, ts, False), x0[::-1])
+            return jax.tree_util.tree_map(lambda a: a[::-1] if a.ndim else a, out)
+
+    x0 = jaxattn.initial.uniform_sphere(key, 5, 3, batch=3)
+    field = jaxattn.SelfAttention(3.0)
+    mine = jaxattn.simulate(field, x0, 2.0, ts=3, ensemble=Reversed())
+    mapped = jaxattn.simulate(field, x0, 2.0, ts=3, ensemble="map")
+    np.testing.assert_array_equal(mine.xs, mapped.xs)
+    np.testing.assert_array_equal(mine.stats["num_steps"], mapped.stats["num_steps"])
+
+
+def test_global_ensemble_on_one_process_equals_solve_ensemble(key):
+    """solve_global_ensemble (one ensemble over every process's devices) is solve_ensemble on one process."""
+    from jaxattn.solve import solve_ensemble, solve_global_ensemble
+
+    x0 = jaxattn.initial.uniform_sphere(key, 5, 3, batch=3)
+    observe = lambda t, x: {"p": jaxattn.analysis.clustered_pair_fraction(x, 0.1), "x": x}  # noqa: E731
+    one = solve_ensemble(jaxattn.SelfAttention(3.0), x0, 2.0, ts=jnp.linspace(0.0, 2.0, 3), observe=observe)
+    every = solve_global_ensemble(jaxattn.SelfAttention(3.0), x0, 2.0, ts=jnp.linspace(0.0, 2.0, 3), observe=observe)
+    assert one["x"].shape == (3, 3, 5, 3) and one["p"].shape == (3, 3)
+    for name in ("x", "p", "num_steps"):
+        np.testing.assert_array_equal(one[name], every[name])
+    np.testing.assert_allclose(one["x"][:, 0], x0, atol=1e-15)  # t = 0 is x0

@@ -18,10 +18,10 @@ def test_gamma_subcommand_writes_dataset_and_png(tmp_path):
     assert (tmp_path / "gamma.png").stat().st_size > 1000
 
 
-def test_unknown_ensemble_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="kq"):
-        run(["sweep", "phase-diagram", "--out", str(tmp_path), "--kq", "wigner", "--betas", "1", "1", "1",
-             "--d", "4", "--batch", "2", "--t1", "1", "--saves", "2"])
+def test_unknown_ensemble_is_an_error(tmp_path, capsys):
+    assert run(["sweep", "phase-diagram", "--out", str(tmp_path), "--kq", "wigner", "--betas", "1", "1", "1",
+                "--d", "4", "--batch", "2", "--t1", "1", "--saves", "2"]) == 2  # a wrong value: exit 2
+    assert "jaxattn sweep phase-diagram: error: kq must be one of" in capsys.readouterr().err
 
 
 def test_causal_fig3_tiny(tmp_path):

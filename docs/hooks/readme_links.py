@@ -1,5 +1,7 @@
 """MkDocs hook: the home page is the README (``{{ README }}`` in docs/index.md is replaced by it);
-``{{ members jaxattn.pkg }}`` in an API page documents every name the package re-exports.
+``{{ members jaxattn.pkg first second ... }}`` in an API page documents every name the package re-exports:
+the names listed first (the entry points), then the other functions and classes, then the constants
+(UPPER_CASE names), so that a page leads with what a user calls.
 
 The README's links are relative to the repository root: on the site, ``docs/X`` is the page
 ``X``, and a file outside ``docs/`` (benchmarks/README.md) is named as text, not linked.
@@ -23,7 +25,7 @@ def on_page_markdown(markdown, page, config, **kwargs):
     return markdown.replace("{{ README }}", readme)
 
 
-_MEMBERS = re.compile(r"^\{\{ members ([\w.]+) \}\}$", re.M)
+_MEMBERS = re.compile(r"^\{\{ members ([\w.]+)((?: \w+)*) \}\}$", re.M)
 
 
 def _exported(config, module: str) -> list[str]:
@@ -39,7 +41,19 @@ def _exported(config, module: str) -> list[str]:
     return [n for n in dict.fromkeys(names) if not n.startswith("_")]
 
 
+def ordered(names: list[str], first: list[str]) -> list[str]:
+    """``first`` (in that order), then the other names in source order with UPPER_CASE constants last."""
+    missing = [n for n in first if n not in names]
+    if missing:
+        raise ValueError(f"{{{{ members }}}} lists {missing}, which the package does not re-export")
+    rest = [n for n in names if n not in first]
+    return first + [n for n in rest if not n.isupper()] + [n for n in rest if n.isupper()]
+
+
 def _expand_members(markdown, config):
-    """``{{ members jaxattn.pkg }}`` -> one ``::: jaxattn.pkg.name`` block per re-exported name."""
-    return _MEMBERS.sub(lambda m: "\n\n".join(f"::: {m.group(1)}.{name}\n    options:\n      heading_level: 2"
-                                              for name in _exported(config, m.group(1))), markdown)
+    """``{{ members jaxattn.pkg a b }}`` -> one ``::: jaxattn.pkg.name`` block per re-exported name, a and b first."""
+    def block(m):
+        names = ordered(_exported(config, m.group(1)), m.group(2).split())
+        return "\n\n".join(f"::: {m.group(1)}.{name}\n    options:\n      heading_level: 2" for name in names)
+
+    return _MEMBERS.sub(block, markdown)

@@ -1,5 +1,5 @@
 """Input checks shared by the analysis functions (values are checked when concrete, as in
-:mod:`jaxattn._validate`): a configuration is finite floating point, thresholds lie in their range."""
+`jaxattn._validate`): a configuration is finite floating point, thresholds lie in their range."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from .._validate import check_finite, is_concrete
+from .._validate import check_finite, enforce, interval_rule, is_concrete
 
 
 def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
@@ -29,12 +29,10 @@ def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
 
 
 def check_threshold(name: str, value, upper: float, meaning: str) -> None:
-    """A concrete threshold lies in (0, upper]."""
-    if not is_concrete(value):
-        return
-    v = np.asarray(value, dtype=float)
-    if not (np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v <= upper)):
-        raise ValueError(f"{name} must be in (0, {upper:g}] ({meaning}), got {value!r}")
+    """A concrete threshold lies in (0, upper] (`jaxattn._validate.interval_rule`)."""
+    if is_concrete(value):
+        enforce([interval_rule(np.asarray(value, dtype=float), name, 0.0, upper, closed_high=True,
+                               meaning=f" ({meaning})")], None)
 
 
 def _norms_finite(x: np.ndarray) -> bool:

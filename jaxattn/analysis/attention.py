@@ -34,7 +34,7 @@ def attention_matrix(field: AbstractField, x: Array, t=0.0) -> Array:
 
 
 def trajectory_attention(trajectory) -> Array:
-    """P(t) at every saved time of a :class:`jaxattn.Trajectory` (ensembles included)."""
+    """P(t) at every saved time of a [`jaxattn.Trajectory`][jaxattn.Trajectory] (ensembles included)."""
     ts = trajectory.ts
     if trajectory.is_ensemble:
         ts = jnp.broadcast_to(ts, trajectory.xs.shape[: 2])

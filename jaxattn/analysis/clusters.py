@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from ..manifolds import SPHERE, AbstractManifold, Circle, Euclidean, Sphere, as_manifold
 from ._checks import check_threshold, check_tokens
 
 DEFAULT_DELTA = 1e-3
@@ -66,8 +67,8 @@ def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAU
 
 
 def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
-    """:func:`clustered_pair_fraction` from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
-    :class:`jaxattn.fields.GramSelfAttention`): the fraction of i != j with G_ij >= 1 - delta."""
+    """[`clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
+    [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]): the fraction of i != j with G_ij >= 1 - delta."""
     g = jnp.asarray(g)
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     n = g.shape[-1]
@@ -110,26 +111,42 @@ def _relabel(roots: Int[Array, " n"]) -> Int[Array, " n"]:
     return rank[roots]
 
 
-def cluster_labels(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+def cluster_labels(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "... n"]:
     """Cluster index 0..k-1 of each token (see the module docstring for the tolerances).
 
-    ``x`` is (..., n, d) on the sphere or in R^d (``manifold="euclidean"``), or (..., n)
-    angles with ``manifold="circle"``.
+    ``x`` is (..., n, d) on the sphere or in R^d (``manifold=jaxattn.manifolds.EUCLIDEAN`` or
+    ``"euclidean"``), or (..., n) angles with ``manifold=CIRCLE`` (``"circle"``).
     """
-    x = check_tokens(x, min_ndim=1 if manifold == "circle" else 2)
-    if manifold == "circle":
-        check_threshold("gap", gap, 2 * jnp.pi, "clusters are arcs between gaps larger than gap, in radians")
-        return _circle_labels(x, gap)
-    if manifold == "sphere":
-        check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
-        adjacency = pairwise_inner_products(x) >= 1 - delta
-    elif manifold == "euclidean":
-        check_threshold("tol", tol, np.inf, "tokens are linked when |x_i - x_j| <= tol")
-        diff = x[..., :, None, :] - x[..., None, :, :]
-        adjacency = jnp.sum(diff * diff, axis=-1) <= tol**2
-    else:
-        raise ValueError(f"manifold must be 'sphere', 'euclidean' or 'circle', got {manifold!r}")
+    m = as_manifold(manifold)
+    rule = _CLUSTER_RULES.get(type(m))
+    if rule is None:
+        raise ValueError(f"clusters are defined on the sphere, in R^d and on the circle, got the manifold {m}")
+    return rule(check_tokens(x, min_ndim=m.event_ndim), delta, tol, gap)
+
+
+def _circle_clusters(x, delta, tol, gap):
+    check_threshold("gap", gap, 2 * jnp.pi, "clusters are arcs between gaps larger than gap, in radians")
+    return _circle_labels(x, gap)
+
+
+def _sphere_clusters(x, delta, tol, gap):
+    check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
+    return _components_of(pairwise_inner_products(x) >= 1 - delta)
+
+
+def _euclidean_clusters(x, delta, tol, gap):
+    check_threshold("tol", tol, np.inf, "tokens are linked when |x_i - x_j| <= tol")
+    diff = x[..., :, None, :] - x[..., None, :, :]
+    return _components_of(jnp.sum(diff * diff, axis=-1) <= tol**2)
+
+
+#: the clustering rule of each manifold (module docstring)
+_CLUSTER_RULES = {Circle: _circle_clusters, Sphere: _sphere_clusters, Euclidean: _euclidean_clusters}
+
+
+def _components_of(adjacency: Array) -> Array:
+    """Labels of the connected components of the (..., n, n) adjacency."""
     adjacency = adjacency | jnp.eye(adjacency.shape[-1], dtype=bool)  # every token is in its own cluster
     fn = lambda a: _relabel(_components(a))  # noqa: E731
     for _ in range(adjacency.ndim - 2):
@@ -168,8 +185,8 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
     return rank[ids]
 
 
-def count_clusters(x: ArrayLike, *, manifold: str = "sphere", delta: float = DEFAULT_DELTA,
+def count_clusters(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
-    """Number of clusters (see :func:`cluster_labels`)."""
+    """Number of clusters (see [`cluster_labels`][jaxattn.analysis.cluster_labels])."""
     labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)
     return jnp.max(labels, axis=-1) + 1

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._validate import as_float_array, check_model, is_concrete
+from .._validate import check_beta, check_model, check_save_times, crossing_delta_rule, enforce
 
 __all__ = ["gamma_crossing_time", "gamma_rhs", "gamma_trajectory"]
 
@@ -41,11 +41,7 @@ def _check_gamma_args(beta, n, model) -> str:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n must be an int >= 2 (number of tokens), got {n!r}")
     model = check_model(model)
-    beta = as_float_array(beta, "beta")
-    if is_concrete(beta):
-        b = np.asarray(beta, dtype=float)
-        if b.ndim != 0 or not np.isfinite(b) or b < 0:
-            raise ValueError(f"beta must be a finite scalar >= 0, got {beta!r}")
+    check_beta(beta, allow_zero=True)  # the (4.8)/(4.9) ODEs are defined at beta = 0 too
     return model
 
 
@@ -120,13 +116,7 @@ def gamma_trajectory(
     ``solver=diffrax.Kvaerno5()``.
     """
     model = _check_gamma_args(beta, n, model)
-    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    if ts.ndim != 1 or ts.shape[0] < 1:
-        raise ValueError(f"ts must be a 1-D array of times, got shape {ts.shape}")
-    if is_concrete(ts):
-        tsn = np.asarray(ts)
-        if not np.all(np.isfinite(tsn)) or tsn[0] < 0 or np.any(np.diff(tsn) < 0):
-            raise ValueError("ts must be finite, non-decreasing and >= 0")
+    ts = check_save_times(ts, t0=0.0)
     return _gamma_solve(jnp.asarray(beta, dtype=ts.dtype), ts, n, model, rtol, atol, solver, max_steps)
 
 
@@ -146,7 +136,6 @@ def gamma_crossing_time(
     d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta (a test).
     """
     model = _check_gamma_args(beta, n, model)
-    if is_concrete(delta) and not (np.isfinite(delta) and 0 < float(delta) < 1):
-        raise ValueError(f"delta must be in (0, 1) for a crossing of 1 - delta from gamma(0) = 0, got {delta!r}")
+    enforce([crossing_delta_rule(delta)], None)
     dtype = jnp.result_type(float)
     return _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)

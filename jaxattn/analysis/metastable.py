@@ -1,7 +1,7 @@
 r"""Quantitative meta-stability statements of paper 003 §5: Lemma 5.1, Theorem 5.2, Lemma A.2.
 
 Setting: d = 2, Q = K = V = I_2, angles on S^1, h(x) = e^{beta(cos x - 1)} sin x and g = h'
-(:func:`jaxattn.analysis.renyi.interaction_h` / ``interaction_g``). All functions here are
+([`jaxattn.analysis.renyi.interaction_h`][jaxattn.analysis.interaction_h] / ``interaction_g``). All functions here are
 host-side (NumPy/float64) checks of scalar conditions or of one initial configuration.
 
 * **Lemma 5.1 (strong Rényi centres stay put).** A strong centre s_j (1-based token index) whose
@@ -9,30 +9,30 @@ host-side (NumPy/float64) checks of scalar conditions or of one initial configur
   c_j = Delta_j beta^{1/2} / (1 + 2 eps); if c_j beta^{-1/2} > tau*_beta (hypothesis (2)) then for
   T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})) (hypothesis (3) with equality; any smaller
   T_j works) the centre moves by less than eps c_j beta^{-1/2} on [0, T_j]
-  (:func:`lemma_5_1_bounds`). **Erratum (``docs/paper_003.md``, 5):** the paper's (1) uses the chord
+  ([`lemma_5_1_bounds`][jaxattn.analysis.lemma_5_1_bounds]). **Erratum (``docs/paper_003.md``, 5):** the paper's (1) uses the chord
   |x_{s_j} - x_i| while the Rényi definitions and the proof use the angle; ``metric="chord"``
   gives the (smaller, hence also valid) chord-based c_j.
 * **Theorem 5.2 (frozen centres).** For the cross-attention dynamics
-  :class:`jaxattn.FrozenCentresCircleAttention` with frozen angles more than c beta^{-1/2} apart,
+  [`jaxattn.FrozenCentresCircleAttention`][jaxattn.FrozenCentresCircleAttention] with frozen angles more than c beta^{-1/2} apart,
   weights a_j >= 1 and N = n + sum_j a_j: if c > 2 + 2 eps and
 
       N h((c - 1 - 2 eps) beta^{-1/2}) < h(eps beta^{-1/2}),
       -N g((c - 2 eps) beta^{-1/2})    < g(eps beta^{-1/2}),
 
   almost every initial state converges to a strongly stable critical point with every particle
-  within eps beta^{-1/2} of some theta_j (:func:`theorem_5_2_conditions`). **Erratum
+  within eps beta^{-1/2} of some theta_j ([`theorem_5_2_conditions`][jaxattn.analysis.theorem_5_2_conditions]). **Erratum
   (``docs/paper_003.md``, 2):** the theorem prints the second condition without the minus sign; since
   g((c - 2 eps) beta^{-1/2}) < 0 there, the printed form is vacuous (``paper_sign=True``
   evaluates it). Lemma A.2 and the end of the proof use the form above.
 * **Lemma A.2 / Remark (explicit sufficient conditions).** eps <= 0.1, c >= 5.5 + 2 eps,
   beta >= (c - 1 - 2 eps)^2 / 2 and N <= (eps/(c - 1)) exp(3 (c - 1 - 2 eps)^2 / 8)
-  (:func:`lemma_a2_conditions`). One reading is eps < 0.1, but the paper's own example uses
+  ([`lemma_a2_conditions`][jaxattn.analysis.lemma_a2_conditions]). One reading is eps < 0.1, but the paper's own example uses
   eps = 0.1 and the proof's constant 1/200 is eps^2/2 at eps = 0.1, so eps <= 0.1 is meant.
   **Erratum (``docs/paper_003.md``, 3):** the Remark uses eps/(c - 1) while the proof uses eps/r with
   r = c - 1 - 2 eps. At eps = 0.1, c = 6.5: beta_min = 14.045 (the paper's "beta >= 14"),
   N bound 682.95 with eps/(c - 1) and 708.72 with eps/r (the paper's "N <= 700" is neither);
   ``n_bound="remark"`` (default, the smaller) or ``"proof"`` selects one
-  (:func:`lemma_a2_bounds`). At beta = 14.045 the Theorem 5.2 ratios are
+  ([`lemma_a2_bounds`][jaxattn.analysis.lemma_a2_bounds]). At beta = 14.045 the Theorem 5.2 ratios are
   h(eps b^{-1/2}) / h(r b^{-1/2}) = 3782.9 and g(eps b^{-1/2}) / (-g((c - 2 eps) b^{-1/2})) = 415373.
 """
 
@@ -142,7 +142,7 @@ def lemma_a2_conditions(eps: float, c: float, beta: float, N: float, *, n_bound:
     0 < eps <= 0.1, c >= 5.5 + 2 eps, beta >= (c - 1 - 2 eps)^2 / 2 and N <= bound, with
     bound = (eps/(c - 1)) e^{3 r^2 / 8} (``n_bound="remark"``, as stated; 682.95 at eps = 0.1,
     c = 6.5) or (eps/r) e^{3 r^2 / 8} (``"proof"``, r = c - 1 - 2 eps; 708.72).
-    When they hold, so do the conditions of :func:`theorem_5_2_conditions`.
+    When they hold, so do the conditions of [`theorem_5_2_conditions`][jaxattn.analysis.theorem_5_2_conditions].
     """
     if n_bound not in ("remark", "proof"):
         raise ValueError(f"n_bound must be 'remark' or 'proof', got {n_bound!r}")

@@ -1,10 +1,10 @@
 r"""Smooth (differentiable) surrogate observables of particle configurations and trajectories.
 
-Cluster statistics such as :func:`jaxattn.analysis.clustered_pair_fraction` are step functions of
+Cluster statistics such as [`jaxattn.analysis.clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] are step functions of
 the inner products <x_i, x_j>, so their gradients are zero or undefined (see ``docs/gradients.md``).
 This module gives smooth surrogates that converge to them as a width ``tau`` -> 0, plus the scalar
-reduction of Theorem 4.6 in :mod:`jaxattn.analysis.gamma`, so that everything here can go through
-``jax.grad`` (with respect to beta, Q, K, V, x0 and t1 when composed with :func:`jaxattn.simulate`).
+reduction of Theorem 4.6 in `jaxattn.analysis.gamma`, so that everything here can go through
+``jax.grad`` (with respect to beta, Q, K, V, x0 and t1 when composed with [`jaxattn.simulate`][jaxattn.simulate]).
 
 Configurations are (..., n, d) arrays of tokens (sphere or R^d); for circle angles use
 ``jaxattn.fields.embed_angles`` first. Pair averages run over the n(n - 1) ordered pairs i != j.
@@ -22,7 +22,7 @@ Surrogates (s(z) = 1 / (1 + e^{-z}) is the logistic sigmoid)
   rule on the saved times): the time spent before all pairs are delta-close, which tends to the
   clustering time t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta} (capped at t_end) as w -> 0,
   p -> infinity;
-* the interaction energy E_beta (eq. (3.5)) is :func:`jaxattn.analysis.interaction_energy`
+* the interaction energy E_beta (eq. (3.5)) is [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy]
   (already smooth).
 """
 
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_positive
+from .._validate import check_positive, enforce, pair_delta_rule
 from .clusters import DEFAULT_DELTA, pairwise_inner_products
 from ._checks import check_threshold, check_tokens
 
@@ -60,7 +60,7 @@ def _check_config(x) -> Array:
 
 
 def _check_delta(delta) -> None:
-    check_threshold("delta", delta, 2.0, "pairs are delta-close when <x_i, x_j> >= 1 - delta")
+    enforce([pair_delta_rule(delta)], None)
 
 
 def _pair_values(x: Array) -> Array:
@@ -89,7 +89,7 @@ def soft_clustered_fraction(
 ) -> Float[Array, "..."]:
     r"""p_tau(X) = mean_{i != j} s((<x_i, x_j> - (1 - delta)) / tau), the smooth delta-close pair fraction.
 
-    ``tau`` defaults to delta / 4. As tau -> 0 this is :func:`jaxattn.analysis.clustered_pair_fraction`
+    ``tau`` defaults to delta / 4. As tau -> 0 this is [`jaxattn.analysis.clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction]
     (paper 002 Figs 2-4), pointwise except at pairs exactly at the threshold.
     """
     x = _check_config(x)
@@ -134,7 +134,7 @@ def soft_time_to_cluster(
 ) -> Float[Array, "..."]:
     r"""T_soft = \int s((log D_p(X(t)) - log delta) / width) dt over the saved times (trapezoid rule).
 
-    D_p is the smooth maximum of 1 - <x_i, x_j> (:func:`log_soft_max_pair_distance`), so the integrand
+    D_p is the smooth maximum of 1 - <x_i, x_j> ([`log_soft_max_pair_distance`][jaxattn.analysis.log_soft_max_pair_distance]), so the integrand
     is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: T_soft ~ t*, the
     first time min_{i != j} <x_i, x_j> >= 1 - delta (capped at the last saved time). Working with
     log(1 - <x_i, x_j>) makes the smoothing scale-free: near consensus 1 - <x_i, x_j> decays like

@@ -43,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from ..fields import embed_angles
+from ..manifolds import CIRCLE, AbstractManifold, Circle, Sphere, as_manifold
 from .clusters import cluster_labels
 
 #: Rényi's parking constant (Rényi 1958), the paper's "c ~ 0.75"
@@ -95,12 +97,15 @@ def tau_star_table(betas=(1, 4, 9, 10, 14, 16, 64, 256)) -> dict[str, np.ndarray
 # centres
 
 
-def _as_points(x: Array, manifold: str) -> Array:
-    if manifold == "circle":
-        return jnp.stack([jnp.cos(x), jnp.sin(x)], axis=-1)
-    if manifold == "sphere":
-        return x
-    raise ValueError(f"manifold must be 'circle' (angles) or 'sphere' (unit vectors), got {manifold!r}")
+#: the unit vectors of a configuration, on the manifolds where centres are defined
+_POINTS = {Circle: embed_angles, Sphere: lambda x: x}
+
+
+def _as_points(x: Array, manifold: AbstractManifold | str) -> Array:
+    to_points = _POINTS.get(type(as_manifold(manifold)))
+    if to_points is None:
+        raise ValueError(f"manifold must be the circle (angles) or the sphere (unit vectors), got {manifold!r}")
+    return to_points(x)
 
 
 def _check_delta(delta) -> None:
@@ -110,7 +115,7 @@ def _check_delta(delta) -> None:
             raise ValueError(f"delta must be in (0, pi) (geodesic), got {d}")
 
 
-def strong_renyi_centres(x: ArrayLike, delta: float, *, manifold: str = "circle") -> Bool[Array, "... n"]:
+def strong_renyi_centres(x: ArrayLike, delta: float, *, manifold: AbstractManifold | str = "circle") -> Bool[Array, "... n"]:
     """Mask of strong Rényi centres: dist(x_k, x_i) > delta for every i < k (token 1 included).
 
     ``x``: (..., n) angles (``manifold="circle"``) or (..., n, d) unit vectors (``"sphere"``).
@@ -129,12 +134,12 @@ def packing_bound(delta: float, d: int) -> int:
     return int(math.floor(1.0 / cap_fraction(delta / 2, d) + 1e-9))
 
 
-def renyi_centres(x: ArrayLike, delta: float, *, manifold: str = "circle",
+def renyi_centres(x: ArrayLike, delta: float, *, manifold: AbstractManifold | str = "circle",
                   max_centres: int | None = None) -> Bool[Array, "... n"]:
     """Mask of Rényi centres: greedy, token k is a centre if it is > delta from every earlier centre.
 
     A ``lax.scan`` over tokens carries a buffer of at most ``max_centres`` centres (default: the
-    rigorous packing bound :func:`packing_bound`), so the cost is O(n * max_centres).
+    rigorous packing bound `packing_bound`), so the cost is O(n * max_centres).
     """
     _check_delta(delta)
     p = _as_points(jnp.asarray(x), manifold)
@@ -204,7 +209,7 @@ def expected_renyi_centres_circle(delta: float) -> float:
 
 def consumed_fraction(xs: ArrayLike, centres: Bool[ArrayLike, "... n"], *, radius: float | None = None,
                       beta: float | None = None, definition: str = "ball", gap: float = DEFAULT_CAUSAL_GAP,
-                      manifold: str = "circle") -> Float[Array, "..."]:
+                      manifold: AbstractManifold | str = "circle") -> Float[Array, "..."]:
     """Fraction of tokens "consumed" by the given centres (a mask fixed at t = 0).
 
     ``xs``: (..., T, n) angles or (..., T, n, d) points over time (or without the T axis);
@@ -215,7 +220,7 @@ def consumed_fraction(xs: ArrayLike, centres: Bool[ArrayLike, "... n"], *, radiu
     * ``"cluster"`` (A, circle only): token in the same gap-``gap`` cluster as some centre.
     """
     xs = jnp.asarray(xs)
-    event = 1 if manifold == "circle" else 2
+    event = as_manifold(manifold).event_ndim
     centres = jnp.asarray(centres, bool)
     extra = xs.ndim - event - (centres.ndim - 1)  # 1 when a time axis is present
     if extra not in (0, 1):
@@ -231,9 +236,9 @@ def consumed_fraction(xs: ArrayLike, centres: Bool[ArrayLike, "... n"], *, radiu
         near = (gram >= jnp.cos(radius)) & c[..., None, :]
         consumed = jnp.any(near, axis=-1)
     elif definition == "cluster":
-        if manifold != "circle":
+        if not isinstance(as_manifold(manifold), Circle):
             raise ValueError("definition='cluster' uses angular gaps: circle only")
-        labels = cluster_labels(xs, manifold="circle", gap=gap)
+        labels = cluster_labels(xs, manifold=CIRCLE, gap=gap)
         same = labels[..., :, None] == labels[..., None, :]
         consumed = jnp.any(same & c[..., None, :], axis=-1)
     else:
@@ -245,4 +250,4 @@ def cluster_count_series(xs: ArrayLike, *, gap: float = DEFAULT_CAUSAL_GAP) -> A
     """Number of gap-``gap`` clusters of circle configurations xs (..., n), any leading axes."""
     from .clusters import count_clusters
 
-    return count_clusters(jnp.asarray(xs), manifold="circle", gap=gap)
+    return count_clusters(jnp.asarray(xs), manifold=CIRCLE, gap=gap)

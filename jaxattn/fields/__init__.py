@@ -1,8 +1,8 @@
 """Particle vector fields: self-attention dynamics on the sphere, in R^d and on the circle, and
 (SA) in Gram space (``gram.py``: the n x n inner products instead of the n x d tokens).
 
-Every field is an :class:`AbstractField` (``field(t, x)``, diffrax's ``ODETerm`` signature).
-Evaluators of the attention sums, one module each: dense and row-blocked (:func:`attend`,
+Every field is an [`AbstractField`][jaxattn.AbstractField] (``field(t, x)``, diffrax's ``ODETerm`` signature).
+Evaluators of the attention sums, one module each: dense and row-blocked ([`attend`][jaxattn.fields.attend],
 ``_attention.py``), Bessel-Fourier modes on the circle (``_fourier.py``) and spherical harmonics
 on S^2 (``_harmonics.py``); the fields pick one with their ``evaluator`` argument.
 """
@@ -15,6 +15,7 @@ from ._attention import (
 from ._base import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
     AbstractField as AbstractField,
+    parameter as parameter,
     tangent_projection as tangent_projection,
 )
 from ._fourier import (
@@ -23,7 +24,14 @@ from ._fourier import (
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
 )
-from .gram import GramSelfAttention as GramSelfAttention
+from .gram import (
+    FORMULATIONS as FORMULATIONS,
+    GramSelfAttention as GramSelfAttention,
+    closes_on_gram as closes_on_gram,
+    gram_formulation as gram_formulation,
+    gram_of as gram_of,
+    prefers_gram as prefers_gram,
+)
 from ._harmonics import (
     legendre_coefficients as legendre_coefficients,
     sphere_attention_harmonics as sphere_attention_harmonics,

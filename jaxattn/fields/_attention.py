@@ -26,7 +26,7 @@ benchmarks/README.md). For n > ``block_size`` (256) the rows are processed ``blo
 with ``jax.lax.map`` (O(n * block) memory, no n x n temporary), which gives identical
 results and was measured 1.6-4x faster at n = 4096 and 1.15-1.4x at n = 1024 (where an
 earlier threshold of 4 blocks still ran dense). That rule is the CPU's: the default reads the
-backend (:func:`default_block_size`), and on GPU/TPU evaluates tiles of up to 2^24 entries.
+backend ([`default_block_size`][jaxattn.fields.default_block_size]), and on GPU/TPU evaluates tiles of up to 2^24 entries.
 
 Normalising after the product. ``attend`` multiplies the unnormalised exponentials by
 the values first and divides the (rows, dv) result by the row sums, instead of dividing
@@ -35,7 +35,7 @@ d = 2-3 at n = 200-1024; same result to round-off. For the softmax the values ca
 extra column of ones, so the same product also returns the row sums Z_i and the tile is
 not read a further time for them (another 1.14-1.25x for d = 3, n = 256-2048).
 
-Dispatch by shape: small n (ensembles). Below :data:`SMALL_TOKENS` (128) tokens the softmax
+Dispatch by shape: small n (ensembles). Below `SMALL_TOKENS` (128) tokens the softmax
 takes its row sums from a separate reduction instead (``(e @ v) / sum(e)``: one einsum, max,
 exp + sum, one einsum). That is the path ensembles run: ``simulate`` integrates n < 128 as one
 batched state (``ensemble="auto"``) and ``jax.vmap`` turns it into batched ``einsum`` + softmax
@@ -77,7 +77,7 @@ def default_block_size(n: int, backend: str | None = None) -> int:
     traced, so the default backend is what a compiled kernel targets). CPU, measured
     (module docstring): dense up to n = 256, blocks of 256 rows above. GPU/TPU: one wide kernel
     is what the hardware wants, so dense while the n x n tile has at most
-    :data:`ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
+    `ACCELERATOR_TILE_ENTRIES` entries (n <= 4096), then blocks of that many entries
     (a multiple of 256 rows, at least 256), bounding the working set of every block.
     """
     backend = jax.default_backend() if backend is None else backend
@@ -146,11 +146,11 @@ def attend(
     log_shift: float | Array = 0.0,
     block_size: int | None = None,
 ) -> Float[Array, "n dv"]:
-    """Apply attention: out_i = sum_j w_ij v_j with w from :func:`attention_weights`.
+    """Apply attention: out_i = sum_j w_ij v_j with w from [`attention_weights`][jaxattn.fields.attention_weights].
 
-    ``block_size=None`` picks by the backend (:func:`default_block_size`: on a CPU dense
+    ``block_size=None`` picks by the backend ([`default_block_size`][jaxattn.fields.default_block_size]: on a CPU dense
     for n <= DEFAULT_BLOCK_SIZE and row blocks of DEFAULT_BLOCK_SIZE above); ``block_size=0``
-    forces dense. For n < :data:`SMALL_TOKENS` the softmax row sums are a separate reduction
+    forces dense. For n < `SMALL_TOKENS` the softmax row sums are a separate reduction
     (the batched small-n path; module docstring), otherwise a ones column of the product.
     """
     n = queries.shape[0]

@@ -1,31 +1,62 @@
-"""Base class of particle vector fields, the manifolds they live on, and input checks.
+"""Base class of particle vector fields, and the declaration of their parameters.
 
-A field is a frozen :class:`equinox.Module` whose array leaves (beta, Q, K, V, ...) are
+A field is a frozen `equinox.Module` whose array leaves (beta, Q, K, V, ...) are
 JAX arrays, so ``jax.jit``, ``jax.vmap`` and ``jax.grad`` pass straight through it, and
 changing beta does not recompile a solve. Its call signature ``field(t, x, args)`` is
-the one diffrax's ``ODETerm`` expects; ``x`` is one configuration:
+the one diffrax's ``ODETerm`` expects; ``x`` is one configuration on the field's
+`manifold` ([`jaxattn.manifolds`][jaxattn.manifolds]):
 
-* ``manifold == "sphere"``: (n, d) tokens on S^{d-1};
-* ``manifold == "euclidean"``: (n, d) tokens in R^d;
-* ``manifold == "circle"``: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i));
-* ``manifold == "gram"``: (n, n) Gram matrices G_ij = <x_i, x_j> of n tokens on a sphere
+* `SPHERE`: (n, d) tokens on S^{d-1};
+* `EUCLIDEAN`: (n, d) tokens in R^d;
+* `CIRCLE`: (n,) angles theta_i (x_i = (cos theta_i, sin theta_i));
+* `GRAM`: (n, n) Gram matrices G_ij = <x_i, x_j> of n tokens on a sphere
   (symmetric, positive semidefinite, diag(G) = 1; ``gram.py``).
+
+Parameters declare what the solver must know about them with [`parameter`][jaxattn.fields.parameter] (dataclass field
+metadata), so that no code outside a field reads its parameters by name: a domain rule (``check``,
+e.g. beta > 0; run by [`AbstractField.parameter_checks`][jaxattn.fields.AbstractField.parameter_checks] on the host and under ``jax.jit``
+alike, also for fields rebuilt from a file without ``__init__``), a ``logit`` role (the scale of the
+attention logits beta <Q x, K y>, for the overflow diagnosis of [`AbstractField.logit_scale`][jaxattn.fields.AbstractField.logit_scale])
+and ``per_token`` (one entry per token: its name in the error when n does not match).
 """
 
-from __future__ import annotations
 
 import abc
-from typing import Literal
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
+from .._validate import Check, is_concrete, xp
+from ..manifolds import (
+    SPHERE_TOLERANCE as SPHERE_TOLERANCE,
+    AbstractManifold,
+    as_manifold,
+    tangent_projection as tangent_projection,
+)
 
+#: the manifold names of earlier versions; a field class may still declare ``manifold = "sphere"``
 Manifold = Literal["sphere", "euclidean", "circle", "gram"]
 
-#: how far |x_i| may be from 1 before a sphere initial condition is rejected
-SPHERE_TOLERANCE = 1e-6
+
+def parameter(*, check: Callable[[Array], Check] | None = None, logit: Literal["scale", "matrix"] | None = None,
+              per_token: str | None = None, **kwargs: Any) -> Any:
+    """A field parameter (``eqx.field``) with what the solver needs to know about it (module docstring).
+
+    ``check``: the parameter's domain rule (value -> `jaxattn._validate.Check`), e.g.
+    `jaxattn._validate.beta_rule`; ``logit``: ``"scale"`` (a factor of the attention logits, like
+    beta) or ``"matrix"`` (a matrix applied to the tokens inside the logits, like Q and K; its operator
+    norm is the factor); ``per_token``: the parameter holds one entry per token along its only axis
+    (the plural noun for the error message, e.g. ``"frequencies"``).
+    """
+    metadata = {key: value for key, value in (("check", check), ("logit", logit), ("per_token", per_token))
+                if value is not None}
+    return eqx.field(metadata=metadata, **kwargs)
 
 
 class AbstractField(eqx.Module):
@@ -33,14 +64,24 @@ class AbstractField(eqx.Module):
 
     Concrete fields define
 
-    * :attr:`manifold` (class variable): where a configuration lives (module docstring);
-    * :attr:`dim`: the token dimension d their parameters fix (e.g. the size of V), or ``None``;
-    * :attr:`num_tokens`: the number of tokens n their parameters fix (e.g. one natural
+    * `manifold` (class variable): where a configuration lives, a
+      [`AbstractManifold`][jaxattn.manifolds.AbstractManifold] (module docstring; the name ``"sphere"`` etc. is
+      accepted and converted);
+    * [`dim`][jaxattn.fields.AbstractField.dim]: the token dimension d their parameters fix (e.g. the size of V), or ``None``;
+    * [`num_tokens`][jaxattn.fields.AbstractField.num_tokens]: the number of tokens n their parameters fix (e.g. one natural
       frequency per oscillator), or ``None``;
-    * :meth:`velocity`.
+    * [`velocity`][jaxattn.fields.AbstractField.velocity];
+
+    and declare their parameters' rules with [`parameter`][jaxattn.fields.parameter].
     """
 
-    manifold: eqx.AbstractClassVar[Manifold]
+    manifold: eqx.AbstractClassVar[AbstractManifold]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("manifold")
+        if isinstance(declared, str):  # the name form of earlier versions
+            cls.manifold = as_manifold(declared)
 
     @property
     @abc.abstractmethod
@@ -57,47 +98,77 @@ class AbstractField(eqx.Module):
         """dx/dt at time t for one configuration x (see the module docstring)."""
 
     def __call__(self, t: Real[ArrayLike, ""], x: Float[ArrayLike, "..."], args=None) -> Array:
-        """diffrax's ``ODETerm`` signature: :meth:`velocity` of ``x`` (any array-like, e.g. NumPy)."""
+        """diffrax's ``ODETerm`` signature: [`velocity`][jaxattn.fields.AbstractField.velocity] of ``x`` (any array-like, e.g. NumPy)."""
         return self.velocity(t, jnp.asarray(x))
 
     @property
     def event_ndim(self) -> int:
-        """Number of trailing axes of one configuration: 1 on the circle, else 2."""
-        return 1 if self.manifold == "circle" else 2
+        """Number of trailing axes of one configuration (the manifold's): 1 on the circle, else 2."""
+        return self.manifold.event_ndim
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise ValueError unless ``shape`` is one configuration this field accepts."""
-        if self.manifold == "circle":
-            if len(shape) != 1:
-                raise ValueError(f"a circle configuration is an (n,) array of angles; got shape {shape}")
-        elif self.manifold == "gram":
-            if len(shape) != 2 or shape[0] != shape[1]:
-                raise ValueError(f"a Gram configuration is one square (n, n) matrix G = X X^T; got shape {shape}")
-        else:
-            if len(shape) != 2:
-                raise ValueError(f"a configuration is an (n, d) array of n tokens in R^d; got shape {shape}")
-            d = self.dim
-            if d is not None and shape[1] != d:
-                raise ValueError(
-                    f"tokens have dimension d = {shape[1]} but the field's Q/K/V act on d = {d}; "
-                    "pass tokens of shape (n, d) matching the matrices"
-                )
-            if self.manifold == "sphere" and shape[1] < 2:
-                raise ValueError(f"the sphere S^(d-1) needs d >= 2, got d = {shape[1]}")
-        if shape[0] < 1:
-            raise ValueError("need at least one token (n >= 1)")
+        """Raise ValueError unless ``shape`` is one configuration this field accepts: the manifold's
+        shape rule, then the token dimension and number the parameters fix."""
+        self.manifold.check_shape(shape)
+        d, d_x = self.dim, self.manifold.token_dim(shape)
+        if d is not None and d_x is not None and d_x != d:
+            raise ValueError(
+                f"tokens have dimension d = {d_x} but the field's Q/K/V act on d = {d}; "
+                "pass tokens of shape (n, d) matching the matrices"
+            )
         n = self.num_tokens
         if n is not None and shape[0] != n:
-            raise ValueError(f"the field's parameters fix n = {n} tokens: {n} frequencies but there are "
-                             f"{shape[0]} oscillators")
+            what = [f.metadata["per_token"] for f in dataclasses.fields(self) if "per_token" in f.metadata]
+            per = f": {n} {what[0]}" if what else ""
+            raise ValueError(f"the field's parameters fix n = {n} tokens{per} but there are {shape[0]} tokens")
+
+    def _parameters(self):
+        """(name, value, metadata) of each declared parameter that holds an array."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name, None)
+            if eqx.is_array(value):
+                yield f.name, value, f.metadata
+
+    def parameter_checks(self) -> list[Check]:
+        """The rules the field's parameters must satisfy, for the solver to enforce on the host or
+        under ``jax.jit`` (`jaxattn._validate.enforce`): each parameter's declared ``check``
+        ([`parameter`][jaxattn.fields.parameter]) and every floating array leaf finite, one rule per leaf (its name in the
+        message). In float32 the finiteness rules come first: there a cast to the tokens' dtype that
+        overflows is the likely cause; otherwise the declared rules, whose messages are more specific."""
+        declared = [meta["check"](value) for _, value, meta in self._parameters() if "check" in meta]
+        finite = []
+        for path, leaf in jax.tree_util.tree_leaves_with_path(self):
+            if not (eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating)):
+                continue
+            m = xp(leaf)
+            if jnp.finfo(leaf.dtype).bits < 64:
+                hint = (f" after the cast to the tokens' dtype {jnp.dtype(leaf.dtype).name} (largest "
+                        f"{jnp.finfo(leaf.dtype).max:.3g}): use float64 tokens or smaller parameters")
+            else:
+                hint = ": rebuild the field with finite parameters"
+            finite.append(Check(~m.all(m.isfinite(leaf)),
+                                f"the field has NaN or inf parameters ({_leaf_name(path)}){hint}"))
+        low_precision = any(jnp.finfo(leaf.dtype).bits < 64 for leaf in jax.tree_util.tree_leaves(self)
+                            if eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.floating))
+        return finite + declared if low_precision else declared + finite
+
+    def logit_scale(self) -> float | None:
+        """An upper bound of |attention logit| on unit tokens from the declared ``logit`` parameters
+        (|beta| x ||Q||_2 x ||K||_2), or None for a field without logits or with traced parameters."""
+        if not is_concrete(self):
+            return None
+        scale = None
+        for _, value, meta in self._parameters():
+            if meta.get("logit") == "scale":
+                scale = (1.0 if scale is None else scale) * float(np.max(np.abs(np.asarray(value, dtype=float))))
+        if scale is None:
+            return None
+        for _, value, meta in self._parameters():
+            if meta.get("logit") == "matrix":
+                M = np.asarray(value, dtype=float).reshape((-1,) + value.shape[-2:])
+                scale *= float(np.max(np.linalg.norm(M, ord=2, axis=(-2, -1))))
+        return scale
 
 
-def tangent_projection(x: Float[Array, "*batch n d"], y: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
-    """P_x y = y - <x, y> x / |x|^2, row by row (Karagodin et al. 2024 §1.1).
-
-    The division by |x|^2 (rather than the unit-sphere shortcut y - <x, y> x) makes
-    d|x|^2/dt = 0 exactly off the sphere too; the shortcut makes the sphere transversally
-    unstable when <x, y> < 0, e.g. for V = -I (docs/paper_003.md, "Long horizons and precision").
-    """
-    coef = jnp.sum(x * y, axis=-1, keepdims=True) / jnp.sum(x * x, axis=-1, keepdims=True)
-    return y - coef * x
+def _leaf_name(path) -> str:
+    return ".".join(str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k)))) for k in path)

@@ -1,6 +1,6 @@
 r"""O(n M) evaluation of the circle attention field by Bessel-weighted Fourier modes.
 
-The circle fields of :mod:`jaxattn.fields.circle` (Geshkovski et al. 2023 (perspective) eq. (6.1);
+The circle fields of `jaxattn.fields.circle` (Geshkovski et al. 2023 (perspective) eq. (6.1);
 Karagodin et al. 2024 (CSA-2d))
 need, for every token i and its visible set S_i (all j, or j <= i under a causal mask),
 
@@ -32,7 +32,7 @@ Both pieces are exact up to the truncation of (F), so the result equals the dens
 With k - 1 = a m + b (a ~ sqrt(M)), e^{ik theta} = e^{i a m theta} e^{i(b+1) theta}, so one cos/sin
 per token and products give the 2 sqrt(M) factors, and every mode sum is a (batched) matmul.
 Cost: O(n M) complex multiply-adds + n * block exponentials; memory O(n sqrt(M)) for the sums (swept
-``chunk`` tokens at a time) and O(M) for the weights at any beta (:mod:`jaxattn._special` does a fixed
+``chunk`` tokens at a time) and O(M) for the weights at any beta (`jaxattn._special` does a fixed
 amount of work per order: M = 8306 weights at beta = 10^6 in a 430 MB process, where the former
 power series tried to allocate 40 GB of modes x series terms).
 
@@ -45,7 +45,7 @@ to first order in eps_M
     SA :  |dtheta_i/dt (M) - dtheta_i/dt| <= (|S_i| / Z_i) eps_M(beta) <= n eps_M(beta)   (Z_i >= 1: the self term)
     USA:  |dtheta_i/dt (M) - dtheta_i/dt| <= e^{beta} eps_M(beta)       (the natural scale of USA velocities)
 
-(|dtheta/dt| <= 1 for SA, a weighted mean of sines). :func:`fourier_modes` returns the smallest
+(|dtheta/dt| <= 1 for SA, a weighted mean of sines). [`fourier_modes`][jaxattn.fields.fourier_modes] returns the smallest
 M with eps_M(beta) <= tol; the tail beyond the computed modes is bounded with Amos' bound
 I_{k+1}(x) / I_k(x) < x / (k + sqrt(k^2 + x^2)) (a geometric series). Since
 I~_k(beta) ~ e^{-k^2/(2 beta)} / sqrt(2 pi beta) for k << beta, M ~ sqrt(2 beta ln(1/tol)):
@@ -65,6 +65,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._special import ive
+from .._validate import host_beta
 
 #: default truncation tolerance eps_M(beta) (see the module docstring)
 DEFAULT_FOURIER_TOL = 1e-16
@@ -82,9 +83,7 @@ def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
 
 def truncation_error(beta: float, M: int) -> float:
     """eps_M(beta) = 2 sum_{k>M} (1 + k/beta) I~_k(beta): the error bound of the module docstring."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     M = int(M)
     if M < 0:
         raise ValueError(f"M must be >= 0, got {M}")
@@ -101,9 +100,7 @@ def truncation_error(beta: float, M: int) -> float:
 
 def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
     """Smallest M >= 1 with eps_M(beta) <= tol (see the module docstring), from a concrete beta."""
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    beta = host_beta(beta)
     tol = float(tol)
     if not (tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be finite and > 0, got {tol}")
@@ -276,8 +273,8 @@ def fourier_circle_velocity(
 ) -> Float[Array, " n"]:
     """dtheta/dt of (SA)/(USA) on S^1 (Q = K = V = I), causal or not, in O(n M).
 
-    ``weights`` are I~_k(beta), k = 0..M (:func:`scaled_bessel_weights`). Matches the dense
-    sum of :class:`jaxattn.CircleSelfAttention` to the bound of the module docstring. Tokens
+    ``weights`` are I~_k(beta), k = 0..M ([`scaled_bessel_weights`][jaxattn.fields.scaled_bessel_weights]). Matches the dense
+    sum of [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] to the bound of the module docstring. Tokens
     are swept ``chunk`` at a time (rounded to a multiple of ``block``); the result does not
     depend on ``chunk`` beyond round-off.
     """

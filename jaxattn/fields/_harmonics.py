@@ -7,7 +7,7 @@ For tokens x_i on S^2 and Q = K = V = I, (SA) and (USA) need the kernel sums
 (the factor e^{-beta} keeps every number <= n). The dense kernel costs O(n^2).
 
 Expansion. The Funk-Hecke / Gegenbauer expansion of the kernel on S^2 (Funk-Hecke formula; see
-:func:`jaxattn._special.kernel_coefficients`) is
+[`jaxattn._special.kernel_coefficients`][jaxattn.spectral.kernel_coefficients]) is
 
     exp(beta (t - 1)) = sum_{l >= 0} lambda_l P_l(t),   lambda_l = (2l + 1) e^{-beta} i_l(beta) > 0,
 
@@ -44,12 +44,12 @@ which decays like (beta/2)^L / L! once L > beta. Hence, per token,
 * SA: the self term gives Z_i >= e^beta, and |x_j| = 1, so
   |v_fast - v_dense| <= 2 n tau_L / (1 - n tau_L).
 
-:func:`truncation_degree` picks the smallest L meeting ``tol`` by these bounds (L ~ 33 for
+[`truncation_degree`][jaxattn.fields.truncation_degree] picks the smallest L meeting ``tol`` by these bounds (L ~ 33 for
 beta = 9, n = 10^5, tol = 1e-13). On top comes float64 round-off in the sums, relative
 ~ eps * L (coefficients are sums of n terms bounded by 1); measured agreement with the
 dense kernel is ~1e-14 at n = 500 (tests/test_fast_sphere.py).
 
-Differentiability. lambda_l is computed in JAX from :mod:`jaxattn._special`, so
+Differentiability. lambda_l is computed in JAX from `jaxattn._special`, so
 ``jax.grad`` flows through beta and the tokens; the degree L is static (chosen from a
 concrete beta), so a beta changed later under ``jit`` keeps the old L (re-check the bound).
 """
@@ -64,6 +64,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._special import kernel_coefficients
+from .._validate import host_beta
 
 #: points per block in the two passes (each block's working set stays in L2 cache)
 DEFAULT_BLOCK = 128
@@ -72,7 +73,7 @@ DEFAULT_TOLERANCE = 1e-13
 
 
 def _lambdas_numpy(beta: float, lmax: int) -> np.ndarray:
-    """:func:`legendre_coefficients` as float64 NumPy on the host (also while a jit trace is open).
+    """[`legendre_coefficients`][jaxattn.fields.legendre_coefficients] as float64 NumPy on the host (also while a jit trace is open).
 
     Computed to a multiple of 64 degrees, so that nearby betas share one compiled kernel.
     """
@@ -95,9 +96,7 @@ def truncation_degree(beta: float, n: int, tol: float = DEFAULT_TOLERANCE,
     ``normalisation="softmax"`` (SA) needs 2 n tau_L / (1 - n tau_L) <= tol;
     ``"mean"`` (USA) needs tau_L <= tol.
     """
-    beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be finite and > 0 to choose a truncation, got {beta}")
+    beta = host_beta(beta)
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     lmax = int(2 * beta + 40 * math.sqrt(beta + 1) + 80)
@@ -117,7 +116,7 @@ def legendre_coefficients(beta: Float[ArrayLike, ""], degree: int) -> Float[Arra
     """lambda_l = (2l + 1) e^{-beta} i_l(beta), l = 0..degree, differentiable in beta (beta > 0).
 
     The coefficients of exp(beta (t - 1)) = sum_l lambda_l P_l(t) (module docstring). They are
-    the Funk-Hecke coefficients W_l(beta, 3) = i_l(beta) / beta of :func:`jaxattn._special.kernel_coefficients`
+    the Funk-Hecke coefficients W_l(beta, 3) = i_l(beta) / beta of [`jaxattn._special.kernel_coefficients`][jaxattn.spectral.kernel_coefficients]
     times beta e^{-beta} and the multiplicity 2l + 1 of the degree-l harmonics on S^2. Relative
     accuracy ~3e-14 (the log-space Bessel series; sum_l lambda_l = 1 to ~2e-14 at beta = 60).
     """
@@ -266,7 +265,7 @@ def sphere_attention_harmonics(
     """sum_j w_ij x_j for Q = K = V = I on S^2 (before the tangent projection).
 
     softmax (SA): N_i / Z_i with Z_i = sum_j e^{beta<x_i,x_j>}, N_i = sum_j e^{beta<x_i,x_j>} x_j;
-    mean (USA): e^{-log_shift} N_i / n. Matches :func:`jaxattn.fields._attention.attend`
+    mean (USA): e^{-log_shift} N_i / n. Matches [`jaxattn.fields._attention.attend`][jaxattn.fields.attend]
     with queries beta x, keys x, values x up to the bound in the module docstring.
 
     Tokens are normalised to x / |x| first. On the sphere this changes nothing; inside a

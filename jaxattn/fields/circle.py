@@ -11,8 +11,8 @@ Both are evaluated with the shared attention kernel on the embedded points: the 
 returns y_i = sum_j w_ij x_j and dtheta_i/dt = <y_i, x_i^perp> with
 x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - theta_i).
 ``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
-O(n M) (:mod:`jaxattn.fields._fourier`, with its error bound).
-:class:`FrozenCentresCircleAttention` adds m frozen, weighted keys to the causal circle field
+O(n M) (`jaxattn.fields._fourier`, with its error bound).
+[`FrozenCentresCircleAttention`][jaxattn.FrozenCentresCircleAttention] adds m frozen, weighted keys to the causal circle field
 (Karagodin et al. 2024 Theorem 5.2).
 """
 
@@ -26,9 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta, is_concrete
+from .._validate import Check, as_finite_array, beta_rule, check_beta, enforce, is_concrete, xp
+from ..manifolds import CIRCLE, Circle
 from ._attention import attend, attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 from ._fourier import (
     DEFAULT_FOURIER_TOL,
     DEFAULT_NEAR_BLOCK,
@@ -52,7 +53,7 @@ def _angular_velocity(theta, y):
     return -jnp.sin(theta) * y[:, 0] + jnp.cos(theta) * y[:, 1]
 
 
-#: row blocks of the causal circle kernel below :data:`CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
+#: row blocks of the causal circle kernel below `CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
 CAUSAL_BLOCKS = 2
 CAUSAL_BLOCKS_MAX_N = 1024
 
@@ -98,7 +99,7 @@ class CircleSelfAttention(AbstractField):
 
     * ``evaluator="dense"`` (default): the shared O(n^2) attention kernel (row-blocked above
       ``block_size``);
-    * ``evaluator="fourier"``: O(n M) Bessel-Fourier sums (:mod:`jaxattn.fields._fourier`),
+    * ``evaluator="fourier"``: O(n M) Bessel-Fourier sums (`jaxattn.fields._fourier`),
       M = ``modes`` or, by default, the smallest M with truncation bound
       eps_M(beta) = 2 sum_{k>M} (1 + k/beta) e^{-beta} I_k(beta) <= ``tol``; then
       |error of dtheta_i/dt| <= (|S_i|/Z_i) eps_M <= n eps_M for SA and <= e^beta eps_M for USA,
@@ -109,7 +110,7 @@ class CircleSelfAttention(AbstractField):
       (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     fourier_weights: Float[Array, " M1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
@@ -117,7 +118,7 @@ class CircleSelfAttention(AbstractField):
     evaluator: str = eqx.field(static=True)
     modes: int | None = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
@@ -181,9 +182,9 @@ class Kuramoto(AbstractField):
     """
 
     coupling: Float[Array, ""]
-    omega: Float[Array, "*n"]
+    omega: Float[Array, "*n"] = parameter(per_token="frequencies")
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
 
     def __init__(self, coupling: float | ArrayLike = 1.0, omega: float | ArrayLike = 0.0):
@@ -202,6 +203,14 @@ class Kuramoto(AbstractField):
         return self.omega + self.coupling * _angular_velocity(theta, y)
 
 
+def centre_weights_rule(weights: Float[ArrayLike, "*m"]) -> Check:
+    """The frozen tokens' weights a_j >= 1 (Karagodin et al. 2024, Theorem 5.2 assumes a_j >= 1)."""
+    m = xp(weights)
+    low = m.min(m.asarray(weights))
+    return Check(low < 1, "weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2){got}",
+                 lambda: f"min {float(low)}")
+
+
 class FrozenCentresCircleAttention(AbstractField):
     """Causal circle dynamics with frozen (cross-attention) tokens: Karagodin et al. 2024 Theorem 5.2, eq. (C.3).
 
@@ -216,7 +225,7 @@ class FrozenCentresCircleAttention(AbstractField):
     h(x) = e^{beta(cos x - 1)} sin x (eq. C.3). The frozen tokens never move. ``causal=False``
     lets every particle see every other particle (not covered by the theorem).
 
-    **Sequential gradient flow (Lemma 5.3).** With the energies (:meth:`sequential_energies`)
+    **Sequential gradient flow (Lemma 5.3).** With the energies ([`sequential_energies`][jaxattn.fields.FrozenCentresCircleAttention.sequential_energies])
 
         E_k = -( sum_{j<k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_j a_j e^{beta(cos(phi_k - theta_j) - 1)} ),
 
@@ -224,7 +233,7 @@ class FrozenCentresCircleAttention(AbstractField):
     -(1/Z_k) dE_k/dphi_k, omitting the factor 1/beta. Since a_j >= 1, 1 <= Z_k <= N with
     N = n + sum_j a_j (the "0 < c < Z_k < C" of Lemma 5.3). Theorem 5.2: if the frozen angles
     are more than c beta^{-1/2} apart and (N, beta, eps, c) satisfy
-    :func:`jaxattn.analysis.metastable.theorem_5_2_conditions`, almost every initial state
+    [`jaxattn.analysis.metastable.theorem_5_2_conditions`][jaxattn.analysis.theorem_5_2_conditions], almost every initial state
     converges to a strongly stable critical point with every particle within eps beta^{-1/2}
     of some theta_j.
 
@@ -242,13 +251,13 @@ class FrozenCentresCircleAttention(AbstractField):
         block_size: row-block size passed to ``attend`` (None: its default).
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     centres: Float[Array, " m"]
-    weights: Float[Array, " m"]
+    weights: Float[Array, " m"] = parameter(check=centre_weights_rule)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
 
-    manifold = "circle"
+    manifold: ClassVar[Circle] = CIRCLE
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
@@ -265,11 +274,7 @@ class FrozenCentresCircleAttention(AbstractField):
         elif weights.shape != (m,):
             raise ValueError(f"weights must be a scalar or an (m,) = ({m},) array matching centres, "
                              f"got shape {weights.shape}")
-        if is_concrete(weights):
-            low = np.asarray(weights)
-            if np.any(low < 1):
-                raise ValueError(f"weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2), "
-                                 f"got min {float(low.min())}")
+        weights = enforce([centre_weights_rule(weights)], weights)
         if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 0):
             raise ValueError(f"block_size must be None or an int >= 0, got {block_size!r}")
         self.centres = centres

@@ -24,9 +24,10 @@ import jax
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, check_beta
+from .._validate import as_finite_array, beta_rule, check_beta
+from ..manifolds import EUCLIDEAN, Euclidean
 from ._attention import attend, attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 
 
 def _matrix(M, name: str, d: int | None = None, square: bool = False) -> Array:
@@ -41,18 +42,18 @@ def _matrix(M, name: str, d: int | None = None, square: bool = False) -> Array:
 class AbstractEuclideanAttention(AbstractField):
     """Attention in R^d with parameters Q, K, V, beta (module docstring).
 
-    Fields and ``__init__`` live here; a concrete class supplies :meth:`tokens` (the tokens the
-    logits are computed from) and :meth:`velocity`.
+    Fields and ``__init__`` live here; a concrete class supplies [`tokens`][jaxattn.fields.AbstractEuclideanAttention.tokens] (the tokens the
+    logits are computed from) and `velocity`.
     """
 
-    Q: Float[Array, "m d"]
-    K: Float[Array, "m d"]
+    Q: Float[Array, "m d"] = parameter(logit="matrix")
+    K: Float[Array, "m d"] = parameter(logit="matrix")
     V: Float[Array, "d d"]
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
 
-    manifold = "euclidean"
+    manifold: ClassVar[Euclidean] = EUCLIDEAN
     num_tokens: ClassVar[None] = None
 
     def __init__(self, Q: ArrayLike | Sequence, K: ArrayLike | Sequence, V: ArrayLike | Sequence, *, beta: float | ArrayLike = 1.0,
@@ -100,7 +101,7 @@ class RescaledSelfAttention(AbstractEuclideanAttention):
 
         dz_i/dt = sum_j P_ij V (z_j - z_i).
 
-    Recover the original tokens with :meth:`to_original` (x(t) = e^{tV} z(t)).
+    Recover the original tokens with [`to_original`][jaxattn.fields.RescaledSelfAttention.to_original] (x(t) = e^{tV} z(t)).
     """
 
     def propagator(self, t) -> Float[Array, "d d"]:

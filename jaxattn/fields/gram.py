@@ -6,7 +6,7 @@ perspective on Transformers" (2023), eq. (2.6),
     dx_i/dt = P_{x_i}( sum_j A_ij x_j ),   A_ij = exp(beta <x_i, x_j>) / Z_i,   Z_i = sum_k exp(beta <x_i, x_k>),
 
 depends on the tokens only through their inner products, and it closes on the Gram matrix
-G_ij = <x_i, x_j>. With P_x y = y - <x, y> x / |x|^2 (:func:`jaxattn.fields.tangent_projection`),
+G_ij = <x_i, x_j>. With P_x y = y - <x, y> x / |x|^2 ([`jaxattn.fields.tangent_projection`][jaxattn.fields.tangent_projection]),
 dX/dt = A X - D X with D = diag(<x_i, (A X)_i> / |x_i|^2) = diag((A G)_ii / G_ii), hence
 
     dG/dt = dX X^T + X dX^T = S + S^T,   S = A G - D G,   A = row-softmax(beta G).
@@ -15,7 +15,7 @@ This is an exact reformulation, not an approximation: every x_i(t) stays in span
 G(t) = X(t) X(t)^T for the (SA) solution X(t) (a test compares both to 1e-8). The diagonal is
 conserved exactly by the flow (dG_ii/dt = 2 ((A G)_ii - D_ii G_ii) = 0), the sphere constraint
 |x_i| = 1 reads diag(G) = 1, and a solve retracts to it after each step with
-G -> D^{-1/2} G D^{-1/2}, D = diag(G) (:func:`jaxattn.solve.retract_to_unit_diagonal`, the Gram
+G -> D^{-1/2} G D^{-1/2}, D = diag(G) ([`jaxattn.solve.retract_to_unit_diagonal`][jaxattn.manifolds.retract_to_unit_diagonal], the Gram
 image of x_i -> x_i / |x_i|). Symmetry is kept exactly (S + S^T is symmetric in floating point).
 
 Cost: one right-hand side is O(n^3) (one n x n product) on an n x n state instead of O(n^2 d) on
@@ -33,9 +33,10 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import check_beta
+from .._validate import beta_rule, check_beta
+from ..manifolds import GRAM, Gram
 from ._attention import attention_weights
-from ._base import AbstractField
+from ._base import AbstractField, parameter
 
 
 class GramSelfAttention(AbstractField):
@@ -45,14 +46,14 @@ class GramSelfAttention(AbstractField):
 
     (Geshkovski et al. 2023 (perspective), eq. (2.6) written for G_ij = <x_i, x_j>). A
     configuration is one symmetric positive semidefinite (n, n) matrix with unit diagonal (the
-    correlation matrices, ``manifold == "gram"``); ``jaxattn.simulate`` retracts every step to
+    correlation matrices, `jaxattn.manifolds.GRAM`); ``jaxattn.simulate`` retracts every step to
     diag(G) = 1. Integrating it from G0 = X0 X0^T gives X(t) X(t)^T of ``SelfAttention(beta)``
     from X0, at O(n^3) instead of O(n^2 d) per evaluation.
     """
 
-    beta: Float[Array, ""]
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
 
-    manifold = "gram"
+    manifold: ClassVar[Gram] = GRAM
     num_tokens: ClassVar[None] = None
 
     def __init__(self, beta: float | ArrayLike):
@@ -67,3 +68,51 @@ class GramSelfAttention(AbstractField):
         ag = a @ x
         s = ag - (jnp.diagonal(ag) / jnp.diagonal(x))[:, None] * x
         return s + s.T
+
+
+#: how a solve may integrate a field that closes on the Gram matrix ([`gram_formulation`][jaxattn.fields.gram_formulation])
+FORMULATIONS = ("auto", "gram", "tokens")
+
+
+def gram_of(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
+    """G = X X^T, the inner products <x_i, x_j> of each configuration."""
+    x = jnp.asarray(x)
+    return jnp.einsum("...id,...jd->...ij", x, x)
+
+
+def closes_on_gram(field: AbstractField) -> bool:
+    """Whether ``field``'s dynamics close on G = X X^T as [`GramSelfAttention`][jaxattn.GramSelfAttention]: (SA) with Q = K = V = I,
+    no causal mask, no feed-forward sublayer (module docstring)."""
+    from .sphere import SelfAttention
+
+    return (isinstance(field, SelfAttention) and field.Q is None and field.K is None and field.V is None
+            and not field.causal and field.feedforward is None)
+
+
+def prefers_gram(exact: bool, n: int, d: int, formulation: str = "auto") -> bool:
+    """The library's choice of formulation ([`FORMULATIONS`][jaxattn.fields.FORMULATIONS]): ``"gram"`` (refused unless ``exact``),
+    ``"tokens"``, or ``"auto"``: Gram space where it is exact and cheaper, d > n (then the n x n state and the
+    O(n^3) right-hand side are smaller than the (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one
+    phase-diagram point costs 1/3 - 1/4 of the CPU time, benchmarks/README.md "Phase diagram:
+    work-precision")."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    if formulation == "gram" and not exact:
+        raise ValueError("formulation='gram' needs (SA) with Q = K = V = I (no mask, no feed-forward): the dynamics "
+                         "close on the Gram matrix only then. Use 'auto' or 'tokens'")
+    return formulation == "gram" or (formulation == "auto" and exact and d > n)
+
+
+def gram_formulation(field: AbstractField, x0: Float[ArrayLike, "*batch n d"],
+                     formulation: str = "auto") -> tuple[AbstractField, Array]:
+    """The field and initial condition a solve should integrate: ``(GramSelfAttention(beta), X0 X0^T)`` where
+    [`prefers_gram`][jaxattn.fields.prefers_gram] chooses Gram space (an exact reformulation, module docstring), else ``(field, x0)``.
+
+    Use it only for observables of inner products (the clustered-pair fraction, min <x_i, x_j>, the
+    interaction energy): Gram space does not keep the tokens themselves. ``isinstance(result[0],
+    GramSelfAttention)`` tells which one was chosen.
+    """
+    x0 = jnp.asarray(x0)
+    if prefers_gram(closes_on_gram(field), x0.shape[-2], x0.shape[-1], formulation):
+        return GramSelfAttention(field.beta), gram_of(x0)
+    return field, x0

@@ -8,7 +8,7 @@
 with j ranging over j <= i when ``causal`` (token i attends to itself and earlier tokens),
 P_x y = y - <x, y> x / |x|^2, and H >= 1 heads (eq. (2.7)); with H = 1 and
 Q = K = V = I this is (SA) eq. (2.6). (USA), Geshkovski et al. 2023 (perspective) §3.3, replaces Z_i by n (by i
-under a causal mask). An optional :class:`FeedForward` sublayer gives the fuller block of
+under a causal mask). An optional [`FeedForward`][jaxattn.FeedForward] sublayer gives the fuller block of
 eq. (2.8): dx_i/dt = P_{x_i}( w sigma(attention_i + b) ).
 """
 
@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_finite_array, as_float_array, check_beta, is_concrete
+from .._validate import as_finite_array, as_float_array, beta_rule, check_beta, is_concrete
+from ..manifolds import SPHERE, Sphere
 from ._attention import Normalisation, attend, attention_weights
-from ._base import AbstractField, tangent_projection
+from ._base import AbstractField, parameter, tangent_projection
 from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
 
@@ -91,7 +92,7 @@ class FeedForward(eqx.Module):
 
 def _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
                            harmonics_degree) -> None:
-    """Validate and set the shared fields of :class:`AbstractSphereAttention` (called by ``__init__``)."""
+    """Validate and set the shared fields of [`AbstractSphereAttention`][jaxattn.fields.AbstractSphereAttention] (called by ``__init__``)."""
     self.beta = check_beta(beta)
     self.Q, self.K, self.V, d, _ = _stack_heads(Q, K, V)
     if feedforward is not None and d is not None and feedforward.w.shape[0] != d:
@@ -130,13 +131,13 @@ class AbstractSphereAttention(AbstractField):
     """(SA) and (USA) on S^{d-1} (module docstring): everything but the normalisation.
 
     The fields below are shared by both concrete classes and set by their ``__init__``
-    (through one validation function); a concrete class supplies :attr:`normalisation`
-    (``"softmax"`` or ``"mean"``, see :func:`jaxattn.fields.attend`) and :meth:`log_shift`.
+    (through one validation function); a concrete class supplies `normalisation`
+    (``"softmax"`` or ``"mean"``, see [`jaxattn.fields.attend`][jaxattn.fields.attend]) and [`log_shift`][jaxattn.fields.AbstractSphereAttention.log_shift].
     """
 
-    beta: Float[Array, ""]
-    Q: Float[Array, "H m d"] | None
-    K: Float[Array, "H m d"] | None
+    beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
+    Q: Float[Array, "H m d"] | None = parameter(logit="matrix")
+    K: Float[Array, "H m d"] | None = parameter(logit="matrix")
     V: Float[Array, "H d d"] | None
     feedforward: FeedForward | None
     causal: bool = eqx.field(static=True)
@@ -146,7 +147,7 @@ class AbstractSphereAttention(AbstractField):
     harmonics_beta: float | None = eqx.field(static=True)
     harmonics_degree: int | None = eqx.field(static=True)
 
-    manifold = "sphere"
+    manifold: ClassVar[Sphere] = SPHERE
     num_tokens: ClassVar[None] = None
     normalisation: eqx.AbstractClassVar[Normalisation]
 
@@ -216,9 +217,9 @@ class SelfAttention(AbstractSphereAttention):
     (shape (m, d), rectangular allowed) and ``V`` (d, d) give eq. (2.3); stacks of shape
     (H, m, d) / (H, d, d) give H heads, eq. (2.7); ``causal=True`` gives (CSA) of Karagodin et al. 2024;
     ``feedforward`` gives eq. (2.8). ``block_size`` controls the row-blocked kernel
-    (see :func:`jaxattn.fields.attend`). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
+    (see [`jaxattn.fields.attend`][jaxattn.fields.attend]). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
     non-causal) evaluates the field in O(n L^2) with the spherical-harmonic addition theorem
-    to within ``harmonics_tol`` (see :mod:`jaxattn.fields._harmonics`); it is faster than
+    to within ``harmonics_tol`` (see `jaxattn.fields._harmonics`); it is faster than
     the dense O(n^2) kernel above n ~ 2000.
     """
 
@@ -244,7 +245,7 @@ class UnnormalisedSelfAttention(AbstractSphereAttention):
     scale like e^beta (stiff). With ``time_rescaled=True`` the field is multiplied by
     e^{-beta} (weights exp(beta(<Qx_i, Kx_j> - 1))/n): the same trajectories on the time
     scale t' = e^beta t. Under a causal mask Z_i is replaced by i, the number of tokens
-    token i sees. The other arguments are those of :class:`SelfAttention`.
+    token i sees. The other arguments are those of [`SelfAttention`][jaxattn.SelfAttention].
     """
 
     time_rescaled: bool = eqx.field(static=True)

@@ -1,11 +1,14 @@
-"""Reading and writing files: safetensors checkpoints (value spectra), netCDF sweep storage, saved
-trajectories (:func:`load_trajectory`) and the CF attributes of every file (:mod:`.cf`)."""
+"""Reading and writing files: saved trajectories ([`load_trajectory`][jaxattn.load_trajectory]), netCDF sweep storage, safetensors
+checkpoints (value spectra), the CF attributes of every variable and the provenance of every file (`.cf`)."""
 
 from .cf import (
+    PROVENANCE as PROVENANCE,
     REQUIRED as REQUIRED,
     VARIABLES as VARIABLES,
     describe as describe,
     missing_attributes as missing_attributes,
+    stamp as stamp,
+    strip_provenance as strip_provenance,
 )
 from .netcdf import (
     Claim as Claim,
@@ -21,7 +24,10 @@ from .netcdf import (
     read_manifest as read_manifest,
     remove_stale_temporaries as remove_stale_temporaries,
 )
-from .trajectory import load_trajectory as load_trajectory
+from .trajectory import (
+    check_declared_sizes as check_declared_sizes,
+    load_trajectory as load_trajectory,
+)
 from .safetensors import (
     ALBERT_ATTENTION_PREFIX as ALBERT_ATTENTION_PREFIX,
     dominant_eigenvalue_is_real_positive as dominant_eigenvalue_is_real_positive,

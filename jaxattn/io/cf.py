@@ -7,10 +7,11 @@ Every variable (data and coordinate) of every netCDF file the library writes car
   dimensionless: layers are time, paper 002 §2);
 * ``description``: what it is, with the paper's symbol and equation.
 
-:data:`VARIABLES` is the one catalogue of these texts, keyed by variable name; :func:`describe`
+[`VARIABLES`][jaxattn.io.VARIABLES] is the one catalogue of these texts, keyed by variable name; [`describe`][jaxattn.io.describe]
 fills in what a dataset's writer left out (a writer's own attributes win), and
-:func:`missing_attributes` lists what is still missing. :func:`jaxattn.io.atomic_write_netcdf`
-calls :func:`describe` on every dataset it writes.
+[`missing_attributes`][jaxattn.io.missing_attributes] lists what is still missing. [`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]
+calls [`describe`][jaxattn.io.describe] on every dataset it writes, and [`stamp`][jaxattn.io.stamp]: the global attributes that say
+what made a file (``Conventions``, ``jaxattn_version``, ``source``, ``history``; CF §2.6).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from collections.abc import Hashable
 
 import xarray as xr
 
+from .._provenance import KEYS as PROVENANCE
+from .._provenance import provenance
 from ..solve import TRAJECTORY_VARIABLES
 
-__all__ = ["REQUIRED", "VARIABLES", "describe", "missing_attributes"]
+__all__ = ["PROVENANCE", "REQUIRED", "VARIABLES", "describe", "missing_attributes", "stamp", "strip_provenance"]
 
 #: the attributes every variable carries
 REQUIRED = ("long_name", "units", "description")
@@ -107,11 +110,11 @@ def _lookup(name: Hashable) -> dict[str, str] | None:
 
 
 def describe(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with ``long_name``, ``units`` and ``description`` filled in from :data:`VARIABLES`.
+    """``ds`` with ``long_name``, ``units`` and ``description`` filled in from [`VARIABLES`][jaxattn.io.VARIABLES].
 
     Attributes the writer set are kept; only missing ones are added (on a shallow copy: the
     caller's dataset is not changed). Variables not in the catalogue are left as they are
-    (:func:`missing_attributes` names them).
+    ([`missing_attributes`][jaxattn.io.missing_attributes] names them).
     """
     ds = ds.copy()
     for name in list(ds.variables):
@@ -126,10 +129,39 @@ def describe(ds: xr.Dataset) -> xr.Dataset:
 
 
 def missing_attributes(ds: xr.Dataset) -> dict[str, list[str]]:
-    """``{variable: [missing attribute, ...]}`` for every variable lacking one of :data:`REQUIRED`."""
+    """``{variable: [missing attribute, ...]}`` for every variable lacking one of [`REQUIRED`][jaxattn.io.REQUIRED]."""
     out = {}
     for name, var in ds.variables.items():
         missing = [key for key in REQUIRED if not str(var.attrs.get(key, "")).strip()]
         if missing:
             out[str(name)] = missing
     return out
+
+
+def stamp(ds: xr.Dataset, source: str | None = None, call: str | None = None) -> xr.Dataset:
+    """``ds`` with the global attributes that say what made it (on a shallow copy).
+
+    ``Conventions`` (CF-1.11), ``jaxattn_version``, ``source`` (``"jaxattn <version>: <source>"``) and
+    ``history`` (``"<UTC time>: <the jaxattn command line>"``, or the Python ``call`` and the script it ran
+    in). A ``source`` or ``history`` the dataset already has is kept (a file re-written keeps its origin);
+    ``source`` defaults to the dataset's ``title``, else "jaxattn". [`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]
+    stamps every dataset it writes, so a writer only passes ``source`` when it wants to say more.
+
+    Example (a sweep's merged dataset)::
+
+        ds = stamp(ds, source="jaxattn.studies.run_sweep of paper_002.phase_diagram")
+    """
+    ds = ds.copy()
+    what = source or str(ds.attrs.get("title", "")).strip() or "jaxattn"
+    ds.attrs.update(provenance(what, call=call, attrs=ds.attrs))
+    return ds
+
+
+def strip_provenance(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without the provenance attributes [`stamp`][jaxattn.io.stamp] adds (a shallow copy): two files of the same
+    data written at different times or by different commands compare identical after it
+    (``xarray.testing.assert_identical(strip_provenance(a), strip_provenance(b))``)."""
+    ds = ds.copy()
+    for key in PROVENANCE:
+        ds.attrs.pop(key, None)
+    return ds

@@ -1,23 +1,23 @@
 """netCDF storage of sweeps: atomic point files, the manifest, per-point claims, the merge.
 
-The sweep engine (:func:`jaxattn.studies.run_sweep`, design in ``docs/sweeps.md`` and
+The sweep engine ([`jaxattn.studies.run_sweep`][jaxattn.studies.run_sweep], design in ``docs/sweeps.md`` and
 ``docs/scaling.md``) keeps one file per finished point and merges them once at the end. The
 rules it relies on live here:
 
 * every file is written through a temporary file in the same directory, ``fsync`` and
-  :func:`os.replace` (atomic on POSIX), so a file either exists complete or not at all; the
-  temporary file's name holds its writer (host, pid), so that :func:`remove_stale_temporaries`
+  `os.replace` (atomic on POSIX), so a file either exists complete or not at all; the
+  temporary file's name holds its writer (host, pid), so that [`remove_stale_temporaries`][jaxattn.io.remove_stale_temporaries]
   removes only files whose writer is dead or that are older than an expiry;
-* ``manifest.json`` records a sweep's arguments; :func:`check_manifest` creates it (atomically,
+* ``manifest.json`` records a sweep's arguments; [`check_manifest`][jaxattn.io.check_manifest] creates it (atomically,
   first writer wins) on the first run and reports which arguments differ on a later one;
-* :func:`claim` takes a point for one process with an ``O_CREAT | O_EXCL`` claim file; the owner
-  renews it (:meth:`Claim.renew`) while it computes; a claim whose owner is dead (same host, pid
+* [`claim`][jaxattn.io.claim] takes a point for one process with an ``O_CREAT | O_EXCL`` claim file; the owner
+  renews it ([`Claim.renew`][jaxattn.io.Claim.renew]) while it computes; a claim whose owner is dead (same host, pid
   gone) or whose heartbeat is older than its expiry is taken over by creating the next
   generation of the claim, again with ``O_EXCL``, so exactly one process wins every takeover
   and N processes with no coordinator can share one directory;
-* :func:`point_file_problem` tells a readable point file from a zero-byte or truncated one and
-  :func:`move_aside` moves a bad one to ``directory/corrupt/`` with a warning;
-* :func:`merge_points` stacks the point datasets on the sweep's grid and seed axes.
+* [`point_file_problem`][jaxattn.io.point_file_problem] tells a readable point file from a zero-byte or truncated one and
+  [`move_aside`][jaxattn.io.move_aside] moves a bad one to ``directory/corrupt/`` with a warning;
+* [`merge_points`][jaxattn.io.merge_points] stacks the point datasets on the sweep's grid and seed axes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .cf import describe
+from .._provenance import write_error
+from .cf import describe, stamp
 
 __all__ = [
     "Claim",
@@ -123,24 +124,35 @@ def _staged(path: Path):
     _fsync_directory(path.parent)
 
 
-def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`.
+def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str | None = None) -> Path:
+    """Write ``ds`` to ``path`` atomically: temporary file, fsync, `os.replace`.
 
     The variables get their CF attributes (``long_name``, ``units``, ``description``) from
-    :func:`jaxattn.io.cf.describe` where the writer left them out."""
-    ds = describe(ds)
+    [`jaxattn.io.cf.describe`][jaxattn.io.describe] where the writer left them out, and the file the attributes that say
+    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``).
+
+    Raises:
+        ValueError: ``path`` does not end in ``.nc``.
+        OSError: the file could not be written; the message names it and the cause (a full disk).
+    """
     path = Path(path)
+    if path.suffix.lower() != ".nc":
+        raise ValueError(f"netCDF files end in .nc, got {path.name!r}")
+    ds = stamp(describe(ds), source=source)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _staged(path) as tmp:
-        ds.to_netcdf(tmp, engine=netcdf_engine())
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    try:
+        with _staged(path) as tmp:
+            ds.to_netcdf(tmp, engine=netcdf_engine())
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        raise write_error(path, err) from err
     return path
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (as :func:`atomic_write_netcdf`)."""
+    """Write ``text`` to ``path`` atomically (as [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf])."""
     return _write_text(text, Path(path), exclusive=False)
 
 
@@ -228,7 +240,7 @@ def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
     when the directory holds the same sweep or none yet).
 
     Raises:
-        ValueError: an existing manifest is not valid JSON (:func:`read_manifest`).
+        ValueError: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.io.read_manifest]).
     """
     old = read_manifest(directory)
     if old is None:
@@ -294,7 +306,7 @@ def _stale(path: Path, expiry: float) -> bool:
 
 
 def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
-    """Try to take the point ``key``: returns a :class:`Claim`, or ``None`` if another live process holds it.
+    """Try to take the point ``key``: returns a [`Claim`][jaxattn.io.Claim], or ``None`` if another live process holds it.
 
     The claim files are ``claims/<key>.0``, ``<key>.1``, ...; the highest generation is
     the current one. A free point is taken by creating generation 0; a stale one (owner dead

@@ -1,7 +1,7 @@
 """Value-matrix spectra of pretrained attention layers.
 
 Geshkovski, Letrouit, Polyanskiy, Rigollet 2023 (paper 001), Fig. 10; Karagodin,
-Polyanskiy, Rigollet 2024 (paper 003), Figs. 5-6. :func:`jaxattn.plot.plot_value_spectra`
+Polyanskiy, Rigollet 2024 (paper 003), Figs. 5-6. `jaxattn.plot.plot_value_spectra`
 draws them.
 
 Reads a **user-supplied local** safetensors checkpoint (nothing is downloaded) with a small
@@ -17,7 +17,7 @@ occupying the rows ``hs = h*dk : (h+1)*dk`` of the value projection,
 
 acting on column vectors (biases and LayerNorm ignored). Its non-zero eigenvalues equal
 those of the dk x dk matrix W_V[hs, :] @ W_O[:, hs] (AB and BA share non-zero spectra),
-which is how :func:`value_spectra` computes them. ALBERT shares one layer across depth,
+which is how [`value_spectra`][jaxattn.io.value_spectra] computes them. ALBERT shares one layer across depth,
 so one (Q, K, V) per head is exactly paper 001's time-independent setting; the default
 key names are ALBERT's (``encoder.albert_layer_groups.0.albert_layers.0.attention.``).
 The paper's "V_5, V_14" are most likely 0-based heads 4 and 13 (1-based plot titles).

@@ -1,8 +1,8 @@
 """Discrete layer maps (transformer layers iterated as dynamical systems).
 
-* :mod:`jaxattn.layers.hardmax`: the pure-attention hardmax transformer of Alcalde,
+* `jaxattn.layers.hardmax`: the pure-attention hardmax transformer of Alcalde,
   Fantuzzi, Zuazua 2024 (eq. (1.1)), its softmax variant (2.6) and the leaders.
-* :mod:`jaxattn.layers.polytope`: the limit polytope and the attracting set S of
+* `jaxattn.layers.polytope`: the limit polytope and the attracting set S of
   Theorem 1.1 (NumPy).
 """
 

@@ -23,9 +23,9 @@ then stays *bit-exactly* in place, as Lemma 5.1(ii) says it should.
 
 The layers are a ``jax.lax.scan``: this is a map, not an ODE (the hardmax ODE is not
 well-posed, paper §1.3), so it does not go through diffrax. The modules check their
-arguments; the functions :func:`hardmax_layers`, :func:`hardmax_trajectory` and
-:func:`softmax_layers` are the unchecked scans behind them, for models that build their own
-tokens (e.g. :class:`jaxattn.sentiment.SentimentClassifier`).
+arguments; the functions [`hardmax_layers`][jaxattn.layers.hardmax_layers], [`hardmax_trajectory`][jaxattn.layers.hardmax_trajectory] and
+[`softmax_layers`][jaxattn.layers.softmax_layers] are the unchecked scans behind them, for models that build their own
+tokens (e.g. `jaxattn.sentiment.SentimentClassifier`).
 
 Ties
 ----
@@ -53,7 +53,7 @@ initial tokens, i.e. each repeated word once.
 Limit polytope and attracting set
 ---------------------------------
 Theorem 1.1: every token converges to a point of a finite set S on the boundary of the
-polytope conv(leader limits); :mod:`jaxattn.layers.polytope` computes its vertices and S.
+polytope conv(leader limits); `jaxattn.layers.polytope` computes its vertices and S.
 
 The softmax variant, eq. (2.6), replaces Lambda by softmax(<A z_i, z_j>/tau) and tends
 to the hardmax layer as tau -> 0 away from near-ties.
@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._validate import as_float_array, check_finite, check_positive, is_concrete
+from .._validate import as_float_array, check_finite, check_positive, enforce, finite_rule, is_concrete
 
 __all__ = [
     "DEFAULT_TIE_RTOL",
@@ -145,11 +145,7 @@ def _check_tokens(Z, d: int | None = None, name: str = "Z") -> Array:
         raise ValueError(f"{name} must have at least one token and d >= 1, got shape {Z.shape}")
     if d is not None and Z.shape[1] != d:
         raise ValueError(f"{name} has tokens in R^{Z.shape[1]} but A is {d} x {d}")
-    if is_concrete(Z):
-        check_finite(Z, name)
-    else:
-        Z = eqx.error_if(Z, ~jnp.all(jnp.isfinite(Z)), f"{name} contains NaN or inf")
-    return Z
+    return enforce([finite_rule(Z, name)], Z)
 
 
 def _check_tie_rtol(tie_rtol) -> float:
@@ -231,7 +227,7 @@ def attention_sets(mask: Bool[ArrayLike, "n n"]) -> list[tuple[int, ...]]:
 
 
 class HardmaxTrajectory(eqx.Module):
-    """Output of :meth:`HardmaxTransformer.trajectory`.
+    """Output of [`HardmaxTransformer.trajectory`][jaxattn.layers.HardmaxTransformer.trajectory].
 
     Attributes:
         tokens: (K+1, n, d) configurations Z^0..Z^K.
@@ -288,7 +284,7 @@ class HardmaxTransformer(eqx.Module):
         num_layers: depth K (K updates take Z^0 to Z^K).
         tie_rtol: relative tie tolerance (see the module docstring); 0 = exact ties.
 
-    Calling the module maps Z^0 (n, d) to Z^K; :meth:`trajectory` also returns every
+    Calling the module maps Z^0 (n, d) to Z^K; [`trajectory`][jaxattn.layers.HardmaxTransformer.trajectory] also returns every
     layer, the attention sets and the leaders. ``jax.jit``, ``jax.vmap`` and ``jax.grad``
     (with respect to alpha, A and Z^0; the a.e. gradient with frozen attention sets) go
     through.
@@ -347,9 +343,9 @@ def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z
                    num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
                    key_mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"]:
     """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) in a ``lax.scan`` (attending
-    only to the keys in ``key_mask`` if given, :func:`hardmax_attention`).
+    only to the keys in ``key_mask`` if given, [`hardmax_attention`][jaxattn.layers.hardmax_attention]).
 
-    No argument checks (:class:`HardmaxTransformer` validates and then calls this).
+    No argument checks ([`HardmaxTransformer`][jaxattn.HardmaxTransformer] validates and then calls this).
     """
     h = alpha / (1 + alpha)
 
@@ -367,9 +363,9 @@ def hardmax_trajectory(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | Non
                        store_attention: bool = True, key_mask: Bool[Array, " n"] | None = None) -> HardmaxTrajectory:
     """Layers Z^0..Z^K of eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1).
 
-    With ``key_mask`` the layers attend only to those keys (:func:`hardmax_attention`) and a
+    With ``key_mask`` the layers attend only to those keys ([`hardmax_attention`][jaxattn.layers.hardmax_attention]) and a
     position outside it is never a leader. No argument checks
-    (:meth:`HardmaxTransformer.trajectory` validates and then calls this).
+    ([`HardmaxTransformer.trajectory`][jaxattn.layers.HardmaxTransformer.trajectory] validates and then calls this).
     """
     h = alpha / (1 + alpha)
     copies = jnp.all(Z0[:, None, :] == Z0[None, :, :], axis=-1)
@@ -404,7 +400,7 @@ def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, t
     to the keys in ``key_mask`` if given).
 
     Returns Z^K, or all layers Z^0..Z^K (shape (K+1, n, d)) when ``keep_all``. No argument
-    checks (:class:`SoftmaxTransformer` validates and then calls this).
+    checks ([`SoftmaxTransformer`][jaxattn.SoftmaxTransformer] validates and then calls this).
     """
     h = alpha / (1 + alpha)
 
@@ -419,7 +415,7 @@ class SoftmaxTransformer(eqx.Module):
     """K layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau.
 
     The smooth surrogate the paper trains with (tau = 1e-3); it tends to
-    :class:`HardmaxTransformer` as tau -> 0 for configurations without near-ties (the
+    [`HardmaxTransformer`][jaxattn.HardmaxTransformer] as tau -> 0 for configurations without near-ties (the
     error is of order exp(-gap/tau), gap = distance between the two largest scores).
     """
 

@@ -1,14 +1,14 @@
 """Limit polytope and attracting set of the hardmax dynamics (paper 000, NumPy).
 
 Alcalde, Fantuzzi, Zuazua 2024, Theorem 1.1: every token of the hardmax layers
-(:mod:`jaxattn.layers.hardmax`) converges to a point of a finite set S on the boundary of
+(`jaxattn.layers.hardmax`) converges to a point of a finite set S on the boundary of
 the polytope K = conv(leader limits); leaders reach the vertices of K in finitely many
 layers and the other points of S are A-projections of the origin onto faces of K,
 
     S = { x in K : max_l <A (v_l - x), x> = 0 }                              (4.1)
 
-:func:`convex_hull_vertices` finds the vertices of K by a linear-programming extreme-point
-test (not qhull: K is often lower-dimensional) and :func:`attracting_set` enumerates S from
+[`convex_hull_vertices`][jaxattn.layers.convex_hull_vertices] finds the vertices of K by a linear-programming extreme-point
+test (not qhull: K is often lower-dimensional) and [`attracting_set`][jaxattn.layers.attracting_set] enumerates S from
 the KKT system (4.24) of Lemma 4.4. The origin satisfies (4.1) whenever 0 is in K but is
 never the limit of a nonzero token (norms do not decrease, Lemma 3.2), so it is excluded
 unless asked for (Remark 1.3: it belongs to S only when a token starts at 0).

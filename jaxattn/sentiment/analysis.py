@@ -1,12 +1,12 @@
 """Interpretation of a trained classifier through its hardmax leaders (paper 000 §6.3).
 
-* :func:`explain`: the leaders of one review (word, position, layer determined, H value).
-* :func:`leader_statistics`: Table 1 (number of leaders per review m, its spread, and
+* `explain`: the leaders of one review (word, position, layer determined, H value).
+* `leader_statistics`: Table 1 (number of leaders per review m, its spread, and
   the mean fraction m_0/m determined at layer 0).
-* :func:`far_leader_counts`: Figure 10's counts: leader words with |H(z)| >= 2 at layer K
+* `far_leader_counts`: Figure 10's counts: leader words with |H(z)| >= 2 at layer K
   in correctly classified test reviews (each distinct leader word once per review).
 
-Leaders follow :mod:`jaxattn.layers.hardmax`: a word leads if its token's attention set
+Leaders follow `jaxattn.layers.hardmax`: a word leads if its token's attention set
 contains only copies of itself at some layer k <= K; repeated words count once. With the
 model's padding mask (``SentimentClassifier.mask_padding``, the default) ``<pad>`` is
 never a leader and the mean token is taken over the real words, as in the prediction.

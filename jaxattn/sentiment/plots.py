@@ -1,4 +1,4 @@
-"""Figures 9 and 10 of paper 000 (through :func:`jaxattn.plot.pyplot`; imported lazily by the CLI)."""
+"""Figures 9 and 10 of paper 000 (through `jaxattn.plot.pyplot`; imported lazily by the CLI)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Training with optax Adam, checkpoints (equinox serialisation) and resume (paper 000 §6.2).
 
 As in the paper (apart from the ``<pad>`` mask, on by default, ``mask_padding=False`` for
-the paper's unmasked model; see :mod:`.model`): binary cross-entropy on the *softmax* model (tau = 1e-3), Adam with
+the paper's unmasked model; see `.model`): binary cross-entropy on the *softmax* model (tau = 1e-3), Adam with
 learning rate 1e-3, batch 64, K = 8 layers; the authors' code also clipped the gradient
 norm at 5, which we keep (``grad_clip``). Test metrics are reported for both the softmax
 model and the hardmax model it defines (the paper's accuracies are softmax ones; its

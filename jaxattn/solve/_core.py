@@ -1,13 +1,12 @@
 """One ``diffrax.diffeqsolve`` of a field: the step every ensemble strategy runs.
 
 The static configuration of a solve (solver, controller, adjoint, saving, event, ...) travels as
-one :class:`SolveConfig`; a solve returns one :class:`SolveOutput`.
+one `SolveConfig`; a solve returns one `SolveOutput`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -17,11 +16,8 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ..fields import AbstractField
 from ._guard import NonFiniteGuard
-from ._retract import RetractingSolver, retraction
+from ._retract import RetractingSolver
 from ._trajectory import SolverStats
-
-#: how one call integrates x0: one configuration, or an ensemble by one of the strategies
-Mode = Literal["single", "batched", "vmap", "map"]
 
 
 class SolveConfig(eqx.Module):
@@ -39,8 +35,10 @@ class SolveConfig(eqx.Module):
     stop_when: Callable[[Array], Array] | None
     progress_meter: diffrax.AbstractProgressMeter
     saveat: diffrax.SaveAt | None
-    mode: Mode
+    strategy: eqx.Module  # the AbstractStrategy integrating the members (solve/_ensemble.py)
     traced: bool  # called under a user's jit/grad: failures raise through eqx.error_if
+    step_limit_advice: str = ""  # the messages of those failures (solve/_failure.py)
+    nonfinite_causes: str = ""
 
 
 class SolveOutput(eqx.Module):
@@ -51,10 +49,12 @@ class SolveOutput(eqx.Module):
     t_last: Float[Array, "*batch"]
     x_last: Array | None  # the state at t_last (None with a user's SaveAt)
     stats: SolverStats
-    failed: Bool[Array, "*batch"]  # max_steps reached before t1
-    nonfinite: Bool[Array, "*batch"]  # the state became non-finite (NonFiniteGuard); t_last is when
-    other_failure: Bool[Array, "*batch"]  # any other diffrax failure
-    event_occurred: Bool[Array, "*batch"]
+    result: diffrax.RESULTS  # diffrax's outcome, per member where the members took their own steps
+    # (failures: solve/_failure.py; after a non-finite state, NonFiniteGuard, t_last is when)
+
+    @property
+    def event_occurred(self) -> Bool[Array, "*batch"]:
+        return self.result == diffrax.RESULTS.event_occurred
 
 
 def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, ts: Array,
@@ -66,8 +66,8 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     """
     rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
-    retract = retraction(field.manifold)
-    solver = config.solver if retract is None else RetractingSolver(config.solver, retract)
+    manifold = field.manifold
+    solver = RetractingSolver(config.solver, manifold.retract) if manifold.constrained else config.solver
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
     solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
     event = None
@@ -96,12 +96,6 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
         throw=False,
         progress_meter=config.progress_meter,
     )
-    failed = sol.result == diffrax.RESULTS.max_steps_reached
-    nonfinite = sol.result == diffrax.RESULTS.nonfinite
-    other_failure = (sol.result != diffrax.RESULTS.successful) & (
-        sol.result != diffrax.RESULTS.event_occurred
-    ) & ~failed & ~nonfinite
-    event_occurred = sol.result == diffrax.RESULTS.event_occurred
     stats = SolverStats(num_steps=sol.stats["num_steps"], num_accepted_steps=sol.stats["num_accepted_steps"],
                         num_rejected_steps=sol.stats["num_rejected_steps"])
     if saveat is not None:
@@ -110,8 +104,7 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
     else:
         xs, x_last, t_last = _saved_states(field, sol, ts, batched)
         ts_out = ts
-    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, failed=failed,
-                       nonfinite=nonfinite, other_failure=other_failure, event_occurred=event_occurred)
+    return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, result=sol.result)
 
 
 def _saved_states(field, sol, ts, batched):
@@ -128,15 +121,15 @@ def _saved_states(field, sol, ts, batched):
         xs = jnp.moveaxis(xs, 0, 1)
     # save times after the event hold the state at the event
     reached = ts <= t_last
+    manifold = field.manifold
     if batched:
-        mask = reached.reshape((1, -1) + (1,) * field.event_ndim)
+        mask = reached.reshape((1, -1) + (1,) * manifold.event_ndim)
         xs = jnp.where(mask, xs, x_last[:, None])
     else:
-        mask = reached.reshape((-1,) + (1,) * field.event_ndim)
+        mask = reached.reshape((-1,) + (1,) * manifold.event_ndim)
         xs = jnp.where(mask, xs, x_last[None])
-    retract = retraction(field.manifold)
-    if retract is not None:
-        xs, x_last = retract(xs), retract(x_last)
+    if manifold.constrained:
+        xs, x_last = manifold.retract(xs), manifold.retract(x_last)
     return xs, x_last, t_last
 
 
@@ -147,7 +140,7 @@ def _custom_save_output(field, sol, batched):
     if batched:
         ys = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 0, 1) if a.ndim > 1 else a, ys)
     # states saved as is (batch, T, n, d) / (T, n, d); not e.g. observables saved by a SaveAt(fn=...)
-    retract = retraction(field.manifold)
-    if retract is not None and eqx.is_array(ys) and ys.ndim == field.event_ndim + (2 if batched else 1):
-        ys = jnp.where(jnp.isfinite(ys), retract(ys), ys)
+    manifold = field.manifold
+    if manifold.constrained and eqx.is_array(ys) and ys.ndim == manifold.event_ndim + (2 if batched else 1):
+        ys = jnp.where(jnp.isfinite(ys), manifold.retract(ys), ys)
     return ts, ys, t_last

@@ -1,35 +1,51 @@
-"""Ensembles: how a batch of initial conditions is integrated, chunked and sharded.
+"""Ensembles: the strategies behind ``simulate(ensemble=...)``, chunking and device sharding.
 
-``x0`` of shape (batch, n, d) (or (batch, n) on the circle) is an ensemble. Strategies:
+``x0`` of shape (batch, n, d) (or (batch, n) on the circle) is an ensemble. Everything that integrates
+one is an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] with one method, [`run`][jaxattn.solve.AbstractEnsemble.run] (the ensemble's
+`SolveOutput` from the solve's static configuration, the field and the
+data), so a new way is one class:
 
-* ``"batched"``: the whole batch is one state with a shared step whose error norm is the **max
-  over members** of each member's RMS error (:func:`ensemble_max_norm`), so no member is less
-  accurate than it would be alone;
-* ``"vmap"``: ``jax.vmap`` of the whole adaptive solve, each member with its own steps (a vmapped
-  while-loop runs until its slowest member is done);
-* ``"map"``: the members one after another inside one compiled program (``jax.lax.map``), each
-  with its own steps and no padding to the slowest member;
-* ``"auto"`` (default): "map" on a CPU when n >= :data:`AUTO_MAP_MIN_TOKENS`, otherwise
-  "batched" (and always "batched" on GPU/TPU, where one wide vectorised step is what the
-  hardware wants; not yet measured on a device: ``python -m benchmarks.device`` does). The
-  backend is read from x0 (:func:`backend_of`: the platform of its devices, or
-  ``jax.default_backend()`` for traced and host arrays).
+* the strategies ([`AbstractStrategy`][jaxattn.solve.AbstractStrategy]), one compiled solve each (`solve_jit`):
+  [`Batched`][jaxattn.solve.Batched] (the whole batch is one state with a shared step whose error norm is the max over
+  members of each member's RMS error, [`ensemble_max_norm`][jaxattn.solve.ensemble_max_norm], so no member is less accurate than it
+  would be alone), [`Vmap`][jaxattn.solve.Vmap] (``jax.vmap`` of the whole adaptive solve, each member with its own
+  steps; a vmapped while-loop runs until its slowest member is done), [`Map`][jaxattn.solve.Map] (the members one after
+  another inside one compiled program, ``jax.lax.map``, each with its own steps and no padding to the
+  slowest member); [`Single`][jaxattn.solve.Single] is one configuration;
+* [`Chunked`][jaxattn.solve.Chunked] (``inner``, ``chunk``): the members in equal chunks of ``chunk``, the last padded with
+  copies of member 0 (`pad_members`: the max-over-members error norm of a batched solve is unchanged
+  by duplicates, and one compilation serves every chunk); ``simulate`` wraps its strategy in it when the
+  estimate [`ensemble_bytes_per_member`][jaxattn.solve.ensemble_bytes_per_member] x batch exceeds ``max_memory``;
+* [`Sharded`][jaxattn.solve.Sharded] (``inner``, ``mesh``): the member axis placed on the devices of a one-axis mesh
+  (this process's devices by default), padded to a multiple of the device count;
+* [`GlobalSharded`][jaxattn.solve.GlobalSharded] (``inner``): one ensemble over the devices of every process of a
+  ``jax.distributed`` job, each process passing its own members (``solve_global_ensemble``).
 
-All three agree with a loop over members (vmap and map to 1e-12, batched to the solver
-tolerance). The measurement behind "auto" is in ``docs/ensembles.md``.
+The strings ``"batched"``, ``"vmap"``, ``"map"`` name the strategies; ``"auto"`` (default) is "map" on a
+CPU when n >= [`AUTO_MAP_MIN_TOKENS`][jaxattn.solve.AUTO_MAP_MIN_TOKENS], otherwise "batched" (and always "batched" on GPU/TPU, where
+one wide vectorised step is what the hardware wants; ``python -m benchmarks.device`` measures it), and
+"batched" whenever ``stop_when`` is given (below). The backend is read from x0 ([`backend_of`][jaxattn.solve.backend_of]).
+All strategies agree with a loop over members (vmap and map to 1e-12, batched to the solver tolerance).
 
-An ensemble larger than a memory budget is solved in equal chunks (:func:`solve_chunked`), and
-:func:`shard_ensemble` places the member axis on the devices of a mesh. Both pad the batch with
-copies of member 0 (:func:`pad_members`): the max-over-members error norm of a batched solve is
-unchanged by duplicates, and one compilation serves every chunk.
+**stop_when has one meaning for every strategy**: the ensemble stops at the end of the first step at
+which the condition holds for *every* member; every member reports that time as ``t_final``, and saves
+after it hold each member's state there. A one-state strategy (batched) has that as one event; with
+per-member steps (vmap, map) and in chunks, [`stop_together`][jaxattn.solve.stop_together] solves each part with its own event,
+continues the parts that stopped earlier to the latest of those times T without the event, and ends there
+if the condition holds for every member at T (if it no longer does, the condition is not monotone, the
+search resumes from T). That needs host control between the phases, so under ``jax.jit`` it is refused
+(a one-state ``"batched"`` solve does it in one compiled program).
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-from collections.abc import Sequence
-from typing import Literal
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -37,8 +53,10 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
+from .._validate import enforce
 from ..fields import AbstractField
 from ._core import SolveConfig, SolveOutput, solve_one
+from ._failure import failure_checks, is_failure
 
 Ensemble = Literal["auto", "batched", "vmap", "map"]
 
@@ -60,13 +78,21 @@ def backend_of(x) -> str:
     return jax.default_backend()
 
 
-def resolve_ensemble(ensemble: str, n: int, backend: str | None = None) -> str:
-    """The strategy ``ensemble="auto"`` stands for at n tokens on ``backend`` (default
-    ``jax.default_backend()``; ``simulate`` passes :func:`backend_of` its x0)."""
-    if ensemble != "auto":
+def resolve_ensemble(ensemble: "str | AbstractEnsemble", n: int, backend: str | None = None,
+                     stop_when: object = None) -> "AbstractEnsemble":
+    """The ensemble object ``simulate(ensemble=...)`` uses: an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] as given, a
+    strategy by name, or for ``"auto"`` the rule of the module docstring at n tokens on ``backend``
+    (default ``jax.default_backend()``; ``simulate`` passes [`backend_of`][jaxattn.solve.backend_of] its x0)."""
+    if isinstance(ensemble, AbstractEnsemble):
         return ensemble
-    backend = jax.default_backend() if backend is None else backend
-    return "map" if backend == "cpu" and n >= AUTO_MAP_MIN_TOKENS else "batched"
+    if ensemble == "auto":
+        backend = jax.default_backend() if backend is None else backend
+        per_member = backend == "cpu" and n >= AUTO_MAP_MIN_TOKENS and stop_when is None
+        return Map() if per_member else Batched()
+    if isinstance(ensemble, str) and ensemble in STRATEGIES:
+        return STRATEGIES[ensemble]
+    raise ValueError(f"ensemble must be 'auto', 'batched', 'vmap', 'map' or a jaxattn.solve.AbstractEnsemble "
+                     f"(e.g. Chunked(Map(), 16)), got {ensemble!r}")
 
 
 def ensemble_max_norm(y: Array) -> Array:
@@ -91,57 +117,221 @@ def pad_members(x0: Array, multiple: int) -> Array:
 @eqx.filter_jit
 def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
               ts: Array) -> SolveOutput:
-    """The compiled solve of one configuration (``config.mode == "single"``) or an ensemble."""
-    if config.mode in ("vmap", "map"):
-        def one(x):
-            return solve_one(config, field, x, t0, t1, ts, batched=False)
-
-        out = jax.vmap(one)(x0) if config.mode == "vmap" else jax.lax.map(one, x0)
-        if config.saveat is None:  # the requested save times, shared by every member
-            out = dataclasses.replace(out, ts=ts)
-    else:
-        out = solve_one(config, field, x0, t0, t1, ts, batched=config.mode == "batched")
-    if config.traced:
-        xs = eqx.error_if(
-            out.xs, jnp.any(out.failed),
-            "jaxattn.simulate: the solver reached max_steps before t1. Increase max_steps, "
-            "loosen rtol/atol, or shorten t1 (outside jit the error names the time reached).",
-        )
-        xs = eqx.error_if(
-            xs, jnp.any(out.nonfinite),
-            "jaxattn.simulate: the state became non-finite (the solve stopped there; outside jit the "
-            "error names the time). Likely causes: overflowing attention logits (beta |Q x| |K y| beyond "
-            "the float range), a beta too large for float32, or NaN/inf parameters of the field.")
-        xs = eqx.error_if(xs, jnp.any(out.other_failure),
-                          "jaxattn.simulate: the diffrax solve failed before t1 (neither max_steps nor a "
-                          "non-finite state, e.g. an implicit solver's nonlinear solve diverged)")
+    """The compiled solve of ``x0`` by ``config.strategy`` (t0 and ts shared, or per member)."""
+    out = config.strategy.integrate(functools.partial(_solve_member, config, field, t1), x0, t0, ts)
+    if not config.strategy.one_state and config.saveat is None:  # the requested save times
+        out = dataclasses.replace(out, ts=ts if ts.ndim == 1 else out.ts[0])
+    if config.traced:  # the host cannot read the result: the same failures through equinox.error_if
+        xs = enforce(failure_checks(out.result, label="jaxattn.simulate", step_limit_advice=config.step_limit_advice,
+                                    nonfinite_causes=config.nonfinite_causes), out.xs)
         out = dataclasses.replace(out, xs=xs)
     return out
 
 
-def solve_chunked(chunk: int, config: SolveConfig, field: AbstractField, x0: Array, t0: Array,
-                  t1: Array, ts: Array) -> SolveOutput:
-    """An ensemble solved in equal chunks of ``chunk`` members (the last padded with copies of
-    member 0, so one compilation serves all), the outputs concatenated. Chunks take their own
-    shared steps (batched mode), so the results differ from one solve at the solver tolerance.
+def _solve_member(config, field, t1, x, t0, ts, batched):
+    return solve_one(config, field, x, t0, t1, ts, batched=batched)
 
-    With ``stop_when`` in batched mode the event keeps its unchunked meaning, *the condition holds
-    for every member of the whole ensemble* (:func:`_global_event`); with vmap/map every member
-    stops on its own, chunked or not.
+
+# --------------------------------------------------------------------------- the interface
+
+
+class AbstractEnsemble(eqx.Module):
+    """A way to integrate an ensemble (module docstring): one method, [`run`][jaxattn.solve.AbstractEnsemble.run]."""
+
+    @abc.abstractmethod
+    def run(self, config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
+            ts: Array) -> SolveOutput:
+        """The solve output of the members of ``x0`` (``config.strategy`` is set by the ensemble)."""
+
+    @property
+    @abc.abstractmethod
+    def strategy(self) -> AbstractStrategy:
+        """The strategy that integrates the members inside the compiled solve."""
+
+
+class AbstractStrategy(AbstractEnsemble):
+    """How the members of an ensemble are integrated inside one compiled solve (module docstring): a new
+    strategy is one final subclass with [`integrate`][jaxattn.solve.AbstractStrategy.integrate].
+
+    ``name`` (class variable) is the string ``simulate(ensemble=...)`` accepts for it; ``one_state``
+    (class variable) is True when all members form one diffrax state sharing every step (then a PID
+    controller's norm is the max over members, and ``stop_when`` holding for all members is one event).
     """
-    batch = x0.shape[0]
-    padded = pad_members(x0, chunk)
-    chunks = [padded[i:i + chunk] for i in range(0, padded.shape[0], chunk)]
-    if config.stop_when is not None and config.mode == "batched":
-        if config.traced:
-            raise ValueError(
-                "stop_when on a batched ensemble above max_memory needs host-side control between the "
-                "chunks and cannot run under jax.jit/grad/vmap: pass max_memory=None (one solve), "
-                "ensemble='map' (members stop on their own), or call simulate outside jit")
-        parts = _global_event(config, field, chunks, t0, t1, ts)
-    else:
-        parts = [solve_jit(config, field, c, t0, t1, ts) for c in chunks]
-    return _join(parts, chunk, batch)
+
+    name: eqx.AbstractClassVar[str]
+    one_state: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def integrate(self, solve: Callable[..., Any], x0: Array, t0: Array, ts: Array) -> Any:
+        """The members of ``x0`` integrated with ``solve(x, t0, ts, batched)``: one ``diffeqsolve`` of ``x`` (one
+        configuration, or the whole batch as one state when ``batched``) from ``t0`` saving at ``ts``."""
+
+    @property
+    def strategy(self) -> "AbstractStrategy":
+        return self
+
+    def run(self, config, field, x0, t0, t1, ts):
+        config = dataclasses.replace(config, strategy=self)
+        if config.stop_when is not None and not self.one_state:
+            return _join(stop_together(config, field, [x0], t0, t1, ts), x0.shape[0], x0.shape[0])
+        return solve_jit(config, field, x0, t0, t1, ts)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Single(AbstractStrategy):
+    """One configuration (not an ensemble)."""
+
+    name: ClassVar[str] = "single"
+    one_state: ClassVar[bool] = True
+
+    def integrate(self, solve, x0, t0, ts):
+        return solve(x0, t0, ts, False)
+
+
+class Batched(AbstractStrategy):
+    """The whole ensemble as one state: one shared step for every member."""
+
+    name: ClassVar[str] = "batched"
+    one_state: ClassVar[bool] = True
+
+    def integrate(self, solve, x0, t0, ts):
+        return solve(x0, t0, ts, True)
+
+
+def _member_axes(x0, t0, ts):
+    """vmap axes of (x, t0, ts): t0 and ts are shared, or per member (one more axis than shared)."""
+    return 0, 0 if t0.ndim else None, 0 if ts.ndim == 2 else None
+
+
+class Vmap(AbstractStrategy):
+    """``jax.vmap`` of the whole solve: each member takes its own steps, in lockstep."""
+
+    name: ClassVar[str] = "vmap"
+    one_state: ClassVar[bool] = False
+
+    def integrate(self, solve, x0, t0, ts):
+        return jax.vmap(lambda x, a, s: solve(x, a, s, False), in_axes=_member_axes(x0, t0, ts))(x0, t0, ts)
+
+
+class Map(AbstractStrategy):
+    """``jax.lax.map`` over the members: each takes its own steps, one after another."""
+
+    name: ClassVar[str] = "map"
+    one_state: ClassVar[bool] = False
+
+    def integrate(self, solve, x0, t0, ts):
+        _, t_axis, ts_axis = _member_axes(x0, t0, ts)
+        per_member = (x0, t0 if t_axis == 0 else None, ts if ts_axis == 0 else None)
+
+        def one(args):
+            x, a, s = args
+            return solve(x, t0 if a is None else a, ts if s is None else s, False)
+
+        return jax.lax.map(one, per_member)
+
+
+#: the strategies by the names ``simulate(ensemble=...)`` accepts (``"auto"`` chooses among them)
+STRATEGIES: dict[str, AbstractStrategy] = {s.name: s for s in (Batched(), Vmap(), Map())}
+
+
+class Chunked(AbstractEnsemble):
+    """The members in equal chunks of ``chunk``, each integrated by ``inner`` (module docstring). Chunks of
+    a batched solve take their own shared steps, so results differ from one solve at the solver tolerance."""
+
+    inner: AbstractEnsemble
+    chunk: int = eqx.field(static=True)
+
+    @property
+    def strategy(self) -> AbstractStrategy:
+        return self.inner.strategy
+
+    def run(self, config, field, x0, t0, t1, ts):
+        batch = x0.shape[0]
+        padded = pad_members(x0, self.chunk)
+        chunks = [padded[i:i + self.chunk] for i in range(0, padded.shape[0], self.chunk)]
+        if config.stop_when is not None:
+            parts = stop_together(dataclasses.replace(config, strategy=self.strategy), field, chunks, t0, t1, ts)
+        else:
+            parts = [self.inner.run(config, field, c, t0, t1, ts) for c in chunks]
+        return _join(parts, self.chunk, batch)
+
+
+class Sharded(AbstractEnsemble):
+    """The member axis on the devices of ``mesh`` (default [`ensemble_mesh`][jaxattn.solve.ensemble_mesh]: this process's devices),
+    padded to a multiple of the device count with copies of member 0 ([`shard_ensemble`][jaxattn.solve.shard_ensemble]), integrated by
+    ``inner``; the padding is dropped from the output."""
+
+    inner: AbstractEnsemble
+    mesh: jax.sharding.Mesh | None = eqx.field(static=True, default=None)
+
+    @property
+    def strategy(self) -> AbstractStrategy:
+        return self.inner.strategy
+
+    def run(self, config, field, x0, t0, t1, ts):
+        x0s, batch = shard_ensemble(x0, self.mesh)
+        return _take_members(self.inner.run(config, field, x0s, t0, t1, ts), x0s.shape[0], np.arange(batch))
+
+
+class GlobalSharded(AbstractEnsemble):
+    """One ensemble over the devices of **every** process of a ``jax.distributed`` job, integrated by ``inner``.
+
+    Each process passes its own members (its ``x0``, shape (b_k, ...); the sizes may differ); the global
+    ensemble is their concatenation in process order. Each part is padded with copies of its first member
+    to a common multiple of the local device count (duplicates leave the max-over-members error norm,
+    hence every step, unchanged), assembled with `jax.make_array_from_process_local_data` on a
+    one-axis mesh over ``jax.devices()`` ordered by process, and integrated as one SPMD program. The
+    per-member outputs reach every process (``process_allgather``), padding dropped. With one process this
+    is [`Sharded`][jaxattn.solve.Sharded] over the local devices.
+    """
+
+    inner: AbstractEnsemble
+
+    @property
+    def strategy(self) -> AbstractStrategy:
+        return self.inner.strategy
+
+    def run(self, config, field, x0, t0, t1, ts):
+        from jax.experimental import multihost_utils
+
+        local = np.asarray(x0)
+        processes = jax.process_count()
+        sizes = np.asarray(multihost_utils.process_allgather(np.array([local.shape[0]]))).reshape(-1)
+        shapes = np.asarray(multihost_utils.process_allgather(np.array(local.shape[1:]))).reshape(processes, -1)
+        if not np.all(shapes == np.array(local.shape[1:])):
+            raise ValueError(f"every process must pass members of one shape; this one has {local.shape[1:]}, "
+                             f"all: {shapes.tolist()}")
+        per_process = -(-int(sizes.max()) // jax.local_device_count()) * jax.local_device_count()
+        padded = np.asarray(pad_members(jnp.asarray(local), per_process))[:per_process]
+        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+        mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+        spec = jax.sharding.PartitionSpec("batch", *([None] * (local.ndim - 1)))
+        size = processes * per_process
+        x0_global = jax.make_array_from_process_local_data(jax.sharding.NamedSharding(mesh, spec), padded,
+                                                           (size, *local.shape[1:]))
+        out = self.inner.run(config, field, x0_global, t0, t1, ts)
+        keep = np.concatenate([np.arange(k * per_process, k * per_process + int(sizes[k])) for k in range(processes)])
+        return _take_members(out, size, keep, gather=True)
+
+
+def _take_members(out: SolveOutput, size: int, keep, gather: bool = False) -> SolveOutput:
+    """The members ``keep`` of every per-member leaf (leading axis ``size``) of ``out``; ``ts`` as is. With
+    ``gather`` the arrays may span several processes: each is gathered to every process first (a replicated
+    scalar: this process's copy)."""
+    def take(leaf):
+        if not eqx.is_array(leaf):
+            return leaf
+        if gather and isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            if leaf.ndim == 0 or leaf.shape[0] != size:
+                return jnp.asarray(leaf.addressable_data(0))
+            from jax.experimental import multihost_utils
+
+            leaf = jnp.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return leaf[keep] if leaf.ndim and leaf.shape[0] == size else leaf
+
+    return dataclasses.replace(jax.tree_util.tree_map(take, dataclasses.replace(out, ts=None)), ts=out.ts)
 
 
 def _join(parts: list[SolveOutput], chunk: int, batch: int) -> SolveOutput:
@@ -153,36 +343,57 @@ def _join(parts: list[SolveOutput], chunk: int, batch: int) -> SolveOutput:
     return dataclasses.replace(joined, ts=parts[0].ts)  # the save times are shared
 
 
-def _global_event(config: SolveConfig, field: AbstractField, chunks: list[Array], t0: Array, t1: Array,
+def stop_together(config: SolveConfig, field: AbstractField, parts: list[Array], t0: Array, t1: Array,
                   ts: Array) -> list[SolveOutput]:
-    """Chunked batched solves that stop where ``stop_when`` first holds for *all* members.
+    """Solves of the ``parts`` of an ensemble (``config.strategy``) that stop where ``config.stop_when``
+    first holds for *every* member (the module docstring's meaning, for any strategy).
 
-    Each chunk is solved with the event (it stops where its own members all satisfy it); the latest
-    of those times T is the earliest the whole ensemble can; the chunks that stopped before T are
-    continued to T without the event (saves after T hold the state at T, as unchunked). If the
-    condition then holds for every member at T the solve ends there; if a chunk's condition no
-    longer holds (it is not monotone), every chunk is solved on from T with the event and the
-    search repeats. Without any event the chunks end at t1, exactly as unchunked.
+    Each part is solved with the event (a one-state part stops where its members all satisfy it, a
+    member of a per-member part where it does); the latest of those times T is the earliest the whole
+    ensemble can stop; what stopped before T is continued to T without the event (saves after T hold the
+    state at T). If the condition then holds for every member at T the solve ends there; if it no longer
+    does (it is not monotone), every part is solved on from T with the event and the search repeats.
+    Without any event every part ends at t1, exactly as an unchunked solve without ``stop_when``.
     """
+    if config.traced:
+        raise ValueError(
+            "stop_when on an ensemble solved in parts (chunks under max_memory) or with per-member steps "
+            f"(ensemble='{config.strategy.name}') needs host-side control between the phases and cannot run "
+            "under jax.jit/grad/vmap: pass ensemble='batched' with max_memory=None (one solve), or call "
+            "simulate outside jit")
     free = dataclasses.replace(config, stop_when=None)
     check = jax.jit(jax.vmap(config.stop_when))
-    parts = [solve_jit(config, field, c, t0, t1, ts) for c in chunks]
+    outs = [solve_jit(config, field, x, t0, t1, ts) for x in parts]
     while True:
-        if any(bool(p.nonfinite | p.failed | p.other_failure) for p in parts):
-            return parts  # the failure is reported for the whole ensemble
-        T = max(p.t_last for p in parts)
-        parts = [p if not bool(p.t_last < T) else _merge(p, solve_jit(
-            free, field, p.x_last, p.t_last, T, jnp.clip(ts, p.t_last, T)), ts) for p in parts]
-        if bool(T >= t1):  # some chunk never met the condition: no event, every chunk at t1
-            return [dataclasses.replace(p, event_occurred=jnp.zeros_like(p.event_occurred)) for p in parts]
-        if all(bool(jnp.all(check(p.x_last))) for p in parts):
-            return [dataclasses.replace(p, event_occurred=jnp.ones_like(p.event_occurred)) for p in parts]
-        parts = [_merge(p, solve_jit(config, field, p.x_last, T, t1, jnp.clip(ts, T, t1)), ts) for p in parts]
+        if any(bool(jnp.any(is_failure(p.result))) for p in outs):
+            return outs  # the failure is reported for the whole ensemble
+        T = jnp.max(jnp.stack([jnp.max(p.t_last) for p in outs]))
+        outs = [_continue(free, field, p, T, ts) if bool(jnp.any(p.t_last < T)) else p for p in outs]
+        if bool(T >= t1):  # some member never met the condition: no event, every member at t1
+            return [_with_result(p, diffrax.RESULTS.successful) for p in outs]
+        if all(bool(jnp.all(check(p.x_last))) for p in outs):
+            return [_with_result(p, diffrax.RESULTS.event_occurred) for p in outs]
+        outs = [_continue(config, field, p, t1, ts) for p in outs]
+
+
+def _continue(config: SolveConfig, field: AbstractField, before: SolveOutput, end: Array, ts: Array) -> SolveOutput:
+    """``before`` continued from each member's ``t_last`` to ``end`` (saves between them from the continuation)."""
+    start = before.t_last
+    ts_from = jnp.clip(ts, start[..., None] if start.ndim else start, end)
+    return _merge(before, solve_jit(config, field, before.x_last, start, end, ts_from), ts)
+
+
+def _with_result(out: SolveOutput, item) -> SolveOutput:
+    """``out`` with every member's result set to ``item``."""
+    result = jax.tree_util.tree_map(lambda value: jnp.full_like(value, item._value), out.result)
+    return dataclasses.replace(out, result=result)
 
 
 def _merge(before: SolveOutput, after: SolveOutput, ts: Array) -> SolveOutput:
     """``before`` up to its ``t_last``, continued by ``after`` (a solve from there) at the later saves."""
-    later = (ts > before.t_last).reshape((1, -1) + (1,) * (before.xs.ndim - 2))
+    t_last = before.t_last
+    later = ts[None, :] > (t_last[:, None] if t_last.ndim else t_last)  # (1 or B, T)
+    later = later.reshape(later.shape + (1,) * (before.xs.ndim - 2))
     stats = jax.tree_util.tree_map(jnp.add, before.stats, after.stats)
     return dataclasses.replace(after, ts=before.ts, xs=jnp.where(later, after.xs, before.xs), stats=stats)
 
@@ -203,7 +414,7 @@ def shard_ensemble(x0: Float[Array, "batch ..."],
     """Place the leading (ensemble) axis of ``x0`` on the devices of ``mesh``.
 
     Returns ``(x0_sharded, batch)``: when the batch size is not a multiple of the device
-    count, x0 is padded with copies of its first member (:func:`pad_members`; the
+    count, x0 is padded with copies of its first member (`pad_members`; the
     max-over-members error norm of the batched solve is unchanged by duplicates) and
     ``batch`` is the original size to slice the results back to.
     """

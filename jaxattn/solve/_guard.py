@@ -4,9 +4,9 @@ diffrax rejects a step whose error estimate is NaN/inf and retries with a smalle
 too-large trial step overflows, hopeless when the vector field is already non-finite at the current
 state (overflowing attention logits, float32 overflow of beta <Qx, Ky>, a NaN parameter), where every
 retry fails again and the solve spins until ``max_steps`` (65,536 steps before this guard). A trial
-step of size dt still gives a non-finite end point when dt <= :data:`COLLAPSE` x (t1 - t0) only if
+step of size dt still gives a non-finite end point when dt <= [`COLLAPSE`][jaxattn.solve.COLLAPSE] x (t1 - t0) only if
 the field itself is non-finite there (an explicit step of that size moves the state by a relative
-1e-12 of a whole-span step), so :class:`NonFiniteGuard` then accepts a null step and returns
+1e-12 of a whole-span step), so [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard] then accepts a null step and returns
 ``RESULTS.nonfinite``: diffrax ends the solve at the time reached, which ``simulate`` reports.
 A non-finite step size (e.g. diffrax's initial-step heuristic on a NaN field) trips it at once.
 With a fixed-step controller (``ConstantStepSize``, ``StepTo``) no step is ever retried, so there any

@@ -1,15 +1,17 @@
-"""Retraction to the sphere: every solver step of a sphere field ends on the sphere.
+"""Retraction after every step: every solver step of a field on a constrained manifold ends on it.
 
 The exact flow preserves |x_i| (the tangent projection divides by |x|^2), but an explicit
-Runge-Kutta step does not: plain Tsit5 at rtol 1e-6 drifts by ~7e-5. :class:`RetractingSolver`
+Runge-Kutta step does not: plain Tsit5 at rtol 1e-6 drifts by ~7e-5. [`RetractingSolver`][jaxattn.RetractingSolver]
 maps the end point of each accepted-or-rejected step back to the sphere (x -> x/|x|, a
 retraction) and returns the inner solver's own error estimate unchanged, so error control still
 measures the Runge-Kutta truncation error (the retraction only removes the normal component,
 which is part of that error). Measured cost and drift: ``docs/solving.md``.
 
-Gram-space fields (``manifold == "gram"``, :class:`jaxattn.fields.GramSelfAttention`) carry the
-same constraint as diag(G) = 1; their retraction G -> D^{-1/2} G D^{-1/2} (D = diag(G)) is the
-image of x_i -> x_i / |x_i| on G = X X^T. :func:`retraction` gives the map of each manifold.
+Gram-space fields (`jaxattn.manifolds.GRAM`, [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]) carry
+the same constraint as diag(G) = 1; their retraction G -> D^{-1/2} G D^{-1/2} (D = diag(G)) is the
+image of x_i -> x_i / |x_i| on G = X X^T. Each manifold owns its retraction
+([`jaxattn.manifolds.AbstractManifold.retract`][jaxattn.manifolds.AbstractManifold.retract]); the solver wraps its solver in
+[`RetractingSolver`][jaxattn.RetractingSolver] where the manifold is ``constrained``.
 """
 
 from __future__ import annotations
@@ -19,34 +21,13 @@ from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
-import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
-
-def retract_to_sphere(x: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
-    """x -> x / |x| along the last axis."""
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def retract_to_unit_diagonal(g: Float[Array, "*batch n n"]) -> Float[Array, "*batch n n"]:
-    """G -> D^{-1/2} G D^{-1/2} with D = diag(G), per trailing (n, n) matrix: the Gram matrix of
-    the normalised tokens x_i / |x_i| (the outer product r_i r_j is formed first, so a symmetric
-    G stays exactly symmetric)."""
-    r = 1.0 / jnp.sqrt(jnp.diagonal(g, axis1=-2, axis2=-1))
-    return g * (r[..., :, None] * r[..., None, :])
-
-
-#: the retraction each constrained manifold's solves apply after every step
-RETRACTIONS: dict[str, Callable[[Array], Array]] = {"sphere": retract_to_sphere, "gram": retract_to_unit_diagonal}
-
-
-def retraction(manifold: str) -> Callable[[Array], Array] | None:
-    """The retraction of a field's manifold (:data:`RETRACTIONS`), or None where there is no constraint."""
-    return RETRACTIONS.get(manifold)
+from ..manifolds import retract_to_sphere
 
 
 class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
-    """A diffrax solver wrapper that delegates everything but :meth:`step` to ``solver``."""
+    """A diffrax solver wrapper that delegates everything but `step` to ``solver``."""
 
     solver: eqx.AbstractVar[diffrax.AbstractSolver]
 
@@ -84,7 +65,7 @@ class AbstractDelegatingSolver(diffrax.AbstractWrappedSolver):
 
 class RetractingSolver(AbstractDelegatingSolver):
     """Wrap any diffrax solver so each step ends on the sphere (x -> x/|x| per token), or on
-    the constraint set of ``retract`` (e.g. :func:`retract_to_unit_diagonal` for Gram matrices).
+    the constraint set of ``retract`` (e.g. [`retract_to_unit_diagonal`][jaxattn.manifolds.retract_to_unit_diagonal] for Gram matrices).
 
     The wrapped solver's error estimate is passed through unchanged (see the module
     docstring for why this keeps error control honest). First-same-as-last solvers reuse

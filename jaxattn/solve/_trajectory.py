@@ -1,8 +1,8 @@
-"""The result of :func:`jaxattn.simulate`: saved times, states and solver statistics.
+"""The result of [`jaxattn.simulate`][jaxattn.simulate]: saved times, states and solver statistics.
 
-A :class:`Trajectory` converts to an ``xarray.Dataset`` (:meth:`Trajectory.to_xarray`), is saved
-as netCDF (:meth:`Trajectory.save`) and read back by :func:`jaxattn.load_trajectory`
-(:meth:`Trajectory.from_xarray`): arrays bit for bit, dtypes kept, and the field rebuilt from its
+A [`Trajectory`][jaxattn.Trajectory] converts to an ``xarray.Dataset`` ([`Trajectory.to_xarray`][jaxattn.solve.Trajectory.to_xarray]), is saved
+as netCDF ([`Trajectory.save`][jaxattn.solve.Trajectory.save]) and read back by [`jaxattn.load_trajectory`][jaxattn.load_trajectory]
+([`Trajectory.from_xarray`][jaxattn.solve.Trajectory.from_xarray]): arrays bit for bit, dtypes kept, and the field rebuilt from its
 class name (attribute ``field_class``), its static parameters (JSON attribute ``field_static``)
 and its array parameters (variables ``field.<name>``).
 """
@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 import equinox as eqx
@@ -26,6 +27,8 @@ from ..fields import AbstractField
 
 #: format version of the saved file (attribute ``jaxattn_trajectory``)
 TRAJECTORY_FORMAT = 1
+#: the file name endings [`Trajectory.save`][jaxattn.solve.Trajectory.save] writes (netCDF, NumPy archive)
+TRAJECTORY_SUFFIXES = (".nc", ".npz")
 _STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 
 
@@ -39,14 +42,14 @@ class SolverStats(TypedDict):
 
 
 class Trajectory(eqx.Module):
-    """Result of :func:`jaxattn.simulate`.
+    """Result of [`jaxattn.simulate`][jaxattn.simulate].
 
     * ``ts``: (T,) saved times ((B, T) with a user's ``saveat`` solved member by member, ``ensemble="vmap"``
       or ``"map"``: each member's own save times);
     * ``xs``: (T, n, d) states ((T, n) angles on the circle); an ensemble has a leading
       batch axis, (B, T, n, d). With a user's ``saveat`` it is diffrax's ``sol.ys``;
     * ``t_final``: time reached (t1, or the event time with ``stop_when``); shape () or (B,);
-    * ``stats``: diffrax's solver statistics (:class:`SolverStats`: ``stats["num_steps"]``, ...);
+    * ``stats``: diffrax's solver statistics ([`SolverStats`][jaxattn.solve.SolverStats]: ``stats["num_steps"]``, ...);
     * ``field``: the field that was integrated;
     * ``event_occurred``: whether ``stop_when`` ended the solve; shape () or (B,).
     """
@@ -61,7 +64,7 @@ class Trajectory(eqx.Module):
     @property
     def final(self) -> Float[Array, "*batch n d"] | Float[Array, "*batch n"]:
         """The last saved state(s): xs[..., -1, :, :]."""
-        return self.xs[..., -1, :, :] if self.field.event_ndim == 2 else self.xs[..., -1, :]
+        return jnp.take(self.xs, -1, axis=self.xs.ndim - self.field.manifold.event_ndim - 1)
 
     @property
     def is_ensemble(self) -> bool:
@@ -85,14 +88,15 @@ class Trajectory(eqx.Module):
         if not isinstance(self.xs, jax.Array | np.ndarray):
             raise TypeError(f"to_xarray needs xs to be one array, got {type(self.xs).__name__} (a saveat=SaveAt("
                             "fn=...) pytree): convert the fields you need with xarray yourself")
-        event_ndim = self.field.event_ndim
+        manifold = self.field.manifold
+        event_ndim = manifold.event_ndim
         batch = self.xs.ndim - event_ndim - 1
         if batch not in (0, 1):
-            raise TypeError(f"to_xarray expects xs of shape ([B,] T, n{', d' if event_ndim == 2 else ''}), "
+            raise TypeError(f"to_xarray expects xs of shape ([B,] T, {', '.join(manifold.event_dims)}), "
                             f"got {self.xs.shape}")
         lead = ("member",) * batch
-        token_dims = ("token", "dim") if event_ndim == 2 else ("token",)
-        name = "x" if event_ndim == 2 else "theta"
+        token_dims = manifold.event_dims
+        name = manifold.variable
         ts = np.asarray(self.ts)
         data: dict[str, Any] = {name: ((*lead, "t", *token_dims), np.asarray(self.xs), _attrs(name))}
         coords: dict[str, Any] = {"token": ("token", np.arange(self.xs.shape[batch + 1]), _attrs("token"))}
@@ -102,8 +106,8 @@ class Trajectory(eqx.Module):
             data["ts"] = (tuple(f"ts_dim{i}" for i in range(ts.ndim)), ts, _attrs("ts"))
         if batch:
             coords["member"] = ("member", np.arange(self.xs.shape[0]), _attrs("member"))
-        if event_ndim == 2:
-            coords["dim"] = ("dim", np.arange(self.xs.shape[-1]), _attrs("dim"))
+        for axis, dim in enumerate(token_dims[1:], start=batch + 2):
+            coords[dim] = (dim, np.arange(self.xs.shape[axis]), _attrs(dim))
         for key, value in (("t_final", self.t_final), ("event_occurred", self.event_occurred),
                            *((k, self.stats[k]) for k in _STATS)):
             value = np.asarray(value)
@@ -113,27 +117,52 @@ class Trajectory(eqx.Module):
             data[key] = (tuple(f"{key}_dim{i}" for i in range(value.ndim)), value, _field_attrs(key))
         attrs = {"jaxattn_trajectory": TRAJECTORY_FORMAT, "field_class": type(self.field).__name__,
                  "field_module": type(self.field).__module__, "field_static": json.dumps(static),
-                 "manifold": self.field.manifold, "Conventions": "CF-1.11",
+                 "manifold": manifold.name, "Conventions": "CF-1.11",
                  "title": f"jaxattn trajectory of {type(self.field).__name__}"}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_xarray` to a netCDF file at ``path`` (through a temporary file and
-        :func:`os.replace`, so the file is complete or absent); :func:`jaxattn.load_trajectory`
-        reads it back exactly. Returns the path."""
+    def save(self, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None) -> Path:
+        """Write [`to_xarray`][jaxattn.solve.Trajectory.to_xarray] to ``path``: netCDF for ``.nc``, the same dataset in a NumPy archive for
+        ``.npz`` (one array per variable, the dimensions and attributes as JSON in ``__schema__``;
+        ``numpy.load`` reads it without pickles). [`jaxattn.load_trajectory`][jaxattn.load_trajectory] reads either back exactly.
+
+        The file is written through a temporary file and `os.replace`, so it is complete or absent.
+        It carries the provenance attributes ``Conventions``, ``jaxattn_version``, ``source`` and ``history``
+        (this call, or the ``jaxattn`` command line that made it) and ``attrs``, extra global attributes
+        (numbers or strings: e.g. the seed that drew the initial condition). Returns the path.
+
+        Raises:
+            ValueError: ``path`` ends in neither ``.nc`` nor ``.npz``.
+            OSError: the file could not be written; the message names it and the cause (a full disk).
+        """
+        from .._provenance import provenance, write_error
+
         path = Path(path)
+        kind = path.suffix.lower()
+        if kind not in TRAJECTORY_SUFFIXES:
+            raise ValueError(f"Trajectory.save writes netCDF (.nc) or NumPy (.npz) files, got {path.name!r}: "
+                             "end the path in .nc or .npz")
+        ds = self.to_xarray()
+        ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
+        ds.attrs.update(provenance(f"jaxattn.simulate of {type(self.field).__name__}",
+                                   call=f"Trajectory.save({os.fspath(path)!r})"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{kind}")
         try:
-            self.to_xarray().to_netcdf(tmp)
+            if kind == ".nc":
+                ds.to_netcdf(tmp)
+            else:
+                _write_npz(ds, tmp)
             os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:
+            raise write_error(path, err) from err
         finally:
             tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
     def from_xarray(cls, ds, field: AbstractField | None = None) -> "Trajectory":
-        """Rebuild a trajectory from :meth:`to_xarray`'s dataset.
+        """Rebuild a trajectory from [`to_xarray`][jaxattn.solve.Trajectory.to_xarray]'s dataset.
 
         The field is rebuilt from the dataset for the built-in fields (``jaxattn.fields``); a
         field of another class must be passed as ``field`` (its class name must match).
@@ -141,27 +170,110 @@ class Trajectory(eqx.Module):
         Raises:
             ValueError: the dataset is not a saved trajectory, or its field cannot be rebuilt.
         """
-        if "jaxattn_trajectory" not in ds.attrs or "field_class" not in ds.attrs:
-            raise ValueError("this dataset is not a jaxattn trajectory (no 'jaxattn_trajectory'/'field_class' "
-                             "attributes): write it with Trajectory.save or Trajectory.to_xarray")
+        missing = [k for k in ("jaxattn_trajectory", "field_class", "field_static") if k not in ds.attrs]
+        if missing:
+            raise ValueError(f"this dataset is not a jaxattn trajectory (no {'/'.join(map(repr, missing))} "
+                             "attribute): write it with Trajectory.save or Trajectory.to_xarray; other datasets "
+                             "(sweeps, PDE solutions) open with xarray.open_dataset")
+        try:
+            version = int(ds.attrs["jaxattn_trajectory"])
+        except (TypeError, ValueError):
+            raise ValueError(f"the attribute jaxattn_trajectory = {ds.attrs['jaxattn_trajectory']!r} is not a "
+                             "format version: the file is damaged") from None
+        if version > TRAJECTORY_FORMAT:
+            raise ValueError(f"the file is in trajectory format {version}, newer than this jaxattn reads "
+                             f"({TRAJECTORY_FORMAT}): upgrade jaxattn")
         cls_name = str(ds.attrs["field_class"])
         if field is not None:
             if type(field).__name__ != cls_name:
                 raise ValueError(f"the file holds a {cls_name} trajectory, but field is a {type(field).__name__}")
         else:
-            static = json.loads(ds.attrs["field_static"])
-            field = _rebuild_module(cls_name, static, {k: ds[k].values for k in ds.variables
-                                                       if str(k).startswith("field.")},
-                                    where=f"{ds.attrs.get('field_module', '?')}.{cls_name}")
-        name = "x" if "x" in ds.variables else "theta"
+            try:
+                static = json.loads(ds.attrs["field_static"])
+                if not isinstance(static, dict):
+                    raise ValueError(f"a JSON {type(static).__name__}, not an object")
+            except ValueError as err:
+                raise ValueError(f"the attribute field_static is not the field's parameters ({err}): the file "
+                                 "is damaged; pass the field to load_trajectory(path, field=...)") from None
+            arrays = {str(k): ds[k].values for k in ds.variables if str(k).startswith("field.")}
+            try:
+                field = _rebuild_module(cls_name, static, arrays, where=f"{ds.attrs.get('field_module', '?')}.{cls_name}")
+            except (KeyError, TypeError, AttributeError) as err:
+                raise ValueError(f"the file's {cls_name} parameters cannot be rebuilt ({type(err).__name__}: {err}): "
+                                 "the file is damaged; pass the field to load_trajectory(path, field=...)") from None
+            _check_loaded_field(field)
+        name = field.manifold.variable
+        absent = [k for k in (name, "t_final", "event_occurred", *_STATS) if k not in ds.variables]
+        if "t" not in ds.coords and "ts" not in ds.variables:
+            absent.append("t")
+        if absent:
+            raise ValueError(f"the trajectory lacks the variables {absent} (a {cls_name} trajectory stores "
+                             f"{name!r}, 't', 't_final', 'event_occurred' and the solver statistics): the file is "
+                             "damaged or was not written by Trajectory.save")
+        xs = ds[name]
+        core = ("t", *field.manifold.event_dims)
+        if xs.dims not in (core, ("member", *core)):
+            raise ValueError(f"{name} has dimensions {xs.dims}; a {cls_name} trajectory stores {name} on "
+                             f"([member,] {', '.join(core)}): the file is damaged")
         ts = ds["t"].values if "t" in ds.coords else ds["ts"].values
+        if ts.ndim == 1 and ts.shape[0] != xs.sizes["t"]:
+            raise ValueError(f"{ts.shape[0]} saved times but {xs.sizes['t']} saved states: the file is damaged")
+        for key, values in (("t", ts), (name, xs.values)):
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                raise ValueError(f"{key} holds {bad} NaN/inf values of {np.size(values)}: a solve never saves "
+                                 "them (it stops with NonFiniteStateError), so the file is damaged")
         as_jax = lambda key: jnp.asarray(ds[key].values)  # noqa: E731
-        return cls(ts=jnp.asarray(ts), xs=as_jax(name), t_final=as_jax("t_final"), stats=SolverStats(
+        return cls(ts=jnp.asarray(ts), xs=jnp.asarray(xs.values), t_final=as_jax("t_final"), stats=SolverStats(
             **{k: as_jax(k) for k in _STATS}), field=field, event_occurred=as_jax("event_occurred"))
 
 
+def _check_loaded_field(field: AbstractField) -> None:
+    """A field rebuilt from a file (its ``__init__`` bypassed) gets the checks ``__init__`` and the solver
+    make: every declared parameter rule (beta > 0, ...) and every floating parameter finite
+    (``field.parameter_checks()``)."""
+    from .._validate import enforce
+
+    enforce(field.parameter_checks(), None, prefix="the file's field parameters are invalid: ")
+
+
+def _write_npz(ds, path: Path) -> None:
+    """``ds`` as a NumPy archive: one array per variable, dims and attributes as JSON in ``__schema__``."""
+    schema = {"attrs": {k: _json_attr(v) for k, v in ds.attrs.items()}, "coords": list(map(str, ds.coords)),
+              "variables": {str(k): {"dims": list(v.dims), "attrs": {a: _json_attr(b) for a, b in v.attrs.items()}}
+                            for k, v in ds.variables.items()}}
+    with open(path, "wb") as fh:
+        np.savez(fh, __schema__=np.array(json.dumps(schema)), **{str(k): v.values for k, v in ds.variables.items()})
+
+
+def _json_attr(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def dataset_from_npz(arrays: Mapping[str, np.ndarray]):
+    """The dataset [`Trajectory.save`][jaxattn.solve.Trajectory.save] stored in a ``.npz`` archive (``numpy.load``'s mapping).
+
+    Raises:
+        ValueError: the archive has no ``__schema__`` (not written by [`Trajectory.save`][jaxattn.solve.Trajectory.save]) or is damaged.
+    """
+    import xarray as xr
+
+    if "__schema__" not in arrays:
+        raise ValueError("this .npz archive is not a jaxattn trajectory (no '__schema__' entry): write it with "
+                         "Trajectory.save(path.npz)")
+    try:
+        schema = json.loads(str(arrays["__schema__"]))
+        spec = schema["variables"]
+        coords = {k: (spec[k]["dims"], arrays[k], spec[k]["attrs"]) for k in schema["coords"]}
+        data = {k: (v["dims"], arrays[k], v["attrs"]) for k, v in spec.items() if k not in coords}
+        return xr.Dataset(data, coords=coords, attrs=schema["attrs"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"the archive's schema does not match its arrays ({type(err).__name__}: {err}): the "
+                         "file is damaged") from None
+
+
 #: CF attributes (long_name, units, description) of the variables of a saved trajectory;
-#: :data:`jaxattn.io.cf.VARIABLES` includes them
+#: [`jaxattn.io.cf.VARIABLES`][jaxattn.io.VARIABLES] includes them
 TRAJECTORY_VARIABLES: dict[str, dict[str, str]] = {
     "t": {"long_name": "time (depth)", "units": "1",
           "description": "t: time of the continuous-depth dynamics, layers are time (Geshkovski et al. 2023, "

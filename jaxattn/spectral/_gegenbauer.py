@@ -1,4 +1,4 @@
-"""Orthogonal-polynomial helpers of :mod:`jaxattn.spectral`: harmonic dimensions, Gauss-Jacobi rules, Gegenbauer tables."""
+"""Orthogonal-polynomial helpers of [`jaxattn.spectral`][jaxattn.spectral]: harmonic dimensions, Gauss-Jacobi rules, Gegenbauer tables."""
 
 from __future__ import annotations
 

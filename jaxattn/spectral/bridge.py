@@ -1,24 +1,24 @@
 r"""Particles <-> PDE: the same observables from particle positions and from a density solution.
 
 Particle inputs are plain arrays: angles ``(..., n)`` on S^1, or points ``(..., n, d)`` on S^{d-1} (the
-``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use :func:`angles_of` to turn
+``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use [`angles_of`][jaxattn.spectral.angles_of] to turn
 planar points (..., n, 2) into angles. Density solutions are Fourier moments mu_0..mu_K (S^1,
-convention of :mod:`jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density w.r.t. d theta).
+convention of `jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density w.r.t. d theta).
 
 Observables
-* :func:`fourier_moments` (particles) <-> ``DensityTrajectory.coeffs`` (PDE): the identical quantity.
-* :func:`histogram` (particles) <-> :func:`bin_masses` (PDE, exact bin integrals of the density).
-* :func:`harmonic_power` S_k = sum_m |<mu, Y_km>|^2 on S^{d-1} (addition theorem, any d) for points.
+* [`fourier_moments`][jaxattn.spectral.fourier_moments] (particles) <-> ``DensityTrajectory.coeffs`` (PDE): the identical quantity.
+* [`histogram`][jaxattn.spectral.histogram] (particles) <-> [`bin_masses`][jaxattn.spectral.bin_masses] (PDE, exact bin integrals of the density).
+* [`harmonic_power`][jaxattn.spectral.harmonic_power] S_k = sum_m |<mu, Y_km>|^2 on S^{d-1} (addition theorem, any d) for points.
 
-Sampling from a density: :func:`quantile_sample` (deterministic, theta_i = F^{-1}((i+1/2)/n)) and
-:func:`iid_sample` (inverse CDF of uniforms).
+Sampling from a density: [`quantile_sample`][jaxattn.spectral.quantile_sample] (deterministic, theta_i = F^{-1}((i+1/2)/n)) and
+[`iid_sample`][jaxattn.spectral.iid_sample] (inverse CDF of uniforms).
 
 Distances
-* :func:`w1_circle`: exact W1 with geodesic cost on S^1 between discrete measures,
+* [`w1_circle`][jaxattn.spectral.w1_circle]: exact W1 with geodesic cost on S^1 between discrete measures,
   W1 = min_c \int_0^{2pi} |F_mu - F_nu - c| d theta (c = median of F_mu - F_nu; Rabin, Delon, Gousseau 2011). A density
-  enters through :func:`discretize_density` (cell masses, exact from the CDF, at cell centres: the
+  enters through [`discretize_density`][jaxattn.spectral.discretize_density] (cell masses, exact from the CDF, at cell centres: the
   added error is at most half a cell width h/2 and O(h^2) for smooth densities against a fixed measure).
-* :func:`wasserstein_sphere`: W_p on S^{d-1} with geodesic cost, by exact optimal transport with SciPy
+* [`wasserstein_sphere`][jaxattn.spectral.wasserstein_sphere]: W_p on S^{d-1} with geodesic cost, by exact optimal transport with SciPy
   (an assignment problem for two equal-size uniform measures, the transport linear program otherwise);
   NumPy, not differentiable.
 """
@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
-from .._validate import check_dim, check_nonneg_int
+from .._validate import check_dim, check_finite, check_nonneg_int
 from ..fields import angles_of as _signed_angles
 from ._gegenbauer import gegenbauer_table, harmonic_dimension
 
@@ -56,18 +56,9 @@ __all__ = [
 ]
 
 
-def _finite(name, x):
-    try:
-        a = np.asarray(x)
-    except Exception:
-        return
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-
-
 def angles_of(points: ArrayLike) -> Float[Array, "... n"]:  # shape checked below
     """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
-    :func:`jaxattn.fields.angles_of` (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
+    [`jaxattn.fields.angles_of`][jaxattn.fields.angles_of] (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
     points = jnp.asarray(points)
     if points.ndim < 2 or points.shape[-1] != 2:
         raise ValueError(f"points on S^1 must have shape (..., n, 2), got {points.shape}")
@@ -80,7 +71,7 @@ def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, 
     angles = jnp.asarray(angles)
     if angles.ndim < 1:
         raise ValueError("angles must have shape (..., n)")
-    _finite("angles", angles)
+    check_finite(angles, "angles")
     k = jnp.arange(kmax + 1)
     return jnp.mean(jnp.exp(-1j * angles[..., None, :] * k[:, None]), axis=-1)
 
@@ -88,7 +79,7 @@ def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, 
 def histogram(angles: Float[Array, "... n"], bins: int = 100) -> Float[Array, "... bins"]:
     """Fraction of particles in each of ``bins`` equal arcs [2pi b/bins, 2pi (b+1)/bins) (masses, sum 1)."""
     angles = jnp.mod(jnp.asarray(angles), TWO_PI)
-    _finite("angles", angles)
+    check_finite(angles, "angles")
     idx = jnp.clip(jnp.floor(angles * (bins / TWO_PI)).astype(int), 0, bins - 1)
     one_hot = jax.nn.one_hot(idx, bins, dtype=angles.dtype)
     return jnp.mean(one_hot, axis=-2)
@@ -104,7 +95,7 @@ def cdf(coeffs: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "...
 
 
 def bin_masses(coeffs: Complex[Array, "... K1"], bins: int = 100) -> Float[Array, "... bins"]:
-    """PDE counterpart of :func:`histogram`: the exact mass of each arc, from the CDF."""
+    """PDE counterpart of [`histogram`][jaxattn.spectral.histogram]: the exact mass of each arc, from the CDF."""
     edges = jnp.arange(bins + 1) * (TWO_PI / bins)
     return jnp.diff(cdf(coeffs, edges), axis=-1)
 
@@ -167,8 +158,8 @@ def _as_measure(m):
     else:
         pos = jnp.asarray(m)
         w = jnp.full(pos.shape, 1.0 / pos.shape[-1])
-    _finite("positions", pos)
-    _finite("weights", w)
+    check_finite(pos, "positions")
+    check_finite(w, "weights")
     return jnp.mod(pos, TWO_PI), w
 
 
@@ -193,7 +184,7 @@ def w1_circle(mu, nu) -> Float[Array, "..."]:
     r"""Exact Wasserstein-1 distance with geodesic (arc-length) cost on S^1 between two discrete measures.
 
     ``mu``/``nu``: angles (..., n) with equal weights, or a tuple (positions, weights) with weights
-    summing to 1 (e.g. :func:`discretize_density`, :func:`cluster_measure`). Leading batch axes of an
+    summing to 1 (e.g. [`discretize_density`][jaxattn.spectral.discretize_density], [`cluster_measure`][jaxattn.spectral.cluster_measure]). Leading batch axes of an
     angles array (e.g. times of a trajectory) are mapped over. Uses W1 = min_c \int |F_mu - F_nu - c|
     d theta, whose minimiser c is the median of F_mu - F_nu; cost O((n+m) log(n+m)).
     Reference values: W1(uniform, delta^k) = pi/(2k); W1(delta_a, delta_b) = geodesic |a - b|.
@@ -233,7 +224,7 @@ def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "
     if points.ndim < 2:
         raise ValueError(f"points must have shape (..., n, d), got {points.shape}")
     d = check_dim(points.shape[-1])
-    _finite("points", points)
+    check_finite(points, "points")
     n = points.shape[-2]
     G = jnp.clip(jnp.einsum("...id,...jd->...ij", points, points), -1.0, 1.0)
     P, _ = gegenbauer_table(kmax, d, G)  # (kmax+1, ..., n, n)
@@ -261,8 +252,8 @@ def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | Sequence[float
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must be (n, d) and (m, d) with the same d, got {x.shape}, {y.shape}")
-    _finite("x", x)
-    _finite("y", y)
+    check_finite(x, "x")
+    check_finite(y, "y")
     if np.max(np.abs(np.linalg.norm(x, axis=1) - 1)) > 1e-8 or np.max(np.abs(np.linalg.norm(y, axis=1) - 1)) > 1e-8:
         raise ValueError("points must lie on the unit sphere")
     if p < 1:

@@ -21,13 +21,13 @@ complex support is poor). Each right-hand side: rho and v on an M-point grid by 
 flux rho v pointwise, ``rfft`` back, multiply by -ik. The kernel is truncated at K and M >= 3K+1,
 so the product of two band-K functions is de-aliased exactly on modes <= K (the 2/3 rule). SA is a
 quotient, not a polynomial: it is padded to M >= 4K (not exact; monitor the tail). W_k are exact
-(log-space Bessel series, :mod:`jaxattn._special`) and differentiable in beta.
+(log-space Bessel series, `jaxattn._special`) and differentiable in beta.
 
 Resolution honesty
 ------------------
 The exact solution stays positive and smooth, but concentrates into clusters whose width shrinks
 like e^{-m e^beta t}; a K-mode solver can only follow that for a while. Two monitors run inside the
-solve (a :class:`diffrax.Event`): the minimum of rho on the grid (Gibbs undershoots: negative density)
+solve (a `diffrax.Event`): the minimum of rho on the grid (Gibbs undershoots: negative density)
 and the spectral tail max_{k > 7K/8} |mu_k|. When either crosses its threshold the solve stops
 (``on_unresolved="stop"``, default) and a warning gives the time; ``"raise"`` raises instead;
 ``"warn"`` integrates to the end and warns with the first saved time that was unresolved. The
@@ -96,7 +96,7 @@ class CircleModel(AbstractSpectralModel):
 
     Fields: ``beta`` (may be a tracer: the model is differentiable in beta), ``W`` = W_0..W_K,
     static ``K``, ``M`` (grid size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and
-    the spectral filter ``sigma`` (ones when off). The state is :func:`to_state` of the moments;
+    the spectral filter ``sigma`` (ones when off). The state is `to_state` of the moments;
     densities are w.r.t. d theta (uniform 1/(2 pi)).
     """
 
@@ -292,7 +292,7 @@ def density_on_grid(c: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Arra
 
 
 class DensityTrajectory(SpectralTrajectory):
-    r"""A solution of the circle PDE at its resolved saved times (:class:`SpectralTrajectory`):
+    r"""A solution of the circle PDE at its resolved saved times ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]):
     ``coeffs`` (T, K+1) are the complex moments mu_k(t) (convention in the module docstring), and
     ``min_density`` is w.r.t. d theta (uniform 1/(2 pi))."""
 
@@ -335,7 +335,7 @@ def integrate_circle(
     save_t1: bool = False,  # if True: saveat subs [ts, t1] (event time recoverable)
 ) -> diffrax.Solution:
     """Pure (jit/grad-able) integration from ts[0] to ts[-1], saving at ``ts``; returns the diffrax Solution
-    whose ``ys`` are real states (use :func:`from_state`). No resolution checks: see :func:`solve_circle`."""
+    whose ``ys`` are real states (use `from_state`). No resolution checks: see [`solve_circle`][jaxattn.spectral.solve_circle]."""
     y0 = to_state(coeffs0)
     terms, solver = _terms_and_solver(model, solver, rtol, atol)
     return diffrax.diffeqsolve(
@@ -377,7 +377,7 @@ def solve_circle(
 
     Conventions: module docstring (density w.r.t. d theta, particle time of eq. (10), V = sign I).
     Saves at ``ts`` (or ``n_save`` uniform times in [0, t1]). Tsit5 with a PID controller by default,
-    KenCarp4 (IMEX) when ``nu > 0``. ``options`` are those of :func:`jaxattn.spectral.solve_monitored`
+    KenCarp4 (IMEX) when ``nu > 0``. ``options`` are those of [`jaxattn.spectral.solve_monitored`][jaxattn.spectral.solve_monitored]
     (``rtol`` = 1e-10, ``atol`` = 1e-12, ``max_steps`` = 200 000, ``tail_tol`` = ``neg_tol`` = 1e-8,
     ``on_unresolved`` = "stop"): resolution is lost when max_{k>7K/8}|mu_k| > ``tail_tol`` or
     min rho < -``neg_tol``/(2 pi); then ``on_unresolved`` decides: "stop" (default: terminate, warn,

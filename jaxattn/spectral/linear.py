@@ -22,8 +22,8 @@ gamma_k; the large-beta asymptotics is k_max ~ sqrt(2 beta) (not sqrt(beta)), in
 k_max ~ sqrt(2 beta + a^2) - a.
 
 Everything returning rates is written in JAX and differentiable in beta (the Bessel functions come
-from :mod:`jaxattn._special`, in log space: right for every beta); :func:`dominant_mode` and
-:func:`crossover_betas` are piecewise constant / root-found and return NumPy values.
+from `jaxattn._special`, in log space: right for every beta); [`dominant_mode`][jaxattn.spectral.dominant_mode] and
+[`crossover_betas`][jaxattn.spectral.crossover_betas] are piecewise constant / root-found and return NumPy values.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def growth_rates(
     USA: gamma_k = sign k(k+d-2) W_k(beta,d)   (paper 004 eq. (20)-(22); d = 2: k^2 I_k(beta)/beta);
     SA : gamma_k = sign k(k+d-2) I_{k+a}(beta) / (beta I_a(beta)), a = (d-2)/2 (the USA rate over beta W_0).
     Time is the particle-ODE time (module docstring). Differentiable in beta. Computed in log space
-    (:mod:`jaxattn._special`), so SA rates are right for every beta (1e4 and beyond), eagerly and
+    (`jaxattn._special`), so SA rates are right for every beta (1e4 and beyond), eagerly and
     under ``jit``. USA rates grow like e^beta and overflow float64 for beta > ~705: that raises;
     ``time_rescaled=True`` gives the USA rates times e^{-beta}, i.e. in the time of
     ``UnnormalisedSelfAttention(time_rescaled=True)``, finite for every beta (USA only).
@@ -102,7 +102,7 @@ def growth_rates(
 def growth_rate(
     beta: ArrayLike, k: int, d: int = 2, model: str = "usa", sign: int = 1, time_rescaled: bool = False
 ) -> Float[Array, "..."]:
-    """gamma_k for a single mode k (see :func:`growth_rates`)."""
+    """gamma_k for a single mode k (see [`growth_rates`][jaxattn.spectral.growth_rates])."""
     return growth_rates(beta, k, d, model, sign, time_rescaled)[..., k]
 
 
@@ -116,7 +116,7 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
 
     Same for SA and USA (their rates differ by the k-independent factor beta W_0). Returns an int for
     scalar beta and an int array for array beta. Piecewise constant in beta, hence not differentiable;
-    at a crossover beta*_k (:func:`crossover_betas`) the maximiser is not unique and the smaller k is
+    at a crossover beta*_k ([`crossover_betas`][jaxattn.spectral.crossover_betas]) the maximiser is not unique and the smaller k is
     returned. For V = -I every gamma_k < 0 and no mode is unstable, so there is no ``sign`` argument.
     """
     if not is_concrete(beta):
@@ -182,7 +182,7 @@ def funk_hecke_coefficients(
         f_k = c_d \int_{-1}^{1} f(t) P_k(t) (1-t^2)^{(d-3)/2} dt,    c_d = Gamma(d/2)/(sqrt(pi) Gamma((d-1)/2)),
 
     (paper Thm C.2 divided by |S^{d-1}|), by Gauss-Jacobi quadrature with ``n_quad`` nodes and the
-    normalised Gegenbauer recurrence. Independent of the closed form in :func:`kernel_coefficients`;
+    normalised Gegenbauer recurrence. Independent of the closed form in [`kernel_coefficients`][jaxattn.spectral.kernel_coefficients];
     for d = 2 it gives the Fourier cosine coefficient, f_k = (1/2pi) int f(cos theta) e^{-ik theta}.
     """
     d = check_dim(d)

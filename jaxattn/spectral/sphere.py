@@ -17,12 +17,12 @@ where F is the forward transform. Products of band-L fields have band 2L-1; the 
 band L_pad = ceil(3L/2) on Gauss-Legendre sampling, where the projection onto l < L is exact
 (de-aliased) for USA. SA replaces rho by rho/(beta Phi) in the flux (not band-limited: padded, not exact).
 s2fft needs float64 (a float32 round trip is 0.38 off, ``docs/spectral.md``), and its precomputed
-Wigner recursions are stored as *fields* of :class:`SphereModel`, so they are passed to the jitted
+Wigner recursions are stored as *fields* of [`SphereModel`][jaxattn.spectral.SphereModel], so they are passed to the jitted
 right-hand side as arguments rather than folded in as constants.
 
 Resolution is monitored as on the circle (spectral tail of rho_lm / rho_00 over the top eighth of
 degrees, minimum of rho on the grid). Errata: H_k invariance for k >= 3 is false on S^2 (``docs/spectral.md``,
-errata 4): see :mod:`jaxattn.spectral.zonal` and the tests.
+errata 4): see `jaxattn.spectral.zonal` and the tests.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class SphereModel(AbstractSpectralModel):
     @staticmethod
     def power(flm):
         """S_l = sum_m |c_lm|^2 with c_lm = rho_lm / sqrt(4 pi) (Y orthonormal on sigma-bar): same as
-        :func:`jaxattn.spectral.bridge.harmonic_power` of particles."""
+        [`jaxattn.spectral.bridge.harmonic_power`][jaxattn.spectral.harmonic_power] of particles."""
         return jnp.sum(jnp.abs(flm) ** 2, axis=-1) / (4 * math.pi)
 
     def energy(self, flm):
@@ -232,11 +232,11 @@ def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L
 
 
 class SphereTrajectory(SpectralTrajectory):
-    """An S^2 solution (:class:`SpectralTrajectory`): ``coeffs`` (T, L, 2L-1) are s2fft's rho_lm(t)."""
+    """An S^2 solution ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]): ``coeffs`` (T, L, 2L-1) are s2fft's rho_lm(t)."""
 
     @property
     def power(self) -> Float[Array, "T L"]:
-        """Harmonic power S_l(t) (:meth:`SphereModel.power`)."""
+        """Harmonic power S_l(t) ([`SphereModel.power`][jaxattn.spectral.SphereModel.power])."""
         return SphereModel.power(self.coeffs)
 
 
@@ -253,7 +253,7 @@ def solve_sphere(
 ) -> SphereTrajectory:
     """Solve the S^2 PDE from s2fft coefficients ``flm0`` (shape (L, 2L-1), rho_00 = sqrt(4 pi)), Tsit5 + PID;
     ``options`` (here ``rtol`` = 1e-9, ``atol`` = 1e-11, ``max_steps`` = 100 000 by default) and the
-    resolution policy as in :func:`jaxattn.spectral.solve_circle`."""
+    resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle]."""
     flm0 = jnp.asarray(flm0)
     if flm0.ndim != 2 or flm0.shape[1] != 2 * flm0.shape[0] - 1:
         raise ValueError(f"flm0 must have shape (L, 2L-1), got {flm0.shape}")

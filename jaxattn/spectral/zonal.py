@@ -9,7 +9,7 @@ surface measure (uniform = 1), the continuity equation d_t rho + div(rho v[rho])
     Phi(u) = (W * mu)(u) = sum_n W_n Z_n r_n P_n(u),   r_n = \int rho P_n w du,
 
 with P_n the Gegenbauer polynomial normalised by P_n(1) = 1, Z_n = 1/\int P_n^2 w = number of degree-n
-harmonics, W_n the Funk-Hecke coefficients of W(q) = beta^{-1} e^{beta q} (:func:`kernel_coefficients`).
+harmonics, W_n the Funk-Hecke coefficients of W(q) = beta^{-1} e^{beta q} ([`kernel_coefficients`][jaxattn.spectral.kernel_coefficients]).
 Time is the particle time of (USA)/(SA) (paper 004 §2). The state is r_0..r_N (r_0 = 1, the mass) and
 
     d r_l / dt = \int w (1-u^2) rho v_u P_l'(u) du       (Galerkin; integration by parts, no boundary terms),
@@ -134,7 +134,7 @@ def zonal_density(r: Float[Array, "... N1"], d: int, u: ArrayLike) -> Float[Arra
 
 
 class ZonalTrajectory(SpectralTrajectory):
-    """A zonal solution (:class:`SpectralTrajectory`): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
+    """A zonal solution ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
 
     def density(self, u: ArrayLike) -> Float[Array, "T m"]:
         """rho(t, u) at the points u = <x, e> in [-1, 1]."""
@@ -154,7 +154,7 @@ def solve_zonal(
     **options,
 ) -> ZonalTrajectory:
     """Solve the zonal PDE on S^{d-1} from Gegenbauer coefficients r0 (r0[0] = 1), Tsit5 + PID; ``options`` and
-    the resolution policy as in :func:`jaxattn.spectral.solve_circle` (densities relative to uniform 1)."""
+    the resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle] (densities relative to uniform 1)."""
     r0 = jnp.asarray(r0, dtype=jnp.result_type(float))
     if r0.ndim != 1 or r0.shape[0] < 3:
         raise ValueError(f"r0 must be 1-D coefficients r_0..r_N, N >= 2, got shape {r0.shape}")

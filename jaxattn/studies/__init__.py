@@ -1,11 +1,11 @@
 """Parameter sweeps and paper reproductions (issue 3).
 
-* :mod:`.sweep`: grids x seeds of jit-compiled, device-sharded ensemble solves written to
-  netCDF point by point, resumable after any interruption (:func:`run_sweep`).
-* :mod:`.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
-* :mod:`.paper_001`, :mod:`.paper_002`: reproductions of the figures and theorems of
+* `.sweep`: grids x seeds of jit-compiled, device-sharded ensemble solves written to
+  netCDF point by point, resumable after any interruption ([`run_sweep`][jaxattn.studies.run_sweep]).
+* `.paper_000`: Figure 2 of paper 000 (hardmax layers, leaders, attracting set).
+* `.paper_001`, `.paper_002`: reproductions of the figures and theorems of
   papers 001 and 002 (datasets + plot helpers).
-* :mod:`.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE; data + plots).
+* `.paper_004`: Figs. 2-5 of paper 004 (particles and the mean-field PDE; data + plots).
 """
 
 from . import causal, figures, gradients, paper_000, paper_001, paper_002, paper_004, sweep

@@ -9,7 +9,7 @@ Sub-commands:
 * ``jaxattn sweep gamma --n 32 --delta 0.01 --out runs/gamma`` (t*(beta), eq. (4.11)).
 * ``jaxattn causal fig3 --runs 100 --n 200 --beta 64 --out runs/fig3`` (paper 003 Fig. 3).
 
-The runners; the arguments are declared in :mod:`jaxattn.cli` (so ``--help`` imports nothing heavy).
+The runners; the arguments are declared in `jaxattn.cli` (so ``--help`` imports nothing heavy).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _save_png(ax, path: Path) -> None:
+def _save_png(ax, path: Path, args) -> None:
+    """The figure at ``path`` with the suffix and resolution of ``--format``/``--dpi``."""
+    from ..plot import save_figure
+
     if ax.figure.get_layout_engine() is None:  # figures made with layout="constrained" keep it
         ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=130)
-    print(f"wrote {path}")
+    print(f"wrote {save_figure(ax.figure, path, dpi=args.dpi, format=args.format)}")
 
 
 def phase_diagram_command(args) -> int:
@@ -34,7 +36,7 @@ def phase_diagram_command(args) -> int:
     ds = p2.phase_diagram(betas, ts, directory=args.out, n=args.n, d=args.d, kq=args.kq, value=args.value,
                           delta=args.delta, batch=args.batch, seeds=args.seeds, rtol=args.rtol, atol=args.rtol)
     print(f"wrote {args.out / 'phase_diagram.nc'}")
-    _save_png(p2.plot_phase_diagram(ds), args.out / "phase_diagram.png")
+    _save_png(p2.plot_phase_diagram(ds), args.out / "phase_diagram.png", args)
     return 0
 
 
@@ -51,7 +53,7 @@ def circle_command(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_netcdf(ds, args.out / "circle.nc")
     print(f"wrote {args.out / 'circle.nc'}")
-    _save_png(p2.plot_circle_metastability(ds), args.out / "circle.png")
+    _save_png(p2.plot_circle_metastability(ds), args.out / "circle.png", args)
     return 0
 
 
@@ -59,7 +61,7 @@ def gamma_command(args) -> int:
     import xarray as xr
 
     from ..io import atomic_write_netcdf
-    from ..plot import pyplot
+    from ..plot import parameter_title, pyplot
     from ..analysis import gamma_crossing_time
 
     betas = np.linspace(args.betas[0], args.betas[1], int(args.betas[2]))
@@ -72,7 +74,8 @@ def gamma_command(args) -> int:
     ax.semilogx(ds.t_star, ds.beta)
     ax.set_xlabel(r"$t^*(\beta)$")
     ax.set_ylabel(r"$\beta$")
-    _save_png(ax, args.out / "gamma.png")
+    ax.set_title(parameter_title("SA, crossing times of the $\\gamma$ ODE", n=args.n, delta=args.delta), fontsize=10)
+    _save_png(ax, args.out / "gamma.png", args)
     return 0
 
 
@@ -124,7 +127,7 @@ def causal_fig3_command(args) -> int:
     axes[1].fill_between(t, ds["clusters_q10"], ds["clusters_q90"], alpha=0.2)
     axes[1].set(xlabel="t (t = 0 drawn at 0.5)", ylabel="clusters")
     axes[0].figure.suptitle(rf"causal SA on $S^1$: n = {args.n}, $\beta$ = {args.beta:g}, {args.runs} runs")
-    _save_png(axes[0], args.out / "fig3.png")
+    _save_png(axes[0], args.out / "fig3.png", args)
     print(f"  Renyi centres at t = 0: {ds.num_renyi.mean().item():.2f} on average; clusters at t = {args.t1:g}: "
           f"{ds.clusters_mean.values[-1]:.2f} on average")
     return 0

@@ -1,16 +1,16 @@
 r"""Drivers for the experiments of paper 003 (causal attention): Figs 1-3 and Conjecture 1.
 
-* :func:`fig1_runs` — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
+* [`fig1_runs`][jaxattn.studies.causal.fig1_runs] — d = 3, n = 32, beta = 9, Q = K = I, the five V of Fig. 1, T = 5000 with
   adaptive steps (sphere retraction keeps max | |x| - 1 | at round-off).
-* :func:`causal_statistics` — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
+* [`causal_statistics`][jaxattn.studies.causal.causal_statistics] — the Fig. 2/3 statistics: many runs of (CSA-2d) (n = 200, beta = 64,
   Q = K = V = I) integrated ``chunk`` runs per compiled call, each with its own adaptive steps
   (``ensemble="map"``), sparse save times,
   Rényi / strong Rényi centres at t = 0 (delta = 4 beta^{-1/2}), consumed fractions (both
-  definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`) and cluster counts over time.
-* :func:`numpy_euler_causal_circle` — a faithful NumPy re-implementation of the first author's
+  definitions of [`jaxattn.analysis.renyi.consumed_fraction`][jaxattn.analysis.consumed_fraction]) and cluster counts over time.
+* [`numpy_euler_causal_circle`][jaxattn.studies.causal.numpy_euler_causal_circle] — a faithful NumPy re-implementation of the first author's
   scheme (explicit Euler on the unprojected attention output, then renormalisation, step 0.05,
   as in the authors' notebook), the baseline of ``benchmarks/causal_statistics.py``.
-* :func:`conjecture1_runs` — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
+* [`conjecture1_runs`][jaxattn.studies.causal.conjecture1_runs] — V = diag(3, 2, 1) with Q = K = I or random non-symmetric Q, K.
 
 Why float64: inter-cluster drift speeds are 1e-4..1e-8, so in float32 the increment h v of a
 step falls below one ulp of theta ~ 1 (1.2e-7) and the meta-stable drift freezes.
@@ -71,17 +71,17 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
-    times), every variable with CF attributes (:mod:`jaxattn.io.cf`): per run and time
+    times), every variable with CF attributes ([`jaxattn.io.cf`][jaxattn.io.cf]): per run and time
     (member, t): ``renyi_ball``, ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed
     fractions) and ``clusters``; per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps;
     for ``ensemble="batched"`` the chunk's shared count) and optionally ``angles`` (member, t,
     token). ``out["renyi_ball"]`` reads as the dict it replaced did; ``out["t"]`` holds the
-    times (``ts`` before). Summaries: :func:`summarise`.
+    times (``ts`` before). Summaries: [`summarise`][jaxattn.studies.causal.summarise].
     ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
     key's uniform draws (same draws for several integrators, as in the work-precision study);
     ``solver`` is any diffrax solver.
 
-    Runs are solved ``chunk`` at a time with :func:`jaxattn.simulate`. Defaults from the
+    Runs are solved ``chunk`` at a time with [`jaxattn.simulate`][jaxattn.simulate]. Defaults from the
     work-precision study of issue 12 (``python -m benchmarks.causal_statistics --work-precision``,
     benchmarks/README.md, 24 runs, one core): **Bosh3, rtol = atol = 1e-4** — error of the mean
     consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler h = 0.05:
@@ -91,7 +91,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     stages per step win (Bosh3 3, Tsit5 6). ``ensemble="map"`` gives every run its own adaptive
     steps (a shared step must resolve every member's merge events; measured in the same study).
     ``evaluator="dense"`` is the faster field at n = 200 (the block lower-triangular kernel of
-    :func:`jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
+    `jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
     """
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
@@ -137,10 +137,10 @@ def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta:
     """The Fig. 3 statistics of angles ``thetas`` (runs, T, n) saved at T times, the first t = 0.
 
     Rényi / strong Rényi centres of the t = 0 angles (delta = 4 beta^{-1/2} by default), the
-    consumed fractions of both definitions of :func:`jaxattn.analysis.renyi.consumed_fraction`
+    consumed fractions of both definitions of [`jaxattn.analysis.renyi.consumed_fraction`][jaxattn.analysis.consumed_fraction]
     (``*_ball``: within beta^{-1/2} of a centre; ``*_cluster``: in a centre's cluster, circular
     gaps > ``gap``), per run and time (runs, T), cluster counts (runs, T) and the numbers of
-    centres (runs,). Shared by :func:`causal_statistics` and the NumPy baseline of
+    centres (runs,). Shared by [`causal_statistics`][jaxattn.studies.causal.causal_statistics] and the NumPy baseline of
     ``benchmarks/causal_statistics.py`` (the same statistic of either integrator's angles).
     """
     thetas = jnp.asarray(thetas)

@@ -1,4 +1,4 @@
-"""Plot pieces shared by the paper reproductions (matplotlib through :func:`jaxattn.plot.pyplot`)."""
+"""Plot pieces shared by the paper reproductions (matplotlib through `jaxattn.plot.pyplot`)."""
 
 from __future__ import annotations
 

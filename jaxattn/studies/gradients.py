@@ -1,20 +1,20 @@
 r"""Differentiable parameter studies: gradients through the circle PDE, and optax fits.
 
-The library layer is :mod:`jaxattn.grad` (:func:`~jaxattn.grad.value_and_grad_of`,
-:func:`~jaxattn.grad.checkpointed_adjoint`, :func:`~jaxattn.grad.fit`; re-exported here and at the
+The library layer is [`jaxattn.grad`][jaxattn.grad] ([`value_and_grad_of`][jaxattn.value_and_grad_of],
+[`checkpointed_adjoint`][jaxattn.checkpointed_adjoint], [`fit`][jaxattn.fit]; re-exported here and at the
 top level). The studies built on it:
 
-* :func:`circle_pde_value_and_grad` - value and gradient for the mean-field PDE on the circle
-  (paper 004 eq. (11), solved by :func:`jaxattn.spectral.integrate_circle`) w.r.t. beta, the initial
+* [`circle_pde_value_and_grad`][jaxattn.studies.circle_pde_value_and_grad] - value and gradient for the mean-field PDE on the circle
+  (paper 004 eq. (11), solved by [`jaxattn.spectral.integrate_circle`][jaxattn.spectral.integrate_circle]) w.r.t. beta, the initial
   Fourier moments and t1; it refuses to return gradients of an unresolved solution;
-* :func:`fit_beta_to_clustering_time` - recover beta from an observed clustering time (a test
+* [`fit_beta_to_clustering_time`][jaxattn.studies.fit_beta_to_clustering_time] - recover beta from an observed clustering time (a test
   recovers a known beta);
-* :func:`maximise_metastable_lifetime` - the key matrix K (at fixed Frobenius norm, Q = V = I) that
+* [`maximise_metastable_lifetime`][jaxattn.studies.maximise_metastable_lifetime] - the key matrix K (at fixed Frobenius norm, Q = V = I) that
   maximises a smooth surrogate of the time to a single cluster;
-* :func:`clustering_sensitivity_along_boundary` - d(soft clustering probability at time t)/d beta
+* [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] - d(soft clustering probability at time t)/d beta
   along the phase boundary t = t*(beta) of paper 002 eq. (4.11).
 
-Smooth observables are in :mod:`jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
+Smooth observables are in `jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
 demonstration: ``notebooks/gradients_studies.ipynb``.
 """
 
@@ -68,7 +68,7 @@ __all__ = [
 
 
 class PDEGradients(eqx.Module):
-    """Gradient of an observable of the circle PDE solution (see :func:`circle_pde_value_and_grad`).
+    """Gradient of an observable of the circle PDE solution (see [`circle_pde_value_and_grad`][jaxattn.studies.circle_pde_value_and_grad]).
 
     ``beta``, ``t1`` scalars; ``coeffs0`` complex (K+1,): d obs/d Re mu_k(0) + i d obs/d Im mu_k(0)
     (the k = 0 entry is the direction of changing the mass, which a probability density keeps at 1).
@@ -121,13 +121,13 @@ def circle_pde_value_and_grad(
     r"""Value and gradient of ``observable(mu)`` for the circle PDE d_t rho + d_theta(rho v[rho]) = 0.
 
     The PDE, conventions and pseudo-spectral discretisation are those of
-    :mod:`jaxattn.spectral.circle` (paper 004 eq. (11); USA or SA velocity, V = sign I). ``mu`` is
+    `jaxattn.spectral.circle` (paper 004 eq. (11); USA or SA velocity, V = sign I). ``mu`` is
     the (n_save, K+1) array of complex Fourier moments mu_k(t), k = 0..K, at n_save uniform times in
     [0, t1] (so ``mu[-1]`` is mu(t1)), K + 1 = len(coeffs0). Gradients are w.r.t. beta, the initial
     moments and t1, through diffrax's recursive-checkpoint adjoint.
 
     Resolution honesty: the solution (and therefore its gradient) is only meaningful while the K
-    modes resolve it. The monitors of :func:`jaxattn.spectral.solve_circle` run as a terminating event:
+    modes resolve it. The monitors of [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle] run as a terminating event:
     if the spectral tail max_{k > 7K/8}|mu_k| exceeds ``tail_tol`` or the density drops below
     -``neg_tol``/(2 pi) before t1, this raises RuntimeError (as ``solve_circle(on_unresolved="raise")``).
 
@@ -182,7 +182,7 @@ def clustering_time_surrogate(
     atol: float = 1e-8,
     **simulate_kwargs,
 ) -> Float[Array, "..."]:
-    r"""Soft time to a single cluster T_soft (:func:`jaxattn.analysis.soft_time_to_cluster`) of
+    r"""Soft time to a single cluster T_soft ([`jaxattn.analysis.soft_time_to_cluster`][jaxattn.analysis.soft_time_to_cluster]) of
     ``simulate(field, x0, t_max)`` on n_save saved times; one value per ensemble member."""
     tr = simulate(field, x0, t_max, ts=n_save, rtol=rtol, atol=atol, **simulate_kwargs)
     return soft_time_to_cluster(tr.xs, tr.ts, delta, width)
@@ -218,7 +218,7 @@ def fit_beta_to_clustering_time(
 ) -> FitResult:
     r"""Recover beta from an observed clustering time: minimise ((T_soft(beta) - t_obs)/t_obs)^2.
 
-    T_soft(beta) is :func:`clustering_time_surrogate` of the (SA) or (USA) field with Q = K = V = I
+    T_soft(beta) is `clustering_time_surrogate` of the (SA) or (USA) field with Q = K = V = I
     from ``x0`` (one configuration, or an ensemble whose mean time is matched);
     ``surrogate_kwargs`` (``delta``, ``width``, ``n_save``, ``rtol``, ``atol``, ...) go to it. beta =
     exp(s) is optimised in s = log beta with Adam(``learning_rate``), so it stays positive.
@@ -263,9 +263,9 @@ def maximise_metastable_lifetime(
 ) -> FitResult:
     r"""Maximise the mean soft time to a single cluster over the key matrix K, at fixed |K|_F.
 
-    Field: (SA) with Q = V = I and K = :func:`normalised_key_matrix` (M), logits beta <x_i, K x_j>
+    Field: (SA) with Q = V = I and K = `normalised_key_matrix` (M), logits beta <x_i, K x_j>
     (paper 002 eq. (2.3)); only Q^T K enters the dynamics, so fixing Q = I loses nothing. Objective:
-    the ensemble mean of T_soft (:func:`clustering_time_surrogate`, capped at t_max; ``delta``,
+    the ensemble mean of T_soft (`clustering_time_surrogate`, capped at t_max; ``delta``,
     ``width``, ``n_save`` go to it), maximised over M by Adam. ``result.params`` is the optimised K,
     ``result.losses`` the *negative* mean lifetime per step. Use an ensemble ``x0`` (batch, n, d) so
     the answer is not tuned to one initial condition. Documented result: ``docs/gradients.md``.
@@ -287,7 +287,7 @@ def maximise_metastable_lifetime(
 
 
 class BoundarySensitivity(eqx.Module):
-    r"""Table returned by :func:`clustering_sensitivity_along_boundary` (one entry per beta)."""
+    r"""Table returned by [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] (one entry per beta)."""
 
     betas: Array
     t_star: Array        #: boundary time t*(beta): gamma_beta(t*) = 1 - delta (eq. (4.11))
@@ -315,7 +315,7 @@ def clustering_sensitivity_along_boundary(
     r"""Sensitivity map d P(beta, t)/d beta along the phase boundary t = t*(beta) of paper 002.
 
     P is the smooth clustering probability: the ensemble mean of
-    :func:`jaxattn.analysis.soft_clustered_fraction` (delta, tau) for ``batch`` i.i.d. uniform
+    [`jaxattn.analysis.soft_clustered_fraction`][jaxattn.analysis.soft_clustered_fraction] (delta, tau) for ``batch`` i.i.d. uniform
     initial conditions on S^{d-1} drawn with ``key`` (or the given ``x0``, one configuration or an
     ensemble, e.g. ``jaxattn.initial.orthogonal_frame(n, d)``); the boundary is gamma_beta(t*) = 1 - delta with gamma from
     Theorem 4.6 (eqs. (4.8)/(4.9), (4.11)). Theorem 4.7 says random tokens in large d track gamma, so

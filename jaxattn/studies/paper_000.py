@@ -6,9 +6,9 @@
 leader that emerges at layer 1), C (square polytope) and D (tokens tied between two
 vertices that converge to non-vertex points of the attracting set S of (4.1)).
 
-The layer map is :mod:`jaxattn.layers.hardmax`, the polytope and S are
-:mod:`jaxattn.layers.polytope`; Figures 9-10 and Table 1 (the sentiment classifier of §6)
-are :mod:`jaxattn.sentiment`.
+The layer map is `jaxattn.layers.hardmax`, the polytope and S are
+`jaxattn.layers.polytope`; Figures 9-10 and Table 1 (the sentiment classifier of §6)
+are `jaxattn.sentiment`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ and the figures of §11, as datasets plus plot helpers.
 
 Dynamics: the unnormalised R^d system (1.1) and its rescaled form (3.1),
 z_i = e^{-tV} x_i, dz_i/dt = sum_j P_ij(t) V (z_j - z_i), with P computed from e^{tV} z
-(:class:`jaxattn.RescaledSelfAttention`). Initial tokens are i.i.d. U([-5, 5]^d) (§11.1).
+([`jaxattn.RescaledSelfAttention`][jaxattn.RescaledSelfAttention]). Initial tokens are i.i.d. U([-5, 5]^d) (§11.1).
 Ensembles of seeds are solved as one batched state (adaptive Tsit5, max-over-members
 error control) instead of the paper's step-0.1 scheme, which the authors' code reduces to
 forward Euler (their "RK4" routine takes one Euler step: ``docs/errata.md``).
@@ -15,7 +15,7 @@ Errata and corrections relied on (also listed in ``docs/errata.md``):
   of Thm 4.2 are level sets of the **dual functional** phi_1^* (the left eigenvector
   psi_1 normalised by psi_1^T phi_1 = 1), not planes orthogonal to phi_1 (the caption's
   "perpendicular to phi_1" and §9's "orthonormal basis of eigenvectors" hold only for
-  normal V). :func:`dual_basis` returns the rows of Phi^{-1}.
+  normal V). `dual_basis` returns the rows of Phi^{-1}.
 * Def 4.1: the positivity condition is <Q phi_1, K phi_1> > 0 (printed "<., K.>").
 * (8.1): the exponent is e^{2t} (printed e^{2ct}).
 * Fig 13: the eigenvalues are {1.078, 0.099 +- 0.082 i} (printed "1 - 0.08i").
@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .. import initial
+from ..manifolds import EUCLIDEAN
 from ..analysis import cluster_labels
 from ..fields import EuclideanSelfAttention, RescaledSelfAttention
 from ..solve import simulate
@@ -170,7 +171,7 @@ def rescaled_trajectories(
 
 def cluster_centres(z, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """(centres, labels) of the single-linkage clusters of ``z`` (n, d) at distance ``tol``."""
-    labels = np.asarray(cluster_labels(jnp.asarray(z), manifold="euclidean", tol=tol))
+    labels = np.asarray(cluster_labels(jnp.asarray(z), manifold=EUCLIDEAN, tol=tol))
     centres = np.stack([np.asarray(z)[labels == k].mean(0) for k in range(labels.max() + 1)])
     return centres, labels
 

@@ -6,10 +6,10 @@ run a fast mode (``JAXATTN_FAST=1``) and the paper's sizes. Conventions: USA on 
 eq. (10), rates gamma_k = k^2 I_k(beta)/beta (the paper's Fig. 2 plots gamma_k / pi:
 ``docs/spectral.md``, erratum 1).
 
-Particles are the library's particle path: :func:`jaxattn.simulate` with :func:`circle_field`, a
-:class:`jaxattn.CircleSelfAttention` (USA: ``unnormalised=True``, the (1/N) sum of eq. (10); SA: the
+Particles are the library's particle path: [`jaxattn.simulate`][jaxattn.simulate] with `circle_field`, a
+[`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] (USA: ``unnormalised=True``, the (1/N) sum of eq. (10); SA: the
 softmax normalisation) with the Bessel-Fourier evaluator at ``default_band(beta)`` modes, exact to
-round-off against the dense sum. Densities are :mod:`jaxattn.spectral` solves.
+round-off against the dense sum. Densities are [`jaxattn.spectral`][jaxattn.spectral] solves.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def default_band(beta: float) -> int:
 
 def circle_field(beta: float, model: str = "usa", modes: int | None = None) -> CircleSelfAttention:
     """The particle field of paper 004 on S^1: USA (eq. (10)) or SA, V = I, Fourier evaluator with
-    ``modes`` (default :func:`default_band`) Bessel modes (:func:`jaxattn.fields.fourier_circle_velocity`)."""
+    ``modes`` (default `default_band`) Bessel modes ([`jaxattn.fields.fourier_circle_velocity`][jaxattn.fields.fourier_circle_velocity])."""
     model = check_model(model)
     return CircleSelfAttention(beta, unnormalised=model == "usa", evaluator="fourier",
                                modes=default_band(beta) if modes is None else int(modes))

@@ -8,22 +8,22 @@ A *sweep* is the outer product of a parameter grid (``{"beta": [...], "d": [...]
 
 which typically draws an ensemble of initial conditions x0 of shape (batch, n, d) from
 ``jax.random.PRNGKey(seed)``, solves it as **one** batched state with
-:func:`jaxattn.simulate` (see :func:`solve_ensemble`, which also shards it over devices)
+[`jaxattn.simulate`][jaxattn.simulate] (see [`solve_ensemble`][jaxattn.solve.solve_ensemble], which also shards it over devices)
 and reduces the trajectories to observables on a time grid (dims such as ``t`` and
 ``member``). The engine adds the grid coordinates and ``seed`` and returns one
-:class:`xarray.Dataset` with named dims ``(*grid, seed, *point dims)`` and the sweep's
+`xarray.Dataset` with named dims ``(*grid, seed, *point dims)`` and the sweep's
 parameters in ``attrs``.
 
 Storage and resumption (the design is "one file per finished point plus one final merge";
-the file operations are :mod:`jaxattn.io.netcdf`; running on many processes: ``docs/scaling.md``):
+the file operations are `jaxattn.io.netcdf`; running on many processes: ``docs/scaling.md``):
 
 * ``directory/manifest.json`` records the sweep's arguments (name, grid, seeds, attrs and
-  the point function's :func:`function_identity`: qualified name, source and bytecode
+  the point function's [`function_identity`][jaxattn.studies.function_identity]: qualified name, source and bytecode
   hashes, bound arguments). Re-running with *different* arguments or another function in
-  the same directory raises :class:`SweepMismatchError` instead of mixing results; a
+  the same directory raises [`SweepMismatchError`][jaxattn.studies.SweepMismatchError] instead of mixing results; a
   corrupt manifest raises ``ValueError`` naming the file and the fix.
 * Each finished point is written to ``directory/points/p<index>-<hash>.nc`` through a
-  temporary file in the same directory, ``fsync`` and :func:`os.replace`, which is atomic
+  temporary file in the same directory, ``fsync`` and `os.replace`, which is atomic
   on POSIX: a point file either exists complete or not at all. A sweep killed at any
   moment (SIGINT, SIGKILL, power loss) loses at most the points being computed.
 * **Per-point claims.** A process computes a point only after creating its claim file
@@ -43,14 +43,14 @@ the file operations are :mod:`jaxattn.io.netcdf`; running on many processes: ``d
 * When all points exist they are merged into ``directory/<name>.nc`` (atomically too),
   which is loaded and returned by every process.
 
-Devices: :func:`solve_ensemble` places the ensemble axis of x0 on a one-axis
-:class:`jax.sharding.Mesh` over this process's devices with a
+Devices: [`solve_ensemble`][jaxattn.solve.solve_ensemble] places the ensemble axis of x0 on a one-axis
+`jax.sharding.Mesh` over this process's devices with a
 ``NamedSharding(mesh, PartitionSpec("batch"))``; ``simulate``'s jit-compiled batched solve
 then runs SPMD-partitioned (XLA inserts the cross-device max of the per-member error
 norm). A batch that is not a multiple of the device count is padded with copies of its
 first member, which leaves the max-over-members error norm, hence every step, unchanged,
 and the copies are dropped afterwards: results equal the one-device run.
-:func:`solve_global_ensemble` shards one ensemble over the devices of every process.
+[`solve_global_ensemble`][jaxattn.studies.solve_global_ensemble] shards one ensemble over the devices of every process.
 
 Progress: a ``tqdm`` bar over points (with an ETA) unless ``progress=False``.
 """
@@ -239,7 +239,7 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
     ``{"qualname", "source", "code", "bound"}``: the module-qualified name; a hash of the
     source text (``None`` where there is none, e.g. functions typed at a prompt); a hash of
     the bytecode, names and constants (two lambdas on one line differ here); and the bound
-    values: a :func:`functools.partial`'s arguments, a closure's cell values, defaults, a
+    values: a `functools.partial`'s arguments, a closure's cell values, defaults, a
     bound method's instance. Arrays enter by a hash of their bytes, other objects by their
     ``repr`` with memory addresses removed, so the identity is equal in every process that
     builds the same function and differs when the function or its bound values differ.
@@ -312,7 +312,7 @@ def run_sweep(
     Args:
         fn: ``fn(seed=int, **params) -> xarray.Dataset`` for one point (deterministic given
             its arguments). Its dims (e.g. ``t``, ``member``) are kept. Its identity
-            (:func:`function_identity`) is part of the manifest.
+            ([`function_identity`][jaxattn.studies.function_identity]) is part of the manifest.
         grid: ``{name: [values]}``; values are ints, floats or strings (name random-matrix
             ensembles by strings). The outer product is swept, axes in the given order.
         directory: where points, the manifest and the merged ``<name>.nc`` are written.
@@ -541,13 +541,13 @@ def solve_global_ensemble(
     sizes may differ); the global ensemble is their concatenation in process order. Each
     part is padded with copies of its first member to a common multiple of the local device
     count (duplicates leave the max-over-members error norm, hence every step, unchanged),
-    assembled with :func:`jax.make_array_from_process_local_data` on a one-axis mesh over
-    ``jax.devices()`` ordered by process, and integrated by :func:`jaxattn.simulate` as one
+    assembled with `jax.make_array_from_process_local_data` on a one-axis mesh over
+    ``jax.devices()`` ordered by process, and integrated by [`jaxattn.simulate`][jaxattn.simulate] as one
     batched state: one SPMD program over all processes, whose shared step is the same as
     a one-process solve of the whole ensemble. ``observe(ts, xs)`` returns arrays with the
     member axis first; they are gathered to every process (padding dropped) as NumPy
     arrays of length ``sum_k b_k``, with ``num_steps``. With one process this is
-    :func:`solve_ensemble` over the local devices.
+    [`solve_ensemble`][jaxattn.solve.solve_ensemble] over the local devices.
     """
     from jax.experimental import multihost_utils
 

@@ -1,18 +1,18 @@
 """Reproductions of Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical perspective on
 transformers" (2023): figures 2-4 and the checkable statements of §§4-7, one module per topic.
-Every function returns an :class:`xarray.Dataset` (or plain numbers for closed forms); ``plot_*``
+Every function returns an `xarray.Dataset` (or plain numbers for closed forms); ``plot_*``
 helpers draw them with matplotlib.
 
-* :mod:`.phase_diagrams` - Figs 2-4 and the random (Q, K, V) ensembles of Fig 4;
-* :mod:`.circle` - meta-stability on the circle (Fig 3, Problem 2);
-* :mod:`.wendel` - Thm 4.5 (open hemispheres);
-* :mod:`.small_beta` - beta = 0 and small beta (Thms 5.1-5.2);
-* :mod:`.saddles` - strict saddles of the circle energy (Prop 6.1, Appendix C);
-* :mod:`.repulsion` - V = -I and sharp configurations (§7.1);
-* :mod:`.euler` - the authors' Euler + renormalise scheme and its time stretch.
+* `.phase_diagrams` - Figs 2-4 and the random (Q, K, V) ensembles of Fig 4;
+* `.circle` - meta-stability on the circle (Fig 3, Problem 2);
+* `.wendel` - Thm 4.5 (open hemispheres);
+* `.small_beta` - beta = 0 and small beta (Thms 5.1-5.2);
+* `.saddles` - strict saddles of the circle energy (Prop 6.1, Appendix C);
+* `.repulsion` - V = -I and sharp configurations (§7.1);
+* `.euler` - the authors' Euler + renormalise scheme and its time stretch.
 
 (SA) is eq. (2.6) with the softmax partition function (2.4); (USA) replaces Z_i by n. The scalar
-ODE of Thm 4.6 and the phase boundary (4.11) are :mod:`jaxattn.analysis.gamma`. The paper's errata
+ODE of Thm 4.6 and the phase boundary (4.11) are `jaxattn.analysis.gamma`. The paper's errata
 relied on here are listed in ``docs/errata.md``.
 """
 

@@ -13,7 +13,8 @@ import xarray as xr
 from ... import initial
 from ...analysis import clustered_pair_fraction, count_clusters
 from ...fields import CircleSelfAttention
-from ...solve import simulate
+from ...manifolds import CIRCLE
+from ...solve import observe_saved, simulate
 from ..sweep import solve_ensemble
 
 __all__ = ["circle_metastability", "plot_circle_metastability"]
@@ -37,7 +38,7 @@ def circle_metastability(
     """Cluster counts of (SA) on the circle over time (Geshkovski et al. 2023, Fig 3, Problem 2).
 
     ``batch`` uniform initial angle sets per beta are integrated as one ensemble of
-    :class:`jaxattn.CircleSelfAttention` (angle form of (SA) on S^1). Returns per member
+    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] (angle form of (SA) on S^1). Returns per member
     and time: ``clusters`` (number of arcs separated by circular gaps > ``gap`` rad) and
     ``pair_fraction`` (ordered pairs with cos(theta_i - theta_j) >= 1 - delta, the d = 2
     phase-diagram value). Expected (200 runs): beta = 4 -> 2 clusters in
@@ -49,7 +50,7 @@ def circle_metastability(
     8.5 CPU-ms per member, against 17.8 at the former 1e-7 and 31 for the authors' Euler h = 0.05
     (0.047 clusters off). ``ensemble``: "vmap" (default: every member its own steps, run in
     lockstep) measured 4.2 CPU-ms per member against 16 for one shared step per 128 members
-    ("batched", through :func:`jaxattn.studies.sweep.solve_ensemble`, sharded over devices) and 6.7
+    ("batched", through [`jaxattn.studies.sweep.solve_ensemble`][jaxattn.solve.solve_ensemble], sharded over devices) and 6.7
     for "map" (``python -m benchmarks.ensembles --workload circle``, 192 members, rtol 1e-7, one core):
     members merge at different times and a shared step must resolve all of them.
     ``solver``: any diffrax solver (default Tsit5); ``x0``: (batch, n) initial angles instead of
@@ -65,9 +66,9 @@ def circle_metastability(
     elif jnp.shape(x0) != (batch, n):
         raise ValueError(f"x0 must be (batch, n) = ({batch}, {n}) initial angles, got shape {jnp.shape(x0)}")
     for beta in betas:
-        def observe(ts_, th):
+        def observe(t, th):
             x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
-            return {"clusters": count_clusters(th, manifold="circle", gap=gap),
+            return {"clusters": count_clusters(th, manifold=CIRCLE, gap=gap),
                     "pair_fraction": clustered_pair_fraction(x, delta)}
 
         if ensemble == "batched":
@@ -76,7 +77,7 @@ def circle_metastability(
         else:
             traj = simulate(CircleSelfAttention(beta), x0, float(ts[-1]), ts=jnp.asarray(ts), rtol=rtol, atol=atol,
                             max_steps=2**20, solver=solver, ensemble=ensemble)
-            obs = {key: np.asarray(value) for key, value in observe(traj.ts, traj.xs).items()}
+            obs = observe_saved(observe, traj.ts, traj.xs)
         out.append(xr.Dataset({"clusters": (("member", "t"), obs["clusters"]),
                                "pair_fraction": (("member", "t"), obs["pair_fraction"])},
                               coords={"t": ts}))
@@ -87,8 +88,8 @@ def circle_metastability(
 
 
 def plot_circle_metastability(ds: xr.Dataset, ax=None):
-    """Mean cluster count against t (log axis) for each beta."""
-    from ...plot import pyplot
+    """Mean cluster count against t (log axis) for each beta; the title states n, delta and the runs per beta."""
+    from ...plot import parameter_title, pyplot
 
     plt = pyplot()
     if ax is None:
@@ -99,4 +100,6 @@ def plot_circle_metastability(ds: xr.Dataset, ax=None):
     ax.set_xlabel("t")
     ax.set_ylabel("mean number of clusters")
     ax.legend()
+    ax.set_title(parameter_title("SA on $S^1$", n=ds.attrs["n"], delta=ds.attrs["delta"], runs=ds.sizes["member"]),
+                 fontsize=10)
     return ax

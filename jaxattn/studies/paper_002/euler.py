@@ -1,6 +1,6 @@
 """The authors' scheme of Geshkovski et al. (2023) (code ``phase-diagrams.py``): forward Euler with a
 fixed step h on the *unprojected* attention output followed by renormalisation. It stretches time by
-~ 1 + h e^beta/(e^beta + n - 1) (``docs/errata.md``): :func:`euler_renormalise` reproduces it for
+~ 1 + h e^beta/(e^beta + n - 1) (``docs/errata.md``): `euler_renormalise` reproduces it for
 comparison only; the library default is an adaptive projected solve.
 """
 

@@ -26,9 +26,10 @@ from ...analysis import (
     clustered_pair_fraction,
     clustered_pair_fraction_of_gram,
     gamma_crossing_time,
-    pairwise_inner_products,
 )
-from ...fields import GramSelfAttention, SelfAttention
+from ..._validate import check_save_times, crossing_delta_rule, enforce, pair_delta_rule
+from ...fields import FORMULATIONS as LIBRARY_FORMULATIONS
+from ...fields import GramSelfAttention, SelfAttention, gram_formulation, prefers_gram
 from ...io import atomic_write_netcdf, describe
 from ..sweep import run_sweep, solve_ensemble
 
@@ -92,7 +93,7 @@ def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
 #: the solvers ``phase_diagram(solver=...)`` accepts (explicit Runge-Kutta pairs of diffrax)
 PHASE_SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "bosh3": diffrax.Bosh3, "heun": diffrax.Heun}
 
-#: defaults of :func:`phase_diagram` and of ``jaxattn sweep phase-diagram``, chosen from the
+#: defaults of `phase_diagram` and of ``jaxattn sweep phase-diagram``, chosen from the
 #: work-precision study (``python -m benchmarks.phase_diagram --work-precision``; the plot and
 #: table are in benchmarks/README.md, "Phase diagram: work-precision"): on the Gram path the
 #: cheapest float64 setting with max |P error| <= 1e-3 (3.5e-4 at 10 betas x 64 draws; rtol 1e-4
@@ -102,25 +103,19 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_PRECISION = "float64"
 
 
-#: how :func:`phase_diagram` integrates a point: "auto" (Gram space where :func:`uses_gram`),
+#: how `phase_diagram` integrates a point: "auto" (Gram space where `uses_gram`),
 #: "gram" (Gram space; needs Q = K = V = I) or "tokens" (the (n, d) tokens, always valid)
-FORMULATIONS = ("auto", "gram", "tokens")
+FORMULATIONS = LIBRARY_FORMULATIONS
 
 
 def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto") -> bool:
-    """Whether a phase-diagram point is integrated in Gram space (:class:`jaxattn.fields.GramSelfAttention`).
+    """Whether a phase-diagram point is integrated in Gram space ([`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]).
 
     ``"auto"``: when Q = K = V = I (``kq == value == "identity"``, where the dynamics close on
     G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
     (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one sweep point costs 1/3 - 1/4 the CPU
     time, benchmarks/README.md "Phase diagram: work-precision")."""
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
-    identity = kq == "identity" and value == "identity"
-    if formulation == "gram" and not identity:
-        raise ValueError("formulation='gram' needs Q = K = V = I (kq = value = 'identity'): the dynamics close "
-                         f"on the Gram matrix only then; got kq = {kq!r}, value = {value!r}. Use 'auto' or 'tokens'")
-    return formulation == "gram" or (formulation == "auto" and identity and d > n)
+    return prefers_gram(kq == "identity" and value == "identity", n, d, formulation)  # the library's rule
 
 
 class _PairFraction(eqx.Module):
@@ -142,14 +137,14 @@ def _phase_point(seed: int, beta: float, d: int, kq: str, value: str, *, n: int,
     key = jax.random.PRNGKey(seed)
     kx, km = jax.random.split(key)
     x0 = initial.uniform_sphere(kx, n, d, batch=batch).astype(precision)
-    gram = uses_gram(kq, value, d, n, formulation)
-    if gram:  # the same draws, as their Gram matrices G0 = X0 X0^T (an exact reformulation)
-        field, x0 = GramSelfAttention(beta), pairwise_inner_products(x0)
-    elif kq == "identity" and value == "identity":
+    if kq == "identity" and value == "identity":
         field = SelfAttention(beta)
     else:
         Q, K, V = random_matrices(km, d, kq, value)
         field = SelfAttention(beta, Q, K, V)
+    # Gram space where the library finds it exact and cheaper: the same draws, as G0 = X0 X0^T
+    field, x0 = gram_formulation(field, x0, formulation)
+    gram = isinstance(field, GramSelfAttention)
 
     observe = _PairFraction(delta, gram)
     # observables inside the solve (no (batch, T, n, d) states are kept); tolerances as arrays,
@@ -198,16 +193,16 @@ def phase_diagram(
     (kq, value) in {(ginibre, ginibre), (goe, wishart), (ginibre, qk), (goe, qk)}. The
     paper used n = 32, delta = 1e-2, t in [0, 30], beta in [0.1, 9] and 2^10 realisations.
 
-    Solver: ``solver`` in :data:`PHASE_SOLVERS` at ``rtol`` (``atol`` defaults to ``rtol``); the
+    Solver: ``solver`` in `PHASE_SOLVERS` at ``rtol`` (``atol`` defaults to ``rtol``); the
     fraction is evaluated inside the solve, so memory is O(batch x T) per point. The defaults
     (Tsit5, rtol = 1e-5, float64) come from the work-precision study in benchmarks/README.md
     ("Phase diagram: work-precision"). ``precision="float32"`` is an explicit opt-in (the
     fraction at delta = 1e-2 tolerates it; its error against float64 is a curve of that study).
 
     Formulation: with Q = K = V = I and d > n (Fig 2) a point is integrated in Gram space,
-    G = X X^T with :class:`jaxattn.fields.GramSelfAttention` (exact: the dynamics close on G, and P
+    G = X X^T with [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention] (exact: the dynamics close on G, and P
     depends on G only), from the Gram matrices of the same draws; other points integrate the tokens.
-    ``formulation`` ("auto", "gram", "tokens"; :func:`uses_gram`) overrides the choice; the path
+    ``formulation`` ("auto", "gram", "tokens"; `uses_gram`) overrides the choice; the path
     taken is the dataset attribute ``formulation``.
     """
     if solver not in PHASE_SOLVERS:
@@ -217,11 +212,8 @@ def phase_diagram(
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32' (an explicit opt-in), got {precision!r}")
     atol = rtol if atol is None else atol
-    ts = np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size < 2 or np.any(np.diff(ts) <= 0) or ts[0] < 0:
-        raise ValueError("ts must be an increasing 1-d grid of times >= 0 with at least 2 entries")
-    if not 0 < delta < 2:
-        raise ValueError(f"delta must be in (0, 2), got {delta}")
+    ts = np.asarray(check_save_times(ts, t0=0.0, strict=True, min_count=2))
+    enforce([pair_delta_rule(delta), crossing_delta_rule(delta)], None)  # the fraction P, and the curve t*
     as_list = lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]  # noqa: E731
     grid = {"beta": [float(b) for b in betas], "d": [int(x) for x in as_list(d)],
             "kq": as_list(kq), "value": as_list(value)}

@@ -49,7 +49,7 @@ def repulsive_configuration(n: int, d: int, *, beta: float = 1.0, t1: float = 20
 
     Time-rescaled USA (weights e^{beta(<x_i, x_j> - 1)}/n) with V = -I: a gradient *descent*
     of E_beta on (S^{d-1})^n. Returns the final configurations, their energies and sorted
-    Gram matrices; compare with :func:`sharp_configuration` and :func:`jaxattn.analysis.interaction_energy`.
+    Gram matrices; compare with `sharp_configuration` and [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy].
     """
     field = UnnormalisedSelfAttention(beta, V=-jnp.eye(d), time_rescaled=True)
     x0 = jnp.stack([initial.uniform_sphere(jax.random.PRNGKey(s), n, d) for s in seeds])

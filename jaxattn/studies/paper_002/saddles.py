@@ -39,7 +39,7 @@ def beta_one(n: int) -> float:
     """Sufficient beta for Prop 6.1 on the circle: (n - 1) tau_beta < pi, i.e.
     beta > cos(pi/(n-1)) / sin^2(pi/(n-1)) (an upper bound for beta_1(n): ``docs/errata.md``).
 
-    tau_beta in [0, pi) solves beta sin^2 tau = cos tau: it is :func:`jaxattn.analysis.tau_star`, the
+    tau_beta in [0, pi) solves beta sin^2 tau = cos tau: it is [`jaxattn.analysis.tau_star`][jaxattn.analysis.tau_star], the
     maximiser of the circle interaction h(x) = e^{beta (cos x - 1)} sin x."""
     if n < 4:
         return 0.0
