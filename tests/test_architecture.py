@@ -63,17 +63,24 @@ def _part(parts: tuple[str, ...]) -> str:
 # ------------------------------------------------------------------ imports written as strings
 
 
-#: a dotted jaxattn module path in a string, optionally ``:attribute`` (``"jaxattn.studies.cli:main"``)
-MODULE_STRING = re.compile(r"^jaxattn(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?::[A-Za-z_][A-Za-z0-9_]*)?$")
+#: an entry point written as a string, ``"jaxattn.module:attribute"``
+ENTRY_POINT = re.compile(r"^jaxattn(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+#: a dotted jaxattn module path (the argument of ``importlib.import_module``)
+MODULE_PATH = re.compile(r"^jaxattn(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _string_imports(tree: ast.AST):
-    """Imports made at run time from strings (``importlib.import_module("jaxattn.x")``, entry points
-    such as ``"jaxattn.studies.cli:command"``): every string constant that names a jaxattn module."""
+    """Imports made at run time from strings: entry points such as ``"jaxattn.studies.cli:command"``
+    anywhere, and the string argument of ``importlib.import_module(...)`` / ``import_module(...)``."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_STRING.match(node.value):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and ENTRY_POINT.match(node.value):
             module, _, name = node.value.partition(":")
-            yield tuple(module.split(".")), [name] if name else []
+            yield tuple(module.split(".")), [name]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            value = node.args[0].value
+            if func == "import_module" and isinstance(value, str) and MODULE_PATH.match(value):
+                yield tuple(value.split(".")), []
 
 
 def _imports(path: Path, parts: tuple[str, ...]):
@@ -163,9 +170,11 @@ def test_string_imports_are_seen(tmp_path):
     """An import written as a string (an entry point, ``importlib.import_module``) obeys the same rules."""
     fake = tmp_path / "jaxattn" / "fields"
     fake.mkdir(parents=True)
-    (fake / "bad.py").write_text('RUNNER = "jaxattn.studies._cli:command"\n')
-    layer_violations, private_violations, _ = _collect(tmp_path / "jaxattn")
-    assert len(layer_violations) == 1 and len(private_violations) == 1
+    (fake / "bad.py").write_text('import importlib\nRUNNER = "jaxattn.studies._cli:command"\n'
+                                 'MESSAGE = "jaxattn.simulate: not an import"\n'
+                                 'importlib.import_module("jaxattn.solve._core")\n')
+    layer_violations, private_violations, unknown = _collect(tmp_path / "jaxattn")
+    assert len(layer_violations) == 2 and len(private_violations) == 2 and not unknown
 
 
 # ------------------------------------------------------------------ abstract or final (equinox's rule)
