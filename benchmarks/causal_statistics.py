@@ -40,15 +40,21 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxattn  # noqa: F401  (float64)
+from benchmarks._euler import xla_euler
+from jaxattn.solvers import RKC2
 from jaxattn.studies.causal import causal_statistics, fig3_statistics, numpy_euler_causal_circle, summarise
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = ("renyi_ball", "strong_ball", "renyi_cluster", "strong_cluster")
-SOLVERS = {"Tsit5": diffrax.Tsit5, "Bosh3": diffrax.Bosh3, "Heun": diffrax.Heun, "Dopri5": diffrax.Dopri5}
-STAGES = {"Tsit5": 6, "Bosh3": 3, "Heun": 2, "Dopri5": 6}  # right-hand sides per accepted step (FSAL)
+SOLVERS = {"Tsit5": diffrax.Tsit5, "Bosh3": diffrax.Bosh3, "Heun": diffrax.Heun, "Dopri5": diffrax.Dopri5,
+           "RKC2": RKC2, "Kvaerno3": diffrax.Kvaerno3}
+STAGES = {"Tsit5": 6, "Bosh3": 3, "Heun": 2, "Dopri5": 6, "RKC2": None, "Kvaerno3": None}  # right-hand sides per accepted step (FSAL)
 #: rtol = atol swept per solver (Heun below 1e-5 takes > 2500 steps per run: left out to keep the study short)
 RTOLS = {"Tsit5": (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8), "Bosh3": (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7),
-         "Heun": (1e-2, 1e-3, 1e-4, 1e-5), "Dopri5": (1e-2, 1e-3, 1e-4, 1e-6)}
+         "Heun": (1e-2, 1e-3, 1e-4, 1e-5), "Dopri5": (1e-2, 1e-3, 1e-4, 1e-6), "RKC2": (1e-2, 1e-3, 1e-4, 1e-5, 1e-6),
+         "Kvaerno3": (1e-3,)}  # implicit (ESDIRK 3(2)): a Newton solve with an n x n Jacobian per step
+#: (solver, rtols) also run in float32 (the statistic's check against the float64 reference is the point)
+RTOLS_FLOAT32 = {"RKC2": (1e-2, 1e-3, 1e-4), "Bosh3": (1e-3, 1e-4)}
 EULER_H = (0.1, 0.05, 0.02)
 
 
@@ -65,9 +71,9 @@ def work_precision(runs: int = 24, *, n: int = 200, beta: float = 64.0, t1: floa
     ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t < t1] + [t1])
     theta0 = np.asarray(jaxattn.initial.uniform_circle(jax.random.PRNGKey(seed), n, batch=runs))
 
-    def jax_run(solver, rtol, ensemble="map", chunk=runs):
+    def jax_run(solver, rtol, ensemble="map", chunk=runs, precision="float64"):
         return causal_statistics(jax.random.PRNGKey(0), runs, n=n, beta=beta, ts=ts, chunk=chunk, solver=solver,
-                                 rtol=jnp.asarray(rtol), atol=jnp.asarray(rtol), ensemble=ensemble, theta0=theta0)
+                                 rtol=rtol, atol=rtol, ensemble=ensemble, theta0=theta0, precision=precision)
 
     def timed(fn):
         c0 = time.process_time()
@@ -79,33 +85,43 @@ def work_precision(runs: int = 24, *, n: int = 200, beta: float = 64.0, t1: floa
                  err_mean=0.0, err_run=0.0)]
     print(f"# causal Fig. 3 statistic, work-precision: {runs} runs, n = {n}, beta = {beta:g}, t in [0, {t1:g}], "
           f"save times {ts.tolist()}; CPU s per run (compilation excluded: one warm-up per solver)", flush=True)
-    for name in solvers:
+    runs_of = [(name, "float64", RTOLS[name]) for name in solvers]
+    runs_of += [(name, "float32", RTOLS_FLOAT32[name]) for name in solvers if name in RTOLS_FLOAT32]
+    for name, precision, rtols in runs_of:
         solver = SOLVERS[name]()
-        jax_run(solver, RTOLS[name][0])  # compile (rtol is an array: one compilation for every tolerance)
-        for rtol in RTOLS[name]:
-            out, cpu = timed(lambda: jax_run(solver, rtol))
+        label = f"jaxattn {name}" + (" float32" if precision == "float32" else "")
+        jax_run(solver, rtols[0], precision=precision)  # compile (rtol is an array: one compilation per precision)
+        for rtol in rtols:
+            out, cpu = timed(lambda: jax_run(solver, rtol, precision=precision))
             e_mean, e_run = statistic_error(out, ref)
-            rows.append(dict(method=f"jaxattn {name}", knob=rtol, cpu_per_run=cpu, steps=float(out["steps"].mean()),
+            rows.append(dict(method=label, knob=rtol, cpu_per_run=cpu, steps=float(out["steps"].mean()),
                              err_mean=e_mean, err_run=e_run))
-            print(f"jaxattn {name:6s} rtol {rtol:7.0e}: {cpu:.4f} CPU-s/run, {out['steps'].mean():6.1f} steps, "
+            print(f"{label:22s} rtol {rtol:7.0e}: {cpu:.4f} CPU-s/run, {out['steps'].mean():6.1f} steps, "
                   f"error {e_mean:.2e} (per run {e_run:.3f})", flush=True)
-    for h in euler_h:
-        c0 = time.process_time()
-        angles = numpy_euler_causal_circle(theta0, beta, ts, h=h)
-        cpu = (time.process_time() - c0) / runs
-        e_mean, e_run = statistic_error(jax.tree_util.tree_map(np.asarray, fig3_statistics(angles, beta)), ref)
-        rows.append(dict(method="NumPy Euler", knob=h, cpu_per_run=cpu, steps=t1 / h, err_mean=e_mean, err_run=e_run))
-        print(f"NumPy Euler h = {h:g}: {cpu:.4f} CPU-s/run, error {e_mean:.2e} (per run {e_run:.3f})", flush=True)
+    for method, euler in (("NumPy Euler", lambda h: numpy_euler_causal_circle(theta0, beta, ts, h=h)),
+                          ("XLA Euler", lambda h: xla_euler(theta0, beta, ts, h, causal=True, angles=True))):
+        for h in euler_h:
+            if method == "XLA Euler":
+                euler(h)  # compile
+            c0 = time.process_time()
+            angles = euler(h)
+            cpu = (time.process_time() - c0) / runs
+            e_mean, e_run = statistic_error(jax.tree_util.tree_map(np.asarray, fig3_statistics(angles, beta)), ref)
+            rows.append(dict(method=method, knob=h, cpu_per_run=cpu, steps=t1 / h, err_mean=e_mean, err_run=e_run))
+            print(f"{method} h = {h:g}: {cpu:.4f} CPU-s/run, error {e_mean:.2e} (per run {e_run:.3f})", flush=True)
 
     euler = next(r for r in rows if r["method"] == "NumPy Euler" and r["knob"] == 0.05)
+    xla = next((r for r in rows if r["method"] == "XLA Euler" and r["knob"] == 0.05), None)
     ok = [r for r in rows if r["method"].startswith("jaxattn") and r["err_mean"] <= euler["err_mean"]
           and r["err_run"] <= euler["err_run"]]
     best = min(ok, key=lambda r: r["cpu_per_run"]) if ok else None
     result = dict(runs=runs, n=n, beta=beta, t1=t1, ts=ts.tolist(), rows=rows, best=best,
-                  speedup_vs_euler_005=(euler["cpu_per_run"] / best["cpu_per_run"]) if best else None)
+                  speedup_vs_euler_005=(euler["cpu_per_run"] / best["cpu_per_run"]) if best else None,
+                  speedup_vs_xla_euler_005=(xla["cpu_per_run"] / best["cpu_per_run"]) if best and xla else None)
     if best:
         print(f"cheapest jaxattn setting at equal or better error than Euler h = 0.05: {best['method']} rtol "
-              f"{best['knob']:g}, {best['cpu_per_run']:.4f} CPU-s/run: {result['speedup_vs_euler_005']:.1f}x "
+              f"{best['knob']:g}, {best['cpu_per_run']:.4f} CPU-s/run: {result['speedup_vs_euler_005']:.1f}x the NumPy "
+              f"Euler, {result['speedup_vs_xla_euler_005'] or float('nan'):.1f}x the XLA-compiled one "
               f"(error {best['err_mean']:.2e} vs {euler['err_mean']:.2e})", flush=True)
     if ensembles:  # at the library default (Bosh3, rtol 1e-4)
         solver, rtol = diffrax.Bosh3(), 1e-4
@@ -123,11 +139,56 @@ def work_precision(runs: int = 24, *, n: int = 200, beta: float = 64.0, t1: floa
     return result
 
 
+def float32_check(runs: int = 192, *, n: int = 200, beta: float = 64.0, t1: float = 500.0, seed: int = 2,
+                  solver: str = "RKC2", rtol: float = 1e-3, chunk: int = 48) -> dict:
+    """The Fig. 3 statistic of the same ``runs`` draws in float32 and in float64 (same solver and tolerance),
+    both against the float64 Tsit5 rtol 1e-10 reference: is the plotted statistic unchanged by float32?"""
+    ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t < t1] + [t1])
+    theta0 = np.asarray(jaxattn.initial.uniform_circle(jax.random.PRNGKey(seed), n, batch=runs))
+
+    def run(solver_, rtol_, precision):
+        c0 = time.process_time()
+        out = causal_statistics(jax.random.PRNGKey(0), runs, n=n, beta=beta, ts=ts, chunk=chunk, solver=solver_,
+                                rtol=rtol_, atol=rtol_, theta0=theta0, precision=precision)
+        return out, (time.process_time() - c0) / runs
+
+    ref, ref_cpu = run(diffrax.Tsit5(), 1e-10, "float64")
+    out = {}
+    for precision in ("float64", "float32"):
+        run(SOLVERS[solver](), rtol, precision)  # compile
+        out[precision] = run(SOLVERS[solver](), rtol, precision)
+    e64, e32 = statistic_error(out["float64"][0], ref), statistic_error(out["float32"][0], ref)
+    d_mean, d_run = statistic_error(out["float32"][0], out["float64"][0])
+    same = float(np.mean([np.all(np.asarray(out["float32"][0][k]) == np.asarray(out["float64"][0][k]), axis=1)
+                          for k in FRACTIONS], axis=0).mean())
+    result = dict(runs=runs, solver=solver, rtol=rtol, ts=ts.tolist(), reference_cpu_per_run=ref_cpu,
+                  float64=dict(cpu_per_run=out["float64"][1], err_mean=e64[0], err_run=e64[1]),
+                  float32=dict(cpu_per_run=out["float32"][1], err_mean=e32[0], err_run=e32[1]),
+                  float32_vs_float64=dict(diff_mean=d_mean, diff_run=d_run, runs_identical=same))
+    print(f"# float32 check, {runs} runs, {solver} rtol {rtol:g}: float64 {out['float64'][1]:.4f} CPU-s/run, error of the "
+          f"mean {e64[0]:.2e} (per run {e64[1]:.3f}); float32 {out['float32'][1]:.4f} CPU-s/run, error {e32[0]:.2e} "
+          f"(per run {e32[1]:.3f}); float32 - float64: mean {d_mean:.2e}, per run {d_run:.3f}, fraction of runs whose "
+          f"four consumed fractions are identical at every time {same:.3f}", flush=True)
+    return result
+
+
+#: the circle sweep's rows: (label, solver factory (None: simulate's default), rtols, ensemble, precision)
+CIRCLE_ROWS = (
+    ("Tsit5 (plain)", diffrax.Tsit5, (1e-3, 1e-4, 1e-5, 1e-6), "vmap", "float64"),
+    ("Bosh3 (plain)", diffrax.Bosh3, (1e-3, 1e-4), "vmap", "float64"),
+    ("default (Tsit5 + collapse at 10 rtol)", None, (1e-3, 1e-4, 1e-5, 1e-6), "vmap", "float64"),
+    ("default (Tsit5 + collapse at 10 rtol)", None, (1e-3, 1e-4, 1e-5), "map", "float64"),
+    ("default (Tsit5 + collapse at 10 rtol)", None, (1e-3, 1e-4, 1e-5), "map", "float32"),
+    ("Tsit5 (plain)", diffrax.Tsit5, (1e-4, 1e-5), "vmap", "float32"),
+)
+
+
 def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=(0.0, 10.0, 30.0, 100.0, 300.0),
-                          seed: int = 0, solvers=("Tsit5", "Bosh3"), euler_h=EULER_H, ensemble: str = "vmap") -> dict:
+                          seed: int = 0, rows_of=CIRCLE_ROWS, euler_h=EULER_H) -> dict:
     """The circle metastability sweep (``jaxattn sweep circle``: paper_002.circle_metastability, SA on S^1,
     n = 32, t up to 300) at ``batch`` draws per beta: error of the mean cluster count and of the mean
-    clustered-pair fraction (max over beta and t) against Tsit5 rtol 1e-10, vs CPU s per member."""
+    clustered-pair fraction (max over beta and t) against Tsit5 rtol 1e-10 (no merges), vs CPU s per member;
+    the authors' Euler in NumPy and compiled by XLA on the same draws."""
     from jaxattn.studies.paper_002 import circle_metastability
     from jaxattn.analysis import clustered_pair_fraction, count_clusters
 
@@ -135,9 +196,10 @@ def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=
     theta0 = jaxattn.initial.uniform_circle(jax.random.PRNGKey(seed), n, batch=batch)
     members = batch * len(betas)
 
-    def jax_run(solver, rtol):
-        return circle_metastability(list(betas), ts, n=n, batch=batch, x0=theta0, solver=solver,
-                                    rtol=jnp.asarray(rtol), atol=jnp.asarray(rtol), ensemble=ensemble)
+    def jax_run(solver, rtol, ensemble="vmap", precision="float64"):
+        return circle_metastability(list(betas), ts, n=n, batch=batch, x0=theta0.astype(precision), solver=solver,
+                                    rtol=jnp.asarray(rtol, precision), atol=jnp.asarray(rtol, precision),
+                                    ensemble=ensemble)
 
     def err(ds, ref):
         return (float(np.max(np.abs(ds.clusters.mean("member") - ref.clusters.mean("member")))),
@@ -148,35 +210,40 @@ def circle_work_precision(batch: int = 64, *, n: int = 32, betas=(4.0, 9.0), ts=
     rows = [dict(method="reference Tsit5", knob=1e-10, cpu_per_member=(time.process_time() - c0) / members,
                  err_clusters=0.0, err_pairs=0.0)]
     print(f"# circle metastability sweep, work-precision: SA on S^1, n = {n}, betas {list(betas)}, {batch} draws "
-          f"per beta, save times {ts.tolist()}; ensemble {ensemble!r} (the sweep's default: vmap)", flush=True)
-    for name in solvers:
-        solver = SOLVERS[name]()
-        jax_run(solver, 1e-2)  # compile
-        for rtol in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8):
+          f"per beta, save times {ts.tolist()}", flush=True)
+    for label, make, rtols, ensemble, precision in rows_of:
+        solver = lambda: None if make is None else make()  # noqa: E731
+        jax_run(solver(), rtols[0], ensemble, precision)  # compile
+        for rtol in rtols:
             c0 = time.process_time()
-            ds = jax_run(solver, rtol)
+            ds = jax_run(solver(), rtol, ensemble, precision)
             cpu = (time.process_time() - c0) / members
             e_c, e_p = err(ds, ref)
-            rows.append(dict(method=f"jaxattn {name}", knob=rtol, cpu_per_member=cpu, err_clusters=e_c, err_pairs=e_p))
-            print(f"jaxattn {name:6s} rtol {rtol:7.0e}: {1e3 * cpu:.2f} CPU-ms/member, error of mean clusters "
+            method = f"jaxattn {label}, {ensemble}" + (", float32" if precision == "float32" else "")
+            rows.append(dict(method=method, knob=rtol, cpu_per_member=cpu, err_clusters=e_c, err_pairs=e_p))
+            print(f"{method:55s} rtol {rtol:7.0e}: {1e3 * cpu:.2f} CPU-ms/member, error of mean clusters "
                   f"{e_c:.3f}, of mean pair fraction {e_p:.2e}", flush=True)
-    for h in euler_h:
-        e_c = e_p = 0.0
-        cpu = 0.0
-        for i, beta in enumerate(betas):
-            c0 = time.process_time()
-            angles = numpy_euler_causal_circle(np.asarray(theta0), beta, ts, h=h, causal=False)
-            cpu += time.process_time() - c0
-            th = jnp.asarray(angles)
-            x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
-            clusters = np.asarray(count_clusters(th, manifold="circle", gap=0.1)).mean(0)
-            pairs = np.asarray(clustered_pair_fraction(x, 1e-2)).mean(0)
-            e_c = max(e_c, float(np.max(np.abs(clusters - ref.clusters.isel(beta=i).mean("member").values))))
-            e_p = max(e_p, float(np.max(np.abs(pairs - ref.pair_fraction.isel(beta=i).mean("member").values))))
-        rows.append(dict(method="NumPy Euler", knob=h, cpu_per_member=cpu / members, err_clusters=e_c, err_pairs=e_p))
-        print(f"NumPy Euler h = {h:g}: {1e3 * cpu / members:.2f} CPU-ms/member, error of mean clusters {e_c:.3f}, "
-              f"of mean pair fraction {e_p:.2e}", flush=True)
-    return dict(n=n, betas=list(betas), batch=batch, ts=ts.tolist(), ensemble=ensemble, rows=rows)
+    for method, euler in (("NumPy Euler", lambda b, h: numpy_euler_causal_circle(np.asarray(theta0), b, ts, h=h,
+                                                                                  causal=False)),
+                          ("XLA Euler", lambda b, h: xla_euler(theta0, b, ts, h, angles=True))):
+        for h in euler_h:
+            e_c = e_p = cpu = 0.0
+            for i, beta in enumerate(betas):
+                if method == "XLA Euler":
+                    euler(beta, h)  # compile
+                c0 = time.process_time()
+                angles = euler(beta, h)
+                cpu += time.process_time() - c0
+                th = jnp.asarray(angles)
+                x = jnp.stack([jnp.cos(th), jnp.sin(th)], -1)
+                clusters = np.asarray(count_clusters(th, manifold="circle", gap=0.1)).mean(0)
+                pairs = np.asarray(clustered_pair_fraction(x, 1e-2)).mean(0)
+                e_c = max(e_c, float(np.max(np.abs(clusters - ref.clusters.isel(beta=i).mean("member").values))))
+                e_p = max(e_p, float(np.max(np.abs(pairs - ref.pair_fraction.isel(beta=i).mean("member").values))))
+            rows.append(dict(method=method, knob=h, cpu_per_member=cpu / members, err_clusters=e_c, err_pairs=e_p))
+            print(f"{method} h = {h:g}: {1e3 * cpu / members:.2f} CPU-ms/member, error of mean clusters {e_c:.3f}, "
+                  f"of mean pair fraction {e_p:.2e}", flush=True)
+    return dict(n=n, betas=list(betas), batch=batch, ts=ts.tolist(), rows=rows)
 
 
 def plot(result, path):
@@ -219,9 +286,22 @@ def main(argv=None):
     parser.add_argument("--rtol", type=float, default=1e-4, help="rtol = atol (default: the library default)")
     parser.add_argument("--circle", action="store_true",
                         help="work-precision of the circle metastability sweep instead (64 draws per beta)")
+    parser.add_argument("--solvers", nargs="+", choices=tuple(SOLVERS), default=None,
+                        help="with --work-precision: the jaxattn solvers (default: all)")
+    parser.add_argument("--euler-h", type=float, nargs="+", default=None,
+                        help="with --work-precision: the Euler steps (default 0.1 0.05 0.02)")
+    parser.add_argument("--no-ensembles", action="store_true", help="with --work-precision: skip the ensemble rows")
+    parser.add_argument("--float32-check", type=int, default=0, metavar="RUNS",
+                        help="the statistic in float32 vs float64 (RKC2 rtol 1e-3) on RUNS draws, against the reference")
+    parser.add_argument("--tag", default="", help="suffix of the results file names (a study split into parts)")
     args = parser.parse_args(argv)
+    if args.float32_check:
+        result = float32_check(args.float32_check)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"causal_float32_check{args.tag}.json").write_text(json.dumps(result, indent=1))
+        return
     if args.circle:
-        result = circle_work_precision(ensemble=args.ensemble or "vmap")
+        result = circle_work_precision(euler_h=tuple(args.euler_h or EULER_H))
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "causal_circle_work_precision.json").write_text(json.dumps(result, indent=1))
         print(f"wrote {RESULTS / 'causal_circle_work_precision.json'}")
@@ -229,10 +309,11 @@ def main(argv=None):
     args.ensemble = args.ensemble or "map"
     if args.work_precision:
         runs = 24 if args.runs == 5000 else args.runs
-        result = work_precision(runs, n=args.n, beta=args.beta, t1=args.t1)
+        result = work_precision(runs, n=args.n, beta=args.beta, t1=args.t1, solvers=tuple(args.solvers or SOLVERS),
+                                euler_h=tuple(args.euler_h or EULER_H), ensembles=not args.no_ensembles)
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "causal_work_precision.json").write_text(json.dumps(result, indent=1))
-        plot(result, RESULTS / "causal_work_precision.png")
+        (RESULTS / f"causal_work_precision{args.tag}.json").write_text(json.dumps(result, indent=1))
+        plot(result, RESULTS / f"causal_work_precision{args.tag}.png")
         print(f"wrote {RESULTS / 'causal_work_precision.json'} and .png")
         return
     ts = np.array([t for t in (0, 5, 10, 20, 50, 75, 150, 300, 500) if t <= args.t1] or [0.0])

@@ -27,7 +27,7 @@ elif _os.environ.get("JAXATTN_ENABLE_X64", "1") != "0" and "JAX_ENABLE_X64" not 
     _SET_JAX_ENV = True
 
 if TYPE_CHECKING:
-    from . import analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, spectral, studies
+    from . import analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, solvers, spectral, studies
     from .fields import (
         AbstractField,
         CircleSelfAttention,
@@ -36,8 +36,16 @@ if TYPE_CHECKING:
         FrozenCentresCircleAttention,
         GramSelfAttention,
         Kuramoto,
+        MixLNAttention,
+        NGPTAttention,
+        NoisyField,
+        PeriLNAttention,
+        PostLNAttention,
+        PreLNAttention,
         RescaledSelfAttention,
         SelfAttention,
+        Sinkhorn,
+        SqrtScaledAttention,
         UnnormalisedSelfAttention,
     )
     from .grad import checkpointed_adjoint, fit, value_and_grad_of
@@ -54,12 +62,20 @@ __all__ = [
     "GramSelfAttention",
     "HardmaxTransformer",
     "Kuramoto",
+    "MixLNAttention",
+    "NGPTAttention",
+    "NoisyField",
     "NonFiniteStateError",
+    "PeriLNAttention",
+    "PostLNAttention",
+    "PreLNAttention",
     "RescaledSelfAttention",
     "RetractingSolver",
     "SelfAttention",
+    "Sinkhorn",
     "SoftmaxTransformer",
     "SolverStepLimitError",
+    "SqrtScaledAttention",
     "Trajectory",
     "UnnormalisedSelfAttention",
     "analysis",
@@ -76,6 +92,7 @@ __all__ = [
     "sentiment",
     "simulate",
     "solve",
+    "solvers",
     "spectral",
     "studies",
     "value_and_grad_of",
@@ -83,12 +100,13 @@ __all__ = [
 
 #: sub-packages imported on first attribute access
 _SUBMODULES = frozenset({"analysis", "fields", "grad", "initial", "io", "layers", "manifolds", "plot", "sentiment",
-                         "solve", "spectral", "studies"})
+                         "solve", "solvers", "spectral", "studies"})
 #: re-exported name -> the sub-package it comes from
 _EXPORTS = {
     **dict.fromkeys(["AbstractField", "CircleSelfAttention", "EuclideanSelfAttention", "FeedForward",
                      "FrozenCentresCircleAttention", "GramSelfAttention", "Kuramoto", "RescaledSelfAttention", "SelfAttention",
-                     "UnnormalisedSelfAttention"], "fields"),
+                     "Sinkhorn", "UnnormalisedSelfAttention", "MixLNAttention", "NGPTAttention", "NoisyField", "PeriLNAttention",
+                     "PostLNAttention", "PreLNAttention", "SqrtScaledAttention"], "fields"),
     **dict.fromkeys(["checkpointed_adjoint", "fit", "value_and_grad_of"], "grad"),
     **dict.fromkeys(["HardmaxTransformer", "SoftmaxTransformer"], "layers"),
     "load_trajectory": "io",

@@ -18,17 +18,18 @@ O(c x state) *independent of the number of steps S*, and the backward pass recom
 once while S <= (c+1)(c+2)/2, more (logarithmically) beyond. ``None`` (the default) takes equinox's
 choice for the step budget, the smallest c with (c+1)(c+2)/2 > max_steps: c = 361 for simulate's
 max_steps = 65536 (diffrax's docstring says log(max_steps); the installed equinox uses this square
-root). Memory-bound runs (large n) should pass e.g. ``checkpoints=16``. Measured by
-``benchmarks/gradients.py`` (``docs/gradients.md``): value+grad over forward ~4-5x at n = 32 and
-~4x at n = 256 (beta = 9, T = 10), and the compiled memory of the gradient is the same for T = 10,
-40, 160 (19 to 112 steps) at fixed c, and shrinks with c.
+root). Memory-bound runs (large n) should pass e.g. ``checkpoints=16``. The compiled memory of the
+gradient is set by c, not by the number of steps (the cost of value+grad against a forward solve and
+its memory for several T and c are measured in ``docs/gradients.md``, section "Cost", by
+``benchmarks/gradients.py``).
 
 **BacksolveAdjoint is refused** (``ValueError``): it integrates the state backwards in time, and
 clustering dynamics contract forwards, so the backward problem is exponentially unstable (158x wrong
 at n = 32, beta = 9, T = 10; ``docs/gradients.md``; a slow test reproduces a wrong gradient with
 diffrax directly). Through ``simulate`` it could not differentiate the field parameters anyway
-(they are closed over, not passed as diffrax ``args``). Recursive checkpointing costs 3-8x a forward
-solve and is accurate to the forward solve's own tolerance.
+(they are closed over, not passed as diffrax ``args``). Recursive checkpointing costs a few forward
+solves (measured in ``docs/gradients.md``, section "Cost") and is accurate to the forward solve's own
+tolerance.
 """
 
 from __future__ import annotations
@@ -60,9 +61,23 @@ __all__ = [
 def checkpointed_adjoint(checkpoints: int | None = None) -> diffrax.RecursiveCheckpointAdjoint:
     """``diffrax.RecursiveCheckpointAdjoint(checkpoints)``, validated (module docstring: the knob).
 
-    ``checkpoints``: number of stored solver states (memory ~ checkpoints x state size, independent
-    of the number of steps); None: equinox's default, the smallest c with (c+1)(c+2)/2 > max_steps
-    (361 for max_steps = 65536), for which no step is recomputed more than about once.
+    Online binomial checkpointing (Stumm & Walther, "New algorithms for optimal online
+    checkpointing", 2010): memory O(c x state), independent of the number of steps S; each step is
+    recomputed about once while S <= (c+1)(c+2)/2.
+
+    **Arguments:**
+
+    - `checkpoints`: c, the number of stored solver states, a positive int; default None: equinox's
+        choice, the smallest c with (c+1)(c+2)/2 > max_steps (361 for max_steps = 65536), for which no
+        step is recomputed more than about once.
+
+    **Returns:**
+
+    The ``diffrax.RecursiveCheckpointAdjoint``.
+
+    **Raises:**
+
+    - `ValueError`: ``checkpoints`` is neither None nor a positive int.
     """
     if checkpoints is not None and (
         isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, np.integer)) or checkpoints < 1
@@ -93,7 +108,17 @@ def _resolve_adjoint(adjoint, checkpoints):
 
 
 def check_real_scalar(value: Any, what: str) -> None:
-    """TypeError unless ``value`` is a real floating-point scalar (what a gradient needs)."""
+    """Check that ``value`` is a real floating-point scalar (what a gradient needs).
+
+    **Arguments:**
+
+    - `value`: what the observable or loss returned.
+    - `what`: its name in the message (e.g. ``"the observable"``).
+
+    **Raises:**
+
+    - `TypeError`: ``value`` has no shape (), or a non-floating dtype (an int, a complex number).
+    """
     if not (hasattr(value, "shape") and value.shape == ()) or not jnp.issubdtype(value.dtype, jnp.floating):
         raise TypeError(
             f"{what} must return a real scalar (shape ()), got "
@@ -102,15 +127,19 @@ def check_real_scalar(value: Any, what: str) -> None:
 
 
 class Gradients(eqx.Module):
-    """Gradient of an observable of a [`jaxattn.Trajectory`][jaxattn.Trajectory].
+    """Gradient of an observable of a [`jaxattn.Trajectory`][jaxattn.Trajectory] (what
+    [`value_and_grad_of`][jaxattn.value_and_grad_of] returns).
 
-    * ``field``: a pytree shaped like the field whose array leaves are d obs / d leaf
-      (``grads.field.beta``, ``.Q``, ``.K``, ``.V``; None where the field had None);
-    * ``x0``: d obs / d x0, projected onto the tangent space of the field's manifold
-      ([`jaxattn.manifolds.AbstractManifold.project`][jaxattn.manifolds.AbstractManifold.project]): on the sphere the Riemannian gradient
-      P_{x_i} (d obs / d x_i(0)), on Gram matrices its symmetric part with zero diagonal; so
-      obs(retract(x0 + h v)) = obs(x0) + h <x0 gradient, v> + O(h^2) for tangent v;
-    * ``t1``: d obs / d t1 (the saved times move with t1 when ``ts`` is an int or None).
+    **Attributes:**
+
+    - `field`: a pytree shaped like the field whose array leaves are d obs / d leaf
+        (``grads.field.beta``, ``.Q``, ``.K``, ``.V``; None where the field had None).
+    - `x0`: d obs / d x0, the shape of x0, projected onto the tangent space of the field's manifold
+        ([`jaxattn.manifolds.AbstractManifold.project`][jaxattn.manifolds.AbstractManifold.project]): on the
+        sphere the Riemannian gradient P_{x_i} (d obs / d x_i(0)), on Gram matrices its symmetric part
+        with zero diagonal; so obs(retract(x0 + h v)) = obs(x0) + h ⟨x0 gradient, v⟩ + O(h^2) for
+        tangent v.
+    - `t1`: d obs / d t1, a scalar (the saved times move with t1 when ``ts`` is an int or None).
     """
 
     field: PyTree[Array | None]
@@ -140,27 +169,52 @@ def value_and_grad_of(
     adjoint: diffrax.AbstractAdjoint | None = None,
     **simulate_kwargs,
 ) -> tuple[Float[Array, ""], Gradients]:
-    r"""(observable(simulate(field, x0, t1, ...)), gradients w.r.t. the field's arrays, x0 and t1).
+    r"""The value of ``observable(simulate(field, x0, t1, ...))`` and its gradients w.r.t. the field's
+    arrays, x0 and t1.
 
     One reverse pass gives every gradient (the cost is the same for one or all of them). The whole
-    thing is jit-compiled once per observable/field structure; new parameter values reuse it.
+    thing is jit-compiled once per observable/field structure; new parameter values reuse it. The
+    gradient is the exact derivative of the computed solution (discretise-then-optimise, module
+    docstring).
 
-    Args:
-        observable: ``Trajectory -> real scalar``, e.g.
-            ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
-        field: the field, as for [`jaxattn.simulate`][jaxattn.simulate].
-        x0: a single configuration or an ensemble, as for [`jaxattn.simulate`][jaxattn.simulate].
-        t1: the final time, as for [`jaxattn.simulate`][jaxattn.simulate].
-        checkpoints: the memory/time knob of the recursive-checkpoint adjoint (module docstring).
-        adjoint: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode);
-            ``BacksolveAdjoint`` raises ValueError (module docstring).
-        **simulate_kwargs (Any): passed to [`jaxattn.simulate`][jaxattn.simulate] (``ts``, ``rtol``, ``atol``, ...).
+    ```python
+    value, g = value_and_grad_of(lambda tr: mean_inner_product(tr.final),
+                                 jaxattn.SelfAttention(4.0), x0, 5.0, rtol=1e-8, atol=1e-8)
+    g.field.beta, g.x0, g.t1
+    ```
 
-    Example::
+    **Arguments:**
 
-        value, g = value_and_grad_of(lambda tr: mean_inner_product(tr.final),
-                                     jaxattn.SelfAttention(4.0), x0, 5.0, rtol=1e-8, atol=1e-8)
-        g.field.beta, g.x0, g.t1
+    - `observable`: ``Trajectory -> real scalar`` (a float array of shape ()), differentiable, e.g.
+        ``lambda tr: jaxattn.analysis.mean_inner_product(tr.final)``.
+    - `field`: the [`AbstractField`][jaxattn.AbstractField], as for [`jaxattn.simulate`][jaxattn.simulate];
+        its inexact array leaves are differentiated (cast to x0's dtype).
+    - `x0`: a single configuration or an ensemble, real floating point, on the field's manifold, as for
+        [`jaxattn.simulate`][jaxattn.simulate].
+    - `t1`: the final time, a finite scalar > t0 (``simulate_kwargs["t0"]``, default 0).
+    - `checkpoints`: the memory/time knob of the recursive-checkpoint adjoint
+        ([`checkpointed_adjoint`][jaxattn.checkpointed_adjoint]); a positive int or None (default:
+        equinox's choice). Not together with ``adjoint``.
+    - `adjoint`: any other diffrax adjoint (``DirectAdjoint`` for forward+reverse mode: ``jax.jacfwd``
+        through [`jaxattn.simulate`][jaxattn.simulate] works with it or ``diffrax.ForwardMode()``,
+        ``docs/gradients.md``); default None: recursive checkpointing. ``BacksolveAdjoint`` is refused
+        (module docstring).
+    - `simulate_kwargs`: passed to [`jaxattn.simulate`][jaxattn.simulate] (``ts``, ``rtol``, ``atol``,
+        ``t0``, ...); not ``adjoint``.
+
+    **Returns:**
+
+    ``(value, gradients)``: the observable's value (a float scalar array) and
+    [`Gradients`][jaxattn.grad.Gradients] (``.field``, ``.x0`` tangent to the manifold, ``.t1``).
+
+    **Raises:**
+
+    - `TypeError`: ``observable`` is not callable or returns no real scalar; ``field`` is not an
+        ``AbstractField``; ``adjoint`` is passed in ``simulate_kwargs`` or is not a diffrax adjoint;
+        ``x0`` is not real floating point.
+    - `ValueError`: ``x0`` is non-finite or off the manifold; ``t1`` is not a finite scalar > t0;
+        ``checkpoints`` is invalid or given with ``adjoint``; ``adjoint`` is a ``BacksolveAdjoint``;
+        and every error of [`jaxattn.simulate`][jaxattn.simulate].
     """
     if not callable(observable):
         raise TypeError(f"observable must be a callable Trajectory -> scalar, got {type(observable).__name__}")
@@ -190,9 +244,15 @@ def value_and_grad_of(
 
 
 class FitResult(eqx.Module):
-    """Result of [`fit`][jaxattn.fit]: final ``params``, ``losses`` per step (the loss *before* each update,
-    then the final loss), and ``history`` (params before each update, then the final params;
-    stacked leaves)."""
+    """Result of [`fit`][jaxattn.fit].
+
+    **Attributes:**
+
+    - `params`: the final parameters (the pytree structure of the initial ones).
+    - `losses`: float (steps + 1,): the loss *before* each update, then the final loss.
+    - `history`: the parameters before each update, then the final parameters: the pytree with each
+        leaf stacked along a new leading axis of length steps + 1.
+    """
 
     params: PyTree[Array]
     losses: Float[Array, " steps1"]
@@ -206,10 +266,29 @@ def fit(
     optimizer: optax.GradientTransformation | None = None,
     steps: int = 100,
 ) -> FitResult:
-    """Minimise ``loss(params)`` with optax (default ``optax.adam(0.05)``) for ``steps`` updates.
+    """Minimise ``loss(params)`` with optax for ``steps`` updates.
 
-    ``params`` is any pytree of float arrays; the update step is jit-compiled once. A non-finite
-    loss or gradient raises FloatingPointError naming the step (no silent NaN).
+    params_{k+1} = params_k + optimizer.update(grad loss(params_k), state_k); the update step is
+    jit-compiled once.
+
+    **Arguments:**
+
+    - `loss`: ``params -> real scalar``, differentiable (e.g. an observable of a
+        [`jaxattn.simulate`][jaxattn.simulate] solve built from the parameters).
+    - `params`: the initial parameters, any pytree of float arrays (converted with ``jnp.asarray``).
+    - `optimizer`: an ``optax.GradientTransformation``; default None: ``optax.adam(0.05)``.
+    - `steps`: the number of updates, a positive int; default 100.
+
+    **Returns:**
+
+    A [`FitResult`][jaxattn.grad.FitResult] (final ``params``, ``losses``, ``history``).
+
+    **Raises:**
+
+    - `TypeError`: ``loss`` is not callable.
+    - `ValueError`: ``steps`` is not a positive int.
+    - `FloatingPointError`: the loss or its gradient is not finite at some step (the message names
+        the step; no silent NaN).
     """
     if not callable(loss):
         raise TypeError("loss must be a callable params -> scalar")

@@ -31,8 +31,13 @@ DEFAULT_DPI = 150
 
 
 def pyplot():
-    """``matplotlib.pyplot``, switched to the non-interactive Agg backend unless a notebook
-    (inline) backend is active."""
+    """``matplotlib.pyplot``, imported lazily and switched to the non-interactive Agg backend unless a
+    notebook (inline) backend is active.
+
+    **Returns:**
+
+    The ``matplotlib.pyplot`` module.
+    """
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -48,15 +53,28 @@ def pyplot():
 def save_figure(fig, path, *, dpi: int | None = None, format: str | None = None, close: bool = True):
     """Write a matplotlib figure; the one way the ``jaxattn`` commands write figures.
 
-    ``format`` (``"png"``, ``"svg"`` or ``"pdf"``; default: the path's suffix, else png) replaces the path's
-    suffix, so ``--format pdf`` turns ``run.png`` into ``run.pdf``; ``dpi`` sets the resolution of raster
-    output (default `DEFAULT_DPI`; vector formats keep text and lines as vectors). The file's metadata
-    say what made it (the jaxattn version, and the ``jaxattn`` command line or the script). The figure is
-    trimmed to its drawn content and closed unless ``close=False``. Returns the path written.
+    The file's metadata say what made it (the jaxattn version, and the ``jaxattn`` command line or the
+    script). The figure is trimmed to its drawn content; parent folders are created.
 
-    Raises:
-        ValueError: an unknown format or suffix, or a non-positive dpi.
-        OSError: the file could not be written (the message names it and the cause).
+    **Arguments:**
+
+    - `fig`: the matplotlib figure.
+    - `path`: the file to write (str or path-like); its suffix is replaced by ``format``, so
+        ``--format pdf`` turns ``run.png`` into ``run.pdf``.
+    - `dpi`: the resolution of raster output, > 0; default None: `DEFAULT_DPI` = 150 (vector formats
+        keep text and lines as vectors).
+    - `format`: ``"png"``, ``"svg"`` or ``"pdf"`` (case-insensitive); default None: the path's suffix,
+        else png.
+    - `close`: close the figure after writing; default True.
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``).
+
+    **Raises:**
+
+    - `ValueError`: an unknown format or suffix, or a non-positive dpi.
+    - `OSError`: the file could not be written (the message names it and the cause).
     """
     from pathlib import Path
 
@@ -94,6 +112,17 @@ def parameter_title(what: str, **params) -> str:
 
     The convention of every figure the project draws: the model, then each parameter the figure depends
     on (numbers with ``:g``; Greek names as symbols; a sequence as ``$\\beta \\in [min, max]$ (k values)``).
+
+    **Arguments:**
+
+    - `what`: the model or quantity shown (matplotlib mathtext allowed).
+    - `params`: the parameters, name = value: a number, a sequence of numbers (shown as its range and
+        count) or a string (shown as ``name value``); Greek names (alpha, beta, gamma, delta, tau,
+        theta, mu, sigma, omega) become symbols.
+
+    **Returns:**
+
+    The title (str); ``what`` alone when no parameter is given.
     """
     parts = []
     for name, value in params.items():
@@ -118,10 +147,21 @@ def log_limits(values, *, floor: float = 1e-12, pad: float = 1.5) -> tuple[float
 
     Values that are exactly 0 (a mode absent from the initial condition) or below ``floor`` times the
     largest value are ignored, so the axis is not stretched to 1e-300 and the curves stay readable;
-    the limits are padded by the factor ``pad``. Returns ``(low, high)``.
+    the limits are padded by the factor ``pad``.
 
-    Raises:
-        ValueError: no positive finite value to show.
+    **Arguments:**
+
+    - `values`: array-like of any shape (NaN/inf and values <= 0 are ignored).
+    - `floor`: values below ``floor`` x the largest are ignored; default 1e-12.
+    - `pad`: the factor the limits are widened by, >= 1; default 1.5.
+
+    **Returns:**
+
+    ``(low, high)``, floats.
+
+    **Raises:**
+
+    - `ValueError`: no positive finite value to show.
     """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v) & (v > 0)]
@@ -138,6 +178,18 @@ def cell_edges(centres) -> np.ndarray:
     Inner edges are the midpoints between neighbours; the outer edges are the grid's own first and last
     values, so no cell reaches past the sampled range (the outer cells are half cells). A single point
     gets the cell [c - 1/2, c + 1/2].
+
+    **Arguments:**
+
+    - `centres`: the grid, a non-empty, strictly increasing 1-d array-like of K points.
+
+    **Returns:**
+
+    The K + 1 edges, a float NumPy array.
+
+    **Raises:**
+
+    - `ValueError`: ``centres`` is not a non-empty 1-d grid or is not strictly increasing.
     """
     c = np.asarray(centres, dtype=float)
     if c.ndim != 1 or c.size == 0:
@@ -163,7 +215,24 @@ def plot_sphere_trajectories(trajectory, ax=None, *, member: int = 0, title: str
     and its end x_i(T) a large crimson dot, both explained in the legend. Path segments, start and end
     points on the far side of the sphere from the viewer are drawn behind the wireframe with opacity
     ``back_alpha``, so the front hemisphere reads clearly. The axes are zoomed so that the sphere fills
-    the figure (no empty margins); the legend sits in one row below it. Ensembles draw ``member``. Returns the axes.
+    the figure (no empty margins); the legend sits in one row below it.
+
+    **Arguments:**
+
+    - `trajectory`: a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs``)
+        of tokens in R^3: ``xs`` of shape (T, n, 3), or (B, T, n, 3) for an ensemble.
+    - `ax`: a 3-D matplotlib axes to draw into; default None: a new 5 x 5 inch figure.
+    - `member`: the ensemble member drawn; default 0.
+    - `title`: the axes title; default None: no title.
+    - `back_alpha`: opacity of what lies on the far side, in [0, 1]; default 0.2.
+
+    **Returns:**
+
+    The axes.
+
+    **Raises:**
+
+    - `ValueError`: the states are not (T, n, 3), or ``back_alpha`` is outside [0, 1].
     """
     from matplotlib.collections import LineCollection  # noqa: F401  (Line3DCollection needs it loaded)
     from matplotlib.lines import Line2D
@@ -228,8 +297,21 @@ def circle_paths(ts, theta) -> tuple[np.ndarray, np.ndarray]:
     ``theta`` (T, n) angles are unwrapped in time and folded into [0, 2 pi); where a path crosses a
     multiple of 2 pi between two saved times the line is cut there: the crossing time t_c (linear
     interpolation) gets a point on the edge it leaves (2 pi or 0), a NaN (the break), and a point on
-    the edge it enters. Returns (t, y), each of shape (L, n) with NaN padding, ready for
-    ``ax.plot(t, y)``; no two consecutive finite points of a column differ by more than pi.
+    the edge it enters.
+
+    **Arguments:**
+
+    - `ts`: the saved times, float (T,).
+    - `theta`: angles (radians), float (T, n) (or (T,) for one token).
+
+    **Returns:**
+
+    ``(t, y)``, each float (L, n) with NaN padding, ready for ``ax.plot(t, y)``; no two consecutive
+    finite points of a column differ by more than pi.
+
+    **Raises:**
+
+    - `ValueError`: ``theta`` is not (T, n) with T = len(ts).
     """
     ts = np.asarray(ts, dtype=float)
     theta = np.asarray(theta, dtype=float)
@@ -267,11 +349,28 @@ def circle_paths(ts, theta) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0, title: str | None = None):
-    """Angles theta_i(t) in [0, 2 pi) against t (paper 002 Fig 3 style), lines cut where they wrap.
+    """Angles theta_i(t) in [0, 2 pi) against t, lines cut where they wrap (the style of Geshkovski et al.
+    2023 (perspective), Fig. 3).
 
-    ``trajectory.xs`` holds angles (T, n) or unit vectors (T, n, 2) on $S^1$; ensembles draw ``member``.
     Paths are drawn by `circle_paths`, so a token crossing 0 = 2 pi leaves the top edge and
-    re-enters at the bottom without a vertical jump. Returns the axes.
+    re-enters at the bottom without a vertical jump.
+
+    **Arguments:**
+
+    - `trajectory`: a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs``)
+        whose ``xs`` holds angles (T, n) or unit vectors (T, n, 2) on S^1 (with a leading member axis
+        for an ensemble).
+    - `ax`: a matplotlib axes to draw into; default None: a new 6 x 3.5 inch figure.
+    - `member`: the ensemble member drawn; default 0.
+    - `title`: the axes title; default None: ``"n tokens on S^1"``.
+
+    **Returns:**
+
+    The axes.
+
+    **Raises:**
+
+    - `ValueError`: the states are neither angles (T, n) nor points (T, n, 2).
     """
     plt = pyplot()
     xs = np.asarray(trajectory.xs, dtype=float)
@@ -304,8 +403,25 @@ def plot_attention(P, ax=None, *, title: str | None = None, colorbar: bool = Tru
 
     Tokens are numbered from 1 on both axes (ticks at up to 6 indices), as in Geshkovski, Letrouit,
     Polyanskiy, Rigollet, "The emergence of clusters in self-attention dynamics" (2023), Figs 3 and 11; a colour bar labelled
-    $P_{ij}$ is attached unless ``colorbar=False`` (then draw one for several panels yourself from the
-    returned image, ``ax.images[0]``). ``vmax=None`` scales to the data. Returns the axes.
+    $P_{ij}$ is attached unless ``colorbar=False``.
+
+    **Arguments:**
+
+    - `P`: the attention matrix, float (n, m) (rows: queries, columns: keys), entries in [0, 1].
+    - `ax`: a matplotlib axes to draw into; default None: a new figure.
+    - `title`: the axes title; default None: no title.
+    - `colorbar`: attach a colour bar; default True (False: draw one for several panels yourself from
+        the returned image, ``ax.images[0]``).
+    - `vmax`: the top of the colour scale; default 1; None scales to the data.
+    - `cmap`: a matplotlib colour map name; default ``"Blues"``.
+
+    **Returns:**
+
+    The axes.
+
+    **Raises:**
+
+    - `ValueError`: ``P`` is not one 2-d matrix.
     """
     plt = pyplot()
     P = np.asarray(P, dtype=float)
@@ -328,10 +444,19 @@ def plot_attention(P, ax=None, *, title: str | None = None, colorbar: bool = Tru
 
 
 def plot_value_spectra(eigenvalues, heads=None, *, axes=None):
-    """Scatter of each head's value-matrix eigenvalues in the complex plane.
+    """Scatter of each head's value-matrix eigenvalues in the complex plane (the style of Geshkovski,
+    Letrouit, Polyanskiy, Rigollet 2023 (emergence), Fig. 10).
 
-    Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, Fig. 10 style; ``eigenvalues`` is the
-    (num_heads, dk) output of [`jaxattn.io.value_spectra`][jaxattn.io.value_spectra].
+    **Arguments:**
+
+    - `eigenvalues`: complex (num_heads, dk) (or (dk,) for one head), e.g. the output of
+        [`jaxattn.io.value_spectra`][jaxattn.io.value_spectra].
+    - `heads`: the 0-based heads to draw, one panel each; default None: every head.
+    - `axes`: the matplotlib axes, one per head; default None: a new row of panels.
+
+    **Returns:**
+
+    The axes (an array of matplotlib axes).
     """
     plt = pyplot()
     lam = np.atleast_2d(eigenvalues)
@@ -359,8 +484,21 @@ def frame_schedule(ts, xs, frames: int, *, uniform: float = 0.1) -> np.ndarray:
     Where the tokens move fast the frames are dense; a long metastable stretch gets few frames (a fraction
     ``uniform`` of them, so that time still visibly passes). ``uniform=1`` gives evenly spaced times.
 
-    Returns increasing indices into ``ts``, first and last included, at most ``frames`` of them (fewer when
-    the saved times are too coarse to place them all).
+    **Arguments:**
+
+    - `ts`: the saved times, float (T,).
+    - `xs`: the saved states, float (T, n) angles or (T, n, d) points.
+    - `frames`: the most frames wanted, an int >= 1.
+    - `uniform`: the weight of time against arc length, in [0, 1]; default 0.1.
+
+    **Returns:**
+
+    Increasing indices into ``ts`` (a NumPy int array), first and last included, at most ``frames`` of
+    them (fewer when the saved times are too coarse to place them all).
+
+    **Raises:**
+
+    - `ValueError`: ``frames`` < 1, ``uniform`` outside [0, 1], or ``xs`` and ``ts`` of different lengths.
     """
     ts = np.asarray(ts, dtype=float)
     xs = np.asarray(xs, dtype=float)
@@ -408,18 +546,37 @@ def animate(trajectory, path, *, member: int = 0, frames: int = 80, fps: int = 1
             size: float = 5.0, title: str | None = None, uniform: float = 0.1, hold: float = 1.0):
     """Write an animation of the tokens x_i(t) of a trajectory: a GIF, or an MP4 if ``path`` ends in .mp4.
 
-    ``trajectory`` is a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs`` (T, n) angles or
-    (T, n, d) points; ensembles draw ``member``). Tokens are drawn on S^1 (angles or unit vectors in R^2),
-    S^2 (unit vectors in R^3; tokens on the far side of the sphere from the viewer are faded), or in R^2 / R^3
-    with fixed axes covering the whole path. Up to ``frames`` saved states become frames shown at ``fps``
-    frames per second, chosen by `frame_schedule`: equally spaced in the arc length of the motion
-    (blended with time by ``uniform``), so the frames go where the tokens move and a metastable stretch
-    passes quickly; every frame is labelled with its t, and the last is held for ``hold`` seconds. The
-    picture is ``size`` inches at ``dpi`` (480 x 480 pixels by default). Save the trajectory densely
-    (e.g. ``ts=401``) so that the schedule has states to choose from.
+    Tokens are drawn on S^1 (angles or unit vectors in R^2), S^2 (unit vectors in R^3; tokens on the far
+    side of the sphere from the viewer are faded), or in R^2 / R^3 with fixed axes covering the whole
+    path. The saved states shown are chosen by `frame_schedule`: equally spaced in the arc length of the
+    motion (blended with time by ``uniform``), so the frames go where the tokens move and a metastable
+    stretch passes quickly; every frame is labelled with its t. Save the trajectory densely (e.g.
+    ``ts=401``) so that the schedule has states to choose from. GIFs use matplotlib's Pillow writer (no
+    ffmpeg needed); MP4 needs ffmpeg on the PATH.
 
-    GIFs use matplotlib's Pillow writer (no ffmpeg needed); MP4 needs ffmpeg on the PATH.
-    Returns the path written.
+    **Arguments:**
+
+    - `trajectory`: a [`jaxattn.Trajectory`][jaxattn.Trajectory] (or anything with ``ts`` (T,) and ``xs``
+        (T, n) angles or (T, n, d) points, d = 2 or 3), finite.
+    - `path`: the file to write, ending in ``.gif`` or ``.mp4``.
+    - `member`: the ensemble member drawn; default 0.
+    - `frames`: the most saved states shown, >= 1; default 80.
+    - `fps`: frames per second; default 15.
+    - `dpi`: resolution; default 96 (with ``size`` 5: 480 x 480 pixels).
+    - `size`: the picture's side in inches; default 5.
+    - `title`: the figure title; default None: ``"n tokens on <space>"``.
+    - `uniform`: the weight of time against arc length in the schedule, in [0, 1]; default 0.1.
+    - `hold`: seconds the last frame is held, >= 0; default 1.
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``).
+
+    **Raises:**
+
+    - `RuntimeError`: an ``.mp4`` path without ffmpeg on the PATH.
+    - `ValueError`: another suffix; ``xs`` and ``ts`` of different lengths; NaN/inf states; ``hold`` < 0;
+        tokens in a dimension other than 2 or 3 (or angles); a bad ``frames``/``uniform``.
     """
     from pathlib import Path
 

@@ -34,6 +34,7 @@ LAYERS = {
     "plot": 1,
     "fields": 1,
     "layers": 1,
+    "solvers": 1.5,  # diffrax solvers (RKC2, cluster collapse): simulate picks among them
     "initial": 2,
     "solve": 2,
     "grad": 3,

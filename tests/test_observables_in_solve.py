@@ -68,3 +68,19 @@ def test_phase_diagram_solver_and_float32_opt_in(tmp_path):
         p2.phase_diagram([1.0], ts, directory=tmp_path / "d", solver="rk4", **kw)
     with pytest.raises(ValueError, match="explicit opt-in"):
         p2.phase_diagram([1.0], ts, directory=tmp_path / "e", precision="float16", **kw)
+
+
+def test_integer_observables_stay_exact_in_float32(key):
+    """Observables travel through the solve in their own dtype: an integer above 2^24 with float32 states
+    (where a float32 rounds 2^24 + 1 to 2^24) comes back exact, equal to the count on the saved states."""
+    x0 = jaxattn.initial.uniform_sphere(key, 6, 3, batch=2).astype(jnp.float32)
+
+    def observe(t, x):
+        return {"count": jnp.sum(x[..., 0] > 0, axis=-1, dtype=jnp.int32) + (2**24 + 1)}
+
+    ts = jnp.linspace(0.0, 2.0, 3, dtype=jnp.float32)
+    inside = solve_ensemble(jaxattn.SelfAttention(2.0), x0, 2.0, ts=ts, observe=observe, in_solve=True)
+    saved = solve_ensemble(jaxattn.SelfAttention(2.0), x0, 2.0, ts=ts, observe=observe)
+    assert inside["count"].dtype == np.int32
+    np.testing.assert_array_equal(inside["count"], saved["count"])
+    assert np.all(inside["count"] > 2**24) and np.any(inside["count"] % 2 == 1)  # odd: not float32-rounded

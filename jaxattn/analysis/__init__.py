@@ -16,7 +16,8 @@ from .clusters import (
     pairwise_inner_products,
 )
 from .energy import circle_energy, energy_rate, interaction_energy
-from . import gamma, metastable, observables, renyi
+from . import equiangular, gamma, long_context, lost_in_middle, metastable, observables, renyi, staircase
+from .equiangular import clustering_rate, equiangular_rhs, equiangular_trajectory
 from .gamma import gamma_crossing_time, gamma_rhs, gamma_trajectory
 from .metastable import (
     lemma_5_1_bounds,
@@ -32,6 +33,7 @@ from .observables import (
     soft_min_inner_product,
     soft_time_to_cluster,
 )
+from .sinkhorn import sinkhorn_transport_cost
 from .renyi import (
     RENYI_CONSTANT,
     cap_fraction,
@@ -49,6 +51,10 @@ from .renyi import (
 )
 
 __all__ = [
+    "clustering_rate",
+    "equiangular",
+    "equiangular_rhs",
+    "equiangular_trajectory",
     "RENYI_CONSTANT",
     "cap_fraction",
     "cluster_count_series",
@@ -62,6 +68,8 @@ __all__ = [
     "gamma_trajectory",
     "interaction_g",
     "interaction_h",
+    "long_context",
+    "lost_in_middle",
     "lemma_5_1_bounds",
     "lemma_a2_bounds",
     "lemma_a2_conditions",
@@ -71,6 +79,8 @@ __all__ = [
     "observables",
     "renyi",
     "renyi_centres",
+    "sinkhorn_transport_cost",
+    "staircase",
     "soft_clustered_fraction",
     "soft_min_inner_product",
     "soft_time_to_cluster",

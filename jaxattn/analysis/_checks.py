@@ -11,7 +11,24 @@ from .._validate import check_finite, enforce, interval_rule, is_concrete
 
 
 def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
-    """``x`` as a floating array with at least ``min_ndim`` axes and (when concrete) no NaN/inf."""
+    """Validate a configuration (or a stack of them) for an analysis function.
+
+    **Arguments:**
+
+    - `x`: tokens (..., n, d) or angles (..., n), array-like.
+    - `min_ndim`: the fewest axes accepted; default 2 (tokens; 1 for angles).
+    - `name`: its name in the messages; default ``"x"``.
+
+    **Returns:**
+
+    ``x`` as a floating JAX array (integers converted to the default float).
+
+    **Raises:**
+
+    - `ValueError`: fewer than ``min_ndim`` axes; (concrete values) NaN/inf entries, or tokens whose
+        squared norm overflows float64 (|x_i| > ~1e154).
+    - `TypeError`: ``x`` is not real (e.g. complex or boolean).
+    """
     x = jnp.asarray(x)
     if x.ndim < min_ndim:
         what = "(..., n) angles" if min_ndim == 1 else "(..., n, d) tokens"
@@ -29,7 +46,20 @@ def check_tokens(x: ArrayLike, *, min_ndim: int = 2, name: str = "x") -> Array:
 
 
 def check_threshold(name: str, value, upper: float, meaning: str) -> None:
-    """A concrete threshold lies in (0, upper] (`jaxattn._validate.interval_rule`)."""
+    """Check that a concrete threshold lies in (0, upper] (`jaxattn._validate.interval_rule`; a traced
+    value is not checked).
+
+    **Arguments:**
+
+    - `name`: its name in the message.
+    - `value`: the threshold, a scalar or array.
+    - `upper`: the closed upper bound.
+    - `meaning`: what the threshold means, shown in the message.
+
+    **Raises:**
+
+    - `ValueError`: ``value`` is not finite or outside (0, upper].
+    """
     if is_concrete(value):
         enforce([interval_rule(np.asarray(value, dtype=float), name, 0.0, upper, closed_high=True,
                                meaning=f" ({meaning})")], None)

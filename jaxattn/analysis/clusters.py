@@ -2,12 +2,13 @@
 
 Tolerances (documented defaults, all overridable):
 
-* sphere: tokens i, j are *linked* when <x_i, x_j> >= 1 - delta, delta = 1e-3 by default
-  (the phase-diagram threshold of paper 002's code; the paper's figures use 1e-2);
-* R^d: linked when |x_i - x_j| <= tol, tol = 1e-3 by default (paper 001's clusters
-  shrink like e^{-lambda_1 t} in the rescaled frame, so choose tol by the time scale);
+* sphere: tokens i, j are *linked* when ⟨x_i, x_j⟩ >= 1 - delta, delta = 1e-3 by default
+  (the phase-diagram threshold of the code of Geshkovski et al. 2023 (perspective); the paper's
+  figures use 1e-2);
+* R^d: linked when |x_i - x_j| <= tol, tol = 1e-3 by default (the clusters of Geshkovski et al.
+  2023 (emergence) shrink like e^{-lambda_1 t} in the rescaled frame, so choose tol by the time scale);
 * circle: clusters are the arcs between sorted gaps larger than ``gap`` (0.1 rad, the count used
-  for paper 002 Fig 3; meaningful once clusters have formed, t >~ 10).
+  for Geshkovski et al. 2023 (perspective) Fig. 3; meaningful once clusters have formed, t >~ 10).
 
 Clusters are the connected components of the link graph (single linkage), found by
 min-label propagation inside ``jax.lax.while_loop`` so everything jit-compiles and vmaps
@@ -31,7 +32,16 @@ SPHERE_DELTA_MEANING = "tokens are linked when <x_i, x_j> >= 1 - delta"
 
 
 def pairwise_inner_products(x: Float[ArrayLike, "... n d"]) -> Float[Array, "... n n"]:
-    """Gram matrix <x_i, x_j>."""
+    """The Gram matrices G_ij = ⟨x_i, x_j⟩ (no input checks: a building block of the others).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d).
+
+    **Returns:**
+
+    Float (..., n, n).
+    """
     return jnp.einsum("...id,...jd->...ij", x, x)
 
 
@@ -41,7 +51,21 @@ def _off_diagonal(g):
 
 
 def min_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
-    """min_{i != j} <x_i, x_j> (1 for a single token)."""
+    """The smallest pairwise inner product min_{i != j} ⟨x_i, x_j⟩ (1 for a single token).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (any leading axes), finite.
+
+    **Returns:**
+
+    Float (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` has fewer than 2 axes or (concrete values) NaN/inf entries.
+    - `TypeError`: ``x`` is not real.
+    """
     x = check_tokens(x)
     g = _off_diagonal(pairwise_inner_products(x))
     out = jnp.nanmin(g, axis=(-2, -1)) if x.shape[-2] > 1 else jnp.ones(x.shape[:-2], x.dtype)
@@ -49,7 +73,21 @@ def min_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
 
 
 def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]:
-    """Mean, min, max and std of the off-diagonal <x_i, x_j>."""
+    """Mean, min, max and standard deviation of the off-diagonal inner products ⟨x_i, x_j⟩, i != j.
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (any leading axes), finite, n >= 2.
+
+    **Returns:**
+
+    A dict with ``"mean"``, ``"min"``, ``"max"``, ``"std"``, each float (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` has fewer than 2 axes or (concrete values) NaN/inf entries.
+    - `TypeError`: ``x`` is not real.
+    """
     x = check_tokens(x)
     g = _off_diagonal(pairwise_inner_products(x))
     return {
@@ -61,14 +99,46 @@ def inner_product_statistics(x: Float[ArrayLike, "... n d"]) -> dict[str, Array]
 
 
 def clustered_pair_fraction(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
-    """Fraction of pairs i != j with <x_i, x_j> >= 1 - delta (paper 002 Figs 2-4)."""
+    """The fraction of clustered pairs, #{(i, j), i != j : ⟨x_i, x_j⟩ >= 1 - delta} / (n (n - 1))
+    (Geshkovski et al. 2023 (perspective), Figs 2-4).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (any leading axes), finite.
+    - `delta`: the closeness threshold, in (0, 2]; default [`DEFAULT_DELTA`][jaxattn.analysis.DEFAULT_DELTA] = 1e-3.
+
+    **Returns:**
+
+    Float (...,) in [0, 1] (0 for a single token).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` has fewer than 2 axes or (concrete values) NaN/inf entries, or ``delta`` is
+        outside (0, 2].
+    - `TypeError`: ``x`` is not real.
+    """
     x = check_tokens(x)
     return clustered_pair_fraction_of_gram(pairwise_inner_products(x), delta)
 
 
 def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float = DEFAULT_DELTA) -> Float[Array, "..."]:
-    """[`clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] from the Gram matrices G_ij = <x_i, x_j> (e.g. the states of
-    [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]): the fraction of i != j with G_ij >= 1 - delta."""
+    """[`clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] from the Gram matrices
+    G_ij = ⟨x_i, x_j⟩ (e.g. the states of [`jaxattn.fields.GramSelfAttention`][jaxattn.GramSelfAttention]):
+    the fraction of i != j with G_ij >= 1 - delta.
+
+    **Arguments:**
+
+    - `g`: Gram matrices, float (..., n, n).
+    - `delta`: the closeness threshold, in (0, 2]; default [`DEFAULT_DELTA`][jaxattn.analysis.DEFAULT_DELTA] = 1e-3.
+
+    **Returns:**
+
+    Float (...,) in [0, 1].
+
+    **Raises:**
+
+    - `ValueError`: ``delta`` outside (0, 2] (concrete values).
+    """
     g = jnp.asarray(g)
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     n = g.shape[-1]
@@ -77,7 +147,24 @@ def clustered_pair_fraction_of_gram(g: Float[ArrayLike, "... n n"], delta: float
 
 
 def is_clustered(x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA) -> Bool[Array, "..."]:
-    """True when all pairs satisfy <x_i, x_j> >= 1 - delta (one cluster)."""
+    """Whether the tokens form one cluster: every pair has ⟨x_i, x_j⟩ >= 1 - delta (e.g. the
+    ``stop_when`` of [`jaxattn.simulate`][jaxattn.simulate]).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (any leading axes), finite.
+    - `delta`: the closeness threshold, in (0, 2]; default [`DEFAULT_DELTA`][jaxattn.analysis.DEFAULT_DELTA] = 1e-3.
+
+    **Returns:**
+
+    Bool (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` has fewer than 2 axes or (concrete values) NaN/inf entries, or ``delta`` is
+        outside (0, 2].
+    - `TypeError`: ``x`` is not real.
+    """
     check_threshold("delta", delta, 2.0, SPHERE_DELTA_MEANING)
     return min_inner_product(x) >= 1 - delta
 
@@ -113,10 +200,27 @@ def _relabel(roots: Int[Array, " n"]) -> Int[Array, " n"]:
 
 def cluster_labels(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "... n"]:
-    """Cluster index 0..k-1 of each token (see the module docstring for the tolerances).
+    """The cluster index 0..k-1 of each token: connected components of the link graph (single linkage;
+    module docstring for the tolerances), numbered in order of first appearance. jit/vmap-able.
 
-    ``x`` is (..., n, d) on the sphere or in R^d (``manifold=jaxattn.manifolds.EUCLIDEAN`` or
-    ``"euclidean"``), or (..., n) angles with ``manifold=CIRCLE`` (``"circle"``).
+    **Arguments:**
+
+    - `x`: (..., n, d) tokens on the sphere or in R^d, or (..., n) angles on the circle; finite.
+    - `manifold`: where the tokens live: ``jaxattn.manifolds.SPHERE``
+        (default), ``EUCLIDEAN``, ``CIRCLE`` or their names ``"sphere"``, ``"euclidean"``, ``"circle"``.
+    - `delta`: the sphere's link threshold ⟨x_i, x_j⟩ >= 1 - delta, in (0, 2]; default 1e-3.
+    - `tol`: the link distance in R^d, |x_i - x_j| <= tol, > 0; default 1e-3.
+    - `gap`: the circle's cluster gap in radians, in (0, 2 pi]; default 0.1.
+
+    **Returns:**
+
+    Int (..., n).
+
+    **Raises:**
+
+    - `ValueError`: a manifold without a clustering rule (Gram), an unknown name, a threshold of the
+        manifold outside its range, or ``x`` with too few axes or NaN/inf.
+    - `TypeError`: ``x`` is not real.
     """
     m = as_manifold(manifold)
     rule = _CLUSTER_RULES.get(type(m))
@@ -187,6 +291,24 @@ def _relabel_values(ids: Int[Array, " n"]) -> Int[Array, " n"]:
 
 def count_clusters(x: ArrayLike, *, manifold: AbstractManifold | str = SPHERE, delta: float = DEFAULT_DELTA,
                    tol: float = DEFAULT_TOL, gap: float = DEFAULT_GAP) -> Int[Array, "..."]:
-    """Number of clusters (see [`cluster_labels`][jaxattn.analysis.cluster_labels])."""
+    """The number of clusters k (the connected components of [`cluster_labels`][jaxattn.analysis.cluster_labels]).
+
+    **Arguments:**
+
+    - `x`: (..., n, d) tokens or (..., n) angles, as for ``cluster_labels``.
+    - `manifold`: ``SPHERE`` (default), ``EUCLIDEAN``, ``CIRCLE`` or their names.
+    - `delta`: the sphere's link threshold, in (0, 2]; default 1e-3.
+    - `tol`: the link distance in R^d, > 0; default 1e-3.
+    - `gap`: the circle's cluster gap in radians, in (0, 2 pi]; default 0.1.
+
+    **Returns:**
+
+    Int (...,), >= 1.
+
+    **Raises:**
+
+    - `ValueError`: as [`cluster_labels`][jaxattn.analysis.cluster_labels].
+    - `TypeError`: as [`cluster_labels`][jaxattn.analysis.cluster_labels].
+    """
     labels = cluster_labels(x, manifold=manifold, delta=delta, tol=tol, gap=gap)
     return jnp.max(labels, axis=-1) + 1

@@ -1,4 +1,5 @@
-r"""The scalar ODE of Theorem 4.6 (Geshkovski, Letrouit, Polyanskiy, Rigollet 2023) and the phase boundary.
+r"""The scalar ODE of Theorem 4.6 (Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical perspective on
+Transformers", 2023) and the phase boundary.
 
 With orthogonal initial tokens x_i(0) = e_i (d >= n) every pairwise inner product equals gamma_beta(t),
 gamma(0) = 0, with
@@ -16,7 +17,7 @@ gamma' = (1 - gamma) h(gamma) gives dt/du = 1 / h(gamma(u)), so
       t*(beta) = \int_0^{log(1/delta)} du / h(1 - e^{-u}),
 
 an integrand bounded on the whole range, integrated with diffrax and differentiable in beta.
-Reference values (n = 32, delta = 1e-2, SA): t*(1) = 4.1145, t*(5) = 8.3879, t*(9) = 177.57.
+Reference values (n = 32, delta = 1e-2, SA): ``t*(1) = 4.1145``, ``t*(5) = 8.3879``, ``t*(9) = 177.57``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,23 @@ def _h(gamma, beta, n: int, model: str):
 
 
 def gamma_rhs(gamma: ArrayLike, beta: ArrayLike, n: int, model: GammaModel | str = "sa") -> Array:
-    r"""Right-hand side of eq. (4.8) (SA) or (4.9) (USA) of Theorem 4.6 (module docstring)."""
+    r"""The right-hand side gamma' of eq. (4.8) (SA) or (4.9) (USA) of Theorem 4.6 (module docstring).
+
+    **Arguments:**
+
+    - `gamma`: the common inner product, float (any shape), in [0, 1] along the solution.
+    - `beta`: the inverse temperature, finite and >= 0 (the ODEs are defined at beta = 0 too).
+    - `n`: the number of tokens, an int >= 2.
+    - `model`: ``"sa"`` (default, eq. (4.8)) or ``"usa"`` (eq. (4.9)), case-insensitive.
+
+    **Returns:**
+
+    gamma', the shape of ``gamma``.
+
+    **Raises:**
+
+    - `ValueError`: ``n`` not an int >= 2, an unknown ``model``, beta not finite or < 0.
+    """
     model = _check_gamma_args(beta, n, model)
     gamma = jnp.asarray(gamma)
     return (1 - gamma) * _h(gamma, beta, n, model)
@@ -111,9 +128,29 @@ def gamma_trajectory(
 ) -> Float[Array, " T"]:
     r"""gamma_beta(t) at the times ``ts`` (ts[0] >= 0), from gamma(0) = 0 by eq. (4.8)/(4.9).
 
-    Differentiable in ``beta`` (diffrax recursive-checkpoint adjoint). Solver: Tsit5 by default.
-    USA is stiff near gamma = 1 (its rate there is 2 e^beta): for beta >~ 6 pass
-    ``solver=diffrax.Kvaerno5()``.
+    Differentiable in ``beta`` (diffrax recursive-checkpoint adjoint). Compiled once per (n, model,
+    tolerances, solver): a new beta or new times do not recompile.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, finite and >= 0 (the ODEs are defined at beta = 0 too).
+    - `n`: the number of tokens, an int >= 2.
+    - `ts`: the save times, a finite, non-decreasing 1-d array with ts[0] >= 0.
+    - `model`: ``"sa"`` (default, eq. (4.8)) or ``"usa"`` (eq. (4.9)), case-insensitive.
+    - `rtol`: relative tolerance of the PID controller; default 1e-11.
+    - `atol`: absolute tolerance; default 1e-13.
+    - `solver`: a diffrax solver; default None: ``diffrax.Tsit5()``. USA is stiff near gamma = 1 (its
+        rate there is 2 e^beta): for beta >~ 6 pass ``solver=diffrax.Kvaerno5()``.
+    - `max_steps`: the step budget; default 100000.
+
+    **Returns:**
+
+    gamma_beta(ts), float (T,), in [0, 1).
+
+    **Raises:**
+
+    - `ValueError`: ``n`` not an int >= 2, an unknown ``model``, beta not finite or < 0; ``ts`` not 1-d, not finite, decreasing or with a negative time.
+    - `RuntimeError`: diffrax's failure (e.g. ``max_steps`` reached on a stiff USA solve).
     """
     model = _check_gamma_args(beta, n, model)
     ts = check_save_times(ts, t0=0.0)
@@ -129,11 +166,29 @@ def gamma_crossing_time(
     rtol: float = 1e-11,
     atol: float = 1e-13,
 ) -> Float[Array, ""]:
-    r"""Phase-boundary time t*(beta) with gamma_beta(t*) = 1 - delta (eq. (4.11)).
+    r"""Phase-boundary time ``t*(beta)`` with ``gamma_beta(t*) = 1 - delta`` (eq. (4.11)).
 
-    t* = \int_0^{log(1/delta)} du / h(1 - e^{-u}) (module docstring), a smooth function of beta, so
-    ``jax.grad`` gives dt*/dbeta. By the implicit function theorem, along the boundary
-    d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta (a test).
+    ``t* = \int_0^{log(1/delta)} du / h(1 - e^{-u})`` (module docstring), a smooth function of beta, so
+    ``jax.grad`` gives ``dt*/dbeta``. By the implicit function theorem, along the boundary
+    ``d gamma_beta(t)/d beta |_{t = t*} = -gamma'(t*) dt*/dbeta`` (a test). Reference values (n = 32,
+    delta = 1e-2, SA): ``t*(1) = 4.1145``, ``t*(5) = 8.3879``, ``t*(9) = 177.57``.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, finite and >= 0 (the ODEs are defined at beta = 0 too).
+    - `n`: the number of tokens, an int >= 2.
+    - `delta`: the level 1 - delta crossed, in (0, 1); default 1e-2.
+    - `model`: ``"sa"`` (default, eq. (4.8)) or ``"usa"`` (eq. (4.9)), case-insensitive.
+    - `rtol`: relative tolerance of the integral's solve; default 1e-11.
+    - `atol`: absolute tolerance; default 1e-13.
+
+    **Returns:**
+
+    ``t*(beta)``, a float scalar.
+
+    **Raises:**
+
+    - `ValueError`: ``n`` not an int >= 2, an unknown ``model``, beta not finite or < 0; ``delta`` outside (0, 1).
     """
     model = _check_gamma_args(beta, n, model)
     enforce([crossing_delta_rule(delta)], None)

@@ -1,4 +1,5 @@
-r"""Quantitative meta-stability statements of paper 003 §5: Lemma 5.1, Theorem 5.2, Lemma A.2.
+r"""Quantitative meta-stability statements of Karagodin, Polyanskiy, Rigollet, "Clustering in causal
+attention masking", 2024 (paper 003), §5: Lemma 5.1, Theorem 5.2, Lemma A.2.
 
 Setting: d = 2, Q = K = V = I_2, angles on S^1, h(x) = e^{beta(cos x - 1)} sin x and g = h'
 ([`jaxattn.analysis.renyi.interaction_h`][jaxattn.analysis.interaction_h] / ``interaction_g``). All functions here are
@@ -6,7 +7,7 @@ host-side (NumPy/float64) checks of scalar conditions or of one initial configur
 
 * **Lemma 5.1 (strong Rényi centres stay put).** A strong centre s_j (1-based token index) whose
   nearest earlier token is at angle Delta_j satisfies hypothesis (1) with
-  c_j = Delta_j beta^{1/2} / (1 + 2 eps); if c_j beta^{-1/2} > tau*_beta (hypothesis (2)) then for
+  c_j = Delta_j beta^{1/2} / (1 + 2 eps); if ``c_j beta^{-1/2} > tau*_beta`` (hypothesis (2)) then for
   T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})) (hypothesis (3) with equality; any smaller
   T_j works) the centre moves by less than eps c_j beta^{-1/2} on [0, T_j]
   ([`lemma_5_1_bounds`][jaxattn.analysis.lemma_5_1_bounds]). **Erratum (``docs/paper_003.md``, 5):** the paper's (1) uses the chord
@@ -78,13 +79,28 @@ def _check_range(beta, eps, c):
 
 
 def theorem_5_2_ratios(beta: float, eps: float, c: float) -> tuple[float, float]:
-    """Largest N allowed by each condition of Theorem 5.2: (N_h, N_g) with
+    """The largest N allowed by each condition of Theorem 5.2 (Karagodin, Polyanskiy, Rigollet 2024),
+    with the corrected sign of the second (module docstring):
 
-    N_h = h(eps b^{-1/2}) / h((c - 1 - 2 eps) b^{-1/2}),  N_g = g(eps b^{-1/2}) / (-g((c - 2 eps) b^{-1/2}))
+        N_h = h(eps b^{-1/2}) / h((c - 1 - 2 eps) b^{-1/2}),  N_g = g(eps b^{-1/2}) / (-g((c - 2 eps) b^{-1/2}))
 
-    (b = beta; inf when the denominator is <= 0 and the numerator > 0, i.e. the condition holds
-    for every N; 0 when the numerator is <= 0). The conditions hold iff N < N_h and N < N_g
-    (and c > 2 + 2 eps).
+    (b = beta). The conditions hold iff N < N_h and N < N_g (and c > 2 + 2 eps).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, finite and > 0.
+    - `eps`: the radius factor eps (particles end within eps beta^{-1/2} of a frozen angle), finite, > 0.
+    - `c`: the separation factor (frozen angles more than c beta^{-1/2} apart), finite, > 0.
+
+    **Returns:**
+
+    ``(N_h, N_g)``, floats: inf when the denominator is <= 0 and the numerator > 0 (the condition holds
+    for every N), 0 when the numerator is <= 0.
+
+    **Raises:**
+
+    - `ValueError`: an argument not finite or <= 0, or (c - 2 eps) beta^{-1/2} >= pi (the angles at
+        which h and g are evaluated have wrapped around the circle).
     """
     beta, eps, c = _positive("beta", beta), _positive("eps", eps), _positive("c", c)
     s = _check_range(beta, eps, c)
@@ -100,11 +116,27 @@ def theorem_5_2_ratios(beta: float, eps: float, c: float) -> tuple[float, float]
 
 
 def theorem_5_2_conditions(N: float, beta: float, eps: float, c: float, *, paper_sign: bool = False) -> bool:
-    """Whether (N, beta, eps, c) satisfy the hypotheses of paper 003 Theorem 5.2 (c > 2 + 2 eps and both
-    conditions, with the corrected sign -N g((c - 2 eps) b^{-1/2}) < g(eps b^{-1/2}) of the second).
+    """Whether (N, beta, eps, c) satisfy the hypotheses of Theorem 5.2 of Karagodin, Polyanskiy, Rigollet
+    2024: c > 2 + 2 eps, N h((c - 1 - 2 eps) b^{-1/2}) < h(eps b^{-1/2}) and, with the corrected sign,
+    -N g((c - 2 eps) b^{-1/2}) < g(eps b^{-1/2}) (b = beta).
 
-    ``paper_sign=True`` evaluates the second condition as printed, N g(.) < g(.), which is vacuous
-    (``docs/paper_003.md``, erratum 2); it exists to document that.
+    **Arguments:**
+
+    - `N`: n + sum_j a_j (particles plus the frozen tokens' weights), finite and > 0.
+    - `beta`: the inverse temperature, finite and > 0.
+    - `eps`: the radius factor eps (particles end within eps beta^{-1/2} of a frozen angle), finite, > 0.
+    - `c`: the separation factor (frozen angles more than c beta^{-1/2} apart), finite, > 0.
+    - `paper_sign`: evaluate the second condition as printed, N g(.) < g(.), which is vacuous
+        (``docs/paper_003.md``, erratum 2); it exists to document that. Default False.
+
+    **Returns:**
+
+    True when every hypothesis holds (bool).
+
+    **Raises:**
+
+    - `ValueError`: an argument not finite or <= 0, or (c - 2 eps) beta^{-1/2} >= pi (the angles at
+        which h and g are evaluated have wrapped around the circle).
     """
     N = _positive("N", N)
     beta, eps, c = _positive("beta", beta), _positive("eps", eps), _positive("c", c)
@@ -122,13 +154,37 @@ def theorem_5_2_conditions(N: float, beta: float, eps: float, c: float, *, paper
 
 
 class LemmaA2Bounds(NamedTuple):
+    """The bounds of Lemma A.2 (Karagodin, Polyanskiy, Rigollet 2024), from [`lemma_a2_bounds`][jaxattn.analysis.lemma_a2_bounds].
+
+    **Attributes:**
+
+    - `beta_min`: (c - 1 - 2 eps)^2 / 2, the smallest beta.
+    - `n_max_remark`: (eps / (c - 1)) exp(3 r^2 / 8), the Remark's / Lemma A.2's statement.
+    - `n_max_proof`: (eps / r) exp(3 r^2 / 8), r = c - 1 - 2 eps, what the proof uses.
+    """
+
     beta_min: float  #: (c - 1 - 2 eps)^2 / 2
     n_max_remark: float  #: (eps / (c - 1)) exp(3 r^2 / 8), the Remark's / Lemma A.2's statement
     n_max_proof: float  #: (eps / r) exp(3 r^2 / 8), r = c - 1 - 2 eps, what the proof uses
 
 
 def lemma_a2_bounds(eps: float, c: float) -> LemmaA2Bounds:
-    """beta_min and the two N bounds of Lemma A.2 (682.95 / 708.72 at eps = 0.1, c = 6.5)."""
+    """beta_min and the two N bounds of Lemma A.2 (Karagodin, Polyanskiy, Rigollet 2024; 682.95 / 708.72
+    at eps = 0.1, c = 6.5; module docstring, erratum 3).
+
+    **Arguments:**
+
+    - `eps`: finite, > 0.
+    - `c`: finite, > 1 + 2 eps.
+
+    **Returns:**
+
+    A `LemmaA2Bounds` ``(beta_min, n_max_remark, n_max_proof)``.
+
+    **Raises:**
+
+    - `ValueError`: ``eps`` or ``c`` not finite or <= 0, or c <= 1 + 2 eps.
+    """
     eps, c = _positive("eps", eps), _positive("c", c)
     r = c - 1 - 2 * eps
     if not r > 0:
@@ -143,6 +199,22 @@ def lemma_a2_conditions(eps: float, c: float, beta: float, N: float, *, n_bound:
     bound = (eps/(c - 1)) e^{3 r^2 / 8} (``n_bound="remark"``, as stated; 682.95 at eps = 0.1,
     c = 6.5) or (eps/r) e^{3 r^2 / 8} (``"proof"``, r = c - 1 - 2 eps; 708.72).
     When they hold, so do the conditions of [`theorem_5_2_conditions`][jaxattn.analysis.theorem_5_2_conditions].
+
+    **Arguments:**
+
+    - `eps`: finite, > 0.
+    - `c`: finite, > 0.
+    - `beta`: the inverse temperature, finite, > 0.
+    - `N`: n + sum_j a_j, finite, > 0.
+    - `n_bound`: ``"remark"`` (default: the bound as stated, the smaller) or ``"proof"``.
+
+    **Returns:**
+
+    True when every condition holds (bool).
+
+    **Raises:**
+
+    - `ValueError`: an unknown ``n_bound``, or an argument not finite or <= 0.
     """
     if n_bound not in ("remark", "proof"):
         raise ValueError(f"n_bound must be 'remark' or 'proof', got {n_bound!r}")
@@ -156,8 +228,22 @@ def lemma_a2_conditions(eps: float, c: float, beta: float, N: float, *, n_bound:
 
 
 def lemma_a2_f(r: float) -> float:
-    """The proof's auxiliary f(r) = 3r^2/8 - (r+1)^2/2 + (r+1)^4/(12 r^2) + 1/200 + 2 ln(r+1) - ln(9.8 r);
-    f(4.5) = -4.13752 (the paper prints -4.14)."""
+    """The auxiliary function of the proof of Lemma A.2 (Karagodin, Polyanskiy, Rigollet 2024):
+    f(r) = 3r^2/8 - (r+1)^2/2 + (r+1)^4/(12 r^2) + 1/200 + 2 ln(r+1) - ln(9.8 r);
+    f(4.5) = -4.13752 (the paper prints -4.14).
+
+    **Arguments:**
+
+    - `r`: finite, > 0.
+
+    **Returns:**
+
+    f(r) (float).
+
+    **Raises:**
+
+    - `ValueError`: ``r`` not finite or <= 0.
+    """
     r = _positive("r", r)
     return (3 * r**2 / 8 - (r + 1) ** 2 / 2 + (r + 1) ** 4 / (12 * r**2) + 1 / 200
             + 2 * math.log(r + 1) - math.log(9.8 * r))
@@ -168,6 +254,20 @@ def lemma_a2_f(r: float) -> float:
 
 
 class Lemma51Bounds(NamedTuple):
+    """The per-centre constants of Lemma 5.1 (Karagodin, Polyanskiy, Rigollet 2024), from
+    [`lemma_5_1_bounds`][jaxattn.analysis.lemma_5_1_bounds]; each a NumPy array of shape (J,), one entry per
+    strong centre.
+
+    **Attributes:**
+
+    - `index`: the 1-based token index s_j of each strong centre.
+    - `gap`: the distance Delta_j to the nearest earlier token at t = 0 (inf for token 1).
+    - `c`: c_j = Delta_j beta^{1/2} / (1 + 2 eps).
+    - `T`: T_j = eps c_j beta^{-1/2} / (s_j h(c_j beta^{-1/2})).
+    - `bound`: eps c_j beta^{-1/2}, the displacement bound on [0, T_j].
+    - `valid`: bool, whether hypothesis (2) ``c_j beta^{-1/2} > tau*_beta`` holds (False for token 1).
+    """
+
     index: np.ndarray  #: (J,) 1-based token index s_j of each strong centre
     gap: np.ndarray  #: (J,) distance Delta_j to the nearest earlier token at t = 0 (inf for token 1)
     c: np.ndarray  #: (J,) c_j = Delta_j beta^{1/2} / (1 + 2 eps)
@@ -186,6 +286,27 @@ def lemma_5_1_bounds(theta0: ArrayLike, beta: float, eps: float, centres: ArrayL
     then c_j, T_j and the bound eps c_j beta^{-1/2} follow the proof of Lemma 5.1. The lemma asserts
     max_{t in [0, T_j]} |x_{s_j}(t) - x_{s_j}(0)| < bound for every ``valid`` centre. Token 1 never
     moves under V = I; it is reported with Delta = c = T = bound = inf and valid = False.
+
+    **Arguments:**
+
+    - `theta0`: the initial angles, finite, float (n,), n >= 1.
+    - `beta`: the inverse temperature, finite and > 0.
+    - `eps`: the displacement factor, finite and > 0.
+    - `centres`: bool (n,) mask of the strong Rényi centres; default None:
+        ``strong_renyi_centres(theta0, delta)``.
+    - `delta`: the Rényi radius used when ``centres`` is None; default None: 4 beta^{-1/2}
+        (``renyi.default_delta``).
+    - `metric`: ``"geodesic"`` (default: the angle, as the proof) or ``"chord"`` (2 sin(Delta_j / 2),
+        the paper's hypothesis (1) as printed; module docstring, erratum 5).
+
+    **Returns:**
+
+    A `Lemma51Bounds` (one entry per centre).
+
+    **Raises:**
+
+    - `ValueError`: an unknown ``metric``; ``beta``/``eps`` not finite or <= 0; ``theta0`` not a finite
+        (n,) array; ``centres`` not an (n,) mask.
     """
     if metric not in ("geodesic", "chord"):
         raise ValueError(f"metric must be 'geodesic' or 'chord', got {metric!r}")

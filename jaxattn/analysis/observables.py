@@ -1,7 +1,7 @@
 r"""Smooth (differentiable) surrogate observables of particle configurations and trajectories.
 
 Cluster statistics such as [`jaxattn.analysis.clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction] are step functions of
-the inner products <x_i, x_j>, so their gradients are zero or undefined (see ``docs/gradients.md``).
+the inner products ⟨x_i, x_j⟩, so their gradients are zero or undefined (see ``docs/gradients.md``).
 This module gives smooth surrogates that converge to them as a width ``tau`` -> 0, plus the scalar
 reduction of Theorem 4.6 in `jaxattn.analysis.gamma`, so that everything here can go through
 ``jax.grad`` (with respect to beta, Q, K, V, x0 and t1 when composed with [`jaxattn.simulate`][jaxattn.simulate]).
@@ -11,18 +11,18 @@ Configurations are (..., n, d) arrays of tokens (sphere or R^d); for circle angl
 
 Surrogates (s(z) = 1 / (1 + e^{-z}) is the logistic sigmoid)
 
-* mean inner product   m(X) = (1/(n(n-1))) sum_{i != j} <x_i, x_j>;
+* mean inner product   m(X) = (1/(n(n-1))) sum_{i != j} ⟨x_i, x_j⟩;
 * soft clustered fraction
-      p_tau(X) = (1/(n(n-1))) sum_{i != j} s((<x_i, x_j> - (1 - delta)) / tau)
-  -> fraction of delta-close pairs (paper 002 Figs 2-4) as tau -> 0;
-* soft minimum inner product  m_tau(X) = -tau log( (1/(n(n-1))) sum_{i != j} e^{-<x_i, x_j>/tau} ),
+      p_tau(X) = (1/(n(n-1))) sum_{i != j} s((⟨x_i, x_j⟩ - (1 - delta)) / tau)
+  -> fraction of delta-close pairs (Geshkovski et al. 2023 (perspective), Figs 2-4) as tau -> 0;
+* soft minimum inner product  m_tau(X) = -tau log( (1/(n(n-1))) sum_{i != j} e^{-⟨x_i, x_j⟩/tau} ),
   with min <= m_tau <= min + tau log(n(n-1));
-* smooth maximum pair distance  D_p(X) = (mean_{i != j} (1 - <x_i, x_j>)^p)^{1/p} (in log form);
+* smooth maximum pair distance  D_p(X) = (mean_{i != j} (1 - ⟨x_i, x_j⟩)^p)^{1/p} (in log form);
 * soft time to cluster  T_soft = \int_{t_0}^{t_end} s((log D_p(X(t)) - log delta) / w) dt (trapezoid
   rule on the saved times): the time spent before all pairs are delta-close, which tends to the
-  clustering time t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta} (capped at t_end) as w -> 0,
+  clustering time ``t* = inf{t : min_{i != j} <x_i, x_j> >= 1 - delta}`` (capped at t_end) as w -> 0,
   p -> infinity;
-* the interaction energy E_beta (eq. (3.5)) is [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy]
+* the interaction energy E_beta (Geshkovski et al. 2023 (perspective), eq. (3.5)) is [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy]
   (already smooth).
 """
 
@@ -76,7 +76,22 @@ def _pair_values(x: Array) -> Array:
 
 
 def mean_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
-    r"""m(X) = (1/(n(n-1))) sum_{i != j} <x_i, x_j>  (= (n |xbar|^2 - 1)/(n - 1) on the sphere)."""
+    r"""The mean inner product m(X) = (1/(n(n-1))) sum_{i != j} ⟨x_i, x_j⟩ (= (n |xbar|^2 - 1)/(n - 1) on
+    the sphere), smooth in X.
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (sphere or R^d; any leading axes), finite, n >= 2.
+
+    **Returns:**
+
+    Float (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` with fewer than 2 axes, n < 2 tokens, or (concrete values) NaN/inf.
+    - `TypeError`: ``x`` is not real.
+    """
     x = _check_config(x)
     n = x.shape[-2]
     s = jnp.sum(x, axis=-2)
@@ -87,10 +102,25 @@ def mean_inner_product(x: Float[ArrayLike, "... n d"]) -> Float[Array, "..."]:
 def soft_clustered_fraction(
     x: Float[ArrayLike, "... n d"], delta: float = DEFAULT_DELTA, tau: float | None = None
 ) -> Float[Array, "..."]:
-    r"""p_tau(X) = mean_{i != j} s((<x_i, x_j> - (1 - delta)) / tau), the smooth delta-close pair fraction.
+    r"""p_tau(X) = mean_{i != j} s((⟨x_i, x_j⟩ - (1 - delta)) / tau), the smooth delta-close pair fraction.
 
-    ``tau`` defaults to delta / 4. As tau -> 0 this is [`jaxattn.analysis.clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction]
-    (paper 002 Figs 2-4), pointwise except at pairs exactly at the threshold.
+    As tau -> 0 this is [`jaxattn.analysis.clustered_pair_fraction`][jaxattn.analysis.clustered_pair_fraction]
+    (Geshkovski et al. 2023 (perspective), Figs 2-4), pointwise except at pairs exactly at the threshold.
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (sphere or R^d; any leading axes), finite, n >= 2.
+    - `delta`: the closeness threshold ⟨x_i, x_j⟩ >= 1 - delta, in (0, 2]; default 1e-3.
+    - `tau`: the width of the sigmoid, finite and > 0; default None: delta / 4.
+
+    **Returns:**
+
+    Float (...,) in (0, 1).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` with fewer than 2 axes, n < 2 tokens, or (concrete values) NaN/inf, ``delta`` outside (0, 2], ``tau`` not finite or <= 0.
+    - `TypeError`: ``x`` is not real.
     """
     x = _check_config(x)
     _check_delta(delta)
@@ -101,7 +131,23 @@ def soft_clustered_fraction(
 
 
 def soft_min_inner_product(x: Float[ArrayLike, "... n d"], tau: float = 1e-3) -> Float[Array, "..."]:
-    r"""m_tau(X) = -tau log mean_{i != j} exp(-<x_i, x_j>/tau) in [min, min + tau log(n(n-1))]."""
+    r"""The soft minimum inner product m_tau(X) = -tau log mean_{i != j} exp(-⟨x_i, x_j⟩/tau), in
+    [min, min + tau log(n(n-1))] (min = min_{i != j} ⟨x_i, x_j⟩).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (sphere or R^d; any leading axes), finite, n >= 2.
+    - `tau`: the softening width, finite and > 0; default 1e-3.
+
+    **Returns:**
+
+    Float (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` with fewer than 2 axes, n < 2 tokens, or (concrete values) NaN/inf, ``tau`` not finite or <= 0.
+    - `TypeError`: ``x`` is not real.
+    """
     x = _check_config(x)
     check_positive("tau", tau)
     g = _pair_values(x)
@@ -110,12 +156,26 @@ def soft_min_inner_product(x: Float[ArrayLike, "... n d"], tau: float = 1e-3) ->
 
 
 def log_soft_max_pair_distance(x: Float[ArrayLike, "... n d"], power: float = 32.0) -> Float[Array, "..."]:
-    r"""log D_p(X), D_p = (mean_{i != j} (1 - <x_i, x_j>)^p)^{1/p}: a smooth max of 1 - <x_i, x_j>.
+    r"""log D_p(X), D_p = (mean_{i != j} (1 - ⟨x_i, x_j⟩)^p)^{1/p}: a smooth max of 1 - ⟨x_i, x_j⟩.
 
     N^{-1/p} max <= D_p <= max over the N = n(n-1) pairs, a bound on the *ratio*, so the error in
     log D_p is at most log(N)/p at every scale (0.2 for n = 8, p = 32) - unlike a soft minimum of
-    <x_i, x_j>, whose additive error swamps 1 - <x_i, x_j> once tokens are close. 1 - <x_i, x_j> is
+    ⟨x_i, x_j⟩, whose additive error swamps 1 - ⟨x_i, x_j⟩ once tokens are close. 1 - ⟨x_i, x_j⟩ is
     floored at 1e-30 (round-off at consensus).
+
+    **Arguments:**
+
+    - `x`: tokens, float (..., n, d) (sphere or R^d; any leading axes), finite, n >= 2.
+    - `power`: the exponent p of the power mean, finite and > 0; default 32.
+
+    **Returns:**
+
+    log D_p, float (...,).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` with fewer than 2 axes, n < 2 tokens, or (concrete values) NaN/inf, ``power`` not finite or <= 0.
+    - `TypeError`: ``x`` is not real.
     """
     x = _check_config(x)
     check_positive("power", power)
@@ -134,17 +194,36 @@ def soft_time_to_cluster(
 ) -> Float[Array, "..."]:
     r"""T_soft = \int s((log D_p(X(t)) - log delta) / width) dt over the saved times (trapezoid rule).
 
-    D_p is the smooth maximum of 1 - <x_i, x_j> ([`log_soft_max_pair_distance`][jaxattn.analysis.log_soft_max_pair_distance]), so the integrand
-    is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: T_soft ~ t*, the
-    first time min_{i != j} <x_i, x_j> >= 1 - delta (capped at the last saved time). Working with
-    log(1 - <x_i, x_j>) makes the smoothing scale-free: near consensus 1 - <x_i, x_j> decays like
-    e^{-lambda t}, so the sigmoid has width ``width``/lambda in time and is symmetric about t*, and the
-    integrand really goes to 0 after clustering (a sigmoid in <x_i, x_j> itself would not: it saturates
-    at <x_i, x_j> = 1). Errors: O(log(N)/(p lambda)) from the soft max (D_p underestimates the max
+    D_p is the smooth maximum of 1 - ⟨x_i, x_j⟩ ([`log_soft_max_pair_distance`][jaxattn.analysis.log_soft_max_pair_distance]), so the integrand
+    is ~1 while some pair is farther than delta and ~0 once all pairs are delta-close: ``T_soft ~ t*``, the
+    first time min_{i != j} ⟨x_i, x_j⟩ >= 1 - delta (capped at the last saved time). Working with
+    log(1 - ⟨x_i, x_j⟩) makes the smoothing scale-free: near consensus 1 - ⟨x_i, x_j⟩ decays like
+    e^{-lambda t}, so the sigmoid has width ``width``/lambda in time and is symmetric about ``t*``, and the
+    integrand really goes to 0 after clustering (a sigmoid in ⟨x_i, x_j⟩ itself would not: it saturates
+    at ⟨x_i, x_j⟩ = 1). Errors: O(log(N)/(p lambda)) from the soft max (D_p underestimates the max
     distance by at most a factor N^{1/p}), O(dt) from the trapezoid rule at the crossing.
-    Its gradient is -(d log D / d theta)(t*) / (d log D / dt)(t*): the sensitivity of the clustering
+    Its gradient is ``-(d log D / d theta)(t*) / (d log D / dt)(t*)``: the sensitivity of the clustering
     time. A trajectory that never clusters gives t_end - t_0 and a zero gradient: choose the horizon
     so that the crossing is inside it.
+
+    **Arguments:**
+
+    - `xs`: saved tokens, float (..., T, n, d) (e.g. a [`jaxattn.Trajectory`][jaxattn.Trajectory]'s ``xs``),
+        finite, n >= 2.
+    - `ts`: the saved times, float (T,), T >= 2.
+    - `delta`: the closeness threshold, in (0, 2]; default 1e-3.
+    - `width`: the sigmoid's width in log distance, finite and > 0; default 0.1.
+    - `power`: the exponent p of the smooth maximum, finite and > 0; default 32.
+
+    **Returns:**
+
+    T_soft, float (...,), in [0, t_end - t_0].
+
+    **Raises:**
+
+    - `ValueError`: ``xs`` not (..., T, n, d) with T = len(ts) >= 2 and n >= 2, NaN/inf values,
+        ``delta`` outside (0, 2], ``width`` or ``power`` not finite or <= 0.
+    - `TypeError`: ``xs`` is not real.
     """
     xs = _check_config(xs)
     ts = jnp.asarray(ts, dtype=xs.dtype)

@@ -8,9 +8,11 @@ on S^2 (``_harmonics.py``); the fields pick one with their ``evaluator`` argumen
 """
 
 from ._attention import (
+    Sinkhorn as Sinkhorn,
     attend as attend,
     attention_weights as attention_weights,
     default_block_size as default_block_size,
+    sinkhorn_potentials as sinkhorn_potentials,
 )
 from ._base import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
@@ -23,6 +25,19 @@ from ._fourier import (
     fourier_modes as fourier_modes,
     scaled_bessel_weights as scaled_bessel_weights,
     truncation_error as truncation_error,
+)
+from .clusters import WeightedCircleAttention as WeightedCircleAttention
+from .decay import (
+    AlibiCircleAttention as AlibiCircleAttention,
+    check_decay as check_decay,
+    positional_weights as positional_weights,
+)
+from .gaussian import (
+    GaussianAttention as GaussianAttention,
+    empirical_gaussian_state as empirical_gaussian_state,
+    gaussian_moments as gaussian_moments,
+    gaussian_sinkhorn_coupling as gaussian_sinkhorn_coupling,
+    gaussian_state as gaussian_state,
 )
 from .gram import (
     FORMULATIONS as FORMULATIONS,
@@ -48,6 +63,27 @@ from .euclidean import (
     AbstractEuclideanAttention as AbstractEuclideanAttention,
     EuclideanSelfAttention as EuclideanSelfAttention,
     RescaledSelfAttention as RescaledSelfAttention,
+)
+from .normalised import (
+    NORMALISATIONS as NORMALISATIONS,
+    AbstractNormalisedAttention as AbstractNormalisedAttention,
+    MixLNAttention as MixLNAttention,
+    NGPTAttention as NGPTAttention,
+    PeriLNAttention as PeriLNAttention,
+    PostLNAttention as PostLNAttention,
+    PreLNAttention as PreLNAttention,
+    SqrtScaledAttention as SqrtScaledAttention,
+    cartesian as cartesian,
+    directions as directions,
+    polar as polar,
+    radii as radii,
+)
+from .noisy import AbstractStochasticField as AbstractStochasticField, NoisyField as NoisyField
+from .random_weights import (
+    KQ_ENSEMBLES as KQ_ENSEMBLES,
+    VALUE_ENSEMBLES as VALUE_ENSEMBLES,
+    RandomWeights as RandomWeights,
+    random_attention_matrices as random_attention_matrices,
 )
 from .sphere import (
     AbstractSphereAttention as AbstractSphereAttention,

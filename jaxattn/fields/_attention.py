@@ -14,7 +14,18 @@ included), with one of two normalisations:
   surrogate (USA, Geshkovski et al. 2023 (perspective) §3.3) where the partition function Z_i is replaced by n
   (by i under a causal mask). ``log_shift`` multiplies the whole row by exp(-shift),
   i.e. rescales time by exp(shift); with shift = beta this is the time-rescaled USA
-  (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(<x_i, x_j> - 1))/n.
+  (``UnnormalisedSelfAttention(..., time_rescaled=True)``) whose weights are exp(beta(<x_i, x_j> - 1))/n;
+* [`Sinkhorn`][jaxattn.Sinkhorn] ``(iterations)`` — doubly stochastic attention (Sander, Ablin, Blondel, Peyre,
+  "Sinkformers: Transformers with doubly stochastic attention", AISTATS 2022, §3): the weights
+  w_ij = exp(<q_i, k_j> + u_i + v_j) with row and column potentials u, v from log-domain Sinkhorn
+  iterations, alternately normalising rows (to sum 1) and columns (to sum n / n_keys, i.e. 1 for
+  self-attention). ``iterations`` counts the row normalisations; a column normalisation sits
+  between two of them, and the last step is always a row normalisation, so the rows are exact
+  probability vectors and the columns converge to n / n_keys (``Sinkhorn(1)`` is the softmax,
+  as "one iteration is the original Transformer" in the Sinkformers paper; their ``max_iter``
+  counts both kinds of step: our k is their 2k - 1). A causal mask is allowed, but a
+  lower-triangular doubly stochastic matrix is the identity (row 1 has one entry, so column 1
+  is e_1; induct), so the causal Sinkhorn weights tend to I as the iterations grow.
 
 Numerics. Logits are max-subtracted row by row before exponentiation, so the softmax is
 finite for any finite logits (tested up to 1e300); the mean normalisation adds the row
@@ -51,11 +62,49 @@ from __future__ import annotations
 
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
-Normalisation = Literal["softmax", "mean"]
+
+class Sinkhorn(eqx.Module):
+    """Doubly stochastic attention normalisation (module docstring; Sander et al. 2022, Sinkformers, §3).
+
+    Pass ``normalisation=Sinkhorn(iterations)`` to [`attend`][jaxattn.fields.attend] / [`attention_weights`][jaxattn.fields.attention_weights], or to
+    the fields that accept it (``SelfAttention``, ``EuclideanSelfAttention``,
+    ``RescaledSelfAttention``). ``iterations`` >= 1 is the number of row normalisations
+    (1: the softmax); the marginal error of the columns decays geometrically in it, at a rate that
+    worsens as the logits grow (larger beta or |Q^T K|): check ``attention_weights(...).sum(0)``
+    when it matters. The iterations are unrolled by ``jax.lax.fori_loop`` with rematerialised
+    steps, so reverse-mode gradients flow through them at O(iterations * n) extra memory.
+    Sinkhorn attention couples every row with every column, so it is evaluated densely (O(n^2)
+    memory; ``block_size`` does not apply).
+    """
+
+    iterations: int = eqx.field(static=True)
+
+    def __init__(self, iterations: object = 20):  # validated here, with its own message
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+            raise TypeError(f"Sinkhorn iterations must be a positive int (the number of row normalisations; "
+                            f"1 is the softmax), got {iterations!r}")
+        if iterations < 1:
+            raise ValueError(f"Sinkhorn iterations must be >= 1 (the number of row normalisations; 1 is the "
+                             f"softmax), got {iterations}")
+        self.iterations = int(iterations)
+
+
+Normalisation = Literal["softmax", "mean"] | Sinkhorn
+
+
+def check_normalisation(normalisation: object, allowed: tuple[str, ...] = ("softmax", "mean")) -> object:
+    """``normalisation`` if it is one of ``allowed`` or a [`Sinkhorn`][jaxattn.Sinkhorn], else a ValueError naming them."""
+    if isinstance(normalisation, Sinkhorn) or (isinstance(normalisation, str) and normalisation in allowed):
+        return normalisation
+    names = " or ".join(repr(a) for a in allowed)
+    raise ValueError(f"normalisation must be {names} or jaxattn.fields.Sinkhorn(iterations), got {normalisation!r}")
 
 #: rows per block in the blocked evaluation, and the n above which blocking is used (on a CPU)
 DEFAULT_BLOCK_SIZE = 256
@@ -89,14 +138,51 @@ def default_block_size(n: int, backend: str | None = None) -> int:
     return max(DEFAULT_BLOCK_SIZE, rows - rows % DEFAULT_BLOCK_SIZE)
 
 
+def _masked(logits, causal, row_offset):
+    """The logits with the entries a causal mask hides set to -inf (row r is token row_offset + r)."""
+    if not causal:
+        return logits
+    row_index = row_offset + jnp.arange(logits.shape[-2])[:, None]
+    visible = jnp.arange(logits.shape[-1])[None, :] <= row_index
+    return jnp.where(visible, logits, -jnp.inf)
+
+
+def sinkhorn_potentials(logits: Float[Array, "rows n"], normalisation: Sinkhorn
+                        ) -> tuple[Float[Array, " rows"], Float[Array, " n"]]:
+    """Row and column potentials (u, v) of [`Sinkhorn`][jaxattn.Sinkhorn] attention: w_ij = exp(logits_ij + u_i + v_j).
+
+    Row step: u_i = -logsumexp_j(logits_ij + v_j) (rows sum to 1); column step:
+    v_j = log(rows / n) - logsumexp_i(logits_ij + u_i) (columns sum to rows / n); ``normalisation.iterations``
+    row steps with a column step between two of them, the last step a row step. Entries set to
+    -inf (a mask) stay exactly 0. Each step is rematerialised in the backward pass
+    (``jax.checkpoint``), so a gradient stores the potentials, not an n x n matrix per step.
+    For square logits the potentials give the entropic transport value of the empirical measure
+    ([`jaxattn.analysis.sinkhorn_transport_cost`][jaxattn.analysis.sinkhorn_transport_cost]).
+    """
+    rows, cols = logits.shape[-2], logits.shape[-1]
+    log_col_mass = jnp.log(jnp.asarray(rows / cols, logits.dtype))
+
+    def row_step(v):
+        return -logsumexp(logits + v[None, :], axis=1)
+
+    @jax.checkpoint
+    def cycle(_, v):
+        u = row_step(v)
+        return log_col_mass - logsumexp(logits + u[:, None], axis=0)
+
+    v = jax.lax.fori_loop(0, normalisation.iterations - 1, cycle, jnp.zeros(cols, logits.dtype))
+    return row_step(v), v
+
+
+def _sinkhorn_log_weights(logits, normalisation: Sinkhorn):
+    """log w_ij = logits_ij + u_i + v_j ([`sinkhorn_potentials`][jaxattn.fields.sinkhorn_potentials])."""
+    u, v = sinkhorn_potentials(logits, normalisation)
+    return logits + u[:, None] + v[None, :]
+
+
 def _exponentials(logits, causal, row_offset):
     """exp(logits - row max) with masked entries exactly 0, and the (stop-gradient) row max."""
-    n = logits.shape[-1]
-    rows = logits.shape[-2]
-    if causal:
-        row_index = row_offset + jnp.arange(rows)[:, None]
-        visible = jnp.arange(n)[None, :] <= row_index
-        logits = jnp.where(visible, logits, -jnp.inf)
+    logits = _masked(logits, causal, row_offset)
     row_max = jnp.max(logits, axis=-1, keepdims=True)
     # a fully masked row (max -inf) gets a finite shift, so its exponentials are exactly 0. A clamp,
     # not where(isfinite(...)): measured 1.4-1.6x faster vmapped at (1024, 32, 3) and (128, 32, 128)
@@ -116,13 +202,14 @@ def _row_scale(unnormalised, row_max, normalisation, causal, row_offset, log_shi
         else:
             count = jnp.asarray(n, unnormalised.dtype)
         return jnp.exp(row_max - log_shift) / count
-    raise ValueError(f"normalisation must be 'softmax' or 'mean', got {normalisation!r}")
+    check_normalisation(normalisation)  # raises for a string it does not know
+    raise TypeError(f"{normalisation!r} weights are not a row scale of the exponentials")
 
 
 def attention_weights(
     logits: Float[Array, "rows n"],
     *,
-    normalisation: Normalisation = "softmax",
+    normalisation: Normalisation | str = "softmax",  # checked by check_normalisation, with its own message
     causal: bool = False,
     row_offset: int | Array = 0,
     log_shift: float | Array = 0.0,
@@ -131,7 +218,11 @@ def attention_weights(
 
     ``row_offset`` is the global index of the first row (used by the blocked evaluation
     for the causal mask: row r is token ``row_offset + r`` and sees keys j <= that).
+    With ``normalisation=Sinkhorn(k)`` the rows are the whole matrix (``row_offset`` must be 0).
     """
+    check_normalisation(normalisation)
+    if isinstance(normalisation, Sinkhorn):
+        return jnp.exp(_sinkhorn_log_weights(_masked(logits, causal, row_offset), normalisation))
     unnormalised, row_max = _exponentials(logits, causal, row_offset)
     return unnormalised * _row_scale(unnormalised, row_max, normalisation, causal, row_offset, log_shift)
 
@@ -141,7 +232,7 @@ def attend(
     keys: Float[Array, "nk m"],
     values: Float[Array, "nk dv"],
     *,
-    normalisation: Normalisation = "softmax",
+    normalisation: Normalisation | str = "softmax",  # checked by check_normalisation, with its own message
     causal: bool = False,
     log_shift: float | Array = 0.0,
     block_size: int | None = None,
@@ -152,7 +243,12 @@ def attend(
     for n <= DEFAULT_BLOCK_SIZE and row blocks of DEFAULT_BLOCK_SIZE above); ``block_size=0``
     forces dense. For n < `SMALL_TOKENS` the softmax row sums are a separate reduction
     (the batched small-n path; module docstring), otherwise a ones column of the product.
+    ``normalisation=Sinkhorn(k)`` is always dense (its column sums couple all rows).
     """
+    check_normalisation(normalisation)
+    if isinstance(normalisation, Sinkhorn):
+        logits = _masked(queries @ keys.T, causal, 0)
+        return jnp.exp(_sinkhorn_log_weights(logits, normalisation)) @ values
     n = queries.shape[0]
     if block_size is None:
         block_size = default_block_size(n)

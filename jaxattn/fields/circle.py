@@ -8,8 +8,8 @@ and (SA) replaces 1/n by 1/Z_i, Z_i = sum_j exp(beta cos(theta_i - theta_j)). Se
 beta = 0 gives the Kuramoto model eq. (6.2) with K = 1 and omega = 0.
 
 Both are evaluated with the shared attention kernel on the embedded points: the kernel
-returns y_i = sum_j w_ij x_j and dtheta_i/dt = <y_i, x_i^perp> with
-x_i^perp = (-sin theta_i, cos theta_i), because <x_j, x_i^perp> = sin(theta_j - theta_i).
+returns y_i = sum_j w_ij x_j and dtheta_i/dt = ⟨y_i, x_i^perp⟩ with
+x_i^perp = (-sin theta_i, cos theta_i), because ⟨x_j, x_i^perp⟩ = sin(theta_j - theta_i).
 ``CircleSelfAttention(..., evaluator="fourier")`` instead sums Bessel-weighted Fourier modes in
 O(n M) (`jaxattn.fields._fourier`, with its error bound).
 [`FrozenCentresCircleAttention`][jaxattn.FrozenCentresCircleAttention] adds m frozen, weighted keys to the causal circle field
@@ -40,12 +40,31 @@ from ._fourier import (
 
 
 def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
-    """theta -> (cos theta, sin theta)."""
+    """Angles to points on the unit circle: theta -> x = (cos theta, sin theta).
+
+    **Arguments:**
+
+    - `theta`: angles (radians), float (..., n).
+
+    **Returns:**
+
+    Float (..., n, 2).
+    """
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
 
 
 def angles_of(x: Float[ArrayLike, "... n 2"]) -> Float[Array, "... n"]:
-    """Points in R^2 -> angles in (-pi, pi]."""
+    """Points in R^2 to angles: x -> atan2(x_2, x_1), in (-pi, pi] (the one angle convention of the
+    package; the inverse of [`embed_angles`][jaxattn.fields.embed_angles] on the unit circle).
+
+    **Arguments:**
+
+    - `x`: points, float (..., n, 2) (any nonzero norm).
+
+    **Returns:**
+
+    Angles (radians) in (-pi, pi], float (..., n).
+    """
     return jnp.arctan2(x[..., 1], x[..., 0])
 
 
@@ -53,7 +72,7 @@ def _angular_velocity(theta, y):
     return -jnp.sin(theta) * y[:, 0] + jnp.cos(theta) * y[:, 1]
 
 
-#: row blocks of the causal circle kernel below `CAUSAL_BLOCKS_MAX_N` tokens (issue 12)
+#: row blocks of the causal circle kernel below `CAUSAL_BLOCKS_MAX_N` tokens
 CAUSAL_BLOCKS = 2
 CAUSAL_BLOCKS_MAX_N = 1024
 
@@ -65,9 +84,21 @@ def causal_circle_velocity(theta: Float[Array, " n"], beta: Float[ArrayLike, ""]
     up to its last row: (blocks + 1) / (2 blocks) of the n^2 exponentials (3/4 for two blocks).
     The weights are e^{beta(cos(theta_k - theta_j) - 1)} <= 1 with the self term 1, so no row
     maximum is needed (Z_k >= 1 at any beta); y = W [x, 1] gives the numerators and Z_k in one
-    product. Same sums as the shared kernel (agreement to round-off is tested). Measured at
-    n = 200, beta = 64 (one core): 94 us against 112 us for the full masked kernel; more blocks
-    lose to the per-block overhead at this size.
+    product. Same sums as the shared kernel (agreement to round-off is tested). Two blocks beat the
+    full masked kernel and more blocks lose to the per-block overhead at n = 200 (measured in
+    benchmarks/README.md, section "Causal and circle sweeps: work-precision", "Speed-ups made
+    (library)").
+
+    **Arguments:**
+
+    - `theta`: angles, float (n,).
+    - `beta`: the inverse temperature, > 0 (not checked here; the field checks it).
+    - `blocks`: the number of row blocks, an int >= 1; default `CAUSAL_BLOCKS` = 2.
+
+    **Returns:**
+
+    dtheta/dt, float (n,): dtheta_k/dt = (1/Z_k) sum_{j<k} h(theta_j - theta_k),
+    h(x) = e^{beta(cos x - 1)} sin x.
     """
     n = theta.shape[0]
     x = embed_angles(theta)
@@ -108,6 +139,24 @@ class CircleSelfAttention(AbstractField):
       ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``).
       The Bessel weights are computed here from beta, so build a new field to change beta
       (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a finite scalar > 0.
+    - `unnormalised`: (USA), eq. (6.1) itself (True), or the (SA) form (False, default).
+    - `causal`: token k attends to j <= k only (CSA-2d); default False.
+    - `block_size`: the row block of the dense kernel, or the near-field block of the Fourier
+        evaluator (a positive int there); default None: automatic.
+    - `evaluator`: ``"dense"`` (default) or ``"fourier"``.
+    - `modes`: the number of Fourier modes M of ``"fourier"``, a positive int; default None: the
+        smallest M within ``tol`` (requires a concrete beta). Not with ``"dense"``.
+    - `tol`: the truncation bound eps_M of ``"fourier"``, > 0; default 1e-16.
+
+    **Raises:**
+
+    - `ValueError`: beta not a finite scalar > 0; an unknown ``evaluator``; ``modes`` with ``"dense"``;
+        a traced beta without ``modes``; ``modes`` or ``block_size`` not a positive int for ``"fourier"``.
+    - `TypeError`: beta is not real-valued.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -119,6 +168,7 @@ class CircleSelfAttention(AbstractField):
     modes: int | None = eqx.field(static=True)
 
     manifold: ClassVar[Circle] = CIRCLE
+    exchangeable_tokens: ClassVar[bool] = True
     dim: ClassVar[None] = None
     num_tokens: ClassVar[None] = None
 
@@ -152,12 +202,34 @@ class CircleSelfAttention(AbstractField):
         self.fourier_weights = scaled_bessel_weights(self.beta, self.modes)
 
     def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n n"]:
-        """Weights exp(beta cos(theta_i - theta_j)) / Z_i (or / n for USA)."""
+        """The attention weights exp(beta cos(theta_i - theta_j)) / Z_i (or / n for USA; causal where
+        the field is), eq. (6.1).
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `theta`: angles, float (n,).
+
+        **Returns:**
+
+        Float (1, n, n) (one head).
+        """
         x = embed_angles(theta)
         return attention_weights(self.beta * x @ x.T, causal=self.causal,
                                  normalisation="mean" if self.unnormalised else "softmax")[None]
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        """dtheta_i/dt of eq. (6.1) (USA) or its SA form, causal where the field is (class docstring).
+
+        **Arguments:**
+
+        - `t`: the time (unused: the field is autonomous).
+        - `theta`: angles theta_i, float (n,).
+
+        **Returns:**
+
+        dtheta/dt, float (n,).
+        """
         if self.evaluator == "fourier":
             return fourier_circle_velocity(
                 theta, self.beta, self.fourier_weights, unnormalised=self.unnormalised,
@@ -176,9 +248,20 @@ class Kuramoto(AbstractField):
 
         dtheta_i/dt = omega_i + (K/n) sum_j sin(theta_j - theta_i).
 
-    ``omega`` is a scalar or an (n,) array of natural frequencies. With omega = 0 and
-    K = 1 this is eq. (6.1) at beta = 0, and dtheta/dt = n grad F with
+    With omega = 0 and K = 1 this is eq. (6.1) at beta = 0, and dtheta/dt = n grad F with
     F = (K/(2n^2)) sum_ij cos(theta_i - theta_j), eq. (6.3).
+
+    **Arguments:**
+
+    - `coupling`: K, a finite scalar; default 1.
+    - `omega`: the natural frequencies, a finite scalar or an (n,) array (one per oscillator, which
+        fixes n); default 0.
+
+    **Raises:**
+
+    - `ValueError`: ``coupling`` not a finite scalar, or ``omega`` neither a finite scalar nor a
+        finite 1-d array.
+    - `TypeError`: a non-real value.
     """
 
     coupling: Float[Array, ""]
@@ -197,14 +280,35 @@ class Kuramoto(AbstractField):
         return self.omega.shape[0] if self.omega.ndim == 1 else None
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        """dtheta_i/dt = omega_i + (K/n) sum_j sin(theta_j - theta_i), eq. (6.2).
+
+        **Arguments:**
+
+        - `t`: the time (unused: the field is autonomous).
+        - `theta`: angles theta_i, float (n,).
+
+        **Returns:**
+
+        dtheta/dt, float (n,).
+        """
         x = embed_angles(theta)
-        # zero logits: every weight is 1/n, so y_i is the mean of the x_j
-        y = attend(jnp.zeros_like(x), x, x, normalisation="mean")
+        # every weight is 1/n (zero logits), so y_i is the mean of the x_j: O(n) instead of the kernel's O(n^2)
+        y = jnp.broadcast_to(jnp.mean(x, axis=0), x.shape)
         return self.omega + self.coupling * _angular_velocity(theta, y)
 
 
 def centre_weights_rule(weights: Float[ArrayLike, "*m"]) -> Check:
-    """The frozen tokens' weights a_j >= 1 (Karagodin et al. 2024, Theorem 5.2 assumes a_j >= 1)."""
+    """The rule of the frozen tokens' weights: a_j >= 1 (Karagodin et al. 2024, Theorem 5.2 assumes
+    a_j >= 1).
+
+    **Arguments:**
+
+    - `weights`: a_j, a scalar or an (m,) array (concrete or traced).
+
+    **Returns:**
+
+    The `jaxattn._validate.Check`.
+    """
     m = xp(weights)
     low = m.min(m.asarray(weights))
     return Check(low < 1, "weights a_j must be >= 1 (Karagodin et al. 2024, Theorem 5.2){got}",
@@ -243,12 +347,19 @@ class FrozenCentresCircleAttention(AbstractField):
     rows so that particle k (row m + k) sees all frozen keys and the particles j <= k. Cost
     O(n (n + m)) per evaluation (row-blocked above ``block_size`` as in ``attend``).
 
-    Args:
-        beta: inverse temperature > 0.
-        centres: (m,) finite frozen angles theta_j.
-        weights: a_j >= 1 (Theorem 5.2 assumes a_j >= 1), a scalar or an (m,) array.
-        causal: mask j <= k among the particles (default, the setting of the paper).
-        block_size: row-block size passed to ``attend`` (None: its default).
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a finite scalar > 0.
+    - `centres`: the frozen angles theta_j, finite, float (m,), m >= 1.
+    - `weights`: a_j >= 1 (Theorem 5.2 assumes a_j >= 1), a scalar or an (m,) array; default 1.
+    - `causal`: mask j <= k among the particles; default True (the setting of the paper).
+    - `block_size`: row-block size passed to ``attend``, an int >= 0; default None: its default.
+
+    **Raises:**
+
+    - `ValueError`: beta not a finite scalar > 0; ``centres`` not a finite 1-d array of m >= 1 angles;
+        ``weights`` not finite, of the wrong shape or < 1; a bad ``block_size``.
+    - `TypeError`: a non-real value.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -284,6 +395,7 @@ class FrozenCentresCircleAttention(AbstractField):
 
     @property
     def num_centres(self) -> int:
+        """The number m of frozen tokens."""
         return self.centres.shape[0]
 
     def _logits_inputs(self, theta):
@@ -301,6 +413,17 @@ class FrozenCentresCircleAttention(AbstractField):
         return queries, keys, jnp.concatenate([c, x], axis=0)
 
     def velocity(self, t, theta: Float[Array, " n"]) -> Float[Array, " n"]:
+        """dphi_k/dt of eq. (C.3) (class docstring): the particles move, the frozen tokens do not.
+
+        **Arguments:**
+
+        - `t`: the time (unused: the field is autonomous).
+        - `theta`: the particles' angles phi_k, float (n,).
+
+        **Returns:**
+
+        dphi/dt of the n particles, float (n,).
+        """
         queries, keys, values = self._logits_inputs(theta)
         y = attend(queries, keys, values, causal=self.causal, block_size=self.block_size)
         if self.causal:
@@ -308,7 +431,18 @@ class FrozenCentresCircleAttention(AbstractField):
         return _angular_velocity(theta, y)
 
     def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n {self.centres.shape[0]}+n"]:
-        """Weights (1, n, m + n): columns 0..m-1 are the frozen tokens, then the particles."""
+        """The attention weights of eq. (C.3): a_j e^{beta(cos(phi_k - theta_j) - 1)} / Z_k for the
+        frozen tokens, e^{beta(cos(phi_k - phi_j) - 1)} / Z_k for the particles (j <= k when causal).
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `theta`: the particles' angles phi, float (n,).
+
+        **Returns:**
+
+        Float (1, n, m + n): columns 0..m-1 are the frozen tokens, then the particles; rows sum to 1.
+        """
         queries, keys, _ = self._logits_inputs(theta)
         w = attention_weights(queries @ keys.T, causal=self.causal)
         return (w[self.num_centres:] if self.causal else w)[None]
@@ -318,6 +452,15 @@ class FrozenCentresCircleAttention(AbstractField):
 
         With ``causal=False`` the particle sum runs over all j != k (then each phi_k still follows
         -(1/(beta Z_k)) dE_k/dphi_k, but the E_k are no longer sequential).
+
+        **Arguments:**
+
+        - `theta`: the particles' angles phi, float (n,).
+
+        **Returns:**
+
+        E_k = -(sum_{j<k} e^{beta(cos(phi_k - phi_j) - 1)} + sum_j a_j e^{beta(cos(phi_k - theta_j) - 1)})
+        for k = 1..n, float (n,).
         """
         n = theta.shape[0]
         pair = jnp.exp(self.beta * (jnp.cos(theta[:, None] - theta[None, :]) - 1))

@@ -3,10 +3,10 @@
 (SA), Geshkovski et al. 2023 (perspective) eqs. (2.3)-(2.5), and its causal form (CSA) of Karagodin et al. 2024 §1.2:
 
     dx_i/dt = P_{x_i}( sum_h sum_j A^h_ij V_h x_j ),
-    A^h_ij  = exp(beta <Q_h x_i, K_h x_j>) / Z^h_i,   Z^h_i = sum_j exp(beta <Q_h x_i, K_h x_j>)
+    A^h_ij  = exp(beta ⟨Q_h x_i, K_h x_j⟩) / Z^h_i,   Z^h_i = sum_j exp(beta ⟨Q_h x_i, K_h x_j⟩)
 
 with j ranging over j <= i when ``causal`` (token i attends to itself and earlier tokens),
-P_x y = y - <x, y> x / |x|^2, and H >= 1 heads (eq. (2.7)); with H = 1 and
+P_x y = y - ⟨x, y⟩ x / |x|^2, and H >= 1 heads (eq. (2.7)); with H = 1 and
 Q = K = V = I this is (SA) eq. (2.6). (USA), Geshkovski et al. 2023 (perspective) §3.3, replaces Z_i by n (by i
 under a causal mask). An optional [`FeedForward`][jaxattn.FeedForward] sublayer gives the fuller block of
 eq. (2.8): dx_i/dt = P_{x_i}( w sigma(attention_i + b) ).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -25,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import as_finite_array, as_float_array, beta_rule, check_beta, is_concrete
 from ..manifolds import SPHERE, Sphere
-from ._attention import Normalisation, attend, attention_weights
+from ._attention import Normalisation, Sinkhorn, attend, attention_weights, check_normalisation
 from ._base import AbstractField, parameter, tangent_projection
 from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
@@ -73,6 +73,18 @@ class FeedForward(eqx.Module):
 
     The bracket nesting of the printed (2.8) puts b inside sigma; that reading is used
     (docs/errata.md, paper 002 item 7).
+
+    **Arguments:**
+
+    - `w`: the weight matrix, float (d, d).
+    - `b`: the bias, float (d,).
+    - `activation`: sigma, applied elementwise (static); default ``jax.nn.relu`` (saved files keep
+        functions of ``jax.nn``/``jax.numpy`` only).
+
+    **Raises:**
+
+    - `ValueError`: ``w`` is not (d, d) or ``b`` not (d,).
+    - `TypeError`: ``w`` or ``b`` is not real-valued.
     """
 
     w: Float[Array, "d d"]
@@ -87,6 +99,16 @@ class FeedForward(eqx.Module):
         self.w, self.b, self.activation = w, b, activation
 
     def __call__(self, y: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """Apply the sublayer row by row: y_i -> w sigma(y_i + b).
+
+        **Arguments:**
+
+        - `y`: float (n, d), the attention output of each token.
+
+        **Returns:**
+
+        Float (n, d).
+        """
         return self.activation(y + self.b) @ self.w.T
 
 
@@ -132,7 +154,8 @@ class AbstractSphereAttention(AbstractField):
 
     The fields below are shared by both concrete classes and set by their ``__init__``
     (through one validation function); a concrete class supplies `normalisation`
-    (``"softmax"`` or ``"mean"``, see [`jaxattn.fields.attend`][jaxattn.fields.attend]) and [`log_shift`][jaxattn.fields.AbstractSphereAttention.log_shift].
+    (``"softmax"``, ``"mean"`` or a [`Sinkhorn`][jaxattn.Sinkhorn], see [`jaxattn.fields.attend`][jaxattn.fields.attend]) and [`log_shift`][jaxattn.fields.AbstractSphereAttention.log_shift].
+    The constructor arguments are those of [`SelfAttention`][jaxattn.SelfAttention].
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
@@ -148,15 +171,22 @@ class AbstractSphereAttention(AbstractField):
     harmonics_degree: int | None = eqx.field(static=True)
 
     manifold: ClassVar[Sphere] = SPHERE
+    exchangeable_tokens: ClassVar[bool] = True
     num_tokens: ClassVar[None] = None
-    normalisation: eqx.AbstractClassVar[Normalisation]
+    normalisation: eqx.AbstractVar[Normalisation]
 
     @abc.abstractmethod
     def log_shift(self) -> Float[ArrayLike, ""]:
-        """s in the mean normalisation N_i = n e^{s} (time rescaling by e^{s}; 0 for the softmax)."""
+        """The shift s of the mean normalisation N_i = n e^{s} (a time rescaling by e^{s}).
+
+        **Returns:**
+
+        s, a scalar: 0 for the softmax and for plain USA, beta for USA with ``time_rescaled``.
+        """
 
     @property
     def dim(self) -> int | None:
+        """Token dimension d that V (or the feed-forward sublayer) fixes, or None with Q = K = V = I."""
         if self.V is not None:
             return self.V.shape[-1]
         if self.feedforward is not None:
@@ -165,10 +195,25 @@ class AbstractSphereAttention(AbstractField):
 
     @property
     def num_heads(self) -> int:
+        """The number of heads H (1 with Q = K = V = I)."""
         return 1 if self.V is None else self.V.shape[0]
 
     def attention_output(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        """sum_h sum_j w^h_ij V_h x_j, before the tangent projection."""
+        """The attention term sum_h sum_j w^h_ij V_h x_j of eqs. (2.3)-(2.5) (Geshkovski et al. 2023
+        (perspective)), before the feed-forward sublayer and the tangent projection.
+
+        **Arguments:**
+
+        - `x`: tokens, float (n, d), on S^{d-1} (d = 3 for ``evaluator="harmonics"``).
+
+        **Returns:**
+
+        Float (n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``evaluator="harmonics"`` with tokens of d != 3.
+        """
         if self.evaluator == "harmonics":
             if x.shape[-1] != 3:
                 raise ValueError(f"evaluator='harmonics' works on S^2 only (d = 3); tokens have d = {x.shape[-1]}")
@@ -192,7 +237,18 @@ class AbstractSphereAttention(AbstractField):
         return jnp.sum(jax.vmap(head)(self.Q, self.K, self.V), axis=0)
 
     def attention_matrix(self, t, x: Float[Array, "n d"]) -> Float[Array, "H n n"]:
-        """Attention weights w^h_ij (eq. (2.5)), one (n, n) matrix per head."""
+        """The attention weights w^h_ij of eq. (2.5) (Geshkovski et al. 2023 (perspective)):
+        e^{beta ⟨Q_h x_i, K_h x_j⟩} / Z^h_i (softmax) or / n (mean), causal where the field is.
+
+        **Arguments:**
+
+        - `t`: the time (unused; the signature of a field's methods).
+        - `x`: tokens, float (n, d).
+
+        **Returns:**
+
+        Float (H, n, n), one matrix per head (rows sum to 1 for the softmax).
+        """
         Q = jnp.eye(x.shape[-1], dtype=x.dtype)[None] if self.Q is None else self.Q
         K = Q if self.K is None else self.K
 
@@ -220,15 +276,50 @@ class SelfAttention(AbstractSphereAttention):
     (see [`jaxattn.fields.attend`][jaxattn.fields.attend]). ``evaluator="harmonics"`` (d = 3, Q = K = V = I,
     non-causal) evaluates the field in O(n L^2) with the spherical-harmonic addition theorem
     to within ``harmonics_tol`` (see `jaxattn.fields._harmonics`); it is faster than
-    the dense O(n^2) kernel above n ~ 2000.
+    the dense O(n^2) kernel from a few thousand tokens on (measured in benchmarks/README.md, section
+    "Scaling: one right-hand side, dense O(n^2) vs the O(n) fast paths").
+
+    ``normalisation=jaxattn.fields.Sinkhorn(k)`` replaces the row softmax by doubly stochastic
+    attention (Sander, Ablin, Blondel, Peyre, "Sinkformers", AISTATS 2022):
+    A = diag(e^u) exp(beta ⟨Q x_i, K x_j⟩) diag(e^v) with rows and columns summing to 1 after k
+    log-domain Sinkhorn row normalisations ([`Sinkhorn`][jaxattn.Sinkhorn]; dense evaluator only).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a finite scalar > 0.
+    - `Q`: the query matrix, float (m, d) (rectangular allowed, footnote 4) or a stack (H, m, d);
+        default None: the identity.
+    - `K`: the key matrix, the shape of ``Q``; default None: the identity.
+    - `V`: the value matrix, float (d, d) or (H, d, d); default None: the identity.
+    - `causal`: token i attends to tokens j <= i only ((CSA), Karagodin et al. 2024 §1.2); default False.
+    - `feedforward`: a [`FeedForward`][jaxattn.FeedForward] sublayer acting on d, eq. (2.8); default None.
+    - `block_size`: the row block of the dense kernel (static); default None: chosen by
+        [`jaxattn.fields.default_block_size`][jaxattn.fields.default_block_size].
+    - `evaluator`: ``"dense"`` (default) or ``"harmonics"`` (d = 3, Q = K = V = I, non-causal).
+    - `harmonics_tol`: the truncation tolerance of the harmonics evaluator, > 0; default 1e-13.
+    - `harmonics_degree`: the truncation degree L, an int >= 0; default None: chosen from beta, n and
+        the tolerance ([`jaxattn.fields.truncation_degree`][jaxattn.fields.truncation_degree]; needs a
+        concrete beta).
+    - `normalisation`: ``"softmax"`` (default) or a [`Sinkhorn`][jaxattn.Sinkhorn] (dense evaluator only).
+
+    **Raises:**
+
+    - `ValueError`: beta not finite or <= 0 (or not a scalar); Q, K, V of inconsistent shapes or with
+        NaN/inf; a feed-forward sublayer of another d; an unknown ``evaluator``; ``"harmonics"`` with
+        Q/K/V, a causal mask, a bad tolerance or degree, or a traced beta without ``harmonics_degree``.
+    - `TypeError`: beta or a matrix is not real-valued.
     """
 
-    normalisation = "softmax"
+    normalisation: Literal["softmax"] | Sinkhorn = eqx.field(static=True)
 
     def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None, K: ArrayLike | Sequence | None = None,
                  V: ArrayLike | Sequence | None = None, *, causal: bool = False, feedforward: FeedForward | None = None,
                  block_size: int | None = None, evaluator: str = "dense",
-                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None):
+                 harmonics_tol: float = DEFAULT_TOLERANCE, harmonics_degree: int | None = None,
+                 normalisation: Literal["softmax"] | Sinkhorn | str = "softmax"):
+        self.normalisation = check_normalisation(normalisation, ("softmax",))
+        if isinstance(self.normalisation, Sinkhorn) and evaluator != "dense":
+            raise ValueError(f"Sinkhorn attention is evaluated by the dense kernel only; got evaluator={evaluator!r}")
         _init_sphere_attention(self, beta, Q, K, V, causal, feedforward, block_size, evaluator, harmonics_tol,
                                harmonics_degree)
 
@@ -239,13 +330,32 @@ class SelfAttention(AbstractSphereAttention):
 class UnnormalisedSelfAttention(AbstractSphereAttention):
     """(USA) on S^{d-1}: Geshkovski et al. 2023 (perspective) §3.3, the partition function Z_i replaced by n.
 
-        dx_i/dt = P_{x_i}( (1/n) sum_j exp(beta <Q x_i, K x_j>) V x_j ).
+        dx_i/dt = P_{x_i}( (1/n) sum_j exp(beta ⟨Q x_i, K x_j⟩) V x_j ).
 
     USA is n times the Riemannian gradient of E_beta (eq. (3.11)) and its velocities
     scale like e^beta (stiff). With ``time_rescaled=True`` the field is multiplied by
-    e^{-beta} (weights exp(beta(<Qx_i, Kx_j> - 1))/n): the same trajectories on the time
+    e^{-beta} (weights exp(beta(⟨Qx_i, Kx_j⟩ - 1))/n): the same trajectories on the time
     scale t' = e^beta t. Under a causal mask Z_i is replaced by i, the number of tokens
-    token i sees. The other arguments are those of [`SelfAttention`][jaxattn.SelfAttention].
+    token i sees.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a finite scalar > 0.
+    - `Q`: the query matrix, float (m, d) or (H, m, d); default None: the identity.
+    - `K`: the key matrix, the shape of ``Q``; default None: the identity.
+    - `V`: the value matrix, float (d, d) or (H, d, d); default None: the identity.
+    - `causal`: token i attends to tokens j <= i only (normalised by i); default False.
+    - `feedforward`: a [`FeedForward`][jaxattn.FeedForward] sublayer, eq. (2.8); default None.
+    - `block_size`: the row block of the dense kernel (static); default None: automatic.
+    - `time_rescaled`: multiply the field by e^{-beta} (time scale t' = e^beta t); default False.
+    - `evaluator`: ``"dense"`` (default) or ``"harmonics"`` (d = 3, Q = K = V = I, non-causal).
+    - `harmonics_tol`: the truncation tolerance of the harmonics evaluator, > 0; default 1e-13.
+    - `harmonics_degree`: the truncation degree L, an int >= 0; default None: automatic.
+
+    **Raises:**
+
+    - `ValueError`: as [`SelfAttention`][jaxattn.SelfAttention].
+    - `TypeError`: as [`SelfAttention`][jaxattn.SelfAttention].
     """
 
     time_rescaled: bool = eqx.field(static=True)

@@ -112,9 +112,17 @@ def _lookup(name: Hashable) -> dict[str, str] | None:
 def describe(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with ``long_name``, ``units`` and ``description`` filled in from [`VARIABLES`][jaxattn.io.VARIABLES].
 
-    Attributes the writer set are kept; only missing ones are added (on a shallow copy: the
-    caller's dataset is not changed). Variables not in the catalogue are left as they are
-    ([`missing_attributes`][jaxattn.io.missing_attributes] names them).
+    Attributes the writer set are kept; only missing (or blank) ones are added. A variable
+    ``<name>_<stat>`` (stat ``mean``, ``q10``, ``q90``) is described from ``<name>``'s entry. Variables
+    not in the catalogue are left as they are ([`missing_attributes`][jaxattn.io.missing_attributes] names them).
+
+    **Arguments:**
+
+    - `ds`: an ``xarray.Dataset`` (not changed).
+
+    **Returns:**
+
+    A shallow copy of ``ds`` with the attributes filled in.
     """
     ds = ds.copy()
     for name in list(ds.variables):
@@ -129,7 +137,16 @@ def describe(ds: xr.Dataset) -> xr.Dataset:
 
 
 def missing_attributes(ds: xr.Dataset) -> dict[str, list[str]]:
-    """``{variable: [missing attribute, ...]}`` for every variable lacking one of [`REQUIRED`][jaxattn.io.REQUIRED]."""
+    """The variables of ``ds`` lacking one of the [`REQUIRED`][jaxattn.io.REQUIRED] attributes (or having it blank).
+
+    **Arguments:**
+
+    - `ds`: an ``xarray.Dataset``.
+
+    **Returns:**
+
+    ``{variable: [missing attribute, ...]}`` (empty when every variable is described).
+    """
     out = {}
     for name, var in ds.variables.items():
         missing = [key for key in REQUIRED if not str(var.attrs.get(key, "")).strip()]
@@ -144,12 +161,23 @@ def stamp(ds: xr.Dataset, source: str | None = None, call: str | None = None) ->
     ``Conventions`` (CF-1.11), ``jaxattn_version``, ``source`` (``"jaxattn <version>: <source>"``) and
     ``history`` (``"<UTC time>: <the jaxattn command line>"``, or the Python ``call`` and the script it ran
     in). A ``source`` or ``history`` the dataset already has is kept (a file re-written keeps its origin);
-    ``source`` defaults to the dataset's ``title``, else "jaxattn". [`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]
-    stamps every dataset it writes, so a writer only passes ``source`` when it wants to say more.
+    [`jaxattn.io.atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf] stamps every dataset it writes,
+    so a writer only passes ``source`` when it wants to say more, e.g. for a sweep's merged dataset:
 
-    Example (a sweep's merged dataset)::
+    ```python
+    ds = stamp(ds, source="jaxattn.studies.run_sweep of paper_002.phase_diagram")
+    ```
 
-        ds = stamp(ds, source="jaxattn.studies.run_sweep of paper_002.phase_diagram")
+    **Arguments:**
+
+    - `ds`: an ``xarray.Dataset`` (not changed).
+    - `source`: what made the data; default None: the dataset's ``title``, else ``"jaxattn"``.
+    - `call`: the Python call that made it, recorded in ``history`` outside the ``jaxattn`` command;
+        default None.
+
+    **Returns:**
+
+    A shallow copy of ``ds`` with the provenance attributes set.
     """
     ds = ds.copy()
     what = source or str(ds.attrs.get("title", "")).strip() or "jaxattn"
@@ -158,9 +186,18 @@ def stamp(ds: xr.Dataset, source: str | None = None, call: str | None = None) ->
 
 
 def strip_provenance(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` without the provenance attributes [`stamp`][jaxattn.io.stamp] adds (a shallow copy): two files of the same
+    """``ds`` without the provenance attributes [`stamp`][jaxattn.io.stamp] adds: two files of the same
     data written at different times or by different commands compare identical after it
-    (``xarray.testing.assert_identical(strip_provenance(a), strip_provenance(b))``)."""
+    (``xarray.testing.assert_identical(strip_provenance(a), strip_provenance(b))``).
+
+    **Arguments:**
+
+    - `ds`: an ``xarray.Dataset`` (not changed).
+
+    **Returns:**
+
+    A shallow copy of ``ds`` without ``Conventions``, ``jaxattn_version``, ``source``, ``history``.
+    """
     ds = ds.copy()
     for key in PROVENANCE:
         ds.attrs.pop(key, None)

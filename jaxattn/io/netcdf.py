@@ -88,7 +88,16 @@ def _tmp_name(path: Path) -> Path:
 
 
 def netcdf_engine() -> str:
-    """The netCDF backend to write with: netCDF4 (preferred), h5netcdf, else scipy (netCDF3)."""
+    """The netCDF backend to write with: netCDF4 (preferred), h5netcdf, else scipy (netCDF3).
+
+    **Returns:**
+
+    The xarray engine name: ``"netcdf4"``, ``"h5netcdf"`` or ``"scipy"``.
+
+    **Raises:**
+
+    - `ImportError`: none of the three packages is installed.
+    """
     for module, engine in (("netCDF4", "netcdf4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
         try:
             __import__(module)
@@ -129,11 +138,24 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str 
 
     The variables get their CF attributes (``long_name``, ``units``, ``description``) from
     [`jaxattn.io.cf.describe`][jaxattn.io.describe] where the writer left them out, and the file the attributes that say
-    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``).
+    what made it ([`jaxattn.io.cf.stamp`][jaxattn.io.stamp], with ``source``). The file either exists
+    complete or not at all; parent folders are created.
 
-    Raises:
-        ValueError: ``path`` does not end in ``.nc``.
-        OSError: the file could not be written; the message names it and the cause (a full disk).
+    **Arguments:**
+
+    - `ds`: the ``xarray.Dataset`` to write (not changed).
+    - `path`: the file, ending in ``.nc``.
+    - `source`: what made the data, for the ``source`` attribute; default None: the dataset's
+        ``title``, else ``"jaxattn"``.
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``).
+
+    **Raises:**
+
+    - `ValueError`: ``path`` does not end in ``.nc``.
+    - `OSError`: the file could not be written; the message names it and the cause (a full disk).
     """
     path = Path(path)
     if path.suffix.lower() != ".nc":
@@ -152,7 +174,18 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, source: str 
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (as [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf])."""
+    """Write ``text`` to ``path`` atomically: temporary file beside it, fsync, ``os.replace`` (as
+    [`atomic_write_netcdf`][jaxattn.io.atomic_write_netcdf]).
+
+    **Arguments:**
+
+    - `text`: the content.
+    - `path`: the file (its folder must exist).
+
+    **Returns:**
+
+    The path written (a ``pathlib.Path``).
+    """
     return _write_text(text, Path(path), exclusive=False)
 
 
@@ -179,7 +212,15 @@ def remove_stale_temporaries(directory: str | os.PathLike, expiry: float) -> lis
     A temporary file is stale when its writer ran on this host (same boot) and its pid is
     gone, or when it is older than ``expiry`` seconds (a writer on another host). Files of
     live writers are left alone, so concurrent sweeps never pull a file from under each other.
-    Returns the removed paths.
+
+    **Arguments:**
+
+    - `directory`: the folder to clean (not recursive).
+    - `expiry`: the age in seconds beyond which any temporary file is stale, >= 0.
+
+    **Returns:**
+
+    The removed paths (a list of ``pathlib.Path``).
     """
     removed = []
     now = time.time()
@@ -201,17 +242,35 @@ def remove_stale_temporaries(directory: str | os.PathLike, expiry: float) -> lis
 
 
 def netcdf_attr(value: Any) -> Any:
-    """An attribute value netCDF accepts: strings and numbers as they are, anything else as JSON text."""
+    """An attribute value netCDF accepts.
+
+    **Arguments:**
+
+    - `value`: any value (a bool, list, dict, None, ... is not a netCDF attribute).
+
+    **Returns:**
+
+    Strings and numbers (not bools) as they are, anything else as sorted-key JSON text.
+    """
     if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return value
     return json.dumps(value, sort_keys=True, default=str)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any] | None:
-    """The sweep arguments stored in ``directory/manifest.json`` (``None`` if there is none).
+    """The sweep arguments stored in ``directory/manifest.json``.
 
-    Raises:
-        ValueError: the file is not a JSON object (names the file and what to do).
+    **Arguments:**
+
+    - `directory`: the sweep's folder.
+
+    **Returns:**
+
+    The manifest (a dict), or None if there is none.
+
+    **Raises:**
+
+    - `ValueError`: the file is not a JSON object (names the file and what to do).
     """
     path = Path(directory) / MANIFEST
     try:
@@ -236,11 +295,20 @@ def check_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any]) ->
     """Compare ``manifest`` with ``directory/manifest.json``, creating it if absent.
 
     Creation is atomic and exclusive (the first of several concurrent processes wins and the
-    others compare against its manifest). Returns the sorted keys whose values differ (empty
-    when the directory holds the same sweep or none yet).
+    others compare against its manifest).
 
-    Raises:
-        ValueError: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.io.read_manifest]).
+    **Arguments:**
+
+    - `directory`: the sweep's folder (it must exist).
+    - `manifest`: this run's sweep arguments, JSON-serialisable.
+
+    **Returns:**
+
+    The sorted keys whose values differ (empty when the directory holds the same sweep or none yet).
+
+    **Raises:**
+
+    - `ValueError`: an existing manifest is not valid JSON ([`read_manifest`][jaxattn.io.read_manifest]).
     """
     old = read_manifest(directory)
     if old is None:
@@ -258,7 +326,11 @@ class Claim:
     """A point held by this process: the claim file ``<key>.<generation>`` it created.
 
     The file's modification time is the heartbeat; its content records the owner
-    (host, boot id, pid, time).
+    (host, boot id, pid, time). Made by [`claim`][jaxattn.io.claim].
+
+    **Arguments:**
+
+    - `path`: the claim file ``claims/<key>.<generation>``.
     """
 
     path: Path
@@ -269,11 +341,21 @@ class Claim:
         return self.path.with_name(f"{key}.{int(gen) + 1}")
 
     def lost(self) -> bool:
-        """Whether another process has taken this claim over (its heartbeat was too old)."""
+        """Whether another process has taken this claim over (its heartbeat was too old).
+
+        **Returns:**
+
+        True when the next generation of the claim file exists.
+        """
         return self._next.exists()
 
     def renew(self) -> bool:
-        """Refresh the heartbeat; returns ``False`` if the claim was taken over."""
+        """Refresh the heartbeat (the claim file's modification time).
+
+        **Returns:**
+
+        False if the claim was taken over (or its file removed), else True.
+        """
         try:
             os.utime(self.path)
         except FileNotFoundError:
@@ -306,13 +388,23 @@ def _stale(path: Path, expiry: float) -> bool:
 
 
 def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
-    """Try to take the point ``key``: returns a [`Claim`][jaxattn.io.Claim], or ``None`` if another live process holds it.
+    """Try to take the point ``key`` for this process.
 
     The claim files are ``claims/<key>.0``, ``<key>.1``, ...; the highest generation is
     the current one. A free point is taken by creating generation 0; a stale one (owner dead
     on this host, or heartbeat older than ``expiry`` seconds, or released) by creating the
     next generation. Both use ``O_CREAT | O_EXCL``, which exactly one process wins, also on
     NFS v3+ and Lustre.
+
+    **Arguments:**
+
+    - `claims`: the folder of claim files (it must exist).
+    - `key`: the point's name (a file-name-safe string).
+    - `expiry`: seconds after which a heartbeat is stale, > 0.
+
+    **Returns:**
+
+    The [`Claim`][jaxattn.io.Claim], or None if another live process holds the point.
     """
     claims = Path(claims)
     gen = 0
@@ -334,7 +426,16 @@ def claim(claims: str | os.PathLike, key: str, expiry: float) -> Claim | None:
 
 
 def point_file_problem(path: str | os.PathLike) -> str | None:
-    """``None`` if the netCDF file at ``path`` loads, else what is wrong with it (zero bytes, unreadable)."""
+    """What is wrong with the point file at ``path``, if anything.
+
+    **Arguments:**
+
+    - `path`: a netCDF point file.
+
+    **Returns:**
+
+    None if it loads, else the problem: ``"zero bytes"``, ``"missing"``, or the reader's error.
+    """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -348,7 +449,18 @@ def point_file_problem(path: str | os.PathLike) -> str | None:
 
 
 def move_aside(path: str | os.PathLike, reason: str, directory: str | os.PathLike) -> Path | None:
-    """Move a bad file to ``directory/corrupt/`` with a warning that names it; returns the new path."""
+    """Move a bad file to ``directory/corrupt/`` (with a time stamp) and warn with its name.
+
+    **Arguments:**
+
+    - `path`: the bad file.
+    - `reason`: what is wrong with it (shown in the warning).
+    - `directory`: the sweep's folder (``corrupt/`` is created in it).
+
+    **Returns:**
+
+    The new path, or None when another process moved the file first.
+    """
     path = Path(path)
     dest_dir = Path(directory) / CORRUPT
     dest_dir.mkdir(exist_ok=True)
@@ -370,8 +482,17 @@ def merge_points(
 ) -> xr.Dataset:
     """Load the point files and stack them to dims ``(*grid, "seed", *point dims)``.
 
-    ``points[i]`` holds the grid values and ``"seed"`` of ``files[i]``; the result is
-    reindexed to the order of ``grid`` and ``seeds``.
+    **Arguments:**
+
+    - `files`: the point files (netCDF), one per point.
+    - `points`: ``points[i]`` holds the grid values and ``"seed"`` of ``files[i]``.
+    - `grid`: the sweep's axes, name -> values (in the order of the result).
+    - `seeds`: the seeds (the order of the ``seed`` axis).
+
+    **Returns:**
+
+    One ``xarray.Dataset`` with dims ``(*grid, "seed", *point dims)``, reindexed to the order of
+    ``grid`` and ``seeds`` (missing points NaN).
     """
     names = [*grid, "seed"]
     parts = []

@@ -36,16 +36,24 @@ def load_trajectory(path: str | os.PathLike, field: AbstractField | None = None)
     """The [`jaxattn.Trajectory`][jaxattn.Trajectory] saved at ``path`` by [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save]
     (or by ``jaxattn simulate --out``).
 
-    Args:
-        path: a netCDF (``.nc``) file or NumPy archive (``.npz``) written by [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save].
-        field: the field to attach; needed only for a field class outside [`jaxattn.fields`][jaxattn.fields]
-            (the built-in fields are rebuilt from the file).
+    **Arguments:**
 
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a saved trajectory, declares more data than it holds, has the
-            wrong dimensions, NaN/inf values or invalid field parameters (beta <= 0), or its field
-            cannot be rebuilt (the message says to pass ``field``). Every message names the file.
+    - `path`: a netCDF (``.nc``) file or NumPy archive (``.npz``) written by
+        [`jaxattn.Trajectory.save`][jaxattn.solve.Trajectory.save].
+    - `field`: the field to attach; needed only for a field class outside [`jaxattn.fields`][jaxattn.fields]
+        (the built-in fields are rebuilt from the file); default None.
+
+    **Returns:**
+
+    The [`jaxattn.Trajectory`][jaxattn.Trajectory]: the arrays bit for bit with their dtypes.
+
+    **Raises:**
+
+    - `FileNotFoundError`: no file at ``path``.
+    - `IsADirectoryError`: ``path`` is a folder.
+    - `ValueError`: the file is not a saved trajectory, declares more data than it holds, has the
+        wrong dimensions, NaN/inf values or invalid field parameters (beta <= 0), or its field
+        cannot be rebuilt (the message says to pass ``field``). Every message names the file.
     """
     where = os.fspath(path)
     if not os.path.exists(path):
@@ -62,14 +70,25 @@ def load_trajectory(path: str | os.PathLike, field: AbstractField | None = None)
 
 def check_declared_sizes(path: str | os.PathLike) -> int:
     """Check, without reading any array, that the data a netCDF file or ``.npz`` archive declares fits in
-    the bytes it holds; returns the declared number of bytes.
+    the bytes it holds.
 
-    Uncompressed data must fit in the file (plus a small slack for headers); compressed netCDF4
-    variables may declare up to `MAX_COMPRESSION` times the file's size.
+    Uncompressed data must fit in the file (plus a small slack, `SLACK` = 64 kiB, for headers);
+    compressed variables may declare up to `MAX_COMPRESSION` = 1100 times the bytes they store (zlib's
+    limit is about 1032:1).
 
-    Raises:
-        ValueError: the file declares more data than it can hold (damaged or hostile), or its header
-            cannot be read.
+    **Arguments:**
+
+    - `path`: the file (``.npz`` is read as a NumPy archive, anything else as netCDF).
+
+    **Returns:**
+
+    The declared number of bytes (int; 0 where netCDF4 is not installed).
+
+    **Raises:**
+
+    - `ValueError`: the file declares more data than it can hold (damaged or hostile), or its header
+        cannot be read.
+    - `FileNotFoundError`: no file at ``path``.
     """
     path = Path(path)
     size = path.stat().st_size

@@ -12,7 +12,7 @@ Tokens z_1..z_n in R^d are the rows of Z. One layer is, eq. (1.1a),
 
 with the attention set, eq. (1.1b),
 
-    C_i(Z) = { j in [n] : <A z_i, z_j> = max_l <A z_i, z_l> }     (j = i included),
+    C_i(Z) = { j in [n] : ⟨A z_i, z_j⟩ = max_l ⟨A z_i, z_l⟩ }     (j = i included),
 
 A symmetric positive definite (Assumption 2.1(i)), value matrix V = alpha I with
 alpha > 0 (Assumption 2.1(ii)) and the scalar normalisation N(Z) = Z / (1 + alpha),
@@ -33,7 +33,7 @@ Ties are averaged over *all* maximisers (never ``argmax``, which picks one). In 
 point an exact ``==`` creates false leaders (a follower one ulp past its leader) and
 breaks true ones; scores within
 
-    tol = tie_rtol * max_i <A z_i, z_i>       (default tie_rtol = 1e-14, float64)
+    tol = tie_rtol * max_i ⟨A z_i, z_i⟩       (default tie_rtol = 1e-14, float64)
 
 of the row maximum count as tied. ``tie_rtol = 0`` is the exact mode of the authors'
 code. In float32 use about 1e-6. A larger tolerance changes the dynamics (near-ties pull
@@ -55,7 +55,7 @@ Limit polytope and attracting set
 Theorem 1.1: every token converges to a point of a finite set S on the boundary of the
 polytope conv(leader limits); `jaxattn.layers.polytope` computes its vertices and S.
 
-The softmax variant, eq. (2.6), replaces Lambda by softmax(<A z_i, z_j>/tau) and tends
+The softmax variant, eq. (2.6), replaces Lambda by softmax(⟨A z_i, z_j⟩/tau) and tends
 to the hardmax layer as tau -> 0 away from near-ties.
 """
 
@@ -165,7 +165,17 @@ def _check_layers(num_layers) -> int:
 
 
 def gram_matrix(Z: Float[Array, "n d"], A: Float[Array, "d d"] | None = None) -> Float[Array, "n n"]:
-    """Score matrix G_ij = <A z_i, z_j> of eq. (1.1b) (A = None means the identity)."""
+    """The score matrix G_ij = ⟨A z_i, z_j⟩ of eq. (1.1b) (Alcalde, Fantuzzi, Zuazua 2024).
+
+    **Arguments:**
+
+    - `Z`: tokens, float (n, d).
+    - `A`: the attention matrix, float (d, d); default None: the identity.
+
+    **Returns:**
+
+    G = Z A Z^T, float (n, n).
+    """
     ZA = Z if A is None else Z @ A
     return ZA @ Z.T
 
@@ -176,16 +186,28 @@ def hardmax_attention(
     tie_rtol: float = DEFAULT_TIE_RTOL,
     key_mask: Bool[Array, " n"] | None = None,
 ) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
-    """Hardmax similarity matrix Lambda, eq. (2.3), and the attention-set mask C, eq. (1.1b).
+    """The hardmax similarity matrix Lambda, eq. (2.3), and the attention-set mask C, eq. (1.1b)
+    (Alcalde, Fantuzzi, Zuazua 2024).
 
-    ``mask[i, j]`` is True iff j is in C_i(Z): <A z_i, z_j> is within
-    ``tie_rtol * max_l <A z_l, z_l>`` of the row maximum (the self-index included).
+    ``mask[i, j]`` is True iff j is in C_i(Z): ⟨A z_i, z_j⟩ is within
+    ``tie_rtol * max_l ⟨A z_l, z_l⟩`` of the row maximum (the self-index included).
     Lambda is the mask divided by its row sums, so ties are averaged. The mask is built
     from comparisons, so gradients treat it as constant (the a.e. derivative).
 
-    ``key_mask`` (n,) restricts the keys: only j with ``key_mask[j]`` can be in C_i, and the
-    row maximum and the tie scale are taken over those keys (e.g. a review's real words, not
-    its padding; at least one entry must be True). None: every key, eq. (1.1b) as written.
+    **Arguments:**
+
+    - `Z`: tokens, float (n, d).
+    - `A`: the symmetric positive definite attention matrix, float (d, d); default None: the identity.
+    - `tie_rtol`: relative tie tolerance, >= 0 (module docstring); default
+        [`DEFAULT_TIE_RTOL`][jaxattn.layers.DEFAULT_TIE_RTOL] = 1e-14; 0 = exact ties.
+    - `key_mask`: bool (n,) restricting the keys: only j with ``key_mask[j]`` can be in C_i, and the
+        row maximum and the tie scale are taken over those keys (e.g. a review's real words, not its
+        padding; at least one entry must be True); default None: every key, eq. (1.1b) as written.
+
+    **Returns:**
+
+    ``(Lambda, mask)``: the row-stochastic float (n, n) matrix and the bool (n, n) mask of the C_i.
+    No argument checks (the transformers validate).
     """
     G = gram_matrix(Z, A)
     if key_mask is None:
@@ -204,8 +226,21 @@ def softmax_attention(
     Z: Float[Array, "n d"], A: Float[Array, "d d"] | None = None, tau: float | Array = 1.0,
     key_mask: Bool[Array, " n"] | None = None,
 ) -> Float[Array, "n n"]:
-    """Softmax similarity matrix of eq. (2.6): softmax_j(<A z_i, z_j> / tau) (max-subtracted);
-    keys j outside ``key_mask`` (if given) get weight exactly 0."""
+    """The softmax similarity matrix of eq. (2.6) (Alcalde, Fantuzzi, Zuazua 2024):
+    softmax_j(⟨A z_i, z_j⟩ / tau), max-subtracted.
+
+    **Arguments:**
+
+    - `Z`: tokens, float (n, d).
+    - `A`: the attention matrix, float (d, d); default None: the identity.
+    - `tau`: the temperature, > 0; default 1.
+    - `key_mask`: bool (n,); keys j outside it get weight exactly 0 (at least one entry True);
+        default None: every key.
+
+    **Returns:**
+
+    The row-stochastic float (n, n) matrix. No argument checks.
+    """
     logits = gram_matrix(Z, A) / tau
     if key_mask is not None:
         logits = jnp.where(key_mask[None, :], logits, -jnp.inf)
@@ -218,7 +253,17 @@ def _layer(Z, Lam, h):
 
 
 def attention_sets(mask: Bool[ArrayLike, "n n"]) -> list[tuple[int, ...]]:
-    """The sets C_i (0-based index tuples) from an attention mask."""
+    """The attention sets C_i of eq. (1.1b) as index tuples, from an attention mask.
+
+    **Arguments:**
+
+    - `mask`: bool (n, n), ``mask[i, j]`` True iff j is in C_i (as
+        [`hardmax_attention`][jaxattn.layers.hardmax_attention] returns).
+
+    **Returns:**
+
+    A list of n tuples of 0-based indices (host NumPy; eager only).
+    """
     m = np.asarray(mask)
     return [tuple(int(j) for j in np.flatnonzero(row)) for row in m]
 
@@ -227,14 +272,17 @@ def attention_sets(mask: Bool[ArrayLike, "n n"]) -> list[tuple[int, ...]]:
 
 
 class HardmaxTrajectory(eqx.Module):
-    """Output of [`HardmaxTransformer.trajectory`][jaxattn.layers.HardmaxTransformer.trajectory].
+    """Output of [`HardmaxTransformer.trajectory`][jaxattn.layers.HardmaxTransformer.trajectory]: the layers of
+    eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1) of Alcalde, Fantuzzi, Zuazua
+    2024.
 
-    Attributes:
-        tokens: (K+1, n, d) configurations Z^0..Z^K.
-        attention: (K+1, n, n) masks of C_i(Z^k) for k = 0..K (None if not stored).
-        leads: (K+1, n) whether token i leads at layer k (C_i(Z^k) within i's copies).
-        leader_layer: (n,) first layer k <= K at which token i leads, -1 if never.
-        first_copy: (n,) smallest index j with z_j^0 == z_i^0 (the copy class of i).
+    **Attributes:**
+
+    - `tokens`: float (K+1, n, d), the configurations Z^0..Z^K.
+    - `attention`: bool (K+1, n, n), the masks of C_i(Z^k) for k = 0..K (None if not stored).
+    - `leads`: bool (K+1, n), whether token i leads at layer k (C_i(Z^k) within i's copies).
+    - `leader_layer`: int (n,), the first layer k <= K at which token i leads, -1 if never.
+    - `first_copy`: int (n,), the smallest index j with z_j^0 == z_i^0 (the copy class of i).
     """
 
     tokens: Float[Array, "K1 n d"]
@@ -245,49 +293,77 @@ class HardmaxTrajectory(eqx.Module):
 
     @property
     def final(self) -> Float[Array, "n d"]:
+        """The last configuration Z^K, float (n, d)."""
         return self.tokens[-1]
 
     @property
     def is_leader(self) -> Bool[Array, " n"]:
-        """Leader (by layer K) per token; all copies of a leading word are marked."""
+        """Leader (by layer K) per token, bool (n,); all copies of a leading word are marked."""
         return self.leader_layer >= 0
 
     @property
     def num_leaders(self) -> Int[Array, ""]:
-        """Number of distinct leaders (copies counted once) determined by layer K."""
+        """Number of distinct leaders (copies counted once) determined by layer K, an int scalar."""
         return jnp.sum(self.is_leader & (self.first_copy == jnp.arange(self.first_copy.shape[-1])), axis=-1)
 
     @property
     def num_initial_leaders(self) -> Int[Array, ""]:
-        """Number of distinct leaders determined at layer 0 (Table 1's m_0)."""
+        """Number of distinct leaders determined at layer 0 (Table 1's m_0), an int scalar."""
         own = self.first_copy == jnp.arange(self.first_copy.shape[-1])
         return jnp.sum((self.leader_layer == 0) & own, axis=-1)
 
     def leader_indices(self) -> np.ndarray:
-        """0-based indices of the distinct leaders (first copy of each), eager only."""
+        """The distinct leaders (Definition 1.1; the first copy of each).
+
+        **Returns:**
+
+        Their 0-based indices, a NumPy int array (eager only).
+        """
         own = np.asarray(self.first_copy) == np.arange(self.first_copy.shape[-1])
         return np.flatnonzero(np.asarray(self.is_leader) & own)
 
     def attention_sets(self, k: int) -> list[tuple[int, ...]]:
-        """C_i(Z^k) for all i, as 0-based index tuples."""
+        """The attention sets C_i(Z^k), eq. (1.1b), at layer k.
+
+        **Arguments:**
+
+        - `k`: the layer, 0 <= k <= K (the masks must have been stored: ``store_attention=True``).
+
+        **Returns:**
+
+        A list of n tuples of 0-based indices.
+        """
         return attention_sets(self.attention[k])
 
 
 class HardmaxTransformer(eqx.Module):
-    """K identical pure-attention hardmax layers, eq. (1.1) (Assumption 2.1, weight sharing).
+    """K identical pure-attention hardmax layers, eq. (1.1) of Alcalde, Fantuzzi, Zuazua, "Clustering in
+    pure-attention hardmax transformers and its role in sentiment analysis", 2024 (Assumption 2.1,
+    weight sharing):
 
-    Args:
-        alpha: the value-matrix scale, V = alpha I, alpha > 0; h = alpha/(1+alpha) is the
-            step size.
-        A: symmetric positive definite (d, d) attention matrix; ``None`` is the identity
-            (and faster). Validated on construction.
-        num_layers: depth K (K updates take Z^0 to Z^K).
-        tie_rtol: relative tie tolerance (see the module docstring); 0 = exact ties.
+        z_i^{k+1} = z_i^k + alpha/(1+alpha) (1/|C_i(Z^k)|) sum_{j in C_i(Z^k)} (z_j^k - z_i^k).
 
-    Calling the module maps Z^0 (n, d) to Z^K; [`trajectory`][jaxattn.layers.HardmaxTransformer.trajectory] also returns every
-    layer, the attention sets and the leaders. ``jax.jit``, ``jax.vmap`` and ``jax.grad``
-    (with respect to alpha, A and Z^0; the a.e. gradient with frozen attention sets) go
+    Calling the module maps Z^0 (n, d) to Z^K; [`trajectory`][jaxattn.layers.HardmaxTransformer.trajectory]
+    also returns every layer, the attention sets and the leaders. ``jax.jit``, ``jax.vmap`` and
+    ``jax.grad`` (with respect to alpha, A and Z^0; the a.e. gradient with frozen attention sets) go
     through.
+
+    **Arguments:**
+
+    - `alpha`: the value-matrix scale, V = alpha I, a finite scalar > 0 (Assumption 2.1(ii));
+        h = alpha/(1+alpha) is the step size; default 0.5.
+    - `A`: the symmetric positive definite (d, d) attention matrix (Assumption 2.1(i)); default
+        None: the identity (and faster).
+    - `num_layers`: the depth K, a non-negative int (K updates take Z^0 to Z^K); default 8.
+    - `tie_rtol`: relative tie tolerance, finite and >= 0 (module docstring); default
+        [`DEFAULT_TIE_RTOL`][jaxattn.layers.DEFAULT_TIE_RTOL] = 1e-14 (float64; about 1e-6 in float32);
+        0 = exact ties.
+
+    **Raises:**
+
+    - `TypeError`: ``alpha`` is a bool or not real-valued.
+    - `ValueError`: ``alpha`` not a finite scalar > 0; ``A`` not square, not finite, not symmetric or
+        not positive definite; ``num_layers`` not a non-negative integer; ``tie_rtol`` < 0.
     """
 
     alpha: Float[Array, ""]
@@ -304,31 +380,86 @@ class HardmaxTransformer(eqx.Module):
 
     @property
     def step_size(self) -> Array:
-        """h = alpha / (1 + alpha)."""
+        """The step size h = alpha / (1 + alpha) of eq. (1.1a), a scalar array."""
         return self.alpha / (1 + self.alpha)
 
     def _check(self, Z):
         return _check_tokens(Z, None if self.A is None else self.A.shape[0])
 
     def attention(self, Z: Tokens) -> tuple[Float[Array, "n n"], Bool[Array, "n n"]]:
-        """(Lambda, mask of C) at configuration Z, eqs. (2.3) and (1.1b)."""
+        """The hardmax similarity Lambda and the attention sets at configuration Z, eqs. (2.3) and (1.1b).
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        ``(Lambda, mask)``: float (n, n) row-stochastic, bool (n, n) (as
+        [`hardmax_attention`][jaxattn.layers.hardmax_attention]).
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         return hardmax_attention(self._check(Z), self.A, self.tie_rtol)
 
     def step(self, Z: Tokens) -> Float[Array, "n d"]:
-        """One layer, eq. (1.1a)."""
+        """One layer, eq. (1.1a): Z + h (Lambda(Z) Z - Z).
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        The next configuration, float (n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         Z = self._check(Z)
         Lam, _ = hardmax_attention(Z, self.A, self.tie_rtol)
         return _layer(Z, Lam, self.step_size)
 
     def __call__(self, Z: Tokens) -> Float[Array, "n d"]:
-        """Z^K from Z^0 (K = ``num_layers`` layers of eq. (1.1a), a ``lax.scan``)."""
+        """Z^K from Z^0: K = ``num_layers`` layers of eq. (1.1a) (a ``lax.scan``).
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        Z^K, float (n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         return hardmax_layers(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol)
 
     def trajectory(self, Z: Tokens, *, store_attention: bool = True) -> HardmaxTrajectory:
         """All layers Z^0..Z^K, the attention sets C_i(Z^k) and the leaders (Definition 1.1).
 
-        ``store_attention=False`` leaves ``attention`` as None, which saves (K+1) n^2
-        booleans per configuration (large batches of long reviews).
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+        - `store_attention`: keep the masks of every layer; default True. False leaves ``attention``
+            as None, which saves (K+1) n^2 booleans per configuration (large batches of long reviews).
+
+        **Returns:**
+
+        A [`HardmaxTrajectory`][jaxattn.layers.HardmaxTrajectory].
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
         """
         return hardmax_trajectory(self.alpha, self.A, self._check(Z), self.num_layers, self.tie_rtol,
                                   bool(store_attention))
@@ -342,10 +473,23 @@ class HardmaxTransformer(eqx.Module):
 def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z: Float[Array, "n d"],
                    num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
                    key_mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"]:
-    """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) in a ``lax.scan`` (attending
-    only to the keys in ``key_mask`` if given, [`hardmax_attention`][jaxattn.layers.hardmax_attention]).
+    """Z^K from Z^0: ``num_layers`` hardmax layers of eq. (1.1a) of Alcalde, Fantuzzi, Zuazua 2024 in a
+    ``lax.scan``. No argument checks ([`HardmaxTransformer`][jaxattn.HardmaxTransformer] validates and
+    then calls this).
 
-    No argument checks ([`HardmaxTransformer`][jaxattn.HardmaxTransformer] validates and then calls this).
+    **Arguments:**
+
+    - `alpha`: the value-matrix scale, a scalar > 0.
+    - `A`: the attention matrix, float (d, d), or None (the identity).
+    - `Z`: tokens Z^0, float (n, d).
+    - `num_layers`: the depth K, an int >= 0 (static).
+    - `tie_rtol`: relative tie tolerance, >= 0 (static); default 1e-14.
+    - `key_mask`: bool (n,), the keys attended to ([`hardmax_attention`][jaxattn.layers.hardmax_attention]);
+        default None: every key.
+
+    **Returns:**
+
+    Z^K, float (n, d).
     """
     h = alpha / (1 + alpha)
 
@@ -361,11 +505,24 @@ def hardmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z
 def hardmax_trajectory(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, Z0: Float[Array, "n d"],
                        num_layers: int, tie_rtol: float = DEFAULT_TIE_RTOL,
                        store_attention: bool = True, key_mask: Bool[Array, " n"] | None = None) -> HardmaxTrajectory:
-    """Layers Z^0..Z^K of eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1).
-
-    With ``key_mask`` the layers attend only to those keys ([`hardmax_attention`][jaxattn.layers.hardmax_attention]) and a
-    position outside it is never a leader. No argument checks
+    """Layers Z^0..Z^K of eq. (1.1a), the attention sets (1.1b) and the leaders (Definition 1.1) of
+    Alcalde, Fantuzzi, Zuazua 2024. No argument checks
     ([`HardmaxTransformer.trajectory`][jaxattn.layers.HardmaxTransformer.trajectory] validates and then calls this).
+
+    **Arguments:**
+
+    - `alpha`: the value-matrix scale, a scalar > 0.
+    - `A`: the attention matrix, float (d, d), or None (the identity).
+    - `Z0`: tokens Z^0, float (n, d).
+    - `num_layers`: the depth K, an int >= 0 (static).
+    - `tie_rtol`: relative tie tolerance, >= 0 (static); default 1e-14.
+    - `store_attention`: keep every layer's mask (static); default True.
+    - `key_mask`: bool (n,): the layers attend only to those keys and a position outside it is never
+        a leader; default None: every key.
+
+    **Returns:**
+
+    A [`HardmaxTrajectory`][jaxattn.layers.HardmaxTrajectory].
     """
     h = alpha / (1 + alpha)
     copies = jnp.all(Z0[:, None, :] == Z0[None, :, :], axis=-1)
@@ -396,11 +553,24 @@ def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, t
                    Z: Float[Array, "n d"], num_layers: int,
                    keep_all: bool = False,
                    key_mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"] | Float[Array, "K1 n d"]:
-    """Layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau (attending only
-    to the keys in ``key_mask`` if given).
+    """Layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau (Alcalde, Fantuzzi,
+    Zuazua 2024). No argument checks ([`SoftmaxTransformer`][jaxattn.SoftmaxTransformer] validates and
+    then calls this).
 
-    Returns Z^K, or all layers Z^0..Z^K (shape (K+1, n, d)) when ``keep_all``. No argument
-    checks ([`SoftmaxTransformer`][jaxattn.SoftmaxTransformer] validates and then calls this).
+    **Arguments:**
+
+    - `alpha`: the value-matrix scale, a scalar > 0.
+    - `A`: the attention matrix, float (d, d), or None (the identity).
+    - `tau`: the temperature, a scalar > 0.
+    - `Z`: tokens Z^0, float (n, d).
+    - `num_layers`: the depth K, an int >= 0 (static).
+    - `keep_all`: return every layer (static); default False.
+    - `key_mask`: bool (n,), the keys attended to ([`softmax_attention`][jaxattn.layers.softmax_attention]);
+        default None: every key.
+
+    **Returns:**
+
+    Z^K, float (n, d), or all layers Z^0..Z^K, float (K+1, n, d), when ``keep_all``.
     """
     h = alpha / (1 + alpha)
 
@@ -412,11 +582,25 @@ def softmax_layers(alpha: Float[ArrayLike, ""], A: Float[Array, "d d"] | None, t
 
 
 class SoftmaxTransformer(eqx.Module):
-    """K layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau.
+    """K layers of eq. (1.1a) with the softmax similarity (2.6) at temperature tau (Alcalde, Fantuzzi,
+    Zuazua 2024): z_i^{k+1} = z_i^k + alpha/(1+alpha) sum_j softmax_j(⟨A z_i, z_j⟩ / tau) (z_j^k - z_i^k).
 
     The smooth surrogate the paper trains with (tau = 1e-3); it tends to
     [`HardmaxTransformer`][jaxattn.HardmaxTransformer] as tau -> 0 for configurations without near-ties (the
     error is of order exp(-gap/tau), gap = distance between the two largest scores).
+
+    **Arguments:**
+
+    - `alpha`: the value-matrix scale, a finite scalar > 0; default 0.5.
+    - `A`: the symmetric positive definite (d, d) attention matrix; default None: the identity.
+    - `tau`: the temperature, a finite scalar > 0; default 1e-3.
+    - `num_layers`: the depth K, a non-negative int; default 8.
+
+    **Raises:**
+
+    - `TypeError`: ``alpha`` or ``tau`` is a bool or not real-valued.
+    - `ValueError`: ``alpha``/``tau`` not a finite scalar > 0; ``A`` not square, finite, symmetric and
+        positive definite; ``num_layers`` not a non-negative integer.
     """
 
     alpha: Float[Array, ""]
@@ -432,15 +616,58 @@ class SoftmaxTransformer(eqx.Module):
         self.num_layers = _check_layers(num_layers)
 
     def attention(self, Z: Tokens) -> Float[Array, "n n"]:
+        """The softmax similarity matrix (2.6) at configuration Z.
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        Float (n, n), row-stochastic.
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_attention(Z, self.A, self.tau)
 
     def __call__(self, Z: Tokens) -> Float[Array, "n d"]:
-        """Z^K from Z^0 with the softmax similarity (2.6)."""
+        """Z^K from Z^0 with the softmax similarity (2.6).
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        Z^K, float (n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, False)
 
     def trajectory(self, Z: Tokens) -> Float[Array, "K1 n d"]:
-        """All layers Z^0..Z^K, shape (K+1, n, d)."""
+        """All layers Z^0..Z^K with the softmax similarity (2.6).
+
+        **Arguments:**
+
+        - `Z`: tokens, float (n, d), finite, d matching ``A``.
+
+        **Returns:**
+
+        Float (K+1, n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``Z`` is not (n, d) with n, d >= 1, its d does not match ``A``, or it has
+            NaN/inf (traced values: through ``equinox.error_if``).
+        """
         Z = _check_tokens(Z, None if self.A is None else self.A.shape[0])
         return softmax_layers(self.alpha, self.A, self.tau, Z, self.num_layers, True)

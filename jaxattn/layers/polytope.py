@@ -5,7 +5,7 @@ Alcalde, Fantuzzi, Zuazua 2024, Theorem 1.1: every token of the hardmax layers
 the polytope K = conv(leader limits); leaders reach the vertices of K in finitely many
 layers and the other points of S are A-projections of the origin onto faces of K,
 
-    S = { x in K : max_l <A (v_l - x), x> = 0 }                              (4.1)
+    S = { x in K : max_l ⟨A (v_l - x), x⟩ = 0 }                              (4.1)
 
 [`convex_hull_vertices`][jaxattn.layers.convex_hull_vertices] finds the vertices of K by a linear-programming extreme-point
 test (not qhull: K is often lower-dimensional) and [`attracting_set`][jaxattn.layers.attracting_set] enumerates S from
@@ -30,10 +30,22 @@ __all__ = ["attracting_set", "cluster_points", "convex_hull_vertices", "in_conve
 
 
 def cluster_points(points: ArrayLike, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """Group points closer than ``tol`` (greedy, in order).
+    """Group points closer than ``tol`` (greedy, in order: a point joins the first group whose
+    representative is within ``tol``, else starts a new one).
 
-    Returns (representatives (c, d), labels (m,)): the first point of each group and the
-    group index of every point.
+    **Arguments:**
+
+    - `points`: float (m, d).
+    - `tol`: the Euclidean distance below which two points are one, >= 0; default 1e-7.
+
+    **Returns:**
+
+    ``(representatives, labels)``: float (c, d), the first point of each group, and int (m,), the
+    group index of every point (NumPy).
+
+    **Raises:**
+
+    - `ValueError`: ``points`` is not 2-d.
     """
     P = np.asarray(points, dtype=np.float64)
     if P.ndim != 2:
@@ -52,7 +64,18 @@ def cluster_points(points: ArrayLike, tol: float = 1e-7) -> tuple[np.ndarray, np
 
 
 def in_convex_hull(points: ArrayLike | Sequence[Sequence[float]], x: ArrayLike | Sequence[float]) -> bool:
-    """Whether x is in conv(points): LP feasibility {lambda >= 0, sum lambda = 1, P^T lambda = x} (HiGHS)."""
+    """Whether x is in conv(points): feasibility of the linear program {lambda >= 0, sum lambda = 1,
+    P^T lambda = x} (SciPy's HiGHS).
+
+    **Arguments:**
+
+    - `points`: float (m, d), the points P.
+    - `x`: float (d,).
+
+    **Returns:**
+
+    True when the program is feasible (bool).
+    """
     from scipy.optimize import linprog
 
     P = np.asarray(points, dtype=np.float64)
@@ -65,11 +88,25 @@ def in_convex_hull(points: ArrayLike | Sequence[Sequence[float]], x: ArrayLike |
 
 
 def convex_hull_vertices(points: ArrayLike, tol: float = 1e-7) -> np.ndarray:
-    """Vertices (extreme points) of conv(points), by an LP extreme-point test.
+    """Vertices (extreme points) of conv(points), by an LP extreme-point test: the polytope K of
+    Alcalde, Fantuzzi, Zuazua 2024, Theorem 1.1, from the leaders' limits.
 
-    Points within ``tol`` are merged first; a representative is a vertex iff it is not in
-    the convex hull of the other representatives. Works when the hull is lower-dimensional
-    (where qhull fails). Returns a (v, d) array.
+    Points within ``tol`` are merged first ([`cluster_points`][jaxattn.layers.cluster_points]); a
+    representative is a vertex iff it is not in the convex hull of the other representatives. Works
+    when the hull is lower-dimensional (where qhull fails).
+
+    **Arguments:**
+
+    - `points`: float (m, d).
+    - `tol`: merging distance, >= 0; default 1e-7.
+
+    **Returns:**
+
+    The vertices, a float (v, d) NumPy array.
+
+    **Raises:**
+
+    - `ValueError`: ``points`` is not 2-d.
     """
     reps, _ = cluster_points(points, tol)
     if len(reps) <= 1:
@@ -88,15 +125,31 @@ def attracting_set(
 ) -> np.ndarray:
     """The finite attracting set S of eq. (4.1) for the polytope with the given vertices.
 
-    S = {x in K : max_l <A (v_l - x), x> = 0}; each point is x = sum_{j in J} beta_j v_j with beta_j > 0 solving
+    S = {x in K : max_l ⟨A (v_l - x), x⟩ = 0}; each point is x = sum_{j in J} beta_j v_j with beta_j > 0 solving
     the KKT system (4.24) of Lemma 4.4, ``[[M_J, 1], [1^T, 0]] [beta; lambda] = [0; 1]`` with
-    M_J = (<A v_i, v_j>), kept if max_l <A v_l, x> <= <A x, x> (to ``rtol``). Only affinely
+    M_J = (⟨A v_i, v_j⟩), kept if max_l ⟨A v_l, x⟩ <= ⟨A x, x⟩ (to ``rtol``). Only affinely
     independent J (|J| <= d + 1) are enumerated; by Caratheodory that loses no point.
-    The vertices themselves are in S (|J| = 1). The origin is dropped unless
-    ``exclude_origin=False`` (see the module docstring).
+    The vertices themselves are in S (|J| = 1). Alcalde, Fantuzzi, Zuazua 2024, Theorem 1.1.
 
-    Raises ValueError for more than ``max_vertices`` vertices (the enumeration is
-    combinatorial); pass a larger value if you accept the cost.
+    **Arguments:**
+
+    - `vertices`: float (m, d), the vertices v_l of K ([`convex_hull_vertices`][jaxattn.layers.convex_hull_vertices]).
+    - `A`: the symmetric positive definite (d, d) attention matrix; default None: the identity.
+    - `exclude_origin`: drop the origin, which satisfies (4.1) whenever 0 is in K but is never the
+        limit of a nonzero token (module docstring); default True. With False it is included when 0 is
+        in K.
+    - `rtol`: relative tolerance of the test max_l ⟨A v_l, x⟩ <= ⟨A x, x⟩ (times max_l ⟨A v_l, v_l⟩);
+        default 1e-9.
+    - `max_vertices`: the largest m accepted (the enumeration is combinatorial in m); default 24.
+
+    **Returns:**
+
+    The points of S, a float (s, d) NumPy array (points within round-off merged).
+
+    **Raises:**
+
+    - `ValueError`: ``vertices`` is not 2-d; more than ``max_vertices`` vertices (pass a larger value
+        if you accept the cost); ``A`` of the wrong size, not symmetric or not positive definite.
     """
     V = np.asarray(vertices, dtype=np.float64)
     if V.ndim != 2:

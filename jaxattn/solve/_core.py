@@ -14,9 +14,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
-from ..fields import AbstractField
+from ..fields import AbstractField, AbstractStochasticField
 from ._guard import NonFiniteGuard
-from ._retract import RetractingSolver
 from ._trajectory import SolverStats
 
 
@@ -25,6 +24,22 @@ class SolveConfig(eqx.Module):
 
     Non-array leaves are static under ``eqx.filter_jit``, so one compilation serves every
     field parameter and initial condition of the same shapes.
+
+    **Arguments:**
+
+    - `solver`: the diffrax solver (wrapped by the solve in `NonFiniteGuard`).
+    - `controller`: the diffrax step-size controller.
+    - `adjoint`: the diffrax adjoint.
+    - `dt0`: the initial step, or None (diffrax chooses); traced under a user's jit.
+    - `max_steps`: the step budget, a positive int.
+    - `stop_when`: ``f(x) -> bool`` on one configuration, or None.
+    - `progress_meter`: the diffrax progress meter.
+    - `saveat`: a user's ``diffrax.SaveAt``, or None (save at ``ts``).
+    - `strategy`: the `AbstractStrategy` integrating the members (``solve/_ensemble.py``).
+    - `traced`: whether the call runs under a user's jit/grad (failures then raise through
+        ``equinox.error_if``).
+    - `step_limit_advice`: the advice of a ``max_steps`` failure; default ``""``.
+    - `nonfinite_causes`: the likely causes of a non-finite state; default ``""``.
     """
 
     solver: diffrax.AbstractSolver
@@ -42,7 +57,18 @@ class SolveConfig(eqx.Module):
 
 
 class SolveOutput(eqx.Module):
-    """What one solve returns (per member where the members took their own steps)."""
+    """What one solve returns (per member where the members took their own steps).
+
+    **Attributes:**
+
+    - `ts`: the save times (T,) (with a user's ``SaveAt``: diffrax's ``sol.ts``).
+    - `xs`: the saved states (batch first), or what a user's ``SaveAt(fn=...)`` saved.
+    - `t_last`: the time reached, shape () or (batch,).
+    - `x_last`: the state at ``t_last`` (None with a user's ``SaveAt``).
+    - `stats`: the solver's step counts (`SolverStats`).
+    - `result`: diffrax's ``RESULTS`` (failures: ``solve/_failure.py``; after a non-finite state,
+        `NonFiniteGuard`, ``t_last`` is when).
+    """
 
     ts: Float[Array, " T"] | None  # None with a user's SaveAt
     xs: PyTree[Array]
@@ -54,22 +80,38 @@ class SolveOutput(eqx.Module):
 
     @property
     def event_occurred(self) -> Bool[Array, "*batch"]:
+        """Whether ``stop_when`` ended the solve, shape () or (batch,)."""
         return self.result == diffrax.RESULTS.event_occurred
 
 
 def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, ts: Array,
               batched: bool) -> SolveOutput:
-    """One diffeqsolve: x0 is a single configuration, or an ensemble when ``batched``.
+    """One ``diffrax.diffeqsolve`` of ``field`` (``throw=False``: the result carries the failure).
 
     With ``config.saveat=None`` the states at ``ts`` are saved (plus the final state, used to hold
-    the state after an event); a user's ``diffrax.SaveAt`` passes straight through.
+    the state after an event) and retracted onto a constrained manifold; a user's ``diffrax.SaveAt``
+    passes straight through.
+
+    **Arguments:**
+
+    - `config`: the static `SolveConfig`.
+    - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
+    - `x0`: one configuration, or an ensemble (batch first) when ``batched``.
+    - `t0`: start time, a scalar.
+    - `t1`: end time, a scalar.
+    - `ts`: save times (T,).
+    - `batched`: integrate the whole ensemble as one state (the vector field vmapped over members).
+
+    **Returns:**
+
+    The `SolveOutput`.
     """
-    rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
-    term = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    term = _terms(config, field, x0, t0, t1, batched)
     manifold = field.manifold
-    solver = RetractingSolver(config.solver, manifold.retract) if manifold.constrained else config.solver
     fixed_steps = isinstance(config.controller, (diffrax.ConstantStepSize, diffrax.StepTo))
-    solver = NonFiniteGuard(solver, jnp.abs(t1 - t0), adaptive=not fixed_steps)
+    # one wrapper: the retraction of a constrained manifold and the non-finite guard
+    solver = NonFiniteGuard(config.solver, jnp.abs(t1 - t0), adaptive=not fixed_steps,
+                            retract=manifold.retract if manifold.constrained else None)
     event = None
     if config.stop_when is not None:
         stop_when = config.stop_when
@@ -105,6 +147,19 @@ def solve_one(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t
         xs, x_last, t_last = _saved_states(field, sol, ts, batched)
         ts_out = ts
     return SolveOutput(ts=ts_out, xs=xs, t_last=t_last, x_last=x_last, stats=stats, result=sol.result)
+
+
+def _terms(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array, batched: bool):
+    """The diffrax terms of ``field``: its velocity, and for a stochastic field (docs/normalisation.md, "Noise")
+    the SDE dX = velocity dt + diffusion o dW (Stratonovich) driven by the field's Brownian motion of x0's shape
+    (one path of the whole batch when ``batched``: independent members). An Itô solver followed by the
+    retraction converges to the same process (the projected Euler-Maruyama scheme: ``fields/noisy.py``)."""
+    rhs = jax.vmap(field.velocity, in_axes=(None, 0)) if batched else field.velocity
+    if not isinstance(field, AbstractStochasticField):
+        return diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    drift = diffrax.ODETerm(lambda t, y, args: rhs(t, y))
+    brownian = field.brownian_motion(t0, t1, x0.shape, x0.dtype, config.dt0)
+    return diffrax.MultiTerm(drift, diffrax.ControlTerm(lambda t, y, args: field.diffusion(t, y), brownian))
 
 
 def _saved_states(field, sol, ts, batched):

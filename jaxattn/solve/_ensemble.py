@@ -68,9 +68,18 @@ DEFAULT_MAX_MEMORY = 2 * 1024**3
 
 
 def backend_of(x) -> str:
-    """The platform ("cpu", "gpu", "tpu") that ``x`` lives on: the devices of a concrete
-    ``jax.Array`` (committed with ``jax.device_put`` or sharded), else (a tracer inside
-    ``jit``, a NumPy array, a list) ``jax.default_backend()``, where JAX will place it."""
+    """The platform that ``x`` lives on (what ``ensemble="auto"`` decides by).
+
+    **Arguments:**
+
+    - `x`: any array-like: a concrete ``jax.Array`` (committed with ``jax.device_put`` or sharded),
+        a tracer inside ``jit``, a NumPy array or a list.
+
+    **Returns:**
+
+    ``"cpu"``, ``"gpu"`` or ``"tpu"``: the platform of the devices of a concrete ``jax.Array`` when they
+    share one, else ``jax.default_backend()`` (where JAX will place ``x``).
+    """
     if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
         platforms = {device.platform for device in x.devices()}
         if len(platforms) == 1:
@@ -80,9 +89,30 @@ def backend_of(x) -> str:
 
 def resolve_ensemble(ensemble: "str | AbstractEnsemble", n: int, backend: str | None = None,
                      stop_when: object = None) -> "AbstractEnsemble":
-    """The ensemble object ``simulate(ensemble=...)`` uses: an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] as given, a
-    strategy by name, or for ``"auto"`` the rule of the module docstring at n tokens on ``backend``
-    (default ``jax.default_backend()``; ``simulate`` passes [`backend_of`][jaxattn.solve.backend_of] its x0)."""
+    """The ensemble object ``simulate(ensemble=...)`` uses.
+
+    ``"auto"`` is [`Map`][jaxattn.solve.Map] on a CPU for n >= [`AUTO_MAP_MIN_TOKENS`][jaxattn.solve.AUTO_MAP_MIN_TOKENS]
+    tokens without ``stop_when``, [`Batched`][jaxattn.solve.Batched] otherwise (the rule of the module docstring,
+    measured in ``docs/ensembles.md``).
+
+    **Arguments:**
+
+    - `ensemble`: an [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] (returned as given), a strategy
+        name ``"batched"``, ``"vmap"``, ``"map"``, or ``"auto"``.
+    - `n`: the number of tokens of one configuration (int >= 1).
+    - `backend`: the platform ``"cpu"``/``"gpu"``/``"tpu"``; default None: ``jax.default_backend()``
+        (``simulate`` passes [`backend_of`][jaxattn.solve.backend_of] of its x0).
+    - `stop_when`: the solve's stopping condition or None (default); with one, ``"auto"`` is always
+        ``"batched"`` (one event for the whole ensemble).
+
+    **Returns:**
+
+    The [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] to run.
+
+    **Raises:**
+
+    - `ValueError`: if ``ensemble`` is neither an ``AbstractEnsemble`` nor one of the four names.
+    """
     if isinstance(ensemble, AbstractEnsemble):
         return ensemble
     if ensemble == "auto":
@@ -96,18 +126,57 @@ def resolve_ensemble(ensemble: "str | AbstractEnsemble", n: int, backend: str | 
 
 
 def ensemble_max_norm(y: Array) -> Array:
-    """max over ensemble members (leading axis) of each member's RMS norm."""
+    """The error norm of a batched solve: the max over members of each member's RMS norm.
+
+    ||y|| = max_b sqrt(mean(y_b^2)), used as the PID controller's ``norm`` so that a shared step is
+    accepted only when every member meets the tolerance it would meet alone.
+
+    **Arguments:**
+
+    - `y`: array of shape (batch, ...): the members along the leading axis (floating dtype).
+
+    **Returns:**
+
+    A scalar array (same floating dtype): the largest member RMS norm.
+    """
     return jnp.max(jax.vmap(optx.rms_norm)(y))
 
 
 def ensemble_bytes_per_member(n: int, d: int, num_saves: int, itemsize: int = 8) -> int:
-    """Estimated peak bytes of one ensemble member: the saved states (T n d), ~10
-    Runge-Kutta stage buffers (n d) and the attention working set (n * min(n, 1024))."""
+    """Estimated peak bytes of one ensemble member (``simulate`` chunks the ensemble above ``max_memory``).
+
+    bytes = itemsize (T n d + 10 n d + 4 n min(n, 1024)): the saved states, ~10 Runge-Kutta stage
+    buffers and the attention working set (rows blocked at 1024).
+
+    **Arguments:**
+
+    - `n`: number of tokens (int >= 1).
+    - `d`: dimension of a token (int >= 1; 1 on the circle).
+    - `num_saves`: number of saved times T (int >= 0).
+    - `itemsize`: bytes per number; default 8 (float64).
+
+    **Returns:**
+
+    The estimate in bytes (int).
+    """
     return itemsize * (num_saves * n * d + 10 * n * d + 4 * n * min(n, 1024))
 
 
 def pad_members(x0: Array, multiple: int) -> Array:
-    """Pad the leading (member) axis of x0 to a multiple of ``multiple`` with copies of member 0."""
+    """Pad the leading (member) axis of x0 to a multiple of ``multiple`` with copies of member 0.
+
+    Duplicates leave the max-over-members error norm of a batched solve, hence every step, unchanged.
+
+    **Arguments:**
+
+    - `x0`: array of shape (batch, ...), batch >= 1.
+    - `multiple`: int >= 1.
+
+    **Returns:**
+
+    ``x0`` itself when batch is already a multiple, else an array of shape (ceil(batch / multiple) *
+    multiple, ...) whose first batch members are ``x0``.
+    """
     pad = (-x0.shape[0]) % multiple
     if not pad:
         return x0
@@ -117,7 +186,22 @@ def pad_members(x0: Array, multiple: int) -> Array:
 @eqx.filter_jit
 def solve_jit(config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
               ts: Array) -> SolveOutput:
-    """The compiled solve of ``x0`` by ``config.strategy`` (t0 and ts shared, or per member)."""
+    """The compiled solve of ``x0`` by ``config.strategy`` (``equinox.filter_jit``: one compilation per shape).
+
+    **Arguments:**
+
+    - `config`: the static `SolveConfig` (solver, controller, strategy, ...).
+    - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
+    - `x0`: the initial states, shape ``(batch, *event)`` for an ensemble or ``(*event)`` for ``Single``.
+    - `t0`: start time, a scalar or one per member (batch,).
+    - `t1`: end time, a scalar.
+    - `ts`: save times, shape (T,) shared or (batch, T) per member, within [t0, t1].
+
+    **Returns:**
+
+    The `SolveOutput` of the members (batch first). Under a user's ``jit`` (``config.traced``) a
+    failed solve raises through ``equinox.error_if`` (`jaxattn.solve._failure.failure_checks`).
+    """
     out = config.strategy.integrate(functools.partial(_solve_member, config, field, t1), x0, t0, ts)
     if not config.strategy.one_state and config.saveat is None:  # the requested save times
         out = dataclasses.replace(out, ts=ts if ts.ndim == 1 else out.ts[0])
@@ -141,12 +225,33 @@ class AbstractEnsemble(eqx.Module):
     @abc.abstractmethod
     def run(self, config: SolveConfig, field: AbstractField, x0: Array, t0: Array, t1: Array,
             ts: Array) -> SolveOutput:
-        """The solve output of the members of ``x0`` (``config.strategy`` is set by the ensemble)."""
+        """Integrate the members of ``x0``.
+
+        **Arguments:**
+
+        - `config`: the solve's static `SolveConfig`; its ``strategy`` is set by the ensemble.
+        - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
+        - `x0`: the members, shape ``(batch, *event)`` (event: (n, d), (n,) on the circle, (n, n) for Gram).
+        - `t0`: start time, a scalar or one per member (batch,).
+        - `t1`: end time, a scalar.
+        - `ts`: save times, shape (T,) shared or (batch, T) per member.
+
+        **Returns:**
+
+        The `SolveOutput` of all members (batch first), as one solve of the whole ensemble would give.
+
+        **Raises:**
+
+        - `ValueError`: ``config.stop_when`` with per-member steps or chunks under ``jax.jit``
+            ([`stop_together`][jaxattn.solve.stop_together]); for [`GlobalSharded`][jaxattn.solve.GlobalSharded],
+            processes passing members of different shapes.
+        """
 
     @property
     @abc.abstractmethod
     def strategy(self) -> AbstractStrategy:
-        """The strategy that integrates the members inside the compiled solve."""
+        """The [`AbstractStrategy`][jaxattn.solve.AbstractStrategy] that integrates the members inside the
+        compiled solve (the strategy itself, or the one a wrapper wraps)."""
 
 
 class AbstractStrategy(AbstractEnsemble):
@@ -163,15 +268,29 @@ class AbstractStrategy(AbstractEnsemble):
 
     @abc.abstractmethod
     def integrate(self, solve: Callable[..., Any], x0: Array, t0: Array, ts: Array) -> Any:
-        """The members of ``x0`` integrated with ``solve(x, t0, ts, batched)``: one ``diffeqsolve`` of ``x`` (one
-        configuration, or the whole batch as one state when ``batched``) from ``t0`` saving at ``ts``."""
+        """Integrate the members of ``x0`` inside one compiled solve.
+
+        **Arguments:**
+
+        - `solve`: ``solve(x, t0, ts, batched) -> SolveOutput``: one ``diffeqsolve`` of ``x`` (one
+            configuration, or the whole batch as one state when ``batched``) from ``t0`` saving at ``ts``.
+        - `x0`: the members, shape ``(batch, *event)``.
+        - `t0`: start time, a scalar (shared) or shape (batch,) (per member).
+        - `ts`: save times, shape (T,) (shared) or (batch, T) (per member).
+
+        **Returns:**
+
+        The `SolveOutput` of the members, batch first (per-member leaves of shape (batch, ...)).
+        """
 
     @property
     def strategy(self) -> "AbstractStrategy":
+        """The strategy itself."""
         return self
 
     def run(self, config, field, x0, t0, t1, ts):
-        config = dataclasses.replace(config, strategy=self)
+        if config.strategy is not self:
+            config = dataclasses.replace(config, strategy=self)
         if config.stop_when is not None and not self.one_state:
             return _join(stop_together(config, field, [x0], t0, t1, ts), x0.shape[0], x0.shape[0])
         return solve_jit(config, field, x0, t0, t1, ts)
@@ -232,13 +351,27 @@ class Map(AbstractStrategy):
         return jax.lax.map(one, per_member)
 
 
+#: the strategy of one configuration
+SINGLE = Single()
+
 #: the strategies by the names ``simulate(ensemble=...)`` accepts (``"auto"`` chooses among them)
 STRATEGIES: dict[str, AbstractStrategy] = {s.name: s for s in (Batched(), Vmap(), Map())}
 
 
 class Chunked(AbstractEnsemble):
-    """The members in equal chunks of ``chunk``, each integrated by ``inner`` (module docstring). Chunks of
-    a batched solve take their own shared steps, so results differ from one solve at the solver tolerance."""
+    """The members in equal chunks of ``chunk``, each integrated by ``inner`` (module docstring).
+
+    The last chunk is padded with copies of member 0 (`pad_members`), so one compilation serves every
+    chunk; the padding is dropped from the output. Chunks of a batched solve take their own shared steps,
+    so results differ from one solve of the whole ensemble at the solver tolerance. ``simulate`` wraps
+    its strategy in it when [`ensemble_bytes_per_member`][jaxattn.solve.ensemble_bytes_per_member] x batch
+    exceeds ``max_memory``.
+
+    **Arguments:**
+
+    - `inner`: the [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] that integrates each chunk.
+    - `chunk`: members per chunk (int >= 1, static).
+    """
 
     inner: AbstractEnsemble
     chunk: int = eqx.field(static=True)
@@ -259,9 +392,17 @@ class Chunked(AbstractEnsemble):
 
 
 class Sharded(AbstractEnsemble):
-    """The member axis on the devices of ``mesh`` (default [`ensemble_mesh`][jaxattn.solve.ensemble_mesh]: this process's devices),
-    padded to a multiple of the device count with copies of member 0 ([`shard_ensemble`][jaxattn.solve.shard_ensemble]), integrated by
-    ``inner``; the padding is dropped from the output."""
+    """The member axis on the devices of ``mesh``, integrated by ``inner``.
+
+    The members are padded to a multiple of the device count with copies of member 0
+    ([`shard_ensemble`][jaxattn.solve.shard_ensemble]); the padding is dropped from the output.
+
+    **Arguments:**
+
+    - `inner`: the [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] that integrates the sharded members.
+    - `mesh`: a one-axis ``jax.sharding.Mesh`` with axis ``"batch"`` (static); default None:
+        [`ensemble_mesh`][jaxattn.solve.ensemble_mesh]``()``, this process's devices.
+    """
 
     inner: AbstractEnsemble
     mesh: jax.sharding.Mesh | None = eqx.field(static=True, default=None)
@@ -284,7 +425,12 @@ class GlobalSharded(AbstractEnsemble):
     hence every step, unchanged), assembled with `jax.make_array_from_process_local_data` on a
     one-axis mesh over ``jax.devices()`` ordered by process, and integrated as one SPMD program. The
     per-member outputs reach every process (``process_allgather``), padding dropped. With one process this
-    is [`Sharded`][jaxattn.solve.Sharded] over the local devices.
+    is [`Sharded`][jaxattn.solve.Sharded] over the local devices. Its [`run`][jaxattn.solve.AbstractEnsemble.run]
+    raises ``ValueError`` when the processes pass members of different shapes.
+
+    **Arguments:**
+
+    - `inner`: the [`AbstractEnsemble`][jaxattn.solve.AbstractEnsemble] that integrates the global ensemble.
     """
 
     inner: AbstractEnsemble
@@ -354,6 +500,26 @@ def stop_together(config: SolveConfig, field: AbstractField, parts: list[Array],
     state at T). If the condition then holds for every member at T the solve ends there; if it no longer
     does (it is not monotone), every part is solved on from T with the event and the search repeats.
     Without any event every part ends at t1, exactly as an unchunked solve without ``stop_when``.
+
+    **Arguments:**
+
+    - `config`: the solve's static `SolveConfig`, with ``stop_when`` set and ``strategy`` the strategy of
+        each part.
+    - `field`: the [`AbstractField`][jaxattn.AbstractField] to integrate.
+    - `parts`: the parts of the ensemble, each of shape ``(b_k, *event)``.
+    - `t0`: start time, a scalar or one per member.
+    - `t1`: end time, a scalar.
+    - `ts`: save times, shape (T,) shared.
+
+    **Returns:**
+
+    One `SolveOutput` per part, every member ending at the same time with result ``event_occurred`` (or
+    ``successful`` at t1 when some member never met the condition; a failure is returned as it came).
+
+    **Raises:**
+
+    - `ValueError`: under ``jax.jit``/``grad``/``vmap`` (``config.traced``), where the host cannot
+        control the phases; pass ``ensemble="batched"`` with ``max_memory=None`` there.
     """
     if config.traced:
         raise ValueError(
@@ -402,9 +568,18 @@ def _merge(before: SolveOutput, after: SolveOutput, ts: Array) -> SolveOutput:
 
 
 def ensemble_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
-    """A one-axis mesh named ``"batch"`` over ``devices`` (default: this process's devices,
-    ``jax.local_devices()``, which are all devices unless ``jax.distributed`` runs several
-    processes; a mesh over every process's devices: ``jaxattn.studies.solve_global_ensemble``)."""
+    """A one-axis mesh named ``"batch"`` for the member axis of an ensemble.
+
+    **Arguments:**
+
+    - `devices`: the devices, in mesh order; default None: this process's devices,
+        ``jax.local_devices()``, which are all devices unless ``jax.distributed`` runs several processes
+        (a mesh over every process's devices: [`solve_global_ensemble`][jaxattn.solve.solve_global_ensemble]).
+
+    **Returns:**
+
+    A ``jax.sharding.Mesh`` of shape (len(devices),) with axis name ``"batch"``.
+    """
     devices = list(jax.local_devices() if devices is None else devices)
     return jax.sharding.Mesh(np.array(devices), ("batch",))
 
@@ -413,10 +588,23 @@ def shard_ensemble(x0: Float[Array, "batch ..."],
                    mesh: jax.sharding.Mesh | None = None) -> tuple[Float[Array, "padded ..."], int]:
     """Place the leading (ensemble) axis of ``x0`` on the devices of ``mesh``.
 
-    Returns ``(x0_sharded, batch)``: when the batch size is not a multiple of the device
-    count, x0 is padded with copies of its first member (`pad_members`; the
-    max-over-members error norm of the batched solve is unchanged by duplicates) and
-    ``batch`` is the original size to slice the results back to.
+    When the batch size is not a multiple of the device count, x0 is padded with copies of its first
+    member (`pad_members`; the max-over-members error norm of the batched solve is unchanged by
+    duplicates).
+
+    **Arguments:**
+
+    - `x0`: the ensemble, shape (batch, ...) with at least 2 axes.
+    - `mesh`: a one-axis mesh with axis ``"batch"``; default None: [`ensemble_mesh`][jaxattn.solve.ensemble_mesh]``()``.
+
+    **Returns:**
+
+    ``(x0_sharded, batch)``: the padded ensemble, shape (padded, ...) (placed with a ``NamedSharding``
+    when the mesh has more than one device), and the original batch size to slice the results back to.
+
+    **Raises:**
+
+    - `ValueError`: if ``x0`` has fewer than 2 axes (no batch axis).
     """
     x0 = jnp.asarray(x0)
     if x0.ndim < 2:

@@ -16,6 +16,8 @@ failed result into the exception the user sees on the host (naming the time reac
 ``successful`` and ``event_occurred`` are not failures.
 """
 
+from collections.abc import Callable
+
 import diffrax
 import jax.numpy as jnp
 import numpy as np
@@ -32,8 +34,15 @@ class SolverStepLimitError(RuntimeError):
 
 
 class NonFiniteStateError(FloatingPointError):
-    """The state became NaN/inf during the solve; ``t`` is when and ``num_steps`` the steps taken
-    (the solve stops there at once, see [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard])."""
+    """The state became NaN/inf during the solve (a ``FloatingPointError``; the solve stops there at once,
+    see [`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]).
+
+    **Arguments:**
+
+    - `message`: the message (what failed, when, the likely causes).
+    - `t`: the time at which the state became non-finite (float; also the attribute ``t``).
+    - `num_steps`: the solver steps taken until then (int; also the attribute ``num_steps``).
+    """
 
     def __init__(self, message: str, t: float, num_steps: int):
         super().__init__(message)
@@ -42,13 +51,36 @@ class NonFiniteStateError(FloatingPointError):
 
 
 def is_failure(result) -> object:
-    """True (per member) where a solve did not end successfully or by its event."""
+    """Where a solve failed: it did not end successfully or by its event.
+
+    **Arguments:**
+
+    - `result`: a ``diffrax.RESULTS`` value, one per solve or an array of them (one per member).
+
+    **Returns:**
+
+    A boolean array of ``result``'s shape: True where the result is neither ``successful`` nor
+    ``event_occurred``.
+    """
     return (result != diffrax.RESULTS.successful) & (result != diffrax.RESULTS.event_occurred)
 
 
 def failure_checks(result, *, label: str, step_limit_advice: str, nonfinite_causes: str) -> list[Check]:
-    """The failures of a traced solve as rules for ``equinox.error_if`` (`jaxattn._validate.enforce`):
-    the messages of [`raise_failure`][jaxattn.solve.raise_failure] without the times, which the host cannot read there."""
+    """The failures of a traced solve as rules for ``equinox.error_if`` (`jaxattn._validate.enforce`).
+
+    **Arguments:**
+
+    - `result`: the solve's ``diffrax.RESULTS`` (one, or one per member).
+    - `label`: the name of the caller, which begins every message (e.g. ``"jaxattn.simulate"``).
+    - `step_limit_advice`: what to do when ``max_steps`` is reached (text appended to that message).
+    - `nonfinite_causes`: the likely causes of a non-finite state (text appended to that message).
+
+    **Returns:**
+
+    Three `jaxattn._validate.Check` pairs (step limit, non-finite state, any other failure): the
+    messages of [`raise_failure`][jaxattn.solve.raise_failure] without the times, which the host cannot
+    read under ``jit``.
+    """
     step_limit = result == diffrax.RESULTS.max_steps_reached
     nonfinite = result == diffrax.RESULTS.nonfinite
     return [
@@ -64,8 +96,22 @@ def failure_checks(result, *, label: str, step_limit_advice: str, nonfinite_caus
 
 
 def reached_time(t: float, t0: float, t1: float) -> float:
-    """A time reached by a solve, rounded to 1e-9 of the span: the null step that ends a solve at a
-    non-finite state ([`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]) is <= 1e-12 of the span."""
+    """A time reached by a solve, rounded to 1e-9 of the span.
+
+    t0 + round((t - t0) / (t1 - t0), 9) (t1 - t0): the null step that ends a solve at a non-finite
+    state ([`NonFiniteGuard`][jaxattn.solve.NonFiniteGuard]) is <= 1e-12 of the span, so the rounding
+    reports the time the state broke down.
+
+    **Arguments:**
+
+    - `t`: the time reached (float).
+    - `t0`: start of the solve (float).
+    - `t1`: end of the solve (float, != t0).
+
+    **Returns:**
+
+    The rounded time (float).
+    """
     span = t1 - t0
     return t0 + round((t - t0) / span, 9) * span
 
@@ -80,10 +126,35 @@ def _distinct(a: float, b: float) -> tuple[str, str]:
 
 
 def raise_failure(result, *, label: str, t0: float, t1: float, t_reached, num_steps, max_steps: int,
-                  dtype, step_limit_advice: str, nonfinite_causes: str) -> None:
-    """Raise the exception of the first failure in ``result`` (one result, or one per member with
-    ``t_reached`` and ``num_steps`` alike); nothing for a successful solve or an event."""
+                  dtype, step_limit_advice: str, nonfinite_causes: "str | Callable[[], str]") -> None:
+    """Raise the exception of the first failure in ``result``; nothing for a successful solve or an event.
+
+    **Arguments:**
+
+    - `result`: the solve's ``diffrax.RESULTS`` (one result, or an array with one per member).
+    - `label`: the name of the caller, which begins every message (e.g. ``"jaxattn.simulate"``).
+    - `t0`: start of the solve (float).
+    - `t1`: end of the solve (float).
+    - `t_reached`: the time each solve reached (scalar, or one per member like ``result``).
+    - `num_steps`: the steps taken (scalar or per member; the largest is reported).
+    - `max_steps`: the step limit of the solve (int).
+    - `dtype`: the dtype of the times (float32 or float64): it decides whether the span left is below
+        the resolution of the times.
+    - `step_limit_advice`: what to do when ``max_steps`` is reached.
+    - `nonfinite_causes`: the likely causes of a non-finite state: text, or a function returning it,
+        called only for a non-finite state.
+
+    **Raises:**
+
+    - [`NonFiniteStateError`][jaxattn.NonFiniteStateError]: a member's state became NaN/inf (with the
+        earliest time at which one did).
+    - [`SolverStepLimitError`][jaxattn.SolverStepLimitError]: a member used up ``max_steps`` (with the
+        time reached, or the cause when the span left is below the resolution of the times).
+    - `RuntimeError`: any other diffrax failure (with diffrax's message).
+    """
     values = np.asarray(getattr(result, "_value", result)).reshape(-1)
+    if np.all((values == int(diffrax.RESULTS.successful._value)) | (values == int(diffrax.RESULTS.event_occurred._value))):
+        return
     t_reached = np.broadcast_to(np.asarray(t_reached, dtype=float).reshape(-1), values.shape)
     steps = int(np.max(np.asarray(num_steps)))
 
@@ -94,9 +165,10 @@ def raise_failure(result, *, label: str, t0: float, t1: float, t_reached, num_st
     t = first(diffrax.RESULTS.nonfinite)
     if t is not None:
         t = reached_time(t, t0, t1)
+        causes = nonfinite_causes() if callable(nonfinite_causes) else nonfinite_causes
         raise NonFiniteStateError(
             f"{label}: the state became non-finite at t = {t:.6g} (after {steps} solver steps; the solve stopped "
-            f"there). {nonfinite_causes}", t, steps)
+            f"there). {causes}", t, steps)
     t = first(diffrax.RESULTS.max_steps_reached)
     if t is not None:
         shown, end = _distinct(t, t1)

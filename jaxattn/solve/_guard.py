@@ -2,7 +2,7 @@
 
 diffrax rejects a step whose error estimate is NaN/inf and retries with a smaller step: right when a
 too-large trial step overflows, hopeless when the vector field is already non-finite at the current
-state (overflowing attention logits, float32 overflow of beta <Qx, Ky>, a NaN parameter), where every
+state (overflowing attention logits, float32 overflow of beta ⟨Qx, Ky⟩, a NaN parameter), where every
 retry fails again and the solve spins until ``max_steps`` (65,536 steps before this guard). A trial
 step of size dt still gives a non-finite end point when dt <= [`COLLAPSE`][jaxattn.solve.COLLAPSE] x (t1 - t0) only if
 the field itself is non-finite there (an explicit step of that size moves the state by a relative
@@ -15,7 +15,10 @@ non-finite end point ends the solve.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -27,7 +30,16 @@ COLLAPSE = 1e-12
 
 
 def tree_all_finite(tree) -> Array:
-    """True when every entry of every array leaf is finite."""
+    """Whether every entry of every array leaf of ``tree`` is finite.
+
+    **Arguments:**
+
+    - `tree`: a PyTree of arrays (an empty tree is finite).
+
+    **Returns:**
+
+    A boolean scalar array.
+    """
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
@@ -38,17 +50,52 @@ class NonFiniteGuard(AbstractDelegatingSolver):
     ``span`` is |t1 - t0| of the solve: a step whose end point is non-finite although it is shorter
     than ``COLLAPSE * span`` (or whose size is not finite) is turned into an accepted null step
     (y1 = y0, zero error) with the failure result, so the solve stops where the state broke down.
-    Healthy steps pass through unchanged (one ``isfinite`` reduction per step).
+    Healthy steps pass through unchanged (one ``isfinite`` reduction per step). With ``retract`` the
+    end point of every step is retracted first ([`RetractingSolver`][jaxattn.RetractingSolver]'s job, in the
+    same wrapper).
+
+    **Arguments:**
+
+    - `solver`: the diffrax solver to wrap (any ``diffrax.AbstractSolver``).
+    - `span`: |t1 - t0| of the solve, a positive scalar array.
+    - `adaptive`: False for a fixed-step controller (``ConstantStepSize``, ``StepTo``), where no retry can
+        follow a non-finite step, so any non-finite end point ends the solve; default True.
+    - `retract`: the manifold's retraction ``x -> x`` applied to every end point first (static), or None
+        (default) for an unconstrained manifold.
     """
 
     solver: diffrax.AbstractSolver
     span: Float[Array, ""]
     adaptive: bool = True  # False for fixed steps: no retry can follow a non-finite step
+    # the manifold's retraction applied to the end point first (as [`RetractingSolver`][jaxattn.RetractingSolver] does), so that
+    # a constrained solve nests one wrapper, not two (diffrax reads solver attributes one level deep)
+    retract: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        """One step of the wrapped solver, retracted, ended with ``RESULTS.nonfinite`` where the state broke down.
+
+        **Arguments:**
+
+        As ``diffrax.AbstractSolver.step``:
+
+        - `terms`: the ``diffrax`` terms of the equation.
+        - `t0`: start of the step.
+        - `t1`: end of the step.
+        - `y0`: the state at t0.
+        - `args`: the ``args`` of the solve.
+        - `solver_state`: the wrapped solver's state.
+        - `made_jump`: whether the step follows a jump in the vector field.
+
+        **Returns:**
+
+        ``(y1, y_error, dense_info, solver_state, result)`` as diffrax expects; on a collapsed
+        non-finite step y1 = y0, a zero error and ``result = RESULTS.nonfinite``.
+        """
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
+        if self.retract is not None:
+            y1 = self.retract(y1)
         dt = t1 - t0
         collapsed = ~jnp.isfinite(dt) | (jnp.abs(dt) <= COLLAPSE * self.span) | (not self.adaptive)
         broken = collapsed & ~tree_all_finite(y1)

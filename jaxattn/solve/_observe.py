@@ -10,15 +10,14 @@ so only O(batch x observables x T) numbers are kept.
 
 The states at a save time are the solver's dense interpolant, retracted to the sphere on the
 sphere (to diag(G) = 1 for Gram fields), i.e. exactly the states ``simulate`` saves with ``ts``; the
-observables therefore equal those of the saved states to round-off (a test). The observables travel through diffrax as one
-(batch, K) array per save time (the leaves of ``observe``'s output flattened and cast to the
-state's dtype; integers and booleans survive exactly, as they are small counts) and
-`unflatten_observables` restores them as (batch, T, ...) arrays.
+observables therefore equal those of the saved states to round-off (a test). The observables travel
+through diffrax as the dict ``observe`` returns, each leaf in its own dtype (so an integer count stays
+an exact integer, also above 2^24 with float32 states, where a float32 would round it), and
+`unflatten_observables` returns them as (batch, T, ...) NumPy arrays.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 import diffrax
@@ -36,8 +35,23 @@ Observe = Callable[[Array, Array], "Mapping[str, Array] | Array"]
 
 
 def as_observables(out, batch: int) -> dict:
-    """``observe``'s output as a dict (one array: ``{"value": array}``), each leaf checked to have the member
-    axis first (length ``batch``): the one normalisation of every observable path."""
+    """``observe``'s output as a dict, each leaf checked to have the member axis first: the one
+    normalisation of every observable path.
+
+    **Arguments:**
+
+    - `out`: what ``observe(t, x)`` returned: a mapping of name to array, or one array (then named
+        ``"value"``).
+    - `batch`: the number of members (int >= 1): the length every leaf's leading axis must have.
+
+    **Returns:**
+
+    A dict of name to array (member axis first).
+
+    **Raises:**
+
+    - `ValueError`: if a leaf is not an array with a leading axis of length ``batch``.
+    """
     out = {"value": out} if not isinstance(out, Mapping) else dict(out)
     for key, leaf in out.items():
         shape = getattr(leaf, "shape", None)
@@ -50,28 +64,69 @@ def as_observables(out, batch: int) -> dict:
 
 
 def observable_structure(observe: Observe, x0: Array) -> dict[str, jax.ShapeDtypeStruct]:
-    """The names, shapes (member axis first) and dtypes ``observe`` returns on states like ``x0``
-    (traced with `jax.eval_shape`; nothing is computed)."""
+    """The names, shapes and dtypes ``observe`` returns on states like ``x0`` (traced with
+    ``jax.eval_shape``; nothing is computed).
+
+    **Arguments:**
+
+    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states ``(batch, *event)``.
+    - `x0`: the ensemble's initial states, shape ``(batch, *event)``.
+
+    **Returns:**
+
+    A dict of name to ``jax.ShapeDtypeStruct`` (member axis first).
+
+    **Raises:**
+
+    - `ValueError`: as `as_observables`, if a leaf lacks the member axis.
+    """
     t = jax.ShapeDtypeStruct((), x0.dtype)
     x = jax.ShapeDtypeStruct(x0.shape, x0.dtype)
     return as_observables(jax.eval_shape(observe, t, x), x0.shape[0])
 
 
 def observe_saved(observe: Observe, ts: Array, xs: Array) -> dict[str, np.ndarray]:
-    """``observe(t, x)`` at each saved time of the states ``xs`` (batch, T, ...), stacked to (batch, T, ...):
-    the same numbers as `observables_saveat` inside the solve (to round-off)."""
+    """``observe(t, x)`` at each saved time of saved states: the same numbers as the observables inside
+    the solve (`observables_saveat`), to round-off.
+
+    **Arguments:**
+
+    - `observe`: ``observe(t, x) -> dict | array``, t a scalar time, x the states ``(batch, *event)`` at t;
+        every returned leaf has the member axis first.
+    - `ts`: the save times, shape (T,).
+    - `xs`: the saved states, shape ``(batch, T, *event)``.
+
+    **Returns:**
+
+    A dict of name to NumPy array of shape (batch, T, ...) (one array returned by ``observe`` is named
+    ``"value"``).
+
+    **Raises:**
+
+    - `ValueError`: if a leaf ``observe`` returns lacks the member axis.
+    """
     out = jax.vmap(lambda t, x: as_observables(observe(t, x), x.shape[0]), in_axes=(0, 1), out_axes=1)(ts, xs)
     return {key: np.asarray(value) for key, value in out.items()}
 
 
 def observables_saveat(observe: Observe, ts: Array, structure: Mapping[str, jax.ShapeDtypeStruct], *,
                        manifold: AbstractManifold, batched: bool) -> diffrax.SaveAt:
-    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` flattened to (batch, K) at each save time.
+    """``SaveAt(ts=ts, fn=...)`` saving ``observe(t, x)`` (a dict of member-first arrays) at each save time.
 
-    ``batched``: the solve's state is the whole ensemble (``ensemble="batched"``); otherwise it
-    is one member (``"vmap"``/``"map"``) and ``observe`` sees a batch of one. ``manifold``: the
-    field's manifold, whose retraction (on constrained manifolds) is applied to the interpolated
-    states first, as ``simulate`` does for saved states.
+    **Arguments:**
+
+    - `observe`: ``observe(t, x) -> dict | array`` on states ``(batch, *event)``.
+    - `ts`: the save times, shape (T,).
+    - `structure`: what ``observe`` returns (`observable_structure`);
+        its names fix the saved leaves.
+    - `manifold`: the field's [`AbstractManifold`][jaxattn.manifolds.AbstractManifold]; on a constrained one
+        the interpolated states are retracted first, as ``simulate`` does for saved states.
+    - `batched`: True when the solve's state is the whole ensemble (``ensemble="batched"``); False when it
+        is one member (``"vmap"``/``"map"``), where ``observe`` sees a batch of one.
+
+    **Returns:**
+
+    The ``diffrax.SaveAt`` (equal arguments give an equal, static ``SaveAt``: one compilation).
     """
     return diffrax.SaveAt(ts=ts, fn=_SaveObservables(observe, tuple(structure), manifold, batched))
 
@@ -80,7 +135,8 @@ class _SaveObservables(eqx.Module):
     """The ``SaveAt`` fn of `observables_saveat`. A module rather than a closure: equal
     arguments give an equal (static) ``SaveAt``, so repeated solves reuse one compilation as long
     as ``observe`` is the same object (or an equal ``eqx.Module``); a fresh closure per call would
-    recompile every solve (measured: ~3 CPU s per call at n = 32, d = 128)."""
+    recompile every solve (measured in benchmarks/README.md, section "Measured: the full runner",
+    paragraph "Recompilation")."""
 
     observe: Callable
     names: tuple[str, ...] = eqx.field(static=True)
@@ -92,22 +148,20 @@ class _SaveObservables(eqx.Module):
         if not self.batched:
             x = x[None]
         out = as_observables(self.observe(t, x), x.shape[0])
-        flat = jnp.concatenate([jnp.reshape(out[k], (x.shape[0], -1)).astype(y.dtype) for k in self.names],
-                               axis=1)
-        return flat if self.batched else flat[0]
+        out = {key: jnp.asarray(out[key]) for key in self.names}
+        return out if self.batched else {key: value[0] for key, value in out.items()}
 
 
-def unflatten_observables(flat, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
-    """(batch, T, K) saved by `observables_saveat` -> {name: (batch, T, ...)} NumPy arrays."""
-    flat = np.asarray(flat)
-    out, start = {}, 0
-    for key, leaf in structure.items():
-        size = math.prod(leaf.shape[1:])
-        part = flat[..., start:start + size].reshape(flat.shape[:2] + leaf.shape[1:])
-        if np.issubdtype(leaf.dtype, np.bool_):
-            part = part > 0.5
-        elif not np.issubdtype(leaf.dtype, np.floating):
-            part = np.rint(part)
-        out[key] = part.astype(leaf.dtype)
-        start += size
-    return out
+def unflatten_observables(saved, structure: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, np.ndarray]:
+    """The observables saved by `observables_saveat` as NumPy arrays of the dtypes ``observe`` returned.
+
+    **Arguments:**
+
+    - `saved`: the solve's saved dict {name: (batch, T, ...)} (``simulate`` returns it this way).
+    - `structure`: what ``observe`` returns (`observable_structure`).
+
+    **Returns:**
+
+    A dict of name to NumPy array (batch, T, ...), each in its own dtype (an integer count stays exact).
+    """
+    return {key: np.asarray(saved[key]).astype(leaf.dtype) for key, leaf in structure.items()}

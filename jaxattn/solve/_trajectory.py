@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .. import fields as _fields_package
 from ..fields import AbstractField
@@ -33,8 +33,17 @@ _STATS = ("num_steps", "num_accepted_steps", "num_rejected_steps")
 
 
 class SolverStats(TypedDict):
-    """diffrax's step counts of one solve: a scalar each, or one per member (shape (B,)) when the
-    members took their own steps (``ensemble="vmap"``/``"map"``, or a chunked ensemble)."""
+    """diffrax's step counts of one solve (a dict, ``stats["num_steps"]``).
+
+    **Attributes:**
+
+    - `num_steps`: steps taken (accepted + rejected), an int array.
+    - `num_accepted_steps`: accepted steps, an int array.
+    - `num_rejected_steps`: rejected steps, an int array.
+
+    Each is a scalar, or one per member (shape (B,)) when the members took their own steps
+    (``ensemble="vmap"``/``"map"``, or a chunked ensemble).
+    """
 
     num_steps: Int[Array, "*solves"]
     num_accepted_steps: Int[Array, "*solves"]
@@ -42,20 +51,25 @@ class SolverStats(TypedDict):
 
 
 class Trajectory(eqx.Module):
-    """Result of [`jaxattn.simulate`][jaxattn.simulate].
+    """Result of [`jaxattn.simulate`][jaxattn.simulate]: the saved states x_i(t_k) of the particle system
+    (tokens x_i(t) of Geshkovski et al. 2023, "A mathematical perspective on Transformers", eq. (2.6);
+    angles theta_i(t) on S^1, eq. (6.1)).
 
-    * ``ts``: (T,) saved times ((B, T) with a user's ``saveat`` solved member by member, ``ensemble="vmap"``
-      or ``"map"``: each member's own save times);
-    * ``xs``: (T, n, d) states ((T, n) angles on the circle); an ensemble has a leading
-      batch axis, (B, T, n, d). With a user's ``saveat`` it is diffrax's ``sol.ys``;
-    * ``t_final``: time reached (t1, or the event time with ``stop_when``); shape () or (B,);
-    * ``stats``: diffrax's solver statistics ([`SolverStats`][jaxattn.solve.SolverStats]: ``stats["num_steps"]``, ...);
-    * ``field``: the field that was integrated;
-    * ``event_occurred``: whether ``stop_when`` ended the solve; shape () or (B,).
+    **Attributes:**
+
+    - `ts`: saved times, float (T,) ((B, T) with a user's ``saveat`` solved member by member,
+        ``ensemble="vmap"`` or ``"map"``: each member's own save times).
+    - `xs`: states, float (T, n, d) ((T, n) angles on the circle, (T, n, n) Gram matrices); an ensemble
+        has a leading batch axis, (B, T, n, d). With a user's ``saveat`` it is diffrax's ``sol.ys``.
+    - `t_final`: time reached (t1, or the event time with ``stop_when``), float, shape () or (B,).
+    - `stats`: diffrax's solver statistics ([`SolverStats`][jaxattn.solve.SolverStats]:
+        ``stats["num_steps"]``, ...).
+    - `field`: the [`AbstractField`][jaxattn.AbstractField] that was integrated.
+    - `event_occurred`: whether ``stop_when`` ended the solve, bool, shape () or (B,).
     """
 
     ts: Float[Array, "*members T"]  # (B, T) only with a user's saveat in vmap/map mode (each member's own times)
-    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | Array  # Array: a user's SaveAt(fn=...) output
+    xs: Float[Array, "*batch T n d"] | Float[Array, "*batch T n"] | PyTree[Array]  # a SaveAt(fn=...)'s output
     t_final: Float[Array, "*solves"]  # () when the members share one solve (ensemble="batched"), else (B,)
     stats: SolverStats
     field: AbstractField
@@ -68,6 +82,7 @@ class Trajectory(eqx.Module):
 
     @property
     def is_ensemble(self) -> bool:
+        """Whether ``xs`` holds an ensemble (a leading member axis)."""
         return self.xs.ndim == self.field.event_ndim + 2
 
     def to_xarray(self):
@@ -79,9 +94,15 @@ class Trajectory(eqx.Module):
         each array parameter of the field. The coordinate ``t`` holds the saved times. Attributes:
         ``field_class``, ``field_static`` (JSON of the field's other parameters), ``manifold``.
 
-        Raises:
-            TypeError: ``xs`` is not one array (a user's ``saveat=SaveAt(fn=...)`` pytree), or the
-                field holds a function that is not one of ``jax.nn``/``jax.numpy``'s.
+        **Returns:**
+
+        The ``xarray.Dataset`` (arrays copied to NumPy, dtypes kept).
+
+        **Raises:**
+
+        - `TypeError`: ``xs`` is not one array of shape ``([B,] T, *event)`` (a user's
+            ``saveat=SaveAt(fn=...)`` pytree), or the field holds a function that is not one of
+            ``jax.nn``/``jax.numpy``'s.
         """
         import xarray as xr
 
@@ -128,12 +149,24 @@ class Trajectory(eqx.Module):
 
         The file is written through a temporary file and `os.replace`, so it is complete or absent.
         It carries the provenance attributes ``Conventions``, ``jaxattn_version``, ``source`` and ``history``
-        (this call, or the ``jaxattn`` command line that made it) and ``attrs``, extra global attributes
-        (numbers or strings: e.g. the seed that drew the initial condition). Returns the path.
+        (this call, or the ``jaxattn`` command line that made it).
 
-        Raises:
-            ValueError: ``path`` ends in neither ``.nc`` nor ``.npz``.
-            OSError: the file could not be written; the message names it and the cause (a full disk).
+        **Arguments:**
+
+        - `path`: the file to write, ending in ``.nc`` (netCDF) or ``.npz`` (NumPy archive); parent
+            folders are created.
+        - `attrs`: extra global attributes (numbers or strings: e.g. the seed that drew the initial
+            condition; None values are skipped); default None.
+
+        **Returns:**
+
+        The path written (a ``pathlib.Path``).
+
+        **Raises:**
+
+        - `ValueError`: ``path`` ends in neither ``.nc`` nor ``.npz``.
+        - `TypeError`: as [`to_xarray`][jaxattn.solve.Trajectory.to_xarray].
+        - `OSError`: the file could not be written; the message names it and the cause (a full disk).
         """
         from .._provenance import provenance, write_error
 
@@ -164,11 +197,25 @@ class Trajectory(eqx.Module):
     def from_xarray(cls, ds, field: AbstractField | None = None) -> "Trajectory":
         """Rebuild a trajectory from [`to_xarray`][jaxattn.solve.Trajectory.to_xarray]'s dataset.
 
-        The field is rebuilt from the dataset for the built-in fields (``jaxattn.fields``); a
-        field of another class must be passed as ``field`` (its class name must match).
+        The field is rebuilt from the dataset for the built-in fields (``jaxattn.fields``) and its
+        parameters checked as its constructor would (beta > 0, finite arrays, ...).
 
-        Raises:
-            ValueError: the dataset is not a saved trajectory, or its field cannot be rebuilt.
+        **Arguments:**
+
+        - `ds`: the ``xarray.Dataset`` of a saved trajectory (attributes ``jaxattn_trajectory``,
+            ``field_class``, ``field_static``).
+        - `field`: the field to attach, required for a field of a class outside ``jaxattn.fields`` (its
+            class name must match the file's); default None: rebuilt from the dataset.
+
+        **Returns:**
+
+        The [`Trajectory`][jaxattn.Trajectory], arrays bit for bit as saved.
+
+        **Raises:**
+
+        - `ValueError`: the dataset is not a saved trajectory, is of a newer format, is damaged (missing
+            variables, wrong dimensions, NaN/inf times or states), or its field cannot be rebuilt or
+            fails its parameter checks.
         """
         missing = [k for k in ("jaxattn_trajectory", "field_class", "field_static") if k not in ds.attrs]
         if missing:
@@ -251,10 +298,21 @@ def _json_attr(value: Any) -> Any:
 
 
 def dataset_from_npz(arrays: Mapping[str, np.ndarray]):
-    """The dataset [`Trajectory.save`][jaxattn.solve.Trajectory.save] stored in a ``.npz`` archive (``numpy.load``'s mapping).
+    """The dataset [`Trajectory.save`][jaxattn.solve.Trajectory.save] stored in a ``.npz`` archive.
 
-    Raises:
-        ValueError: the archive has no ``__schema__`` (not written by [`Trajectory.save`][jaxattn.solve.Trajectory.save]) or is damaged.
+    **Arguments:**
+
+    - `arrays`: the archive's mapping of name to array (``numpy.load``'s ``NpzFile``), with the JSON
+        ``__schema__`` entry (dimensions and attributes).
+
+    **Returns:**
+
+    The ``xarray.Dataset`` that was saved.
+
+    **Raises:**
+
+    - `ValueError`: the archive has no ``__schema__`` (not written by
+        [`Trajectory.save`][jaxattn.solve.Trajectory.save]) or its schema does not match its arrays.
     """
     import xarray as xr
 

@@ -67,7 +67,7 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
                       chunk: int = 250, evaluator: str = "dense", rtol: float = 1e-4, atol: float = 1e-4,
                       ensemble: str = "map", solver=None, theta0: Float[ArrayLike, "runs n"] | None = None,
                       delta: float | None = None, gap: float = renyi.DEFAULT_CAUSAL_GAP,
-                      return_angles: bool = False, progress: bool = False) -> xr.Dataset:
+                      return_angles: bool = False, progress: bool = False, precision: str = "float64") -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
     Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
@@ -96,11 +96,11 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
     if theta0 is not None:
-        theta0 = jnp.asarray(theta0, dtype=jnp.result_type(float))
+        theta0 = jnp.asarray(theta0, dtype=precision)
         if theta0.shape != (runs, n):
             raise ValueError(f"theta0 must hold the initial angles of every run, shape (runs, n) = ({runs}, {n}), "
                              f"got {theta0.shape}")
-    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
+    ts = jnp.asarray(ts, dtype=precision)
     t1 = float(ts[-1])
     delta = float(renyi.default_delta(beta)) if delta is None else float(delta)
     field = CircleSelfAttention(beta, causal=True, evaluator=evaluator)
@@ -112,11 +112,11 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=(0
     done = 0
     for k in tqdm(keys, desc="causal statistics (chunks)", unit="chunk", disable=not progress):
         b = min(chunk, runs - done)
-        x0 = initial.uniform_circle(k, n, batch=b) if theta0 is None else theta0[done:done + b]
+        x0 = (initial.uniform_circle(k, n, batch=b) if theta0 is None else theta0[done:done + b]).astype(precision)
         traj = simulate(field, x0, t1, ts=ts, solver=diffrax.Bosh3() if solver is None else solver,
-                        rtol=rtol, atol=atol, max_steps=10**6,
+                        rtol=jnp.asarray(rtol, precision), atol=jnp.asarray(atol, precision), max_steps=10**6,
                         ensemble=ensemble)
-        parts.append(jax.tree_util.tree_map(np.asarray, stats(traj.xs)))
+        parts.append(jax.tree_util.tree_map(np.asarray, stats(traj.xs.astype(jnp.float64))))
         steps.append(np.broadcast_to(np.asarray(traj.stats["num_steps"]), (b,)))
         if return_angles:
             angles.append(np.asarray(traj.xs))
