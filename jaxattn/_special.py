@@ -132,17 +132,25 @@ def _log_ive_series(nu, x):
 
     ms = jnp.arange(_SERIES_TERMS, 0, -1, dtype=x.dtype)
     s, _ = jax.lax.scan(horner, jnp.ones_like(y), ms)  # a loop, not an unrolled chain: 10x faster to compile
-    return nu * jnp.log(x / 2) - gammaln(nu + 1) + jnp.log(s) - x
+    # (x/2)^nu: 1 at nu = x = 0 (where nu log(x/2) would be 0 * -inf), 0 for nu > 0 at x = 0
+    power = nu * jnp.log(jnp.where((x == 0) & (nu == 0), 1.0, x) / 2)
+    return power - gammaln(nu + 1) + jnp.log(s) - x
 
 
 def _log_ive_raw(nu, x):
+    """log(e^{-x} I_nu(x)): the series for x <= ``X_SERIES``, the recurrence/expansion above.
+
+    Branches are chosen with ``jnp.where`` on a condition, each branch evaluated at a safe argument
+    (the "double where"): the derivative is exactly the chosen branch's, also at the switch point
+    x = ``X_SERIES`` (``jnp.minimum``/``jnp.maximum`` would split it between the two sides there and
+    halve d/dx), and the branch not taken never contributes a NaN. At x = 0 the series is exact
+    (I_0(0) = 1, so d/dx log(e^{-x} I_0(x)) = -1 there; I_nu(0) = 0 for nu > 0: -inf, slope +inf).
+    """
     nu, x = jnp.broadcast_arrays(nu, x)
-    zero = x == 0
-    safe_x = jnp.where(zero, 1.0, x)
-    small = safe_x <= X_SERIES
-    out = jnp.where(small, _log_ive_series(nu, jnp.minimum(safe_x, X_SERIES)),
-                    _log_ive_all(nu, jnp.maximum(safe_x, X_SERIES)))
-    return jnp.where(zero, jnp.where(nu == 0, 0.0, -jnp.inf), out)
+    small = x <= X_SERIES
+    series = _log_ive_series(nu, jnp.where(small, x, X_SERIES))
+    large = _log_ive_all(nu, jnp.where(small, X_SERIES, x))
+    return jnp.where(small, series, large)
 
 
 _log_ive_value = jax.jit(_log_ive_raw)
@@ -151,12 +159,15 @@ _log_ive_value = jax.jit(_log_ive_raw)
 @functools.partial(jax.jit, static_argnames="wrt")
 def _log_ive_slopes(nu, x, wrt: tuple[bool, bool]):
     """log(e^{-x} I_nu(x)) and its elementwise partial derivatives in (nu, x) where ``wrt``, by forward mode."""
-    zeros, ones = jnp.zeros_like(x), jnp.ones_like(x)
+    # one argument at a time, the other held constant (a zero tangent would make 0 * log(0) = NaN at x = 0)
+    ones = jnp.ones_like(x)
     value, slopes = _log_ive_raw(nu, x), []
-    for i, needed in enumerate(wrt):
-        if needed:
-            value, d = jax.jvp(_log_ive_raw, (nu, x), (ones, zeros) if i == 0 else (zeros, ones))
-            slopes.append(d)
+    if wrt[0]:
+        value, d = jax.jvp(lambda n: _log_ive_raw(n, x), (nu,), (ones,))
+        slopes.append(d)
+    if wrt[1]:
+        value, d = jax.jvp(lambda y: _log_ive_raw(nu, y), (x,), (ones,))
+        slopes.append(d)
     return value, slopes
 
 
@@ -228,14 +239,19 @@ def ive(nu: ArrayLike, x: ArrayLike) -> Float[Array, "..."]:
     return jnp.exp(log_ive(nu, x))
 
 
-def refuse_overflow(values, message: str):
-    """``values``, or an error with ``message`` where they overflowed: a ValueError eagerly, through
+def refuse(values, bad, message: str):
+    """``values``, or an error with ``message`` where ``bad`` holds: a ValueError eagerly, through
     ``equinox.error_if`` when traced (so ``jit``/``grad``/``vmap`` report it too)."""
-    if is_concrete(values):
-        if not bool(np.all(np.isfinite(np.asarray(values)))):
+    if is_concrete(values, bad):
+        if bool(np.any(np.asarray(bad))):
             raise ValueError(message)
         return values
-    return eqx.error_if(values, ~jnp.all(jnp.isfinite(values)), message)
+    return eqx.error_if(values, jnp.any(bad), message)
+
+
+def refuse_overflow(values, message: str):
+    """``values``, or an error with ``message`` where they overflowed (`refuse` on non-finite values)."""
+    return refuse(values, ~jnp.isfinite(values), message)
 
 
 def iv(nu: ArrayLike, x: ArrayLike) -> Float[Array, "..."]:

@@ -377,7 +377,9 @@ def plot_circle_trajectories(trajectory, ax=None, *, member: int = 0, title: str
     if getattr(trajectory, "is_ensemble", False):
         xs = xs[member]
     if xs.ndim == 3 and xs.shape[-1] == 2:
-        xs = np.arctan2(xs[..., 1], xs[..., 0])
+        from .fields import angles_of  # in [0, 2 pi), the axis range below
+
+        xs = np.asarray(angles_of(xs))
     if xs.ndim != 2:
         raise ValueError(f"plot_circle_trajectories needs angles (T, n) or points (T, n, 2), got shape {xs.shape}")
     if ax is None:

@@ -31,8 +31,8 @@ LAYERS = {
     "_provenance": 0.5,  # above _version: records it
     "_special": 0.5,  # above _validate: kernel_coefficients uses its checks
     "manifolds": 0.75,  # above _validate (its checks); fields, solve, grad, analysis use the manifolds
-    "plot": 1,
     "fields": 1,
+    "plot": 2,  # uses fields' coordinates (angles_of)
     "layers": 1,
     "solvers": 1.5,  # diffrax solvers (RKC2, cluster collapse): simulate picks among them
     "initial": 2,

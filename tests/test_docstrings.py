@@ -204,8 +204,24 @@ def _problems_of_class(label: str, cls) -> list[str]:
             continue
         if not inspect.isfunction(member):
             continue  # class variables, dataclass fields, NamedTuple accessors
-        problems += _problems_of_callable(where, member, inspect.getdoc(getattr(cls, name)), skip_first=True)
+        problems += _problems_of_callable(where, member, _method_doc(cls, name, member), skip_first=True)
     return problems
+
+
+def _method_doc(cls, name: str, member) -> str | None:
+    """A method's docstring; one without sections that implements a method of a jaxattn base class is
+    documented by the base's sections (one line such as "As the base's ``step``, with ..." suffices, as
+    in diffrax, instead of a copy of the base's argument list)."""
+    doc = inspect.getdoc(member)
+    if doc and _sections(doc):
+        return doc
+    for base in cls.__mro__[1:]:
+        inherited = vars(base).get(name)
+        if inherited is not None and base.__module__.startswith("jaxattn") and inherited.__doc__:
+            base_doc = inspect.cleandoc(inherited.__doc__)
+            if _sections(base_doc):
+                return (doc or "") + "\n\n" + base_doc
+    return doc
 
 
 def _raw_html(module_name: str) -> list[str]:
@@ -308,3 +324,50 @@ def test_the_rule_catches_a_missing_section():
     assert RAW_HTML.findall(CODE_SPAN.sub("", "P_x y = y - <x, y> x")) == ["<x, y>"]
     assert not RAW_HTML.findall(CODE_SPAN.sub("", "``y - <x, y> x``, ⟨x, y⟩, 0 < t <= 1"))
     assert WORDS.match("every") and not WORDS.match("(beta) with gamma_beta(t")
+
+
+def test_an_implementing_method_is_documented_by_its_base():
+    """A method without sections that implements a documented method of a jaxattn base class takes the
+    base's sections; without such a base it is reported."""
+
+    class Base:
+        """A base."""
+
+        def step(self, x: int) -> int:
+            """One step.
+
+            **Arguments:**
+
+            - `x`: the state.
+
+            **Returns:**
+
+            The next state.
+            """
+            raise NotImplementedError
+
+    class Undocumented:
+        """A base without sections."""
+
+        def step(self, x: int) -> int:
+            """One step."""
+            return x
+
+    class Child(Base):
+        """A child."""
+
+        def step(self, x: int) -> int:
+            """As the base's ``step``, doubled."""
+            return 2 * x
+
+    class Orphan(Undocumented):
+        """An orphan."""
+
+        def step(self, x: int) -> int:
+            """As the base's ``step``, doubled."""
+            return 2 * x
+
+    for cls in (Base, Undocumented, Child, Orphan):
+        cls.__module__ = "jaxattn.example"
+    assert _problems_of_class("Child", Child) == []
+    assert any("no **Arguments:**" in p for p in _problems_of_class("Orphan", Orphan))

@@ -376,3 +376,19 @@ def test_spectral_and_particle_solves_share_one_failure_map():
     with pytest.raises(RuntimeError, match="max_steps before t1"):
         jax.block_until_ready(jax.jit(lambda t: jaxattn.simulate(SA1, X, t, max_steps=3).final)(1.0))
     assert issubclass(NonFiniteStateError, FloatingPointError) and issubclass(SolverStepLimitError, RuntimeError)
+
+
+@pytest.mark.parametrize("beta", [800.0, 1e6])
+def test_gamma_crossing_time_beyond_float64_says_why(beta):
+    """t*(beta) ~ e^beta / (2 beta) for SA (Geshkovski, Letrouit, Polyanskiy, Rigollet 2023, eqs. (4.8), (4.11)):
+    beyond beta ~ 709.7 it is no float64. The solve used to stop with diffrax's bare runtime error; now a
+    ValueError eagerly (an error under jit) that says why."""
+    import jax
+
+    with pytest.raises(ValueError, match="not representable in float64"):
+        jaxattn.analysis.gamma_crossing_time(beta, 4)
+    with pytest.raises(Exception, match="not representable in float64"):
+        jax.block_until_ready(jax.jit(lambda b: jaxattn.analysis.gamma_crossing_time(b, 4))(beta))
+    # below the limit the time is finite and follows the e^beta / (2 beta) growth (ratio of two betas)
+    ratio = float(jaxattn.analysis.gamma_crossing_time(300.0, 4) / jaxattn.analysis.gamma_crossing_time(290.0, 4))
+    assert ratio == pytest.approx(np.exp(10.0) * 290 / 300, rel=0.01)

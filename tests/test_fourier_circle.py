@@ -59,10 +59,9 @@ def test_fourier_chunked_sweep_matches_dense(key, causal):
     from jaxattn.fields import fourier_circle_velocity
 
     beta = 64.0
-    weights = scaled_bessel_weights(beta, fourier_modes(beta))
     for n, chunk in ((301, 64), (9001, 4096)):
         theta = jax.random.uniform(jax.random.fold_in(key, n), (n,), minval=-np.pi, maxval=np.pi)
-        fast = jax.jit(lambda t: fourier_circle_velocity(t, beta, weights, causal=causal, block=7,
+        fast = jax.jit(lambda t: fourier_circle_velocity(t, beta, fourier_modes(beta), causal=causal, block=7,
                                                          chunk=chunk))(theta)
         np.testing.assert_allclose(fast, dense_reference(theta, beta, unnormalised=False, causal=causal),
                                    rtol=0, atol=1e-12)
@@ -87,9 +86,9 @@ def test_truncation_bound_holds_and_is_not_vacuous(key):
     th = np.asarray(theta)
     Z = np.tril(np.exp(beta * (np.cos(th[:, None] - th[None, :]) - 1))).sum(axis=1)
     visible = np.arange(1, n + 1)
-    for M in (12, 24, 36):
-        fast = evaluate(jaxattn.CircleSelfAttention(beta, causal=True, evaluator="fourier", modes=M, block_size=8),
-                        theta)
+    for M in (12, 24, 36):  # tol = 1: accept the (large) truncation error of too few modes
+        fast = evaluate(jaxattn.CircleSelfAttention(beta, causal=True, evaluator="fourier", modes=M, block_size=8,
+                                                    tol=1.0), theta)
         err = np.abs(np.asarray(fast) - ref)
         # the near field (the token's own block of 8) is exact, so the far-field count bounds |S_i|
         bound = visible / Z * truncation_error(beta, M)

@@ -286,3 +286,126 @@ def test_fuzz_slow_variant():
                           env=env, capture_output=True, text=True)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- branch points
+#: the switch points of jaxattn._special: the power series for x <= X_SERIES, the downward recurrence
+#: started at order mu = nu + ceil(NU_DEBYE - nu) (the number of steps jumps at integer nu), the uniform
+#: expansion alone for nu >= NU_DEBYE; x = 0 (I_0(0) = 1)
+_SWITCH_X = [(nu, 2.0) for nu in (0.0, 0.5, 1.0, 5.5, 31.0, 31.5, 32.0, 33.0, 40.0)]
+_SWITCH_NU = [(32.0, x) for x in (2.5, 10.0, 100.0)] + [(nu, 10.0) for nu in (0.0, 1.0, 31.0, 31.999, 32.001)]
+
+
+def _mp_log_ive_slopes(nu, x):
+    """d/dnu and d/dx of log(e^{-x} I_nu(x)) in 30 digits: d/dx = (I_{nu-1} + I_{nu+1}) / (2 I_nu) - 1 (DLMF 10.29.1)."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 30
+    nu, x = mp.mpf(nu), mp.mpf(x)
+    i = [mp.besseli(nu + s, x) for s in (-1, 0, 1)]
+    return float(mp.diff(lambda v: mp.log(mp.besseli(v, x)), nu)), float((i[0] + i[2]) / (2 * i[1]) - 1)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_bessel_gradients_at_switch_points(traced):
+    """jax.grad of log_ive/ive/iv in the argument and in the order at every branch switch of jaxattn._special,
+    eagerly and under jit, against 30-digit mpmath. A branch chosen by jnp.minimum/maximum splits the
+    derivative between the two sides at a tie: d/dx ive(0, x) at x = 2 came out halved (-0.0466, true -0.0932)."""
+    from jaxattn import _special as S
+
+    points = _SWITCH_X + _SWITCH_NU + [(0.0, 1.0), (3.0, 1.0)]
+    nu, x = (jnp.asarray([p[i] for p in points]) for i in (0, 1))
+    ref = np.array([_mp_log_ive_slopes(*p) for p in points])  # (d/dnu, d/dx)
+
+    def slopes(n, y):
+        return (jax.grad(S.log_ive, argnums=0)(n, y), jax.grad(S.log_ive, argnums=1)(n, y),
+                jax.grad(S.ive, argnums=1)(n, y), jax.grad(S.iv, argnums=1)(n, y))
+
+    ours = (jax.jit(jax.vmap(slopes)) if traced else jax.vmap(slopes))(nu, x)
+    ive = np.asarray(S.ive(nu, x))
+    expected = (ref[:, 0], ref[:, 1], ive * ref[:, 1], ive * np.exp(np.asarray(x)) * (ref[:, 1] + 1))
+    for name, a, b in zip(("d/dnu log_ive", "d/dx log_ive", "d/dx ive", "d/dx iv"), ours, expected):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, atol=1e-15, err_msg=f"{name} at (nu, x) = {points}")
+
+
+def test_bessel_gradient_at_zero_argument():
+    """x = 0: e^{-x} I_0(x) = 1 - x + x^2/4 + ..., so d/dx ive(0, x) = -1 there (the series branch, not a constant)."""
+    from jaxattn import _special as S
+
+    for g in (jax.grad(S.ive, argnums=1), jax.jit(jax.grad(S.ive, argnums=1))):
+        assert float(g(0.0, 0.0)) == pytest.approx(-1.0, abs=1e-15)
+    assert float(S.log_ive(0.0, 0.0)) == 0.0 and float(S.log_ive(1.5, 0.0)) == -np.inf
+
+
+def _central_difference(f, b, h=1e-3):
+    """Five-point central difference (error O(h^4)); h = 1e-3 keeps the ~1e-14 relative difference between
+    two Bessel branches evaluated on either side of a switch point below 1e-10 of the slope."""
+    v = [np.asarray(f(b + s * h), dtype=float) for s in (-2, -1, 1, 2)]
+    return (v[0] - 8 * v[1] + 8 * v[2] - v[3]) / (12 * h)
+
+
+def test_kernel_and_rate_gradients_at_the_series_switch():
+    """Every function of beta built on the Bessel functions, differentiated at beta = X_SERIES = 2 (where the
+    Bessel branches switch) and just off it, eagerly (forward mode) and under jit (reverse mode), against float64
+    central differences (five points, ~1e-10 relative). growth_rates(b, 4, model="sa")[3] had d/dbeta 0.0085 at
+    beta = 2 (true 0.227)."""
+    from jaxattn import spectral
+    from jaxattn.fields import legendre_coefficients, scaled_bessel_weights
+
+    functions = {
+        "kernel_coefficients d=2": lambda b: spectral.kernel_coefficients(b, 6, 2),
+        "kernel_coefficients d=3": lambda b: spectral.kernel_coefficients(b, 6, 3),
+        "log_kernel_coefficients d=4": lambda b: spectral.log_kernel_coefficients(b, 6, 4),
+        "growth_rates sa d=2": lambda b: spectral.growth_rates(b, 4, 2, model="sa"),
+        "growth_rates usa d=3": lambda b: spectral.growth_rates(b, 4, 3, model="usa"),
+        "growth_rates sa d=5": lambda b: spectral.growth_rates(b, 4, 5, model="sa"),
+        "legendre_coefficients": lambda b: legendre_coefficients(b, 6),
+        "scaled_bessel_weights": lambda b: scaled_bessel_weights(b, 6),
+    }
+
+    def every(b):
+        return jnp.concatenate([f(b) for f in functions.values()])
+
+    names = [name for name, f in functions.items() for _ in range(f(2.0).shape[0])]
+    forward, reverse = jax.jacfwd(every), jax.jit(jax.jacrev(every))
+    for b in (2.0, 2.0 + 1e-3, 2.0 - 1e-3):
+        ref = _central_difference(every, b)
+        for ours in (forward(b), reverse(b)):
+            bad = ~np.isclose(np.asarray(ours), ref, rtol=1e-8, atol=1e-11)
+            assert not bad.any(), [(names[i], float(ours[i]), ref[i]) for i in np.flatnonzero(bad)]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".npz"])
+def test_fuzz_damaged_trajectory_files(tmp_path_factory, suffix):
+    """Every loader of a saved trajectory, fed damaged copies of a valid file (truncated at any length,
+    bytes overwritten anywhere): a clear ``ValueError`` naming the file, or a trajectory of the saved
+    shape whose times are the saved ones (a flipped byte inside the state data can only change values,
+    which no format without checksums can detect; a changed shape is never returned)."""
+    folder = tmp_path_factory.mktemp("damaged")
+    traj = jaxattn.simulate(jaxattn.SelfAttention(1.0), X, 1.0, ts=4)
+    good = traj.save(folder / f"good{suffix}").read_bytes()
+    tally = Tally(f"load_trajectory[{suffix}]")
+
+    @settings(max_examples=25 * SCALE, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(cut=st.one_of(st.just(len(good)), st.integers(0, len(good))), flips=st.lists(st.tuples(st.integers(0, len(good) - 1),
+                                                                   st.integers(0, 255)), max_size=4))
+    def corpus(cut, flips):
+        data = bytearray(good[:cut])
+        for at, value in flips:
+            if at < len(data):
+                data[at] = value
+        path = folder / f"case{suffix}"
+        path.write_bytes(bytes(data))
+        inputs = dict(cut=cut, flips=flips)
+
+        def same_axes(loaded):
+            if np.shape(loaded.xs) != np.shape(traj.xs) or np.shape(loaded.ts) != np.shape(traj.ts):
+                return f"shapes {np.shape(loaded.ts)}, {np.shape(loaded.xs)}"
+            if bytes(data) == good and not np.array_equal(np.asarray(loaded.xs), np.asarray(traj.xs)):
+                return "the undamaged file loads other values"
+            return None
+
+        tally.run(inputs, lambda: jaxattn.load_trajectory(path), same_axes)
+
+    corpus()
+    tally.finish()

@@ -458,3 +458,35 @@ def test_convex_hull_vertices_lower_dimensional():
         assert abs(np.max((Vs - s) @ s)) < 1e-9 * np.max(Vs ** 2)
         assert in_convex_hull(Vs, s)
     assert len(S) <= 2 ** len(Vs) - 1
+
+
+def _numpy_layers(Z, alpha, A, K):
+    """Eq. (1.1a)-(1.1b) of paper 000 as written, in NumPy: z_i <- z_i + (alpha/(1+alpha)) (mean_{j in C_i} z_j - z_i),
+    C_i = argmax_j <A z_i, z_j> (exact ties: the scores below are distinct)."""
+    Z = np.array(Z, dtype=float)
+    for _ in range(K):
+        scores = (Z @ A) @ Z.T
+        new = np.empty_like(Z)
+        for i in range(len(Z)):
+            C = np.flatnonzero(scores[i] == scores[i].max())
+            new[i] = Z[i] + alpha / (1 + alpha) * (Z[C].mean(axis=0) - Z[i])
+        Z = new
+    return Z
+
+
+@pytest.mark.parametrize("alpha", [0.3, 2.5])
+def test_call_at_alpha_other_than_one_matches_numpy(alpha):
+    """HardmaxTransformer(alpha)(Z), .step and .trajectory at alpha != 1, where the step alpha/(1+alpha) differs from
+    1/(1+alpha): against the NumPy layers above, with A = I and a general A, eagerly and under jit."""
+    rng = np.random.default_rng(11)
+    Z0 = rng.standard_normal((9, 3))
+    for A in (None, np.array([[1.0, 0.3, 0.0], [0.3, 2.0, -0.2], [0.0, -0.2, 0.7]])):
+        model = HardmaxTransformer(alpha, A, num_layers=6, tie_rtol=0.0)
+        expected = _numpy_layers(Z0, alpha, np.eye(3) if A is None else A, 6)
+        np.testing.assert_allclose(np.asarray(model(jnp.asarray(Z0))), expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(eqx.filter_jit(lambda m, z: m(z))(model, jnp.asarray(Z0))), expected,
+                                   rtol=0, atol=1e-12)
+        # the other entry points of the same map: one layer (step) and the stored trajectory
+        np.testing.assert_allclose(np.asarray(model.step(jnp.asarray(Z0))),
+                                   _numpy_layers(Z0, alpha, np.eye(3) if A is None else A, 1), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(model.trajectory(jnp.asarray(Z0)).final), expected, rtol=0, atol=1e-12)

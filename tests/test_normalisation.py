@@ -356,3 +356,17 @@ def test_rates_study_data():
     for name, ds in rates.items():
         np.testing.assert_allclose(ds.one_minus_rho, ds.theory_one_minus_rho, rtol=1e-3)  # 1e-3 at 5e-17
         assert abs(float(ds.rate[-2]) - 2.0) < 0.01 and abs(float(ds.theory_rate[-2]) - 2.0) < 0.01, name
+
+
+def test_phase_diagram_study_data(key):
+    """The notebook's phase diagrams per scheme (reduced size): Post-LN's directions are (SA)'s from the same
+    starts, no pair starts clustered, and at beta = 1 every scheme has one cluster by t = 1000 (the small-beta
+    regime of Geshkovski et al. 2023 (perspective))."""
+    from jaxattn.studies.normalisation import normalisation_phase_diagram
+
+    ds = normalisation_phase_diagram(key, betas=(1.0,), ts=(0.0, 1.0, 1000.0), n=4, members=2,
+                                     schemes=("postln", "preln"))
+    np.testing.assert_allclose(ds.fraction.sel(scheme="postln"), ds.reference, atol=1e-12)
+    np.testing.assert_array_equal(ds.fraction.isel(time=0), 0.0)
+    np.testing.assert_array_equal(ds.fraction.isel(time=-1), 1.0)
+    assert float(ds.fraction.sel(scheme="preln", beta=1.0).isel(time=1)) < 1.0  # Pre-LN has not clustered at t = 1

@@ -146,13 +146,13 @@ def test_bad_mask_padding_and_old_runs_load_unmasked(tmp_path):
     words = ["<pad>", "<unk>", *(f"w{i}" for i in range(VOCAB - 2))]
     (tmp_path / "vocab.json").write_text(json.dumps(words))
     trained = _model(7, mask_padding=False)
-    model, _, loaded_cfg, *_ = load_run(tmp_path)  # no checkpoint yet: a fresh model with the run's settings
-    assert loaded_cfg.mask_padding is False and model.mask_padding is False
-    opt_state = _optimizer(loaded_cfg).init(eqx.filter(model, eqx.is_array))
+    with pytest.raises(FileNotFoundError, match="checkpoint.eqx is missing"):  # no epoch finished: no model
+        load_run(tmp_path)
+    opt_state = _optimizer(cfg).init(eqx.filter(trained, eqx.is_array))
     save_checkpoint(tmp_path, trained, opt_state, 1)
     model, _, loaded_cfg, _, _, _, epoch = load_run(tmp_path)
     ids = _padded(np.arange(2, 12), 30)
-    assert epoch == 1 and model.mask_padding is False
+    assert loaded_cfg.mask_padding is False and epoch == 1 and model.mask_padding is False
     assert float(model.logit(ids, "hardmax")) == float(trained.logit(ids, "hardmax"))
     meta = json.loads((tmp_path / "config.json").read_text())
     meta["train"]["future_option"] = 1

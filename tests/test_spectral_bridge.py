@@ -76,7 +76,7 @@ def test_sampling_and_observables_agree():
     with pytest.raises(ValueError, match="negative"):
         B.quantile_sample(C.mode_coefficients(8, cos={2: 0.5}), 100)
     with pytest.raises(ValueError, match="shape"):
-        B.angles_of(jnp.ones((5, 3)))
+        jaxattn.fields.angles_of(jnp.ones((5, 3)))
     with pytest.raises(ValueError, match="NaN"):
         B.fourier_moments(jnp.array([0.1, jnp.nan]), 3)
     with pytest.raises(ValueError, match="sum to 1"):
@@ -84,10 +84,11 @@ def test_sampling_and_observables_agree():
 
 
 def test_particle_observables_accept_simulate_shapes():
-    """Points (T, n, 2) and (B, T, n, 2) as returned by jaxattn.simulate: angles_of + fourier_moments broadcast."""
+    """Points (T, n, 2) and (B, T, n, 2) as returned by jaxattn.simulate: fields.angles_of + fourier_moments broadcast."""
     th = jax.random.uniform(jax.random.PRNGKey(1), (2, 3, 40)) * 2 * np.pi
     xs = jnp.stack([jnp.cos(th), jnp.sin(th)], axis=-1)
-    np.testing.assert_allclose(np.asarray(B.fourier_moments(B.angles_of(xs), 4)), np.asarray(B.fourier_moments(th, 4)), atol=1e-14)
+    np.testing.assert_allclose(np.asarray(B.fourier_moments(jaxattn.fields.angles_of(xs), 4)),
+                               np.asarray(B.fourier_moments(th, 4)), atol=1e-14)
     assert B.harmonic_power(xs, 3).shape == (2, 3, 4)
     # on S^1 the addition theorem gives S_k = 2 |mu_k|^2
     np.testing.assert_allclose(
@@ -276,3 +277,36 @@ def test_mean_field_convergence_rates():
     assert abs(sr) < 3 * ser + 0.02  # the transport does not depend on N (mean-field limit)
     s_q = np.polyfit(x, np.log(qnt), 1)[0]
     assert s_q < -0.8
+
+
+def test_w1_circle_refuses_negative_weights_eager_and_jitted():
+    """Weights (1.5, -0.5) sum to 1 but are no measure: W1 of such a pair was returned silently."""
+    signed = (jnp.array([0.0, 1.0]), jnp.array([1.5, -0.5]))
+    point = jnp.array([0.5])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        B.w1_circle(signed, point)
+    with pytest.raises(Exception, match="must be >= 0"):
+        jax.block_until_ready(jax.jit(B.w1_circle)(signed, point))
+    # a valid pair still works under jit: W1(delta_0, delta_0.5) = 0.5
+    assert float(jax.jit(B.w1_circle)((jnp.array([0.0, 1.0]), jnp.array([1.0, 0.0])), point)) == pytest.approx(0.5)
+
+
+def test_one_angles_of_in_zero_two_pi():
+    """jaxattn.fields.angles_of is the one conversion of planar points to angles: [0, 2 pi), the inverse of
+    embed_angles modulo 2 pi, also at the edges where a shift by 2 pi would round to 2 pi, eagerly and jitted."""
+    from jaxattn.fields import angles_of, embed_angles
+
+    theta = jnp.concatenate([jnp.linspace(-10.0, 10.0, 101), jnp.array([0.0, -0.0, np.pi, -np.pi, 2 * np.pi])])
+    pts = embed_angles(theta)
+    edges = jnp.array([[1.0, -1e-20], [1.0, -0.0], [-1.0, 0.0], [-1.0, -0.0], [1.0, 1e-300]])
+    for f in (angles_of, jax.jit(angles_of)):
+        got = np.asarray(f(pts))
+        assert np.all((got >= 0) & (got < 2 * np.pi))
+        np.testing.assert_allclose(np.exp(1j * got), np.exp(1j * np.asarray(theta)), atol=1e-13)
+        e = np.asarray(f(edges))
+        assert np.all((e >= 0) & (e < 2 * np.pi)) and not np.signbit(e).any()
+        np.testing.assert_allclose(e, [0.0, 0.0, np.pi, np.pi, 1e-300], atol=1e-15)
+    # d theta / d x of the angle of (cos t, sin t) is the tangent (-sin t, cos t), on both sides of 0
+    for t in (-0.3, 0.3, 3.0):
+        g = jax.grad(lambda p: angles_of(p[None])[0])(jnp.array([np.cos(t), np.sin(t)]))
+        np.testing.assert_allclose(g, [-np.sin(t), np.cos(t)], atol=1e-14)

@@ -393,3 +393,81 @@ def test_stale_temporary_files_are_removed(tmp_path):
     os.utime(top, (0, 0))
     sw.run_sweep(_counted_point, {"beta": [1.0]}, directory=tmp_path, progress=False)
     assert not old.exists() and not dead.exists() and not top.exists()
+
+
+class _Scaled:
+    """A callable object whose repr does not show its state (as many user classes)."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __repr__(self):
+        return "Scaled"
+
+    def __call__(self, seed, beta):
+        return xr.Dataset({"v": ((), float(self.k * beta + seed))})
+
+
+def test_callable_objects_with_one_repr_are_different_sweeps(tmp_path):
+    """Scaled(1) and Scaled(2) share a repr: the second call returned the first one's stored points."""
+    first = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    assert first.v.values.ravel().tolist() == [1.0, 2.0]
+    with pytest.raises(sw.SweepMismatchError, match="function"):
+        sw.run_sweep(_Scaled(2), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    again = sw.run_sweep(_Scaled(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)  # same state: resumes
+    assert again.v.values.ravel().tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "sub/escaped", "/tmp/escaped-absolute", "..", ""])
+def test_sweep_name_cannot_leave_the_directory(tmp_path, name):
+    """name = '../../escaped' or an absolute path wrote the merged dataset outside the sweep directory."""
+    inner = tmp_path / "a" / "b"
+    with pytest.raises(ValueError, match="plain file name"):
+        sw.run_sweep(lambda seed, beta: xr.Dataset({"v": ((), beta)}), {"beta": [1.0]}, directory=inner, name=name,
+                  progress=False)
+    assert not any(p.suffix == ".nc" for p in tmp_path.rglob("*"))
+
+
+def _times(k):
+    def point(seed, beta):
+        return xr.Dataset({"v": ((), float(k * beta + 10 * seed))})
+
+    return point
+
+
+def test_points_of_another_function_are_refused_after_the_manifest_is_deleted(tmp_path):
+    """The corrupt-manifest message says to delete manifest.json; a different function then got the old points."""
+    sw.run_sweep(_times(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(sw.SweepMismatchError, match="another point function"):
+        sw.run_sweep(_times(2), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)
+    (tmp_path / "manifest.json").unlink(missing_ok=True)
+    again = sw.run_sweep(_times(1), {"beta": [1.0, 2.0]}, directory=tmp_path, progress=False)  # its own points
+    assert again.v.values.ravel().tolist() == [1.0, 2.0]
+
+
+def test_a_point_file_copied_over_another_is_refused(tmp_path):
+    """A valid point file copied over another point's file was merged as if it were that point."""
+    grid = {"beta": [1.0, 2.0]}
+    sw.run_sweep(_times(1), grid, directory=tmp_path, progress=False)
+    first, second = sorted((tmp_path / "points").glob("p*.nc"))
+    second.write_bytes(first.read_bytes())
+    (tmp_path / "sweep.nc").unlink()  # the merge runs again
+    with pytest.raises(ValueError, match="holds the point .* it was copied or moved"):
+        sw.run_sweep(_times(1), grid, directory=tmp_path, progress=False)
+
+
+def test_an_empty_claim_file_does_not_block_its_point(tmp_path):
+    """A claim file left empty (its writer killed between creating and writing it, or a full disk) blocked the
+    point for claim_expiry (300 s) without a message; past a short write grace it is taken over at once."""
+    from jaxattn.io import netcdf
+
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "p000000.0").write_bytes(b"")
+    assert netcdf.claim(claims, "p000000", 300.0) is None  # just created: its owner may be writing it
+    old = time.time() - 2 * netcdf.CLAIM_WRITE_GRACE
+    os.utime(claims / "p000000.0", (old, old))
+    held = netcdf.claim(claims, "p000000", 300.0)
+    assert held is not None and (claims / "p000000.1").exists()
+    held.release()

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
+from .._special import refuse
 from .._validate import check_beta, check_model, check_save_times, crossing_delta_rule, enforce
 
 __all__ = ["gamma_crossing_time", "gamma_rhs", "gamma_trajectory"]
@@ -111,8 +112,9 @@ def _crossing_solve(beta, delta, n, model, rtol, atol):
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=100_000,
+        throw=False,
     )
-    return sol.ys[-1]
+    return sol.ys[-1], sol.result == diffrax.RESULTS.successful
 
 
 def gamma_trajectory(
@@ -193,4 +195,8 @@ def gamma_crossing_time(
     model = _check_gamma_args(beta, n, model)
     enforce([crossing_delta_rule(delta)], None)
     dtype = jnp.result_type(float)
-    return _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
+    t_star, solved = _crossing_solve(jnp.asarray(beta, dtype), jnp.asarray(delta, dtype), n, model, rtol, atol)
+    return refuse(t_star, ~solved | ~jnp.isfinite(t_star), (
+        f"gamma_crossing_time: t*(beta) could not be computed ({model.upper()}, n = {n}). For SA the crossing "
+        "time grows like e^beta / (2 beta) (5.8e304 at beta = 709): beyond beta ~ 709.7 it is not representable "
+        "in float64; otherwise loosen rtol/atol (the integral took more than 100,000 steps)"))

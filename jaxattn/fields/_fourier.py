@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._special import ive
+from .._special import ive, refuse
 from .._validate import host_beta
 
 #: default truncation tolerance eps_M(beta) (see the module docstring)
@@ -73,12 +73,31 @@ DEFAULT_FOURIER_TOL = 1e-16
 DEFAULT_NEAR_BLOCK = 16
 #: tokens per step of the scan over the configuration (bounds every temporary)
 DEFAULT_CHUNK = 4096
+#: truncation bounds up to max(tol, TRUNCATION_FLOOR) are accepted when evaluating (`truncation_limit`): a field
+#: keeps working while beta moves (under jit, in a fit) as long as its modes still resolve it to this level
+TRUNCATION_FLOOR = 1e-10
+#: weights computed beyond the M used, for the bound eps_M at the current beta (the tail after them is geometric)
+_BOUND_TERMS = 4
 
 
 def _scaled_bessel_host(beta: float, kmax: int) -> np.ndarray:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..kmax, as float64 NumPy (host)."""
     with jax.ensure_compile_time_eval():  # host values even while a jit trace is open
         return np.asarray(ive(np.arange(kmax + 1, dtype=float), float(beta)), dtype=float)
+
+
+def _tail_beyond(w_K, K: int, beta):
+    """2 sum_{k>K} (1 + k/beta) I~_k(beta) <= this, from I~_K alone: Amos (1974), I_{k+1}(x)/I_k(x) < r_k =
+    x/(k + sqrt(k^2 + x^2)), decreasing in k, makes the tail a geometric series (NumPy or JAX values)."""
+    r = beta / (K + (K * K + beta * beta) ** 0.5)
+    return 2 * w_K * ((1 + K / beta) * r / (1 - r) + r / (beta * (1 - r) ** 2))
+
+
+def _truncation_bound(w, M: int, beta):
+    """eps_M(beta) from the weights I~_0..I~_K (K = len(w) - 1 > M): the terms M < k <= K plus the tail beyond K."""
+    K = w.shape[0] - 1
+    k = np.arange(M + 1, K + 1, dtype=float)
+    return 2 * ((1 + k / beta) * w[M + 1:]).sum() + _tail_beyond(w[K], K, beta)
 
 
 def truncation_error(beta: float, M: int) -> float:
@@ -88,14 +107,7 @@ def truncation_error(beta: float, M: int) -> float:
     if M < 0:
         raise ValueError(f"M must be >= 0, got {M}")
     K = max(M + 1, int(math.sqrt(2 * beta * 45.0)) + 40)
-    w = _scaled_bessel_host(beta, K)
-    k = np.arange(K + 1, dtype=float)
-    terms = (1 + k / beta) * w
-    head = 2 * np.sum(terms[M + 1:])
-    # tail k > K: Amos (1974): I_{k+1}(x)/I_k(x) < r_k = x/(k + sqrt(k^2 + x^2)), decreasing in k
-    r = beta / (K + math.sqrt(K * K + beta * beta))
-    tail = 2 * w[K] * ((1 + K / beta) * r / (1 - r) + r / (beta * (1 - r) ** 2))
-    return float(head + tail)
+    return float(_truncation_bound(_scaled_bessel_host(beta, K), M, beta))
 
 
 def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
@@ -108,21 +120,57 @@ def fourier_modes(beta: float, tol: float = DEFAULT_FOURIER_TOL) -> int:
     w = _scaled_bessel_host(beta, K)
     k = np.arange(K + 1, dtype=float)
     terms = (1 + k / beta) * w
-    r = beta / (K + math.sqrt(K * K + beta * beta))
-    tail = 2 * w[K] * ((1 + K / beta) * r / (1 - r) + r / (beta * (1 - r) ** 2))
-    # eps[M] = 2 sum_{k > M} terms + tail, for M = 0..K
+    # eps[M] = 2 sum_{M < k <= K} terms + the tail beyond K, for M = 0..K
     suffix = np.concatenate([np.cumsum(terms[::-1])[::-1][1:], [0.0]])
-    eps = 2 * suffix + tail
+    eps = 2 * suffix + _tail_beyond(w[K], K, beta)
     ok = np.nonzero(eps <= tol)[0]
     if ok.size == 0:  # pragma: no cover - K is chosen so that this does not happen
         raise ValueError(f"could not reach tol = {tol} with {K} modes at beta = {beta}")
     return max(1, int(ok[0]))
 
 
+def check_modes(beta: float, M: int, tol: float) -> None:
+    """ValueError unless M modes meet ``tol`` at a concrete beta (eps_M(beta) <= tol), naming the fix."""
+    eps = truncation_error(beta, M)
+    if not eps <= tol:
+        raise ValueError(
+            f"modes={M} leave a truncation bound eps_M(beta={float(beta):g}) = {eps:.3g} > tol = {tol:g}: velocities "
+            f"may be off by up to n * {eps:.3g} (SA; e^beta * {eps:.3g} for USA). Use modes >= "
+            f"fourier_modes(beta, tol) = {fourier_modes(beta, tol)}, or pass tol >= {eps:.3g} to accept this error.")
+
+
 def scaled_bessel_weights(beta: Float[ArrayLike, ""], M: int) -> Float[Array, " {M+1}"]:
     """I~_k(beta) = e^{-beta} I_k(beta), k = 0..M, differentiable in beta (traced beta allowed)."""
     beta = jnp.asarray(beta)
     return ive(jnp.arange(M + 1, dtype=beta.dtype), beta).astype(beta.dtype)
+
+
+def _bound_now(beta, M: int):
+    """(I~_0..I~_M, a bound on eps_M) at ``beta`` from I~_0..I~_{M + _BOUND_TERMS}: cheap enough for every evaluation."""
+    w = scaled_bessel_weights(beta, M + _BOUND_TERMS)
+    return w[: M + 1], _truncation_bound(w, M, beta)
+
+
+def truncation_limit(beta: float | None, M: int, tol: float) -> float:
+    """The largest bound an evaluation with M modes accepts (see [`fourier_circle_velocity`][jaxattn.fields.fourier_circle_velocity]): max(``tol``,
+    ``TRUNCATION_FLOOR``), and at least the evaluation's own bound at the ``beta`` a field was built with (when
+    concrete; it may exceed eps_M(beta) where M << sqrt(beta), and explicit ``modes`` may be accepted by ``tol``)."""
+    limit = max(float(tol), TRUNCATION_FLOOR)
+    if beta is not None:
+        with jax.ensure_compile_time_eval():
+            limit = max(limit, float(_bound_now(jnp.asarray(float(beta)), M)[1]))
+    return limit
+
+
+def _weights_within(beta, M: int, limit: float):
+    """I~_0..I~_M at ``beta``, refused (ValueError eagerly, an error under jit) once the bound on eps_M(beta) exceeds
+    ``limit``: modes chosen for one beta stop resolving a larger one (a field changed by ``eqx.tree_at``, a traced
+    beta beyond the range its modes were chosen for)."""
+    w, bound = _bound_now(beta, M)
+    return refuse(w, bound > limit * (1 + 1e-6), (
+        f"the Fourier evaluator's {M} modes leave a truncation bound eps_M(beta) > {limit:.3g} at the current beta "
+        "(modes are chosen when a field is built, from its beta then): build the field at this beta, or pass "
+        "modes=jaxattn.fields.fourier_modes(beta_max, tol) for the largest beta it will see"))
 
 
 def _split_modes(M: int) -> tuple[int, int]:
@@ -264,23 +312,27 @@ def _mode_sums(theta, weights, beta, *, causal: bool, block: int, chunk: int = D
 def fourier_circle_velocity(
     theta: Float[Array, " n"],
     beta: Float[ArrayLike, ""],
-    weights: Float[Array, " M1"],
+    modes: int,
     *,
     unnormalised: bool = False,
     causal: bool = False,
     block: int = DEFAULT_NEAR_BLOCK,
     chunk: int = DEFAULT_CHUNK,
+    max_truncation: float = TRUNCATION_FLOOR,
 ) -> Float[Array, " n"]:
-    """dtheta/dt of (SA)/(USA) on S^1 (Q = K = V = I), causal or not, in O(n M).
+    """dtheta/dt of (SA)/(USA) on S^1 (Q = K = V = I), causal or not, in O(n M), M = ``modes``.
 
-    ``weights`` are I~_k(beta), k = 0..M ([`scaled_bessel_weights`][jaxattn.fields.scaled_bessel_weights]). Matches the dense
-    sum of [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] to the bound of the module docstring. Tokens
-    are swept ``chunk`` at a time (rounded to a multiple of ``block``); the result does not
-    depend on ``chunk`` beyond round-off.
+    The weights I~_k(beta), k = 0..M ([`scaled_bessel_weights`][jaxattn.fields.scaled_bessel_weights]), are computed here from ``beta``, so
+    they always belong to it and ``jax.grad`` in beta sees them (inside a solve, XLA computes them once:
+    they do not depend on the state). Matches the dense sum of [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] to the
+    bound of the module docstring; refuses (ValueError eagerly, an error under ``jit``) to evaluate once
+    that bound eps_M(beta) exceeds ``max_truncation`` (by default ``TRUNCATION_FLOOR`` = 1e-10; a
+    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] passes `truncation_limit`). Tokens are swept ``chunk``
+    at a time (rounded to a multiple of ``block``); the result does not depend on ``chunk`` beyond round-off.
     """
     theta = jnp.asarray(theta)
     beta = jnp.asarray(beta, theta.dtype)
-    weights = jnp.asarray(weights, theta.dtype)
+    weights = _weights_within(beta, int(modes), float(max_truncation))
     Z, N = _mode_sums(theta, weights, beta, causal=causal, block=block, chunk=chunk)
     if unnormalised:
         n = theta.shape[0]

@@ -49,9 +49,13 @@ beta = 9, n = 10^5, tol = 1e-13). On top comes float64 round-off in the sums, re
 ~ eps * L (coefficients are sums of n terms bounded by 1); measured agreement with the
 dense kernel is ~1e-14 at n = 500 (tests/test_fast_sphere.py).
 
-Differentiability. lambda_l is computed in JAX from `jaxattn._special`, so
-``jax.grad`` flows through beta and the tokens; the degree L is static (chosen from a
-concrete beta), so a beta changed later under ``jit`` keeps the old L (re-check the bound).
+Differentiability. lambda_l is computed in JAX from `jaxattn._special` at every evaluation,
+so ``jax.grad`` flows through beta and the tokens. The degree L is static: chosen from the field's
+beta when that is concrete, else from the beta the field was built with. Every evaluation bounds the
+truncation at the current beta (lambda_l up to L + 16, then Amos' ratio bound
+I_{nu+1}(x)/I_nu(x) < x/(nu + sqrt(nu^2 + x^2)) makes the rest geometric) and refuses once the bound
+exceeds max(tol, ``TRUNCATION_FLOOR`` = 1e-10): a beta moved under ``jit`` beyond what L resolves
+raises instead of silently truncating.
 """
 
 from __future__ import annotations
@@ -63,13 +67,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._special import kernel_coefficients
+from .._special import kernel_coefficients, refuse
 from .._validate import host_beta
 
 #: points per block in the two passes (each block's working set stays in L2 cache)
 DEFAULT_BLOCK = 128
 #: default accuracy target for the truncation (absolute, on the velocity's natural scale)
 DEFAULT_TOLERANCE = 1e-13
+#: truncation bounds up to max(tol, TRUNCATION_FLOOR) are accepted when evaluating (beta may move under jit)
+TRUNCATION_FLOOR = 1e-10
+#: degrees computed beyond L for the bound at the current beta
+_BOUND_TERMS = 16
 
 
 def _lambdas_numpy(beta: float, lmax: int) -> np.ndarray:
@@ -103,13 +111,28 @@ def truncation_degree(beta: float, n: int, tol: float = DEFAULT_TOLERANCE,
     lam = _lambdas_numpy(beta, lmax)
     tails = np.cumsum(lam[::-1])[::-1]  # tails[L] = sum_{l >= L}
     tails = np.append(tails[1:], 0.0)   # tails[L] = sum_{l > L}
-    if normalisation == "softmax":
-        ok = (n * tails < 1) & (2 * n * tails / np.maximum(1 - n * tails, 1e-300) <= tol)
-    elif normalisation == "mean":
-        ok = tails <= tol
-    else:
-        raise ValueError(f"normalisation must be 'softmax' or 'mean', got {normalisation!r}")
+    ok = _velocity_bound(tails, n, normalisation) <= tol
     return int(np.argmax(ok)) if ok.any() else lmax
+
+
+def _velocity_bound(tau, n: int, normalisation: str):
+    """The per-token velocity error bound of the module docstring from tau_L (NumPy or JAX values):
+    2 n tau / (1 - n tau) for SA (inf once n tau >= 1), tau for USA (relative to e^{beta - s})."""
+    xp = np if isinstance(tau, np.ndarray) else jnp  # NumPy on the host (also while a jit trace is open)
+    if normalisation == "softmax":
+        return xp.where(n * tau < 1, 2 * n * tau / xp.maximum(1 - n * tau, 1e-300), xp.inf)
+    if normalisation == "mean":
+        return tau
+    raise ValueError(f"normalisation must be 'softmax' or 'mean', got {normalisation!r}")
+
+
+def _tail_after(lambdas, beta):
+    """sum_{l > K} lambda_l <= lambda_K q / (1 - q), K = len(lambdas) - 1: lambda_{l+1} / lambda_l =
+    ((2l+3)/(2l+1)) I_{l+3/2}(beta) / I_{l+1/2}(beta) <= q for l >= K (Amos 1974, as in the module docstring)."""
+    K = lambdas.shape[0] - 1
+    nu = K + 0.5
+    q = (2 * K + 3) / (2 * K + 1) * beta / (nu + jnp.sqrt(nu * nu + beta * beta))
+    return jnp.where(q < 1, lambdas[K] * q / (1 - q), jnp.inf)
 
 
 def legendre_coefficients(beta: Float[ArrayLike, ""], degree: int) -> Float[Array, " L1"]:
@@ -261,8 +284,12 @@ def sphere_attention_harmonics(
     normalisation: str = "softmax",
     log_shift: float | Array = 0.0,
     block: int = DEFAULT_BLOCK,
+    tol: float = DEFAULT_TOLERANCE,
 ) -> Float[Array, "n 3"]:
     """sum_j w_ij x_j for Q = K = V = I on S^2 (before the tangent projection).
+
+    Refuses (ValueError eagerly, an error under ``jit``) when the truncation bound of degree L at this
+    beta exceeds max(``tol``, ``TRUNCATION_FLOOR``) (module docstring).
 
     softmax (SA): N_i / Z_i with Z_i = sum_j e^{beta<x_i,x_j>}, N_i = sum_j e^{beta<x_i,x_j>} x_j;
     mean (USA): e^{-log_shift} N_i / n. Matches [`jaxattn.fields._attention.attend`][jaxattn.fields.attend]
@@ -277,7 +304,13 @@ def sphere_attention_harmonics(
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"the harmonics evaluator works on S^2 only: tokens must be (n, 3), got {x.shape}")
     n = x.shape[0]
-    lambdas = legendre_coefficients(beta, degree).astype(x.dtype)
+    extended = legendre_coefficients(beta, degree + _BOUND_TERMS).astype(x.dtype)
+    tau = jnp.sum(extended[degree + 1:]) + _tail_after(extended, jnp.asarray(beta, x.dtype))
+    limit = max(float(tol), TRUNCATION_FLOOR)
+    lambdas = refuse(extended[: degree + 1], _velocity_bound(tau, n, normalisation) > limit * (1 + 1e-6), (
+        f"the harmonics evaluator's degree L = {degree} leaves a truncation bound > {limit:g} at the current beta "
+        "(L is chosen from the beta a field is built with when beta is traced): build the field at this beta, or "
+        f"pass harmonics_degree=jaxattn.fields.truncation_degree(beta_max, n={n}) for the largest beta it will see"))
     x = x / jnp.linalg.norm(x, axis=1, keepdims=True)  # the addition theorem needs |x| = 1
     w = jnp.concatenate([jnp.ones((n, 1), x.dtype), x], axis=1)
     s = harmonic_sums(x, w, lambdas, block=block)

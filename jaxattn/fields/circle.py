@@ -18,6 +18,7 @@ O(n M) (`jaxattn.fields._fourier`, with its error bound).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -33,10 +34,14 @@ from ._base import AbstractField, parameter
 from ._fourier import (
     DEFAULT_FOURIER_TOL,
     DEFAULT_NEAR_BLOCK,
+    check_modes,
     fourier_circle_velocity,
     fourier_modes,
-    scaled_bessel_weights,
+    truncation_limit,
 )
+
+
+TWO_PI = 2 * math.pi
 
 
 def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
@@ -53,9 +58,12 @@ def embed_angles(theta: Float[ArrayLike, "... n"]) -> Float[Array, "... n 2"]:
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
 
 
-def angles_of(x: Float[ArrayLike, "... n 2"]) -> Float[Array, "... n"]:
-    """Points in R^2 to angles: x -> atan2(x_2, x_1), in (-pi, pi] (the one angle convention of the
-    package; the inverse of [`embed_angles`][jaxattn.fields.embed_angles] on the unit circle).
+def angles_of(x: ArrayLike) -> Float[Array, "... n"]:  # shape checked below, with its own message
+    """Points in R^2 to angles in [0, 2 pi): the one angle convention of the package (the range of the PDE's
+    moments, histograms and plots, [`jaxattn.spectral`][jaxattn.spectral] and [`jaxattn.plot`][jaxattn.plot]),
+    the inverse of [`embed_angles`][jaxattn.fields.embed_angles] on the unit circle modulo 2 pi. Every angle
+    is < 2 pi, also for points just below the positive x axis (atan2 = -1e-20 would round to 2 pi when
+    shifted: it becomes 0), and the slope is 1 on every branch (gradients are the tangent on both sides of 0).
 
     **Arguments:**
 
@@ -63,9 +71,18 @@ def angles_of(x: Float[ArrayLike, "... n 2"]) -> Float[Array, "... n"]:
 
     **Returns:**
 
-    Angles (radians) in (-pi, pi], float (..., n).
+    Angles (radians) in [0, 2 pi), float (..., n).
+
+    **Raises:**
+
+    - `ValueError`: ``x`` is not of shape (..., n, 2).
     """
-    return jnp.arctan2(x[..., 1], x[..., 0])
+    x = jnp.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != 2:
+        raise ValueError(f"points on S^1 must have shape (..., n, 2), got {x.shape}")
+    theta = jnp.arctan2(x[..., 1], x[..., 0])  # (-pi, pi], with -0.0 below the positive x axis
+    theta = jnp.where(jnp.signbit(theta), theta + TWO_PI, theta)  # -0.0 and -1e-20 become 2 pi here ...
+    return jnp.where(theta >= TWO_PI, theta - TWO_PI, theta)  # ... and +0.0 here (slope 1 on every branch)
 
 
 def _angular_velocity(theta, y):
@@ -136,9 +153,12 @@ class CircleSelfAttention(AbstractField):
       |error of dtheta_i/dt| <= (|S_i|/Z_i) eps_M <= n eps_M for SA and <= e^beta eps_M for USA,
       plus round-off (~1e-13 against the dense sum at n ~ 10^3). M ~ sqrt(2 beta ln(1/tol)):
       68 modes at beta = 64. Faster than dense once n >> M (measured in docs/paper_003.md).
-      ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``).
-      The Bessel weights are computed here from beta, so build a new field to change beta
-      (do not ``eqx.tree_at`` the beta leaf of a Fourier field).
+      ``modes`` must be given when beta is traced (e.g. the field is built inside ``jax.grad``);
+      explicit ``modes`` that do not meet ``tol`` at a concrete beta raise (with the bound and the fix).
+      The Bessel weights are computed from the field's beta at every evaluation (inside a solve XLA
+      computes them once), so ``jax.grad`` in beta and ``eqx.tree_at`` on beta see them; the number
+      of modes is fixed when the field is built, and an evaluation refuses once it no longer resolves
+      the current beta (a bound on eps_M(beta) above max(``tol``, 1e-10, its value at the built beta)).
 
     **Arguments:**
 
@@ -155,17 +175,18 @@ class CircleSelfAttention(AbstractField):
     **Raises:**
 
     - `ValueError`: beta not a finite scalar > 0; an unknown ``evaluator``; ``modes`` with ``"dense"``;
-        a traced beta without ``modes``; ``modes`` or ``block_size`` not a positive int for ``"fourier"``.
+        a traced beta without ``modes``; ``modes`` or ``block_size`` not a positive int for ``"fourier"``;
+        explicit ``modes`` that do not meet ``tol`` at a concrete beta.
     - `TypeError`: beta is not real-valued.
     """
 
     beta: Float[Array, ""] = parameter(check=beta_rule, logit="scale")
-    fourier_weights: Float[Array, " M1"] | None
     unnormalised: bool = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
     evaluator: str = eqx.field(static=True)
     modes: int | None = eqx.field(static=True)
+    truncation_limit: float | None = eqx.field(static=True)
 
     manifold: ClassVar[Circle] = CIRCLE
     exchangeable_tokens: ClassVar[bool] = True
@@ -185,8 +206,10 @@ class CircleSelfAttention(AbstractField):
         if evaluator == "dense":
             if modes is not None:
                 raise ValueError("modes is an option of evaluator='fourier'")
-            self.modes, self.fourier_weights = None, None
+            self.modes, self.truncation_limit = None, None
             return
+        if not (isinstance(tol, (int, float, np.floating, np.integer)) and np.isfinite(tol) and tol > 0):
+            raise ValueError(f"tol must be finite and > 0, got {tol!r}")
         if modes is None:
             if not is_concrete(self.beta):
                 raise ValueError(
@@ -199,7 +222,10 @@ class CircleSelfAttention(AbstractField):
         if block_size is not None and (not isinstance(block_size, (int, np.integer)) or block_size < 1):
             raise ValueError(f"block_size must be a positive int for evaluator='fourier', got {block_size!r}")
         self.modes = int(modes)
-        self.fourier_weights = scaled_bessel_weights(self.beta, self.modes)
+        beta0 = float(self.beta) if is_concrete(self.beta) else None
+        if beta0 is not None:
+            check_modes(beta0, self.modes, tol)
+        self.truncation_limit = truncation_limit(beta0, self.modes, tol)
 
     def attention_matrix(self, t, theta: Float[Array, " n"]) -> Float[Array, "1 n n"]:
         """The attention weights exp(beta cos(theta_i - theta_j)) / Z_i (or / n for USA; causal where
@@ -232,8 +258,9 @@ class CircleSelfAttention(AbstractField):
         """
         if self.evaluator == "fourier":
             return fourier_circle_velocity(
-                theta, self.beta, self.fourier_weights, unnormalised=self.unnormalised,
-                causal=self.causal, block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
+                theta, self.beta, self.modes, unnormalised=self.unnormalised, causal=self.causal,
+                block=DEFAULT_NEAR_BLOCK if self.block_size is None else self.block_size,
+                max_truncation=self.truncation_limit,
             )
         if self.causal and not self.unnormalised and self.block_size is None and theta.shape[0] <= CAUSAL_BLOCKS_MAX_N:
             return causal_circle_velocity(theta, self.beta)

@@ -219,10 +219,11 @@ class AbstractSphereAttention(AbstractField):
             if x.shape[-1] != 3:
                 raise ValueError(f"evaluator='harmonics' works on S^2 only (d = 3); tokens have d = {x.shape[-1]}")
             degree = self.harmonics_degree
-            if degree is None:
-                degree = truncation_degree(self.harmonics_beta, x.shape[0], self.harmonics_tol, self.normalisation)
-            return sphere_attention_harmonics(
-                x, self.beta, degree, normalisation=self.normalisation, log_shift=self.log_shift())
+            if degree is None:  # from the current beta where it is concrete (e.g. after eqx.tree_at), else the built one
+                beta = float(self.beta) if is_concrete(self.beta) else self.harmonics_beta
+                degree = truncation_degree(beta, x.shape[0], self.harmonics_tol, self.normalisation)
+            return sphere_attention_harmonics(x, self.beta, degree, normalisation=self.normalisation,
+                                              log_shift=self.log_shift(), tol=self.harmonics_tol)
         kwargs = dict(
             normalisation=self.normalisation,
             causal=self.causal,

@@ -370,6 +370,11 @@ class Claim:
             pass
 
 
+#: seconds a claim file may stay empty or unreadable while its owner writes it (it writes a few bytes right
+#: after creating it); after that the owner died between the two (a kill, a full disk) and the point is free
+CLAIM_WRITE_GRACE = 10.0
+
+
 def _stale(path: Path, expiry: float) -> bool:
     """Whether the claim file at ``path`` may be taken over."""
     try:
@@ -380,8 +385,8 @@ def _stale(path: Path, expiry: float) -> bool:
         return True
     try:
         owner = json.loads(path.read_text())
-    except (OSError, ValueError):  # being written right now: alive
-        return False
+    except (OSError, ValueError):  # being written right now (alive), or its writer died before writing it
+        return time.time() - mtime > CLAIM_WRITE_GRACE
     if owner.get("host") == HOST and owner.get("boot") == BOOT and owner.get("pid") != os.getpid():
         return not _pid_alive(int(owner.get("pid", -1)))
     return False
@@ -493,11 +498,22 @@ def merge_points(
 
     One ``xarray.Dataset`` with dims ``(*grid, "seed", *point dims)``, reindexed to the order of
     ``grid`` and ``seeds`` (missing points NaN).
+
+    **Raises:**
+
+    - `ValueError`: a file's scalar coordinates hold another point than ``points[i]`` (a point file copied or
+        moved over another's).
     """
     names = [*grid, "seed"]
     parts = []
     for i, (f, point) in enumerate(zip(files, points)):
-        part = xr.load_dataset(f).drop_vars(names, errors="ignore").expand_dims(point=[i])
+        part = xr.load_dataset(f)
+        held = {k: part[k].values.item() for k in point if k in part.coords and part[k].ndim == 0}
+        if any(held[k] != v for k, v in point.items() if k in held):
+            raise ValueError(f"the point file {f} holds the point {held}, not {dict(point)}: it was copied or moved "
+                             "over another point's file. Delete it (the sweep recomputes it)")
+        part.attrs.pop("sweep_function", None)  # the point's own record (see jaxattn.studies.run_sweep)
+        part = part.drop_vars(names, errors="ignore").expand_dims(point=[i])
         parts.append(part.assign_coords({k: ("point", [v]) for k, v in point.items()}))
     point_dims = list(parts[0].dims)
     point_dims.remove("point")

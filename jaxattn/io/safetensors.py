@@ -26,6 +26,7 @@ The paper's "V_5, V_14" are most likely 0-based heads 4 and 13 (1-based plot tit
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -51,44 +52,98 @@ _DTYPES = {
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
+#: largest header accepted (the reference implementation's limit is 100 MB as well)
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _header_entries(path, header: object, buffer_size: int) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+    """{name: (dtype, shape, start, end)} from a parsed header, every declared size checked against the file.
+
+    The rules of the reference implementation (huggingface/safetensors, ``Metadata::validate``): each entry has
+    a known dtype, a shape of non-negative ints and data_offsets [start, end] with end - start = prod(shape) x
+    the dtype's size; sorted by offset, the buffers are contiguous from 0 and end exactly at the end of the file
+    (no hole, no overlap, nothing shared).
+    """
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the safetensors header must be a JSON object, got {type(header).__name__}")
+    entries = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{path}: tensor {name!r}"
+        if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+            raise ValueError(f"{where}: an entry needs 'dtype', 'shape' and 'data_offsets', got {info!r:.200}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype != "BF16" and dtype not in _DTYPES:
+            raise ValueError(f"{where}: unsupported dtype {dtype!r} (supported: {', '.join([*_DTYPES, 'BF16'])})")
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+            raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r:.200}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise ValueError(f"{where}: data_offsets must be [start, end] with 0 <= start <= end, got {offsets!r:.200}")
+        itemsize = 2 if dtype == "BF16" else _DTYPES[dtype].itemsize
+        nbytes = math.prod(shape) * itemsize  # Python ints: a hostile shape cannot overflow
+        if offsets[1] - offsets[0] != nbytes:
+            raise ValueError(f"{where}: shape {shape} of {dtype} needs {nbytes} bytes but data_offsets {offsets} "
+                             f"span {offsets[1] - offsets[0]}")
+        if offsets[1] > buffer_size:
+            raise ValueError(f"{where}: data_offsets {offsets} reach beyond the {buffer_size} data bytes of the file "
+                             "(truncated or corrupt)")
+        entries[name] = (dtype, tuple(shape), offsets[0], offsets[1])
+    position = 0
+    for name, (_, _, start, end) in sorted(entries.items(), key=lambda item: (item[1][2], item[1][3])):
+        if start != position:
+            problem = "overlaps the tensor before it" if start < position else f"leaves bytes {position}..{start} unused"
+            raise ValueError(f"{path}: tensor {name!r} (data_offsets [{start}, {end}]) {problem}: the buffers of a "
+                             "safetensors file are contiguous and disjoint")
+        position = end
+    if position != buffer_size:
+        raise ValueError(f"{path}: the tensors cover {position} of the {buffer_size} data bytes after the header "
+                         "(a safetensors file ends with its last tensor)")
+    return entries
+
+
 def read_safetensors(path: str | os.PathLike, keys=None) -> dict[str, np.ndarray]:
     """Read tensors (all, or those in ``keys``) from a local ``.safetensors`` file.
 
-    BF16 tensors are widened to float32. Raises ``ValueError`` on a malformed header.
+    BF16 tensors are widened to float32. Every declared size and offset is checked against the file's size
+    before anything is read or allocated (`_header_entries`); a malformed or hostile file raises
+    ``ValueError`` naming the file and the problem, a missing key ``KeyError``.
     """
     with open(path, "rb") as fh:
+        file_size = os.fstat(fh.fileno()).st_size
         raw = fh.read(8)
         if len(raw) != 8:
-            raise ValueError(f"{path} is not a safetensors file (too short)")
+            raise ValueError(f"{path} is not a safetensors file (shorter than its 8-byte header length)")
         (size,) = struct.unpack("<Q", raw)
-        if size > 100_000_000:
-            raise ValueError(f"{path}: implausible safetensors header size {size}")
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"{path}: implausible safetensors header size {size} (> {MAX_HEADER_BYTES} bytes)")
+        if 8 + size > file_size:
+            raise ValueError(f"{path}: the header declares {size} bytes but the file has only {file_size - 8} after "
+                             "the length field (truncated or not a safetensors file)")
+        text = fh.read(size)
         try:
-            header = json.loads(fh.read(size))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: malformed safetensors header") from exc
-        base = 8 + size
+            header = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: malformed safetensors header (not UTF-8 JSON: {exc})") from exc
+        entries = _header_entries(path, header, file_size - 8 - size)
+        if keys is not None:
+            missing = set(keys) - set(entries)
+            if missing:
+                raise KeyError(f"{path} has no tensors {sorted(missing)}")
         out = {}
-        for name, info in header.items():
-            if name == "__metadata__" or (keys is not None and name not in keys):
+        for name, (dtype, shape, start, end) in entries.items():
+            if keys is not None and name not in keys:
                 continue
-            start, end = info["data_offsets"]
-            fh.seek(base + start)
+            fh.seek(8 + size + start)
             buf = fh.read(end - start)
-            shape = tuple(info["shape"])
-            if info["dtype"] == "BF16":
+            if len(buf) != end - start:
+                raise ValueError(f"{path}: tensor {name!r} ends past the end of the file (changed while reading?)")
+            if dtype == "BF16":
                 arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
-            elif info["dtype"] in _DTYPES:
-                arr = np.frombuffer(buf, _DTYPES[info["dtype"]])
             else:
-                raise ValueError(f"{path}: unsupported dtype {info['dtype']} for {name}")
-            if arr.size != int(np.prod(shape)):
-                raise ValueError(f"{path}: {name} has {arr.size} values for shape {shape}")
+                arr = np.frombuffer(buf, _DTYPES[dtype])
             out[name] = arr.reshape(shape)
-    if keys is not None:
-        missing = set(keys) - set(out)
-        if missing:
-            raise KeyError(f"{path} has no tensors {sorted(missing)}")
     return out
 
 

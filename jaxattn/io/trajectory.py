@@ -15,6 +15,7 @@ parameters (beta > 0) are checked, each with a message that names the file.
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -126,6 +127,11 @@ def _walk_variables(nc):
         yield from _walk_variables(group)
 
 
+#: what zipfile and numpy raise on a damaged archive: a bad CRC or directory, truncated data, an entry's
+#: array header that no longer parses (numpy reads it with the tokenizer)
+_DAMAGED_NPZ = (zipfile.BadZipFile, OSError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def _npz_declared(path: Path, size: int) -> int:
     total = 0
     try:
@@ -145,8 +151,8 @@ def _npz_declared(path: Path, size: int) -> int:
                                      f"({_bytes(nbytes)}), but stores {_bytes(info.compress_size)}: the archive is "
                                      "damaged or hostile; nothing was read")
                 total += nbytes
-    except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f"not a readable .npz archive ({err})") from None
+    except _DAMAGED_NPZ as err:
+        raise ValueError(f"not a readable .npz archive ({type(err).__name__}: {err})") from None
     return total
 
 
@@ -164,5 +170,9 @@ def _read_netcdf(path) -> xr.Dataset:
 
 
 def _read_npz(path) -> xr.Dataset:
-    with np.load(path, allow_pickle=False) as data:
-        return dataset_from_npz({k: data[k] for k in data.files})
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except _DAMAGED_NPZ as err:
+        raise ValueError(f"not a readable .npz archive ({type(err).__name__}: {err})") from None
+    return dataset_from_npz(arrays)

@@ -15,6 +15,7 @@ never a leader and the mean token is taken over the real words, as in the predic
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 
 import equinox as eqx
@@ -42,10 +43,12 @@ class Explanation:
     prob_softmax: float
     leaders: list[Leader]
     mean_token: tuple[float, ...]
+    warning: str | None = None  # set when the prediction does not rest on any known word
 
     def format(self) -> str:
         label = "positive" if self.prob_hardmax > 0.5 else "negative"
-        lines = [f"prediction: {label} (hardmax p = {self.prob_hardmax:.4f}, softmax p = {self.prob_softmax:.4f})",
+        lines = [f"warning: {self.warning}"] if self.warning else []
+        lines += [f"prediction: {label} (hardmax p = {self.prob_hardmax:.4f}, softmax p = {self.prob_softmax:.4f})",
                  f"{len(self.leaders)} leaders (sorted by |H|; H > 0 pushes towards positive):"]
         for ld in sorted(self.leaders, key=lambda l: -abs(l.decision)):
             lines.append(f"  {ld.word:<20s} H = {ld.decision:+8.3f}   position {ld.position:3d}   leader from layer "
@@ -70,9 +73,31 @@ def review_leaders(model: SentimentClassifier, ids: np.ndarray, vocab: Vocabular
                        leaders, tuple(float(v) for v in zbar))
 
 
+def unknown_words_warning(ids: np.ndarray, text: str | None = None) -> str | None:
+    """A warning when a review has no word of the vocabulary: its prediction then reflects only the ``<unk>``
+    (or ``<pad>``) embedding, the same for every such text, and says nothing about the review."""
+    ids = np.asarray(ids)
+    if np.any((ids != PAD_ID) & (ids != UNK_ID)):
+        return None
+    n_unknown = int(np.sum(ids == UNK_ID))
+    what = (f"all {n_unknown} words of the review are unknown to the model's vocabulary (<unk>)" if n_unknown
+            else "the review has no words left after tokenisation (HTML, stop words and non-letters are removed)")
+    return (f"{what}: the prediction below is the model's output for an empty/unknown review, the same for every "
+            "such text, not a judgement of this one")
+
+
 def explain(model: SentimentClassifier, vocab: Vocabulary, text: str, seq_len: int = 128) -> Explanation:
-    """Tokenise ``text`` like the training data (n = ``seq_len`` words, padded) and return its leaders."""
-    return review_leaders(model, encode_text(text, vocab, seq_len), vocab)
+    """Tokenise ``text`` like the training data (n = ``seq_len`` words, padded) and return its leaders.
+
+    A text with no word of the vocabulary gets `Explanation.warning` (printed first by ``format``) and a
+    ``UserWarning``: its prediction does not depend on the text.
+    """
+    ids = encode_text(text, vocab, seq_len)
+    out = review_leaders(model, ids, vocab)
+    out.warning = unknown_words_warning(ids)
+    if out.warning:
+        warnings.warn(out.warning, UserWarning, stacklevel=2)
+    return out
 
 
 @eqx.filter_jit

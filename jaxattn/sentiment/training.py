@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .data import SentimentData, Vocabulary, load_csv, load_imdb, load_synthetic
+from .data import PAD, UNK, SentimentData, Vocabulary, load_csv, load_imdb, load_synthetic
 from .model import SentimentClassifier
 
 
@@ -150,35 +150,73 @@ def save_checkpoint(run_dir: str | Path, model, opt_state, epoch: int) -> None:
     os.replace(tmp, path)
 
 
+def _read_json(path: Path, what: str):
+    """The JSON value in ``path``; FileNotFoundError/ValueError naming the file when it is missing or malformed."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: a training run directory holds {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it should hold {what}") from None
+
+
+def _dataclass_from(path: Path, cls, values, defaults: dict | None = None):
+    """``cls(**values)`` with messages naming ``path`` for a non-object, unknown or ill-typed settings."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the {cls.__name__} settings must be a JSON object, got {values!r:.100}")
+    values = {**(defaults or {}), **values}
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"{path} has {cls.__name__} settings this version does not know: {sorted(unknown)}; "
+                         "it was written by a newer jaxattn, upgrade to load it")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid {cls.__name__} settings: {exc}") from None
+
+
 def load_run(run_dir: str | Path):
     """(model, vocab, train_config, data_config, history, opt_state, epoch) of a saved run.
 
     Runs saved before the padding mask existed have no ``mask_padding`` in their
     ``config.json``; they were trained without it and load as ``mask_padding=False``.
+    A run without ``checkpoint.eqx`` (no epoch finished yet) has no trained model and raises
+    FileNotFoundError; a missing or malformed file raises an error that names it.
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run directory (no config.json); "
                                 "train one with `jaxattn sentiment train --run-dir DIR`")
-    meta = json.loads(cfg_path.read_text())
-    train_meta = {"mask_padding": False, **meta["train"]}  # older runs: trained unmasked
-    unknown = set(train_meta) - {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown:
-        raise ValueError(f"{cfg_path} has training settings this version does not know: {sorted(unknown)}; "
-                         "it was written by a newer jaxattn, upgrade to load it")
-    cfg, dcfg = TrainConfig(**train_meta), DataConfig(**meta["data"])
-    vocab = Vocabulary(tuple(json.loads((run_dir / "vocab.json").read_text())))
+    meta = _read_json(cfg_path, 'the run\'s settings, {"train": {...}, "data": {...}}')
+    if not (isinstance(meta, dict) and {"train", "data"} <= set(meta)):
+        raise ValueError(f'{cfg_path} must hold {{"train": {{...}}, "data": {{...}}}}, got {str(meta)[:100]}')
+    cfg = _dataclass_from(cfg_path, TrainConfig, meta["train"], {"mask_padding": False})  # older runs: unmasked
+    dcfg = _dataclass_from(cfg_path, DataConfig, meta["data"])
+    vocab_path = run_dir / "vocab.json"
+    words = _read_json(vocab_path, "the vocabulary, a JSON list of words")
+    if not (isinstance(words, list) and len(words) >= 2 and all(isinstance(w, str) for w in words)
+            and words[:2] == [PAD, UNK]):
+        raise ValueError(f"{vocab_path} must be a JSON list of words starting with {PAD!r}, {UNK!r}")
+    vocab = Vocabulary(tuple(words))
     model = _new_model(cfg, len(vocab))
     opt_state = _optimizer(cfg).init(eqx.filter(model, eqx.is_array))
     ckpt = run_dir / "checkpoint.eqx"
-    epoch = 0
-    if ckpt.exists():
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt} is missing: the run has no trained model yet (no epoch finished); "
+                                "train it (`jaxattn sentiment train --run-dir DIR`) before explaining or reporting")
+    try:
         model, opt_state, ep = eqx.tree_deserialise_leaves(ckpt, (model, opt_state, jnp.asarray(0, jnp.int32)))
-        epoch = int(ep)
+    except Exception as exc:  # equinox/numpy raise several types for a truncated or mismatched file
+        raise ValueError(f"{ckpt} cannot be read as the checkpoint of this run ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}): it is truncated, corrupt, or was written for other settings "
+                         f"(dim {cfg.dim}, {cfg.num_layers} layers, vocabulary of {len(vocab)} words in {vocab_path})"
+                         ) from None
     hist_path = run_dir / "history.json"
-    history = json.loads(hist_path.read_text()) if hist_path.exists() else []
-    return model, vocab, cfg, dcfg, history, opt_state, epoch
+    history = _read_json(hist_path, "the per-epoch history, a JSON list") if hist_path.exists() else []
+    if not isinstance(history, list):
+        raise ValueError(f"{hist_path} must hold a JSON list of per-epoch records")
+    return model, vocab, cfg, dcfg, history, opt_state, int(ep)
 
 
 def train(data: SentimentData, config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,

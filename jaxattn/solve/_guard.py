@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._retract import AbstractDelegatingSolver
+from ..solvers import AbstractStepWrapper
 
 #: a non-finite trial step shorter than this fraction of the integration span ends the solve
 COLLAPSE = 1e-12
@@ -44,7 +44,7 @@ def tree_all_finite(tree) -> Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class NonFiniteGuard(AbstractDelegatingSolver):
+class NonFiniteGuard(AbstractStepWrapper):
     """Wrap any diffrax solver so that a non-finite state ends the solve with ``RESULTS.nonfinite``.
 
     ``span`` is |t1 - t0| of the solve: a step whose end point is non-finite although it is shorter
@@ -72,25 +72,8 @@ class NonFiniteGuard(AbstractDelegatingSolver):
     retract: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        """One step of the wrapped solver, retracted, ended with ``RESULTS.nonfinite`` where the state broke down.
-
-        **Arguments:**
-
-        As ``diffrax.AbstractSolver.step``:
-
-        - `terms`: the ``diffrax`` terms of the equation.
-        - `t0`: start of the step.
-        - `t1`: end of the step.
-        - `y0`: the state at t0.
-        - `args`: the ``args`` of the solve.
-        - `solver_state`: the wrapped solver's state.
-        - `made_jump`: whether the step follows a jump in the vector field.
-
-        **Returns:**
-
-        ``(y1, y_error, dense_info, solver_state, result)`` as diffrax expects; on a collapsed
-        non-finite step y1 = y0, a zero error and ``result = RESULTS.nonfinite``.
-        """
+        """As [`AbstractDelegatingSolver.step`][jaxattn.solvers.AbstractDelegatingSolver.step], the end point retracted
+        first; a collapsed non-finite step returns y1 = y0, a zero error and ``result = RESULTS.nonfinite``."""
         y1, y_error, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )

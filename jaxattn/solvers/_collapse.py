@@ -45,6 +45,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ..manifolds import SPHERE, AbstractManifold, as_manifold
+from ._delegating import AbstractDelegatingSolver
 
 #: default merge distance: the chordal (sphere), Euclidean or angular distance below which two
 #: clusters become one
@@ -138,7 +139,7 @@ def merge_clusters(x: Array, root: Int[Array, " n"], tol: float | Array,
     return jax.lax.cond(eqxi.unvmap_any(jnp.any(close)), merge, lambda _: (x, root), None)
 
 
-class CollapsingSolver(diffrax.AbstractWrappedSolver):
+class CollapsingSolver(AbstractDelegatingSolver):
     """Wrap a diffrax solver so that tokens closer than ``tol`` are merged and move as one
     particle from then on (module docstring). For fields without a causal mask whose velocity
     of token i depends on x_i and the set of tokens only (SA, USA, their circle forms).
@@ -154,42 +155,14 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
     manifold: AbstractManifold = eqx.field(static=True, default=SPHERE, converter=as_manifold)
     tol: Float[Array, ""] = eqx.field(default=DEFAULT_MERGE_TOL, converter=jnp.asarray)  # traced: no recompilation
 
-    def __getattr__(self, name: str):
-        # diffrax reads (and eqx.tree_at rewrites) attributes of the wrapped solver on its wrapper
-        # (scan_kind under ForwardMode, root_finder of implicit solvers): read them from ``solver``
-        if name.startswith("__") or name == "solver":
-            raise AttributeError(name)
-        return getattr(self.solver, name)
-
     def __check_init__(self):
         if not has_token_rows(self.manifold):
             raise ValueError(f"CollapsingSolver merges tokens stored one per row (the sphere, the circle, R^d); "
                              f"a configuration on {self.manifold} is not")
 
     @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):  # pyright: ignore
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    @property
     def event_ndim(self) -> int:
         return self.manifold.event_ndim
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
 
     def _root0(self, y0):
         n = y0.shape[y0.ndim - self.event_ndim]
@@ -200,9 +173,6 @@ class CollapsingSolver(diffrax.AbstractWrappedSolver):
         root = self._root0(y0)
         inner = self.solver.init(_GatherTerm(terms, root, self.event_ndim), t0, t1, y0, args)
         return inner, root, jnp.array(False)
-
-    def func(self, terms, t0, y0, args):
-        return self.solver.func(terms, t0, y0, args)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         inner, root, merged = solver_state

@@ -50,7 +50,6 @@ from .sphere import (
     sphere_zonal_mode as sphere_zonal_mode,
 )
 from .bridge import (
-    angles_of as angles_of,
     bin_masses as bin_masses,
     cluster_measure as cluster_measure,
     discretize_density as discretize_density,

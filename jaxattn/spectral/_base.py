@@ -23,13 +23,14 @@ from typing import Literal
 import numpy as np
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from .._validate import check_beta, check_model, check_nonneg_int, check_save_times, check_sign, enforce, time_rules
 from ..solve import NonFiniteGuard, raise_failure
 
-__all__ = ["AbstractSpectralModel", "AbstractSpectralTrajectory", "solve_monitored", "check_times", "check_mass"]
+__all__ = ["AbstractSpectralModel", "AbstractSpectralTrajectory", "solve_monitored", "check_times", "check_mass", "prepare_models"]
 
 
 class AbstractSpectralModel(eqx.Module):
@@ -41,13 +42,36 @@ class AbstractSpectralModel(eqx.Module):
     (the uniform density in the model's units: 1/(2 pi) on S^1 w.r.t. d theta, 1 on S^{d-1} w.r.t. the
     normalised surface measure). They implement the right-hand side, the map from the real state to
     the model's coefficients, and three functions of the coefficients: tail, minimum density, energy.
+
+    The kernel coefficients [`W`][jaxattn.spectral.AbstractSpectralModel.W] derive from beta: [`kernel`][jaxattn.spectral.AbstractSpectralModel.kernel] computes them from ``beta`` at
+    every use, so ``jax.grad`` of a built model and ``eqx.tree_at`` on its beta see them. The solvers
+    ([`solve_monitored`][jaxattn.spectral.solve_monitored], [`jaxattn.spectral.integrate_circle`][jaxattn.spectral.integrate_circle]) run on [`prepared`][jaxattn.spectral.AbstractSpectralModel.prepared] copies
+    that compute them once per solve, inside the solve's trace (gradients still reach them).
     """
 
     beta: eqx.AbstractVar[Float[Array, ""]]
     model: eqx.AbstractVar[str]
     sign: eqx.AbstractVar[int]
     d: eqx.AbstractVar[int]
+    kernel_cache: eqx.AbstractVar[Float[Array, " K1"] | None]  # None outside a solve (see prepared)
     uniform_density: eqx.AbstractClassVar[float]
+
+    @abc.abstractmethod
+    def kernel(self) -> Float[Array, " K1"]:
+        """The kernel coefficients of this model's beta, computed now (never stored)."""
+
+    @property
+    def W(self) -> Float[Array, " K1"]:
+        """The kernel coefficients: [`kernel`][jaxattn.spectral.AbstractSpectralModel.kernel], or the copy a solve's [`prepared`][jaxattn.spectral.AbstractSpectralModel.prepared] model holds."""
+        return self.kernel() if self.kernel_cache is None else self.kernel_cache
+
+    def prepared(self) -> AbstractSpectralModel:
+        """This model with [`W`][jaxattn.spectral.AbstractSpectralModel.W] computed once from its beta, for one solve (itself if it is prepared already).
+        The solvers call it inside their trace (so gradients in beta reach W); a prepared model whose beta is
+        changed afterwards keeps the old W, so prepared models stay inside the solvers."""
+        if self.kernel_cache is not None:
+            return self
+        return eqx.tree_at(lambda m: m.kernel_cache, self, self.kernel(), is_leaf=lambda x: x is None)
 
     @abc.abstractmethod
     def __call__(self, t, y: Float[Array, " n"], args=None) -> Float[Array, " n"]:
@@ -129,8 +153,18 @@ def check_mass(c0: Array, mass: complex | Shaped[ArrayLike, ""], expected: float
         raise ValueError(f"{what} = {complex(mass)} but a probability density needs {what} = {shown}: normalise it")
 
 
+def prepare_models(tree):
+    """``tree`` (a model, diffrax terms holding models' methods, ...) with every spectral model [`prepared`][jaxattn.spectral.AbstractSpectralModel.prepared]."""
+    def prepare(node):
+        return node.prepared() if isinstance(node, AbstractSpectralModel) else node
+
+    return jax.tree_util.tree_map(prepare, tree, is_leaf=lambda node: isinstance(node, AbstractSpectralModel))
+
+
 @eqx.filter_jit
 def _run(model, terms, solver, y0, ts, rtol, atol, max_steps, tail_tol, neg_tol, stop):
+    model, terms = prepare_models((model, terms))  # the kernel coefficients once per solve, from the traced beta
+
     def unresolved(t, y, args, **kwargs):
         return model.unresolved(y, tail_tol, neg_tol)
 
@@ -178,6 +212,7 @@ def solve_monitored(
     """
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")
+    model = model.prepared()  # W once (it refuses a beta whose coefficients overflow), for the solve and diagnostics
     ys, event_mask, t_end, result, num_steps = _run(
         model, terms, solver, y0, jnp.asarray(ts), rtol, atol, max_steps, tail_tol, neg_tol, on_unresolved != "warn"
     )

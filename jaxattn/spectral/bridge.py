@@ -1,8 +1,8 @@
 r"""Particles <-> PDE: the same observables from particle positions and from a density solution.
 
 Particle inputs are plain arrays: angles ``(..., n)`` on S^1, or points ``(..., n, d)`` on S^{d-1} (the
-``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use [`angles_of`][jaxattn.spectral.angles_of] to turn
-planar points (..., n, 2) into angles. Density solutions are Fourier moments mu_0..mu_K (S^1,
+``xs`` of a ``jaxattn.simulate`` Trajectory: (T, n, d) or (B, T, n, d)); use [`jaxattn.fields.angles_of`][jaxattn.fields.angles_of]
+to turn planar points (..., n, 2) into angles in [0, 2 pi). Density solutions are Fourier moments mu_0..mu_K (S^1,
 convention of `jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density w.r.t. d theta).
 
 Observables
@@ -34,14 +34,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
+from .._special import refuse
 from .._validate import check_dim, check_finite, check_nonneg_int
-from ..fields import angles_of as _signed_angles
 from ._gegenbauer import gegenbauer_table, harmonic_dimension
 
 TWO_PI = 2 * math.pi
 
 __all__ = [
-    "angles_of",
     "fourier_moments",
     "histogram",
     "bin_masses",
@@ -56,13 +55,6 @@ __all__ = [
 ]
 
 
-def angles_of(points: ArrayLike) -> Float[Array, "... n"]:  # shape checked below
-    """Angles theta in [0, 2pi) of planar points on S^1, shape (..., n, 2) -> (..., n): the angles of
-    [`jaxattn.fields.angles_of`][jaxattn.fields.angles_of] (in (-pi, pi]) reduced modulo 2 pi, the range of the PDE's moments."""
-    points = jnp.asarray(points)
-    if points.ndim < 2 or points.shape[-1] != 2:
-        raise ValueError(f"points on S^1 must have shape (..., n, 2), got {points.shape}")
-    return jnp.mod(_signed_angles(points), TWO_PI)
 
 
 def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, "... {kmax+1}"]:
@@ -163,6 +155,13 @@ def _as_measure(m):
     return jnp.mod(pos, TWO_PI), w
 
 
+def _probability_weights(w, name: str):
+    """``w``, refused (ValueError eagerly, an error under jit) unless it is >= 0 and sums to 1 along its last axis."""
+    w = refuse(w, w < 0, f"w1_circle: the weights of {name} must be >= 0 (a probability measure), got a negative one")
+    return refuse(w, jnp.abs(jnp.sum(w, axis=-1) - 1) > 1e-9,
+                  f"w1_circle: the weights of {name} must sum to 1 (a probability measure)")
+
+
 def _w1_circle_1d(xp, xw, yp, yw):
     pos = jnp.concatenate([xp, yp])
     sgn = jnp.concatenate([xw, -yw])
@@ -191,13 +190,7 @@ def w1_circle(mu, nu) -> Float[Array, "..."]:
     """
     xp, xw = _as_measure(mu)
     yp, yw = _as_measure(nu)
-    for w in (xw, yw):
-        try:
-            s = np.asarray(jnp.sum(w, axis=-1))
-            if np.any(np.abs(s - 1) > 1e-9):
-                raise ValueError(f"weights must sum to 1 (probability measures), got {s}")
-        except jax.errors.ConcretizationTypeError:
-            pass
+    xw, yw = _probability_weights(xw, "mu"), _probability_weights(yw, "nu")
     batch = jnp.broadcast_shapes(xp.shape[:-1], yp.shape[:-1])
     xp, xw = jnp.broadcast_to(xp, batch + xp.shape[-1:]), jnp.broadcast_to(xw, batch + xw.shape[-1:])
     yp, yw = jnp.broadcast_to(yp, batch + yp.shape[-1:]), jnp.broadcast_to(yw, batch + yw.shape[-1:])

@@ -55,7 +55,8 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._special import kernel_coefficients
 from .._validate import check_nonneg_int, is_concrete
-from ._base import AbstractSpectralModel, AbstractSpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
+from ._base import (AbstractSpectralModel, AbstractSpectralTrajectory, check_mass, check_times, model_parameters,
+                    prepare_models, solve_monitored)
 
 __all__ = [
     "CircleModel",
@@ -94,9 +95,9 @@ def from_state(y: Float[Array, "... S"]) -> Complex[Array, "... S//2"]:
 class CircleModel(AbstractSpectralModel):
     r"""Right-hand side of d_t rho + d_theta(rho v[rho]) = nu rho'' in Fourier moments mu_0..mu_K.
 
-    Fields: ``beta`` (may be a tracer: the model is differentiable in beta), ``W`` = W_0..W_K,
-    static ``K``, ``M`` (grid size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and
-    the spectral filter ``sigma`` (ones when off). The state is `to_state` of the moments;
+    Fields: ``beta`` (may be a tracer: the model is differentiable in beta), static ``K``, ``M`` (grid
+    size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and the spectral filter ``sigma``
+    (ones when off); `W` = W_0..W_K comes from beta ([`kernel`][jaxattn.spectral.CircleModel.kernel]; see the base class). The state is `to_state` of the moments;
     densities are w.r.t. d theta (uniform 1/(2 pi)).
     """
 
@@ -104,8 +105,8 @@ class CircleModel(AbstractSpectralModel):
     uniform_density: ClassVar[float] = 1 / TWO_PI
 
     beta: Float[Array, ""]
-    W: Float[Array, " K1"]
     sigma: Float[Array, " K1"]
+    kernel_cache: Float[Array, " K1"] | None
     nu: float = eqx.field(static=True)
     K: int = eqx.field(static=True)
     M: int = eqx.field(static=True)
@@ -131,13 +132,17 @@ class CircleModel(AbstractSpectralModel):
         if M < 2 * self.K + 2:
             raise ValueError(f"grid size M={M} must be >= 2K+2 = {2 * self.K + 2}")
         self.M = int(M)
-        self.W = kernel_coefficients(self.beta, self.K)
+        self.kernel_cache = None
         k = np.arange(self.K + 1)
         if spectral_filter is None:
             self.sigma = jnp.ones(self.K + 1)
         else:
             a, p = spectral_filter
             self.sigma = jnp.asarray(np.exp(-a * (k / self.K) ** p))
+
+    def kernel(self) -> Float[Array, " K1"]:
+        """W_k = I_k(beta)/beta, k = 0..K."""
+        return kernel_coefficients(self.beta, self.K)
 
     # grid ------------------------------------------------------------------------------------
     def density(self, c: Complex[Array, " K1"]) -> Float[Array, " M"]:
@@ -337,7 +342,7 @@ def integrate_circle(
     """Pure (jit/grad-able) integration from ts[0] to ts[-1], saving at ``ts``; returns the diffrax Solution
     whose ``ys`` are real states (use `from_state`). No resolution checks: see [`solve_circle`][jaxattn.spectral.solve_circle]."""
     y0 = to_state(coeffs0)
-    terms, solver = _terms_and_solver(model, solver, rtol, atol)
+    terms, solver = _terms_and_solver(prepare_models(model), solver, rtol, atol)  # W once per solve
     return diffrax.diffeqsolve(
         terms,
         solver,
@@ -386,8 +391,9 @@ def solve_circle(
     c0 = check_coefficients(coeffs0)
     ts = check_times(t1, ts, n_save)
     K = c0.shape[0] - 1
-    m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M)
-    if float(m.W[K] * K) > 1e-13 * float(jnp.max(jnp.arange(K + 1) * m.W)):
+    m = CircleModel(beta, K, model=model, sign=sign, nu=nu, spectral_filter=spectral_filter, M=M).prepared()
+    W = np.asarray(m.W)
+    if W[K] * K > 1e-13 * np.max(np.arange(K + 1) * W):
         warnings.warn(
             f"K={K} modes do not resolve the kernel at beta={beta} (|K W_K| / max|k W_k| > 1e-13): increase K",
             stacklevel=2,

@@ -73,17 +73,16 @@ def _precomputes(L_pad: int):
 class SphereModel(AbstractSpectralModel):
     """Right-hand side of the S^2 PDE on the real state (Re, Im) of rho_lm, l < L (module docstring).
 
-    ``W`` holds the Funk-Hecke coefficients W_l(beta, 3) divided by e^{``log_scale``}: unscaled for USA
+    ``W`` is the Funk-Hecke coefficients W_l(beta, 3) divided by e^{``log_scale``}: unscaled for USA
     (which therefore needs beta < ~705), scaled by e^{-beta} for SA, whose flow does not depend on the
-    scale of W, so SA runs at any beta.
+    scale of W, so SA runs at any beta. Both come from beta ([`kernel`][jaxattn.spectral.SphereModel.kernel]; see the base class).
     """
 
     d: ClassVar[int] = 3
     uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
-    W: Float[Array, " L"]
-    log_scale: Float[Array, ""]
+    kernel_cache: Float[Array, " L"] | None
     lam: Float[Array, " L_pad"]
     pre_inv: list
     pre_fwd: list
@@ -99,14 +98,21 @@ class SphereModel(AbstractSpectralModel):
         # SA only sees W up to a constant factor (v = grad Phi / (beta Phi)): it runs on e^{-beta} W_l, finite for
         # every beta. USA velocities are ~ e^beta W-sized: beyond beta ~ 705 they overflow float64 and the
         # unscaled coefficients raise with a message naming the alternatives.
-        if self.model == "usa":
-            self.W = _usa_coefficients(self.beta, self.L - 1)
-        else:
-            self.W = kernel_coefficients(self.beta, self.L - 1, 3, scaled=True)
-        self.log_scale = self.beta if self.model == "sa" else jnp.zeros_like(self.beta)
+        self.kernel_cache = None
         l = np.arange(self.L_pad)
         self.lam = jnp.asarray(l * (l + 1.0))
         self.pre_inv, self.pre_fwd = _precomputes(self.L_pad)
+
+    def kernel(self) -> Float[Array, " L"]:
+        """W_l(beta, 3) e^{-log_scale}, l < L."""
+        if self.model == "usa":
+            return _usa_coefficients(self.beta, self.L - 1)
+        return kernel_coefficients(self.beta, self.L - 1, 3, scaled=True)
+
+    @property
+    def log_scale(self) -> Float[Array, ""]:
+        """log of the factor divided out of `W`: beta for SA, 0 for USA."""
+        return self.beta if self.model == "sa" else jnp.zeros_like(self.beta)
 
     # transforms --------------------------------------------------------------------------------
     def _inv(self, flm_pad):
@@ -176,7 +182,7 @@ class SphereModel(AbstractSpectralModel):
         return jnp.sum(jnp.abs(flm) ** 2, axis=-1) / (4 * math.pi)
 
     def energy(self, flm):
-        """E = (1/2) \\iint W(<x,y>) d mu d mu = (1/2) sum_l W_l S_l (W_l = e^{log_scale} x the stored ``W``;
+        """E = (1/2) \\iint W(<x,y>) d mu d mu = (1/2) sum_l W_l S_l (W_l = e^{log_scale} x ``W``;
         inf where E ~ e^beta / beta overflows float64, beta > ~705)."""
         e = 0.5 * jnp.sum(self.W * self.power(flm), axis=-1)
         return e if self.model == "usa" else e * jnp.exp(self.log_scale)

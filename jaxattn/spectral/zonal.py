@@ -47,7 +47,7 @@ class ZonalModel(AbstractSpectralModel):
     uniform_density: ClassVar[float] = 1.0
 
     beta: Float[Array, ""]
-    W: Float[Array, " N1"]
+    kernel_cache: Float[Array, " N1"] | None
     Z: Float[Array, " N1"]
     u: Float[Array, " Q"]
     w: Float[Array, " Q"]
@@ -67,7 +67,11 @@ class ZonalModel(AbstractSpectralModel):
         self.u, self.w = jnp.asarray(u), jnp.asarray(w)
         self.P, self.dP = gegenbauer_table(self.N, self.d, self.u)
         self.Z = jnp.asarray([float(harmonic_dimension(n, self.d)) for n in range(self.N + 1)])
-        self.W = kernel_coefficients(self.beta, self.N, self.d)
+        self.kernel_cache = None
+
+    def kernel(self) -> Float[Array, " N1"]:
+        """Funk-Hecke coefficients W_n(beta, d), n = 0..N."""
+        return kernel_coefficients(self.beta, self.N, self.d)
 
     def density(self, r: Float[Array, " N1"]) -> Float[Array, " Q"]:
         return (self.Z * r) @ self.P

@@ -5,8 +5,11 @@
   curve (Karagodin, Ge, Polyanskiy, Rigollet 2025; Rigollet 2025 §5.2).
 * `noisy_order_parameter`: the time-averaged order parameter of the noisy dynamics on the circle over
   kappa, against the mean-field stationary branch and the threshold (Rigollet 2025 §6).
+* `normalisation_phase_diagram`: the fraction of clustered pairs of directions over (t, beta) for every scheme
+  from uniform random starts (the statistic of Geshkovski et al. 2023 (perspective) Fig. 2), with (SA)'s
+  diagram from the same starts (Post-LN's directions follow (SA) exactly).
 
-Plots: `plot_normalisation_rates`, `plot_noisy_bifurcation`.
+Plots: `plot_normalisation_rates`, `plot_noisy_bifurcation`, `plot_normalisation_phase_diagrams`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import numpy as np
 import xarray as xr
 
 from .. import initial
-from ..analysis import clustering_rate, equiangular_trajectory
-from ..fields import NORMALISATIONS, CircleSelfAttention, Kuramoto, NoisyField, polar
+from ..analysis import clustered_pair_fraction, clustering_rate, equiangular_trajectory
+from ..fields import NORMALISATIONS, CircleSelfAttention, Kuramoto, NoisyField, SelfAttention, directions, polar
 from ..plot import pyplot
 from ..solve import simulate
 from ..spectral.noisy import noisy_threshold, stationary_order_parameter
 
-__all__ = ["HORIZONS", "noisy_order_parameter", "normalisation_rates", "plot_noisy_bifurcation",
-           "plot_normalisation_rates"]
+__all__ = ["HORIZONS", "noisy_order_parameter", "normalisation_phase_diagram", "normalisation_rates",
+           "plot_noisy_bifurcation", "plot_normalisation_phase_diagrams", "plot_normalisation_rates"]
 
 #: the horizon of each scheme's particle run: as long as 1 - rho stays resolved (>~ 1e-25 from the token
 #: differences) and the asymptotic regime is reached (Pre/Peri/Mix-LN are polynomial: t = 1e4)
@@ -108,6 +111,51 @@ def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int 
         coords={"kappa": np.asarray(kappas, dtype=float), "kappa_fine": fine},
         attrs={"beta": beta, "n": n, "model": model, "threshold": noisy_threshold(beta, 2, model), "t1": t1,
                "burn_in": burn_in, "dt": dt})
+
+
+def normalisation_phase_diagram(key: jax.Array, betas: Sequence[float], ts: Sequence[float], *, n: int = 8,
+                                d: int = 3, members: int = 8, schemes: Sequence[str] = tuple(NORMALISATIONS),
+                                delta: float = 1e-3, rtol: float = 1e-6) -> xr.Dataset:
+    """P(<theta_i, theta_j> >= 1 - delta) over (beta, t) for every scheme (``NORMALISATIONS`` names, Q = K = V = I)
+    from ``members`` uniform starts on S^{d-1} with radii 1, averaged over the starts (variable ``fraction``,
+    dims scheme x beta x time), and ``reference``: the same statistic for (SA)
+    ([`jaxattn.fields.SelfAttention`][jaxattn.SelfAttention]) from the same starts, which Post-LN's directions
+    follow exactly. ``ts`` starts at 0 (the uniform start has no clustered pair)."""
+    x0 = initial.uniform_sphere(key, n, d, batch=members)
+    ts = np.asarray(ts, dtype=float)
+
+    def fractions(field, start, to_directions):
+        traj = simulate(field, start, float(ts[-1]), ts=ts, rtol=rtol, atol=rtol)
+        return np.asarray(jnp.mean(clustered_pair_fraction(to_directions(traj.xs), delta), axis=0))
+
+    grid = np.array([[fractions(NORMALISATIONS[name](beta), polar(x0), directions) for beta in betas]
+                     for name in schemes])
+    reference = np.array([fractions(SelfAttention(beta), x0, lambda x: x) for beta in betas])
+    return xr.Dataset({"fraction": (("scheme", "beta", "time"), grid), "reference": (("beta", "time"), reference)},
+                      coords={"scheme": list(schemes), "beta": np.asarray(betas, dtype=float), "time": ts},
+                      attrs={"n": n, "d": d, "members": members, "delta": delta})
+
+
+def plot_normalisation_phase_diagrams(ds: xr.Dataset):
+    """One panel per scheme: the clustered fraction over (t, beta), time on a log axis. Returns the figure."""
+    plt = pyplot()
+    m = ds.sizes["scheme"]
+    cols = min(m, 3)
+    fig, axes = plt.subplots(-(-m // cols), cols, figsize=(4 * cols, 3.2 * -(-m // cols)), sharex=True, sharey=True,
+                             constrained_layout=True, squeeze=False)
+    t = ds.time.values[1:]  # the log axis leaves out t = 0 (no clustered pair there)
+    for ax, name in zip(axes.flat, ds.scheme.values):
+        im = ax.pcolormesh(t, ds.beta, ds.fraction.sel(scheme=name)[:, 1:], vmin=0, vmax=1, shading="nearest")
+        ax.set_xscale("log")
+        ax.set_title(str(name))
+    for ax in axes[-1]:
+        ax.set_xlabel("t")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("beta")
+    for ax in axes.flat[m:]:
+        ax.set_visible(False)
+    fig.colorbar(im, ax=axes, label=f"clustered pairs (delta = {ds.delta:g})")
+    return fig
 
 
 def plot_normalisation_rates(rates: dict[str, xr.Dataset], ax=None):

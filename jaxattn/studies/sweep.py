@@ -233,6 +233,14 @@ def _stable(value: Any, depth: int = 0) -> Any:
     return _ADDRESS.sub("", repr(value))
 
 
+def _check_sweep_name(name: Any) -> None:
+    """``name`` becomes ``directory/<name>.nc``: a plain file name, so the merged dataset stays in the directory."""
+    seps = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or any(sep in name for sep in seps):
+        raise ValueError(f"name must be a plain file name without path separators (the merged dataset is "
+                         f"directory/<name>.nc, inside the sweep directory), got {name!r}")
+
+
 def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, Any]:
     """A stable identity of a point function, recorded in the sweep's manifest.
 
@@ -255,9 +263,11 @@ def function_identity(fn: Callable[..., Any], *, _depth: int = 0) -> dict[str, A
         fn = fn.__func__
     qualname = f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
     code = getattr(fn, "__code__", None)
-    if code is None:  # a callable object: its class and its repr
+    if code is None:  # a callable object: its class, its repr and its attributes (two objects may share a repr)
         code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
         bound["object"] = _ADDRESS.sub("", repr(fn))
+        if getattr(fn, "__dict__", None):
+            bound["state"] = _stable(dict(vars(fn)), _depth + 1)
     source = None
     try:
         source = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
@@ -334,13 +344,15 @@ def run_sweep(
 
     Raises:
         SweepMismatchError: ``directory`` holds a sweep started with other arguments or
-            another point function.
-        ValueError: ``directory/manifest.json`` is corrupt (the message says what to do).
+            another point function (also point files of another function, without a manifest).
+        ValueError: ``directory/manifest.json`` is corrupt (the message says what to do); ``name``
+            is not a plain file name; a point file holds another point (copied over it).
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     if not (claim_expiry > 0 and poll_interval > 0):
         raise ValueError(f"claim_expiry and poll_interval must be > 0, got {claim_expiry}, {poll_interval}")
+    _check_sweep_name(name)
     grid = _normalise_grid(grid)
     seeds = _normalise_seeds(seeds)
     attrs = dict(attrs or {})
@@ -365,6 +377,7 @@ def run_sweep(
     for folder in (directory, points_dir):
         remove_stale_temporaries(folder, claim_expiry)
     sweep = _Sweep(fn, grid, seeds, attrs, directory, name, allow_nan, claim_expiry, poll_interval)
+    sweep.identity = hashlib.sha256(json.dumps(manifest["function"], sort_keys=True).encode()).hexdigest()[:16]
     return sweep.run(progress)
 
 
@@ -407,6 +420,23 @@ class _Sweep:
         self.files = [directory / POINTS / _point_file(i, p) for i, p in enumerate(self.points)]
         self.out = directory / f"{name}.nc"
         self.bar = None
+        self.identity = None  # a hash of the point function's identity, recorded in every point file
+
+    def _check_points_belong(self) -> None:
+        """Stored points computed by another point function (their files record its identity) are refused,
+        also when the manifest that would have said so was deleted."""
+        for f in self.files:
+            if not f.exists() or f.stat().st_size == 0:
+                continue
+            try:
+                with xr.open_dataset(f) as ds:
+                    recorded = ds.attrs.get("sweep_function")
+            except Exception:  # noqa: BLE001 - an unreadable file is recomputed by the merge
+                continue
+            if recorded is not None and recorded != self.identity:
+                raise SweepMismatchError(
+                    f"{f} was computed by another point function than this one (its identity {recorded} != "
+                    f"{self.identity}); use a new directory (or delete this one) to start a different sweep")
 
     # a point is done when its file exists and is not empty (zero-byte files are redone; a
     # truncated file is found when the merge reads it, see _merge)
@@ -417,6 +447,7 @@ class _Sweep:
             return False
 
     def run(self, progress: bool) -> xr.Dataset:
+        self._check_points_belong()
         if all(self._done(i) for i in range(len(self.files))) and point_file_problem(self.out) is None:
             return xr.load_dataset(self.out)  # finished before
         processes, rank = jax.process_count(), jax.process_index()
@@ -476,6 +507,8 @@ class _Sweep:
                 self.bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in point.items()), refresh=False)
             ds = _check_point_dataset(self.fn(seed=point["seed"], **params), point, self.allow_nan)
             ds = ds.assign_coords({k: v for k, v in point.items()})
+            if self.identity is not None:
+                ds = ds.assign_attrs(sweep_function=self.identity)
             atomic_write_netcdf(ds, self.files[i])
             if self.bar is not None:
                 self.bar.update(1)
