@@ -339,7 +339,7 @@ def test_fig1_b_c_panels(key):  # D15, D17
 
 @pytest.mark.parametrize("solver", [None, "bosh3"])
 def test_causal_statistics_given_draws_match_independent_euler(key, solver):
-    """``causal_statistics(theta0=...)`` (the work-precision path of issue 12, either solver) solves the
+    """``causal_statistics(theta0=...)`` (the work-precision path, either solver) solves the
     given draws: its angles agree with the NumPy Euler scheme at h = 1e-3 (global error O(h)), and its
     consumed fractions with :func:`fig3_statistics` of the Euler angles up to one token per run."""
     import diffrax
@@ -379,7 +379,7 @@ def test_numpy_euler_without_mask_is_circle_sa(key):
 @pytest.mark.parametrize("n, blocks", [(1, 2), (7, 3), (200, 2), (201, 4)])
 @pytest.mark.parametrize("beta", [1.0, 64.0, 3000.0])
 def test_block_triangular_causal_circle_kernel(key, n, blocks, beta):
-    """The block lower-triangular causal circle kernel (issue 12, the default dense path for n <= 1024)
+    """The block lower-triangular causal circle kernel (the default dense path for n <= 1024)
     equals the independent NumPy sum (1/Z_k) sum_{j<k} h(theta_j - theta_k) and the shared masked
     kernel (``block_size=0``) to round-off, for any number of row blocks, at small and extreme beta."""
     from jaxattn.fields.circle import causal_circle_velocity

@@ -1,4 +1,4 @@
-"""Datasets people can read later (issue 17 item 2).
+"""Datasets people can read later (netCDF with CF attributes, provenance).
 
 * ``Trajectory.save`` / ``jaxattn.load_trajectory`` round-trip exactly: every array bit for bit
   with its dtype, the field equal (``equinox.tree_equal``) and, as an independent check, the

@@ -123,7 +123,7 @@ def test_fuzz_fields_raise_or_return_finite(beta, n, d, dv, entry, scale, causal
     assert np.all(np.isfinite(np.asarray(traj.xs)))
 
 
-# --------------------------------------------------------------------------- issue 16
+# --------------------------------------------------------------------------- traced checks, hostile values
 # Checks hold traced (jax.jit, jax.grad, jax.vmap) with the message of the eager check: eagerly a
 # ValueError before solving; traced an equinox.error_if failure (a RuntimeError: JaxRuntimeError
 # under jax.jit, EquinoxRuntimeError under eqx.filter_jit/grad/vmap) whose text carries the message.

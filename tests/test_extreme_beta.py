@@ -1,4 +1,4 @@
-"""Extreme beta (issue 16, item 4): Bessel functions for every order and argument, eager and under jit.
+"""Extreme beta: Bessel functions for every order and argument, eager and under jit.
 
 Oracles: ``scipy.special.ive`` (AMOS), 40-digit ``mpmath`` where installed, the identity
 d/dx I_nu = (I_{nu-1} + I_{nu+1}) / 2 (DLMF 10.29.1), central finite differences, and the linear

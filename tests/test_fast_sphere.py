@@ -86,7 +86,7 @@ def test_simulate_and_gradients_agree_with_dense():
     gx_dense = jax.grad(lambda x: jnp.sum(dense(0.0, x) ** 2))(x0)
     # only derivatives along the sphere are defined by the model (the two evaluators
     # extend the field differently off the sphere)
-    tangential = jaxattn.fields.tangent_projection
+    tangential = jaxattn.manifolds.tangent_projection
     assert float(jnp.max(jnp.abs(tangential(x0, gx) - tangential(x0, gx_dense)))) < 1e-10
 
 

@@ -10,7 +10,8 @@ import pytest
 
 import jaxattn
 from jaxattn.analysis import interaction_energy
-from jaxattn.fields import embed_angles, tangent_projection
+from jaxattn.fields import embed_angles
+from jaxattn.manifolds import tangent_projection
 
 
 def sphere_points(key, n, d):

@@ -182,7 +182,7 @@ def test_fourier_errors():
 
 
 def test_fourier_traced_beta_large_and_huge_beta(key):
-    """Issue 16: under jit with beta traced, the weights were 0.22 off the dense field at beta = 3000 (a fixed
+    """A regression: under jit with beta traced, the weights were 0.22 off the dense field at beta = 3000 (a fixed
     1024-term Bessel series); at beta = 1e6 building the weights tried to allocate 40 GB (modes x series terms).
     Now the weights cost O(M) at any beta and the field matches the dense double sum."""
     theta = jax.random.uniform(key, (64,), minval=-np.pi, maxval=np.pi)

@@ -6,7 +6,7 @@ Every call of a hostile input must end in one of two ways: a **clear error** (``
 against an independent oracle:
 
 * a jitted call agrees with the eager call: both raise, or both return the same values (the
-  checks hold traced, issue 16);
+  checks hold traced);
 * solutions on the sphere stay on it (|x_i| = 1), field velocities on the sphere are tangent
   (<x_i, v_i> = 0, paper 002 eq. (2.6)), attention rows are probability vectors, cluster counts lie
   in 1..n, growth rates of mode 0 vanish (mass conservation, paper 004 eq. (5)).

@@ -1,4 +1,4 @@
-"""Gradients through particle and PDE dynamics (issue 7), float64, against independent oracles.
+"""Gradients through particle and PDE dynamics, float64, against independent oracles.
 
 Oracles: central finite differences of tight-tolerance solves; the exact identity
 d obs(x(t1))/d t1 = <grad obs, velocity>; the scalar ODE of paper 002 Theorem 4.6 (T35); the
@@ -72,7 +72,7 @@ def test_sa_gradients_in_beta_QKV_x0_t1_match_finite_differences(key):
         "t1": (g.t1, (f(T=T + h) - f(T=T - h)) / (2 * h)),
     }
     # x0: a random tangent direction v (v_i orthogonal to x_i), curve retract(x0 + s v)
-    v = jaxattn.fields.tangent_projection(x0, jax.random.normal(k5, x0.shape))
+    v = jaxattn.manifolds.tangent_projection(x0, jax.random.normal(k5, x0.shape))
     xp = jaxattn.initial.project_to_sphere(x0 + h * v)
     xm = jaxattn.initial.project_to_sphere(x0 - h * v)
     checks["x0 . v"] = (jnp.sum(g.x0 * v), (f(x0=xp) - f(x0=xm)) / (2 * h))

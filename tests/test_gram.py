@@ -5,7 +5,7 @@
 * invariants of G = X X^T: diag(G) = 1, exact symmetry, positive semidefinite, rank <= d (span{x_j(0)}
   is invariant);
 * Theorem 4.6 of Geshkovski et al. 2023 (perspective): from G0 = I every off-diagonal entry is
-  gamma_beta(t) of eq. (4.8), and the digest's values of gamma for n = 8;
+  gamma_beta(t) of eq. (4.8), and the values of gamma for n = 8;
 * paper_002.phase_diagram: the Gram path (auto for Q = K = V = I, d > n) and the token path give the
   same clustered-pair fractions on the same draws.
 """
@@ -25,7 +25,8 @@ from jaxattn.analysis import (
     pairwise_inner_products,
 )
 from jaxattn.fields import GramSelfAttention, SelfAttention
-from jaxattn.solve import retract_to_unit_diagonal, solve_ensemble
+from jaxattn.manifolds import retract_to_unit_diagonal
+from jaxattn.solve import solve_ensemble
 from jaxattn.studies import paper_002 as p2
 
 

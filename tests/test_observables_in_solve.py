@@ -1,4 +1,4 @@
-"""Observables inside the solve (issue 12): solve_ensemble(in_solve=True) saves observe(t, x) at
+"""Observables inside the solve: solve_ensemble(in_solve=True) saves observe(t, x) at
 the save times through diffrax's SaveAt(fn=...) instead of the states; for observables that are
 pointwise in time it must equal the observables of the saved states (the same interpolated,
 retracted states) to round-off."""

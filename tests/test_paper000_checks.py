@@ -41,7 +41,7 @@ def test_figure_8_softmax_and_hardmax_loss_curves_coincide():  # Fig. 8 (§6.3)
     held-out reviews of 32 tokens; learning rate 0.02 and embedding scale 0.1 so that it learns in 8 epochs).
 
     * the per-epoch held-out loss curves of the two models (train's history) differ by <= 0.02 at every epoch
-      (the digest's bar) while the loss falls by >= 0.1;
+      (the acceptance bar) while the loss falls by >= 0.1;
     * at the end, the training-set and held-out losses of both models from the independent NumPy implementation
       equal the library's (1e-9) and the history's last entries, and again differ by <= 0.02 between the modes;
     * the two modes are different models (their losses are not equal to round-off), so the agreement is the

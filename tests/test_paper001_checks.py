@@ -160,7 +160,7 @@ def test_general_spd_qk_leaders_in_s():  # T17 (Thm 3.1 / 8.1 with Q = K = M, Q^
     assert defect.max() <= 1e-6, defect
 
 
-# ------------------------------------------------------------------ T03, T04, T06, Figs 4, 7b, 15 (issue 15 item 1)
+# ------------------------------------------------------------------ T03, T04, T06, Figs 4, 7b, 15
 
 
 def _softmax_rows(logits):
@@ -274,7 +274,7 @@ class _ClassicRK4(diffrax.AbstractERK):
 def test_solver_agreement_and_orders(key):  # T06 (§11.1: RK4 / Euler with h = 0.1 against an adaptive solve)
     """Rescaled V = Q = K = I_3, n = 40 tokens U[-5, 5]^3, T = 15. Reference: scipy DOP853 (rtol 1e-12) on a NumPy
     right-hand side. The library's fixed-step solves (classical RK4 and forward Euler through jaxattn.simulate) at
-    h = 0.1 stay within the digest's bounds (RK4 <= 1e-5, Euler <= 0.05) and converge at their orders when h is
+    h = 0.1 stay within the stated bounds (RK4 <= 1e-5, Euler <= 0.05) and converge at their orders when h is
     halved (error ratios 2^4 and 2^1). Measured: RK4 7.0e-6 and 3.5e-7, Euler 3.1e-2 and 1.5e-2."""
     n, d, T = 40, 3, 15.0
     x0 = np.asarray(jaxattn.initial.uniform_cube(key, n, d, low=-5.0, high=5.0))

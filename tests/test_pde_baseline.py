@@ -1,4 +1,4 @@
-"""The NumPy Lax–Friedrichs baseline of the circle PDE (benchmarks/circle_pde_baseline.py, issue 8).
+"""The NumPy Lax–Friedrichs baseline of the circle PDE (benchmarks/circle_pde_baseline.py).
 
 Convention (as tests/test_spectral_circle.py): theta in [0, 2pi), density rho w.r.t. d theta (uniform 1/(2pi)),
 USA velocity v = -int sin(theta - w) e^{beta cos(theta - w)} rho(w) dw, time of the particle ODE; a

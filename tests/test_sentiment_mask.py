@@ -1,4 +1,4 @@
-"""The ``<pad>`` mask of the sentiment classifier (issue 17 item 6).
+"""The ``<pad>`` mask of the sentiment classifier.
 
 The paper's model (Alcalde, Fantuzzi, Zuazua 2024, §6.2) lets the padding attend and
 averages it into the prediction; ``SentimentClassifier(mask_padding=True)`` removes it.

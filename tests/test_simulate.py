@@ -1,4 +1,4 @@
-"""simulate() against theory: invariants, exact solutions, theorems (digest 002 T1, T6-T7,
+"""simulate() against theory: invariants, exact solutions, theorems (paper 002 T1, T6-T7,
 T11, T14; 003 §1.3 and A2; ensembles; precision; failures)."""
 
 import diffrax
@@ -31,7 +31,7 @@ def test_tokens_stay_on_sphere(key, unnormalised, sign):  # 002 T1
 
 
 def test_sphere_drift_issue_setting(key):
-    """Issue 2's setting: V = -I, beta = 4, T = 50, default settings, SA and USA."""
+    """V = -I, beta = 4, T = 50 with simulate's default settings, SA and USA (a repulsive-value setting that once failed)."""
     x0 = jaxattn.initial.uniform_sphere(key, 32, 3)
     for cls in (jaxattn.SelfAttention, jaxattn.UnnormalisedSelfAttention):
         traj = jaxattn.simulate(cls(4.0, V=-jnp.eye(3)), x0, 50.0)
@@ -92,7 +92,7 @@ def test_orthogonal_initialisation_follows_gamma_ode(unnormalised, beta):  # 002
     off = G[:, ~np.eye(n, dtype=bool)]
     assert np.max(off.max(axis=1) - off.min(axis=1)) <= 1e-10
     np.testing.assert_allclose(off.mean(axis=1), gamma_reference(beta, n, ts, unnormalised), atol=1e-8)
-    if not unnormalised and beta == 4.0:  # digest table: gamma(2) = 0.09365213, gamma(4) = 0.33168384
+    if not unnormalised and beta == 4.0:  # Theorem 4.6's ODE solved by SciPy: gamma(2) = 0.09365213, gamma(4) = 0.33168384
         np.testing.assert_allclose(off.mean(axis=1)[2:], [0.09365213, 0.33168384], atol=1e-8)
 
 

@@ -230,7 +230,7 @@ def test_mean_field_convergence_rates():
     """Paper 004 Thm 3.1 (mean-field limit) with rho_0 = (1 + 0.5 cos 3 theta + 0.3 sin 2 theta)/(2pi), beta = 5,
     t = 0.02: E W1(particles, PDE) ~ N^{-1/2} for iid samples (N = 1000..64000) and about N^{-1} for quantile samples.
 
-    Why this design (issue 15): the old version fitted the slope of the mean of 8 seeds and got -0.379. The
+    Why this design: the old version fitted the slope of the mean of 8 seeds and got -0.379. The
     dynamics were not the cause: per seed, W1 at t = 0.02 is 1.15 x W1 at t = 0 for every N (the error is
     transported, not created), and the scatter is in W1(mu^N_0, rho_0) itself, whose seed-to-seed relative sd is
     about 0.3 with a long right tail, so the slope of 8 seeds has a standard error of ~0.05 and -0.38 was a

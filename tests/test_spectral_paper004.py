@@ -66,7 +66,7 @@ def test_figure2_statistics():
     (2 pi j - arg mu_3(0))/3 (paper 004 Thm 4.2: the growing mode fixes the phase) are all within 0.35 rad of the
     cluster centres in most runs, far more often than chance.
 
-    Why these bars (issue 15): the per-seed outcomes are Bernoulli draws. The old rule (>= 80% of the three-cluster
+    Why these bars: the per-seed outcomes are Bernoulli draws. The old rule (>= 80% of the three-cluster
     seeds among 10) rejected the library at 7 of 9, but a true rate of 0.9 gives <= 7 of 9 in 23% of seed sets;
     the 80% and 70% were point estimates from 9-10 runs. The library is not the cause: seed 0 run with an
     independent NumPy RK4 (dt = 1e-3, Fourier velocity) gives the same largest offset, 0.263 rad; offsets come

@@ -298,7 +298,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["x.nc"]  # no temp file left
 
 
-# --------------------------------------------------------------------------- storage faults (issue 16)
+# --------------------------------------------------------------------------- storage faults
 
 CALLS: list = []  # the points computed by the module-level point functions below
 

@@ -18,7 +18,6 @@ from ._base import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
     AbstractField as AbstractField,
     parameter as parameter,
-    tangent_projection as tangent_projection,
 )
 from ._fourier import (
     fourier_circle_velocity as fourier_circle_velocity,

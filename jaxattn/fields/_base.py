@@ -37,7 +37,6 @@ from ..manifolds import (
     SPHERE_TOLERANCE as SPHERE_TOLERANCE,
     AbstractManifold,
     as_manifold,
-    tangent_projection as tangent_projection,
 )
 
 #: the manifold names of earlier versions; a field class may still declare ``manifold = "sphere"``

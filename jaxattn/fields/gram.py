@@ -6,7 +6,7 @@ perspective on Transformers" (2023), eq. (2.6),
     dx_i/dt = P_{x_i}( sum_j A_ij x_j ),   A_ij = exp(beta ⟨x_i, x_j⟩) / Z_i,   Z_i = sum_k exp(beta ⟨x_i, x_k⟩),
 
 depends on the tokens only through their inner products, and it closes on the Gram matrix
-G_ij = ⟨x_i, x_j⟩. With P_x y = y - ⟨x, y⟩ x / |x|^2 ([`jaxattn.fields.tangent_projection`][jaxattn.fields.tangent_projection]),
+G_ij = ⟨x_i, x_j⟩. With P_x y = y - ⟨x, y⟩ x / |x|^2 ([`jaxattn.manifolds.tangent_projection`][jaxattn.manifolds.tangent_projection]),
 dX/dt = A X - D X with D = diag(⟨x_i, (A X)_i⟩ / |x_i|^2) = diag((A G)_ii / G_ii), hence
 
     dG/dt = dX X^T + X dX^T = S + S^T,   S = A G - D G,   A = row-softmax(beta G).
@@ -15,7 +15,7 @@ This is an exact reformulation, not an approximation: every x_i(t) stays in span
 G(t) = X(t) X(t)^T for the (SA) solution X(t) (a test compares both to 1e-8). The diagonal is
 conserved exactly by the flow (dG_ii/dt = 2 ((A G)_ii - D_ii G_ii) = 0), the sphere constraint
 |x_i| = 1 reads diag(G) = 1, and a solve retracts to it after each step with
-G -> D^{-1/2} G D^{-1/2}, D = diag(G) ([`jaxattn.solve.retract_to_unit_diagonal`][jaxattn.manifolds.retract_to_unit_diagonal], the Gram
+G -> D^{-1/2} G D^{-1/2}, D = diag(G) ([`jaxattn.manifolds.retract_to_unit_diagonal`][jaxattn.manifolds.retract_to_unit_diagonal], the Gram
 image of x_i -> x_i / |x_i|). Symmetry is kept exactly (S + S^T is symmetric in floating point).
 
 Cost: one right-hand side is O(n^3) (one n x n product) on an n x n state instead of O(n^2 d) on

@@ -53,7 +53,8 @@ from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._validate import as_float_array, beta_rule, enforce, positive_rule
 from ..manifolds import DIRECTION_RADIUS, DirectionRadius
-from ._base import AbstractField, parameter, tangent_projection
+from ..manifolds import tangent_projection
+from ._base import AbstractField, parameter
 from .random_weights import RandomWeights
 from .sphere import SelfAttention, UnnormalisedSelfAttention
 

@@ -26,7 +26,8 @@ from jaxtyping import Array, ArrayLike, Float
 from .._validate import as_finite_array, as_float_array, beta_rule, check_beta, is_concrete
 from ..manifolds import SPHERE, Sphere
 from ._attention import Normalisation, Sinkhorn, attend, attention_weights, check_normalisation
-from ._base import AbstractField, parameter, tangent_projection
+from ..manifolds import tangent_projection
+from ._base import AbstractField, parameter
 from ._harmonics import DEFAULT_TOLERANCE, sphere_attention_harmonics, truncation_degree
 
 

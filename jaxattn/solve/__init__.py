@@ -39,7 +39,6 @@ from ._ensemble import (
 from ._failure import is_failure as is_failure, raise_failure as raise_failure
 from ._observe import observe_saved as observe_saved
 from ._guard import COLLAPSE as COLLAPSE, NonFiniteGuard as NonFiniteGuard, tree_all_finite as tree_all_finite
-from ..manifolds import retract_to_sphere as retract_to_sphere, retract_to_unit_diagonal as retract_to_unit_diagonal
 from ._retract import RetractingSolver as RetractingSolver
 from ._simulate import (
     DEFAULT_ATOL as DEFAULT_ATOL,

@@ -7,7 +7,7 @@ time of the USA/SA ODE, W(q) = beta^{-1} e^{beta q}, densities on S^1 are w.r.t.
 
 from ._base import (
     AbstractSpectralModel as AbstractSpectralModel,
-    SpectralTrajectory as SpectralTrajectory,
+    AbstractSpectralTrajectory as AbstractSpectralTrajectory,
     solve_monitored as solve_monitored,
 )
 from .linear import (

@@ -10,7 +10,7 @@ An [`AbstractSpectralModel`][jaxattn.spectral.AbstractSpectralModel] is that rig
 whether K modes still resolve the solution: the spectral tail (largest relative coefficient over the
 top eighth of the spectrum) and the minimum of the density on the model's grid (Gibbs undershoots).
 [`solve_monitored`][jaxattn.spectral.solve_monitored] integrates with both monitors inside the solve (a `diffrax.Event`)
-and returns a [`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory] holding only trustworthy saved times; see
+and returns a [`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory] holding only trustworthy saved times; see
 ``docs/spectral.md`` ("Resolution honesty").
 """
 
@@ -30,7 +30,7 @@ from jaxtyping import Array, ArrayLike, Float, Shaped
 from .._validate import check_beta, check_model, check_nonneg_int, check_save_times, check_sign, enforce, time_rules
 from ..solve import NonFiniteGuard, raise_failure
 
-__all__ = ["AbstractSpectralModel", "SpectralTrajectory", "solve_monitored", "check_times", "check_mass", "prepare_models"]
+__all__ = ["AbstractSpectralModel", "AbstractSpectralTrajectory", "solve_monitored", "check_times", "check_mass", "prepare_models"]
 
 
 class AbstractSpectralModel(eqx.Module):
@@ -99,7 +99,7 @@ class AbstractSpectralModel(eqx.Module):
         return (self.tail(c) > tail_tol) | (self.min_density(c) < -neg_tol * self.uniform_density)
 
 
-class SpectralTrajectory(eqx.Module):
+class AbstractSpectralTrajectory(eqx.Module):
     r"""A spectral PDE solution at its resolved saved times.
 
     ``ts`` (T,), ``coeffs`` (T, ...) the model's coefficients (circle: complex moments mu_0..mu_K;
@@ -108,7 +108,8 @@ class SpectralTrajectory(eqx.Module):
     resolution was lost, inf if never), and the parameters ``beta``, ``model``, ``sign``, ``d``.
     After a stop the unresolved saved times are dropped, so every returned value is trustworthy to
     the thresholds. [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory], ``ZonalTrajectory`` and
-    ``SphereTrajectory`` are this class with the density evaluation of their basis added.
+    ``SphereTrajectory`` are the concrete classes: these fields with the density evaluation of their basis
+    added (abstract: [`solve_monitored`][jaxattn.spectral.solve_monitored] is given the concrete class).
     """
 
     ts: Float[Array, " T"]
@@ -190,7 +191,7 @@ def solve_monitored(
     y0: Float[Array, " n"],
     ts: np.ndarray,
     *,
-    trajectory: type[SpectralTrajectory] = SpectralTrajectory,
+    trajectory: type[AbstractSpectralTrajectory],
     label: str = "spectral PDE",
     terms: diffrax.AbstractTerm | None = None,
     solver: diffrax.AbstractSolver | None = None,
@@ -200,7 +201,7 @@ def solve_monitored(
     tail_tol: float = 1e-8,
     neg_tol: float = 1e-8,
     on_unresolved: Literal["stop", "warn", "raise"] | str = "stop",  # checked below, with its own ValueError
-) -> SpectralTrajectory:
+) -> AbstractSpectralTrajectory:
     """Integrate ``model`` from the real state ``y0`` over the save times ``ts`` with the resolution monitors.
 
     ``terms``/``solver``: diffrax term and solver (default ``ODETerm(model)`` and Tsit5), PID controller

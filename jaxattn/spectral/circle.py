@@ -55,7 +55,7 @@ from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._special import kernel_coefficients
 from .._validate import check_nonneg_int, is_concrete
-from ._base import (AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters,
+from ._base import (AbstractSpectralModel, AbstractSpectralTrajectory, check_mass, check_times, model_parameters,
                     prepare_models, solve_monitored)
 
 __all__ = [
@@ -296,8 +296,8 @@ def density_on_grid(c: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Arra
 # trajectory
 
 
-class DensityTrajectory(SpectralTrajectory):
-    r"""A solution of the circle PDE at its resolved saved times ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]):
+class DensityTrajectory(AbstractSpectralTrajectory):
+    r"""A solution of the circle PDE at its resolved saved times ([`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory]):
     ``coeffs`` (T, K+1) are the complex moments mu_k(t) (convention in the module docstring), and
     ``min_density`` is w.r.t. d theta (uniform 1/(2 pi))."""
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Complex, Float
 
 from .._special import kernel_coefficients
-from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
+from ._base import AbstractSpectralModel, AbstractSpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
 
 __all__ = ["SphereModel", "SphereTrajectory", "solve_sphere", "sphere_coefficients", "sphere_zonal_mode", "sphere_grid"]
 
@@ -237,8 +237,8 @@ def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L
     return jnp.asarray(flm)
 
 
-class SphereTrajectory(SpectralTrajectory):
-    """An S^2 solution ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]): ``coeffs`` (T, L, 2L-1) are s2fft's rho_lm(t)."""
+class SphereTrajectory(AbstractSpectralTrajectory):
+    """An S^2 solution ([`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory]): ``coeffs`` (T, L, 2L-1) are s2fft's rho_lm(t)."""
 
     @property
     def power(self) -> Float[Array, "T L"]:

@@ -35,7 +35,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._special import kernel_coefficients
 from .._validate import check_dim
-from ._base import AbstractSpectralModel, SpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
+from ._base import AbstractSpectralModel, AbstractSpectralTrajectory, check_mass, check_times, model_parameters, solve_monitored
 from ._gegenbauer import gegenbauer_table, harmonic_dimension, sphere_weight_nodes
 
 __all__ = ["ZonalModel", "ZonalTrajectory", "solve_zonal", "zonal_coefficients", "zonal_mode", "zonal_density"]
@@ -137,8 +137,8 @@ def zonal_density(r: Float[Array, "... N1"], d: int, u: ArrayLike) -> Float[Arra
     return (Z * r) @ P
 
 
-class ZonalTrajectory(SpectralTrajectory):
-    """A zonal solution ([`SpectralTrajectory`][jaxattn.spectral.SpectralTrajectory]): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
+class ZonalTrajectory(AbstractSpectralTrajectory):
+    """A zonal solution ([`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory]): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
 
     def density(self, u: ArrayLike) -> Float[Array, "T m"]:
         """rho(t, u) at the points u = <x, e> in [-1, 1]."""
