@@ -409,3 +409,57 @@ def test_fuzz_damaged_trajectory_files(tmp_path_factory, suffix):
 
     corpus()
     tally.finish()
+
+
+class _Affine:
+    """A callable object whose result depends on its state (a sweep's point function)."""
+
+    def __init__(self, scale, offset, key):
+        self.scale, self.offset, self.key = scale, offset, key
+
+    def __call__(self, beta):
+        return self.scale * beta + self.offset
+
+
+def test_fuzz_sweep_identities():
+    """The identity of a sweep's point function decides whether stored points are reused, so it must
+    change with anything that changes the result: callable objects with equal reprs but other state
+    (floats, arrays, typed PRNG keys), and functions with other code or closures. Oracle: two identities
+    are equal exactly when the two states are equal bit for bit, and one object hashes the same twice."""
+    from jaxattn import sweeps
+
+    tally = Tally("sweeps.function_identity")
+    values = st.one_of(st.floats(-5, 5, allow_nan=False), st.sampled_from([0.0, -0.0, 1e-300, 1.0]))
+
+    @settings(max_examples=30 * SCALE, deadline=None, derandomize=True)
+    @given(a=st.tuples(values, values, st.integers(0, 3)), b=st.tuples(values, values, st.integers(0, 3)))
+    def corpus(a, b):
+        f, g = (_Affine(s, jnp.asarray([o]), jax.random.key(k)) for s, o, k in (a, b))
+        # equal bits (-0.0 and 0.0 differ: 1/x tells them apart, so a sweep must not share their points)
+        same_state = np.float64(a[0]).tobytes() == np.float64(b[0]).tobytes() and \
+            np.float64(a[1]).tobytes() == np.float64(b[1]).tobytes() and a[2] == b[2]
+
+        def verdict():
+            hf = sweeps.identity_hash(sweeps.function_identity(f))
+            hg = sweeps.identity_hash(sweeps.function_identity(g))
+            return (hf == hg), sweeps.identity_hash(sweeps.function_identity(f)) == hf
+
+        def consistent(result):
+            equal, stable = result
+            if not stable:
+                return "the hash of one object changed between calls"
+            if equal != same_state:
+                return f"identities {'equal' if equal else 'differ'} for states {a} and {b}"
+            return None
+
+        tally.run(dict(a=a, b=b), verdict, consistent)
+
+    corpus()
+
+    def shifted_by(offset):  # closures: the captured value is part of the identity
+        return lambda beta: beta + offset
+
+    hashes = [sweeps.identity_hash(sweeps.function_identity(shifted_by(o))) for o in (1.0, 2.0, 1.0)]
+    tally.run(dict(closures=(1.0, 2.0, 1.0)), lambda: hashes,
+              lambda h: None if h[0] != h[1] and h[0] == h[2] else f"closure identities {h}")
+    tally.finish()
