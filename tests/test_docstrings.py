@@ -205,6 +205,12 @@ def _problems_of_class(label: str, cls) -> list[str]:
         init = vars(cls).get("__init__")
         init_doc = inspect.getdoc(init) if init is not None and init.__doc__ else ""
         sections = {**_sections(doc), **_sections(init_doc or "")}
+        for base in cls.__mro__[1:]:  # "the arguments of [`AbstractBase`][...]": the base's constructor's too
+            if base.__module__.startswith("jaxattn") and f"`{base.__name__}`" in doc and base.__doc__:
+                inherited = _sections(inspect.cleandoc(base.__doc__)).get("Arguments")
+                if inherited:
+                    sections["Arguments"] = sections.get("Arguments", "") + inherited
+                    break
         listed = _listed(sections.get("Arguments", "") + sections.get("Attributes", ""))
         if params and not ({"Arguments", "Attributes"} & sections.keys()):
             problems.append(f"{label}: the constructor takes {params} but the class has no **Arguments:** section")

@@ -154,8 +154,10 @@ class AbstractNormalisedAttention(AbstractField):
     instead ([`RandomWeights`][jaxattn.fields.RandomWeights]), re-drawn every ``redraw_period`` time units (or drawn
     once), i.e. a parameter piecewise constant in time, drawn inside the field.
 
-    **Arguments** (of every concrete scheme; [`MixLNAttention`][jaxattn.fields.MixLNAttention] adds
-    ``tau``, [`NGPTAttention`][jaxattn.fields.NGPTAttention] adds ``alpha``):
+    The constructor of every concrete scheme ([`MixLNAttention`][jaxattn.fields.MixLNAttention] adds ``tau``,
+    [`NGPTAttention`][jaxattn.fields.NGPTAttention] adds ``alpha``):
+
+    **Arguments:**
 
     - `beta`: the inverse temperature, a float scalar > 0.
     - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
@@ -189,6 +191,12 @@ class AbstractNormalisedAttention(AbstractField):
 
     manifold: ClassVar[DirectionRadius] = DIRECTION_RADIUS
     num_tokens: ClassVar[None] = None
+
+    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
+                 K: ArrayLike | Sequence | None = None, V: ArrayLike | Sequence | None = None, *,
+                 unnormalised: bool = False, causal: bool = False, block_size: int | None = None,
+                 weights: RandomWeights | None = None, redraw_period: float | ArrayLike | None = None):
+        _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period)
 
     @abc.abstractmethod
     def speed(self, t: Real[ArrayLike, ""], r: Float[Array, " n"], norm_a: Float[Array, " n"]) -> Float[Array, " n"]:
@@ -312,33 +320,9 @@ def _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weigh
 class PostLNAttention(AbstractNormalisedAttention):
     """Post-LN, x <- LN(x + Attn(x)): s_i = 1 and r_i constant (Rigollet 2025, eq. (NA) with s = 1): the
     directions follow (SA) (Geshkovski et al. 2023 (perspective) eq. (2.6)) or, ``unnormalised``, (USA).
-    **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
-
-    **Raises:**
-
-    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
-        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
-    - `TypeError`: ``weights`` is not a ``RandomWeights``.
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
-
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
-                 K: ArrayLike | Sequence | None = None, V: ArrayLike | Sequence | None = None, *,
-                 unnormalised: bool = False, causal: bool = False, block_size: int | None = None,
-                 weights: RandomWeights | None = None, redraw_period: float | ArrayLike | None = None):
-        _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period)
 
     def speed(self, t, r, norm_a):
         return jnp.ones_like(r)
@@ -351,33 +335,9 @@ class PreLNAttention(AbstractNormalisedAttention):
     """Pre-LN, x <- x + Attn(LN(x)): s_i = r_i and dr_i/dt = ⟨theta_i, A_i⟩ (Rigollet 2025 §5.2, the polar
     form of dx_i/dt = A_i(x/|x|); Karagodin, Ge, Polyanskiy, Rigollet 2025). Large tokens turn slowly;
     at an equiangular start r ~ t and 1 - rho ~ 1/t^2.
-    **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
-
-    **Raises:**
-
-    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
-        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
-    - `TypeError`: ``weights`` is not a ``RandomWeights``.
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
-
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
-                 K: ArrayLike | Sequence | None = None, V: ArrayLike | Sequence | None = None, *,
-                 unnormalised: bool = False, causal: bool = False, block_size: int | None = None,
-                 weights: RandomWeights | None = None, redraw_period: float | ArrayLike | None = None):
-        _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period)
 
     def speed(self, t, r, norm_a):
         return r
@@ -389,33 +349,9 @@ class PreLNAttention(AbstractNormalisedAttention):
 class PeriLNAttention(AbstractNormalisedAttention):
     """Peri-LN, x <- x + LN(Attn(LN(x))): the unit-norm velocity dx_i/dt = A_i / |A_i| (Rigollet 2025 §5.2;
     Kim et al. 2025, "Peri-LN"), i.e. s_i = r_i |A_i| and dr_i/dt = ⟨theta_i, A_i⟩ / |A_i|.
-    **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
-
-    **Raises:**
-
-    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
-        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
-    - `TypeError`: ``weights`` is not a ``RandomWeights``.
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
-
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
-                 K: ArrayLike | Sequence | None = None, V: ArrayLike | Sequence | None = None, *,
-                 unnormalised: bool = False, causal: bool = False, block_size: int | None = None,
-                 weights: RandomWeights | None = None, redraw_period: float | ArrayLike | None = None):
-        _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period)
 
     def speed(self, t, r, norm_a):
         return r * norm_a
@@ -429,21 +365,12 @@ class MixLNAttention(AbstractNormalisedAttention):
     s_i = 1 and dr_i/dt = 0 up to tau, s_i = r_i and dr_i/dt = ⟨theta_i, A_i⟩ after.
 
     The field jumps at t = tau: tell an adaptive solve, ``diffrax.PIDController(rtol, atol, jump_ts=[tau])``.
+
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and:
+
     **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
     - `tau`: float > 0, keyword-only, default 1.0: the Post-LN -> Pre-LN switch time.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
 
     **Raises:**
 
@@ -473,21 +400,12 @@ class NGPTAttention(AbstractNormalisedAttention):
     """nGPT (Loshchilov et al. 2025), theta <- Norm(theta + alpha Norm(A)): dtheta_i/dt = alpha P(A_i) / |A_i|,
     i.e. s_i = |A_i| / alpha, radius constant (Karagodin, Ge, Polyanskiy, Rigollet 2025; the architecture's
     per-coordinate eigen learning rates are one scalar alpha here). 1 - rho ~ e^{-2 alpha t}.
+
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention], and:
+
     **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
     - `alpha`: float > 0, keyword-only, default 0.2 (as in the simuformer simulator): the nGPT step.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
 
     **Raises:**
 
@@ -516,33 +434,9 @@ class NGPTAttention(AbstractNormalisedAttention):
 class SqrtScaledAttention(AbstractNormalisedAttention):
     """sqrt-scaling ("LN-scaling"): s_i = sqrt(t + 1), radius constant (Karagodin, Ge, Polyanskiy, Rigollet
     2025; Rigollet 2025 §5.2). 1 - rho ~ exp(-4 sqrt(t + 1)).
-    **Arguments:**
 
-    - `beta`: the inverse temperature, a float scalar > 0.
-    - `Q`: float (m, d) or a stack (H, m, d) of H heads; None (default): the identity.
-    - `K`: float (m, d) or (H, m, d), the key matrices; None (default): the identity.
-    - `V`: float (d, d) or (H, d, d), the value matrices (heads add); None (default): the identity.
-    - `unnormalised`: bool, keyword-only, default False: (USA) attention, Z_i replaced by n.
-    - `causal`: bool, keyword-only, default False: token i attends to j <= i.
-    - `block_size`: int or None (default), keyword-only: row blocks of the attention kernel (see
-        [`jaxattn.fields.attend`][jaxattn.fields.attend]).
-    - `weights`: a [`RandomWeights`][jaxattn.fields.RandomWeights] or None (default), keyword-only:
-        random heads instead of Q, K, V.
-    - `redraw_period`: float > 0 or None (default: draw once), keyword-only: re-draw ``weights`` every
-        this many time units.
-
-    **Raises:**
-
-    - `ValueError`: ``beta`` not finite and > 0; Q, K, V of inconsistent shapes; both Q/K/V and
-        ``weights``, or ``redraw_period`` without ``weights``; a non-positive ``redraw_period``.
-    - `TypeError`: ``weights`` is not a ``RandomWeights``.
+    The constructor takes the arguments of [`AbstractNormalisedAttention`][jaxattn.fields.AbstractNormalisedAttention].
     """
-
-    def __init__(self, beta: float | ArrayLike, Q: ArrayLike | Sequence | None = None,
-                 K: ArrayLike | Sequence | None = None, V: ArrayLike | Sequence | None = None, *,
-                 unnormalised: bool = False, causal: bool = False, block_size: int | None = None,
-                 weights: RandomWeights | None = None, redraw_period: float | ArrayLike | None = None):
-        _init_attention(self, beta, Q, K, V, unnormalised, causal, block_size, weights, redraw_period)
 
     def speed(self, t, r, norm_a):
         return jnp.broadcast_to(jnp.sqrt(t + 1.0), r.shape).astype(r.dtype)
