@@ -136,22 +136,7 @@ class EuclideanSelfAttention(AbstractEuclideanAttention):
     """Geshkovski et al. 2023 (emergence) eq. (1.1): dx_i/dt = sum_j P_ij V x_j in R^d (no layer norm),
     P_ij = exp(beta ⟨Q x_i, K x_j⟩) / sum_l exp(beta ⟨Q x_i, K x_l⟩), eq. (1.2).
 
-    **Arguments:**
-
-    - `Q`: the query matrix, finite, float (m, d).
-    - `K`: the key matrix, finite, float (m, d) (the same m as ``Q``).
-    - `V`: the value matrix, finite, float (d, d).
-    - `beta`: the inverse temperature, a finite scalar > 0; default 1 (the paper's).
-    - `causal`: token i attends to tokens j <= i only; default False.
-    - `block_size`: the row block of the dense kernel (static); default None: automatic
-        ([`jaxattn.fields.default_block_size`][jaxattn.fields.default_block_size]).
-    - `normalisation`: ``"softmax"`` (default) or a [`Sinkhorn`][jaxattn.Sinkhorn] (doubly stochastic attention).
-
-    **Raises:**
-
-    - `ValueError`: a matrix that is not 2-d or has NaN/inf; V not square; Q or K acting on another
-        dimension than V; Q and K with different numbers of rows; beta not a finite scalar > 0.
-    - `TypeError`: a non-real value.
+    The constructor takes the arguments of [`AbstractEuclideanAttention`][jaxattn.fields.AbstractEuclideanAttention].
     """
 
     def tokens(self, t, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
@@ -169,22 +154,7 @@ class RescaledSelfAttention(AbstractEuclideanAttention):
     Recover the original tokens with [`to_original`][jaxattn.fields.RescaledSelfAttention.to_original] (x(t) = e^{tV} z(t)).
     A non-autonomous field: P(t) is computed from y_i = e^{tV} z_i.
 
-    **Arguments:**
-
-    - `Q`: the query matrix, finite, float (m, d).
-    - `K`: the key matrix, finite, float (m, d) (the same m as ``Q``).
-    - `V`: the value matrix, finite, float (d, d).
-    - `beta`: the inverse temperature, a finite scalar > 0; default 1 (the paper's).
-    - `causal`: token i attends to tokens j <= i only; default False.
-    - `block_size`: the row block of the dense kernel (static); default None: automatic
-        ([`jaxattn.fields.default_block_size`][jaxattn.fields.default_block_size]).
-    - `normalisation`: ``"softmax"`` (default) or a [`Sinkhorn`][jaxattn.Sinkhorn] (doubly stochastic attention).
-
-    **Raises:**
-
-    - `ValueError`: a matrix that is not 2-d or has NaN/inf; V not square; Q or K acting on another
-        dimension than V; Q and K with different numbers of rows; beta not a finite scalar > 0.
-    - `TypeError`: a non-real value.
+    The constructor takes the arguments of [`AbstractEuclideanAttention`][jaxattn.fields.AbstractEuclideanAttention].
     """
 
     def propagator(self, t) -> Float[Array, "d d"]:

@@ -149,18 +149,7 @@ class AbstractStepWrapper(AbstractDelegatingSolver):
     (``init`` delegates) and modifies only its ``step``."""
 
     def init(self, terms, t0, t1, y0, args):
-        """The wrapped solver's initial state.
-
-        **Arguments:**
-
-        - `terms`: the ``diffrax`` terms of the equation.
-        - `t0`: start time of the solve.
-        - `t1`: end time of the solve.
-        - `y0`: the initial state.
-        - `args`: the ``args`` of the solve.
-
-        **Returns:**
-
-        ``solver.init(terms, t0, t1, y0, args)``.
+        """As [`AbstractDelegatingSolver.init`][jaxattn.solvers.AbstractDelegatingSolver.init]: the wrapped solver's own
+        state, ``solver.init(terms, t0, t1, y0, args)``.
         """
         return self.solver.init(terms, t0, t1, y0, args)
