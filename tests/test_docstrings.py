@@ -84,6 +84,9 @@ MODULES = [
     "jaxattn.analysis.lost_in_middle",
     "jaxattn.analysis.sinkhorn",
     "jaxattn.analysis.staircase",
+    "jaxattn.spectral._base",
+    "jaxattn.spectral._gegenbauer",
+    "jaxattn.spectral.linear",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -58,7 +58,12 @@ class AbstractSpectralModel(eqx.Module):
 
     @abc.abstractmethod
     def kernel(self) -> Float[Array, " K1"]:
-        """The kernel coefficients of this model's beta, computed now (never stored)."""
+        """The kernel coefficients of this model's beta, computed now (never stored).
+
+        **Returns:**
+
+        The kernel's coefficients in the model's basis, float (K1,) (K1 = number of modes + 1).
+        """
 
     @property
     def W(self) -> Float[Array, " K1"]:
@@ -67,34 +72,99 @@ class AbstractSpectralModel(eqx.Module):
 
     def prepared(self) -> AbstractSpectralModel:
         """This model with [`W`][jaxattn.spectral.AbstractSpectralModel.W] computed once from its beta, for one solve (itself if it is prepared already).
+
         The solvers call it inside their trace (so gradients in beta reach W); a prepared model whose beta is
-        changed afterwards keeps the old W, so prepared models stay inside the solvers."""
+        changed afterwards keeps the old W, so prepared models stay inside the solvers.
+
+        **Returns:**
+
+        A model of the same class whose ``kernel_cache`` holds [`kernel`][jaxattn.spectral.AbstractSpectralModel.kernel]`()`.
+        """
         if self.kernel_cache is not None:
             return self
         return eqx.tree_at(lambda m: m.kernel_cache, self, self.kernel(), is_leaf=lambda x: x is None)
 
     @abc.abstractmethod
     def __call__(self, t, y: Float[Array, " n"], args=None) -> Float[Array, " n"]:
-        """dy/dt of the real state y."""
+        """dy/dt of the real state y (the diffrax vector field of the spectral ODE).
+
+        **Arguments:**
+
+        - `t`: the time (unused: the PDE is autonomous).
+        - `y`: the real state, float (n,).
+        - `args`: unused (diffrax's argument slot); default None.
+
+        **Returns:**
+
+        dy/dt, float (n,).
+        """
 
     @abc.abstractmethod
     def coefficients(self, y: Float[Array, "... n"]) -> Array:
-        """The model's (possibly complex) coefficients of the real state y."""
+        """The model's (possibly complex) coefficients of the real state y.
+
+        **Arguments:**
+
+        - `y`: real states, float (..., n).
+
+        **Returns:**
+
+        The coefficients in the model's basis (circle: complex moments mu_0..mu_K; zonal: Gegenbauer
+        coefficients r_0..r_N; S^2: s2fft rho_lm), with the leading axes of ``y``.
+        """
 
     @abc.abstractmethod
     def tail(self, c: Array) -> Float[Array, "..."]:
-        """Largest coefficient over the top eighth of the spectrum, relative to the mass."""
+        """Largest coefficient over the top eighth of the spectrum, relative to the mass.
+
+        **Arguments:**
+
+        - `c`: coefficients as returned by [`coefficients`][jaxattn.spectral.AbstractSpectralModel.coefficients], (..., K1).
+
+        **Returns:**
+
+        The relative spectral tail, float (...).
+        """
 
     @abc.abstractmethod
     def min_density(self, c: Array) -> Float[Array, "..."]:
-        """Minimum of the density on the model's grid (in the model's density unit)."""
+        """Minimum of the density on the model's grid (in the model's density unit).
+
+        **Arguments:**
+
+        - `c`: coefficients as returned by [`coefficients`][jaxattn.spectral.AbstractSpectralModel.coefficients], (..., K1).
+
+        **Returns:**
+
+        The minimum density, float (...) (negative values are Gibbs undershoots).
+        """
 
     @abc.abstractmethod
     def energy(self, c: Array) -> Float[Array, "..."]:
-        r"""Interaction energy E[mu] = (1/2) \iint W(<x, y>) d mu d mu (paper 004 §2)."""
+        r"""Interaction energy E[mu] = (1/2) \iint W(⟨x, y⟩) d mu d mu (paper 004 §2).
+
+        **Arguments:**
+
+        - `c`: coefficients as returned by [`coefficients`][jaxattn.spectral.AbstractSpectralModel.coefficients], (..., K1).
+
+        **Returns:**
+
+        The energy, float (...).
+        """
 
     def unresolved(self, y: Float[Array, " n"], tail_tol: float, neg_tol: float) -> Array:
-        """True when the spectral tail exceeds ``tail_tol`` or the density drops below -``neg_tol`` x uniform."""
+        """True when the spectral tail exceeds ``tail_tol`` or the density drops below -``neg_tol`` x uniform.
+
+        **Arguments:**
+
+        - `y`: the real state, float (n,).
+        - `tail_tol`: the largest admissible [`tail`][jaxattn.spectral.AbstractSpectralModel.tail], float > 0.
+        - `neg_tol`: the largest admissible undershoot of the density, as a fraction of the uniform density, float >= 0.
+
+        **Returns:**
+
+        A boolean scalar array.
+        """
         c = self.coefficients(y)
         return (self.tail(c) > tail_tol) | (self.min_density(c) < -neg_tol * self.uniform_density)
 
@@ -102,14 +172,25 @@ class AbstractSpectralModel(eqx.Module):
 class AbstractSpectralTrajectory(eqx.Module):
     r"""A spectral PDE solution at its resolved saved times.
 
-    ``ts`` (T,), ``coeffs`` (T, ...) the model's coefficients (circle: complex moments mu_0..mu_K;
-    zonal: Gegenbauer coefficients r_0..r_N; S^2: s2fft rho_lm), diagnostics ``tail``,
-    ``min_density`` (model's density unit), ``energy`` and ``resolved`` (T,), ``t_lost`` (the time
-    resolution was lost, inf if never), and the parameters ``beta``, ``model``, ``sign``, ``d``.
     After a stop the unresolved saved times are dropped, so every returned value is trustworthy to
     the thresholds. [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory], ``ZonalTrajectory`` and
     ``SphereTrajectory`` are the concrete classes: these fields with the density evaluation of their basis
     added (abstract: [`solve_monitored`][jaxattn.spectral.solve_monitored] is given the concrete class).
+
+    **Attributes:**
+
+    - `ts`: the resolved saved times, float (T,).
+    - `coeffs`: the model's coefficients at ``ts``, (T, ...) (circle: complex moments mu_0..mu_K;
+        zonal: Gegenbauer coefficients r_0..r_N; S^2: s2fft rho_lm).
+    - `tail`: the relative spectral tail at ``ts``, float (T,).
+    - `min_density`: the minimum density on the model's grid at ``ts`` (model's density unit), float (T,).
+    - `energy`: the interaction energy at ``ts``, float (T,).
+    - `resolved`: whether each saved time is resolved, bool (T,).
+    - `t_lost`: the time resolution was lost, float (inf if never).
+    - `beta`: the inverse temperature, float.
+    - `model`: "usa" or "sa".
+    - `sign`: +1 (attractive) or -1 (repulsive), V = sign I.
+    - `d`: the dimension of the ambient space (the sphere is S^{d-1}).
     """
 
     ts: Float[Array, " T"]
@@ -204,11 +285,36 @@ def solve_monitored(
 ) -> AbstractSpectralTrajectory:
     """Integrate ``model`` from the real state ``y0`` over the save times ``ts`` with the resolution monitors.
 
-    ``terms``/``solver``: diffrax term and solver (default ``ODETerm(model)`` and Tsit5), PID controller
-    with ``rtol``/``atol``. Resolution is lost when the spectral tail exceeds ``tail_tol`` or the density
-    drops below -``neg_tol`` x uniform; then ``on_unresolved`` decides: "stop" (default: terminate at the
-    event, warn with the time, keep only the resolved saved times), "warn" (integrate to the end, warn,
-    flag ``resolved``) or "raise" (RuntimeError). Returns a ``trajectory`` (class) instance.
+    Resolution is lost when the spectral tail exceeds ``tail_tol`` or the density drops below
+    -``neg_tol`` x uniform (both checked inside the solve by a `diffrax.Event`); ``on_unresolved`` decides
+    what follows.
+
+    **Arguments:**
+
+    - `model`: the [`AbstractSpectralModel`][jaxattn.spectral.AbstractSpectralModel] to integrate.
+    - `y0`: the initial real state, float (n,).
+    - `ts`: the save times, strictly increasing, >= 2 entries.
+    - `trajectory`: the concrete [`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory] class to return.
+    - `label`: the name used in warnings and errors; default "spectral PDE".
+    - `terms`: a diffrax term; default ``ODETerm(model)``.
+    - `solver`: a diffrax solver; default ``Tsit5()``.
+    - `rtol`: relative tolerance of the PID controller; default 1e-10.
+    - `atol`: absolute tolerance of the PID controller; default 1e-12.
+    - `max_steps`: the step budget; default 200_000.
+    - `tail_tol`: the largest admissible relative spectral tail; default 1e-8.
+    - `neg_tol`: the largest admissible undershoot of the density, as a fraction of uniform; default 1e-8.
+    - `on_unresolved`: "stop" (default: terminate at the event, warn with the time, keep only the
+        resolved saved times), "warn" (integrate to the end, warn, flag ``resolved``) or "raise".
+
+    **Returns:**
+
+    A ``trajectory`` instance at the kept saved times.
+
+    **Raises:**
+
+    - `ValueError`: ``on_unresolved`` is not one of the three modes.
+    - `RuntimeError`: the solve fails (step budget, non-finite state), or resolution is lost with
+        ``on_unresolved="raise"``.
     """
     if on_unresolved not in ("stop", "warn", "raise"):
         raise ValueError(f"on_unresolved must be 'stop', 'warn' or 'raise', got {on_unresolved!r}")

@@ -12,7 +12,17 @@ from .._validate import check_dim
 
 
 def harmonic_dimension(n: int, d: int) -> int:
-    """Z_n^d = (2n+d-2)(n+d-3)! / (n!(d-2)!), the number of degree-n spherical harmonics on S^{d-1}."""
+    """Z_n^d = (2n+d-2)(n+d-3)! / (n!(d-2)!), the number of degree-n spherical harmonics on S^{d-1}.
+
+    **Arguments:**
+
+    - `n`: the degree, int >= 0.
+    - `d`: the ambient dimension, int >= 2 (S^1 has Z_n^2 = 2 for n >= 1).
+
+    **Returns:**
+
+    Z_n^d, an int.
+    """
     d = check_dim(d)
     if n == 0:
         return 1
@@ -24,7 +34,7 @@ def harmonic_dimension(n: int, d: int) -> int:
 def sphere_weight_nodes(d: int, n_quad: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Jacobi nodes u_i and weights w_i for the probability weight c_d (1-u^2)^{(d-3)/2} on [-1,1].
 
-    This is the law of u = <x, e> for x uniform on S^{d-1}; sum_i w_i = 1, and the rule is exact
+    This is the law of u = ⟨x, e⟩ for x uniform on S^{d-1}; sum_i w_i = 1, and the rule is exact
     for polynomials of degree <= 2 n_quad - 1.
     """
     from scipy.special import roots_jacobi

@@ -6,8 +6,8 @@ Conventions (paper 004 §4.1, App. C-D; ``docs/spectral.md``)
   surface measure sigma-bar (uniform density 1) on S^{d-1}, d >= 3, and with respect to d theta on
   S^1 (uniform density 1/(2 pi)). Rates do not depend on this choice.
 * Time is the time of the particle ODE
-      USA: dx_i/dt = P_{x_i}( (1/N) sum_j e^{beta <x_i,x_j>} x_j )                (paper 004 eq. (USA))
-      SA : dx_i/dt = P_{x_i}( sum_j e^{beta <x_i,x_j>} x_j / sum_k e^{beta <x_i,x_k>} )
+      USA: dx_i/dt = P_{x_i}( (1/N) sum_j e^{beta ⟨x_i,x_j⟩} x_j )                (paper 004 eq. (USA))
+      SA : dx_i/dt = P_{x_i}( sum_j e^{beta ⟨x_i,x_j⟩} x_j / sum_k e^{beta ⟨x_i,x_k⟩} )
   i.e. on S^1: dtheta_i/dt = -(1/N) sum_j e^{beta cos(theta_i-theta_j)} sin(theta_i-theta_j)   (eq. (10)).
   With V = -I (``sign=-1``) every velocity flips sign.
 * The kernel W(q) = beta^{-1} e^{beta q} has Funk-Hecke (Gegenbauer) coefficients, on the probability
@@ -69,6 +69,23 @@ def growth_rates(
 
     >>> float(growth_rates(5.0, 3)[3])   # doctest: +ELLIPSIS
     18.59607...
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float scalar or array (...), > 0.
+    - `kmax`: the largest mode, int >= 0.
+    - `d`: the ambient dimension (S^{d-1}), int >= 2; default 2 (the circle).
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default, V = I) or -1 (V = -I, every rate flips sign).
+    - `time_rescaled`: USA only: the rates times e^{-beta}; default False.
+
+    **Returns:**
+
+    gamma_0..gamma_kmax, float (..., kmax+1).
+
+    **Raises:**
+
+    - `ValueError`: an invalid argument, ``time_rescaled=True`` with ``model="sa"``, or USA rates that overflow float64.
     """
     check_beta(beta, scalar=False)
     d = check_dim(d)
@@ -102,7 +119,21 @@ def growth_rates(
 def growth_rate(
     beta: ArrayLike, k: int, d: int = 2, model: str = "usa", sign: int = 1, time_rescaled: bool = False
 ) -> Float[Array, "..."]:
-    """gamma_k for a single mode k (see [`growth_rates`][jaxattn.spectral.growth_rates])."""
+    """gamma_k for a single mode k (see [`growth_rates`][jaxattn.spectral.growth_rates]).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float scalar or array (...), > 0.
+    - `k`: the mode, int >= 0.
+    - `d`: the ambient dimension, int >= 2; default 2.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default) or -1.
+    - `time_rescaled`: USA only: the rate times e^{-beta}; default False.
+
+    **Returns:**
+
+    gamma_k, float (...).
+    """
     return growth_rates(beta, k, d, model, sign, time_rescaled)[..., k]
 
 
@@ -116,8 +147,23 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
 
     Same for SA and USA (their rates differ by the k-independent factor beta W_0). Returns an int for
     scalar beta and an int array for array beta. Piecewise constant in beta, hence not differentiable;
-    at a crossover beta*_k ([`crossover_betas`][jaxattn.spectral.crossover_betas]) the maximiser is not unique and the smaller k is
+    at a crossover `beta*_k` ([`crossover_betas`][jaxattn.spectral.crossover_betas]) the maximiser is not unique and the smaller k is
     returned. For V = -I every gamma_k < 0 and no mode is unstable, so there is no ``sign`` argument.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, a concrete float scalar or array, 0 < beta <= 1e8.
+    - `d`: the ambient dimension, int >= 2; default 2.
+    - `model`: "usa" (default) or "sa".
+
+    **Returns:**
+
+    k_max, an int for scalar beta, an int array of beta's shape otherwise.
+
+    **Raises:**
+
+    - `TypeError`: ``beta`` is traced (under ``jax.jit``/``grad``/``vmap``).
+    - `ValueError`: an invalid argument, or beta > 1e8.
     """
     if not is_concrete(beta):
         raise TypeError(
@@ -143,7 +189,17 @@ def dominant_mode(beta: ArrayLike, d: int = 2, model: str = "usa") -> np.ndarray
 
 
 def kmax_asymptotic(beta: ArrayLike, d: int = 2) -> Float[Array, "..."]:
-    """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (``docs/spectral.md`` erratum 2: the paper's sqrt(beta) is wrong)."""
+    """Continuous large-beta approximation sqrt(2 beta + a^2) - a, a = (d-2)/2 (``docs/spectral.md`` erratum 2: the paper's sqrt(beta) is wrong).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float scalar or array (...), > 0.
+    - `d`: the ambient dimension, int >= 2; default 2.
+
+    **Returns:**
+
+    The continuous k_max, float (...).
+    """
     check_beta(beta, scalar=False)
     d = check_dim(d)
     a = (d - 2) / 2
@@ -151,10 +207,20 @@ def kmax_asymptotic(beta: ArrayLike, d: int = 2) -> Float[Array, "..."]:
 
 
 def crossover_betas(n: int, d: int = 2, xtol: float = 1e-13) -> np.ndarray:
-    r"""beta*_k for k = 1..n: the beta at which k(k+d-2) I_{k+a}(beta) = (k+1)(k+d-1) I_{k+1+a}(beta).
+    r"""`beta*_k` for k = 1..n: the beta at which k(k+d-2) I_{k+a}(beta) = (k+1)(k+d-1) I_{k+1+a}(beta).
 
-    At beta*_k the dominant mode jumps from k to k+1 (Assumption 2 fails exactly there).
+    At `beta*_k` the dominant mode jumps from k to k+1 (Assumption 2 fails exactly there).
     d = 2: 1.04446, 3.16543, 6.21130, 10.22848, ... ~ k(k+1)/2 + 1/4. Root-found with scipy ``brentq``.
+
+    **Arguments:**
+
+    - `n`: how many crossovers, int >= 0.
+    - `d`: the ambient dimension, int >= 2; default 2.
+    - `xtol`: the absolute tolerance of ``brentq``; default 1e-13.
+
+    **Returns:**
+
+    `beta*_1..beta*_n`, a NumPy float array (n,).
     """
     from scipy.optimize import brentq
     from scipy.special import ive
@@ -184,6 +250,17 @@ def funk_hecke_coefficients(
     (paper Thm C.2 divided by |S^{d-1}|), by Gauss-Jacobi quadrature with ``n_quad`` nodes and the
     normalised Gegenbauer recurrence. Independent of the closed form in [`kernel_coefficients`][jaxattn.spectral.kernel_coefficients];
     for d = 2 it gives the Fourier cosine coefficient, f_k = (1/2pi) int f(cos theta) e^{-ik theta}.
+
+    **Arguments:**
+
+    - `f`: the kernel, a JAX function of an array of t in [-1, 1] (elementwise).
+    - `kmax`: the largest degree, int >= 0.
+    - `d`: the ambient dimension, int >= 2.
+    - `n_quad`: the number of Gauss-Jacobi nodes; default 256 (exact for polynomials f of degree <= 2 n_quad - 1 - kmax).
+
+    **Returns:**
+
+    f_0..f_kmax, float (kmax+1,).
     """
     d = check_dim(d)
     kmax = check_nonneg_int("kmax", kmax)
@@ -193,7 +270,18 @@ def funk_hecke_coefficients(
 
 
 def exit_time_slope(beta: float, d: int = 2, model: str = "usa") -> float:
-    """Predicted slope 1/(2 gamma_max) of the mean exit time from the uniform state against ln N (paper 004 §4.2, Fig. 3)."""
+    """Predicted slope 1/(2 gamma_max) of the mean exit time from the uniform state against ln N (paper 004 §4.2, Fig. 3).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0 (concrete).
+    - `d`: the ambient dimension, int >= 2; default 2.
+    - `model`: "usa" (default) or "sa".
+
+    **Returns:**
+
+    The slope, a float.
+    """
     k = dominant_mode(beta, d, model)
     return float(1.0 / (2.0 * growth_rate(beta, k, d, model)))
 
@@ -205,6 +293,15 @@ def grenier_coefficient(beta: float, k: int) -> float:
         A(t) = c (e^{2 gamma_k t} - e^{gamma_{2k} t}),  c = 2 pi k^2 W_k / (2 gamma_k - gamma_{2k}).
 
     Returns c (3.710738 for beta = 5, k = 3; 3.410527 for beta = 7, k = 4).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0.
+    - `k`: the mode of the initial perturbation, int >= 1.
+
+    **Returns:**
+
+    c, a float.
     """
     g = growth_rates(beta, 2 * k)
     W = kernel_coefficients(beta, k)
