@@ -87,6 +87,8 @@ MODULES = [
     "jaxattn.spectral._base",
     "jaxattn.spectral._gegenbauer",
     "jaxattn.spectral.linear",
+    "jaxattn.spectral.circle",
+    "jaxattn.spectral.sphere",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
@@ -210,7 +212,8 @@ def _problems_of_class(label: str, cls) -> list[str]:
         sections = {**_sections(doc), **_sections(init_doc or "")}
         for base in cls.__mro__[1:]:  # "the arguments of [`AbstractBase`][...]": the base's constructor's too
             if base.__module__.startswith("jaxattn") and f"`{base.__name__}`" in doc and base.__doc__:
-                inherited = _sections(inspect.cleandoc(base.__doc__)).get("Arguments")
+                base_sections = _sections(inspect.cleandoc(base.__doc__))  # a result's base lists Attributes
+                inherited = base_sections.get("Arguments", "") + base_sections.get("Attributes", "")
                 if inherited:
                     sections["Arguments"] = sections.get("Arguments", "") + inherited
                     break

@@ -79,11 +79,30 @@ TWO_PI = 2 * math.pi
 
 
 def to_state(c: Complex[Array, "... K1"]) -> Float[Array, "... 2*K1"]:
-    """Complex half spectrum -> real state (real parts, then imaginary parts)."""
+    """Complex half spectrum -> real state (real parts, then imaginary parts).
+
+    **Arguments:**
+
+    - `c`: complex moments, (..., K+1).
+
+    **Returns:**
+
+    The real state, float (..., 2(K+1)).
+    """
     return jnp.concatenate([jnp.real(c), jnp.imag(c)], axis=-1)
 
 
 def from_state(y: Float[Array, "... S"]) -> Complex[Array, "... S//2"]:
+    """Real state (real parts, then imaginary parts) -> complex half spectrum: the inverse of `to_state`.
+
+    **Arguments:**
+
+    - `y`: real states, float (..., S), S even.
+
+    **Returns:**
+
+    The complex moments, complex (..., S/2).
+    """
     n = y.shape[-1] // 2
     return y[..., :n] + 1j * y[..., n:]
 
@@ -99,6 +118,20 @@ class CircleModel(AbstractSpectralModel):
     size), ``model`` ("usa"/"sa"), ``sign`` (V = sign * I), ``nu``, and the spectral filter ``sigma``
     (ones when off); `W` = W_0..W_K comes from beta ([`kernel`][jaxattn.spectral.CircleModel.kernel]; see the base class). The state is `to_state` of the moments;
     densities are w.r.t. d theta (uniform 1/(2 pi)).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0 (a JAX scalar is fine: the model is differentiable in beta).
+    - `K`: the number of modes, int >= 2.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default, V = I) or -1 (V = -I).
+    - `nu`: the viscosity, finite float >= 0; default 0 (off).
+    - `spectral_filter`: ``(a, p)`` of the filter sigma_k = exp(-a (k/K)^p) on the transport term; default None (off).
+    - `M`: the grid size, int >= 2K+2; default 3K+2 for USA (de-aliased), 4K+2 for SA.
+
+    **Raises:**
+
+    - `ValueError`: an invalid argument (see [`solve_circle`][jaxattn.spectral.solve_circle]).
     """
 
     d: ClassVar[int] = 2
@@ -146,11 +179,29 @@ class CircleModel(AbstractSpectralModel):
 
     # grid ------------------------------------------------------------------------------------
     def density(self, c: Complex[Array, " K1"]) -> Float[Array, " M"]:
-        """rho on the M-point grid theta_j = 2 pi j / M."""
+        """rho on the M-point grid theta_j = 2 pi j / M.
+
+        **Arguments:**
+
+        - `c`: the moments mu_0..mu_K, complex (K+1,).
+
+        **Returns:**
+
+        rho, float (M,), w.r.t. d theta.
+        """
         return jnp.fft.irfft(c, n=self.M) * (self.M / TWO_PI)
 
     def velocity(self, c: Complex[Array, " K1"]) -> Float[Array, " M"]:
-        """v[rho] on the grid (USA: sign d_theta Phi; SA: sign d_theta Phi / (beta Phi)), Phi = W * mu."""
+        """v[rho] on the grid (USA: sign d_theta Phi; SA: sign d_theta Phi / (beta Phi)), Phi = W * mu.
+
+        **Arguments:**
+
+        - `c`: the moments mu_0..mu_K, complex (K+1,).
+
+        **Returns:**
+
+        v, float (M,).
+        """
         k = jnp.arange(self.K + 1)
         dphi = jnp.fft.irfft(1j * k * self.W * c, n=self.M) * self.M
         if self.model == "usa":
@@ -160,7 +211,18 @@ class CircleModel(AbstractSpectralModel):
 
     # right-hand sides ------------------------------------------------------------------------
     def transport(self, t, y, args=None):
-        """-d_theta(rho v) in moments: d mu_k/dt = -i k (2pi/M) rfft(rho v)_k, k = 0..K."""
+        """-d_theta(rho v) in moments: d mu_k/dt = -i k (2pi/M) rfft(rho v)_k, k = 0..K.
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `y`: the real state, float (2(K+1),).
+        - `args`: unused; default None.
+
+        **Returns:**
+
+        The transport part of dy/dt, float (2(K+1),).
+        """
         c = from_state(y)
         flux = self.density(c) * self.velocity(c)
         fh = jnp.fft.rfft(flux)[: self.K + 1] * (TWO_PI / self.M)
@@ -168,7 +230,18 @@ class CircleModel(AbstractSpectralModel):
         return to_state(-1j * k * fh * self.sigma)
 
     def diffusion(self, t, y, args=None):
-        """nu d_theta^2 rho in moments: -nu k^2 mu_k."""
+        """nu d_theta^2 rho in moments: -nu k^2 mu_k.
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `y`: the real state, float (2(K+1),).
+        - `args`: unused; default None.
+
+        **Returns:**
+
+        The viscous part of dy/dt, float (2(K+1),).
+        """
         k = jnp.arange(self.K + 1)
         return -self.nu * jnp.concatenate([k * k, k * k]) * y
 
@@ -201,7 +274,17 @@ def _energy(W, c):
 
 
 def energy(c: Complex[Array, "... K1"], beta: float) -> Float[Array, "..."]:
-    r"""USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K."""
+    r"""USA interaction energy E[mu] = (1/(2 beta)) \iint e^{beta cos(x-y)} dmu dmu from moments mu_0..mu_K.
+
+    **Arguments:**
+
+    - `c`: the moments mu_0..mu_K, complex (..., K+1).
+    - `beta`: the inverse temperature, float > 0.
+
+    **Returns:**
+
+    E, float (...).
+    """
     return _energy(kernel_coefficients(beta, c.shape[-1] - 1), c)
 
 
@@ -212,7 +295,20 @@ def energy(c: Complex[Array, "... K1"], beta: float) -> Float[Array, "..."]:
 def check_coefficients(c0: ArrayLike) -> Complex[Array, " K1"]:
     """Initial moments mu_0..mu_K of a probability density on S^1 (1-D, K >= 2, finite, mu_0 = 1), as complex.
 
-    Raises ValueError otherwise (the value checks are skipped for traced input)."""
+    The value checks are skipped for traced input.
+
+    **Arguments:**
+
+    - `c0`: the moments mu_0..mu_K, (K+1,), real or complex.
+
+    **Returns:**
+
+    The moments as a complex array (K+1,).
+
+    **Raises:**
+
+    - `ValueError`: ``c0`` is not 1-D with K >= 2, is not finite, or has mu_0 != 1.
+    """
     c0 = jnp.asarray(c0)
     if c0.ndim != 1 or c0.shape[0] < 3:
         raise ValueError(f"coefficients must be a 1-D array mu_0..mu_K with K >= 2, got shape {c0.shape}")
@@ -226,9 +322,23 @@ def coefficients_from_density(
 ) -> Complex[Array, " K1"]:
     r"""Moments mu_k = \int e^{-ik theta} rho(theta) d theta, k = 0..K, of a density w.r.t. d theta.
 
-    ``rho`` is a callable of theta or its values on the uniform grid theta_j = 2 pi j / M (M >= 2K+1;
-    by the trapezoid rule, spectrally accurate). Raises ValueError for negative or non-finite values,
-    and for mass != 1 unless ``normalise=True``.
+    By the trapezoid rule on a uniform grid, spectrally accurate.
+
+    **Arguments:**
+
+    - `rho`: the density, a callable of theta (evaluated on max(8(K+1), 256) grid points) or its values
+        on the uniform grid theta_j = 2 pi j / M, float (M,), M >= 2K+1.
+    - `K`: the largest moment, int >= 0.
+    - `normalise`: divide by the mass instead of requiring mass 1; default False.
+
+    **Returns:**
+
+    mu_0..mu_K, complex (K+1,), mu_0 = 1.
+
+    **Raises:**
+
+    - `ValueError`: values that are not 1-D, too few grid values, negative or non-finite values, or a
+        mass != 1 (relative 1e-8) with ``normalise=False``.
     """
     K = check_nonneg_int("K", K)
     if callable(rho):
@@ -256,7 +366,22 @@ def coefficients_from_density(
 
 
 def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int, float] | None = None):
-    r"""Moments of rho = 1/(2pi) + sum_k a_k cos(k theta) + b_k sin(k theta): mu_k = pi (a_k - i b_k)."""
+    r"""Moments of rho = 1/(2pi) + sum_k a_k cos(k theta) + b_k sin(k theta): mu_k = pi (a_k - i b_k).
+
+    **Arguments:**
+
+    - `K`: the largest moment, int >= 0.
+    - `cos`: ``{k: a_k}``, 1 <= k <= K, finite amplitudes; default None (none).
+    - `sin`: ``{k: b_k}``, 1 <= k <= K, finite amplitudes; default None (none).
+
+    **Returns:**
+
+    mu_0..mu_K, complex (K+1,), mu_0 = 1 (the density is not checked for positivity).
+
+    **Raises:**
+
+    - `ValueError`: a mode outside 1..K or a non-finite amplitude.
+    """
     K = check_nonneg_int("K", K)
     c = np.zeros(K + 1, dtype=complex)
     c[0] = 1.0
@@ -271,9 +396,25 @@ def mode_coefficients(K: int, cos: dict[int, float] | None = None, sin: dict[int
 
 
 def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) -> Complex[Array, " {K+1}"]:
-    r"""Uniform density + white noise specified in Fourier space (``docs/spectral.md``): mu_k(0), 1 <= k <= k_noise,
-    iid complex Gaussian with E|mu_k|^2 = 1/n_eff, the statistics of n_eff iid uniform particles.
+    r"""Uniform density + white noise specified in Fourier space (``docs/spectral.md``).
+
+    mu_k(0), 1 <= k <= k_noise, are iid complex Gaussian with E|mu_k|^2 = 1/n_eff, the statistics of n_eff iid uniform particles.
     Additive grid noise of std sigma on M cells corresponds to n_eff = M / (4 pi^2 sigma^2).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key.
+    - `K`: the largest moment, int >= 0.
+    - `n_eff`: the effective number of particles, float > 0.
+    - `k_noise`: the largest noisy mode, int >= 0; default K // 2 (the modes above are 0).
+
+    **Returns:**
+
+    mu_0..mu_K, complex (K+1,), mu_0 = 1.
+
+    **Raises:**
+
+    - `ValueError`: ``n_eff`` <= 0 or a negative ``K``/``k_noise``.
     """
     K = check_nonneg_int("K", K)
     k_noise = K // 2 if k_noise is None else check_nonneg_int("k_noise", k_noise)
@@ -285,7 +426,17 @@ def noise_coefficients(key, K: int, n_eff: float, k_noise: int | None = None) ->
 
 
 def density_on_grid(c: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "... n"]:
-    """rho(theta) = (1/2pi)(1 + 2 sum_{k>=1} Re(mu_k e^{ik theta})) at arbitrary angles."""
+    """rho(theta) = (1/2pi)(1 + 2 sum_{k>=1} Re(mu_k e^{ik theta})) at arbitrary angles.
+
+    **Arguments:**
+
+    - `c`: the moments mu_0..mu_K, complex (..., K+1).
+    - `theta`: angles, float (n,).
+
+    **Returns:**
+
+    rho, float (..., n), w.r.t. d theta.
+    """
     theta = jnp.asarray(theta)
     k = jnp.arange(1, c.shape[-1])
     e = jnp.exp(1j * k[:, None] * theta[None, :])
@@ -302,11 +453,30 @@ class DensityTrajectory(AbstractSpectralTrajectory):
     ``min_density`` is w.r.t. d theta (uniform 1/(2 pi))."""
 
     def density(self, n: int = 256) -> tuple[Float[Array, " n"], Float[Array, "T n"]]:
-        """(theta, rho(t, theta)) on n uniform grid points."""
+        """(theta, rho(t, theta)) on n uniform grid points.
+
+        **Arguments:**
+
+        - `n`: the number of grid points; default 256.
+
+        **Returns:**
+
+        ``(theta, rho)``: float (n,) and float (T, n).
+        """
         theta = jnp.arange(n) * (TWO_PI / n)
         return theta, density_on_grid(self.coeffs, theta)
 
     def moments(self, kmax: int) -> Complex[Array, "T {kmax+1}"]:
+        """The moments mu_0..mu_kmax at every saved time.
+
+        **Arguments:**
+
+        - `kmax`: the largest moment, int with 0 <= kmax <= K.
+
+        **Returns:**
+
+        Complex (T, kmax+1).
+        """
         return self.coeffs[:, : kmax + 1]
 
 
@@ -340,7 +510,25 @@ def integrate_circle(
     save_t1: bool = False,  # if True: saveat subs [ts, t1] (event time recoverable)
 ) -> diffrax.Solution:
     """Pure (jit/grad-able) integration from ts[0] to ts[-1], saving at ``ts``; returns the diffrax Solution
-    whose ``ys`` are real states (use `from_state`). No resolution checks: see [`solve_circle`][jaxattn.spectral.solve_circle]."""
+    whose ``ys`` are real states (use `from_state`). No resolution checks: see [`solve_circle`][jaxattn.spectral.solve_circle].
+
+    **Arguments:**
+
+    - `model`: the [`CircleModel`][jaxattn.spectral.CircleModel].
+    - `coeffs0`: the initial moments mu_0..mu_K, complex (K+1,).
+    - `ts`: the save times, float (T,), increasing.
+    - `solver`: a diffrax solver; default Tsit5, or KenCarp4 (IMEX) when ``model.nu > 0``.
+    - `rtol`: relative tolerance of the PID controller; default 1e-10.
+    - `atol`: absolute tolerance of the PID controller; default 1e-12.
+    - `max_steps`: the step budget; default 100_000.
+    - `adjoint`: a diffrax adjoint; default ``RecursiveCheckpointAdjoint()``.
+    - `event`: a ``diffrax.Event`` that ends the solve; default None.
+    - `save_t1`: also save the final time (as a second ``SubSaveAt``, so an event time is recoverable); default False.
+
+    **Returns:**
+
+    The ``diffrax.Solution`` (``ys``: real states (T, 2(K+1)), or a list of two with ``save_t1``).
+    """
     y0 = to_state(coeffs0)
     terms, solver = _terms_and_solver(prepare_models(model), solver, rtol, atol)  # W once per solve
     return diffrax.diffeqsolve(
@@ -387,6 +575,30 @@ def solve_circle(
     ``on_unresolved`` = "stop"): resolution is lost when max_{k>7K/8}|mu_k| > ``tail_tol`` or
     min rho < -``neg_tol``/(2 pi); then ``on_unresolved`` decides: "stop" (default: terminate, warn,
     return only the resolved saved times), "warn" (integrate to the end, warn) or "raise" (RuntimeError).
+
+    **Arguments:**
+
+    - `coeffs0`: the initial moments mu_0..mu_K, (K+1,), K >= 2, mu_0 = 1 (see [`check_coefficients`][jaxattn.spectral.check_coefficients]).
+    - `beta`: the inverse temperature, float > 0.
+    - `t1`: the final time, float > 0; or None when ``ts`` is given.
+    - `ts`: the save times, strictly increasing, >= 2 entries; default None (``n_save`` uniform times in [0, t1]).
+    - `n_save`: the number of uniform save times; default 101.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default) or -1.
+    - `nu`: the viscosity, float >= 0; default 0.
+    - `spectral_filter`: ``(a, p)`` of an exponential filter; default None.
+    - `M`: the grid size; default as [`CircleModel`][jaxattn.spectral.CircleModel].
+    - `solver`: a diffrax solver; default as above.
+    - `options`: keyword arguments of [`solve_monitored`][jaxattn.spectral.solve_monitored].
+
+    **Returns:**
+
+    A [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory].
+
+    **Raises:**
+
+    - `ValueError`: invalid coefficients, times or model parameters.
+    - `RuntimeError`: the solve fails, or resolution is lost with ``on_unresolved="raise"``.
     """
     c0 = check_coefficients(coeffs0)
     ts = check_times(t1, ts, n_save)

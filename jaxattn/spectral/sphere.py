@@ -2,7 +2,7 @@ r"""Mean-field attention PDE on the sphere S^2 with spherical harmonics (s2fft, 
 
 Equation (paper 004 eq. (2)-(3); paper 002 eq. (3.8)/(3.10)):
     d_t rho + div( rho v[rho] ) = 0,  USA: v = sign grad Phi,  SA: v = sign grad Phi / (beta Phi),
-    Phi(x) = (W * mu)(x) = \int W(<x,y>) d mu(y),  W(q) = beta^{-1} e^{beta q},
+    Phi(x) = (W * mu)(x) = \int W(⟨x,y⟩) d mu(y),  W(q) = beta^{-1} e^{beta q},
 mu a probability measure, time = particle time of (USA)/(SA). Coefficients are s2fft's:
 rho_lm = \int rho conj(Y_lm) d sigma with Y_lm orthonormal on the *unnormalised* sphere (|S^2| = 4 pi),
 so a probability density w.r.t. the normalised measure sigma-bar has rho_00 = sqrt(4 pi), and
@@ -53,7 +53,16 @@ def _require_x64():
 
 
 def sphere_grid(L: int) -> tuple[np.ndarray, np.ndarray]:
-    """(colatitudes theta (n_theta,), longitudes phi (n_phi,)) of the Gauss-Legendre grid used at band L."""
+    """(colatitudes theta (n_theta,), longitudes phi (n_phi,)) of the Gauss-Legendre grid used at band L.
+
+    **Arguments:**
+
+    - `L`: the band limit, int.
+
+    **Returns:**
+
+    ``(theta, phi)``: NumPy float arrays (n_theta,) and (n_phi,).
+    """
     from s2fft.sampling import s2_samples
 
     return np.asarray(s2_samples.thetas(L, sampling=_SAMPLING)), np.asarray(s2_samples.phis_equiang(L, sampling=_SAMPLING))
@@ -76,6 +85,19 @@ class SphereModel(AbstractSpectralModel):
     ``W`` is the Funk-Hecke coefficients W_l(beta, 3) divided by e^{``log_scale``}: unscaled for USA
     (which therefore needs beta < ~705), scaled by e^{-beta} for SA, whose flow does not depend on the
     scale of W, so SA runs at any beta. Both come from beta ([`kernel`][jaxattn.spectral.SphereModel.kernel]; see the base class).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0 (a JAX scalar is fine: the model is differentiable in beta).
+    - `L`: the band limit (degrees l < L), int >= 3.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default, V = I) or -1 (V = -I).
+    - `L_pad`: the band of the transforms; default ceil(3L/2) for USA (de-aliased), 2L for SA.
+
+    **Raises:**
+
+    - `RuntimeError`: float64 is not enabled.
+    - `ValueError`: an invalid argument.
     """
 
     d: ClassVar[int] = 3
@@ -134,16 +156,45 @@ class SphereModel(AbstractSpectralModel):
         return flm_pad[:L, P - L : P + L - 1]
 
     def unpack(self, y: Float[Array, "... n"]) -> Complex[Array, "... L 2*L-1"]:
+        """Real state -> s2fft coefficients rho_lm: the inverse of [`pack`][jaxattn.spectral.SphereModel.pack].
+
+        **Arguments:**
+
+        - `y`: real states, float (..., 2 L (2L-1)).
+
+        **Returns:**
+
+        rho_lm, complex (..., L, 2L-1).
+        """
         n = y.shape[-1] // 2
         return (y[..., :n] + 1j * y[..., n:]).reshape(y.shape[:-1] + (self.L, 2 * self.L - 1))
 
     @staticmethod
     def pack(flm: Complex[Array, "L 2*L-1"]) -> Float[Array, " n"]:
+        """s2fft coefficients rho_lm -> real state (real parts, then imaginary parts, flattened).
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (L, 2L-1).
+
+        **Returns:**
+
+        The real state, float (2 L (2L-1),).
+        """
         f = flm.reshape(flm.shape[:-2] + (-1,))
         return jnp.concatenate([jnp.real(f), jnp.imag(f)], axis=-1)
 
     def density(self, flm):
-        """rho on the Gauss-Legendre grid at band L_pad (uniform density = 1)."""
+        """rho on the Gauss-Legendre grid at band L_pad (uniform density = 1).
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (L, 2L-1).
+
+        **Returns:**
+
+        rho, float (n_theta, n_phi) on the Gauss-Legendre grid at band L_pad (``sphere_grid(L_pad)``).
+        """
         return self._inv(self._pad(flm))
 
     # right-hand side ---------------------------------------------------------------------------
@@ -168,22 +219,58 @@ class SphereModel(AbstractSpectralModel):
         return self.unpack(y)
 
     def tail(self, flm):
-        """max |rho_lm| / sqrt(4 pi) over the top eighth of the degrees."""
+        """max |rho_lm| / sqrt(4 pi) over the top eighth of the degrees.
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (L, 2L-1).
+
+        **Returns:**
+
+        The relative spectral tail, a float scalar.
+        """
         return jnp.max(jnp.abs(flm[self.L - max(self.L // 8, 1) :])) / SQRT4PI
 
     def min_density(self, flm):
-        """min of rho on the Gauss-Legendre grid at band L_pad (uniform = 1)."""
+        """min of rho on the Gauss-Legendre grid at band L_pad (uniform = 1).
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (L, 2L-1).
+
+        **Returns:**
+
+        The minimum density, a float scalar.
+        """
         return jnp.min(self.density(flm))
 
     @staticmethod
     def power(flm):
         """S_l = sum_m |c_lm|^2 with c_lm = rho_lm / sqrt(4 pi) (Y orthonormal on sigma-bar): same as
-        [`jaxattn.spectral.bridge.harmonic_power`][jaxattn.spectral.harmonic_power] of particles."""
+        [`jaxattn.spectral.bridge.harmonic_power`][jaxattn.spectral.harmonic_power] of particles.
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (..., L, 2L-1).
+
+        **Returns:**
+
+        S_0..S_{L-1}, float (..., L).
+        """
         return jnp.sum(jnp.abs(flm) ** 2, axis=-1) / (4 * math.pi)
 
     def energy(self, flm):
-        """E = (1/2) \\iint W(<x,y>) d mu d mu = (1/2) sum_l W_l S_l (W_l = e^{log_scale} x ``W``;
-        inf where E ~ e^beta / beta overflows float64, beta > ~705)."""
+        """E = (1/2) \\iint W(⟨x,y⟩) d mu d mu = (1/2) sum_l W_l S_l (W_l = e^{log_scale} x ``W``;
+        inf where E ~ e^beta / beta overflows float64, beta > ~705).
+
+        **Arguments:**
+
+        - `flm`: rho_lm, complex (..., L, 2L-1).
+
+        **Returns:**
+
+        E, float (...).
+        """
         e = 0.5 * jnp.sum(self.W * self.power(flm), axis=-1)
         return e if self.model == "usa" else e * jnp.exp(self.log_scale)
 
@@ -202,7 +289,23 @@ def _usa_coefficients(beta, lmax: int):
 
 def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[Array, "L 2*L-1"]:
     """rho_lm (l < L) of a density f(theta, phi) w.r.t. the normalised measure (uniform = 1), computed on
-    the Gauss-Legendre grid at band 2L (exact for band-limited f). Raises for negative values / mass != 1."""
+    the Gauss-Legendre grid at band 2L (exact for band-limited f).
+
+    **Arguments:**
+
+    - `f`: the density, a JAX function of colatitude theta (n_theta, 1) and longitude phi (1, n_phi),
+        broadcasting to the grid.
+    - `L`: the band limit, int (degrees l < L).
+
+    **Returns:**
+
+    rho_lm, complex (L, 2L-1), rho_00 = sqrt(4 pi).
+
+    **Raises:**
+
+    - `ValueError`: non-finite or negative values, or mass != 1 (relative 1e-8).
+    - `RuntimeError`: float64 is not enabled.
+    """
     import s2fft
 
     _require_x64()
@@ -223,7 +326,21 @@ def sphere_coefficients(f: Callable[[Array, Array], Array], L: int) -> Complex[A
 
 
 def sphere_zonal_mode(L: int, amplitudes: dict[int, float]) -> Complex[Array, "L 2*L-1"]:
-    """rho = 1 + sum_k a_k P_k(cos theta): rho_00 = sqrt(4 pi), rho_k0 = a_k sqrt(4 pi/(2k+1))."""
+    """rho = 1 + sum_k a_k P_k(cos theta): rho_00 = sqrt(4 pi), rho_k0 = a_k sqrt(4 pi/(2k+1)).
+
+    **Arguments:**
+
+    - `L`: the band limit, int >= 2.
+    - `amplitudes`: ``{k: a_k}``, 1 <= k <= L-1, finite amplitudes.
+
+    **Returns:**
+
+    rho_lm, complex (L, 2L-1) (the density is not checked for positivity).
+
+    **Raises:**
+
+    - `ValueError`: ``L`` < 2, a mode outside 1..L-1 or a non-finite amplitude.
+    """
     if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
         raise ValueError(f"L (harmonic bandlimit) must be an int >= 2, got {L!r}")
     flm = np.zeros((L, 2 * L - 1), complex)
@@ -259,7 +376,29 @@ def solve_sphere(
 ) -> SphereTrajectory:
     """Solve the S^2 PDE from s2fft coefficients ``flm0`` (shape (L, 2L-1), rho_00 = sqrt(4 pi)), Tsit5 + PID;
     ``options`` (here ``rtol`` = 1e-9, ``atol`` = 1e-11, ``max_steps`` = 100 000 by default) and the
-    resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle]."""
+    resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle].
+
+    **Arguments:**
+
+    - `flm0`: the initial s2fft coefficients rho_lm, (L, 2L-1), L >= 3, real or complex, rho_00 = sqrt(4 pi),
+        with a density >= 0 on the grid.
+    - `beta`: the inverse temperature, float > 0 (USA: beta < ~705).
+    - `t1`: the final time, float > 0; or None when ``ts`` is given.
+    - `ts`: the save times, strictly increasing, >= 2 entries; default None (``n_save`` uniform times in [0, t1]).
+    - `n_save`: the number of uniform save times; default 51.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default) or -1.
+    - `options`: keyword arguments of [`solve_monitored`][jaxattn.spectral.solve_monitored].
+
+    **Returns:**
+
+    A [`SphereTrajectory`][jaxattn.spectral.SphereTrajectory].
+
+    **Raises:**
+
+    - `ValueError`: a wrong shape or mass of ``flm0``, a negative initial density, invalid times or parameters.
+    - `RuntimeError`: float64 is not enabled, the solve fails, or resolution is lost with ``on_unresolved="raise"``.
+    """
     flm0 = jnp.asarray(flm0)
     if flm0.ndim != 2 or flm0.shape[1] != 2 * flm0.shape[0] - 1:
         raise ValueError(f"flm0 must have shape (L, 2L-1), got {flm0.shape}")
