@@ -89,6 +89,10 @@ MODULES = [
     "jaxattn.spectral.linear",
     "jaxattn.spectral.circle",
     "jaxattn.spectral.sphere",
+    "jaxattn.spectral.zonal",
+    "jaxattn.spectral.bridge",
+    "jaxattn.spectral.noisy",
+    "jaxattn.spectral.gradients",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -8,7 +8,7 @@ convention of `jaxattn.spectral.circle`: mu_k = \int e^{-ik theta} d mu, density
 Observables
 * [`fourier_moments`][jaxattn.spectral.fourier_moments] (particles) <-> ``DensityTrajectory.coeffs`` (PDE): the identical quantity.
 * [`histogram`][jaxattn.spectral.histogram] (particles) <-> [`bin_masses`][jaxattn.spectral.bin_masses] (PDE, exact bin integrals of the density).
-* [`harmonic_power`][jaxattn.spectral.harmonic_power] S_k = sum_m |<mu, Y_km>|^2 on S^{d-1} (addition theorem, any d) for points.
+* [`harmonic_power`][jaxattn.spectral.harmonic_power] S_k = sum_m |⟨mu, Y_km⟩|^2 on S^{d-1} (addition theorem, any d) for points.
 
 Sampling from a density: [`quantile_sample`][jaxattn.spectral.quantile_sample] (deterministic, theta_i = F^{-1}((i+1/2)/n)) and
 [`iid_sample`][jaxattn.spectral.iid_sample] (inverse CDF of uniforms).
@@ -58,7 +58,21 @@ __all__ = [
 
 
 def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, "... {kmax+1}"]:
-    """Empirical moments mu_k = (1/n) sum_i e^{-ik theta_i}, k = 0..kmax (same convention as the PDE)."""
+    """Empirical moments mu_k = (1/n) sum_i e^{-ik theta_i}, k = 0..kmax (same convention as the PDE).
+
+    **Arguments:**
+
+    - `angles`: particle angles (radians), float (..., n).
+    - `kmax`: the largest moment, int >= 0.
+
+    **Returns:**
+
+    mu_0..mu_kmax, complex (..., kmax+1).
+
+    **Raises:**
+
+    - `ValueError`: ``angles`` is a scalar.
+    """
     kmax = check_nonneg_int("kmax", kmax)
     angles = jnp.asarray(angles)
     if angles.ndim < 1:
@@ -69,7 +83,17 @@ def fourier_moments(angles: Float[Array, "... n"], kmax: int) -> Complex[Array, 
 
 
 def histogram(angles: Float[Array, "... n"], bins: int = 100) -> Float[Array, "... bins"]:
-    """Fraction of particles in each of ``bins`` equal arcs [2pi b/bins, 2pi (b+1)/bins) (masses, sum 1)."""
+    """Fraction of particles in each of ``bins`` equal arcs [2pi b/bins, 2pi (b+1)/bins) (masses, sum 1).
+
+    **Arguments:**
+
+    - `angles`: particle angles in [0, 2 pi), float (..., n).
+    - `bins`: the number of arcs; default 100.
+
+    **Returns:**
+
+    The masses, float (..., bins).
+    """
     angles = jnp.mod(jnp.asarray(angles), TWO_PI)
     check_finite(angles, "angles")
     idx = jnp.clip(jnp.floor(angles * (bins / TWO_PI)).astype(int), 0, bins - 1)
@@ -78,7 +102,17 @@ def histogram(angles: Float[Array, "... n"], bins: int = 100) -> Float[Array, ".
 
 
 def cdf(coeffs: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "... m"]:
-    r"""F(theta) = mu([0, theta]) = theta/(2pi) + (1/pi) sum_{k>=1} Re( mu_k (e^{ik theta} - 1)/(ik) ), exact."""
+    r"""F(theta) = mu([0, theta]) = theta/(2pi) + (1/pi) sum_{k>=1} Re( mu_k (e^{ik theta} - 1)/(ik) ), exact.
+
+    **Arguments:**
+
+    - `coeffs`: the moments mu_0..mu_K of a density on S^1, complex (..., K+1).
+    - `theta`: angles in [0, 2 pi], float (m,).
+
+    **Returns:**
+
+    F(theta), float (..., m).
+    """
     coeffs = jnp.asarray(coeffs)
     theta = jnp.asarray(theta)
     k = jnp.arange(1, coeffs.shape[-1])
@@ -87,7 +121,17 @@ def cdf(coeffs: Complex[Array, "... K1"], theta: ArrayLike) -> Float[Array, "...
 
 
 def bin_masses(coeffs: Complex[Array, "... K1"], bins: int = 100) -> Float[Array, "... bins"]:
-    """PDE counterpart of [`histogram`][jaxattn.spectral.histogram]: the exact mass of each arc, from the CDF."""
+    """PDE counterpart of [`histogram`][jaxattn.spectral.histogram]: the exact mass of each arc, from the CDF.
+
+    **Arguments:**
+
+    - `coeffs`: the moments mu_0..mu_K of a density on S^1, complex (..., K+1).
+    - `bins`: the number of arcs; default 100.
+
+    **Returns:**
+
+    The masses, float (..., bins).
+    """
     edges = jnp.arange(bins + 1) * (TWO_PI / bins)
     return jnp.diff(cdf(coeffs, edges), axis=-1)
 
@@ -114,20 +158,57 @@ def _inverse_cdf(coeffs, u, n_grid):
 
 
 def quantile_sample(coeffs: Complex[Array, " K1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
-    """Deterministic sample theta_i = F^{-1}((i + 1/2)/n), i = 0..n-1 (W1 error O(1/n) to the density)."""
+    """Deterministic sample theta_i = F^{-1}((i + 1/2)/n), i = 0..n-1 (W1 error O(1/n) to the density).
+
+    **Arguments:**
+
+    - `coeffs`: the moments mu_0..mu_K of a density on S^1, complex (K+1,).
+    - `n`: the number of angles, int >= 1.
+    - `n_grid`: the grid on which the CDF is inverted (by interpolation); default 8192.
+
+    **Returns:**
+
+    Angles in [0, 2 pi), float (n,).
+    """
     n = check_nonneg_int("n", n)
     return jnp.asarray(_inverse_cdf(coeffs, (np.arange(n) + 0.5) / n, n_grid))
 
 
 def iid_sample(key, coeffs: Complex[Array, " K1"], n: int, n_grid: int = 8192) -> Float[Array, " n"]:
-    """n iid angles from the density with moments ``coeffs`` (inverse CDF of jax.random uniforms)."""
+    """n iid angles from the density with moments ``coeffs`` (inverse CDF of jax.random uniforms).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key.
+    - `coeffs`: the moments mu_0..mu_K of a density on S^1, complex (K+1,).
+    - `n`: the number of angles, int >= 1.
+    - `n_grid`: the grid on which the CDF is inverted (by interpolation); default 8192.
+
+    **Returns:**
+
+    Angles in [0, 2 pi), float (n,).
+    """
     n = check_nonneg_int("n", n)
     u = np.asarray(jax.random.uniform(key, (n,), dtype=jnp.result_type(float)))
     return jnp.asarray(_inverse_cdf(coeffs, u, n_grid))
 
 
 def discretize_density(coeffs: Complex[Array, " K1"], n_cells: int = 4096) -> tuple[Array, Array]:
-    """(positions, weights): the exact mass of n_cells equal arcs placed at the arc centres."""
+    """(positions, weights): the exact mass of n_cells equal arcs placed at the arc centres.
+
+    **Arguments:**
+
+    - `coeffs`: the moments mu_0..mu_K of a density on S^1, complex (K+1,).
+    - `n_cells`: the number of arcs; default 4096.
+
+    **Returns:**
+
+    ``(positions, weights)``: float (n_cells,) each, weights summing to 1.
+
+    **Raises:**
+
+    - `ValueError`: a cell mass is negative (the truncated density is not a measure).
+    """
     w = bin_masses(jnp.asarray(coeffs), n_cells)
     if np.any(np.asarray(w) < -1e-14):
         raise ValueError("density has negative cell masses: not a measure")
@@ -136,7 +217,17 @@ def discretize_density(coeffs: Complex[Array, " K1"], n_cells: int = 4096) -> tu
 
 
 def cluster_measure(k: int, phase: float = 0.0) -> tuple[Array, Array]:
-    """delta^k = (1/k) sum_j delta_{phase + 2 pi j / k}: k equally spaced equal Diracs."""
+    """delta^k = (1/k) sum_j delta_{phase + 2 pi j / k}: k equally spaced equal Diracs.
+
+    **Arguments:**
+
+    - `k`: the number of Diracs, int >= 1.
+    - `phase`: the angle of the first Dirac; default 0.
+
+    **Returns:**
+
+    ``(positions, weights)``: float (k,) each, weights 1/k.
+    """
     k = check_nonneg_int("k", k)
     return jnp.mod(phase + TWO_PI * jnp.arange(k) / k, TWO_PI), jnp.full(k, 1.0 / k)
 
@@ -182,11 +273,19 @@ def _w1_circle_1d(xp, xw, yp, yw):
 def w1_circle(mu, nu) -> Float[Array, "..."]:
     r"""Exact Wasserstein-1 distance with geodesic (arc-length) cost on S^1 between two discrete measures.
 
-    ``mu``/``nu``: angles (..., n) with equal weights, or a tuple (positions, weights) with weights
-    summing to 1 (e.g. [`discretize_density`][jaxattn.spectral.discretize_density], [`cluster_measure`][jaxattn.spectral.cluster_measure]). Leading batch axes of an
-    angles array (e.g. times of a trajectory) are mapped over. Uses W1 = min_c \int |F_mu - F_nu - c|
+    Leading batch axes of an angles array (e.g. times of a trajectory) are mapped over. Uses W1 = min_c \int |F_mu - F_nu - c|
     d theta, whose minimiser c is the median of F_mu - F_nu; cost O((n+m) log(n+m)).
     Reference values: W1(uniform, delta^k) = pi/(2k); W1(delta_a, delta_b) = geodesic |a - b|.
+
+    **Arguments:**
+
+    - `mu`: angles (..., n) with equal weights, or a tuple (positions, weights) with weights summing to 1
+        (e.g. [`discretize_density`][jaxattn.spectral.discretize_density], [`cluster_measure`][jaxattn.spectral.cluster_measure]).
+    - `nu`: the second measure, in either form.
+
+    **Returns:**
+
+    W1, float (...) (the batch axes of an angles array).
     """
     xp, xw = _as_measure(mu)
     yp, yw = _as_measure(nu)
@@ -206,11 +305,24 @@ def _w1_batched(xp, xw, yp, yw, n_batch):
 
 
 def harmonic_power(points: Float[Array, "... n d"], kmax: int) -> Float[Array, "... {kmax+1}"]:
-    r"""S_k = sum_m |(1/n) sum_i Y_km(x_i)|^2 = (Z_k^d / n^2) sum_{i,j} P_k(<x_i, x_j>), k = 0..kmax.
+    r"""S_k = sum_m |(1/n) sum_i Y_km(x_i)|^2 = (Z_k^d / n^2) sum_{i,j} P_k(⟨x_i, x_j⟩), k = 0..kmax.
 
     Y_km orthonormal in L^2 of the normalised surface measure of S^{d-1}, P_k the normalised Gegenbauer
     polynomial (addition theorem for spherical harmonics). S_0 = 1; for n iid uniform points E S_k = Z_k^d / n; in
     the linear phase S_k(t) ~ S_k(0) e^{2 gamma_k t}. On S^1 (d = 2) S_k = 2 |mu_k|^2.
+
+    **Arguments:**
+
+    - `points`: unit vectors, float (..., n, d).
+    - `kmax`: the largest degree, int >= 0.
+
+    **Returns:**
+
+    S_0..S_kmax, float (..., kmax+1).
+
+    **Raises:**
+
+    - `ValueError`: ``points`` is not of shape (..., n, d).
     """
     kmax = check_nonneg_int("kmax", kmax)
     points = jnp.asarray(points)
@@ -231,14 +343,29 @@ def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | Sequence[float
     r"""W_p between discrete measures on S^{d-1} with geodesic cost c(x, y) = angle(x, y), exactly.
 
     W_p(mu, nu)^p = min_{pi >= 0, pi 1 = a, pi^T 1 = b} sum_ij pi_ij c(x_i, y_j)^p (Kantorovich's linear
-    program; Villani 2009, Def. 6.1). x (n, d), y (m, d) unit vectors; a, b weights (uniform if None,
-    otherwise non-negative with equal sums). Returns W_p (not W_p^p).
+    program; Villani 2009, Def. 6.1).
 
     * n == m with uniform weights: the vertices of the transport polytope are permutation matrices
       (Birkhoff-von Neumann), so the optimum is an assignment, solved exactly by
       ``scipy.optimize.linear_sum_assignment`` (O(n^3));
     * otherwise: the linear program above by ``scipy.optimize.linprog`` (HiGHS dual simplex, optimal
       to its feasibility tolerance ~1e-9 relative), n m variables: fine up to n m ~ 1e5.
+
+    **Arguments:**
+
+    - `x`: the support of mu, unit vectors (n, d).
+    - `y`: the support of nu, unit vectors (m, d).
+    - `a`: the weights of mu, (n,), finite, non-negative; default None (uniform).
+    - `b`: the weights of nu, (m,), finite, non-negative, sum(b) = sum(a); default None (uniform).
+    - `p`: the order, int >= 1; default 1.
+
+    **Returns:**
+
+    W_p (not W_p^p), a float.
+
+    **Raises:**
+
+    - `ValueError`: mismatched shapes, points off the unit sphere, p < 1, invalid weights or unequal masses.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -273,7 +400,7 @@ def wasserstein_sphere(x: ArrayLike, y: ArrayLike, a: ArrayLike | Sequence[float
 
 
 def _transport_lp(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
-    """min <pi, cost> over pi >= 0 with row sums a and column sums b (scipy.optimize.linprog, HiGHS)."""
+    """min ⟨pi, cost⟩ over pi >= 0 with row sums a and column sums b (scipy.optimize.linprog, HiGHS)."""
     from scipy.optimize import linprog
     from scipy.sparse import csr_array, eye_array, kron, vstack
 

@@ -30,8 +30,12 @@ __all__ = ["PDEGradients", "circle_pde_value_and_grad"]
 class PDEGradients(eqx.Module):
     """Gradient of an observable of the circle PDE solution (see [`circle_pde_value_and_grad`][jaxattn.spectral.circle_pde_value_and_grad]).
 
-    ``beta``, ``t1`` scalars; ``coeffs0`` complex (K+1,): d obs/d Re mu_k(0) + i d obs/d Im mu_k(0)
-    (the k = 0 entry is the direction of changing the mass, which a probability density keeps at 1).
+    **Attributes:**
+
+    - `beta`: d obs/d beta, a float scalar.
+    - `coeffs0`: d obs/d Re mu_k(0) + i d obs/d Im mu_k(0), complex (K+1,) (the k = 0 entry is the
+        direction of changing the mass, which a probability density keeps at 1).
+    - `t1`: d obs/d t1, a float scalar.
     """
 
     beta: Array
@@ -93,6 +97,32 @@ def circle_pde_value_and_grad(
     Example (paper 004 test 25): ``circle_pde_value_and_grad(lambda mu: jnp.abs(mu[-1, 3])**2, 5.0,
     c0, 0.2)``; in the linear phase its beta-gradient is 2 T (d gamma_3/d beta) |mu_3(T)|^2 with
     gamma_k = k^2 I_k(beta)/beta (a test).
+
+    **Arguments:**
+
+    - `observable`: a JAX function of the moments, complex (n_save, K+1), to a real scalar.
+    - `beta`: the inverse temperature, float > 0.
+    - `coeffs0`: the initial moments mu_0..mu_K, complex (K+1,), K >= 2, mu_0 = 1.
+    - `t1`: the final time, finite float > 0.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default, V = I) or -1 (V = -I).
+    - `n_save`: the number of uniform save times in [0, t1], int >= 2; default 2 (t = 0 and t1).
+    - `rtol`: relative tolerance of the PID controller; default 1e-10.
+    - `atol`: absolute tolerance of the PID controller; default 1e-12.
+    - `checkpoints`: the number of stored solver states of the adjoint (see [`checkpointed_adjoint`][jaxattn.checkpointed_adjoint]); default None.
+    - `max_steps`: the step budget; default 100_000.
+    - `tail_tol`: the largest admissible relative spectral tail; default 1e-8.
+    - `neg_tol`: the largest admissible undershoot of the density, as a fraction of uniform; default 1e-8.
+
+    **Returns:**
+
+    ``(value, grads)``: the observable, a float scalar, and its [`PDEGradients`][jaxattn.spectral.PDEGradients].
+
+    **Raises:**
+
+    - `TypeError`: ``observable`` is not callable.
+    - `ValueError`: invalid ``t1``, ``n_save`` or initial moments.
+    - `RuntimeError`: resolution is lost before t1, or the solve fails.
     """
     if not callable(observable):
         raise TypeError("observable must be a callable (moments (n_save, K+1) complex) -> real scalar")

@@ -9,9 +9,9 @@ The particle system ([`jaxattn.fields.NoisyField`][jaxattn.NoisyField]) is
 with the (USA) or (SA) attention drift b_i (Q = K = V = I): each token diffuses on S^{d-1} with generator
 kappa^{-1} Delta. Its mean-field Fokker-Planck equation reads
 
-    d mu/dt = kappa^{-1} Delta mu - div(mu v[mu]),    v[mu](x) = P_x int e^{beta <x, y>} y dmu(y) / N[mu](x),
+    d mu/dt = kappa^{-1} Delta mu - div(mu v[mu]),    v[mu](x) = P_x int e^{beta ⟨x, y⟩} y dmu(y) / N[mu](x),
 
-N = 1 (USA) or N = int e^{beta <x, y>} dmu(y) (SA). (The survey prints it with both signs reversed and
+N = 1 (USA) or N = int e^{beta ⟨x, y⟩} dmu(y) (SA). (The survey prints it with both signs reversed and
 without P_x: docs/normalisation.md, "Noise".)
 
 **Threshold.** At the uniform state, mode k (degree-k harmonics) of the noiseless equation grows at
@@ -59,9 +59,19 @@ def _check_beta_nonneg(beta) -> float:
 
 def noisy_threshold(beta: float, d: int = 2, model: str = "usa") -> float:
     """kappa_c: the uniform state of the noisy dynamics on S^{d-1} is linearly stable for kappa < kappa_c and
-    unstable for kappa > kappa_c (module docstring). ``beta >= 0``; ``model`` "usa" or "sa".
+    unstable for kappa > kappa_c (module docstring).
 
     Values: 2 at beta = 0 on the circle; at beta = 1, 1.76941 (USA, d = 2), 2.24019 (SA, d = 2), e (USA, d = 3).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float >= 0.
+    - `d`: the ambient dimension (S^{d-1}), int >= 2; default 2.
+    - `model`: "usa" (default) or "sa".
+
+    **Returns:**
+
+    kappa_c, a float.
     """
     b = _check_beta_nonneg(beta)
     d = check_dim(d)
@@ -76,18 +86,24 @@ def stationary_order_parameter(beta: float, kappa: float, model: str = "usa", *,
     """The order parameter r of the ordered stationary state of the noisy mean-field dynamics on S^1, or 0
     where only the uniform state exists (module docstring).
 
-    Args:
-        beta: inverse temperature >= 0.
-        kappa: inverse noise level > 0 (noise sqrt(2 / kappa) dW).
-        model: "usa" or "sa" (the drift's normalisation).
-        grid: points of the periodic grid in theta (spectrally accurate).
-        tol: stop when r changes by less than this over one iteration.
-        max_iter: iterations above the threshold kappa_c (at and below it, where the iteration towards the
-            uniform state slows down algebraically, r < 1e-3, or r decaying below a tenth of its start in 20000
-            iterations, counts as 0).
+    **Arguments:**
 
-    Returns:
-        r in [0, 1): e.g. 0.724159 at beta = 0, kappa = 3; 0.8640 at beta = 1, kappa = 3 (USA).
+    - `beta`: the inverse temperature, float >= 0.
+    - `kappa`: the inverse noise level, float > 0 (noise sqrt(2 / kappa) dW).
+    - `model`: "usa" (default) or "sa" (the drift's normalisation).
+    - `grid`: points of the periodic grid in theta (spectrally accurate); default 1024.
+    - `tol`: stop when r changes by less than this over one iteration; default 1e-13.
+    - `max_iter`: iterations above the threshold kappa_c; default 200_000 (at and below it, where the
+        iteration towards the uniform state slows down algebraically, r < 1e-3, or r decaying below a
+        tenth of its start in 20000 iterations, counts as 0).
+
+    **Returns:**
+
+    r in [0, 1), a float: e.g. 0.724159 at beta = 0, kappa = 3; 0.8640 at beta = 1, kappa = 3 (USA).
+
+    **Raises:**
+
+    - `RuntimeError`: no convergence within ``max_iter`` iterations.
     """
     from scipy.special import ive
 

@@ -1,7 +1,7 @@
 r"""Axisymmetric (zonal) mean-field attention PDE on S^{d-1}, any d >= 2, in a Gegenbauer basis.
 
-A density that depends only on u = <x, e> stays zonal (O(d-1) symmetry). With the probability weight
-w(u) = c_d (1-u^2)^{(d-3)/2} (the law of <x,e> for x uniform on S^{d-1}) and rho w.r.t. the normalised
+A density that depends only on u = ⟨x, e⟩ stays zonal (O(d-1) symmetry). With the probability weight
+w(u) = c_d (1-u^2)^{(d-3)/2} (the law of ⟨x,e⟩ for x uniform on S^{d-1}) and rho w.r.t. the normalised
 surface measure (uniform = 1), the continuity equation d_t rho + div(rho v[rho]) = 0 becomes (``docs/spectral.md``, "Algorithms")
 
     d_t rho = -(1/w) d_u( w (1-u^2) rho v_u ),
@@ -18,7 +18,7 @@ evaluated by Gauss-Jacobi quadrature with Q >= (3N+1)/2 nodes, exact (de-aliased
 rho = 1 gives d r_l/dt = l(l+d-2) W_l r_l = gamma_l r_l (paper App. D). Zonal solutions collapse onto
 latitude rings and poles, not points (paper Lemma E.5), so resolution is monitored as on the circle.
 
-Erratum (``docs/spectral.md``, errata 4): the paper's claim that H_k = {measures with <mu, Y_l> = 0 unless k | l} is invariant
+Erratum (``docs/spectral.md``, errata 4): the paper's claim that H_k = {measures with ⟨mu, Y_l⟩ = 0 unless k | l} is invariant
 is false for k >= 3, d >= 3: from rho = 1 + eps P_3 on S^2, d/dt \int P_2 rho = (eps^2 W_3 / 2)(8/35) != 0.
 This solver (correctly) does not preserve it; H_2 (antipodal symmetry) is preserved.
 """
@@ -42,7 +42,17 @@ __all__ = ["ZonalModel", "ZonalTrajectory", "solve_zonal", "zonal_coefficients",
 
 
 class ZonalModel(AbstractSpectralModel):
-    r"""Right-hand side d r_l/dt of the zonal PDE on S^{d-1} for r_0..r_N (module docstring); the state is r."""
+    r"""Right-hand side d r_l/dt of the zonal PDE on S^{d-1} for r_0..r_N (module docstring); the state is r.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0 (a JAX scalar is fine: the model is differentiable in beta).
+    - `N`: the largest degree, int >= 2.
+    - `d`: the ambient dimension (S^{d-1}), int >= 2.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default, V = I) or -1 (V = -I).
+    - `n_quad`: the number of Gauss-Jacobi nodes Q; default (3N+1)//2 + 1 for USA (de-aliased), 2N+2 for SA.
+    """
 
     uniform_density: ClassVar[float] = 1.0
 
@@ -74,10 +84,29 @@ class ZonalModel(AbstractSpectralModel):
         return kernel_coefficients(self.beta, self.N, self.d)
 
     def density(self, r: Float[Array, " N1"]) -> Float[Array, " Q"]:
+        """rho = sum_n Z_n r_n P_n at the quadrature nodes (uniform = 1).
+
+        **Arguments:**
+
+        - `r`: the coefficients r_0..r_N, float (N+1,).
+
+        **Returns:**
+
+        rho, float (Q,).
+        """
         return (self.Z * r) @ self.P
 
     def velocity(self, r: Float[Array, " N1"]) -> Float[Array, " Q"]:
-        """v_u at the nodes (the velocity is v_u grad u, |grad u|^2 = 1 - u^2)."""
+        """v_u at the nodes (the velocity is v_u grad u, |grad u|^2 = 1 - u^2).
+
+        **Arguments:**
+
+        - `r`: the coefficients r_0..r_N, float (N+1,).
+
+        **Returns:**
+
+        v_u, float (Q,).
+        """
         c = self.W * self.Z * r
         dphi = c @ self.dP
         if self.model == "usa":
@@ -85,6 +114,18 @@ class ZonalModel(AbstractSpectralModel):
         return self.sign * dphi / (self.beta * (c @ self.P))
 
     def __call__(self, t, r, args=None):
+        """d r_l/dt = sum_nodes w (1-u^2) rho v_u P_l'(u) (Galerkin, module docstring).
+
+        **Arguments:**
+
+        - `t`: the time (unused).
+        - `r`: the state r_0..r_N, float (N+1,).
+        - `args`: unused; default None.
+
+        **Returns:**
+
+        dr/dt, float (N+1,).
+        """
         flux = self.w * (1 - self.u**2) * self.density(r) * self.velocity(r)
         return self.dP @ flux
 
@@ -92,20 +133,58 @@ class ZonalModel(AbstractSpectralModel):
         return y
 
     def tail(self, r):
-        """max |Z_n r_n| over the top eighth n > 7N/8 (relative to the mass Z_0 r_0 = 1)."""
+        """max |Z_n r_n| over the top eighth n > 7N/8 (relative to the mass Z_0 r_0 = 1).
+
+        **Arguments:**
+
+        - `r`: the coefficients r_0..r_N, float (N+1,).
+
+        **Returns:**
+
+        The relative spectral tail, a float scalar.
+        """
         return jnp.max(jnp.abs(self.Z * r)[self.N - self.N // 8 :])
 
     def min_density(self, r):
-        """min of rho over the quadrature nodes and the pole u = -1 (uniform = 1)."""
+        """min of rho over the quadrature nodes and the pole u = -1 (uniform = 1).
+
+        **Arguments:**
+
+        - `r`: the coefficients r_0..r_N, float (N+1,).
+
+        **Returns:**
+
+        The minimum density, a float scalar.
+        """
         return jnp.minimum(jnp.min(self.density(r)), jnp.sum(self.Z * r * (-1.0) ** jnp.arange(self.N + 1)))
 
     def energy(self, r):
-        r"""E = (1/2) \iint W(<x,y>) d mu d mu = (1/2) sum_n W_n Z_n r_n^2 (zonal measure)."""
+        r"""E = (1/2) \iint W(⟨x,y⟩) d mu d mu = (1/2) sum_n W_n Z_n r_n^2 (zonal measure).
+
+        **Arguments:**
+
+        - `r`: the coefficients r_0..r_N, float (..., N+1).
+
+        **Returns:**
+
+        E, float (...).
+        """
         return 0.5 * jnp.sum(self.W * self.Z * r**2, axis=-1)
 
 
 def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " {N+1}"]:
-    """Coefficients of rho = 1 + sum_n a_n P_n(u): r_n = a_n / Z_n (r_0 = 1)."""
+    """Coefficients of rho = 1 + sum_n a_n P_n(u): r_n = a_n / Z_n (r_0 = 1).
+
+    **Arguments:**
+
+    - `N`: the largest degree, int >= 1.
+    - `d`: the ambient dimension, int >= 2.
+    - `amplitudes`: ``{n: a_n}``, 1 <= n <= N.
+
+    **Returns:**
+
+    r_0..r_N, float (N+1,) (the density is not checked for positivity).
+    """
     r = np.zeros(N + 1)
     r[0] = 1.0
     for n, a in amplitudes.items():
@@ -114,7 +193,23 @@ def zonal_mode(N: int, d: int, amplitudes: dict[int, float]) -> Float[Array, " {
 
 
 def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int | None = None) -> Float[Array, " {N+1}"]:
-    r"""r_n = \int f(u) P_n(u) w(u) du (Gauss-Jacobi); f must be a non-negative density with mass 1."""
+    r"""r_n = \int f(u) P_n(u) w(u) du (Gauss-Jacobi); f must be a non-negative density with mass 1.
+
+    **Arguments:**
+
+    - `f`: the density, a JAX function of u in [-1, 1] (elementwise), w.r.t. the normalised measure.
+    - `N`: the largest degree, int >= 0.
+    - `d`: the ambient dimension, int >= 2.
+    - `n_quad`: the number of Gauss-Jacobi nodes; default 4N+8.
+
+    **Returns:**
+
+    r_0..r_N, float (N+1,).
+
+    **Raises:**
+
+    - `ValueError`: non-finite or negative values, or mass != 1 (1e-8).
+    """
     d = check_dim(d)
     u, w = sphere_weight_nodes(d, n_quad or 4 * N + 8)
     vals = np.asarray(f(jnp.asarray(u)))
@@ -130,7 +225,18 @@ def zonal_coefficients(f: Callable[[Array], Array], N: int, d: int, n_quad: int 
 
 
 def zonal_density(r: Float[Array, "... N1"], d: int, u: ArrayLike) -> Float[Array, "... m"]:
-    """rho(u) = sum_n Z_n r_n P_n(u)."""
+    """rho(u) = sum_n Z_n r_n P_n(u).
+
+    **Arguments:**
+
+    - `r`: the coefficients r_0..r_N, float (..., N+1).
+    - `d`: the ambient dimension, int >= 2.
+    - `u`: points in [-1, 1], float (m,).
+
+    **Returns:**
+
+    rho, float (..., m), relative to uniform 1.
+    """
     N = r.shape[-1] - 1
     P, _ = gegenbauer_table(N, d, jnp.asarray(u))
     Z = jnp.asarray([float(harmonic_dimension(n, d)) for n in range(N + 1)])
@@ -141,7 +247,16 @@ class ZonalTrajectory(AbstractSpectralTrajectory):
     """A zonal solution ([`AbstractSpectralTrajectory`][jaxattn.spectral.AbstractSpectralTrajectory]): ``coeffs`` (T, N+1) are r_n(t), densities relative to uniform 1."""
 
     def density(self, u: ArrayLike) -> Float[Array, "T m"]:
-        """rho(t, u) at the points u = <x, e> in [-1, 1]."""
+        """rho(t, u) at the points u = ⟨x, e⟩ in [-1, 1].
+
+        **Arguments:**
+
+        - `u`: points in [-1, 1], float (m,).
+
+        **Returns:**
+
+        rho, float (T, m), relative to uniform 1.
+        """
         return zonal_density(self.coeffs, self.d, u)
 
 
@@ -158,7 +273,29 @@ def solve_zonal(
     **options,
 ) -> ZonalTrajectory:
     """Solve the zonal PDE on S^{d-1} from Gegenbauer coefficients r0 (r0[0] = 1), Tsit5 + PID; ``options`` and
-    the resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle] (densities relative to uniform 1)."""
+    the resolution policy as in [`jaxattn.spectral.solve_circle`][jaxattn.spectral.solve_circle] (densities relative to uniform 1).
+
+    **Arguments:**
+
+    - `r0`: the initial coefficients r_0..r_N, float (N+1,), N >= 2, r_0 = 1, with a density >= 0 at the nodes.
+    - `beta`: the inverse temperature, float > 0.
+    - `d`: the ambient dimension (S^{d-1}), int >= 2.
+    - `t1`: the final time, float > 0; or None when ``ts`` is given.
+    - `ts`: the save times, strictly increasing, >= 2 entries; default None (``n_save`` uniform times in [0, t1]).
+    - `n_save`: the number of uniform save times; default 101.
+    - `model`: "usa" (default) or "sa".
+    - `sign`: +1 (default) or -1.
+    - `options`: keyword arguments of [`solve_monitored`][jaxattn.spectral.solve_monitored].
+
+    **Returns:**
+
+    A [`ZonalTrajectory`][jaxattn.spectral.ZonalTrajectory].
+
+    **Raises:**
+
+    - `ValueError`: a wrong shape or mass of ``r0``, a negative initial density, invalid times or parameters.
+    - `RuntimeError`: the solve fails, or resolution is lost with ``on_unresolved="raise"``.
+    """
     r0 = jnp.asarray(r0, dtype=jnp.result_type(float))
     if r0.ndim != 1 or r0.shape[0] < 3:
         raise ValueError(f"r0 must be 1-D coefficients r_0..r_N, N >= 2, got shape {r0.shape}")
