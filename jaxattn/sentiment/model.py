@@ -32,7 +32,7 @@ The real tokens' trajectories and the logit are then exactly those of the review
 its padding (invariant to appending ``<pad>``), and ``<pad>`` never shows up as a leader.
 ``mask_padding=False`` reproduces the paper's unmasked model. A review made only of
 ``<pad>`` has no real token; it is then evaluated unmasked (its tokens are identical, do
-not move, and the logit is H(E[<pad>])).
+not move, and the logit is ``H(E[<pad>])``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,27 @@ def _inverse_softplus(y: float) -> float:
 
 
 class SentimentClassifier(eqx.Module):
-    """Encoder + K shared hardmax/softmax layers (A = I) + mean token + linear decoder."""
+    """Encoder + K shared hardmax/softmax layers (A = I) + mean token + linear decoder.
+
+    **Arguments:**
+
+    - `vocab_size`: the number of words W (row 0 is ``<pad>``), int >= 2.
+    - `dim`: the embedding dimension d, int >= 1.
+    - `key`: a JAX PRNG key (E ~ N(0, init_scale^2), alpha ~ U(0.05, 1), (w, v) as ``torch.nn.Linear``).
+    - `num_layers`: the number of layers K, int >= 0; default 8.
+    - `tau`: the softmax temperature of training, float > 0; default 1e-3.
+    - `tie_rtol`: the relative tie tolerance of the hardmax layer; default None (the layer's default in
+        float64, 1e-6 otherwise).
+    - `dtype`: the parameters' dtype; default None (float64).
+    - `init_scale`: the standard deviation of the initial embedding; default 1.
+    - `mask_padding`: mask ``<pad>`` keys, pool over the real tokens only (module docstring); default True.
+        False is the paper's unmasked model.
+
+    **Raises:**
+
+    - `ValueError`: vocab_size < 2, dim < 1, num_layers < 0 or tau <= 0.
+    - `TypeError`: ``mask_padding`` is not a bool.
+    """
 
     embedding: Float[Array, "W d"]
     alpha_raw: Float[Array, ""]
@@ -98,6 +118,7 @@ class SentimentClassifier(eqx.Module):
 
     @property
     def dim(self) -> int:
+        """The embedding dimension d."""
         return self.embedding.shape[1]
 
     @property
@@ -106,11 +127,29 @@ class SentimentClassifier(eqx.Module):
         return jax.nn.softplus(self.alpha_raw)
 
     def encode(self, ids: Int[Array, " n"]) -> Float[Array, "n d"]:
-        """Z^0 = X E (an embedding lookup)."""
+        """Z^0 = X E (an embedding lookup).
+
+        **Arguments:**
+
+        - `ids`: token ids, int (n,).
+
+        **Returns:**
+
+        Z^0, float (n, d).
+        """
         return self.embedding[ids]
 
     def padding_mask(self, ids: Int[Array, " n"]) -> Bool[Array, " n"] | None:
-        """Real-token mask ``ids != <pad>`` (all True for an all-pad review); None if ``mask_padding`` is off."""
+        """Real-token mask ``ids != <pad>`` (all True for an all-pad review); None if ``mask_padding`` is off.
+
+        **Arguments:**
+
+        - `ids`: token ids, int (n,).
+
+        **Returns:**
+
+        Bool (n,), or None.
+        """
         if not self.mask_padding:
             return None
         real = jnp.asarray(ids) != PAD_ID
@@ -119,7 +158,22 @@ class SentimentClassifier(eqx.Module):
     def transform(self, Z0: Float[Array, "n d"], mode: Mode | str = "softmax",
                   mask: Bool[Array, " n"] | None = None) -> Float[Array, "n d"]:
         """Z^K from Z^0 with the softmax (tau) or hardmax layer; ``mask`` marks the keys that may be attended
-        (None: all, the paper's model; see the module docstring)."""
+        (None: all, the paper's model; see the module docstring).
+
+        **Arguments:**
+
+        - `Z0`: the initial tokens, float (n, d).
+        - `mode`: "softmax" (default) or "hardmax".
+        - `mask`: the keys that may be attended, bool (n,); default None (all).
+
+        **Returns:**
+
+        Z^K, float (n, d).
+
+        **Raises:**
+
+        - `ValueError`: ``mode`` is neither "softmax" nor "hardmax".
+        """
         if mode == "softmax":
             return softmax_layers(self.alpha, None, jnp.asarray(self.tau, Z0.dtype), Z0, self.num_layers, False,
                                   key_mask=mask)
@@ -128,29 +182,78 @@ class SentimentClassifier(eqx.Module):
         raise ValueError(f"mode must be 'softmax' or 'hardmax', got {mode!r}")
 
     def decision(self, z: Float[Array, "... d"]) -> Float[Array, "..."]:
-        """H(z) = w . z + v (positive side = positive review)."""
+        """H(z) = w . z + v (positive side = positive review).
+
+        **Arguments:**
+
+        - `z`: points, float (..., d).
+
+        **Returns:**
+
+        H(z), float (...).
+        """
         return z @ self.weight + self.bias
 
     @staticmethod
     def pool(ZK: Float[Array, "n d"], mask: Bool[Array, " n"] | None = None) -> Float[Array, " d"]:
-        """The average token zbar: the mean of Z^K over the real positions (all positions if ``mask`` is None)."""
+        """The average token zbar: the mean of Z^K over the real positions (all positions if ``mask`` is None).
+
+        **Arguments:**
+
+        - `ZK`: the final tokens, float (n, d).
+        - `mask`: the real positions, bool (n,); default None (all).
+
+        **Returns:**
+
+        zbar, float (d,).
+        """
         if mask is None:
             return jnp.mean(ZK, axis=0)
         w = mask.astype(ZK.dtype)
         return (w @ ZK) / jnp.sum(w)
 
     def logit(self, ids: Int[Array, " n"], mode: Mode | str = "softmax") -> Float[Array, ""]:
-        """H(mean token of Z^K) for one review; the probability of 'positive' is its sigmoid."""
+        """H(mean token of Z^K) for one review; the probability of 'positive' is its sigmoid.
+
+        **Arguments:**
+
+        - `ids`: token ids of one review, int (n,).
+        - `mode`: "softmax" (default) or "hardmax".
+
+        **Returns:**
+
+        The logit, a float scalar.
+        """
         mask = self.padding_mask(ids)
         ZK = self.transform(self.encode(ids), mode, mask)
         return self.decision(self.pool(ZK, mask))
 
     def __call__(self, ids: Int[Array, " n"], mode: Mode | str = "softmax") -> Float[Array, ""]:
-        """Probability that the review is positive."""
+        """Probability that the review is positive.
+
+        **Arguments:**
+
+        - `ids`: token ids of one review, int (n,).
+        - `mode`: "softmax" (default) or "hardmax".
+
+        **Returns:**
+
+        sigmoid of the ``logit``, a float scalar in (0, 1).
+        """
         return jax.nn.sigmoid(self.logit(ids, mode))
 
     def hardmax_trajectory(self, ids: Int[Array, " n"], store_attention: bool = True) -> HardmaxTrajectory:
         """Hardmax trajectory Z^0..Z^K with the leaders (copies of a word count once; ``<pad>`` never leads when
-        ``mask_padding``)."""
+        ``mask_padding``).
+
+        **Arguments:**
+
+        - `ids`: token ids of one review, int (n,).
+        - `store_attention`: keep the attention matrices of every layer; default True.
+
+        **Returns:**
+
+        A [`HardmaxTrajectory`][jaxattn.layers.HardmaxTrajectory].
+        """
         return hardmax_trajectory(self.alpha, None, self.encode(ids), self.num_layers, self.tie_rtol,
                                   store_attention, key_mask=self.padding_mask(ids))
