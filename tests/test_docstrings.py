@@ -95,6 +95,10 @@ MODULES = [
     "jaxattn.spectral.gradients",
     "jaxattn.sentiment.model",
     "jaxattn.sentiment.data",
+    "jaxattn.sentiment.analysis",
+    "jaxattn.sentiment.cli",
+    "jaxattn.sentiment.plots",
+    "jaxattn.sentiment.training",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -29,6 +29,17 @@ from .model import SentimentClassifier
 
 @dataclasses.dataclass
 class Leader:
+    """A leader of a review: a word whose token's attention set holds only copies of itself from some layer on.
+
+    **Attributes:**
+
+    - `word`: the word.
+    - `position`: the first position of the word in the (truncated, padded) review.
+    - `layer`: the layer at which it became a leader.
+    - `decision`: H(z) = w . z + v at its final position (> 0: the positive side).
+    - `point`: its final position z^K, a tuple of d floats.
+    """
+
     word: str
     position: int  # first position of the word in the (truncated, padded) review
     layer: int  # layer at which it became a leader
@@ -38,6 +49,18 @@ class Leader:
 
 @dataclasses.dataclass
 class Explanation:
+    """The hardmax leaders and the predictions of one review ([`explain`][jaxattn.sentiment.analysis.explain]).
+
+    **Attributes:**
+
+    - `words`: the review's n tokens as words (``<pad>`` and ``<unk>`` included).
+    - `prob_hardmax`: the probability of "positive" with the hardmax layer.
+    - `prob_softmax`: the probability of "positive" with the softmax layer.
+    - `leaders`: the [`Leader`][jaxattn.sentiment.analysis.Leader]s (each word once).
+    - `mean_token`: the pooled final token zbar, a tuple of d floats.
+    - `warning`: set when the prediction does not rest on any known word; default None.
+    """
+
     words: list[str]
     prob_hardmax: float
     prob_softmax: float
@@ -46,6 +69,12 @@ class Explanation:
     warning: str | None = None  # set when the prediction does not rest on any known word
 
     def format(self) -> str:
+        """The explanation as text: the warning, the prediction, then the leaders sorted by |H|.
+
+        **Returns:**
+
+        A multi-line string.
+        """
         label = "positive" if self.prob_hardmax > 0.5 else "negative"
         lines = [f"warning: {self.warning}"] if self.warning else []
         lines += [f"prediction: {label} (hardmax p = {self.prob_hardmax:.4f}, softmax p = {self.prob_softmax:.4f})",
@@ -57,11 +86,34 @@ class Explanation:
 
 
 def encode_text(text: str, vocab: Vocabulary, seq_len: int = 128) -> np.ndarray:
+    """Token ids of one text, tokenised like the training data and truncated / padded to ``seq_len``.
+
+    **Arguments:**
+
+    - `text`: a review.
+    - `vocab`: the model's vocabulary.
+    - `seq_len`: the number of tokens n; default 128.
+
+    **Returns:**
+
+    A NumPy int32 array (seq_len,).
+    """
     return vocab.encode([tokenize(text)], seq_len)[0]
 
 
 def review_leaders(model: SentimentClassifier, ids: np.ndarray, vocab: Vocabulary) -> Explanation:
-    """Leaders and predictions of one encoded review."""
+    """Leaders and predictions of one encoded review.
+
+    **Arguments:**
+
+    - `model`: a trained [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: the token ids of the review, int (n,).
+    - `vocab`: the model's vocabulary.
+
+    **Returns:**
+
+    An [`Explanation`][jaxattn.sentiment.analysis.Explanation] (without ``warning``).
+    """
     ids = jnp.asarray(ids)
     traj = model.hardmax_trajectory(ids, store_attention=False)
     final = np.asarray(traj.final)
@@ -75,7 +127,17 @@ def review_leaders(model: SentimentClassifier, ids: np.ndarray, vocab: Vocabular
 
 def unknown_words_warning(ids: np.ndarray, text: str | None = None) -> str | None:
     """A warning when a review has no word of the vocabulary: its prediction then reflects only the ``<unk>``
-    (or ``<pad>``) embedding, the same for every such text, and says nothing about the review."""
+    (or ``<pad>``) embedding, the same for every such text, and says nothing about the review.
+
+    **Arguments:**
+
+    - `ids`: the token ids of the review, int (n,).
+    - `text`: the review's text (unused); default None.
+
+    **Returns:**
+
+    The warning, or None when the review has a known word.
+    """
     ids = np.asarray(ids)
     if np.any((ids != PAD_ID) & (ids != UNK_ID)):
         return None
@@ -91,6 +153,17 @@ def explain(model: SentimentClassifier, vocab: Vocabulary, text: str, seq_len: i
 
     A text with no word of the vocabulary gets `Explanation.warning` (printed first by ``format``) and a
     ``UserWarning``: its prediction does not depend on the text.
+
+    **Arguments:**
+
+    - `model`: a trained [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `vocab`: the model's vocabulary.
+    - `text`: the review.
+    - `seq_len`: the number of tokens n; default 128.
+
+    **Returns:**
+
+    An [`Explanation`][jaxattn.sentiment.analysis.Explanation].
     """
     ids = encode_text(text, vocab, seq_len)
     out = review_leaders(model, ids, vocab)
@@ -114,14 +187,36 @@ def _batch_leaders(model, ids):
 
 
 def batch_leaders(model: SentimentClassifier, ids: np.ndarray, chunk: int = 256):
-    """For each review: distinct-leader mask (N, n), leader layers (N, n), H at layer K (N, n), hardmax logit (N,)."""
+    """For each review: distinct-leader mask (N, n), leader layers (N, n), H at layer K (N, n), hardmax logit (N,).
+
+    **Arguments:**
+
+    - `model`: a trained [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `chunk`: reviews per jitted batch; default 256.
+
+    **Returns:**
+
+    ``(lead, layer, H, logit)``: NumPy arrays bool (N, n), int (N, n), float (N, n), float (N,).
+    """
     outs = [tuple(np.asarray(o) for o in _batch_leaders(model, jnp.asarray(ids[s:s + chunk])))
             for s in range(0, len(ids), chunk)]
     return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
 def leader_statistics(model: SentimentClassifier, ids: np.ndarray, chunk: int = 256) -> dict[str, float]:
-    """Table 1 row: mean, std, min, max of the number of leaders m, and mean(m_0 / m)."""
+    """Table 1 row: mean, std, min, max of the number of leaders m, and mean(m_0 / m).
+
+    **Arguments:**
+
+    - `model`: a trained [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `chunk`: reviews per jitted batch; default 256.
+
+    **Returns:**
+
+    A dict with keys "d", "m_mean", "m_std", "m_min", "m_max", "m0_over_m", "reviews".
+    """
     lead, layer, _, _ = batch_leaders(model, ids, chunk)
     m = lead.sum(1)
     m0 = (lead & (layer == 0)).sum(1)
@@ -134,6 +229,20 @@ def far_leader_counts(model: SentimentClassifier, ids: np.ndarray, labels: np.nd
     """Figure 10's counts: leader words with |H(z^K)| >= ``far`` in correctly classified (hardmax) reviews.
 
     ``<pad>`` and ``<unk>`` are left out unless ``include_special``.
+
+    **Arguments:**
+
+    - `model`: a trained [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `labels`: the labels, (N,), 1 = positive.
+    - `vocab`: the model's vocabulary.
+    - `far`: the least |H(z^K)|; default 2.
+    - `include_special`: count ``<pad>`` and ``<unk>`` too; default False.
+    - `chunk`: reviews per jitted batch; default 256.
+
+    **Returns:**
+
+    A ``collections.Counter`` of words.
     """
     lead, _, H, logit = batch_leaders(model, ids, chunk)
     correct = (logit > 0) == (np.asarray(labels) == 1)
@@ -144,6 +253,16 @@ def far_leader_counts(model: SentimentClassifier, ids: np.ndarray, labels: np.nd
 
 
 def format_table1(rows: list[dict]) -> str:
+    """Table 1 of the paper as a Markdown table.
+
+    **Arguments:**
+
+    - `rows`: dicts returned by [`leader_statistics`][jaxattn.sentiment.analysis.leader_statistics].
+
+    **Returns:**
+
+    A Markdown table, one line per row.
+    """
     lines = ["| d | mean m | std m | min m | max m | mean(m_0/m) | reviews |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['d']} | {r['m_mean']:.3f} | {r['m_std']:.3f} | {r['m_min']} | {r['m_max']} | "
@@ -152,6 +271,18 @@ def format_table1(rows: list[dict]) -> str:
 
 
 def format_histogram(counts: Counter, top: int = 15, width: int = 40) -> str:
+    """Figure 10 as text: the most frequent far-from-the-line leaders with a bar of ``#``.
+
+    **Arguments:**
+
+    - `counts`: word counts, as returned by [`far_leader_counts`][jaxattn.sentiment.analysis.far_leader_counts].
+    - `top`: how many words; default 15.
+    - `width`: the length of the longest bar; default 40.
+
+    **Returns:**
+
+    One line per word (or a note when there are none).
+    """
     items = counts.most_common(top)
     if not items:
         return "(no leaders far from the decision line)"

@@ -22,6 +22,16 @@ def _run_dir_for(base: Path, dim: int, many: bool) -> Path:
 
 
 def train_command(args) -> int:
+    """``jaxattn sentiment train``: train one run per ``--dim``, then print accuracies, Table 1 and Figure 10's counts.
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from . import analysis
     from .training import DataConfig, TrainConfig, evaluate, load_run, train
 
@@ -69,6 +79,16 @@ def train_command(args) -> int:
 
 
 def explain_command(args) -> int:
+    """``jaxattn sentiment explain``: print the leaders of a review (see [`explain`][jaxattn.sentiment.analysis.explain]).
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from .analysis import explain
     from .training import load_run
 
@@ -78,6 +98,16 @@ def explain_command(args) -> int:
 
 
 def report_command(args) -> int:
+    """``jaxattn sentiment report``: print Table 1 and Figure 10's counts of a run; write Figures 9-10 with ``--figures``.
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from . import analysis
     from .training import load_run
 

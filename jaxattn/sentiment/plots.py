@@ -18,6 +18,23 @@ def plot_review(ax, model: SentimentClassifier, ids: np.ndarray, vocab: Vocabula
     labelled by word; black triangle: the mean token; dashed line: H(z) = w.z + v = 0
     with the positive half-plane green and the negative one red. With the model's padding
     mask (the default) the ``<pad>`` tokens are left out: they take no part in the prediction.
+
+    **Arguments:**
+
+    - `ax`: a Matplotlib axes.
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier] with d = 2.
+    - `ids`: the token ids of the review, int (n,).
+    - `vocab`: the model's vocabulary.
+    - `title`: the panel's title; default "".
+    - `max_labels`: label at most this many leaders (those with the largest |H|); default 12.
+
+    **Returns:**
+
+    ``ax``.
+
+    **Raises:**
+
+    - `ValueError`: the model's d is not 2.
     """
     import jax.numpy as jnp
 
@@ -57,7 +74,19 @@ def plot_review(ax, model: SentimentClassifier, ids: np.ndarray, vocab: Vocabula
 
 
 def figure9(model: SentimentClassifier, ids_pos: np.ndarray, ids_neg: np.ndarray, vocab: Vocabulary):
-    """Figure 9: one positive and one negative review side by side."""
+    """Figure 9: one positive and one negative review side by side.
+
+    **Arguments:**
+
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier] with d = 2.
+    - `ids_pos`: the token ids of the positive review, int (n,).
+    - `ids_neg`: the token ids of the negative review, int (n,).
+    - `vocab`: the model's vocabulary.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     from ..plot import pyplot
 
     plt = pyplot()
@@ -70,7 +99,18 @@ def figure9(model: SentimentClassifier, ids_pos: np.ndarray, ids_neg: np.ndarray
 
 
 def figure10(counts: Counter, top: int = 15, title: str = "most frequent leaders with |H| >= 2"):
-    """Figure 10: histogram of the ``top`` most frequent far-from-boundary leader words."""
+    """Figure 10: histogram of the ``top`` most frequent far-from-boundary leader words.
+
+    **Arguments:**
+
+    - `counts`: word counts (as returned by [`far_leader_counts`][jaxattn.sentiment.analysis.far_leader_counts]).
+    - `top`: how many words; default 15.
+    - `title`: the title; default "most frequent leaders with |H| >= 2".
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     from ..plot import pyplot
 
     plt = pyplot()
@@ -86,7 +126,22 @@ def figure10(counts: Counter, top: int = 15, title: str = "most frequent leaders
 
 def pick_reviews(model: SentimentClassifier, ids: np.ndarray, labels: np.ndarray, *, confidence: float = 0.99,
                  index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A confidently and correctly classified positive and negative review (as the authors chose them)."""
+    """A confidently and correctly classified positive and negative review (as the authors chose them).
+
+    Falls back to any correctly classified review of the label, then to any review of the label.
+
+    **Arguments:**
+
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `labels`: the labels, (N,), 1 = positive.
+    - `confidence`: the least hardmax probability of the predicted label; default 0.99.
+    - `index`: which of the candidates (clipped to their number); default 0.
+
+    **Returns:**
+
+    ``(ids_pos, ids_neg)``: the token ids of the two reviews.
+    """
     from .training import predict
 
     logit = predict(model, ids, "hardmax")

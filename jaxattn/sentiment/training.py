@@ -36,7 +36,28 @@ from .model import SentimentClassifier
 @dataclasses.dataclass
 class TrainConfig:
     """Hyper-parameters (defaults = the paper's, except ``epochs``: the paper ran 100, and ``mask_padding``:
-    the paper did not mask ``<pad>``)."""
+    the paper did not mask ``<pad>``).
+
+    **Arguments:**
+
+    - `dim`: the embedding dimension d, int >= 1; default 2.
+    - `num_layers`: the number of layers K, int >= 1; default 8.
+    - `tau`: the softmax temperature of training, > 0; default 1e-3.
+    - `learning_rate`: Adam's learning rate, > 0; default 1e-3.
+    - `batch_size`: int >= 1; default 64.
+    - `epochs`: the total number of epochs, int >= 0; default 20.
+    - `seed`: the seed of the initialisation and of the batch order; default 0.
+    - `grad_clip`: the largest global gradient norm; default 5 (None: no clipping).
+    - `float32`: train in float32 instead of float64; default False.
+    - `hardmax_eval_every`: evaluate the hardmax model every this many epochs (and at the last), int >= 1; default 1.
+    - `init_scale`: the standard deviation of the initial embedding; default 1 (the paper's).
+    - `mask_padding`: the key-padding mask of ``<pad>`` (see [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier]); default True.
+
+    **Raises:**
+
+    - `ValueError`: a non-positive size, negative epochs, or tau/learning_rate <= 0.
+    - `TypeError`: ``mask_padding`` is not a bool.
+    """
 
     dim: int = 2
     num_layers: int = 8
@@ -65,7 +86,19 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where the reviews come from and how they are split (stored so a resume sees the same split)."""
+    """Where the reviews come from and how they are split (stored so a resume sees the same split).
+
+    **Arguments:**
+
+    - `source`: "imdb" (default), "csv" or "synthetic".
+    - `csv_path`: the CSV file of source "csv"; default None.
+    - `seed`: the seed of the split (and of the synthetic corpus); default 0.
+    - `test_fraction`: in (0, 1); default 0.3.
+    - `max_reviews`: use at most this many reviews; default None (all).
+    - `min_count`: the least count of a word in the vocabulary; default 2 (1 for synthetic data).
+    - `num_synthetic`: the number of synthetic reviews; default 4000.
+    - `seq_len`: the number of tokens n per review; default 128.
+    """
 
     source: str = "imdb"  # "imdb" | "csv" | "synthetic"
     csv_path: str | None = None
@@ -77,6 +110,20 @@ class DataConfig:
     seq_len: int = 128
 
     def load(self, vocab: Vocabulary | None = None) -> SentimentData:
+        """Load, split and encode the reviews.
+
+        **Arguments:**
+
+        - `vocab`: a saved vocabulary to reuse (resuming); default None (built from the training split).
+
+        **Returns:**
+
+        A [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+
+        **Raises:**
+
+        - `ValueError`: an unknown source, or source "csv" without ``csv_path``.
+        """
         common = dict(seed=self.seed, test_fraction=self.test_fraction, max_reviews=self.max_reviews, vocab=vocab,
                       seq_len=self.seq_len)
         if self.source == "imdb":
@@ -102,7 +149,20 @@ def _eval_chunk(model, ids, labels, mode):
 
 def evaluate(model: SentimentClassifier, ids: np.ndarray, labels: np.ndarray, mode: str = "hardmax",
              chunk: int = 512) -> dict[str, float]:
-    """Mean BCE loss and accuracy of the softmax or hardmax model on (ids, labels)."""
+    """Mean BCE loss and accuracy of the softmax or hardmax model on (ids, labels).
+
+    **Arguments:**
+
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `labels`: the labels, (N,), 1 = positive.
+    - `mode`: "hardmax" (default) or "softmax".
+    - `chunk`: reviews per jitted batch; default 512.
+
+    **Returns:**
+
+    ``{"loss": ..., "accuracy": ...}``.
+    """
     total_loss, correct = 0.0, 0
     for s in range(0, len(ids), chunk):
         lo, co = _eval_chunk(model, jnp.asarray(ids[s:s + chunk]), jnp.asarray(labels[s:s + chunk]), mode)
@@ -113,7 +173,19 @@ def evaluate(model: SentimentClassifier, ids: np.ndarray, labels: np.ndarray, mo
 
 
 def predict(model: SentimentClassifier, ids: np.ndarray, mode: str = "hardmax", chunk: int = 512) -> np.ndarray:
-    """Logits H(zbar) for each review."""
+    """Logits H(zbar) for each review.
+
+    **Arguments:**
+
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `ids`: token ids, int (N, n).
+    - `mode`: "hardmax" (default) or "softmax".
+    - `chunk`: reviews per jitted batch; default 512.
+
+    **Returns:**
+
+    The logits, a NumPy float array (N,).
+    """
 
     @eqx.filter_jit
     def f(m, x):
@@ -143,7 +215,15 @@ def _save_json(path: Path, obj) -> None:
 
 
 def save_checkpoint(run_dir: str | Path, model, opt_state, epoch: int) -> None:
-    """Write ``checkpoint.eqx`` atomically (equinox.tree_serialise_leaves)."""
+    """Write ``checkpoint.eqx`` atomically (equinox.tree_serialise_leaves).
+
+    **Arguments:**
+
+    - `run_dir`: the run directory.
+    - `model`: a [`SentimentClassifier`][jaxattn.sentiment.SentimentClassifier].
+    - `opt_state`: the optax state.
+    - `epoch`: the number of completed epochs.
+    """
     path = Path(run_dir) / "checkpoint.eqx"
     tmp = path.with_suffix(".eqx.tmp")
     eqx.tree_serialise_leaves(tmp, (model, opt_state, jnp.asarray(epoch, dtype=jnp.int32)))
@@ -182,6 +262,19 @@ def load_run(run_dir: str | Path):
     ``config.json``; they were trained without it and load as ``mask_padding=False``.
     A run without ``checkpoint.eqx`` (no epoch finished yet) has no trained model and raises
     FileNotFoundError; a missing or malformed file raises an error that names it.
+
+    **Arguments:**
+
+    - `run_dir`: the run directory.
+
+    **Returns:**
+
+    ``(model, vocab, train_config, data_config, history, opt_state, epoch)``.
+
+    **Raises:**
+
+    - `FileNotFoundError`: no ``config.json``, ``vocab.json`` or ``checkpoint.eqx``.
+    - `ValueError`: a malformed file (named in the message).
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
@@ -227,6 +320,25 @@ def train(data: SentimentData, config: TrainConfig, *, run_dir: str | Path | Non
     With ``run_dir`` a checkpoint is written after every epoch; ``resume=True`` loads it
     and continues. Returns the model and the per-epoch history (train loss, test loss and
     accuracy of the softmax and hardmax models, alpha, seconds).
+
+    **Arguments:**
+
+    - `data`: the [`SentimentData`][jaxattn.sentiment.data.SentimentData].
+    - `config`: the [`TrainConfig`][jaxattn.sentiment.training.TrainConfig].
+    - `run_dir`: the run directory (created); default None (nothing written).
+    - `resume`: continue the run in ``run_dir``; default False.
+    - `data_config`: the [`DataConfig`][jaxattn.sentiment.training.DataConfig] stored with the run; default None.
+    - `progress`: show a tqdm progress bar; default True.
+    - `log`: called with one line per epoch; default ``print`` (None: silent).
+
+    **Returns:**
+
+    ``(model, history)``: the trained classifier and a list of one dict per epoch.
+
+    **Raises:**
+
+    - `FileNotFoundError`: ``resume`` without a checkpoint in ``run_dir``.
+    - `ValueError`: resuming with other settings (except ``epochs``) or another vocabulary.
     """
     from tqdm.auto import tqdm
 
