@@ -99,6 +99,9 @@ MODULES = [
     "jaxattn.sentiment.cli",
     "jaxattn.sentiment.plots",
     "jaxattn.sentiment.training",
+    "jaxattn.studies.cli",
+    "jaxattn.studies.euler",
+    "jaxattn.studies.paper_000",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

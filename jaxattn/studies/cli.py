@@ -40,7 +40,16 @@ def _betas(args) -> np.ndarray:
 
 
 def phase_diagram_command(args) -> int:
-    """``jaxattn sweep phase-diagram``: paper 002 Figs 2-4 (`.paper_002.phase_diagram`)."""
+    """``jaxattn sweep phase-diagram``: paper 002 Figs 2-4 (`.paper_002.phase_diagram`).
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from . import figures
     from . import paper_002 as p2
 
@@ -55,7 +64,16 @@ def phase_diagram_command(args) -> int:
 
 def circle_command(args) -> int:
     """``jaxattn sweep circle``: paper 002 Fig 3 / Problem 2 (`.paper_002.circle_metastability`), one
-    point per beta, the same initial angles for every beta."""
+    point per beta, the same initial angles for every beta.
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from . import figures
     from . import paper_002 as p2
 
@@ -67,7 +85,16 @@ def circle_command(args) -> int:
 
 
 def gamma_command(args) -> int:
-    """``jaxattn sweep gamma``: paper 002 Thm 4.6 (`.paper_002.crossing_times`), one point per beta."""
+    """``jaxattn sweep gamma``: paper 002 Thm 4.6 (`.paper_002.crossing_times`), one point per beta.
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     from . import figures
     from . import paper_002 as p2
 
@@ -79,7 +106,16 @@ def gamma_command(args) -> int:
 
 def causal_fig3_command(args) -> int:
     """``jaxattn causal fig3``: Karagodin, Polyanskiy, Rigollet 2024, Fig. 3 ([`.paper_003.causal_statistics`][jaxattn.studies.paper_003.causal_statistics],
-    one point per chunk of runs; the summary [`.paper_003.fig3_summary`][jaxattn.studies.paper_003.fig3_summary] in ``OUT/fig3.nc``)."""
+    one point per chunk of runs; the summary [`.paper_003.fig3_summary`][jaxattn.studies.paper_003.fig3_summary] in ``OUT/fig3.nc``).
+
+    **Arguments:**
+
+    - `args`: the parsed ``argparse.Namespace`` (options declared in `jaxattn.cli`).
+
+    **Returns:**
+
+    The exit status, 0.
+    """
     import jax
 
     from ..io import atomic_write_netcdf

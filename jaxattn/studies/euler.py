@@ -4,10 +4,10 @@ Geshkovski et al. (2023, code ``phase-diagrams.py``) and Karagodin, Polyanskiy, 
 first author's notebook) integrate (SA) and its causal variant with a fixed step h:
 
     x_i <- (x_i + h y_i) / |x_i + h y_i|,    y_i = sum_j A_ij V x_j,
-    A_ij = e^{beta <Q x_i, K x_j>} / Z_i  (row-normalised over the attended j <= i if causal; / n for USA)
+    A_ij = e^{beta ⟨Q x_i, K x_j⟩} / Z_i  (row-normalised over the attended j <= i if causal; / n for USA)
 
 The increment is **not** projected on the tangent space, so every step also shrinks the tangential
-move by 1/|x_i + h y_i|: a first-order method whose time is stretched by ~ 1 + h <x_i, y_i>
+move by 1/|x_i + h y_i|: a first-order method whose time is stretched by ~ 1 + h ⟨x_i, y_i⟩
 (``docs/errata.md``). It is the baseline of the studies (`.paper_002.euler_bias`,
 [`.paper_003.numpy_euler_causal_circle`][jaxattn.studies.paper_003.numpy_euler_causal_circle]) and of ``benchmarks/causal_statistics.py``; the
 library's integrator is the adaptive projected solve of [`jaxattn.simulate`][jaxattn.simulate]. Plain NumPy in
@@ -30,18 +30,26 @@ def euler_renormalise(beta: float, x0: ArrayLike, h: float, steps: int | Sequenc
                       causal: bool = False) -> np.ndarray:
     """Iterate the authors' step x <- normalise(x + h A V x) (module docstring) from ``x0``.
 
-    Args:
-        beta: inverse temperature.
-        x0: (..., n, d) unit tokens (any leading ensemble axes).
-        h: the fixed step.
-        steps: an int N (save after 0, 1, ..., N steps) or the non-decreasing step counts at
-            which to save (save time k h).
-        Q, K, V: (d, d) matrices (default: the identity); logits beta <Q x_i, K x_j>.
-        unnormalised: USA (A = e^{logits} / n) instead of SA (softmax rows).
-        causal: token i attends to j <= i only (the causal mask of paper 003).
+    **Arguments:**
 
-    Returns:
-        The saved states stacked on axis 0: (number of saves, ..., n, d).
+    - `beta`: the inverse temperature, float.
+    - `x0`: unit tokens, float (..., n, d) (any leading ensemble axes).
+    - `h`: the fixed step, finite float > 0.
+    - `steps`: an int N (save after 0, 1, ..., N steps) or the non-decreasing step counts >= 0 at
+        which to save (save time k h).
+    - `Q`: a (d, d) matrix; default None (the identity); logits beta ⟨Q x_i, K x_j⟩.
+    - `K`: a (d, d) matrix; default None (the identity).
+    - `V`: a (d, d) matrix; default None (the identity).
+    - `unnormalised`: USA (A = e^{logits} / n) instead of SA (softmax rows); default False.
+    - `causal`: token i attends to j <= i only (the causal mask of paper 003); default False.
+
+    **Returns:**
+
+    The saved states stacked on axis 0, a NumPy array (number of saves, ..., n, d).
+
+    **Raises:**
+
+    - `ValueError`: ``x0`` not of shape (..., n, d), ``causal`` with ``unnormalised``, an invalid ``h`` or ``steps``.
     """
     x = np.array(x0, dtype=np.float64)
     if x.ndim < 2:

@@ -27,6 +27,19 @@ def figure2_tokens(row: Row, seed: int = 0) -> np.ndarray:
 
     Rows A, C and D add uniform random tokens (seeded here; the authors set no seed),
     row B is fully deterministic. Use alpha = 0.5, A = I and 30 layers as in the paper.
+
+    **Arguments:**
+
+    - `row`: "A", "B", "C" or "D".
+    - `seed`: the seed of the random tokens; default 0.
+
+    **Returns:**
+
+    The tokens, a NumPy float64 array (n, 2).
+
+    **Raises:**
+
+    - `ValueError`: an unknown row.
     """
     rng = np.random.default_rng(seed)
     if row == "A":  # triangular polytope
