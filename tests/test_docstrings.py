@@ -102,6 +102,13 @@ MODULES = [
     "jaxattn.studies.cli",
     "jaxattn.studies.euler",
     "jaxattn.studies.paper_000",
+    "jaxattn.studies.paper_002.circle",
+    "jaxattn.studies.paper_002.euler",
+    "jaxattn.studies.paper_002.phase_diagrams",
+    "jaxattn.studies.paper_002.repulsion",
+    "jaxattn.studies.paper_002.saddles",
+    "jaxattn.studies.paper_002.small_beta",
+    "jaxattn.studies.paper_002.wendel",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

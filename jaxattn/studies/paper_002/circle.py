@@ -41,28 +41,46 @@ def circle_metastability(
     """Cluster counts of (SA) on the circle over time (Geshkovski et al. 2023, Fig 3, Problem 2).
 
     ``batch`` uniform initial angle sets per beta are integrated as one ensemble of
-    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] (angle form of (SA) on S^1). Returns per member
-    and time: ``clusters`` (number of arcs separated by circular gaps > ``gap`` rad) and
-    ``pair_fraction`` (ordered pairs with cos(theta_i - theta_j) >= 1 - delta, the d = 2
-    phase-diagram value). Expected (200 runs): beta = 4 -> 2 clusters in
-    174/200 runs at t = 30; beta = 9 -> 3 clusters in 146/200; mean counts decrease in t.
-    Tolerances from the work-precision study (``python -m benchmarks.causal_statistics
-    --circle``, benchmarks/README.md: n = 32, beta = 4 and 9, 64 draws each, t up to 300, one core):
-    Tsit5 at rtol = atol = 1e-5 (the default) reproduces the mean cluster counts and clustered-pair
-    fractions of an rtol 1e-10 reference exactly (as does 1e-4; 1e-3 is off by 0.016 clusters) at
-    8.5 CPU-ms per member, against 17.8 at the former 1e-7 and 31 for the authors' Euler h = 0.05
-    (0.047 clusters off). ``ensemble``: "vmap" (default: every member its own steps, run in
-    lockstep) measured 4.2 CPU-ms per member against 16 for one shared step per 128 members
-    ("batched", through [`jaxattn.solve.solve_ensemble`][jaxattn.solve.solve_ensemble], sharded over devices) and 6.7
-    for "map" (``python -m benchmarks.ensembles --workload circle``, 192 members, rtol 1e-7, one core):
-    members merge at different times and a shared step must resolve all of them.
-    ``solver``: any diffrax solver (default Tsit5); ``x0``: (batch, n) initial angles instead of
-    the seed's draws (the same draws for several integrators, as in
-    ``benchmarks/causal_statistics.py --circle``).
+    [`jaxattn.CircleSelfAttention`][jaxattn.CircleSelfAttention] (angle form of (SA) on S^1). Expected (200 runs):
+    beta = 4 -> 2 clusters in 174/200 runs at t = 30; beta = 9 -> 3 clusters in 146/200; mean counts
+    decrease in t. Tolerances from the work-precision study (``python -m benchmarks.causal_statistics
+    --circle``: n = 32, beta = 4 and 9, 64 draws each, t up to 300): Tsit5 at rtol = atol = 1e-5 (the
+    default) reproduces the mean cluster counts and clustered-pair fractions of an rtol 1e-10 reference
+    exactly (as does 1e-4; 1e-3 is off by 0.016 clusters; the authors' Euler h = 0.05 by 0.047). The
+    costs of these tolerances and of the three ensemble strategies are measured in
+    ``benchmarks/README.md`` ("Circle metastability sweep", "Ensemble strategy per workload"): members
+    merge at different times and a shared step must resolve all of them, so "vmap" is the default.
 
-    ``directory``: run each beta as a point of a resumable sweep ([`jaxattn.sweeps`][jaxattn.sweeps]; the merged
-    ``directory/circle.nc``, what ``jaxattn sweep circle`` writes), the same draws for every beta;
-    ``progress`` shows its bar. The result is the same as without.
+    **Arguments:**
+
+    - `betas`: the inverse temperatures, floats > 0.
+    - `ts`: the save times, non-decreasing, from 0.
+    - `n`: the number of tokens; default 32.
+    - `batch`: the number of initial angle sets per beta; default 200.
+    - `seed`: the seed of the uniform initial angles; default 0.
+    - `gap`: the least circular gap (radians) that separates two clusters; default 0.1.
+    - `delta`: the threshold of ``pair_fraction``; default 1e-2.
+    - `rtol`: relative tolerance; default 1e-5.
+    - `atol`: absolute tolerance; default 1e-5.
+    - `solver`: any diffrax solver; default None (Tsit5).
+    - `x0`: (batch, n) initial angles instead of the seed's draws (the same draws for several
+        integrators, as in ``benchmarks/causal_statistics.py --circle``); default None.
+    - `ensemble`: "vmap" (default: every member its own steps, run in lockstep), "map", or "batched"
+        (one shared step, through [`jaxattn.solve.solve_ensemble`][jaxattn.solve.solve_ensemble], sharded over devices).
+    - `directory`: run each beta as a point of a resumable sweep ([`jaxattn.sweeps`][jaxattn.sweeps]; the merged
+        ``directory/circle.nc``, what ``jaxattn sweep circle`` writes), the same draws for every beta;
+        the result is the same as without; default None.
+    - `progress`: show the sweep's progress bar; default False.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over (beta, member, t): ``clusters`` (the number of arcs separated by circular
+    gaps > ``gap`` rad) and ``pair_fraction`` (ordered pairs with cos(theta_i - theta_j) >= 1 - delta,
+    the d = 2 phase-diagram value).
+
+    **Raises:**
+
+    - `ValueError`: an unknown ``ensemble``, or ``x0`` not of shape (batch, n).
     """
     if directory is not None:
         point = CircleMetastabilityPoint(ts=tuple(float(t) for t in np.asarray(ts, dtype=float)), n=n, batch=batch,
@@ -105,7 +123,21 @@ def circle_metastability(
 
 
 class CircleMetastabilityPoint(AbstractPoint):
-    """One beta of `circle_metastability` (the seed draws the angles): a sweep point."""
+    """One beta of `circle_metastability` (the seed draws the angles): a sweep point.
+
+    **Arguments:**
+
+    - `ts`: the save times, a tuple of floats.
+    - `n`: the number of tokens.
+    - `batch`: the number of initial angle sets.
+    - `gap`: the least circular gap of two clusters (radians).
+    - `delta`: the threshold of ``pair_fraction``.
+    - `rtol`: relative tolerance.
+    - `atol`: absolute tolerance.
+    - `solver`: a diffrax solver, or None (Tsit5).
+    - `x0`: (batch, n) initial angles, or None (the seed's draws).
+    - `ensemble`: "vmap", "map" or "batched".
+    """
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_002.circle_metastability"
     identity_version: ClassVar[int] = 1
@@ -121,6 +153,17 @@ class CircleMetastabilityPoint(AbstractPoint):
     ensemble: str
 
     def __call__(self, seed: int, beta: float) -> xr.Dataset:
+        """`circle_metastability` at one beta.
+
+        **Arguments:**
+
+        - `seed`: the seed of the initial angles.
+        - `beta`: the inverse temperature.
+
+        **Returns:**
+
+        The ``xarray.Dataset`` over (member, t), without the beta axis and the attributes.
+        """
         ds = circle_metastability([beta], self.ts, n=self.n, batch=self.batch, seed=seed, gap=self.gap,
                                   delta=self.delta, rtol=self.rtol, atol=self.atol, solver=self.solver, x0=self.x0,
                                   ensemble=self.ensemble)

@@ -25,6 +25,21 @@ def euler_bias(beta: float, n: int, *, h: float = 0.1, delta: float = 1e-2) -> x
     iterates and the exact flow gamma_beta(t) are directly comparable. Returns the Euler
     crossing time of 1 - delta, the exact t* (eq. (4.11)) and their ratio; the predicted
     stretch is ~1 + h e^beta / (e^beta + n - 1) (1.08 at beta = 5, n = 32; ``docs/errata.md``).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature, float > 0.
+    - `n`: the number of tokens (and the dimension d = n).
+    - `h`: the Euler step; default 0.1.
+    - `delta`: the crossing threshold 1 - delta of the inner products; default 1e-2.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with ``t_euler``, ``t_exact``, ``ratio`` and ``predicted_ratio``.
+
+    **Raises:**
+
+    - `RuntimeError`: the Euler iterates do not cross 1 - delta within the horizon.
     """
     t_exact = float(gamma_crossing_time(beta, n, delta))
     steps = int(math.ceil(1.5 * t_exact / h)) + 10

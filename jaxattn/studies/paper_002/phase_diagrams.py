@@ -1,8 +1,8 @@
 """Phase diagrams of Geshkovski, Letrouit, Polyanskiy, Rigollet (2023), Figs 2-4: the probability
-P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t), with the random (Q, K, V) ensembles of Fig 4 and the
+P(⟨x_i(t), x_j(t)⟩ >= 1 - delta) over (beta, t), with the random (Q, K, V) ensembles of Fig 4 and the
 overlay curve gamma_beta(t) = 1 - delta of eq. (4.11).
 
-Figs 2-4 plot the fraction of ordered pairs i != j with <x_i, x_j> >= 1 - delta, delta = 1e-2 (the
+Figs 2-4 plot the fraction of ordered pairs i != j with ⟨x_i, x_j⟩ >= 1 - delta, delta = 1e-2 (the
 caption's value; the authors' code used 0.999), averaged over realisations; the overlay curve is
 rebuilt for the figure's n and delta (``docs/errata.md``).
 """
@@ -60,7 +60,7 @@ NORMS = ("sa", "post-ln", "pre-ln", "peri-ln", "mix-ln", "ngpt", "sqrt")
 def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
     """(Q, K, V) for the random ensembles of paper 002 Fig. 4 (as in the authors' code).
 
-    The logits are beta <Q x_i, K x_j> = beta x_i^T B x_j with B = Q^T K:
+    The logits are beta ⟨Q x_i, K x_j⟩ = beta x_i^T B x_j with B = Q^T K:
 
     * ``kq="identity"``: B = I;
     * ``kq="ginibre"``: B = G_1 G_2 / sqrt(d) (code ``randomKQ=1``; Q = G_1^T d^{-1/4},
@@ -79,6 +79,17 @@ def random_matrices(key, d: int, kq: str = "identity", value: str = "identity"):
     V^T, which differs only for non-symmetric V. One draw per call: sweeps draw one set
     per (beta, seed) point (the code's ``noanneal=1``) and average over seeds. The draw is
     [`jaxattn.fields.random_attention_matrices`][jaxattn.fields.random_attention_matrices] (which also has the ``"gpt2"`` ensembles).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key.
+    - `d`: the token dimension.
+    - `kq`: the ensemble of B = Q^T K: "identity" (default), "ginibre" or "goe".
+    - `value`: the ensemble of V: "identity" (default), "wishart", "qk", "minus_qk" or "ginibre".
+
+    **Returns:**
+
+    ``(Q, K, V)``, three float (d, d) arrays.
     """
     return random_attention_matrices(key, d, kq, value)  # the library's ensembles (also "gpt2")
 
@@ -107,9 +118,26 @@ def uses_gram(kq: str, value: str, d: int, n: int, formulation: str = "auto", *,
 
     ``"auto"``: when Q = K = V = I (``kq == value == "identity"``, where the dynamics close on
     G = X X^T) and d > n (then the n x n state and the O(n^3) right-hand side are smaller than the
-    (n, d) tokens and the O(n^2 d) one: at n = 32, d = 128 one sweep point costs 1/3 - 1/4 the CPU
-    time, benchmarks/README.md "Phase diagram: work-precision"). Only (SA) with one head, no causal mask
-    and fixed weights closes on G (``norm``, ``heads``, ``causal``, ``redraw_period``: `phase_field`)."""
+    (n, d) tokens and the O(n^2 d) one; measured in benchmarks/README.md, "Phase diagram: work-precision").
+    Only (SA) with one head, no causal mask
+    and fixed weights closes on G (``norm``, ``heads``, ``causal``, ``redraw_period``: `phase_field`).
+
+    **Arguments:**
+
+    - `kq`: the ensemble of B = Q^T K.
+    - `value`: the ensemble of V.
+    - `d`: the token dimension.
+    - `n`: the number of tokens.
+    - `formulation`: "auto" (default), "gram" or "tokens" (`FORMULATIONS`).
+    - `norm`: the normalisation scheme; default "sa".
+    - `heads`: the number of heads; default 1.
+    - `causal`: a causal mask; default False.
+    - `redraw_period`: the re-draw period of the weights; default None.
+
+    **Returns:**
+
+    A bool.
+    """
     exact = (kq == "identity" and value == "identity" and norm == "sa" and heads == 1 and not causal
              and redraw_period is None)
     return prefers_gram(exact, n, d, formulation)  # the library's rule
@@ -214,6 +242,22 @@ class PhaseDiagramPoint(AbstractPoint):
     ``identity_name`` and ``identity_version`` with the fields below, so a phase-diagram directory
     stays resumable across releases that do not change its results (a change that does bumps
     ``identity_version``).
+
+    **Arguments:**
+
+    - `n`: the number of tokens.
+    - `batch`: the number of initial sequences per point.
+    - `delta`: the clustering threshold: ⟨x_i, x_j⟩ >= 1 - delta.
+    - `ts`: the save times, a tuple of floats.
+    - `rtol`: relative tolerance.
+    - `atol`: absolute tolerance.
+    - `solver`: a name in `PHASE_SOLVERS`; default "tsit5".
+    - `precision`: "float64" (default) or "float32".
+    - `formulation`: "auto" (default), "gram" or "tokens" (`FORMULATIONS`).
+    - `norm`: one of `NORMS`; default "sa".
+    - `heads`: the number of random heads; default 1.
+    - `causal`: a causal mask; default False.
+    - `redraw_period`: re-draw the weights every this many time units; default None (drawn once).
     """
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_002.phase_diagram"
@@ -233,6 +277,20 @@ class PhaseDiagramPoint(AbstractPoint):
     redraw_period: float | None = None
 
     def __call__(self, seed: int, beta: float, d: int, kq: str, value: str) -> xr.Dataset:
+        """The per-member clustered-pair fraction of one point.
+
+        **Arguments:**
+
+        - `seed`: the seed of the initial tokens and of the weights.
+        - `beta`: the inverse temperature.
+        - `d`: the token dimension.
+        - `kq`: the ensemble of B = Q^T K.
+        - `value`: the ensemble of V.
+
+        **Returns:**
+
+        An ``xarray.Dataset`` over (member, t).
+        """
         return _phase_point(seed, beta, d, kq, value, n=self.n, batch=self.batch, delta=self.delta,
                             ts=np.asarray(self.ts), rtol=self.rtol, atol=self.atol, solver=self.solver,
                             precision=self.precision, formulation=self.formulation, norm=self.norm,
@@ -262,7 +320,7 @@ def phase_diagram(
     redraw_period: float | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Paper 002 Figs 2-4: P(<x_i(t), x_j(t)> >= 1 - delta) over (beta, t).
+    """Paper 002 Figs 2-4: P(⟨x_i(t), x_j(t)⟩ >= 1 - delta) over (beta, t).
 
     Each (beta, d, kq, value, seed) point integrates ``batch`` i.i.d. uniform initial
     sequences on S^{d-1} as one batched (SA) solve (Tsit5, max-over-members error
@@ -294,6 +352,38 @@ def phase_diagram(
     is the fraction of their directions), ``heads`` averaged random heads, ``causal`` a causal mask, and
     ``redraw_period`` weights re-drawn every that many time units (passed to the step-size controller as
     jumps). Each is part of the sweep's identity: a directory started with other values is refused.
+
+    **Arguments:**
+
+    - `betas`: the inverse temperatures, floats > 0.
+    - `ts`: the save times, non-decreasing, from 0.
+    - `directory`: the sweep directory (resumable; required).
+    - `n`: the number of tokens; default 32.
+    - `d`: the token dimension, or several; default 128.
+    - `kq`: the ensemble of B = Q^T K, or several; default "identity".
+    - `value`: the ensemble of V, or several; default "identity".
+    - `delta`: the clustering threshold: ⟨x_i, x_j⟩ >= 1 - delta; default 1e-2.
+    - `batch`: the number of initial sequences per point; default 128.
+    - `seeds`: the number of seeds, or the seeds; default 1.
+    - `rtol`: relative tolerance; default 1e-5.
+    - `atol`: absolute tolerance; default None (``rtol``).
+    - `solver`: a name in `PHASE_SOLVERS`; default "tsit5".
+    - `precision`: "float64" (default) or "float32" (an explicit opt-in).
+    - `formulation`: "auto" (default), "gram" or "tokens" (`FORMULATIONS`).
+    - `norm`: one of `NORMS`; default "sa".
+    - `heads`: the number of random heads, int >= 1; default 1.
+    - `causal`: a causal mask; default False.
+    - `redraw_period`: re-draw the weights every this many time units, > 0; default None (drawn once).
+    - `progress`: show the sweep's progress bar; default True.
+
+    **Returns:**
+
+    An ``xarray.Dataset``: the per-member fractions, ``probability`` and ``t_star`` (above).
+
+    **Raises:**
+
+    - `ValueError`: an unknown solver, formulation, precision, norm or ensemble; ``heads`` < 1; an invalid
+        ``redraw_period``; or a directory started with other settings.
     """
     if solver not in PHASE_SOLVERS:
         raise ValueError(f"solver must be one of {sorted(PHASE_SOLVERS)}, got {solver!r}")
@@ -345,7 +435,13 @@ def phase_diagram(
 
 
 class CrossingTimePoint(AbstractPoint):
-    """t*(beta) of `crossing_times` for one beta: a deterministic sweep point (no seed)."""
+    """t*(beta) of `crossing_times` for one beta: a deterministic sweep point (no seed).
+
+    **Arguments:**
+
+    - `n`: the number of tokens.
+    - `delta`: the threshold 1 - delta of gamma_beta.
+    """
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_002.crossing_times"
     identity_version: ClassVar[int] = 1
@@ -353,6 +449,16 @@ class CrossingTimePoint(AbstractPoint):
     delta: float
 
     def __call__(self, beta: float) -> xr.Dataset:
+        """t* at one beta.
+
+        **Arguments:**
+
+        - `beta`: the inverse temperature.
+
+        **Returns:**
+
+        An ``xarray.Dataset`` holding the scalar ``t_star``.
+        """
         return xr.Dataset({"t_star": ((), float(gamma_crossing_time(beta, self.n, self.delta)))})
 
 
@@ -363,6 +469,18 @@ def crossing_times(betas: Sequence[float] | np.ndarray, *, n: int = 32, delta: f
     The dashed overlay curve of Figs 2-4 ([`jaxattn.analysis.gamma_crossing_time`][jaxattn.analysis.gamma_crossing_time] for each
     beta). With a ``directory`` each beta is a point of a resumable sweep (``jaxattn sweep gamma``;
     the merged ``directory/gamma.nc``). Returns ``t_star`` (beta).
+
+    **Arguments:**
+
+    - `betas`: the inverse temperatures, floats > 0.
+    - `n`: the number of tokens; default 32.
+    - `delta`: the threshold 1 - delta; default 1e-2.
+    - `directory`: the sweep directory; default None (computed directly).
+    - `progress`: show the sweep's progress bar; default False.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with ``t_star`` (beta).
     """
     betas = [float(b) for b in np.atleast_1d(np.asarray(betas, dtype=float))]
     attrs = dict(n=n, delta=delta, model="SA", paper="002 Thm 4.6, eq. (4.11)")

@@ -21,7 +21,22 @@ __all__ = ["repulsive_configuration", "sharp_configuration"]
 
 def sharp_configuration(name: str, *, n: int | None = None, d: int | None = None) -> np.ndarray:
     """Known sharp (universally optimal) configurations: ``polygon`` (n points, d = 2),
-    ``simplex`` (n = d + 1), ``cross`` (cross-polytope, n = 2d), ``icosahedron`` (n = 12, d = 3)."""
+    ``simplex`` (n = d + 1), ``cross`` (cross-polytope, n = 2d), ``icosahedron`` (n = 12, d = 3).
+
+    **Arguments:**
+
+    - `name`: "polygon", "simplex", "cross" or "icosahedron".
+    - `n`: the number of points of ``polygon``; default None.
+    - `d`: the dimension of ``simplex`` and ``cross``; default None.
+
+    **Returns:**
+
+    Unit vectors, a NumPy array (n, d).
+
+    **Raises:**
+
+    - `ValueError`: an unknown name.
+    """
     if name == "polygon":
         a = 2 * np.pi * np.arange(n) / n
         return np.stack([np.cos(a), np.sin(a)], 1)
@@ -47,9 +62,23 @@ def repulsive_configuration(n: int, d: int, *, beta: float = 1.0, t1: float = 20
                             rtol: float = 1e-10, atol: float = 1e-10) -> xr.Dataset:
     """Long-time state of the repulsive dynamics V = -I (Geshkovski et al. 2023, §7.1).
 
-    Time-rescaled USA (weights e^{beta(<x_i, x_j> - 1)}/n) with V = -I: a gradient *descent*
+    Time-rescaled USA (weights e^{beta(⟨x_i, x_j⟩ - 1)}/n) with V = -I: a gradient *descent*
     of E_beta on (S^{d-1})^n. Returns the final configurations, their energies and sorted
     Gram matrices; compare with `sharp_configuration` and [`jaxattn.analysis.interaction_energy`][jaxattn.analysis.interaction_energy].
+
+    **Arguments:**
+
+    - `n`: the number of tokens.
+    - `d`: the dimension.
+    - `beta`: the inverse temperature; default 1.
+    - `t1`: the final time; default 2000.
+    - `seeds`: the seeds of the uniform initial tokens; default (0,).
+    - `rtol`: relative tolerance; default 1e-10.
+    - `atol`: absolute tolerance; default 1e-10.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over (seed, t): ``x`` (tokens), ``energy`` and ``gram`` (sorted Gram matrices).
     """
     field = UnnormalisedSelfAttention(beta, V=-jnp.eye(d), time_rescaled=True)
     x0 = jnp.stack([initial.uniform_sphere(jax.random.PRNGKey(s), n, d) for s in seeds])

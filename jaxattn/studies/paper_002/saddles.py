@@ -15,7 +15,17 @@ __all__ = ["beta_one", "circle_hessian", "circle_hessian_analytic"]
 
 
 def circle_hessian(theta: Float[ArrayLike, " n"], beta: float) -> np.ndarray:
-    """Hessian of the circle energy (6.4) by automatic differentiation."""
+    """Hessian of the circle energy (6.4) by automatic differentiation.
+
+    **Arguments:**
+
+    - `theta`: angles, float (n,).
+    - `beta`: the inverse temperature.
+
+    **Returns:**
+
+    The Hessian, a NumPy array (n, n).
+    """
     return np.asarray(_circle_hessian(jnp.asarray(theta, float), jnp.asarray(beta, float)))
 
 
@@ -26,7 +36,17 @@ def _circle_hessian(theta, beta):
 
 def circle_hessian_analytic(theta, beta: float) -> np.ndarray:
     """Appendix C: d^2E/dtheta_i dtheta_j = g(theta_i - theta_j)/n^2 (i != j), diagonal
-    -sum_{m != i} g(theta_i - theta_m)/n^2, g(x) = (cos x - beta sin^2 x) e^{beta cos x}."""
+    -sum_{m != i} g(theta_i - theta_m)/n^2, g(x) = (cos x - beta sin^2 x) e^{beta cos x}.
+
+    **Arguments:**
+
+    - `theta`: angles, float (n,).
+    - `beta`: the inverse temperature.
+
+    **Returns:**
+
+    The Hessian, a NumPy array (n, n).
+    """
     theta = np.asarray(theta, float)
     n = theta.size
     diff = theta[:, None] - theta[None, :]
@@ -40,7 +60,16 @@ def beta_one(n: int) -> float:
     beta > cos(pi/(n-1)) / sin^2(pi/(n-1)) (an upper bound for beta_1(n): ``docs/errata.md``).
 
     tau_beta in [0, pi) solves beta sin^2 tau = cos tau: it is [`jaxattn.analysis.tau_star`][jaxattn.analysis.tau_star], the
-    maximiser of the circle interaction h(x) = e^{beta (cos x - 1)} sin x."""
+    maximiser of the circle interaction h(x) = e^{beta (cos x - 1)} sin x.
+
+    **Arguments:**
+
+    - `n`: the number of tokens, int >= 3.
+
+    **Returns:**
+
+    The sufficient beta, a float.
+    """
     if n < 4:
         return 0.0
     a = math.pi / (n - 1)

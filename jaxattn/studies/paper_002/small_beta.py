@@ -24,7 +24,17 @@ __all__ = ["antipodal_configuration", "small_beta_consensus"]
 
 
 def antipodal_configuration(n: int, d: int) -> np.ndarray:
-    """n - 1 tokens at e_1 and one at -e_1: stationary for (5.1) but unstable (Thm 5.1, [FL19])."""
+    """n - 1 tokens at e_1 and one at -e_1: stationary for (5.1) but unstable (Thm 5.1, [FL19]).
+
+    **Arguments:**
+
+    - `n`: the number of tokens.
+    - `d`: the dimension.
+
+    **Returns:**
+
+    The tokens, a NumPy array (n, d).
+    """
     x = np.zeros((n, d))
     x[:, 0] = 1.0
     x[-1, 0] = -1.0
@@ -38,6 +48,20 @@ def small_beta_consensus(betas: Sequence[float], *, n: int = 32, d: int = 2, bat
     beta = 0 runs (5.1): on the circle [`jaxattn.Kuramoto`][jaxattn.Kuramoto] (K = 1, omega = 0, which
     *is* (6.1) at beta = 0); in d >= 3 SA at beta = 1e-12 (SelfAttention needs beta > 0;
     the O(beta) difference is far below the tolerances). beta > 0 runs (SA).
+
+    **Arguments:**
+
+    - `betas`: the inverse temperatures, floats >= 0.
+    - `n`: the number of tokens; default 32.
+    - `d`: the dimension; default 2.
+    - `batch`: the number of uniform random starts per beta; default 200.
+    - `t1`: the final time; default 200.
+    - `seed`: the seed of the starts; default 0.
+    - `delta`: one cluster means every inner product >= 1 - delta at t1; default 1e-3.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over (beta, member): ``one_cluster``, ``min_inner``, and ``fraction`` over beta.
     """
     key = jax.random.PRNGKey(seed)
     rows = []

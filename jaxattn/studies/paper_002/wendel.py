@@ -12,16 +12,42 @@ __all__ = ["hemisphere_margin", "in_open_hemisphere", "wendel_monte_carlo", "wen
 
 
 def wendel_probability(n: int, d: int) -> float:
-    """P(n i.i.d. uniform points of S^{d-1} lie in an open hemisphere) = 2^{-(n-1)} sum_{k<d} C(n-1, k)."""
+    """P(n i.i.d. uniform points of S^{d-1} lie in an open hemisphere) = 2^{-(n-1)} sum_{k<d} C(n-1, k).
+
+    **Arguments:**
+
+    - `n`: the number of points, int >= 1.
+    - `d`: the dimension, int >= 1.
+
+    **Returns:**
+
+    The probability, a float.
+
+    **Raises:**
+
+    - `ValueError`: n < 1 or d < 1.
+    """
     if n < 1 or d < 1:
         raise ValueError("need n, d >= 1")
     return math.fsum(math.comb(n - 1, k) for k in range(min(d, n))) / 2 ** (n - 1)
 
 
 def hemisphere_margin(x: np.ndarray) -> float:
-    """max_{|w|_inf <= 1} min_i <x_i, w> by linear programming.
+    """max_{|w|_inf <= 1} min_i ⟨x_i, w⟩ by linear programming.
 
-    > 0 exactly when all points lie in an open hemisphere {<x, w> > 0}.
+    > 0 exactly when all points lie in an open hemisphere {⟨x, w⟩ > 0}.
+
+    **Arguments:**
+
+    - `x`: the points (rows), a NumPy array (n, d).
+
+    **Returns:**
+
+    The margin, a float.
+
+    **Raises:**
+
+    - `RuntimeError`: the linear program fails.
     """
     from scipy.optimize import linprog
 
@@ -38,12 +64,34 @@ def hemisphere_margin(x: np.ndarray) -> float:
 
 
 def in_open_hemisphere(x: np.ndarray, tol: float = 1e-9) -> bool:
-    """True when the points x_i (rows) lie in an open hemisphere (LP margin > tol)."""
+    """True when the points x_i (rows) lie in an open hemisphere (LP margin > tol).
+
+    **Arguments:**
+
+    - `x`: the points (rows), a NumPy array (n, d).
+    - `tol`: the least margin; default 1e-9.
+
+    **Returns:**
+
+    A bool.
+    """
     return hemisphere_margin(x) > tol
 
 
 def wendel_monte_carlo(n: int, d: int, draws: int, seed: int = 0) -> xr.Dataset:
-    """Monte Carlo of Wendel's probability with the LP hemisphere test (Thm 4.5)."""
+    """Monte Carlo of Wendel's probability with the LP hemisphere test (Thm 4.5).
+
+    **Arguments:**
+
+    - `n`: the number of points, int >= 1.
+    - `d`: the dimension, int >= 1.
+    - `draws`: the number of Monte Carlo draws.
+    - `seed`: the seed; default 0.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with ``estimate``, ``exact`` and ``stderr`` (the binomial standard error).
+    """
     rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(draws):
