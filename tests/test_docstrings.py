@@ -109,6 +109,8 @@ MODULES = [
     "jaxattn.studies.paper_002.saddles",
     "jaxattn.studies.paper_002.small_beta",
     "jaxattn.studies.paper_002.wendel",
+    "jaxattn.studies.normalisation",
+    "jaxattn.studies.field_models",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -51,6 +51,18 @@ def normalisation_rates(beta: float = 1.0, n: int = 8, *, schemes: Sequence[str]
     resolution of rho), ``radius``, ``rate`` (the regulated rate -s d log(1 - rho)/dt with s the scheme's speed
     factor at the clustered state, [`jaxattn.analysis.clustering_rate`][jaxattn.analysis.clustering_rate]; its limit is 2 for every scheme),
     and the equiangular reduction's ``theory_one_minus_rho``, ``theory_radius`` and ``theory_rate``.
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature; default 1.
+    - `n`: the number of tokens (= d); default 8.
+    - `schemes`: the schemes, names of ``NORMALISATIONS``; default all.
+    - `num_times`: the number of log-spaced times; default 200.
+    - `rtol`: relative tolerance; default 1e-12.
+
+    **Returns:**
+
+    A dict scheme name -> ``xarray.Dataset`` (above).
     """
     out = {}
     for name in schemes:
@@ -80,14 +92,31 @@ def normalisation_rates(beta: float = 1.0, n: int = 8, *, schemes: Sequence[str]
 def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int = 500, t1: float = 100.0,
                           burn_in: float = 50.0, dt: float = 0.01, sample_every: float = 0.1, unnormalised: bool = True,
                           seed: int = 0) -> xr.Dataset:
-    """The noisy dynamics on the circle ([`jaxattn.fields.NoisyField`][jaxattn.NoisyField]) over kappa: the order parameter
-    r = |(1/n) sum_j e^{i theta_j}| averaged over [burn_in, t1] from a uniform start (``order_parameter``, its
+    """The noisy dynamics on the circle ([`jaxattn.fields.NoisyField`][jaxattn.NoisyField]) over kappa against its mean-field branch.
+
+    The order parameter r = |(1/n) sum_j e^{i theta_j}| averaged over [burn_in, t1] from a uniform start (``order_parameter``, its
     ``temporal_sd``), against the mean-field stationary branch (``mean_field`` at the same kappas,
     ``mean_field_curve`` on 121 kappas ``kappa_fine``) (`jaxattn.spectral.noisy.stationary_order_parameter`) and the threshold kappa_c
     (`jaxattn.spectral.noisy.noisy_threshold`).
 
     beta = 0 is the noisy Kuramoto model (coupling 1; pitchfork at kappa = 2). Euler steps of ``dt`` (additive
     noise: Itô = Stratonovich) with a Brownian path drawn step by step.
+
+    **Arguments:**
+
+    - `kappas`: the inverse noise levels, floats > 0.
+    - `beta`: the inverse temperature, >= 0; default 0.
+    - `n`: the number of particles; default 500.
+    - `t1`: the final time; default 100.
+    - `burn_in`: the start of the time average; default 50.
+    - `dt`: the Euler step; default 0.01.
+    - `sample_every`: the sampling interval of the average; default 0.1.
+    - `unnormalised`: USA (True, default) or SA drift.
+    - `seed`: the seed; default 0.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over kappa (and kappa_fine) with the variables above; the attribute ``threshold`` is kappa_c.
     """
     model = "usa" if unnormalised else "sa"
     drift = Kuramoto() if beta == 0 else CircleSelfAttention(beta, unnormalised=unnormalised, evaluator="fourier")
@@ -116,11 +145,28 @@ def noisy_order_parameter(kappas: Sequence[float], beta: float = 0.0, *, n: int 
 def normalisation_phase_diagram(key: jax.Array, betas: Sequence[float], ts: Sequence[float], *, n: int = 8,
                                 d: int = 3, members: int = 8, schemes: Sequence[str] = tuple(NORMALISATIONS),
                                 delta: float = 1e-3, rtol: float = 1e-6) -> xr.Dataset:
-    """P(<theta_i, theta_j> >= 1 - delta) over (beta, t) for every scheme (``NORMALISATIONS`` names, Q = K = V = I)
+    """P(⟨theta_i, theta_j⟩ >= 1 - delta) over (beta, t) for every scheme (``NORMALISATIONS`` names, Q = K = V = I)
     from ``members`` uniform starts on S^{d-1} with radii 1, averaged over the starts (variable ``fraction``,
     dims scheme x beta x time), and ``reference``: the same statistic for (SA)
     ([`jaxattn.fields.SelfAttention`][jaxattn.SelfAttention]) from the same starts, which Post-LN's directions
-    follow exactly. ``ts`` starts at 0 (the uniform start has no clustered pair)."""
+    follow exactly. ``ts`` starts at 0 (the uniform start has no clustered pair).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key (the starts).
+    - `betas`: the inverse temperatures.
+    - `ts`: the save times, from 0.
+    - `n`: the number of tokens; default 8.
+    - `d`: the dimension; default 3.
+    - `members`: the number of uniform starts; default 8.
+    - `schemes`: the schemes, names of ``NORMALISATIONS``; default all.
+    - `delta`: the clustering threshold; default 1e-3.
+    - `rtol`: relative tolerance; default 1e-6.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with ``fraction`` (scheme, beta, time) and ``reference`` (beta, time).
+    """
     x0 = initial.uniform_sphere(key, n, d, batch=members)
     ts = np.asarray(ts, dtype=float)
 
@@ -137,7 +183,16 @@ def normalisation_phase_diagram(key: jax.Array, betas: Sequence[float], ts: Sequ
 
 
 def plot_normalisation_phase_diagrams(ds: xr.Dataset):
-    """One panel per scheme: the clustered fraction over (t, beta), time on a log axis. Returns the figure."""
+    """One panel per scheme: the clustered fraction over (t, beta), time on a log axis. Returns the figure.
+
+    **Arguments:**
+
+    - `ds`: the dataset of [`normalisation_phase_diagram`][jaxattn.studies.normalisation.normalisation_phase_diagram].
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     m = ds.sizes["scheme"]
     cols = min(m, 3)
@@ -160,7 +215,17 @@ def plot_normalisation_phase_diagrams(ds: xr.Dataset):
 
 def plot_normalisation_rates(rates: dict[str, xr.Dataset], ax=None):
     """1 - rho(t) of every scheme (particles: markers; equiangular theory: lines) and the regulated rate
-    against its limit 2. Returns the figure."""
+    against its limit 2. Returns the figure.
+
+    **Arguments:**
+
+    - `rates`: the dict of [`normalisation_rates`][jaxattn.studies.normalisation.normalisation_rates].
+    - `ax`: two Matplotlib axes; default None (a new figure).
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     if ax is None:
         fig, ax = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
@@ -179,7 +244,17 @@ def plot_normalisation_rates(rates: dict[str, xr.Dataset], ax=None):
 
 def plot_noisy_bifurcation(ds: xr.Dataset, ax=None):
     """The particles' time-averaged order parameter (error bars: temporal sd) against the mean-field branch
-    and the threshold. Returns the figure."""
+    and the threshold. Returns the figure.
+
+    **Arguments:**
+
+    - `ds`: the dataset of [`noisy_order_parameter`][jaxattn.studies.normalisation.noisy_order_parameter].
+    - `ax`: a Matplotlib axes; default None (a new figure).
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
