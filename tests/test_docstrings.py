@@ -111,6 +111,7 @@ MODULES = [
     "jaxattn.studies.paper_002.wendel",
     "jaxattn.studies.normalisation",
     "jaxattn.studies.field_models",
+    "jaxattn.studies.gradients",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -66,7 +66,24 @@ def clustering_time_surrogate(
     **simulate_kwargs,
 ) -> Float[Array, "..."]:
     r"""Soft time to a single cluster T_soft ([`jaxattn.analysis.soft_time_to_cluster`][jaxattn.analysis.soft_time_to_cluster]) of
-    ``simulate(field, x0, t_max)`` on n_save saved times; one value per ensemble member."""
+    ``simulate(field, x0, t_max)`` on n_save saved times; one value per ensemble member.
+
+    **Arguments:**
+
+    - `field`: the vector field ([`AbstractField`][jaxattn.fields.AbstractField]).
+    - `x0`: the initial tokens, (n, d) or an ensemble (batch, n, d).
+    - `t_max`: the horizon (the cap of T_soft).
+    - `delta`: the clustering threshold; default 1e-3.
+    - `width`: the width of the soft step; default 0.1.
+    - `n_save`: the number of saved times in [0, t_max]; default 201.
+    - `rtol`: relative tolerance; default 1e-8.
+    - `atol`: absolute tolerance; default 1e-8.
+    - `simulate_kwargs`: further keyword arguments of [`simulate`][jaxattn.simulate].
+
+    **Returns:**
+
+    T_soft, float () or (batch,).
+    """
     tr = simulate(field, x0, t_max, ts=n_save, rtol=rtol, atol=atol, **simulate_kwargs)
     return soft_time_to_cluster(tr.xs, tr.ts, delta, width)
 
@@ -107,6 +124,25 @@ def fit_beta_to_clustering_time(
     exp(s) is optimised in s = log beta with Adam(``learning_rate``), so it stays positive.
     ``result.params`` is beta (and ``result.history`` the betas). The target must lie inside
     (0, t_max): a configuration that never clusters before t_max has zero gradient.
+
+    **Arguments:**
+
+    - `target_time`: the observed clustering time, in (0, t_max).
+    - `x0`: the initial tokens, (n, d) or an ensemble (batch, n, d).
+    - `t_max`: the horizon.
+    - `model`: "sa" (default) or "usa".
+    - `beta_init`: the initial beta, finite > 0; default 1.
+    - `steps`: the number of Adam steps; default 60.
+    - `learning_rate`: Adam's learning rate (in log beta); default 0.1.
+    - `surrogate_kwargs`: keyword arguments of `clustering_time_surrogate`.
+
+    **Returns:**
+
+    A [`FitResult`][jaxattn.FitResult] whose ``params`` is beta.
+
+    **Raises:**
+
+    - `ValueError`: ``target_time`` outside (0, t_max), or an invalid ``beta_init``.
     """
     cls = _field_class(model)
     if not (np.isfinite(target_time) and 0 < target_time < t_max):
@@ -125,8 +161,16 @@ def fit_beta_to_clustering_time(
 def normalised_key_matrix(M: Float[ArrayLike, "d d"]) -> Float[Array, "d d"]:
     r"""K = sqrt(d) M / |M|_F: a key matrix with the Frobenius norm of the identity (|I|_F = sqrt d).
 
-    With Q = I the attention logits are beta <x_i, K x_j>; fixing |K|_F fixes the "temperature
+    With Q = I the attention logits are beta ⟨x_i, K x_j⟩; fixing |K|_F fixes the "temperature
     budget", so a lifetime comparison between K and I at the same beta is fair.
+
+    **Arguments:**
+
+    - `M`: a nonzero matrix, float (d, d).
+
+    **Returns:**
+
+    K, float (d, d), with |K|_F = sqrt(d).
     """
     M = jnp.asarray(M)
     return math.sqrt(M.shape[-1]) * M / jnp.linalg.norm(M)
@@ -146,12 +190,32 @@ def maximise_metastable_lifetime(
 ) -> FitResult:
     r"""Maximise the mean soft time to a single cluster over the key matrix K, at fixed |K|_F.
 
-    Field: (SA) with Q = V = I and K = `normalised_key_matrix` (M), logits beta <x_i, K x_j>
+    Field: (SA) with Q = V = I and K = `normalised_key_matrix` (M), logits beta ⟨x_i, K x_j⟩
     (paper 002 eq. (2.3)); only Q^T K enters the dynamics, so fixing Q = I loses nothing. Objective:
     the ensemble mean of T_soft (`clustering_time_surrogate`, capped at t_max; ``delta``,
     ``width``, ``n_save`` go to it), maximised over M by Adam. ``result.params`` is the optimised K,
     ``result.losses`` the *negative* mean lifetime per step. Use an ensemble ``x0`` (batch, n, d) so
     the answer is not tuned to one initial condition. Documented result: ``docs/gradients.md``.
+
+    **Arguments:**
+
+    - `x0`: an ensemble of initial tokens, float (batch, n, d).
+    - `beta`: the inverse temperature.
+    - `t_max`: the horizon (the cap of T_soft).
+    - `K_init`: the initial M, (d, d); default None (the identity).
+    - `steps`: the number of Adam steps; default 40.
+    - `learning_rate`: Adam's learning rate; default 0.05.
+    - `rtol`: relative tolerance; default 1e-7.
+    - `atol`: absolute tolerance; default 1e-7.
+    - `surrogate_kwargs`: keyword arguments of `clustering_time_surrogate`.
+
+    **Returns:**
+
+    A [`FitResult`][jaxattn.FitResult] whose ``params`` is K.
+
+    **Raises:**
+
+    - `ValueError`: ``x0`` is not (batch, n, d), or ``K_init`` is not (d, d).
     """
     x0 = jnp.asarray(x0)
     if x0.ndim != 3:
@@ -170,15 +234,26 @@ def maximise_metastable_lifetime(
 
 
 class BoundarySensitivity(eqx.Module):
-    r"""Table returned by [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] (one entry per beta)."""
+    r"""Table returned by [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] (one entry per beta).
+
+    **Attributes:**
+
+    - `betas`: the inverse temperatures, float (B,).
+    - `t_star`: the boundary time `t*(beta)`: `gamma_beta(t*) = 1 - delta` (eq. (4.11)), float (B,).
+    - `dt_star`: `dt*/dbeta`, float (B,).
+    - `p_particles`: the ensemble mean soft clustered fraction at `(beta, t*)`, float (B,).
+    - `dp_particles`: its d/dbeta at fixed `t = t*` (autodiff through simulate), float (B,).
+    - `dgamma`: d gamma_beta(t)/dbeta at `t = t*`, `= -gamma'(t*) dt*/dbeta` (implicit function theorem), float (B,).
+    - `dp_gamma`: the gamma-model prediction s'(0) dgamma/tau = dgamma / (4 tau), float (B,).
+    """
 
     betas: Array
-    t_star: Array        #: boundary time t*(beta): gamma_beta(t*) = 1 - delta (eq. (4.11))
-    dt_star: Array       #: dt*/dbeta
-    p_particles: Array   #: ensemble mean soft clustered fraction at (beta, t*)
-    dp_particles: Array  #: its d/dbeta at fixed t = t* (autodiff through simulate)
-    dgamma: Array        #: d gamma_beta(t)/dbeta at t = t*, = -gamma'(t*) dt*/dbeta (implicit function thm)
-    dp_gamma: Array      #: the gamma-model prediction s'(0) dgamma/tau = dgamma / (4 tau)
+    t_star: Array
+    dt_star: Array
+    p_particles: Array
+    dp_particles: Array
+    dgamma: Array
+    dp_gamma: Array
 
 
 def clustering_sensitivity_along_boundary(
@@ -195,16 +270,38 @@ def clustering_sensitivity_along_boundary(
     rtol: float = 1e-7,
     atol: float = 1e-7,
 ) -> BoundarySensitivity:
-    r"""Sensitivity map d P(beta, t)/d beta along the phase boundary t = t*(beta) of paper 002.
+    r"""Sensitivity map d P(beta, t)/d beta along the phase boundary `t = t*(beta)` of paper 002.
 
     P is the smooth clustering probability: the ensemble mean of
     [`jaxattn.analysis.soft_clustered_fraction`][jaxattn.analysis.soft_clustered_fraction] (delta, tau) for ``batch`` i.i.d. uniform
     initial conditions on S^{d-1} drawn with ``key`` (or the given ``x0``, one configuration or an
-    ensemble, e.g. ``jaxattn.initial.orthogonal_frame(n, d)``); the boundary is gamma_beta(t*) = 1 - delta with gamma from
+    ensemble, e.g. ``jaxattn.initial.orthogonal_frame(n, d)``); the boundary is `gamma_beta(t*) = 1 - delta` with gamma from
     Theorem 4.6 (eqs. (4.8)/(4.9), (4.11)). Theorem 4.7 says random tokens in large d track gamma, so
     the gamma-model prediction is P = s((gamma - (1 - delta))/tau), i.e. 1/2 on the boundary with
     dP/dbeta = dgamma/dbeta / (4 tau); both are returned for comparison (they agree as d grows).
-    By the implicit function theorem dgamma/dbeta = -gamma'(t*) dt*/dbeta on the boundary.
+    By the implicit function theorem `dgamma/dbeta = -gamma'(t*) dt*/dbeta` on the boundary.
+
+    **Arguments:**
+
+    - `betas`: the inverse temperatures, a scalar or 1-D.
+    - `n`: the number of tokens.
+    - `d`: the dimension.
+    - `key`: a JAX PRNG key for uniform initial conditions; default None (then ``x0`` is needed).
+    - `batch`: the number of initial conditions drawn with ``key``; default 4.
+    - `x0`: initial tokens, (n, d) or (batch, n, d), instead of ``key``; default None.
+    - `delta`: the clustering threshold; default 1e-2.
+    - `tau`: the width of the soft step; default None (delta / 4).
+    - `model`: "sa" (default) or "usa".
+    - `rtol`: relative tolerance; default 1e-7.
+    - `atol`: absolute tolerance; default 1e-7.
+
+    **Returns:**
+
+    A [`BoundarySensitivity`][jaxattn.studies.BoundarySensitivity].
+
+    **Raises:**
+
+    - `ValueError`: ``betas`` not 0-D or 1-D, neither ``key`` nor ``x0``, or ``x0`` of the wrong shape.
     """
     cls = _field_class(model)
     betas = jnp.atleast_1d(jnp.asarray(betas, dtype=jnp.result_type(float)))
