@@ -112,6 +112,7 @@ MODULES = [
     "jaxattn.studies.normalisation",
     "jaxattn.studies.field_models",
     "jaxattn.studies.gradients",
+    "jaxattn.studies.paper_001",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -16,7 +16,7 @@ Errata and corrections relied on (also listed in ``docs/errata.md``):
   psi_1 normalised by psi_1^T phi_1 = 1), not planes orthogonal to phi_1 (the caption's
   "perpendicular to phi_1" and §9's "orthonormal basis of eigenvectors" hold only for
   normal V). `dual_basis` returns the rows of Phi^{-1}.
-* Def 4.1: the positivity condition is <Q phi_1, K phi_1> > 0 (printed "<., K.>").
+* Def 4.1: the positivity condition is ⟨Q phi_1, K phi_1⟩ > 0 (printed ``<., K.>``).
 * (8.1): the exponent is e^{2t} (printed e^{2ct}).
 * Fig 13: the eigenvalues are {1.078, 0.099 +- 0.082 i} (printed "1 - 0.08i").
 * Table 1 "parnormal" means paranormal (Def 5.1).
@@ -78,10 +78,18 @@ FIG14_V = np.array([[0.2362413, 0.0599536, 0.40506019], [0.81321448, 0.49948705,
 
 def dual_basis(V) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigenvalues (by decreasing modulus, the paper's order), right eigenvectors Phi
-    (columns) and the dual basis Phi^{-1} (rows phi_k^*, so phi_k^*(x) = (Phi^{-1} x)_k).
+    (columns) and the dual basis Phi^{-1} (rows `phi_k^*`, so `phi_k^*(x) = (Phi^{-1} x)_k`).
 
     phi_1 is normalised to unit length with a non-negative sum of entries (for a real top
-    eigenvalue); then phi_1^*(phi_1) = 1.
+    eigenvalue); then `phi_1^*(phi_1) = 1`.
+
+    **Arguments:**
+
+    - `V`: the value matrix, (d, d).
+
+    **Returns:**
+
+    ``(eigenvalues, Phi, Phi_inv)``: NumPy arrays (d,), (d, d), (d, d).
     """
     V = np.asarray(V, dtype=float)
     lam, phi = np.linalg.eig(V)
@@ -96,7 +104,19 @@ def dual_basis(V) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def is_good_triple(Q, K, V, tol: float = 1e-9) -> bool:
     """Def 4.1: lambda_1(V) real, > 0, simple and strictly dominant in modulus, and
-    <Q phi_1, K phi_1> > 0."""
+    ⟨Q phi_1, K phi_1⟩ > 0.
+
+    **Arguments:**
+
+    - `Q`: the query matrix, (d, d).
+    - `K`: the key matrix, (d, d).
+    - `V`: the value matrix, (d, d).
+    - `tol`: the tolerance of the conditions; default 1e-9.
+
+    **Returns:**
+
+    A bool.
+    """
     lam, phi, _ = dual_basis(V)
     if abs(lam[0].imag) > tol or lam[0].real <= tol:
         return False
@@ -107,14 +127,33 @@ def is_good_triple(Q, K, V, tol: float = 1e-9) -> bool:
 
 
 def spectral_coordinates(z, V) -> np.ndarray:
-    """phi_k^*(z_i): coordinates of tokens in V's eigenbasis (complex for complex pairs)."""
+    """`phi_k^*(z_i)`: coordinates of tokens in V's eigenbasis (complex for complex pairs).
+
+    **Arguments:**
+
+    - `z`: tokens, (..., n, d).
+    - `V`: the value matrix, (d, d).
+
+    **Returns:**
+
+    The coordinates, a NumPy array (..., n, d).
+    """
     _, _, dual = dual_basis(V)
     return np.einsum("kd,...d->...k", dual, np.asarray(z))
 
 
 def fitted_normal(points) -> np.ndarray:
     """Unit normal of the best-fitting hyperplane through ``points`` (rows): last right
-    singular vector of the centred points, sign fixed by a non-negative sum."""
+    singular vector of the centred points, sign fixed by a non-negative sum.
+
+    **Arguments:**
+
+    - `points`: points (rows), (m, d).
+
+    **Returns:**
+
+    The unit normal, a NumPy array (d,).
+    """
     p = np.asarray(points, float)
     _, _, vt = np.linalg.svd(p - p.mean(0))
     v = vt[-1]
@@ -143,6 +182,25 @@ def rescaled_trajectories(
 
     Returns ``z`` (seed, t, token, dim) and the attention matrices ``P`` (seed, t, token,
     token2) (identical in both frames), with Q = K = I unless given.
+
+    **Arguments:**
+
+    - `V`: the value matrix, (d, d).
+    - `n`: the number of tokens; default 40.
+    - `t1`: the final time; default 15.
+    - `ts`: the save times; default None (16 uniform times in [0, t1]).
+    - `seeds`: one member per seed; default (0,).
+    - `Q`: the query matrix; default None (I).
+    - `K`: the key matrix; default None (I).
+    - `low`: the lower bound of the uniform start; default -5.
+    - `high`: the upper bound of the uniform start; default 5.
+    - `rtol`: relative tolerance; default 1e-8.
+    - `atol`: absolute tolerance; default 1e-10.
+    - `max_steps`: the step budget; default 2**18.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with ``z`` and ``P`` (above).
     """
     V = jnp.asarray(V, float)
     d = V.shape[0]
@@ -168,7 +226,17 @@ def rescaled_trajectories(
 
 
 def cluster_centres(z, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """(centres, labels) of the single-linkage clusters of ``z`` (n, d) at distance ``tol``."""
+    """(centres, labels) of the single-linkage clusters of ``z`` (n, d) at distance ``tol``.
+
+    **Arguments:**
+
+    - `z`: tokens, (n, d).
+    - `tol`: the single-linkage distance; default 1e-3.
+
+    **Returns:**
+
+    ``(centres, labels)``: NumPy arrays (k, d) and (n,).
+    """
     labels = np.asarray(cluster_labels(jnp.asarray(z), manifold=EUCLIDEAN, tol=tol))
     centres = np.stack([np.asarray(z)[labels == k].mean(0) for k in range(labels.max() + 1)])
     return centres, labels
@@ -178,9 +246,20 @@ def polytope_summary(z_final, P_final, *, A=None, tol: float = 1e-3) -> dict:
     """Checks of Thm 3.1 / 8.1 (V = I) on a final rescaled state.
 
     Returns the cluster count and max radius, whether every centre is a vertex of
-    conv(centres) (or 0), the S-membership defect max_w | |Aw|^2 - max_j <Aw, Av_j> |
+    conv(centres) (or 0), the S-membership defect max_w | |Aw|^2 - max_j ⟨Aw, Av_j⟩ |
     (leaders attend to themselves; 0 on the set S of Thm 8.1), and whether each token's
     argmax attention lies in its own cluster.
+
+    **Arguments:**
+
+    - `z_final`: the final rescaled tokens, (n, d).
+    - `P_final`: the final attention matrix, (n, n).
+    - `A`: the matrix of the S-membership test; default None (I).
+    - `tol`: the clustering distance; default 1e-3.
+
+    **Returns:**
+
+    A dict with ``clusters``, ``radius``, ``all_vertices``, ``S_defect`` and ``argmax_in_cluster``.
     """
     centres, labels = cluster_centres(z_final, tol)
     A = np.eye(centres.shape[1]) if A is None else np.asarray(A)
@@ -202,8 +281,19 @@ def origin_collapse(*, n: int = 40, d: int = 3, ts=(0.0, 10.0, 100.0), seed: int
     """Thm 8.5 / Remark 8.6: original dynamics (1.1) with V = -I, Q = K = I collapse to 0.
 
     Returns max_i |x_i(t)|, sqrt(t) max_i |x_i| (the empirical t^{-1/2} law:
-    ~1.82 for seed 0), max |P - 1/n| and the Lyapunov function L = sum_ij e^{<x_i, x_j>}
+    ~1.82 for seed 0), max |P - 1/n| and the Lyapunov function L = sum_ij e^{⟨x_i, x_j⟩}
     (Lemma 8.9, non-increasing, -> n^2).
+
+    **Arguments:**
+
+    - `n`: the number of tokens; default 40.
+    - `d`: the dimension; default 3.
+    - `ts`: the save times; default (0, 10, 100).
+    - `seed`: the seed of the start; default 0.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over t with ``max_norm``, ``sqrt_t_max_norm``, ``attention_defect`` and ``lyapunov``.
     """
     field = EuclideanSelfAttention(jnp.eye(d), jnp.eye(d), -jnp.eye(d))
     x0 = initial.uniform_cube(jax.random.PRNGKey(seed), n, d, low=-5.0, high=5.0)
@@ -237,6 +327,19 @@ def boolean_attention(*, n: int = 40, ts=(0.0, 1.0, 2.0, 4.0, 6.0), seeds: Seque
     relative to the largest singular value), and the off-leader mass
     ``log_off_mass`` = log sum_{j != argmax} P_ij computed in log space (its -log grows
     like e^{lambda_1 t}: doubly exponential convergence).
+
+    **Arguments:**
+
+    - `n`: the number of tokens; default 40.
+    - `ts`: the save times; default (0, 1, 2, 4, 6).
+    - `seeds`: one member per seed; default (0,).
+    - `d`: the dimension; default 1.
+    - `V`: the value matrix; default None (I).
+    - `rank_tol`: the relative tolerance of the numerical rank; default 1e-8.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` over (seed, t) with ``P``, ``row_max_defect``, ``leaders``, ``rank`` and ``log_off_mass``.
     """
     V = np.eye(d) if V is None else np.asarray(V, float)
     field = RescaledSelfAttention(jnp.eye(d), jnp.eye(d), jnp.asarray(V))
