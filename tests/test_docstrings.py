@@ -113,6 +113,7 @@ MODULES = [
     "jaxattn.studies.field_models",
     "jaxattn.studies.gradients",
     "jaxattn.studies.paper_001",
+    "jaxattn.studies.paper_003",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -54,13 +54,38 @@ FIG3_STATISTICS = ("renyi_ball", "strong_ball", "renyi_cluster", "strong_cluster
 
 
 def norm_drift(xs) -> float:
-    """max_k | |x_k| - 1 | over everything in xs (..., d)."""
+    """max_k | |x_k| - 1 | over everything in xs (..., d).
+
+    **Arguments:**
+
+    - `xs`: points, (..., d).
+
+    **Returns:**
+
+    The drift, a float.
+    """
     return float(jnp.max(jnp.abs(jnp.linalg.norm(xs, axis=-1) - 1.0)))
 
 
 def fig1_runs(key, *, n: int = 32, beta: float = 9.0, t1: float = 5000.0, num_saves: int = 501,
               rtol: float = 1e-8, atol: float = 1e-10, panels=tuple(FIG1_VALUES)) -> dict:
-    """Fig. 1: one CSA run per panel from the same uniform initial tokens; returns {panel: Trajectory}."""
+    """Fig. 1: one CSA run per panel from the same uniform initial tokens; returns {panel: Trajectory}.
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key (the uniform initial tokens).
+    - `n`: the number of tokens; default 32.
+    - `beta`: the inverse temperature; default 9.
+    - `t1`: the final time; default 5000.
+    - `num_saves`: the number of save times; default 501.
+    - `rtol`: relative tolerance; default 1e-8.
+    - `atol`: absolute tolerance; default 1e-10.
+    - `panels`: the panels, keys of `FIG1_VALUES`; default all.
+
+    **Returns:**
+
+    A dict panel -> [`Trajectory`][jaxattn.Trajectory].
+    """
     x0 = initial.uniform_sphere(key, n, 3)
     ts = jnp.linspace(0.0, t1, num_saves)
     out = {}
@@ -78,29 +103,52 @@ def causal_statistics(key, runs: int, *, n: int = 200, beta: float = 64.0, ts=FI
                       directory=None) -> xr.Dataset:
     """Fig. 2-3 statistics over ``runs`` independent runs (uniform i.i.d. angles).
 
-    Returns an ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save
-    times), every variable with CF attributes ([`jaxattn.io.cf`][jaxattn.io.cf]): per run and time
-    (member, t): ``renyi_ball``, ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed
-    fractions) and ``clusters``; per run: ``num_renyi``, ``num_strong``, ``steps`` (solver steps;
-    for ``ensemble="batched"`` the chunk's shared count) and optionally ``angles`` (member, t,
-    token). ``out["renyi_ball"]`` reads as the dict it replaced did; ``out["t"]`` holds the
-    times (``ts`` before). Summaries: [`summarise`][jaxattn.studies.paper_003.summarise].
-    ``progress=True`` shows a tqdm bar over the chunks. ``theta0`` (runs, n) replaces the
-    key's uniform draws (same draws for several integrators, as in the work-precision study);
-    ``solver`` is any diffrax solver. ``directory``: each chunk is a point of a resumable sweep
-    ([`jaxattn.sweeps`][jaxattn.sweeps], what ``jaxattn causal fig3`` runs); the result is the same as without.
-
     Runs are solved ``chunk`` at a time with [`jaxattn.simulate`][jaxattn.simulate]. Defaults from the
-    work-precision study (``python -m benchmarks.causal_statistics --work-precision``,
-    benchmarks/README.md, 24 runs, one core): **Bosh3, rtol = atol = 1e-4** — error of the mean
-    consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler h = 0.05:
-    1.7e-2) at 0.084 CPU-s per run (Tsit5 rtol 1e-6: 0.133; Euler h = 0.05: 1.62). Steps do not
-    drop below ~180 as rtol loosens: inside a cluster dtheta_k/dt contracts at rate ~1, so the
+    work-precision study (``python -m benchmarks.causal_statistics --work-precision``, 24 runs; its
+    costs are in benchmarks/README.md, "Causal Fig. 3 statistic"): **Bosh3, rtol = atol = 1e-4** — error
+    of the mean consumed fractions 8e-4 against a Tsit5 rtol 1e-10 reference (the authors' Euler
+    h = 0.05: 1.7e-2), the cheapest setting of that accuracy. Steps do not drop below ~180 as rtol loosens: inside a cluster dtheta_k/dt contracts at rate ~1, so the
     explicit solvers are stability-limited (dt <~ 2.5 for Bosh3 over t in [0, 500]) and cheaper
     stages per step win (Bosh3 3, Tsit5 6). ``ensemble="map"`` gives every run its own adaptive
     steps (a shared step must resolve every member's merge events; measured in the same study).
     ``evaluator="dense"`` is the faster field at n = 200 (the block lower-triangular kernel of
     `jaxattn.fields.circle.causal_circle_velocity`; the Fourier path's n M blocks cost more).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key (the uniform initial angles of every chunk).
+    - `runs`: the number of runs, int >= 1.
+    - `n`: the number of tokens; default 200.
+    - `beta`: the inverse temperature; default 64.
+    - `ts`: the save times, the first 0; default `FIG3_TIMES`.
+    - `chunk`: runs per solve, int >= 1; default 250.
+    - `evaluator`: the circle field's evaluator, "dense" (default) or "fourier".
+    - `rtol`: relative tolerance; default 1e-4.
+    - `atol`: absolute tolerance; default 1e-4.
+    - `ensemble`: "map" (default), "vmap" or "batched" (see [`jaxattn.simulate`][jaxattn.simulate]).
+    - `solver`: any diffrax solver; default None (Bosh3).
+    - `theta0`: initial angles (runs, n) replacing the key's uniform draws (same draws for several
+        integrators, as in the work-precision study); default None.
+    - `delta`: the Rényi radius of the centres; default None (4 beta^{-1/2}).
+    - `gap`: the circular gap that separates clusters; default ``renyi.DEFAULT_CAUSAL_GAP``.
+    - `return_angles`: also return the angles (member, t, token); default False.
+    - `progress`: show a tqdm bar over the chunks; default False.
+    - `precision`: "float64" (default) or "float32".
+    - `directory`: each chunk is a point of a resumable sweep ([`jaxattn.sweeps`][jaxattn.sweeps], what
+        ``jaxattn causal fig3`` runs); the result is the same as without; default None.
+
+    **Returns:**
+
+    An ``xarray.Dataset`` with coordinates ``member`` (the run) and ``t`` (the save times), every variable
+    with CF attributes ([`jaxattn.io.cf`][jaxattn.io.cf]): per run and time (member, t): ``renyi_ball``,
+    ``strong_ball``, ``renyi_cluster``, ``strong_cluster`` (consumed fractions) and ``clusters``; per run:
+    ``num_renyi``, ``num_strong``, ``steps`` (solver steps; for ``ensemble="batched"`` the chunk's shared
+    count) and optionally ``angles`` (member, t, token). Summaries: [`summarise`][jaxattn.studies.paper_003.summarise],
+    [`fig3_summary`][jaxattn.studies.paper_003.fig3_summary].
+
+    **Raises:**
+
+    - `ValueError`: ``runs`` or ``chunk`` < 1, or ``theta0`` not of shape (runs, n).
     """
     if runs < 1 or chunk < 1:
         raise ValueError("runs and chunk must be positive")
@@ -141,6 +189,25 @@ class CausalChunkPoint(AbstractPoint):
 
     Its runs are the uniform draws of ``jax.random.split(key, number of chunks)[chunk]`` (or the rows
     of ``theta0``), so a resumed computation equals an uninterrupted one, chunk by chunk.
+
+    **Arguments:**
+
+    - `key`: the PRNG key of the whole computation.
+    - `runs`: the total number of runs.
+    - `chunk`: runs per chunk.
+    - `n`: the number of tokens.
+    - `beta`: the inverse temperature.
+    - `ts`: the save times, a tuple.
+    - `evaluator`: "dense" or "fourier".
+    - `rtol`: relative tolerance.
+    - `atol`: absolute tolerance.
+    - `ensemble`: "map", "vmap" or "batched".
+    - `solver`: a diffrax solver, or None.
+    - `theta0`: initial angles (runs, n), or None.
+    - `delta`: the Rényi radius.
+    - `gap`: the circular gap that separates clusters.
+    - `return_angles`: also return the angles.
+    - `precision`: "float64" (default) or "float32".
     """
 
     identity_name: ClassVar[str] = "jaxattn.studies.paper_003.causal_statistics"
@@ -163,6 +230,16 @@ class CausalChunkPoint(AbstractPoint):
     precision: str = "float64"
 
     def __call__(self, chunk: int) -> xr.Dataset:
+        """The statistics of one chunk of runs.
+
+        **Arguments:**
+
+        - `chunk`: the index of the chunk.
+
+        **Returns:**
+
+        The ``xarray.Dataset`` of [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics] for the chunk's runs.
+        """
         keys = jax.random.split(self.key, -(-self.runs // self.chunk))
         start = chunk * self.chunk
         b = min(self.chunk, self.runs - start)
@@ -191,6 +268,17 @@ def fig3_statistics(thetas: Float[ArrayLike, "runs T n"], beta: float, *, delta:
     gaps > ``gap``), per run and time (runs, T), cluster counts (runs, T) and the numbers of
     centres (runs,). Shared by [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics] and the NumPy baseline of
     ``benchmarks/causal_statistics.py`` (the same statistic of either integrator's angles).
+
+    **Arguments:**
+
+    - `thetas`: angles, float (runs, T, n), the first save at t = 0.
+    - `beta`: the inverse temperature.
+    - `delta`: the Rényi radius; default None (4 beta^{-1/2}).
+    - `gap`: the circular gap that separates clusters; default ``renyi.DEFAULT_CAUSAL_GAP``.
+
+    **Returns:**
+
+    A dict of arrays: the four consumed fractions and ``clusters`` (runs, T), ``num_renyi`` and ``num_strong`` (runs,).
     """
     thetas = jnp.asarray(thetas)
     delta = 4.0 / math.sqrt(beta) if delta is None else delta  # renyi.default_delta, as a Python float
@@ -214,7 +302,17 @@ _fig3_statistics_jit = jax.jit(fig3_statistics, static_argnames=("beta", "delta"
 
 
 def summarise(values: Real[ArrayLike, "runs T"] | xr.DataArray, quantiles=(0.1, 0.9)) -> dict:
-    """Mean and quantiles over runs (axis 0) of a (runs, T) statistic: ``{"mean", "q10", "q90"}`` by default."""
+    """Mean and quantiles over runs (axis 0) of a (runs, T) statistic: ``{"mean", "q10", "q90"}`` by default.
+
+    **Arguments:**
+
+    - `values`: a statistic, (runs, T).
+    - `quantiles`: the quantiles; default (0.1, 0.9).
+
+    **Returns:**
+
+    A dict: ``"mean"`` and one key per quantile (``"q10"`` for 0.1), arrays (T,).
+    """
     values = np.asarray(values, dtype=float)
     return {"mean": values.mean(axis=0), **{_quantile_key(q): np.quantile(values, q, axis=0) for q in quantiles}}
 
@@ -226,6 +324,15 @@ def fig3_summary(stats: xr.Dataset, quantiles: tuple[float, ...] = (0.1, 0.9)) -
     ``<statistic>_quantile`` (quantile, t), the per-run ``num_renyi``, ``num_strong`` and ``steps``
     (member), and ``stats``' attributes ([`summarise`][jaxattn.studies.paper_003.summarise] computes each); the
     variables' attributes come from the catalogue [`jaxattn.io.VARIABLES`][jaxattn.io.VARIABLES].
+
+    **Arguments:**
+
+    - `stats`: the dataset of [`causal_statistics`][jaxattn.studies.paper_003.causal_statistics].
+    - `quantiles`: the quantiles; default (0.1, 0.9).
+
+    **Returns:**
+
+    An ``xarray.Dataset`` (above).
     """
     data = {}
     for name in FIG3_STATISTICS:
@@ -251,6 +358,22 @@ def numpy_euler_causal_circle(theta0: Float[ArrayLike, "runs n"], beta: float, t
     save times ``ts`` (multiples of h), shape (runs, T, n). ``causal=False`` drops the mask: the same
     scheme for (SA) on the circle (Geshkovski et al. 2023, Fig. 3), the baseline of the circle
     metastability sweep.
+
+    **Arguments:**
+
+    - `theta0`: initial angles, (runs, n).
+    - `beta`: the inverse temperature.
+    - `ts`: the save times, non-decreasing multiples of h.
+    - `h`: the step; default 0.05.
+    - `causal`: the causal mask; default True.
+
+    **Returns:**
+
+    The angles, a NumPy array (runs, T, n).
+
+    **Raises:**
+
+    - `ValueError`: save times that are not non-decreasing multiples of h.
     """
     theta0 = np.atleast_2d(np.asarray(theta0, dtype=float))
     ts = np.asarray(ts, dtype=float)
@@ -265,9 +388,24 @@ def conjecture1_runs(key, runs: int, *, beta: float = 1.0, n: int = 32, t1: floa
                      random_qk: bool = True, rtol: float = 1e-8, atol: float = 1e-10) -> dict:
     """Conjecture 1 exploration: V = diag(3, 2, 1); Q = K = I or Q, K with i.i.d. N(0, 1) entries.
 
-    Returns per run ``off_axis`` = max_k (1 - |<x_k(t1), e1>|) (0 when every token is at +-e1),
+    Returns per run ``off_axis`` = max_k (1 - |⟨x_k(t1), e1⟩|) (0 when every token is at +-e1),
     and the Q, K used. Conjecture 1 predicts off_axis -> 0; with random non-symmetric Q, K a
     reference exploration found stable equilibria off +-e1 in 4 of 10 runs (``docs/paper_003.md``, erratum 7).
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key.
+    - `runs`: the number of runs.
+    - `beta`: the inverse temperature; default 1.
+    - `n`: the number of tokens; default 32.
+    - `t1`: the final time; default 1000.
+    - `random_qk`: Q, K with i.i.d. N(0, 1) entries (True, default) or Q = K = I.
+    - `rtol`: relative tolerance; default 1e-8.
+    - `atol`: absolute tolerance; default 1e-10.
+
+    **Returns:**
+
+    A dict with ``off_axis`` (runs,), ``Q`` and ``K`` (runs, 3, 3).
     """
     V = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
     off, qs, ks = [], [], []
