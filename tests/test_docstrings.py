@@ -115,6 +115,7 @@ MODULES = [
     "jaxattn.studies.paper_001",
     "jaxattn.studies.paper_003",
     "jaxattn.studies.paper_004",
+    "jaxattn.studies.figures",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}

@@ -59,6 +59,20 @@ def fill_convex_polygon(ax, vertices: ArrayLike, **kwargs):
 
     The vertices are ordered by angle about their centroid; fewer than three (a point or a
     segment) draw nothing. ``kwargs`` go to ``ax.fill``. Returns the patches (or ``[]``).
+
+    **Arguments:**
+
+    - `ax`: a Matplotlib axes.
+    - `vertices`: the vertices, (m, 2).
+    - `kwargs`: keyword arguments of ``ax.fill``.
+
+    **Returns:**
+
+    The patches (or ``[]``).
+
+    **Raises:**
+
+    - `ValueError`: ``vertices`` is not (m, 2).
     """
     V = np.asarray(vertices, dtype=float)
     if V.ndim != 2 or V.shape[1] != 2:
@@ -81,6 +95,17 @@ def plot_paper000_fig2(rows: Sequence[Row] = ("A", "B", "C", "D"), layers: Seque
     Colour: the first token each one attends to; gold stars: tokens with C_i(Z^k) = {i}
     (leaders, Definition 1.1). The last column shades conv(leader limits) and marks the
     computed attracting set S (red crosses, origin excluded). Returns the figure.
+
+    **Arguments:**
+
+    - `rows`: the rows of the figure; default all four.
+    - `layers`: the layers shown; default (0, 1, 2, 5, 30).
+    - `alpha`: the step of the layers; default 0.5.
+    - `seed`: the seed of the random tokens; default 0.
+
+    **Returns:**
+
+    The Matplotlib figure.
     """
     plt = pyplot()
     K = max(layers)
@@ -121,6 +146,16 @@ def plot_attention_matrices(ds: xr.Dataset, *, seed_index: int = 0, axes=None):
 
     Rows are query tokens i and columns key tokens j, numbered from 1 in the order of x_i(0) (Thm
     2.1); one colour bar $P_{ij}$ in [0, 1] serves all panels. Returns the axes.
+
+    **Arguments:**
+
+    - `ds`: a dataset of `jaxattn.studies.paper_001.boolean_attention` (with ``P`` and ``rank``).
+    - `seed_index`: which member; default 0.
+    - `axes`: one Matplotlib axes per saved time; default None (a new figure).
+
+    **Returns:**
+
+    The axes.
     """
     plt = pyplot()
     times = ds.t.values
@@ -141,7 +176,20 @@ def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=No
     """Tokens z_i(t) (2-D or 3-D) over time: grey paths from open grey circles (t = 0) to crimson dots
     (the last saved time), explained in a legend; the final convex hull (V = I) and, in 2-D, lines
     orthogonal to ``normal`` (e.g. the dual functional) through the final clusters. Axes are labelled
-    $z_1$, $z_2$ ($z_3$); 2-D panels keep equal aspect. Returns the axes."""
+    $z_1$, $z_2$ ($z_3$); 2-D panels keep equal aspect. Returns the axes.
+
+    **Arguments:**
+
+    - `ds`: a dataset with tokens ``z`` (seed, t, token, dim), e.g. of `rescaled_trajectories`.
+    - `seed_index`: which member; default 0.
+    - `hull`: draw the final convex hull; default True.
+    - `ax`: a Matplotlib axes (3-D for d = 3); default None (a new figure).
+    - `normal`: a vector (2-D only); default None (no lines).
+
+    **Returns:**
+
+    The axes.
+    """
     plt = pyplot()
     z = ds.z.isel(seed=seed_index).values
     d = z.shape[-1]
@@ -181,7 +229,7 @@ def plot_tokens(ds: xr.Dataset, *, seed_index: int = 0, hull: bool = True, ax=No
 
 
 def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: str | None = None, **select):
-    """Paper 002 Figs 2-4: ``probability`` over (t, beta) (colormap RdBu_r as the paper) with t*(beta).
+    """Paper 002 Figs 2-4: ``probability`` over (t, beta) (colormap RdBu_r as the paper) with `t*(beta)`.
 
     Each cell is centred on its grid point (beta_k, t_l) and bounded by the midpoints to its
     neighbours; the outer cells end at the first and last grid values, so the image covers exactly
@@ -189,6 +237,18 @@ def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: st
     curve is gamma_beta(t) = 1 - delta (eq. (4.11)) for the dataset's n and delta. ``select`` picks
     ``d``, ``kq``, ``value`` (default: the first of each); the title states n, d and delta (and the
     random (Q, K, V) ensembles of Fig 4 when not the identity) unless ``title`` is given.
+
+    **Arguments:**
+
+    - `ds`: the dataset of `jaxattn.studies.paper_002.phase_diagram`.
+    - `ax`: a Matplotlib axes; default None (a new figure).
+    - `curve`: draw the gamma curve; default True.
+    - `title`: the title; default None (n, d, delta and the ensembles).
+    - `select`: ``d``, ``kq``, ``value`` values of the panel.
+
+    **Returns:**
+
+    The axes.
     """
     plt = pyplot()
     ds = ds.sortby("beta")
@@ -227,7 +287,17 @@ def plot_phase_diagram(ds: xr.Dataset, ax=None, *, curve: bool = True, title: st
 
 def plot_circle_metastability(ds: xr.Dataset, ax=None):
     """Paper 002 Problem 2 (`.paper_002.circle_metastability`): mean cluster count against t (log axis)
-    for each beta (over seeds and members)."""
+    for each beta (over seeds and members).
+
+    **Arguments:**
+
+    - `ds`: the dataset of `circle_metastability`.
+    - `ax`: a Matplotlib axes; default None (a new figure).
+
+    **Returns:**
+
+    The axes.
+    """
     plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
@@ -244,8 +314,18 @@ def plot_circle_metastability(ds: xr.Dataset, ax=None):
 
 
 def plot_gamma_crossing_times(ds: xr.Dataset, ax=None):
-    """Paper 002 Thm 4.6 (`.paper_002.crossing_times`): beta against t*(beta) (log t axis), the
-    boundary gamma_beta(t*) = 1 - delta of eq. (4.11), titled with n and delta."""
+    """Paper 002 Thm 4.6 (`.paper_002.crossing_times`): beta against `t*(beta)` (log t axis), the
+    boundary `gamma_beta(t*) = 1 - delta` of eq. (4.11), titled with n and delta.
+
+    **Arguments:**
+
+    - `ds`: the dataset of `crossing_times`.
+    - `ax`: a Matplotlib axes; default None (a new figure).
+
+    **Returns:**
+
+    The axes.
+    """
     if ax is None:
         _, ax = pyplot().subplots(figsize=(5, 3.5))
     ax.semilogx(ds.t_star, ds.beta, "o-" if ds.sizes["beta"] <= 20 else "-")
@@ -262,7 +342,17 @@ def plot_gamma_crossing_times(ds: xr.Dataset, ax=None):
 
 def plot_paper003_fig3(summary: xr.Dataset, axes=None):
     """Paper 003 Fig. 3 ([`.paper_003.fig3_summary`][jaxattn.studies.paper_003.fig3_summary]): consumed fractions of the (strong) Renyi centres
-    and cluster counts over time, mean with the band between the first and last quantile. Returns the axes."""
+    and cluster counts over time, mean with the band between the first and last quantile. Returns the axes.
+
+    **Arguments:**
+
+    - `summary`: the dataset of [`fig3_summary`][jaxattn.studies.paper_003.fig3_summary].
+    - `axes`: Matplotlib axes for the panels; default None (a new figure).
+
+    **Returns:**
+
+    The axes.
+    """
     if axes is None:
         _, axes = pyplot().subplots(1, 2, figsize=(9, 3.5))
     t = np.maximum(summary.t.values, 0.5)  # log axis: t = 0 drawn at 0.5
@@ -287,7 +377,14 @@ def plot_paper003_fig3(summary: xr.Dataset, axes=None):
 
 
 def plot_growth_rates(ax, beta, kmax_plot=10):
-    """gamma_k = k^2 I_k(beta)/beta at integer k (dots) and real order k (dashed), k_max marked."""
+    """gamma_k = k^2 I_k(beta)/beta at integer k (dots) and real order k (dashed), k_max marked.
+
+    **Arguments:**
+
+    - `ax`: a Matplotlib axes.
+    - `beta`: the inverse temperature.
+    - `kmax_plot`: the largest k shown; default 10.
+    """
     k = np.arange(kmax_plot + 1)
     g = np.asarray(growth_rates(beta, kmax_plot))
     kc = np.linspace(0.0, kmax_plot, 200)
@@ -303,7 +400,16 @@ def plot_growth_rates(ax, beta, kmax_plot=10):
 
 
 def plot_paper004_fig2(runs: dict):
-    """Fig. 2. runs: beta -> (ts, xs, k, predicted positions, histogram time)."""
+    """Fig. 2. runs: beta -> (ts, xs, k, predicted positions, histogram time).
+
+    **Arguments:**
+
+    - `runs`: a dict beta -> ``(ts, xs, k, predicted positions, histogram time)``.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     fig, axes = plt.subplots(len(runs), 3, figsize=(14, 3.6 * len(runs)), squeeze=False)
     for r, (beta, (ts, xs, k, pos, t_hist)) in enumerate(runs.items()):
@@ -329,7 +435,18 @@ def plot_paper004_fig2(runs: dict):
 
 
 def plot_clusters_vs_beta(betas, counts, kmax):
-    """Final cluster counts against beta with the linear-theory k*(beta) and sqrt(2 beta)."""
+    """Final cluster counts against beta with the linear-theory k*(beta) and sqrt(2 beta).
+
+    **Arguments:**
+
+    - `betas`: the inverse temperatures.
+    - `counts`: the final cluster counts, (len(betas), seeds).
+    - `kmax`: the dominant modes, (len(betas),).
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for j in range(counts.shape[1]):
@@ -344,7 +461,20 @@ def plot_clusters_vs_beta(betas, counts, kmax):
 
 
 def plot_paper004_fig3(beta, Ns, times, Ns_det=None, times_det=None):
-    """Fig. 3: exit times against N (log scale) with the predicted slope 1/(2 gamma_max)."""
+    """Fig. 3: exit times against N (log scale) with the predicted slope 1/(2 gamma_max).
+
+    **Arguments:**
+
+    - `beta`: the inverse temperature.
+    - `Ns`: the numbers of particles.
+    - `times`: the particles' exit times, (len(Ns), runs).
+    - `Ns_det`: the N of the deterministic PDE runs; default None (not drawn).
+    - `times_det`: their exit times; default None.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     m, s = np.nanmean(times, axis=1), np.nanstd(times, axis=1)
@@ -366,7 +496,17 @@ def plot_paper004_fig3(beta, Ns, times, Ns_det=None, times_det=None):
 
 
 def plot_paper004_fig4(tr, every: int = 5):
-    """Fig. 4: densities of a circle PDE trajectory at every ``every``-th saved time."""
+    """Fig. 4: densities of a circle PDE trajectory at every ``every``-th saved time.
+
+    **Arguments:**
+
+    - `tr`: a [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory].
+    - `every`: draw every this many saved times; default 5.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     theta, rho = tr.density(512)
     ts = np.asarray(tr.ts)
@@ -383,7 +523,18 @@ def plot_paper004_fig4(tr, every: int = 5):
 
 
 def plot_paper004_fig5(part: dict, pde: dict, beta: float = 5.0):
-    """Fig. 5: W1 to delta_3 and to uniform (particles), the small-alpha curve shifted by ln 10/gamma_3."""
+    """Fig. 5: W1 to delta_3 and to uniform (particles), the small-alpha curve shifted by ln 10/gamma_3.
+
+    **Arguments:**
+
+    - `part`: the particle results, a dict alpha -> ``figure5_particles`` output.
+    - `pde`: the PDE results, a dict alpha -> ``figure5_pde`` output.
+    - `beta`: the inverse temperature; default 5.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     shift = P4.shift_time(10.0, beta)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -407,7 +558,18 @@ def plot_paper004_fig5(part: dict, pde: dict, beta: float = 5.0):
 
 
 def plot_mode_amplitudes(tr, n_eff: float, kmax_plot: int = 6):
-    """|mu_k(t)| of the noise run on a log scale against the linear prediction |mu_k(0)| e^{gamma_k t}."""
+    """|mu_k(t)| of the noise run on a log scale against the linear prediction |mu_k(0)| e^{gamma_k t}.
+
+    **Arguments:**
+
+    - `tr`: the [`DensityTrajectory`][jaxattn.spectral.DensityTrajectory] of the noise run.
+    - `n_eff`: the effective number of particles of the noise.
+    - `kmax_plot`: the largest mode shown; default 6.
+
+    **Returns:**
+
+    The Matplotlib figure.
+    """
     plt = pyplot()
     ts = np.asarray(tr.ts)
     c = np.abs(np.asarray(tr.coeffs))
@@ -441,7 +603,16 @@ def _markdown_table(headers, rows):
 
 
 def gradients_example(fast: bool):
-    """All gradients of L = mean <x_i(T), x_j(T)> in one reverse pass, beta = 4, T = 5."""
+    """All gradients of L = mean ⟨x_i(T), x_j(T)⟩ in one reverse pass, beta = 4, T = 5.
+
+    **Arguments:**
+
+    - `fast`: small sizes (the notebook's ``JAXATTN_FAST=1``).
+
+    **Returns:**
+
+    ``(value, grads)`` of [`value_and_grad_of`][jaxattn.value_and_grad_of].
+    """
     n, d = (32, 3) if fast else (256, 3)
     x0 = initial.uniform_sphere(jax.random.PRNGKey(0), n, d)
     field = SelfAttention(4.0, Q=jnp.eye(d), K=jnp.eye(d), V=jnp.eye(d))
@@ -455,7 +626,17 @@ def gradients_example(fast: bool):
 
 def gradients_recover_beta(fast: bool, beta_true: float = 1.5):
     """Observe a clustering time at beta_true (hard: first of 3001 dense saves with all pairs
-    delta-close), then fit beta by Adam on the soft clustering time."""
+    delta-close), then fit beta by Adam on the soft clustering time.
+
+    **Arguments:**
+
+    - `fast`: small sizes (the notebook's ``JAXATTN_FAST=1``).
+    - `beta_true`: the beta of the observation; default 1.5.
+
+    **Returns:**
+
+    ``(result, t_obs)``: the [`FitResult`][jaxattn.grad.FitResult] and the observed time.
+    """
     n, d, delta, t_max = 8, 3, 1e-3, 30.0
     x0 = initial.uniform_sphere(jax.random.PRNGKey(3), n, d)
     tr = simulate(SelfAttention(beta_true), x0, t_max, ts=3001, rtol=1e-10, atol=1e-10)
@@ -482,7 +663,17 @@ def gradients_recover_beta(fast: bool, beta_true: float = 1.5):
 
 def gradients_lifetime_study(fast: bool, beta: float = 2.0):
     """Maximise the mean soft time to one cluster over K (|K|_F = sqrt d, Q = V = I) on a training
-    ensemble; evaluate K = I, the optimum K* and a rank-one K on held-out initial conditions."""
+    ensemble; evaluate K = I, the optimum K* and a rank-one K on held-out initial conditions.
+
+    **Arguments:**
+
+    - `fast`: small sizes (the notebook's ``JAXATTN_FAST=1``).
+    - `beta`: the inverse temperature; default 2.
+
+    **Returns:**
+
+    ``(result, rows)``: the [`FitResult`][jaxattn.grad.FitResult] and the rows of the printed table.
+    """
     n, d, t_max = 8, 3, 40.0
     batch, held, steps = (4, 6, 6) if fast else (8, 32, 60)
     x_train = initial.uniform_sphere(jax.random.PRNGKey(7), n, d, batch=batch)
@@ -512,7 +703,16 @@ def gradients_lifetime_study(fast: bool, beta: float = 2.0):
 
 
 def gradients_boundary_sensitivity(fast: bool):
-    """d P/d beta along t*(beta) for random tokens (large d tracks gamma, Thm 4.7) vs the gamma model."""
+    """d P/d beta along `t*(beta)` for random tokens (large d tracks gamma, Thm 4.7) vs the gamma model.
+
+    **Arguments:**
+
+    - `fast`: small sizes (the notebook's ``JAXATTN_FAST=1``).
+
+    **Returns:**
+
+    The `jaxattn.studies.gradients.BoundarySensitivity`.
+    """
     n, delta = 8, 1e-2
     d, batch, betas = (32, 2, [1.0, 2.5, 4.0]) if fast else (256, 8, list(np.linspace(0.5, 6.0, 12)))
     res = G.clustering_sensitivity_along_boundary(betas, n, d, key=jax.random.PRNGKey(1), batch=batch, delta=delta)
@@ -548,7 +748,16 @@ def _mu3_sq(mu):  # module level, so every T reuses one compilation
 
 
 def gradients_pde(fast: bool):
-    """Circle PDE (USA, beta = 5): d|mu_3(T)|^2/dbeta by the adjoint vs the linear theory 2T gamma_3' L."""
+    """Circle PDE (USA, beta = 5): d|mu_3(T)|^2/dbeta by the adjoint vs the linear theory 2T gamma_3' L.
+
+    **Arguments:**
+
+    - `fast`: small sizes (the notebook's ``JAXATTN_FAST=1``).
+
+    **Returns:**
+
+    The rows of the printed table.
+    """
     K, beta, k = 16, 5.0, 3
     c0 = C.mode_coefficients(K).at[k].set(1e-6)
     Ts = [0.1, 0.2] if fast else [0.05, 0.1, 0.2, 0.3, 0.4]

@@ -138,7 +138,7 @@ def fit_beta_to_clustering_time(
 
     **Returns:**
 
-    A [`FitResult`][jaxattn.FitResult] whose ``params`` is beta.
+    A [`FitResult`][jaxattn.grad.FitResult] whose ``params`` is beta.
 
     **Raises:**
 
@@ -211,7 +211,7 @@ def maximise_metastable_lifetime(
 
     **Returns:**
 
-    A [`FitResult`][jaxattn.FitResult] whose ``params`` is K.
+    A [`FitResult`][jaxattn.grad.FitResult] whose ``params`` is K.
 
     **Raises:**
 
@@ -297,7 +297,7 @@ def clustering_sensitivity_along_boundary(
 
     **Returns:**
 
-    A [`BoundarySensitivity`][jaxattn.studies.BoundarySensitivity].
+    A [`BoundarySensitivity`][jaxattn.studies.gradients.BoundarySensitivity].
 
     **Raises:**
 
