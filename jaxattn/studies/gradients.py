@@ -8,7 +8,7 @@ The library layer is [`jaxattn.grad`][jaxattn.grad] ([`value_and_grad_of`][jaxat
   recovers a known beta);
 * [`maximise_metastable_lifetime`][jaxattn.studies.maximise_metastable_lifetime] - the key matrix K (at fixed Frobenius norm, Q = V = I) that
   maximises a smooth surrogate of the time to a single cluster;
-* [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] - d(soft clustering probability at time t)/d beta
+* [`clustering_sensitivity_along_boundary`][jaxattn.studies.gradients.clustering_sensitivity_along_boundary] - d(soft clustering probability at time t)/d beta
   along the phase boundary t = t*(beta) of paper 002 eq. (4.11).
 
 Smooth observables are in `jaxattn.analysis.observables`. Results: ``docs/gradients.md``;
@@ -234,7 +234,7 @@ def maximise_metastable_lifetime(
 
 
 class BoundarySensitivity(eqx.Module):
-    r"""Table returned by [`clustering_sensitivity_along_boundary`][jaxattn.studies.clustering_sensitivity_along_boundary] (one entry per beta).
+    r"""Table returned by [`clustering_sensitivity_along_boundary`][jaxattn.studies.gradients.clustering_sensitivity_along_boundary] (one entry per beta).
 
     **Attributes:**
 
