@@ -26,6 +26,7 @@ def quick_run(tmp_path_factory):
     return json.loads((out / "device.json").read_text()), (out / "device.md").read_text()
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_every_section_present_and_ok(quick_run):
     result, table = quick_run
     assert result["meta"]["backend"] == jax.default_backend() and result["meta"]["quick"]
@@ -36,6 +37,7 @@ def test_every_section_present_and_ok(quick_run):
         assert f"## {name}" in table
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_accuracy_rows_meet_their_tolerance(quick_run):
     result, _ = quick_run
     rows = result["sections"]["accuracy"]["rows"]
@@ -51,6 +53,7 @@ def test_accuracy_rows_meet_their_tolerance(quick_run):
     assert {"numpy oracle", "dense on cpu", "exact: rotation angle"} <= refs
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_measurement_rows(quick_run):
     result, _ = quick_run
     s = result["sections"]

@@ -204,6 +204,7 @@ def _merged(run):
 ALL_POINTS = sorted((s, b) for b in (0.5, 2.0, 4.0) for s in (0, 1, 2))
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_two_process_jax_distributed_sweep_equals_one_process(workspace):
     tmp, procs = workspace
     port = _free_port()

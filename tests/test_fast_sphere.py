@@ -64,6 +64,7 @@ def test_truncation_bound_holds():
     assert H.truncation_degree(9.0, 10, 1e-13) < H.truncation_degree(30.0, 10, 1e-13)
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_simulate_and_gradients_agree_with_dense():
     x0 = _tokens(48, seed=3)
     fast = jaxattn.SelfAttention(5.0, evaluator="harmonics")

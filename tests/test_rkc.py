@@ -108,6 +108,7 @@ def test_gamma_ode_of_theorem_4_6(beta):
     assert gamma[-1] > 0.9
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_float32_and_ensembles_agree_with_float64(key):
     """The same causal circle solve (n = 24, beta = 16, T = 50) as an ensemble (vmap: own steps; batched: one
     step, max-over-members norm) follows a Tsit5 rtol 1e-10 reference to 1e-4 at rtol 1e-8, and float32 at

@@ -128,6 +128,7 @@ def test_causal_first_token_never_moves_and_prefix_closure(key):  # 003 Thm 4.1 
     np.testing.assert_allclose(head.xs, full.xs[:, :4], atol=1e-7)
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_vmap_equals_loop_and_batched_within_tolerance(key):
     x0 = jaxattn.initial.uniform_sphere(key, 16, 3, batch=4)
     field = jaxattn.SelfAttention(9.0)

@@ -94,6 +94,7 @@ def _computed(log):
     return len(list(Path(log).glob("done-*")))
 
 
+@pytest.mark.slow  # a long end-to-end run; the default suite keeps the shorter checks
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
