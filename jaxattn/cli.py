@@ -40,11 +40,47 @@ from ._version import __version__
 
 def number(cast: type = float, *, minimum: float | None = None, positive: bool = False) -> Callable[[str], float]:
     """The argparse ``type`` of every numeric option: a finite ``cast`` (float or int), optionally
-    ``> 0`` (``positive``) or ``>= minimum``; anything else is a usage error naming the value."""
+    ``> 0`` (``positive``) or ``>= minimum``; anything else is a usage error naming the value.
+
+    **Arguments:**
+
+    - `cast`: the type the text is converted by, `float` (default) or `int` (then `"1.5"` and `"1e3"` are
+        refused).
+    - `minimum`: the smallest value allowed, a number; default None, no lower bound.
+    - `positive`: whether the value must be > 0; default False.
+
+    **Returns:**
+
+    The parser, a function of one string (the option's text) that returns the checked value; its
+    `__name__` says what it accepts (`"a number > 0"`, `"an integer >= 1"`), which argparse shows in
+    its messages, and its docstring the option's contract.
+
+    **Raises:**
+
+    - `argparse.ArgumentTypeError`: raised by the returned parser (not by `number`) for a text that is not
+        a `cast`, is not finite (inf, nan) or is out of range; argparse turns it into a usage error (exit
+        status 2).
+    """
     what = ("an integer" if cast is int else "a number") + (" > 0" if positive else "" if minimum is None
                                                             else f" >= {minimum:g}")
 
     def parse(text: str):
+        """Parse the text of a numeric option as a finite number of the type and range given to `number`
+        (this function's ``__name__`` says which, e.g. ``"an integer >= 1"``).
+
+        **Arguments:**
+
+        - `text`: the option's text, as typed.
+
+        **Returns:**
+
+        The value, of the type `cast` (`float` or `int`).
+
+        **Raises:**
+
+        - `argparse.ArgumentTypeError`: if the text is not a number of that type, is not finite or is out
+            of range (argparse reports a usage error, exit status 2).
+        """
         try:
             value = cast(text)
         except ValueError:
@@ -59,7 +95,8 @@ def number(cast: type = float, *, minimum: float | None = None, positive: bool =
     return parse
 
 
-#: the numeric types of the options: finite numbers, positive numbers, counts (>= 1), seeds (>= 0)
+#: the numeric types of the options (argparse ``type`` functions built by `number`, each with the docstring of
+#: the parser it returns): finite numbers, positive numbers, counts (>= 1), seeds and indices (>= 0)
 FLOAT, POSITIVE, COUNT, INDEX = number(), number(positive=True), number(int, minimum=1), number(int, minimum=0)
 
 
@@ -337,6 +374,15 @@ def _add_sentiment(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``jaxattn`` command line: ``--version``, ``--debug`` and the sub-commands ``demo``,
+    ``simulate``, ``pde``, ``sweep``, ``causal`` and ``sentiment``, each naming its runner (module
+    docstring). Builds argparse objects only: nothing heavy is imported.
+
+    **Returns:**
+
+    The `argparse.ArgumentParser`; its usage errors are one line with exit status 2, and a parsed
+    command carries its runner as ``func`` (``"module:function"``).
+    """
     parser = _Parser(
         prog="jaxattn", formatter_class=_Formatter,
         description="Self-attention dynamics as interacting particle systems (JAX + diffrax).",
@@ -365,7 +411,16 @@ def _command_name(args) -> str:
 
 
 def one_line(err: BaseException) -> str:
-    """The text of an error as one line (equinox's runtime boilerplate and whitespace runs dropped)."""
+    """The text of an error as one line (equinox's runtime boilerplate and whitespace runs dropped).
+
+    **Arguments:**
+
+    - `err`: the exception; a `KeyError` reads ``missing <key>``.
+
+    **Returns:**
+
+    The message, a one-line string (the exception's type name when its message is empty).
+    """
     text = str(err).split(_EQX_TAIL)[0]
     if isinstance(err, KeyError):  # str(KeyError) is the repr of the key
         text = f"missing {text}"
@@ -378,7 +433,28 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``jaxattn ARGV``; returns the exit status (module docstring: the conventions)."""
+    """Run ``jaxattn ARGV`` (module docstring: the conventions every command follows).
+
+    Parses the command line, imports the command's runner and runs it; errors the library raises about a
+    value (`ValueError`, `TypeError`) and failures (`OSError`, `RuntimeError`, `ArithmeticError`,
+    `ImportError`, `MemoryError`) are printed as one line on stderr, warnings as one line each.
+
+    **Arguments:**
+
+    - `argv`: the arguments after ``jaxattn``, a list of strings; default None, ``sys.argv[1:]``.
+
+    **Returns:**
+
+    The exit status, an int: the runner's (0 when it returns None), 2 for a usage error, no command or a
+    command group without its sub-command (the help is printed), 1 for another failure, 130 for Ctrl-C.
+
+    **Raises:**
+
+    - `SystemExit`: from argparse, for a wrong command line (status 2), ``--help`` or ``--version`` (0).
+    - `KeyboardInterrupt`, `ValueError`, `TypeError`, `OSError`, ...: the original exception, with its
+        traceback, when ``--debug`` is given or ``JAXATTN_DEBUG`` is set (not empty, not ``0``); exceptions
+        outside the listed kinds always propagate.
+    """
     import warnings
 
     argv = list(sys.argv[1:] if argv is None else argv)

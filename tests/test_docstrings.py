@@ -84,6 +84,7 @@ MODULES = [
     "jaxattn.analysis.lost_in_middle",
     "jaxattn.analysis.sinkhorn",
     "jaxattn.analysis.staircase",
+    "jaxattn.analysis.renyi",
     "jaxattn.spectral._base",
     "jaxattn.spectral._gegenbauer",
     "jaxattn.spectral.linear",
@@ -116,6 +117,7 @@ MODULES = [
     "jaxattn.studies.paper_003",
     "jaxattn.studies.paper_004",
     "jaxattn.studies.figures",
+    "jaxattn.cli",
 ]
 #: private modules whose unprefixed names are public rules all the same
 RULE_MODULES = {"jaxattn._validate", "jaxattn.analysis._checks"}
