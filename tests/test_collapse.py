@@ -189,3 +189,15 @@ def test_a_users_collapse_forwards_what_diffrax_reads():
     h = 1e-5
     np.testing.assert_allclose(jacobian, (final(1.5 + h) - final(1.5 - h)) / (2 * h), atol=1e-8)
     assert float(jnp.max(jnp.abs(jacobian))) > 1e-2
+
+
+def test_default_collapses_only_up_to_its_token_limit():
+    """A merge compares every pair of tokens ((n, n) tables): above MAX_COLLAPSE_TOKENS the default is plain
+    Tsit5 (an ensemble of 8 x 64000 circle tokens asked for 74 GB with the collapse)."""
+    import diffrax
+
+    from jaxattn.solvers import MAX_COLLAPSE_TOKENS, CollapsingSolver, default_solver
+
+    field = jaxattn.CircleSelfAttention(5.0)
+    assert isinstance(default_solver(field, num_tokens=MAX_COLLAPSE_TOKENS), CollapsingSolver)
+    assert type(default_solver(field, num_tokens=MAX_COLLAPSE_TOKENS + 1)) is diffrax.Tsit5

@@ -60,7 +60,7 @@ def test_harmonics_gradient_through_simulate_at_beta_two_matches_dense():
 def test_circle_pde_gradient_at_beta_two_matches_finite_differences():
     """d|mu_2(0.5)|/dbeta of the circle PDE at beta = 2 against a central difference (0.0557 vs 0.0688 before)."""
     from jaxattn import spectral
-    from jaxattn.studies.gradients import circle_pde_value_and_grad
+    from jaxattn.spectral import circle_pde_value_and_grad
 
     c0 = spectral.mode_coefficients(32, cos={2: 0.02})
 

@@ -237,8 +237,10 @@ def simulate(
     if stochastic:
         solver, stepsize_controller = _sde_defaults(field, solver, stepsize_controller, dt0, ensemble, is_ensemble)
     if solver is None:  # the field's default (jaxattn.solvers.default_solver), after the ensemble strategy
+        event_ndim = field.manifold.event_ndim
         solver = default_solver(field, rtol, atol, shared_step=is_ensemble and ensemble.strategy.one_state,
-                                forward_mode=isinstance(adjoint, (diffrax.ForwardMode, diffrax.DirectAdjoint)))
+                                forward_mode=isinstance(adjoint, (diffrax.ForwardMode, diffrax.DirectAdjoint)),
+                                num_tokens=x0.shape[x0.ndim - event_ndim] if x0.ndim >= event_ndim else None)
     controller = (diffrax.PIDController(rtol=rtol, atol=atol) if stepsize_controller is None
                   else stepsize_controller)
     # every argument rule once, raised here on the host or attached to x0 where traced (equinox.error_if)

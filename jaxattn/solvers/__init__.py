@@ -22,4 +22,9 @@ from ._collapse import (
     has_token_rows as has_token_rows,
     merge_clusters as merge_clusters,
 )
-from ._choice import MERGE_FACTOR as MERGE_FACTOR, default_solver as default_solver, merge_tolerance as merge_tolerance
+from ._choice import (
+    MAX_COLLAPSE_TOKENS as MAX_COLLAPSE_TOKENS,
+    MERGE_FACTOR as MERGE_FACTOR,
+    default_solver as default_solver,
+    merge_tolerance as merge_tolerance,
+)

@@ -42,9 +42,14 @@ def merge_tolerance(rtol: Real[ArrayLike, ""], atol: Real[ArrayLike, ""]) -> Arr
     return MERGE_FACTOR * jnp.maximum(jnp.asarray(rtol), jnp.asarray(atol))
 
 
+#: the largest n for which simulate's default collapses clusters: a merge builds (n, n) tables of pairs
+#: (8 n^2 bytes each, 32 MiB at n = 2048; at n = 64000 an 8-member ensemble asked for 74 GB)
+MAX_COLLAPSE_TOKENS = 2048
+
+
 def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
                    atol: Real[ArrayLike, ""] = 1e-6, shared_step: bool = False,
-                   forward_mode: bool = False) -> diffrax.AbstractSolver:
+                   forward_mode: bool = False, num_tokens: int | None = None) -> diffrax.AbstractSolver:
     """Tsit5 with the cluster collapse (merge distance [`merge_tolerance`][jaxattn.solvers.merge_tolerance])
     for fields with exchangeable tokens on a manifold of token rows, plain Tsit5 otherwise (module
     docstring) and for an ensemble integrated with one shared step (``shared_step``, the "batched"
@@ -63,12 +68,16 @@ def default_solver(field: AbstractField, rtol: Real[ArrayLike, ""] = 1e-6,
     - `atol`: the solve's absolute tolerance; default 1e-6.
     - `shared_step`: bool, default False: an ensemble integrated as one batched state with one step.
     - `forward_mode`: bool, default False: the solve is differentiated in forward mode.
+    - `num_tokens`: the number of tokens n, or None (default: unknown). Above
+        [`MAX_COLLAPSE_TOKENS`][jaxattn.solvers.MAX_COLLAPSE_TOKENS] plain Tsit5: a merge compares every pair
+        of tokens, (n, n) tables that would not fit in memory at n ~ 10^4 and more.
 
     **Returns:**
 
     A ``diffrax.AbstractSolver``: a [`CollapsingSolver`][jaxattn.solvers.CollapsingSolver] around
     ``diffrax.Tsit5()``, or ``diffrax.Tsit5()``.
     """
-    if field.exchangeable and has_token_rows(field.manifold) and not (shared_step or forward_mode):
+    too_many = num_tokens is not None and num_tokens > MAX_COLLAPSE_TOKENS
+    if field.exchangeable and has_token_rows(field.manifold) and not (shared_step or forward_mode or too_many):
         return CollapsingSolver(diffrax.Tsit5(), field.manifold, merge_tolerance(rtol, atol))
     return diffrax.Tsit5()
