@@ -31,7 +31,7 @@ The interface ([`AbstractManifold`][jaxattn.manifolds.AbstractManifold]); a new 
 one array along the last axis, so that ensembles, padding, saving and checks keep working unchanged:
 a manifold of states (n, d + 1) with columns [u_i, r_i] has ``event_ndim = 2``, ``token_dim(shape) =
 shape[1] - 1``, constraint checks |u_i| = 1 and r_i > 0, a projection that projects the u-part with
-[`tangent_projection`][jaxattn.fields.tangent_projection] and keeps the r-part, and a retraction that normalises u_i and keeps r_i:
+[`tangent_projection`][jaxattn.manifolds.tangent_projection] and keeps the r-part, and a retraction that normalises u_i and keeps r_i:
 [`DirectionRadius`][jaxattn.manifolds.DirectionRadius], the space of the normalisation schemes (`jaxattn.fields.normalised`).
 
 Concrete manifolds: [`Sphere`][jaxattn.manifolds.Sphere] (tokens on S^{d-1}, (n, d)), [`Circle`][jaxattn.manifolds.Circle] (angles on S^1, (n,)),

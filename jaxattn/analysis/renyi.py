@@ -232,7 +232,7 @@ def renyi_centres(x: ArrayLike, delta: float, *, manifold: AbstractManifold | st
     from every earlier centre; token 1 always is (paper 003, Karagodin, Polyanskiy, Rigollet 2024, §5.1).
 
     A `lax.scan` over tokens carries a buffer of at most `max_centres` centres (default: the rigorous
-    packing bound [`packing_bound`][jaxattn.analysis.renyi.packing_bound]), so the cost is
+    packing bound `jaxattn.analysis.renyi.packing_bound`), so the cost is
     `O(n * max_centres)`.
 
     **Arguments:**
